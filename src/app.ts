@@ -1,0 +1,106 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { requestId } from "hono/request-id";
+import { loadEnv, type RawEnv } from "./env";
+import { AppError, codeOf, errorBody } from "./errors";
+import { newServices, type Services } from "./services";
+import type { ApiKeyRecord, TenantConfig } from "./tenants/config";
+
+export interface AppEnv {
+  Bindings: RawEnv;
+  Variables: {
+    requestId: string;
+    svc: Services;
+    tenant: TenantConfig;
+    apiKey: ApiKeyRecord;
+  };
+}
+
+export type App = OpenAPIHono<AppEnv>;
+
+/** Answers an error in the one envelope; AppError headers (Retry-After, ...) are kept. */
+export function errorResponse(c: Context<AppEnv>, err: Error): Response {
+  const rid = c.get("requestId") ?? "unknown";
+  if (err instanceof AppError) {
+    return c.json(errorBody(err.code, err.message, rid, err.details), err.status, err.headers);
+  }
+  if (err instanceof HTTPException) {
+    const code = codeOf(err.status);
+    const message = err.status >= 500 ? "internal error" : err.message || code.toLowerCase();
+    return c.json(errorBody(code, message, rid), err.status);
+  }
+  console.error(
+    JSON.stringify({ msg: "unhandled error", requestId: rid, error: String(err), stack: err.stack }),
+  );
+  return c.json(errorBody("INTERNAL", "internal error", rid), 500);
+}
+
+/** Zod validation failures answer 400 in the envelope with each issue's path and message. */
+const validationHook = (
+  result: { success: boolean; error?: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> } },
+  _c: Context<AppEnv>,
+) => {
+  if (result.success || !result.error) return;
+  const issues = result.error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
+  const summary = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join("; ");
+  throw new AppError("VALIDATION_FAILED", `invalid request: ${summary}`, { details: issues });
+};
+
+/** A bare router with the shared error handling and validation hook; features build on it. */
+export function newRouter(): App {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  app.onError((err, c) => errorResponse(c, err));
+  return app;
+}
+
+const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
+
+/** The application: request ids, env validation, per-request services, body rules, 404s. */
+export function newApp(): App {
+  const app = newRouter();
+  app.use(requestId({ headerName: "X-Request-Id", limitLength: 128 }));
+  app.use(async (c, next) => {
+    const loaded = loadEnv(c.env);
+    if (!loaded.ok) {
+      console.error(JSON.stringify({ msg: "environment invalid", problems: loaded.problems }));
+      throw new AppError("MISCONFIGURED", `worker misconfigured: ${loaded.problems.join("; ")}`);
+    }
+    const svc = newServices(loaded.env);
+    c.set("svc", svc);
+    try {
+      await next();
+    } finally {
+      if (svc.dbh.used) c.executionCtx.waitUntil(svc.dbh.close());
+    }
+  });
+  app.use(async (c, next) => {
+    if (BODY_METHODS.has(c.req.method) && hasBody(c.req.raw)) {
+      const type = c.req.header("content-type") ?? "";
+      if (!/^application\/json\s*(;|$)/i.test(type)) {
+        throw new AppError(
+          "UNSUPPORTED_MEDIA_TYPE",
+          "request body must be JSON (Content-Type: application/json)",
+        );
+      }
+    }
+    const limit = c.get("svc").env.MAX_BODY_BYTES;
+    return bodyLimit({
+      maxSize: limit,
+      onError: () => {
+        throw new AppError("PAYLOAD_TOO_LARGE", `request body exceeds ${limit} bytes`);
+      },
+    })(c, next);
+  });
+  app.notFound((c) =>
+    c.json(errorBody("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`, c.get("requestId")), 404),
+  );
+  return app;
+}
+
+function hasBody(req: Request): boolean {
+  const length = req.headers.get("content-length");
+  if (length !== null) return length !== "0";
+  return req.body !== null;
+}

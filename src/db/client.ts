@@ -1,0 +1,54 @@
+import { neonConfig, Pool } from "@neondatabase/serverless";
+import { drizzle, type NeonDatabase } from "drizzle-orm/neon-serverless";
+import type { Env } from "../env";
+import * as schema from "./schema";
+
+export type Db = NeonDatabase<typeof schema>;
+
+/** A per-request database handle: the pool opens on first use and is closed by `close()`. */
+export interface DbHandle {
+  readonly db: Db;
+  /** True once a query has opened the pool. */
+  readonly used: boolean;
+  close(): Promise<void>;
+}
+
+/** Points the Neon driver at a local WebSocket relay in development; production uses Neon's proxy. */
+function configureDriver(env: Env): void {
+  if (!env.NEON_WS_PROXY) return;
+  const proxy = env.NEON_WS_PROXY;
+  neonConfig.wsProxy = (host, port) => `${proxy}?address=${host}:${port}`;
+  neonConfig.useSecureWebSocket = false;
+  neonConfig.pipelineTLS = false;
+  neonConfig.pipelineConnect = false;
+}
+
+/**
+ * Opens drizzle over the Neon serverless driver (WebSocket mode, so transactions work).
+ * Workers cannot share sockets between requests, so every request gets its own pool, opened
+ * only when a handler first touches `db` (cached config answers most requests without it).
+ */
+export function openDb(env: Env): DbHandle {
+  configureDriver(env);
+  let pool: Pool | undefined;
+  let db: Db | undefined;
+  return {
+    get db() {
+      if (!db) {
+        pool = new Pool({ connectionString: env.DATABASE_URL, max: 4, connectionTimeoutMillis: 5_000 });
+        // An idle connection that drops (the request ended, the proxy restarted) must not crash the isolate.
+        pool.on("error", (err) =>
+          console.warn(JSON.stringify({ msg: "postgres idle connection error", error: String(err) })),
+        );
+        db = drizzle({ client: pool, schema });
+      }
+      return db;
+    },
+    get used() {
+      return pool !== undefined;
+    },
+    async close() {
+      if (pool) await pool.end().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,61 @@
+import { swaggerUI } from "@hono/swagger-ui";
+import { newApp } from "./app";
+import type { RawEnv } from "./env";
+import { health } from "./health";
+import { adminTenants } from "./tenants/admin-routes";
+import { tenantPublic } from "./tenants/public-routes";
+
+/** Builds the whole API; every feature's router is mounted here and documented at /openapi.json. */
+export function buildApp() {
+  const app = newApp();
+  app.use("/v1/*", async (c, next) => {
+    // Preflights carry no key, so they cannot know the tenant: answer them openly and let the
+    // real request decide (tenantAuth only grants Access-Control-Allow-Origin to allowed origins).
+    if (c.req.method !== "OPTIONS") return next();
+    const origin = c.req.header("origin");
+    if (!origin) return next();
+    return c.body(null, 204, {
+      "Access-Control-Allow-Origin": origin,
+      "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+      "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Request-Id",
+      "Access-Control-Max-Age": "600",
+      Vary: "Origin",
+    });
+  });
+  app.route("/", health);
+  app.route("/admin", adminTenants);
+  app.route("/v1", tenantPublic);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", {
+    type: "http",
+    scheme: "bearer",
+    description: "The ADMIN_TOKEN secret",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "TenantKey", {
+    type: "http",
+    scheme: "bearer",
+    description: "A tenant API key: sk_... (servers) or pk_... (browsers, allowed origins only)",
+  });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "chatedge API",
+      version: "0.1.0",
+      description:
+        "Multi-tenant chatbot platform at the edge. Errors share one envelope: {error:{code,message,requestId}}.",
+    },
+  });
+  app.get("/docs", swaggerUI({ url: "/openapi.json", title: "chatedge API" }));
+  return app;
+}
+
+const app = buildApp();
+
+export default {
+  fetch: (request, env, ctx) => app.fetch(request, env, ctx),
+  async queue(batch, _env, _ctx) {
+    // No queue consumers are wired yet; acknowledge nothing so messages are retried, not lost.
+    batch.retryAll();
+  },
+  async scheduled(_controller, _env, _ctx) {},
+} satisfies ExportedHandler<RawEnv>;

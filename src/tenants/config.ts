@@ -1,0 +1,125 @@
+import { eq } from "drizzle-orm";
+import { IsolateCache } from "../cache/isolate";
+import { apiKeys, type TenantRow, tenants } from "../db/schema";
+import type { Services } from "../services";
+
+/** What the request path needs of a tenant: the row without its timestamps. */
+export type TenantConfig = Omit<TenantRow, "createdAt" | "updatedAt">;
+
+/** What auth needs of a key; the hash is compared, never the key. */
+export interface ApiKeyRecord {
+  id: string;
+  tenantId: string;
+  kind: "secret" | "publishable";
+  hash: string;
+  revoked: boolean;
+}
+
+/** A cached lookup: the value, or null for a remembered miss. */
+type Found<T> = { value: T | null };
+
+// Isolate-wide caches: they outlive requests on purpose (that is their point). Bounded by entry
+// count, and their TTL (ISOLATE_CACHE_TTL_MS, seconds) bounds how stale another isolate can be.
+const isolate = {
+  tenants: new IsolateCache<Found<TenantConfig>>(2_000, 5_000),
+  keys: new IsolateCache<Found<ApiKeyRecord>>(10_000, 5_000),
+};
+let isolateTtl = 5_000;
+
+/** Where lookups were answered from, for tests and metrics. */
+export const configStats = { isolate: 0, redis: 0, postgres: 0 };
+
+const tenantKey = (id: string) => `ce:tenant:${id}`;
+const apiKeyKey = (prefix: string) => `ce:key:${prefix}`;
+
+function isolateCaches(ttlMs: number) {
+  if (ttlMs !== isolateTtl) {
+    isolateTtl = ttlMs;
+    isolate.tenants = new IsolateCache(2_000, ttlMs);
+    isolate.keys = new IsolateCache(10_000, ttlMs);
+  }
+  return isolate;
+}
+
+/**
+ * Reads through isolate memory, then Redis, then Postgres. Misses are remembered only in the
+ * isolate: a new key or tenant becomes visible everywhere else on its first lookup.
+ */
+async function readThrough<T>(
+  svc: Services,
+  mem: IsolateCache<Found<T>>,
+  key: string,
+  load: () => Promise<T | undefined>,
+): Promise<T | undefined> {
+  const hit = mem.get(key);
+  if (hit) {
+    configStats.isolate++;
+    return hit.value ?? undefined;
+  }
+  const cached = await svc.cache.getJson<T>(key);
+  if (cached !== undefined) {
+    configStats.redis++;
+    mem.set(key, { value: cached });
+    return cached;
+  }
+  configStats.postgres++;
+  const loaded = await load();
+  mem.set(key, { value: loaded === undefined ? null : loaded });
+  if (loaded !== undefined) await svc.cache.setJson(key, loaded, svc.env.REDIS_CACHE_TTL_SECONDS);
+  return loaded;
+}
+
+/** The tenant's configuration, active or not; undefined when no such tenant exists. */
+export function getTenantConfig(svc: Services, tenantId: string): Promise<TenantConfig | undefined> {
+  const mem = isolateCaches(svc.env.ISOLATE_CACHE_TTL_MS).tenants;
+  return readThrough(svc, mem, tenantKey(tenantId), async () => {
+    const [row] = await svc.dbh.db.select().from(tenants).where(eq(tenants.id, tenantId)).limit(1);
+    if (!row) return undefined;
+    const { createdAt: _c, updatedAt: _u, ...config } = row;
+    return config;
+  });
+}
+
+/** The key record behind a prefix, found through the unique prefix index. */
+export function findApiKey(svc: Services, prefix: string): Promise<ApiKeyRecord | undefined> {
+  const mem = isolateCaches(svc.env.ISOLATE_CACHE_TTL_MS).keys;
+  return readThrough(svc, mem, apiKeyKey(prefix), async () => {
+    const [row] = await svc.dbh.db
+      .select({
+        id: apiKeys.id,
+        tenantId: apiKeys.tenantId,
+        kind: apiKeys.kind,
+        hash: apiKeys.hash,
+        revokedAt: apiKeys.revokedAt,
+      })
+      .from(apiKeys)
+      .where(eq(apiKeys.prefix, prefix))
+      .limit(1);
+    if (!row) return undefined;
+    return {
+      id: row.id,
+      tenantId: row.tenantId,
+      kind: row.kind,
+      hash: row.hash,
+      revoked: row.revokedAt !== null,
+    };
+  });
+}
+
+/** Drops a tenant's cached config here and in Redis; called after the Postgres write commits. */
+export async function invalidateTenant(svc: Services, tenantId: string): Promise<void> {
+  isolate.tenants.delete(tenantKey(tenantId));
+  await svc.cache.del(tenantKey(tenantId));
+}
+
+/** Drops a key's cached record here and in Redis. */
+export async function invalidateApiKey(svc: Services, prefix: string): Promise<void> {
+  isolate.keys.delete(apiKeyKey(prefix));
+  await svc.cache.del(apiKeyKey(prefix));
+}
+
+/** Empties the isolate caches; tests use it to force the Redis and Postgres paths. */
+export function clearIsolateCaches(): void {
+  isolate.tenants.clear();
+  isolate.keys.clear();
+}

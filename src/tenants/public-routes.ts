@@ -1,0 +1,21 @@
+import { createRoute } from "@hono/zod-openapi";
+import { newRouter } from "../app";
+import { tenantAuth } from "../auth/middleware";
+import { errors, jsonResponse, tenantSecurity } from "../openapi";
+import { PublicConfig } from "./schemas";
+
+const configRoute = createRoute({
+  method: "get",
+  path: "/config",
+  tags: ["tenant"],
+  security: tenantSecurity,
+  middleware: [tenantAuth],
+  summary: "What a widget needs to greet a visitor",
+  responses: { 200: jsonResponse(PublicConfig, "The tenant's public configuration"), ...errors(401, 403) },
+});
+
+/** Tenant-key routes about the tenant itself. */
+export const tenantPublic = newRouter().openapi(configRoute, (c) => {
+  const t = c.get("tenant");
+  return c.json({ tenant_id: t.id, name: t.name, greeting: t.customGreeting, model: t.model }, 200);
+});

@@ -1,0 +1,152 @@
+import { z } from "@hono/zod-openapi";
+
+const TENANT_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const MODEL = /^[A-Za-z0-9@][A-Za-z0-9._:/@-]{0,127}$/;
+
+const origin = z
+  .string()
+  .max(253)
+  .refine((s) => {
+    try {
+      const u = new URL(s);
+      return (u.protocol === "https:" || u.protocol === "http:") && u.origin === s;
+    } catch {
+      return false;
+    }
+  }, "must be an origin like https://shop.example.com (scheme, host, optional port; no path)");
+
+const price = z.object({ input: z.number().min(0).max(10_000), output: z.number().min(0).max(10_000) });
+
+const isTimeZone = (tz: string) => {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Every configurable field of a tenant, with its bounds; creation and updates share it. */
+const configFields = {
+  name: z.string().trim().min(1).max(200),
+  system_prompt: z.string().min(1).max(32_000),
+  model: z.string().regex(MODEL, "unknown model name format"),
+  max_tokens_per_response: z.number().int().min(1).max(200_000),
+  monthly_token_budget: z.number().int().min(0).max(1e13),
+  rate_limit_per_minute: z.number().int().min(1).max(1_000_000),
+  user_rate_limit_per_minute: z.number().int().min(1).max(100_000),
+  daily_cost_budget_usd: z.number().min(0).max(1e7).nullable(),
+  conversation_cost_cap_usd: z.number().min(0).max(1e5),
+  fallback_model: z.string().regex(MODEL).nullable(),
+  timezone: z.string().max(64).refine(isTimeZone, "not an IANA time zone"),
+  pricing_overrides: z.record(z.string().regex(MODEL), price).refine((o) => Object.keys(o).length <= 100, {
+    message: "at most 100 overrides",
+  }),
+  allowed_tools: z
+    .array(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "tool names are [A-Za-z0-9_-]{1,64}"))
+    .max(128),
+  blocked_topics: z.array(z.string().trim().min(1).max(200)).max(500),
+  escalation_email: z.union([z.email(), z.literal("")]),
+  custom_greeting: z.string().max(2_000),
+  allowed_origins: z.array(origin).max(100),
+};
+
+const ConfigFields = z.object(configFields);
+
+export const TenantCreate = ConfigFields.partial()
+  .extend({
+    tenant_id: z.string().regex(TENANT_ID, "tenant_id is 1-63 of [a-z0-9-], not starting or ending with -"),
+    name: configFields.name,
+    system_prompt: configFields.system_prompt,
+  })
+  .strict()
+  .openapi("TenantCreate");
+
+export const TenantPatch = ConfigFields.partial()
+  .extend({ active: z.boolean().optional() })
+  .strict()
+  .refine((o) => Object.keys(o).length > 0, "nothing to update")
+  .openapi("TenantPatch");
+
+export type TenantCreateInput = z.infer<typeof TenantCreate>;
+export type TenantPatchInput = z.infer<typeof TenantPatch>;
+
+export const Tenant = z
+  .object({
+    tenant_id: z.string(),
+    ...configFields,
+    active: z.boolean(),
+    config_version: z.number().int(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("Tenant");
+
+export const TenantList = z
+  .object({ tenants: z.array(Tenant), next_cursor: z.string().nullable() })
+  .openapi("TenantList");
+
+export const TenantIdParam = z.object({
+  id: z
+    .string()
+    .regex(TENANT_ID, "not a tenant id")
+    .openapi({ param: { name: "id", in: "path" } }),
+});
+
+export const KeyCreate = z
+  .object({
+    kind: z.enum(["secret", "publishable"]),
+    name: z.string().trim().max(100).default(""),
+  })
+  .strict()
+  .openapi("KeyCreate");
+
+export const ApiKey = z
+  .object({
+    id: z.string(),
+    tenant_id: z.string(),
+    kind: z.enum(["secret", "publishable"]),
+    name: z.string(),
+    prefix: z.string(),
+    last4: z.string(),
+    created_at: z.string(),
+    revoked_at: z.string().nullable(),
+  })
+  .openapi("ApiKey");
+
+export const CreatedKey = ApiKey.extend({
+  key: z.string().openapi({ description: "The key itself. Shown once; only its hash is stored." }),
+}).openapi("CreatedKey");
+
+export const KeyIdParam = TenantIdParam.extend({
+  keyId: z
+    .string()
+    .regex(/^key_[A-Za-z0-9]{16}$/, "not a key id")
+    .openapi({ param: { name: "keyId", in: "path" } }),
+});
+
+export const ListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z
+    .string()
+    .regex(/^[a-z0-9-]{1,63}$/, "cursor is the last tenant id of the previous page")
+    .optional(),
+  include_inactive: z.enum(["true", "false"]).default("false"),
+});
+
+export const PublicConfig = z
+  .object({ tenant_id: z.string(), name: z.string(), greeting: z.string(), model: z.string() })
+  .openapi("PublicConfig");
+
+export const AuditEntry = z
+  .object({
+    id: z.number(),
+    tenant_id: z.string().nullable(),
+    actor: z.string(),
+    action: z.string(),
+    target: z.string(),
+    request_id: z.string(),
+    data: z.record(z.string(), z.unknown()),
+    created_at: z.string(),
+  })
+  .openapi("AuditEntry");

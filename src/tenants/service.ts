@@ -1,0 +1,232 @@
+import { and, asc, desc, eq, gt, isNull, type SQL } from "drizzle-orm";
+import { generateKey, randomToken } from "../auth/keys";
+import type { Db } from "../db/client";
+import { type ApiKeyRow, apiKeys, auditLog, type TenantRow, tenants } from "../db/schema";
+import { AppError } from "../errors";
+import type { TenantCreateInput, TenantPatchInput } from "./schemas";
+
+/** Who did it and under which request, written with every change. */
+export interface Actor {
+  actor: string;
+  requestId: string;
+}
+
+type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+
+async function audit(
+  tx: Tx,
+  who: Actor,
+  tenantId: string | null,
+  action: string,
+  target: string,
+  data: Record<string, unknown>,
+) {
+  await tx
+    .insert(auditLog)
+    .values({ tenantId, actor: who.actor, action, target, requestId: who.requestId, data });
+}
+
+/** Maps API field names (snake_case) to columns; undefined fields are left out. */
+function columnsOf(input: Partial<TenantCreateInput> & { active?: boolean }): Partial<TenantRow> {
+  const map = {
+    name: input.name,
+    systemPrompt: input.system_prompt,
+    model: input.model,
+    maxTokensPerResponse: input.max_tokens_per_response,
+    monthlyTokenBudget: input.monthly_token_budget,
+    rateLimitPerMinute: input.rate_limit_per_minute,
+    userRateLimitPerMinute: input.user_rate_limit_per_minute,
+    dailyCostBudgetUsd: input.daily_cost_budget_usd,
+    conversationCostCapUsd: input.conversation_cost_cap_usd,
+    fallbackModel: input.fallback_model,
+    timezone: input.timezone,
+    pricingOverrides: input.pricing_overrides,
+    allowedTools: input.allowed_tools,
+    blockedTopics: input.blocked_topics,
+    escalationEmail: input.escalation_email,
+    customGreeting: input.custom_greeting,
+    allowedOrigins: input.allowed_origins,
+    active: input.active,
+  };
+  return Object.fromEntries(Object.entries(map).filter(([, v]) => v !== undefined)) as Partial<TenantRow>;
+}
+
+/** The API's view of a tenant row. */
+export function tenantOut(row: TenantRow) {
+  return {
+    tenant_id: row.id,
+    name: row.name,
+    system_prompt: row.systemPrompt,
+    model: row.model,
+    max_tokens_per_response: row.maxTokensPerResponse,
+    monthly_token_budget: row.monthlyTokenBudget,
+    rate_limit_per_minute: row.rateLimitPerMinute,
+    user_rate_limit_per_minute: row.userRateLimitPerMinute,
+    daily_cost_budget_usd: row.dailyCostBudgetUsd,
+    conversation_cost_cap_usd: row.conversationCostCapUsd,
+    fallback_model: row.fallbackModel,
+    timezone: row.timezone,
+    pricing_overrides: row.pricingOverrides,
+    allowed_tools: row.allowedTools,
+    blocked_topics: row.blockedTopics,
+    escalation_email: row.escalationEmail,
+    custom_greeting: row.customGreeting,
+    allowed_origins: row.allowedOrigins,
+    active: row.active,
+    config_version: row.configVersion,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+  };
+}
+
+/** The API's view of a key row: never the hash. */
+export function keyOut(row: ApiKeyRow) {
+  return {
+    id: row.id,
+    tenant_id: row.tenantId,
+    kind: row.kind,
+    name: row.name,
+    prefix: row.prefix,
+    last4: row.last4,
+    created_at: row.createdAt.toISOString(),
+    revoked_at: row.revokedAt ? row.revokedAt.toISOString() : null,
+  };
+}
+
+export async function createTenant(db: Db, who: Actor, input: TenantCreateInput): Promise<TenantRow> {
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .insert(tenants)
+      .values({ id: input.tenant_id, ...columnsOf(input) } as typeof tenants.$inferInsert)
+      .onConflictDoNothing()
+      .returning();
+    if (!row) throw new AppError("CONFLICT", `tenant ${input.tenant_id} already exists`);
+    await audit(tx, who, row.id, "tenant.create", row.id, { config: input });
+    return row;
+  });
+}
+
+export async function getTenant(db: Db, id: string): Promise<TenantRow> {
+  const [row] = await db.select().from(tenants).where(eq(tenants.id, id)).limit(1);
+  if (!row) throw new AppError("NOT_FOUND", `no tenant ${id}`);
+  return row;
+}
+
+/** Lists tenants in id order; the cursor is the last id of the previous page. */
+export async function listTenants(
+  db: Db,
+  opts: { limit: number; cursor?: string; includeInactive: boolean },
+) {
+  const conds: SQL[] = [];
+  if (opts.cursor) conds.push(gt(tenants.id, opts.cursor));
+  if (!opts.includeInactive) conds.push(eq(tenants.active, true));
+  const rows = await db
+    .select()
+    .from(tenants)
+    .where(and(...conds))
+    .orderBy(asc(tenants.id))
+    .limit(opts.limit + 1);
+  const page = rows.slice(0, opts.limit);
+  const last = page.at(-1);
+  return { rows: page, nextCursor: rows.length > opts.limit && last ? last.id : null };
+}
+
+/** Applies a partial update, bumps the config version and records what changed. */
+export async function updateTenant(
+  db: Db,
+  who: Actor,
+  id: string,
+  patch: TenantPatchInput,
+): Promise<TenantRow> {
+  return db.transaction(async (tx) => {
+    const [before] = await tx.select().from(tenants).where(eq(tenants.id, id)).for("update");
+    if (!before) throw new AppError("NOT_FOUND", `no tenant ${id}`);
+    const [row] = await tx
+      .update(tenants)
+      .set({ ...columnsOf(patch), configVersion: before.configVersion + 1, updatedAt: new Date() })
+      .where(eq(tenants.id, id))
+      .returning();
+    if (!row) throw new AppError("NOT_FOUND", `no tenant ${id}`);
+    const action = patch.active === false ? "tenant.deactivate" : "tenant.update";
+    await audit(tx, who, id, action, id, { changes: patch });
+    return row;
+  });
+}
+
+export async function createApiKey(
+  db: Db,
+  who: Actor,
+  tenantId: string,
+  input: { kind: "secret" | "publishable"; name: string },
+): Promise<{ row: ApiKeyRow; key: string }> {
+  const made = await generateKey(input.kind);
+  return db.transaction(async (tx) => {
+    const [tenant] = await tx.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, tenantId));
+    if (!tenant) throw new AppError("NOT_FOUND", `no tenant ${tenantId}`);
+    const [row] = await tx
+      .insert(apiKeys)
+      .values({
+        id: `key_${randomToken(16)}`,
+        tenantId,
+        kind: input.kind,
+        name: input.name,
+        prefix: made.prefix,
+        hash: made.hash,
+        last4: made.last4,
+      })
+      .returning();
+    if (!row) throw new AppError("INTERNAL", "key was not stored");
+    await audit(tx, who, tenantId, "key.create", row.id, {
+      kind: row.kind,
+      name: row.name,
+      prefix: row.prefix,
+    });
+    return { row, key: made.key };
+  });
+}
+
+export async function listApiKeys(db: Db, tenantId: string): Promise<ApiKeyRow[]> {
+  await getTenant(db, tenantId);
+  return db.select().from(apiKeys).where(eq(apiKeys.tenantId, tenantId)).orderBy(asc(apiKeys.createdAt));
+}
+
+/** Revokes a key of this tenant; a key of another tenant is not found, whatever its id. */
+export async function revokeApiKey(db: Db, who: Actor, tenantId: string, keyId: string): Promise<ApiKeyRow> {
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(apiKeys)
+      .set({ revokedAt: new Date() })
+      .where(and(eq(apiKeys.id, keyId), eq(apiKeys.tenantId, tenantId), isNull(apiKeys.revokedAt)))
+      .returning();
+    if (!row) {
+      const [existing] = await tx
+        .select()
+        .from(apiKeys)
+        .where(and(eq(apiKeys.id, keyId), eq(apiKeys.tenantId, tenantId)));
+      if (existing) return existing;
+      throw new AppError("NOT_FOUND", `no key ${keyId} for tenant ${tenantId}`);
+    }
+    await audit(tx, who, tenantId, "key.revoke", keyId, { prefix: row.prefix });
+    return row;
+  });
+}
+
+export async function listAudit(db: Db, tenantId: string, limit: number) {
+  await getTenant(db, tenantId);
+  const rows = await db
+    .select()
+    .from(auditLog)
+    .where(eq(auditLog.tenantId, tenantId))
+    .orderBy(desc(auditLog.id))
+    .limit(limit);
+  return rows.map((r) => ({
+    id: r.id,
+    tenant_id: r.tenantId,
+    actor: r.actor,
+    action: r.action,
+    target: r.target,
+    request_id: r.requestId,
+    data: r.data,
+    created_at: r.createdAt.toISOString(),
+  }));
+}

@@ -1,0 +1,61 @@
+import { createExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import worker from "../../src/index";
+import { BASE, call, envelope } from "./helpers";
+
+describe("the app shell", () => {
+  it("answers unknown routes with 404 in the envelope and echoes a request id", async () => {
+    const res = await call("/nope", { headers: { "x-request-id": "req-abc-123" } });
+    expect(res.status).toBe(404);
+    expect(res.headers.get("x-request-id")).toBe("req-abc-123");
+    const err = await envelope(res);
+    expect(err).toMatchObject({ code: "NOT_FOUND", requestId: "req-abc-123" });
+  });
+
+  it("documents every route in /openapi.json", async () => {
+    const res = await call("/openapi.json");
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
+    expect(doc.openapi).toBe("3.1.0");
+    const routes = Object.entries(doc.paths).flatMap(([p, ops]) =>
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`),
+    );
+    expect(routes.sort()).toEqual(
+      [
+        "GET /healthz",
+        "GET /readyz",
+        "POST /admin/tenants",
+        "GET /admin/tenants",
+        "GET /admin/tenants/{id}",
+        "PATCH /admin/tenants/{id}",
+        "DELETE /admin/tenants/{id}",
+        "POST /admin/tenants/{id}/keys",
+        "GET /admin/tenants/{id}/keys",
+        "DELETE /admin/tenants/{id}/keys/{keyId}",
+        "GET /admin/tenants/{id}/audit",
+        "GET /v1/config",
+      ].sort(),
+    );
+  });
+
+  it("renders a docs page for the spec", async () => {
+    const res = await call("/docs");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/html");
+    expect(await res.text()).toContain("/openapi.json");
+  });
+
+  it("fails closed with a clear message when the environment is incomplete", async () => {
+    const broken = { ...(env as unknown as Record<string, unknown>) };
+    delete broken.ADMIN_TOKEN;
+    broken.DATABASE_URL = "mysql://nope";
+    const res = await worker.fetch(new Request(`${BASE}/healthz`), broken, createExecutionContext());
+    expect(res.status).toBe(500);
+    const err = await envelope(res);
+    expect(err.code).toBe("MISCONFIGURED");
+    expect(err.message).toContain("ADMIN_TOKEN");
+    expect(err.message).toContain("DATABASE_URL must be a postgres:// URL");
+    expect(err.message).not.toContain("mysql://nope");
+  });
+});

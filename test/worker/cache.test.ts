@@ -1,0 +1,124 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { beforeEach, describe, expect, it } from "vitest";
+import { resetRedisCooldown } from "../../src/cache/redis";
+import worker from "../../src/index";
+import { clearIsolateCaches, configStats } from "../../src/tenants/config";
+import { admin, BASE, createKey, createTenant, relaySessions, send } from "./helpers";
+
+/** Calls the worker with an altered environment (a different Redis, say). */
+async function callWith(overrides: Record<string, unknown>, path: string, key: string) {
+  const ctx = createExecutionContext();
+  const res = await worker.fetch(
+    new Request(`${BASE}${path}`, { headers: { authorization: `Bearer ${key}` } }),
+    { ...(env as unknown as Record<string, unknown>), ...overrides },
+    ctx,
+  );
+  await waitOnExecutionContext(ctx);
+  return res;
+}
+
+beforeEach(() => {
+  clearIsolateCaches();
+  resetRedisCooldown();
+});
+
+describe("config resolution: isolate -> Redis -> Postgres", () => {
+  it("answers a second read without reaching Postgres", async () => {
+    const t = await createTenant();
+    const { key } = await createKey(t.tenant_id);
+    clearIsolateCaches();
+    const s0 = await relaySessions();
+    expect((await send("GET", "/v1/config", key)).status).toBe(200);
+    const s1 = await relaySessions();
+    expect(s1).toBeGreaterThan(s0);
+    const before = { ...configStats };
+    expect((await send("GET", "/v1/config", key)).status).toBe(200);
+    expect(await relaySessions()).toBe(s1);
+    expect(configStats.postgres).toBe(before.postgres);
+    expect(configStats.isolate).toBe(before.isolate + 2);
+  });
+
+  it("answers from Redis when the isolate has forgotten, still without Postgres", async () => {
+    const t = await createTenant();
+    const { key } = await createKey(t.tenant_id);
+    expect((await send("GET", "/v1/config", key)).status).toBe(200);
+    clearIsolateCaches();
+    const s = await relaySessions();
+    const before = { ...configStats };
+    expect((await send("GET", "/v1/config", key)).status).toBe(200);
+    expect(await relaySessions()).toBe(s);
+    expect(configStats.redis).toBe(before.redis + 2);
+  });
+
+  it("sees an admin update at once", async () => {
+    const t = await createTenant({ custom_greeting: "old greeting" });
+    const { key } = await createKey(t.tenant_id);
+    expect(((await (await send("GET", "/v1/config", key)).json()) as { greeting: string }).greeting).toBe(
+      "old greeting",
+    );
+    await admin("PATCH", `/tenants/${t.tenant_id}`, { custom_greeting: "new greeting" });
+    expect(((await (await send("GET", "/v1/config", key)).json()) as { greeting: string }).greeting).toBe(
+      "new greeting",
+    );
+    clearIsolateCaches();
+    expect(((await (await send("GET", "/v1/config", key)).json()) as { greeting: string }).greeting).toBe(
+      "new greeting",
+    );
+  });
+
+  it("serves from Postgres when Redis is gone", async () => {
+    const t = await createTenant({ custom_greeting: "no redis needed" });
+    const { key } = await createKey(t.tenant_id);
+    const started = Date.now();
+    const res = await callWith({ UPSTASH_REDIS_REST_URL: "http://127.0.0.1:9" }, "/v1/config", key);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { greeting: string }).greeting).toBe("no redis needed");
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it("gives up on a hanging Redis within the timeout and serves from Postgres", async () => {
+    const t = await createTenant({ custom_greeting: "slow redis" });
+    const { key } = await createKey(t.tenant_id);
+    const hang = `http://127.0.0.1:${(env as unknown as { HANG_PORT: string }).HANG_PORT}`;
+    const started = Date.now();
+    const res = await callWith({ UPSTASH_REDIS_REST_URL: hang, REDIS_TIMEOUT_MS: "200" }, "/v1/config", key);
+    const took = Date.now() - started;
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { greeting: string }).greeting).toBe("slow redis");
+    // One Redis timeout (200 ms), then the outage cool-down skips Redis for the rest of the request.
+    expect(took).toBeGreaterThanOrEqual(200);
+    expect(took).toBeLessThan(3_000);
+  });
+
+  it("reports Redis as down in readiness but stays ready on Postgres", async () => {
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(
+      new Request(`${BASE}/readyz`),
+      { ...(env as unknown as Record<string, unknown>), UPSTASH_REDIS_REST_URL: "http://127.0.0.1:9" },
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({
+      ok: true,
+      postgres: { ok: true },
+      redis: { ok: false, configured: true },
+    });
+  });
+
+  it("reports Postgres down as not ready", async () => {
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(
+      new Request(`${BASE}/readyz`),
+      {
+        ...(env as unknown as Record<string, unknown>),
+        DATABASE_URL: "postgres://postgres@127.0.0.1:1/nothing",
+      },
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ ok: false, postgres: { ok: false } });
+  });
+});

@@ -1,0 +1,46 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+import { TEST_ADMIN_TOKEN, TEST_DATABASE_URL, TEST_REDIS_TOKEN } from "./test/local-services.ts";
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        extends: false,
+        test: {
+          name: "node",
+          include: ["test/local/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+        },
+      },
+      {
+        plugins: [
+          cloudflareTest(({ inject }) => ({
+            wrangler: { configPath: "./wrangler.jsonc" },
+            miniflare: {
+              bindings: {
+                ENVIRONMENT: "test",
+                DATABASE_URL: TEST_DATABASE_URL,
+                NEON_WS_PROXY: `127.0.0.1:${inject("relayPort")}/v2`,
+                ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+                UPSTASH_REDIS_REST_URL: `http://127.0.0.1:${inject("bridgePort")}`,
+                UPSTASH_REDIS_REST_TOKEN: TEST_REDIS_TOKEN,
+                HANG_PORT: String(inject("hangPort")),
+                RELAY_STATS_URL: `http://127.0.0.1:${inject("relayPort")}/stats`,
+              },
+            },
+          })),
+        ],
+        test: {
+          name: "worker",
+          include: ["test/worker/**/*.test.ts"],
+          globalSetup: ["./test/global-setup.ts"],
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+        },
+      },
+    ],
+  },
+});
