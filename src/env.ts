@@ -20,6 +20,8 @@ export const EnvSchema = z.object({
   UPSTASH_REDIS_REST_TOKEN: z.string().min(1).optional(),
   /** Local development only: host:port/path of a WebSocket relay standing in for Neon's proxy. */
   NEON_WS_PROXY: z.string().min(1).optional(),
+  /** Connections per request; local dev on PGlite (one session at a time) sets 1. */
+  PG_POOL_MAX: intVar(4, 1, 20),
   ENVIRONMENT: z.enum(["production", "development", "test"]).default("production"),
   MAX_BODY_BYTES: intVar(64 * 1024, 1024, 10 * 1024 * 1024),
   ISOLATE_CACHE_TTL_MS: intVar(5_000, 0, 600_000),

@@ -43,24 +43,6 @@ export async function sha256Hex(text: string): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Compares two secrets in constant time by comparing their fixed-length digests. */
-export async function secretsEqual(presented: string, expected: string): Promise<boolean> {
-  const enc = new TextEncoder();
-  const [a, b] = await Promise.all([
-    crypto.subtle.digest("SHA-256", enc.encode(presented)),
-    crypto.subtle.digest("SHA-256", enc.encode(expected)),
-  ]);
-  return crypto.subtle.timingSafeEqual(a, b);
-}
-
-/** Compares a presented key's hash with the stored one in constant time. */
-export function hashesEqual(presentedHex: string, storedHex: string): boolean {
-  const enc = new TextEncoder();
-  const a = enc.encode(presentedHex);
-  const b = enc.encode(storedHex);
-  return a.byteLength === b.byteLength && crypto.subtle.timingSafeEqual(a, b);
-}
-
 /** Reads `Authorization: Bearer <token>`; undefined when absent or not of that form. */
 export function bearerToken(header: string | undefined): string | undefined {
   if (!header) return undefined;

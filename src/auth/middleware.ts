@@ -2,7 +2,8 @@ import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../app";
 import { AppError } from "../errors";
 import { findApiKey, getTenantConfig } from "../tenants/config";
-import { bearerToken, hashesEqual, parseKey, secretsEqual, sha256Hex } from "./keys";
+import { hashesEqual, secretsEqual } from "./compare";
+import { bearerToken, parseKey, sha256Hex } from "./keys";
 
 const WWW = { "WWW-Authenticate": 'Bearer realm="chatedge"' };
 

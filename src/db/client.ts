@@ -35,9 +35,13 @@ export function openDb(env: Env): DbHandle {
   return {
     get db() {
       if (!db) {
-        pool = new Pool({ connectionString: env.DATABASE_URL, max: 4, connectionTimeoutMillis: 5_000 });
+        pool = new Pool({
+          connectionString: env.DATABASE_URL,
+          max: env.PG_POOL_MAX,
+          connectionTimeoutMillis: 5_000,
+        });
         // An idle connection that drops (the request ended, the proxy restarted) must not crash the isolate.
-        pool.on("error", (err) =>
+        pool.on("error", (err: Error) =>
           console.warn(JSON.stringify({ msg: "postgres idle connection error", error: String(err) })),
         );
         db = drizzle({ client: pool, schema });

@@ -8,7 +8,7 @@ export const BASE = "http://chatedge.test";
 
 /** Sends a request through the worker's real fetch handler. */
 export function call(path: string, init: RequestInit = {}): Promise<Response> {
-  return exports.default.fetch(new Request(`${BASE}${path}`, init));
+  return (exports as unknown as { default: Fetcher }).default.fetch(new Request(`${BASE}${path}`, init));
 }
 
 /** A JSON request with a bearer token; `body` is serialized unless it is already a string. */
