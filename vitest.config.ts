@@ -1,6 +1,6 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
-import { TEST_ADMIN_TOKEN, TEST_DATABASE_URL, TEST_REDIS_TOKEN } from "./test/local-services.ts";
+import { TEST_ADMIN_TOKEN, TEST_REDIS_TOKEN } from "./test/local-services.ts";
 
 export default defineConfig({
   test: {
@@ -21,7 +21,7 @@ export default defineConfig({
             miniflare: {
               bindings: {
                 ENVIRONMENT: "test",
-                DATABASE_URL: TEST_DATABASE_URL,
+                DATABASE_URL: inject("databaseUrl"),
                 NEON_WS_PROXY: `127.0.0.1:${inject("relayPort")}/v2`,
                 ADMIN_TOKEN: TEST_ADMIN_TOKEN,
                 UPSTASH_REDIS_REST_URL: `http://127.0.0.1:${inject("bridgePort")}`,

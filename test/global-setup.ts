@@ -1,11 +1,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
+import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { migrateDatabase, recreateDatabase } from "../local/migrate.ts";
-import { TEST_DATABASE_URL, TEST_REDIS_TOKEN, TEST_REDIS_URL } from "./local-services.ts";
+import { TEST_POSTGRES_URL, TEST_REDIS_TOKEN, TEST_REDIS_URL } from "./local-services.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
+    databaseUrl: string;
     relayPort: number;
     bridgePort: number;
     hangPort: number;
@@ -33,12 +35,16 @@ async function startServices(
  * that never answers (a hung dependency).
  */
 export default async function setup(project: TestProject) {
-  await recreateDatabase(TEST_DATABASE_URL);
-  await migrateDatabase(TEST_DATABASE_URL);
-  const pg = new URL(TEST_DATABASE_URL);
+  // One database per test run, so concurrent runs on one machine never drop each other's data.
+  await dropOrphans();
+  const databaseUrl = `${TEST_POSTGRES_URL}/chatedge_test_${process.pid}`;
+  await recreateDatabase(databaseUrl);
+  await migrateDatabase(databaseUrl);
+  project.provide("databaseUrl", databaseUrl);
+  const pgUrl = new URL(databaseUrl);
   const { child, ports } = await startServices([
     "--pg",
-    `${pg.hostname}:${pg.port || 5432}`,
+    `${pgUrl.hostname}:${pgUrl.port || 5432}`,
     "--redis",
     TEST_REDIS_URL,
     "--token",
@@ -50,5 +56,40 @@ export default async function setup(project: TestProject) {
   project.provide("hangPort", ports.hangPort as number);
   return async () => {
     child.kill("SIGTERM");
+    await admin((c) => c.query(`drop database if exists "chatedge_test_${process.pid}" with (force)`));
   };
+}
+
+async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: `${TEST_POSTGRES_URL}/postgres` });
+  client.on("error", () => {});
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Drops databases of earlier test runs whose process is gone (a crash leaves them behind). */
+async function dropOrphans() {
+  await admin(async (c) => {
+    const { rows } = await c.query<{ datname: string }>(
+      "select datname from pg_database where datname like 'chatedge_test_%'",
+    );
+    for (const { datname } of rows) {
+      const pid = Number(datname.slice("chatedge_test_".length));
+      if (Number.isInteger(pid) && pid > 0 && !alive(pid))
+        await c.query(`drop database if exists "${datname}" with (force)`);
+    }
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
