@@ -26,7 +26,8 @@ const say = (msg: string) => console.log(`[chatedge] ${msg}`);
 async function postgres(): Promise<{ url: string; serialize: boolean; label: string }> {
   if (process.env.DATABASE_URL)
     return { url: process.env.DATABASE_URL, serialize: false, label: "DATABASE_URL" };
-  if (await postgresAnswers("127.0.0.1", 5432)) {
+  // DEV_POSTGRES=pglite skips the local server probe, to try the embedded path on a machine that has one.
+  if (process.env.DEV_POSTGRES !== "pglite" && (await postgresAnswers("127.0.0.1", 5432))) {
     return {
       url: "postgres://postgres@127.0.0.1:5432/chatedge",
       serialize: false,
