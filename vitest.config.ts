@@ -28,6 +28,13 @@ export default defineConfig({
                 UPSTASH_REDIS_REST_TOKEN: TEST_REDIS_TOKEN,
                 HANG_PORT: String(inject("hangPort")),
                 RELAY_STATS_URL: `http://127.0.0.1:${inject("relayPort")}/stats`,
+                FAKE_LLM_URL: `http://127.0.0.1:${inject("fakeLlmPort")}`,
+                // The worker's real providers, pointed at the fake server that speaks their protocols.
+                OPENAI_API_KEY: "sk-worker-test",
+                OPENAI_BASE_URL: `http://127.0.0.1:${inject("fakeLlmPort")}/v1`,
+                ANTHROPIC_API_KEY: "sk-ant-worker-test",
+                ANTHROPIC_BASE_URL: `http://127.0.0.1:${inject("fakeLlmPort")}`,
+                PROVIDER_TIMEOUT_MS: "2000",
               },
             },
           })),

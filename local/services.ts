@@ -2,11 +2,12 @@
  * Starts the local stand-ins the worker talks to — the WebSocket relay playing Neon's proxy and the
  * Upstash REST bridge in front of Redis — and prints their ports as one JSON line on stdout. Runs as
  * its own Node process so test runners (Vite transforms) never load the bridges' Node-only code.
- * Usage: node local/services.ts --pg 127.0.0.1:5432 --redis redis://127.0.0.1:6379 --token T [--hang]
+ * Usage: node local/services.ts --pg 127.0.0.1:5432 --redis redis://127.0.0.1:6379 --token T [--hang] [--fake-llm]
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
+import { startFakeLlm } from "./fake-llm.ts";
 import { startRelay } from "./relay.ts";
 import { startUpstashBridge } from "./upstash-bridge.ts";
 
@@ -16,6 +17,7 @@ const { values } = parseArgs({
     redis: { type: "string" },
     token: { type: "string", default: "local-dev-token" },
     hang: { type: "boolean", default: false },
+    "fake-llm": { type: "boolean", default: false },
   },
 });
 
@@ -28,18 +30,26 @@ const bridge = values.redis
 // A server that accepts requests and never answers: what a hung dependency looks like.
 const hang = values.hang ? createServer(() => {}) : undefined;
 if (hang) await new Promise<void>((resolve) => hang.listen(0, "127.0.0.1", resolve));
+// A server speaking the OpenAI and Anthropic wire protocols, with faults on demand.
+const fakeLlm = values["fake-llm"] ? await startFakeLlm() : undefined;
 
 process.stdout.write(
   `${JSON.stringify({
     relayPort: relay.port,
     bridgePort: bridge?.port ?? null,
     hangPort: hang ? (hang.address() as AddressInfo).port : null,
+    fakeLlmPort: fakeLlm?.port ?? null,
   })}\n`,
 );
 
 async function shutdown() {
   hang?.closeAllConnections();
-  await Promise.allSettled([relay.close(), bridge?.close(), hang && new Promise((r) => hang.close(r))]);
+  await Promise.allSettled([
+    relay.close(),
+    bridge?.close(),
+    fakeLlm?.close(),
+    hang && new Promise((r) => hang.close(r)),
+  ]);
   process.exit(0);
 }
 process.on("SIGTERM", shutdown);

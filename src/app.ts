@@ -55,6 +55,11 @@ export function newRouter(): App {
   return app;
 }
 
+/** The request's ExecutionContext in workers-types' shape (Hono types its own copy of it). */
+export function execCtx(c: Context<AppEnv>): ExecutionContext {
+  return c.executionCtx as unknown as ExecutionContext;
+}
+
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
 
 /** The application: request ids, env validation, per-request services, body rules, 404s. */

@@ -1,12 +1,44 @@
 import { z } from "zod";
+import type { GlobalGate } from "./admission/global-gate";
+import type { TenantGate } from "./admission/tenant-gate";
+import { GLOBAL_LIMIT_PER_MINUTE } from "./admission/types";
+import type { AnalyticsEvent } from "./analytics/events";
 
 /** Bindings that are not plain strings: Durable Object namespaces, queues, AI. */
 export interface Bindings {
-  ANALYTICS_QUEUE?: Queue<unknown>;
+  /** Analytics events (src/analytics/events.ts), written to Postgres by the queue consumer. */
+  ANALYTICS_QUEUE?: Queue<AnalyticsEvent>;
+  /** One admission gate per tenant (src/admission). */
+  TENANT_GATE?: DurableObjectNamespace<TenantGate>;
+  /** Leases the global rate limit to tenant gates. */
+  GLOBAL_GATE?: DurableObjectNamespace<GlobalGate>;
+  /** Workers AI; only works with a Cloudflare account (deployed, or `wrangler dev --remote`). */
+  AI?: Ai;
+  /** Escalation transcripts and alert notifications, delivered by email or webhook off the request path. */
+  NOTIFY_QUEUE?: Queue<unknown>;
+  CONVERSATION?: DurableObjectNamespace<import("./chat/conversation-do").Conversation>;
 }
 
 const intVar = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
+
+const ENV_NAME = /^[A-Z][A-Z0-9_]*$/;
+/** OPENAI_COMPAT_PROVIDERS: {"groq": {"baseUrl": "https://api.groq.com/openai/v1", "apiKeyVar": "GROQ_API_KEY"}}. */
+const CompatProviders = z.preprocess(
+  (v) => {
+    if (typeof v !== "string") return v;
+    try {
+      return JSON.parse(v);
+    } catch {
+      return v; // fails the record check below with a message naming the variable
+    }
+  },
+  z.record(
+    z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, "provider names are [a-z0-9-]"),
+    z.object({ baseUrl: z.url(), apiKeyVar: z.string().regex(ENV_NAME).optional() }),
+    { error: "OPENAI_COMPAT_PROVIDERS must be a JSON object of name -> {baseUrl, apiKeyVar?}" },
+  ),
+);
 
 /** Every var and secret the worker reads; parsed once per isolate, failing closed. */
 export const EnvSchema = z.object({
@@ -27,6 +59,16 @@ export const EnvSchema = z.object({
   ISOLATE_CACHE_TTL_MS: intVar(5_000, 0, 600_000),
   REDIS_CACHE_TTL_SECONDS: intVar(300, 1, 86_400),
   REDIS_TIMEOUT_MS: intVar(150, 10, 10_000),
+  /** Messages per minute across all tenants (src/admission). */
+  GLOBAL_LIMIT_PER_MINUTE: intVar(GLOBAL_LIMIT_PER_MINUTE, 1, 1_000_000_000),
+  OPENAI_API_KEY: z.string().min(1).optional(),
+  ANTHROPIC_API_KEY: z.string().min(1).optional(),
+  OPENAI_BASE_URL: z.url().default("https://api.openai.com/v1"),
+  ANTHROPIC_BASE_URL: z.url().default("https://api.anthropic.com"),
+  OPENAI_COMPAT_PROVIDERS: CompatProviders.default({}),
+  /** Longest silence from a provider: until its first byte, then between chunks. */
+  PROVIDER_TIMEOUT_MS: intVar(30_000, 100, 600_000),
+  PROVIDER_MAX_RETRIES: intVar(2, 0, 10),
 });
 
 export type Vars = z.infer<typeof EnvSchema>;

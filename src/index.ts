@@ -1,5 +1,15 @@
 import { swaggerUI } from "@hono/swagger-ui";
+import { adminUsage, tenantUsage } from "./admission/routes";
+import {
+  ANALYTICS_DLQ_NAME,
+  ANALYTICS_QUEUE_NAME,
+  analyticsDeadLetterQueue,
+  analyticsQueue,
+} from "./analytics/queue";
+import { adminAnalytics, tenantAnalytics } from "./analytics/routes";
 import { newApp } from "./app";
+import { conversations } from "./chat/conversation-routes";
+import { openAiChat } from "./chat/openai-routes";
 import type { RawEnv } from "./env";
 import { health } from "./health";
 import { adminTenants } from "./tenants/admin-routes";
@@ -25,6 +35,12 @@ export function buildApp() {
   app.route("/", health);
   app.route("/admin", adminTenants);
   app.route("/v1", tenantPublic);
+  app.route("/v1", openAiChat);
+  app.route("/v1", conversations);
+  app.route("/v1", tenantUsage);
+  app.route("/admin", adminUsage);
+  app.route("/admin", adminAnalytics);
+  app.route("/v1", tenantAnalytics);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", {
     type: "http",
@@ -49,13 +65,25 @@ export function buildApp() {
   return app;
 }
 
+export { GlobalGate } from "./admission/global-gate";
+export { Conversation } from "./chat/conversation-do";
+export { TenantGate } from "./admission/tenant-gate";
+
 const app = buildApp();
 
 export default {
   fetch: (request, env, ctx) => app.fetch(request, env, ctx),
-  async queue(batch, _env, _ctx) {
-    // No queue consumers are wired yet; acknowledge nothing so messages are retried, not lost.
-    batch.retryAll();
+  async queue(batch, env, ctx) {
+    switch (batch.queue) {
+      case ANALYTICS_QUEUE_NAME:
+        return analyticsQueue(batch, env, ctx);
+      case ANALYTICS_DLQ_NAME:
+        return analyticsDeadLetterQueue(batch, env, ctx);
+      default:
+        // A queue this worker does not know: keep its messages (retried) rather than lose them.
+        console.error(JSON.stringify({ msg: "no consumer for queue", queue: batch.queue }));
+        batch.retryAll();
+    }
   },
   async scheduled(_controller, _env, _ctx) {},
 } satisfies ExportedHandler<RawEnv>;

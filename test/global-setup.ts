@@ -11,6 +11,7 @@ declare module "vitest" {
     relayPort: number;
     bridgePort: number;
     hangPort: number;
+    fakeLlmPort: number;
   }
 }
 
@@ -31,8 +32,8 @@ async function startServices(
 
 /**
  * Starts what the worker tests talk to: a freshly migrated Postgres database, the WebSocket relay
- * standing in for Neon's proxy, the Upstash REST bridge in front of the real Redis, and a server
- * that never answers (a hung dependency).
+ * standing in for Neon's proxy, the Upstash REST bridge in front of the real Redis, a server
+ * that never answers (a hung dependency), and the fake LLM server (local/fake-llm.ts).
  */
 export default async function setup(project: TestProject) {
   // One database per test run, so concurrent runs on one machine never drop each other's data.
@@ -50,10 +51,12 @@ export default async function setup(project: TestProject) {
     "--token",
     TEST_REDIS_TOKEN,
     "--hang",
+    "--fake-llm",
   ]);
   project.provide("relayPort", ports.relayPort as number);
   project.provide("bridgePort", ports.bridgePort as number);
   project.provide("hangPort", ports.hangPort as number);
+  project.provide("fakeLlmPort", ports.fakeLlmPort as number);
   return async () => {
     child.kill("SIGTERM");
     await admin((c) => c.query(`drop database if exists "chatedge_test_${process.pid}" with (force)`));

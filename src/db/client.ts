@@ -32,6 +32,7 @@ export function openDb(env: Env): DbHandle {
   configureDriver(env);
   let pool: Pool | undefined;
   let db: Db | undefined;
+  let closing = false;
   return {
     get db() {
       if (!db) {
@@ -40,10 +41,12 @@ export function openDb(env: Env): DbHandle {
           max: env.PG_POOL_MAX,
           connectionTimeoutMillis: 5_000,
         });
-        // An idle connection that drops (the request ended, the proxy restarted) must not crash the isolate.
-        pool.on("error", (err: Error) =>
-          console.warn(JSON.stringify({ msg: "postgres idle connection error", error: String(err) })),
-        );
+        // An idle connection that drops (the proxy restarted, Postgres went away) must not crash
+        // the isolate; once we are closing the pool ourselves such errors are expected and quiet.
+        pool.on("error", (err: Error) => {
+          if (!closing)
+            console.warn(JSON.stringify({ msg: "postgres idle connection error", error: errorText(err) }));
+        });
         db = drizzle({ client: pool, schema });
       }
       return db;
@@ -52,7 +55,15 @@ export function openDb(env: Env): DbHandle {
       return pool !== undefined;
     },
     async close() {
+      closing = true;
       if (pool) await pool.end().catch(() => {});
     },
   };
+}
+
+/** The driver reports socket failures as ErrorEvents, whose text hides in `.message` or `.error`. */
+function errorText(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  const e = err as { message?: unknown; error?: unknown };
+  return String(e.message ?? e.error ?? err);
 }

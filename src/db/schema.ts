@@ -3,14 +3,18 @@ import {
   bigint,
   bigserial,
   boolean,
+  date,
   doublePrecision,
   index,
   integer,
   jsonb,
   pgTable,
+  primaryKey,
+  smallint,
   text,
   timestamp,
   uniqueIndex,
+  uuid,
 } from "drizzle-orm/pg-core";
 
 /** Per-model price overrides, USD per million tokens. */
@@ -79,3 +83,195 @@ export const auditLog = pgTable(
 
 export type TenantRow = typeof tenants.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
+
+// ---------------------------------------------------------------------------------------------
+// Analytics (src/analytics): raw events written by the queue consumer, idempotent by the event id
+// made at produce time, and the per-tenant per-UTC-day rollups the dashboard reads. No foreign keys
+// to tenants: the consumer writes whole batches at once, and one orphan must not fail a batch.
+
+const tz = { withTimezone: true } as const;
+const day = (name: string) => date(name, { mode: "string" });
+
+/** One model answer (or refusal): latency, tokens, cost, model, variant, outcome. */
+export const turns = pgTable(
+  "turns",
+  {
+    id: uuid("id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    conversationId: text("conversation_id").notNull(),
+    userId: text("user_id").notNull(),
+    at: timestamp("at", tz).notNull(),
+    /** The UTC day of `at`: the rollup row this turn counted into. */
+    day: day("day").notNull(),
+    turnIndex: integer("turn_index").notNull(),
+    model: text("model").notNull(),
+    experiment: text("experiment"),
+    variant: text("variant"),
+    inputTokens: bigint("input_tokens", { mode: "number" }).notNull(),
+    outputTokens: bigint("output_tokens", { mode: "number" }).notNull(),
+    costUsd: doublePrecision("cost_usd").notNull(),
+    latencyMs: doublePrecision("latency_ms").notNull(),
+    firstTokenMs: doublePrecision("first_token_ms"),
+    outcome: text("outcome", { enum: ["ok", "error", "blocked", "refused"] }).notNull(),
+    error: text("error"),
+    toolsUsed: jsonb("tools_used").$type<string[]>().notNull(),
+    channel: text("channel").notNull(),
+    receivedAt: timestamp("received_at", tz).notNull().defaultNow(),
+  },
+  (t) => [
+    index("turns_tenant_at_idx").on(t.tenantId, t.at),
+    index("turns_conversation_idx").on(t.tenantId, t.conversationId),
+  ],
+);
+
+/** One row per ended conversation: the reference design's ConversationMetrics. */
+export const conversations = pgTable(
+  "conversations",
+  {
+    /** The summary event's id; a second summary of the same conversation is ignored. */
+    id: uuid("id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    conversationId: text("conversation_id").notNull(),
+    userId: text("user_id").notNull(),
+    /** The UTC day the conversation started: conversation figures count there. */
+    day: day("day").notNull(),
+    startedAt: timestamp("started_at", tz).notNull(),
+    endedAt: timestamp("ended_at", tz).notNull(),
+    turnCount: integer("turn_count").notNull(),
+    resolved: boolean("resolved").notNull(),
+    escalated: boolean("escalated").notNull(),
+    /** The rating that counts: the latest feedback event's, else the summary's own. */
+    csat: smallint("csat"),
+    /** The rating the summary itself carried. */
+    summaryCsat: smallint("summary_csat"),
+    totalTokens: bigint("total_tokens", { mode: "number" }).notNull(),
+    totalCostUsd: doublePrecision("total_cost_usd").notNull(),
+    avgResponseMs: doublePrecision("avg_response_ms").notNull(),
+    toolsUsed: jsonb("tools_used").$type<string[]>().notNull(),
+    channel: text("channel").notNull(),
+    experiment: text("experiment"),
+    variant: text("variant"),
+    errorCount: integer("error_count").notNull(),
+    receivedAt: timestamp("received_at", tz).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex("conversations_tenant_conversation_idx").on(t.tenantId, t.conversationId),
+    index("conversations_tenant_started_idx").on(t.tenantId, t.startedAt),
+  ],
+);
+
+/** A visitor's rating of a conversation; the latest one (by time) is the conversation's CSAT. */
+export const feedback = pgTable(
+  "feedback",
+  {
+    id: uuid("id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    conversationId: text("conversation_id").notNull(),
+    userId: text("user_id").notNull(),
+    at: timestamp("at", tz).notNull(),
+    day: day("day").notNull(),
+    csat: smallint("csat").notNull(),
+    comment: text("comment"),
+    receivedAt: timestamp("received_at", tz).notNull().defaultNow(),
+  },
+  (t) => [index("feedback_conversation_idx").on(t.tenantId, t.conversationId, t.at)],
+);
+
+/** A blocked topic hit on the visitor's input or the model's output. */
+export const safetyEvents = pgTable(
+  "safety_events",
+  {
+    id: uuid("id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    conversationId: text("conversation_id").notNull(),
+    userId: text("user_id").notNull(),
+    at: timestamp("at", tz).notNull(),
+    day: day("day").notNull(),
+    direction: text("direction", { enum: ["input", "output"] }).notNull(),
+    topic: text("topic").notNull(),
+    receivedAt: timestamp("received_at", tz).notNull().defaultNow(),
+  },
+  (t) => [index("safety_events_tenant_at_idx").on(t.tenantId, t.at)],
+);
+
+/** Per tenant per UTC day: the sums every dashboard figure is derived from. */
+export const tenantDaily = pgTable(
+  "tenant_daily",
+  {
+    tenantId: text("tenant_id").notNull(),
+    day: day("day").notNull(),
+    turns: integer("turns").notNull().default(0),
+    /** Turns that reached a model (ok + error): the base of latency and error rate. */
+    answered: integer("answered").notNull().default(0),
+    errors: integer("errors").notNull().default(0),
+    blocked: integer("blocked").notNull().default(0),
+    refused: integer("refused").notNull().default(0),
+    inputTokens: bigint("input_tokens", { mode: "number" }).notNull().default(0),
+    outputTokens: bigint("output_tokens", { mode: "number" }).notNull().default(0),
+    costUsd: doublePrecision("cost_usd").notNull().default(0),
+    latencySumMs: doublePrecision("latency_sum_ms").notNull().default(0),
+    activeUsers: integer("active_users").notNull().default(0),
+    conversations: integer("conversations").notNull().default(0),
+    conversationTurns: bigint("conversation_turns", { mode: "number" }).notNull().default(0),
+    resolved: integer("resolved").notNull().default(0),
+    escalated: integer("escalated").notNull().default(0),
+    csatSum: integer("csat_sum").notNull().default(0),
+    csatCount: integer("csat_count").notNull().default(0),
+    conversationTokens: bigint("conversation_tokens", { mode: "number" }).notNull().default(0),
+    conversationCostUsd: doublePrecision("conversation_cost_usd").notNull().default(0),
+    safetyEvents: integer("safety_events").notNull().default(0),
+    updatedAt: timestamp("updated_at", tz).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.day] })],
+);
+
+/** Who was active on a day: a row per (tenant, UTC day, user), so daily active users count once. */
+export const tenantDailyUsers = pgTable(
+  "tenant_daily_users",
+  {
+    tenantId: text("tenant_id").notNull(),
+    day: day("day").notNull(),
+    userId: text("user_id").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.day, t.userId] })],
+);
+
+/** Response-time histogram per tenant per UTC day (log-linear buckets, src/analytics/latency.ts). */
+export const tenantLatencyDaily = pgTable(
+  "tenant_latency_daily",
+  {
+    tenantId: text("tenant_id").notNull(),
+    day: day("day").notNull(),
+    bucket: smallint("bucket").notNull(),
+    count: integer("count").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.day, t.bucket] })],
+);
+
+/** Queue messages that could not be written, kept for inspection and replay. */
+export const deadLetters = pgTable(
+  "dead_letters",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    /** The queue's message id: a redelivered dead letter is stored once. */
+    messageId: text("message_id").notNull(),
+    queue: text("queue").notNull(),
+    /** invalid: failed the event schema; rejected: Postgres refused the row; exhausted: out of retries. */
+    reason: text("reason", { enum: ["invalid", "rejected", "exhausted"] }).notNull(),
+    error: text("error").notNull(),
+    /** The message body as JSON text (text, not jsonb: a body jsonb refuses must still be kept). */
+    body: text("body").notNull(),
+    tenantId: text("tenant_id"),
+    eventId: text("event_id"),
+    attempts: integer("attempts").notNull(),
+    createdAt: timestamp("created_at", tz).notNull().defaultNow(),
+    replayedAt: timestamp("replayed_at", tz),
+    replays: integer("replays").notNull().default(0),
+  },
+  (t) => [
+    uniqueIndex("dead_letters_message_idx").on(t.messageId),
+    index("dead_letters_pending_idx").on(t.id).where(sql`${t.replayedAt} is null`),
+  ],
+);
+
+export type DeadLetterRow = typeof deadLetters.$inferSelect;

@@ -35,6 +35,18 @@ describe("the app shell", () => {
         "DELETE /admin/tenants/{id}/keys/{keyId}",
         "GET /admin/tenants/{id}/audit",
         "GET /v1/config",
+        "GET /v1/usage",
+        "GET /admin/tenants/{id}/usage",
+        "GET /admin/tenants/{id}/dashboard",
+        "GET /v1/analytics/dashboard",
+        "GET /admin/dead-letters",
+        "POST /admin/dead-letters/replay",
+        "POST /v1/chat/completions",
+        "POST /v1/conversations",
+        "POST /v1/conversations/{id}/messages",
+        "GET /v1/conversations/{id}",
+        "POST /v1/conversations/{id}/end",
+        "POST /v1/conversations/{id}/feedback",
       ].sort(),
     );
   });

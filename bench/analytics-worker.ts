@@ -1,0 +1,83 @@
+/**
+ * Runs the real worker for a benchmark: bundled by wrangler (`deploy --dry-run`), served by the
+ * Miniflare API (not `wrangler dev`, which adds a proxy process and trace recording), reaching
+ * Postgres through the local WebSocket relay the way it reaches Neon's proxy in production.
+ */
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
+import { unstable_readConfig } from "wrangler";
+import { startRelay } from "../local/relay.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+export interface BenchWorker {
+  url: string;
+  adminToken: string;
+  stop(): Promise<void>;
+}
+
+/** The parts of wrangler.jsonc the worker needs to run, in Miniflare's terms. */
+function readConfig() {
+  const c = unstable_readConfig({ config: `${root}wrangler.jsonc` }) as {
+    compatibility_date?: string;
+    compatibility_flags?: string[];
+    vars?: Record<string, string>;
+    durable_objects?: { bindings?: { name: string; class_name: string }[] };
+    queues?: { producers?: { binding: string; queue: string }[] };
+  };
+  const durableObjects: Record<string, { className: string; useSQLite: boolean }> = {};
+  for (const b of c.durable_objects?.bindings ?? [])
+    durableObjects[b.name] = { className: b.class_name, useSQLite: true };
+  const queueProducers: Record<string, { queueName: string }> = {};
+  for (const p of c.queues?.producers ?? []) queueProducers[p.binding] = { queueName: p.queue };
+  return {
+    compatibilityDate: c.compatibility_date,
+    compatibilityFlags: c.compatibility_flags ?? [],
+    vars: c.vars ?? {},
+    durableObjects,
+    queueProducers,
+  };
+}
+
+/** Bundles and starts the worker against `databaseUrl`; call `stop()` when done. */
+export async function startBenchWorker(databaseUrl: string): Promise<BenchWorker> {
+  const outdir = `${root}.cache/bench-worker`;
+  const built = spawnSync("wrangler", ["deploy", "--dry-run", "--outdir", outdir], {
+    cwd: root,
+    encoding: "utf8",
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+  });
+  if (built.status !== 0) throw new Error(`wrangler bundle failed: ${built.stderr || built.stdout}`);
+  const config = readConfig();
+  const pgUrl = new URL(databaseUrl);
+  const relay = await startRelay({ target: { host: pgUrl.hostname, port: Number(pgUrl.port || 5432) } });
+  const adminToken = "bench-admin-token-0123456789";
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      log: new Log(LogLevel.INFO),
+      modules: true,
+      scriptPath: `${outdir}/index.js`,
+      compatibilityDate: config.compatibilityDate,
+      compatibilityFlags: config.compatibilityFlags,
+      bindings: {
+        ...config.vars,
+        ENVIRONMENT: "development",
+        DATABASE_URL: databaseUrl,
+        NEON_WS_PROXY: `127.0.0.1:${relay.port}/v2`,
+        ADMIN_TOKEN: adminToken,
+      },
+      durableObjects: config.durableObjects,
+      queueProducers: config.queueProducers,
+    }),
+  );
+  const url = (await mf.ready).toString().replace(/\/$/, "");
+  return {
+    url,
+    adminToken,
+    async stop() {
+      await mf.dispose();
+      await relay.close();
+    },
+  };
+}

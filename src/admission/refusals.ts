@@ -1,0 +1,48 @@
+import { nextDayStart, nextMonthStart } from "./periods";
+import type { BudgetKind, RateLevel, RateLimitInfo, Refused } from "./types";
+
+/** Whole seconds to wait, at least one: Retry-After and RateLimit-Reset never say 0 to a refusal. */
+export const ceilSeconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000));
+
+/** A refusal by a rate level: nothing left at that level until `ms` from now. */
+export function rateRefusal(level: RateLevel, limit: number, ms: number): Refused {
+  const seconds = ceilSeconds(ms);
+  return {
+    ok: false,
+    level,
+    code: "RATE_LIMITED",
+    message: `${level} rate limit reached (${limit} messages per minute)`,
+    retryAfterSeconds: seconds,
+    budget: null,
+    rateLimit: { level, limit, remaining: 0, resetSeconds: seconds },
+  };
+}
+
+const BUDGET_NAME: Record<BudgetKind, string> = {
+  monthly_tokens: "monthly token",
+  daily_cost: "daily cost",
+  conversation_cost: "conversation cost",
+};
+
+/**
+ * A refusal by a budget. Retry-After is when the budget resets: the next local month or day in
+ * the tenant's time zone. A conversation's cap never resets, so it says one day (start a new
+ * conversation instead). The RateLimit-* headers keep describing the request rate, untouched.
+ */
+export function budgetRefusal(budget: BudgetKind, now: number, tz: string, rate: RateLimitInfo): Refused {
+  const resetAt =
+    budget === "monthly_tokens"
+      ? nextMonthStart(now, tz)
+      : budget === "daily_cost"
+        ? nextDayStart(now, tz)
+        : now + 86_400_000;
+  return {
+    ok: false,
+    level: "budget",
+    code: "BUDGET_EXCEEDED",
+    message: `${BUDGET_NAME[budget]} budget exhausted`,
+    retryAfterSeconds: ceilSeconds(resetAt - now),
+    budget,
+    rateLimit: rate,
+  };
+}

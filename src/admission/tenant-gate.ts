@@ -1,0 +1,372 @@
+import { DurableObject } from "cloudflare:workers";
+import type { RawEnv } from "../env";
+import { headroom, Ledger, planBudget, type Reservation } from "./budget";
+import { Clock } from "./clock";
+import { LeaseClient } from "./lease-client";
+import { lastDays, localDay, monthOf } from "./periods";
+import { costNanos, type PricingOverrides, priceOf, usd } from "./pricing";
+import { budgetRefusal, rateRefusal } from "./refusals";
+import { TenantStore } from "./tenant-store";
+import {
+  type AdmissionConfig,
+  type AdmitInput,
+  AdmitInputSchema,
+  type AdmitResult,
+  GateError,
+  parseOrThrow,
+  type RateLimitInfo,
+  RESERVATION_ID,
+  RESERVATION_TTL_MS,
+  type SettleItem,
+  SettleItemSchema,
+  type SettleResult,
+  type Usage,
+  type UsageQuery,
+  UsageQuerySchema,
+  WINDOW_MS,
+} from "./types";
+import { buildUsageView, type UsageView } from "./usage-view";
+import { EventWindow, KeyedWindows } from "./window";
+
+/** How many times one admit asks the GlobalGate before refusing at the global level. */
+const MAX_LEASE_ROUNDS = 4;
+/** Settled and expired admissions stay this long: late and repeated settlements still find them. */
+const ROW_RETENTION_MS = 60 * 60_000;
+const CONVERSATION_RETENTION_MS = 30 * 24 * 60 * 60_000;
+const DAY_RETENTION = 100;
+const NEED_LEASE = Symbol("need lease");
+
+const settleSchema = SettleItemSchema.array().max(500);
+
+/**
+ * One tenant's admission: exact sliding-window rate limits (per user, per tenant), its share of
+ * the global limit (leased from GlobalGate), and token and cost budgets with reservations. Every
+ * decision runs synchronously from check to write, so the input gate serializes admissions: no
+ * two can both see the last free slot, and a refusal changes nothing.
+ */
+export class TenantGate extends DurableObject<RawEnv> {
+  readonly clock = new Clock();
+  readonly #store: TenantStore;
+  readonly #ledger: Ledger;
+  readonly #tenantWindow = new EventWindow(WINDOW_MS);
+  readonly #users = new KeyedWindows(WINDOW_MS);
+  readonly #leases: LeaseClient;
+  #tenantId: string | undefined;
+  #configJson: string | undefined;
+  #overrides: PricingOverrides = {};
+  #seq = 0;
+  #lastNow = 0;
+  #alarmAt: number | undefined;
+  #lastPrune = 0;
+
+  constructor(ctx: DurableObjectState, env: RawEnv) {
+    super(ctx, env);
+    this.#store = new TenantStore(ctx.storage.sql);
+    this.#ledger = new Ledger((conv) => this.#store.conversationNanos(conv));
+    this.#leases = new LeaseClient({
+      store: this.#store,
+      globals: bindingOf(env.GLOBAL_GATE, "GLOBAL_GATE"),
+      now: () => this.#now(),
+      rate: () => this.#tenantWindow.count(this.#now()),
+      onLease: (at) => this.#ensureAlarm(at),
+      waitUntil: (p) => ctx.waitUntil(p),
+    });
+    ctx.blockConcurrencyWhile(async () => {
+      this.#load();
+      this.#alarmAt = (await ctx.storage.getAlarm()) ?? undefined;
+    });
+  }
+
+  /** Checks every limit and reserves the worst-case cost in one serialized step. */
+  async admit(raw: AdmitInput): Promise<AdmitResult> {
+    const input = parseOrThrow(AdmitInputSchema, raw, "admit input");
+    this.#bind(input.tenantId);
+    this.#remember(input.config);
+    for (const item of input.settle ?? []) {
+      try {
+        this.#settle(item, this.#now());
+      } catch (err) {
+        // A stale id riding along must not cost this request its admission.
+        console.warn(JSON.stringify({ msg: "piggybacked settle failed", error: String(err) }));
+      }
+    }
+    for (let round = 1; ; round++) {
+      const outcome = this.#decide(input, round > MAX_LEASE_ROUNDS);
+      if (outcome !== NEED_LEASE) return outcome;
+      await this.#leases.waitForBlock(input.tenantId, input.global, input.config.rateLimitPerMinute);
+    }
+  }
+
+  /** Commits actual usage and refunds the rest of the reservation; repeating it changes nothing. */
+  async settle(reservationId: string, usage: Usage): Promise<SettleResult> {
+    const item = parseOrThrow(SettleItemSchema, { reservationId, usage }, "settle input");
+    return this.#settle(item, this.#now());
+  }
+
+  /** Settles a batch in one call (one write transaction); unknown ids answer `unknown`. */
+  async settleMany(
+    items: SettleItem[],
+  ): Promise<Array<SettleResult | { reservationId: string; status: "unknown" }>> {
+    const batch = parseOrThrow(settleSchema, items, "settle batch");
+    const now = this.#now();
+    return batch.map((item) => {
+      try {
+        return this.#settle(item, now);
+      } catch {
+        return { reservationId: item.reservationId, status: "unknown" as const };
+      }
+    });
+  }
+
+  /** Tokens used and left this month, cost per day, current window usage. */
+  async usage(raw: UsageQuery): Promise<UsageView> {
+    const q = parseOrThrow(UsageQuerySchema, raw, "usage query");
+    this.#bind(q.tenantId);
+    const now = this.#now();
+    const gateNames = new Set(this.#leases.book.leases.map((l) => l.gate));
+    return buildUsageView({
+      tenantId: q.tenantId,
+      days: q.days,
+      config: q.config,
+      now,
+      ledger: this.#ledger,
+      tenantInWindow: this.#tenantWindow.count(now),
+      tenantResetSeconds: Math.ceil(this.#tenantWindow.msUntilOldestLeaves(now) / 1000),
+      activeUsers: this.#users.active(now),
+      leasedUnits: [...gateNames].reduce((n, g) => n + this.#leases.book.remaining(g, now), 0),
+    });
+  }
+
+  /** Resolves once background lease traffic has finished (tests and the bench wait on it). */
+  async drain(): Promise<void> {
+    await this.#leases.drain();
+  }
+
+  /** Refunds expired reservations, gives back spent or expired leases, prunes old rows. */
+  override async alarm(): Promise<void> {
+    this.#alarmAt = undefined;
+    const now = this.#now();
+    try {
+      for (const r of [...this.#ledger.open.values()]) {
+        if (r.expiresAt <= now) {
+          this.#ledger.release(r);
+          this.#store.expire(r.seq, now);
+        }
+      }
+      this.#leases.closeDone(now);
+      this.#users.sweep(now);
+      if (now - this.#lastPrune >= WINDOW_MS) this.#prune(now);
+      if (this.#tenantId) await this.#leases.reportClosed(this.#tenantId);
+    } finally {
+      this.#scheduleNext();
+    }
+  }
+
+  #decide(input: AdmitInput, lastRound: boolean): AdmitResult | typeof NEED_LEASE {
+    const now = this.#now();
+    const cfg = input.config;
+    const userWindow = this.#users.count(input.userId, now);
+    if (userWindow >= cfg.userRateLimitPerMinute) {
+      const ms = this.#users.of(input.userId).msUntilBelow(cfg.userRateLimitPerMinute, now);
+      return rateRefusal("user", cfg.userRateLimitPerMinute, ms);
+    }
+    const tenantWindow = this.#tenantWindow.count(now);
+    if (tenantWindow >= cfg.rateLimitPerMinute) {
+      const ms = this.#tenantWindow.msUntilBelow(cfg.rateLimitPerMinute, now);
+      return rateRefusal("tenant", cfg.rateLimitPerMinute, ms);
+    }
+    const day = localDay(now, cfg.timezone);
+    const month = monthOf(day);
+    const conv = input.conversationId;
+    const plan = planBudget(
+      {
+        model: input.model,
+        fallbackModel: cfg.fallbackModel,
+        inputTokens: input.inputTokens,
+        maxTokens: input.maxTokens,
+        overrides: cfg.pricingOverrides,
+      },
+      headroom(this.#ledger, cfg, day, conv),
+    );
+    if (!plan.ok)
+      return budgetRefusal(plan.budget, now, cfg.timezone, this.#rateInfo(cfg, input.userId, now));
+    const lease = this.#leases.take(input.global.gate, now);
+    if (lease === undefined) {
+      const exhausted = this.#leases.exhausted(now);
+      if (exhausted === undefined && !lastRound) return NEED_LEASE;
+      return rateRefusal("global", input.global.limitPerMinute, exhausted ?? 1_000);
+    }
+    this.#seq += 1;
+    const r: Reservation = {
+      seq: this.#seq,
+      tag: randomTag(),
+      ts: now,
+      user: input.userId,
+      conv,
+      model: plan.model,
+      day,
+      month,
+      tokens: plan.tokens,
+      nanos: plan.nanos,
+      expiresAt: now + (input.ttlMs ?? RESERVATION_TTL_MS),
+      lease,
+    };
+    this.#store.insertAdmission(r);
+    this.#ledger.reserve(r);
+    this.#users.of(r.user).push(now);
+    this.#tenantWindow.push(now);
+    this.#ensureAlarm(r.expiresAt);
+    this.#leases.prefetch(input.tenantId, input.global, cfg.rateLimitPerMinute, now);
+    return {
+      ok: true,
+      reservationId: `rsv_${r.seq.toString(36)}_${r.tag}`,
+      model: plan.model,
+      maxTokens: plan.maxTokens,
+      requestedModel: input.model,
+      requestedMaxTokens: input.maxTokens,
+      degraded: plan.degraded,
+      budget: plan.budget,
+      reservedTokens: plan.tokens,
+      reservedCostUsd: usd(plan.nanos),
+      expiresAt: r.expiresAt,
+      rateLimit: this.#rateInfo(cfg, input.userId, now),
+    };
+  }
+
+  /** The RateLimit-* values: whichever of the user and tenant windows has less room. */
+  #rateInfo(cfg: AdmissionConfig, user: string, now: number): RateLimitInfo {
+    const userLeft = Math.max(0, cfg.userRateLimitPerMinute - this.#users.count(user, now));
+    const tenantLeft = Math.max(0, cfg.rateLimitPerMinute - this.#tenantWindow.count(now));
+    if (tenantLeft < userLeft) {
+      const ms = this.#tenantWindow.msUntilOldestLeaves(now);
+      return {
+        level: "tenant",
+        limit: cfg.rateLimitPerMinute,
+        remaining: tenantLeft,
+        resetSeconds: Math.ceil(ms / 1000),
+      };
+    }
+    const ms = this.#users.msUntilOldestLeaves(user, now);
+    return {
+      level: "user",
+      limit: cfg.userRateLimitPerMinute,
+      remaining: userLeft,
+      resetSeconds: Math.ceil(ms / 1000),
+    };
+  }
+
+  #settle(item: SettleItem, now: number): SettleResult {
+    const m = RESERVATION_ID.exec(item.reservationId);
+    const seq = Number.parseInt(m?.[1] ?? "", 36);
+    const tag = m?.[2];
+    const open = this.#ledger.open.get(seq);
+    const row = open && open.tag === tag ? undefined : this.#store.findAdmission(seq);
+    if (!(open && open.tag === tag) && (!row || row.tag !== tag)) {
+      throw new GateError("NOT_FOUND", `no reservation ${item.reservationId}`);
+    }
+    const u = item.usage;
+    if (row && row.state === "settled") {
+      return {
+        reservationId: item.reservationId,
+        status: "duplicate",
+        costUsd: usd(row.actNanos),
+        inputTokens: row.actIn,
+        outputTokens: row.actOut,
+        overrunTokens: Math.max(0, row.actIn + row.actOut - row.resTokens),
+      };
+    }
+    const nanos = costNanos(priceOf(u.model, this.#overrides), u.inputTokens, u.outputTokens);
+    const day = open ? open.day : (row as { day: string }).day;
+    const conv = open ? open.conv : (row as { conv: string }).conv;
+    const reserved = open ? open.tokens : (row as { resTokens: number }).resTokens;
+    if (open) this.#ledger.release(open);
+    this.#ledger.commit(day, conv, u.inputTokens, u.outputTokens, nanos);
+    this.#store.settle(seq, day, conv, u, nanos, now);
+    return {
+      reservationId: item.reservationId,
+      status: open ? "settled" : "late",
+      costUsd: usd(nanos),
+      inputTokens: u.inputTokens,
+      outputTokens: u.outputTokens,
+      overrunTokens: Math.max(0, u.inputTokens + u.outputTokens - reserved),
+    };
+  }
+
+  #ensureAlarm(at: number): void {
+    if (this.#alarmAt !== undefined && this.#alarmAt <= at) return;
+    this.#alarmAt = at;
+    this.ctx.storage.setAlarm(at);
+  }
+
+  #scheduleNext(): void {
+    const now = this.#now();
+    let at = Number.POSITIVE_INFINITY;
+    for (const r of this.#ledger.open.values()) at = Math.min(at, r.expiresAt);
+    at = Math.min(at, this.#leases.book.nextExpiry() ?? at);
+    if (this.#store.closedLeases().length > 0) at = Math.min(at, now + 5_000);
+    const oldest = this.#store.oldestAdmission();
+    if (oldest !== undefined) at = Math.min(at, Math.max(oldest + ROW_RETENTION_MS, now + WINDOW_MS));
+    if (Number.isFinite(at)) this.#ensureAlarm(at);
+  }
+
+  #prune(now: number): void {
+    this.#lastPrune = now;
+    const today = localDay(now, "UTC");
+    const oldestDay = lastDays(today, DAY_RETENTION).at(-1) ?? today;
+    this.#store.prune(now - ROW_RETENTION_MS, now - CONVERSATION_RETENTION_MS, oldestDay, this.#seq);
+    this.#ledger.dropDaysBefore(oldestDay);
+  }
+
+  #bind(tenantId: string): void {
+    if (this.#tenantId === tenantId) return;
+    if (this.#tenantId !== undefined) {
+      throw new GateError("CONFLICT", `this gate belongs to tenant ${this.#tenantId}, not ${tenantId}`);
+    }
+    this.#tenantId = tenantId;
+    this.#store.setMeta("tenant", tenantId);
+  }
+
+  /** Keeps the latest config: settlements price actual usage with the tenant's overrides. */
+  #remember(config: AdmissionConfig): void {
+    const json = JSON.stringify(config.pricingOverrides);
+    if (json === this.#configJson) return;
+    this.#configJson = json;
+    this.#overrides = config.pricingOverrides;
+    this.#store.setMeta("pricing", json);
+  }
+
+  /** The gate's clock, never going backwards (window queues rely on it). */
+  #now(): number {
+    const t = this.clock.now();
+    if (t > this.#lastNow) this.#lastNow = t;
+    return this.#lastNow;
+  }
+
+  #load(): void {
+    const s = this.#store;
+    s.init();
+    this.#tenantId = s.meta("tenant");
+    this.#configJson = s.meta("pricing");
+    if (this.#configJson) this.#overrides = JSON.parse(this.#configJson) as PricingOverrides;
+    this.#seq = s.maxSeq();
+    const now = this.#now();
+    const oldestDay = lastDays(localDay(now, "UTC"), DAY_RETENTION + 2).at(-1) ?? "";
+    for (const [day, totals] of s.days(oldestDay)) this.#ledger.loadDay(day, totals);
+    for (const r of s.openReservations()) this.#ledger.reserve(r);
+    for (const e of s.recentEvents(now - WINDOW_MS)) {
+      this.#users.of(e.user).push(e.ts);
+      this.#tenantWindow.push(e.ts);
+    }
+    this.#leases.load();
+  }
+}
+
+/** A binding the gate cannot work without; its absence is a deployment error, named as such. */
+function bindingOf<T>(binding: T | undefined, name: string): T {
+  if (binding === undefined) throw new Error(`TenantGate needs the ${name} Durable Object binding`);
+  return binding;
+}
+
+function randomTag(): string {
+  return (crypto.getRandomValues(new Uint32Array(1))[0] ?? 0).toString(16).padStart(8, "0");
+}

@@ -1,0 +1,184 @@
+import { z } from "zod";
+import { isTimeZone } from "./periods";
+
+/** The default global limit, messages per minute across all tenants; env GLOBAL_LIMIT_PER_MINUTE overrides it. */
+export const GLOBAL_LIMIT_PER_MINUTE = 10_000;
+/** The default per-user limit, messages per minute (tenants set their own). */
+export const USER_LIMIT_PER_MINUTE = 30;
+/** Every rate limit counts over this trailing window. */
+export const WINDOW_MS = 60_000;
+/** An unsettled reservation is refunded this long after admission (a crash, a lost client). */
+export const RESERVATION_TTL_MS = 10 * 60_000;
+/** Degradation never answers with fewer output tokens than this (or the request's own max, if smaller). */
+export const MIN_OUTPUT_TOKENS = 16;
+/** The GlobalGate every tenant gate leases from unless told otherwise. */
+export const GLOBAL_GATE_NAME = "global";
+
+// Same shapes as the tenant admin API accepts (src/tenants/schemas.ts).
+const TENANT_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const MODEL = /^[A-Za-z0-9@][A-Za-z0-9._:/@-]{0,127}$/;
+/** Reservation ids: `rsv_<sequence base36>_<8 hex tag>`; the tag catches ids from another gate. */
+export const RESERVATION_ID = /^rsv_([0-9a-z]{1,11})_([0-9a-f]{8})$/;
+
+const model = z.string().regex(MODEL, "not a model name");
+const count = (max: number) => z.number().int().min(0).max(max);
+const price = z
+  .object({ input: z.number().min(0).max(10_000), output: z.number().min(0).max(10_000) })
+  .strict();
+
+/** The part of a tenant's configuration admission needs; the worker resolves it and passes it in. */
+export const AdmissionConfigSchema = z
+  .object({
+    version: count(2 ** 31),
+    rateLimitPerMinute: z.number().int().min(1).max(1_000_000),
+    userRateLimitPerMinute: z.number().int().min(1).max(100_000),
+    monthlyTokenBudget: count(1e13),
+    dailyCostBudgetUsd: z.number().min(0).max(1e7).nullable(),
+    conversationCostCapUsd: z.number().min(0).max(1e5),
+    fallbackModel: model.nullable(),
+    timezone: z.string().max(64).refine(isTimeZone, "not an IANA time zone"),
+    pricingOverrides: z
+      .record(model, price)
+      .refine((o) => Object.keys(o).length <= 100, "at most 100 overrides"),
+  })
+  .strict();
+export type AdmissionConfig = z.infer<typeof AdmissionConfigSchema>;
+
+/** Actual usage of one answered message. */
+export const UsageSchema = z
+  .object({ model, inputTokens: count(10_000_000), outputTokens: count(10_000_000) })
+  .strict();
+export type Usage = z.infer<typeof UsageSchema>;
+
+export const SettleItemSchema = z
+  .object({ reservationId: z.string().regex(RESERVATION_ID, "not a reservation id"), usage: UsageSchema })
+  .strict();
+export type SettleItem = z.infer<typeof SettleItemSchema>;
+
+export const AdmitInputSchema = z
+  .object({
+    tenantId: z.string().regex(TENANT_ID, "not a tenant id"),
+    userId: z.string().min(1).max(256),
+    conversationId: z.string().min(1).max(256),
+    /** The model the request wants (the tenant's model unless an experiment overrides it). */
+    model,
+    /** Estimated input tokens; an upper bound keeps the budget exact. */
+    inputTokens: count(10_000_000),
+    /** The largest answer the request allows. */
+    maxTokens: z.number().int().min(1).max(1_000_000),
+    config: AdmissionConfigSchema,
+    global: z
+      .object({
+        gate: z.string().regex(/^[a-z0-9-]{1,64}$/, "not a gate name"),
+        limitPerMinute: z.number().int().min(1).max(1_000_000_000),
+      })
+      .strict(),
+    /** How long the reservation lives unsettled (default RESERVATION_TTL_MS). */
+    ttlMs: z.number().int().min(1_000).max(3_600_000).optional(),
+    /** Settlements of earlier messages riding along, so they cost no RPC of their own. */
+    settle: z.array(SettleItemSchema).max(500).optional(),
+  })
+  .strict();
+export type AdmitInput = z.infer<typeof AdmitInputSchema>;
+
+export const UsageQuerySchema = z
+  .object({
+    tenantId: z.string().regex(TENANT_ID, "not a tenant id"),
+    days: z.number().int().min(1).max(90),
+    config: AdmissionConfigSchema,
+  })
+  .strict();
+export type UsageQuery = z.infer<typeof UsageQuerySchema>;
+
+/** Who refused: a rate level, or the budget. */
+export type Level = "user" | "tenant" | "global" | "budget";
+export type RateLevel = Exclude<Level, "budget">;
+/** Which budget refused or degraded a request. */
+export type BudgetKind = "monthly_tokens" | "daily_cost" | "conversation_cost";
+export type Degradation = "max_tokens" | "fallback_model";
+
+/** The values of the RateLimit-* headers: the most constrained rate level. */
+export interface RateLimitInfo {
+  level: RateLevel;
+  limit: number;
+  remaining: number;
+  /** Seconds until the window frees a slot at this level. */
+  resetSeconds: number;
+}
+
+export interface Admitted {
+  ok: true;
+  reservationId: string;
+  /** The model to call: the requested one, or the tenant's fallback when the budget demanded it. */
+  model: string;
+  /** The max output tokens to send: the requested value, or lower when the budget demanded it. */
+  maxTokens: number;
+  requestedModel: string;
+  requestedMaxTokens: number;
+  degraded: Degradation[];
+  /** What binds after this admission, when a budget lowered the request. */
+  budget: BudgetKind | null;
+  reservedTokens: number;
+  reservedCostUsd: number;
+  /** Epoch ms at which the reservation is refunded unless settled. */
+  expiresAt: number;
+  rateLimit: RateLimitInfo;
+}
+
+export interface Refused {
+  ok: false;
+  level: Level;
+  code: "RATE_LIMITED" | "BUDGET_EXCEEDED";
+  message: string;
+  retryAfterSeconds: number;
+  /** For budget refusals: which budget. */
+  budget: BudgetKind | null;
+  rateLimit: RateLimitInfo;
+}
+
+export type AdmitResult = Admitted | Refused;
+
+export interface SettleResult {
+  reservationId: string;
+  /** settled; late (after the reservation had expired and been refunded); duplicate (already settled: nothing changed). */
+  status: "settled" | "late" | "duplicate";
+  costUsd: number;
+  inputTokens: number;
+  outputTokens: number;
+  /** Tokens used beyond the reservation (an input estimate that was too low); 0 normally. */
+  overrunTokens: number;
+}
+
+/** What a gate's input errors are called on both sides of the RPC boundary. */
+export type GateErrorCode = "INVALID_INPUT" | "NOT_FOUND" | "CONFLICT";
+
+const GATE_ERROR = /^GateError\[(INVALID_INPUT|NOT_FOUND|CONFLICT)\]: ([\s\S]*)$/;
+
+/**
+ * Bad input to a gate. RPC keeps only an error's message across the boundary, so the code travels
+ * in it: "GateError[CODE]: message"; `gateErrorOf` reads it back on the worker side.
+ */
+export class GateError extends Error {
+  constructor(
+    readonly code: GateErrorCode,
+    readonly detail: string,
+  ) {
+    super(`GateError[${code}]: ${detail}`);
+    this.name = "GateError";
+  }
+}
+
+/** The gate error inside `err`, if it is one (thrown here or received over RPC). */
+export function gateErrorOf(err: unknown): { code: GateErrorCode; message: string } | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const m = GATE_ERROR.exec(err.message);
+  return m ? { code: m[1] as GateErrorCode, message: m[2] ?? "" } : undefined;
+}
+
+/** Parses `raw` with `schema` or throws INVALID_INPUT naming each bad field. */
+export function parseOrThrow<T extends z.ZodType>(schema: T, raw: unknown, what: string): z.infer<T> {
+  const r = schema.safeParse(raw);
+  if (r.success) return r.data;
+  const issues = r.error.issues.map((i) => `${i.path.map(String).join(".") || what}: ${i.message}`);
+  throw new GateError("INVALID_INPUT", `invalid ${what}: ${issues.join("; ")}`);
+}

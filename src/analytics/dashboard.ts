@@ -1,0 +1,192 @@
+/**
+ * The tenant dashboard: every figure of the reference design's get_dashboard_data and monitoring
+ * table, for the last N UTC days and per day. It reads only the rollups (`tenant_daily` and the
+ * latency histogram), never raw turns, in one parameterized statement. Definitions: docs/analytics.md.
+ */
+import { sql } from "drizzle-orm";
+import { bucketValue } from "./latency.ts";
+import { utcDay } from "./rollups.ts";
+import type { SqlExecutor } from "./sql.ts";
+
+/** The figures, for the window and for each day. */
+export interface Figures {
+  total_conversations: number;
+  avg_turns_per_conversation: number | null;
+  resolution_rate_pct: number | null;
+  escalation_rate_pct: number | null;
+  avg_csat: number | null;
+  csat_responses: number;
+  total_turns: number;
+  total_tokens: number;
+  total_cost_usd: number;
+  avg_response_time_ms: number | null;
+  p50_response_time_ms: number | null;
+  p99_response_time_ms: number | null;
+  error_rate_pct: number | null;
+  daily_active_users: number;
+  cost_per_conversation_usd: number | null;
+  safety_violations_blocked: number;
+}
+
+export interface DashboardData {
+  tenant_id: string;
+  days: number;
+  /** First and last UTC day of the window, inclusive (YYYY-MM-DD). */
+  from: string;
+  to: string;
+  totals: Figures;
+  series: (Figures & { day: string })[];
+}
+
+/** The sums a day (or the window) has; figures are derived from them. */
+interface Sums {
+  turns: number;
+  answered: number;
+  errors: number;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+  latency_sum_ms: number;
+  active_users: number;
+  conversations: number;
+  conversation_turns: number;
+  resolved: number;
+  escalated: number;
+  csat_sum: number;
+  csat_count: number;
+  conversation_cost_usd: number;
+  safety_events: number;
+}
+
+const SUM_KEYS = [
+  "turns",
+  "answered",
+  "errors",
+  "input_tokens",
+  "output_tokens",
+  "cost_usd",
+  "latency_sum_ms",
+  "active_users",
+  "conversations",
+  "conversation_turns",
+  "resolved",
+  "escalated",
+  "csat_sum",
+  "csat_count",
+  "conversation_cost_usd",
+  "safety_events",
+] as const satisfies readonly (keyof Sums)[];
+
+const zero = (): Sums => Object.fromEntries(SUM_KEYS.map((k) => [k, 0])) as unknown as Sums;
+const ratio = (a: number, b: number) => (b === 0 ? null : a / b);
+const pct = (a: number, b: number) => (b === 0 ? null : (a / b) * 100);
+const pick = (bucket: unknown) =>
+  bucket === null || bucket === undefined ? null : bucketValue(Number(bucket));
+
+/** Derives the figures from sums; a rate over nothing is null, not zero. */
+function figures(s: Sums, activeUsers: number, p50: unknown, p99: unknown): Figures {
+  return {
+    total_conversations: s.conversations,
+    avg_turns_per_conversation: ratio(s.conversation_turns, s.conversations),
+    resolution_rate_pct: pct(s.resolved, s.conversations),
+    escalation_rate_pct: pct(s.escalated, s.conversations),
+    avg_csat: ratio(s.csat_sum, s.csat_count),
+    csat_responses: s.csat_count,
+    total_turns: s.turns,
+    total_tokens: s.input_tokens + s.output_tokens,
+    total_cost_usd: s.cost_usd,
+    avg_response_time_ms: ratio(s.latency_sum_ms, s.answered),
+    p50_response_time_ms: pick(p50),
+    p99_response_time_ms: pick(p99),
+    error_rate_pct: pct(s.errors, s.answered),
+    daily_active_users: activeUsers,
+    cost_per_conversation_usd: ratio(s.conversation_cost_usd, s.conversations),
+    safety_violations_blocked: s.safety_events,
+  };
+}
+
+/** The window of `days` UTC days ending on the day of `now`. */
+export function dashboardWindow(days: number, now: number): { from: string; to: string; dayList: string[] } {
+  const DAY = 86_400_000;
+  const end = Date.parse(`${utcDay(now)}T00:00:00Z`);
+  const dayList = Array.from({ length: days }, (_, i) => utcDay(end - (days - 1 - i) * DAY));
+  return { from: dayList[0] ?? utcDay(now), to: utcDay(now), dayList };
+}
+
+/**
+ * Reads the dashboard of one tenant; undefined when there is no such tenant. Percentiles are
+ * nearest-rank over the latency histogram (rank ceil(q·n/100), integer arithmetic in SQL),
+ * reported as the bucket's representative value.
+ */
+export async function readDashboard(
+  db: SqlExecutor,
+  tenantId: string,
+  days: number,
+  now: number = Date.now(),
+): Promise<DashboardData | undefined> {
+  const { from, to, dayList } = dashboardWindow(days, now);
+  const res = await db.execute(sql`
+    with d as (
+      select day, turns, answered, errors, input_tokens, output_tokens, cost_usd, latency_sum_ms,
+        active_users, conversations, conversation_turns, resolved, escalated, csat_sum, csat_count,
+        conversation_cost_usd, safety_events
+      from tenant_daily
+      where tenant_id = ${tenantId} and day between ${from}::date and ${to}::date
+    ),
+    -- Not materialized: each use then reads the primary key in (day, bucket) order, with no sort.
+    h as not materialized (
+      select day, bucket, count from tenant_latency_daily
+      where tenant_id = ${tenantId} and day between ${from}::date and ${to}::date
+    ),
+    per_day as (
+      select day, bucket,
+        sum(count) over (partition by day order by bucket) as cum,
+        sum(count) over (partition by day) as n
+      from h
+    ),
+    day_pct as (
+      select day,
+        min(bucket) filter (where cum * 2 >= n) as p50,
+        min(bucket) filter (where cum * 100 >= n * 99) as p99
+      from per_day group by day
+    ),
+    whole as (
+      select bucket, sum(c) over (order by bucket) as cum, sum(c) over () as n
+      from (select bucket, sum(count) as c from h group by bucket) b
+    )
+    select
+      exists (select 1 from tenants where id = ${tenantId}) as known,
+      (select coalesce(json_agg(x order by x.day), '[]'::json)
+        from (select d.*, p.p50, p.p99 from d left join day_pct p using (day)) x) as days,
+      (select json_build_object(
+        'p50', min(bucket) filter (where cum * 2 >= n),
+        'p99', min(bucket) filter (where cum * 100 >= n * 99)) from whole) as pct`);
+  const row = res.rows[0] ?? {};
+  if (row.known !== true) return undefined;
+  const rows = (typeof row.days === "string" ? JSON.parse(row.days) : (row.days ?? [])) as (Sums & {
+    day: string;
+    p50: number | null;
+    p99: number | null;
+  })[];
+  const whole = (typeof row.pct === "string" ? JSON.parse(row.pct) : (row.pct ?? {})) as {
+    p50?: number | null;
+    p99?: number | null;
+  };
+  const byDay = new Map(rows.map((r) => [r.day, r]));
+  const total = zero();
+  const series = dayList.map((day) => {
+    const r = byDay.get(day);
+    const s = zero();
+    if (r) for (const k of SUM_KEYS) s[k] = Number(r[k]);
+    for (const k of SUM_KEYS) total[k] += s[k];
+    return { day, ...figures(s, s.active_users, r?.p50, r?.p99) };
+  });
+  return {
+    tenant_id: tenantId,
+    days,
+    from,
+    to,
+    totals: figures(total, total.active_users / days, whole.p50, whole.p99),
+    series,
+  };
+}

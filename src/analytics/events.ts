@@ -1,0 +1,86 @@
+import { z } from "zod";
+
+/**
+ * The analytics events the worker produces and the queue consumer writes into Postgres. Each
+ * carries an `id` made at produce time (a UUID): the consumer's writes are idempotent by it, so a
+ * redelivered message never counts twice. Times are epoch milliseconds.
+ */
+const base = {
+  id: z.uuid(),
+  tenantId: z.string().min(1).max(63),
+  conversationId: z.string().min(1).max(128),
+  userId: z.string().min(1).max(256),
+  at: z.number().int().nonnegative(),
+};
+
+const ratio = z.number().finite().nonnegative();
+
+/** One model answer (or refusal) inside a conversation. */
+export const TurnEvent = z.object({
+  type: z.literal("turn"),
+  ...base,
+  turnIndex: z.number().int().nonnegative(),
+  model: z.string().max(128),
+  experiment: z.string().max(128).nullable(),
+  variant: z.string().max(128).nullable(),
+  inputTokens: z.number().int().nonnegative(),
+  outputTokens: z.number().int().nonnegative(),
+  costUsd: ratio,
+  latencyMs: ratio,
+  firstTokenMs: ratio.nullable(),
+  /** ok: answered; error: the provider failed; blocked: safety refused it; refused: admission refused it. */
+  outcome: z.enum(["ok", "error", "blocked", "refused"]),
+  error: z.string().max(500).nullable(),
+  toolsUsed: z.array(z.string().max(64)).max(64),
+  channel: z.string().max(32),
+});
+
+/** The reference design's ConversationMetrics, emitted once when a conversation ends. */
+export const ConversationEvent = z.object({
+  type: z.literal("conversation"),
+  ...base,
+  startedAt: z.number().int().nonnegative(),
+  endedAt: z.number().int().nonnegative(),
+  turnCount: z.number().int().nonnegative(),
+  resolved: z.boolean(),
+  escalated: z.boolean(),
+  /** 1-5, or null when the visitor did not rate (feedback may also arrive later as its own event). */
+  csat: z.number().int().min(1).max(5).nullable(),
+  totalTokens: z.number().int().nonnegative(),
+  totalCostUsd: ratio,
+  avgResponseMs: ratio,
+  toolsUsed: z.array(z.string().max(64)).max(64),
+  channel: z.string().max(32),
+  experiment: z.string().max(128).nullable(),
+  variant: z.string().max(128).nullable(),
+  errorCount: z.number().int().nonnegative(),
+});
+
+/** A visitor's rating of a conversation. */
+export const FeedbackEvent = z.object({
+  type: z.literal("feedback"),
+  ...base,
+  csat: z.number().int().min(1).max(5),
+  comment: z.string().max(2000).nullable(),
+});
+
+/** A blocked topic hit on the visitor's input or on the model's output. */
+export const SafetyEvent = z.object({
+  type: z.literal("safety"),
+  ...base,
+  direction: z.enum(["input", "output"]),
+  topic: z.string().max(200),
+});
+
+export const AnalyticsEvent = z.discriminatedUnion("type", [
+  TurnEvent,
+  ConversationEvent,
+  FeedbackEvent,
+  SafetyEvent,
+]);
+
+export type TurnEvent = z.infer<typeof TurnEvent>;
+export type ConversationEvent = z.infer<typeof ConversationEvent>;
+export type FeedbackEvent = z.infer<typeof FeedbackEvent>;
+export type SafetyEvent = z.infer<typeof SafetyEvent>;
+export type AnalyticsEvent = z.infer<typeof AnalyticsEvent>;

@@ -1,0 +1,213 @@
+/**
+ * The rollups: per tenant per UTC day sums (`tenant_daily`), the users active that day
+ * (`tenant_daily_users`, which makes daily active users exact) and the response-time histogram
+ * (`tenant_latency_daily`). Deltas are gathered from the rows a batch actually inserted and
+ * applied in one statement inside the batch's transaction, so a redelivered event adds nothing.
+ * The seeding script applies its rows through this same code.
+ */
+import { sql } from "drizzle-orm";
+import type { ConversationEvent, SafetyEvent, TurnEvent } from "./events.ts";
+import { latencyBucket } from "./latency.ts";
+import type { SqlExecutor } from "./sql.ts";
+
+/** The UTC calendar day of an epoch-milliseconds time, as YYYY-MM-DD: the day every rollup uses. */
+export function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** One `tenant_daily` row's increments; names are the table's columns. */
+export interface DailyDelta {
+  tenant_id: string;
+  day: string;
+  turns: number;
+  answered: number;
+  errors: number;
+  blocked: number;
+  refused: number;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+  latency_sum_ms: number;
+  conversations: number;
+  conversation_turns: number;
+  resolved: number;
+  escalated: number;
+  csat_sum: number;
+  csat_count: number;
+  conversation_tokens: number;
+  conversation_cost_usd: number;
+  safety_events: number;
+}
+
+function emptyDelta(tenantId: string, day: string): DailyDelta {
+  return {
+    tenant_id: tenantId,
+    day,
+    turns: 0,
+    answered: 0,
+    errors: 0,
+    blocked: 0,
+    refused: 0,
+    input_tokens: 0,
+    output_tokens: 0,
+    cost_usd: 0,
+    latency_sum_ms: 0,
+    conversations: 0,
+    conversation_turns: 0,
+    resolved: 0,
+    escalated: 0,
+    csat_sum: 0,
+    csat_count: 0,
+    conversation_tokens: 0,
+    conversation_cost_usd: 0,
+    safety_events: 0,
+  };
+}
+
+const keyOf = (...parts: (string | number)[]) => JSON.stringify(parts);
+const byKey = <T>(m: Map<string, T>) => [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+
+/** What newly inserted rows add to the rollups. */
+export class RollupDeltas {
+  readonly #daily = new Map<string, DailyDelta>();
+  readonly #users = new Map<string, { tenant_id: string; day: string; user_id: string }>();
+  readonly #latency = new Map<string, { tenant_id: string; day: string; bucket: number; count: number }>();
+
+  #day(tenantId: string, day: string): DailyDelta {
+    const key = keyOf(tenantId, day);
+    let d = this.#daily.get(key);
+    if (!d) {
+      d = emptyDelta(tenantId, day);
+      this.#daily.set(key, d);
+    }
+    return d;
+  }
+
+  /** A turn counts on the UTC day of its time; only answered turns (ok, error) carry a response time. */
+  addTurn(t: TurnEvent): void {
+    const day = utcDay(t.at);
+    const d = this.#day(t.tenantId, day);
+    d.turns += 1;
+    d.input_tokens += t.inputTokens;
+    d.output_tokens += t.outputTokens;
+    d.cost_usd += t.costUsd;
+    if (t.outcome === "blocked") d.blocked += 1;
+    if (t.outcome === "refused") d.refused += 1;
+    if (t.outcome === "ok" || t.outcome === "error") {
+      d.answered += 1;
+      if (t.outcome === "error") d.errors += 1;
+      d.latency_sum_ms += t.latencyMs;
+      const bucket = latencyBucket(t.latencyMs);
+      const key = keyOf(t.tenantId, day, bucket);
+      const h = this.#latency.get(key);
+      if (h) h.count += 1;
+      else this.#latency.set(key, { tenant_id: t.tenantId, day, bucket, count: 1 });
+    }
+    this.#users.set(keyOf(t.tenantId, day, t.userId), { tenant_id: t.tenantId, day, user_id: t.userId });
+  }
+
+  /** A conversation counts on the UTC day it started, with the CSAT that counts for it. */
+  addConversation(c: ConversationEvent, csat: number | null): void {
+    const d = this.#day(c.tenantId, utcDay(c.startedAt));
+    d.conversations += 1;
+    d.conversation_turns += c.turnCount;
+    if (c.resolved) d.resolved += 1;
+    if (c.escalated) d.escalated += 1;
+    if (csat !== null) {
+      d.csat_sum += csat;
+      d.csat_count += 1;
+    }
+    d.conversation_tokens += c.totalTokens;
+    d.conversation_cost_usd += c.totalCostUsd;
+  }
+
+  /** Late feedback changed a stored conversation's CSAT from `before` to `after`. */
+  addCsatChange(tenantId: string, day: string, before: number | null, after: number | null): void {
+    const d = this.#day(tenantId, day);
+    d.csat_sum += (after ?? 0) - (before ?? 0);
+    d.csat_count += (after === null ? 0 : 1) - (before === null ? 0 : 1);
+  }
+
+  /** A safety event counts on the UTC day it happened. */
+  addSafety(s: SafetyEvent): void {
+    this.#day(s.tenantId, utcDay(s.at)).safety_events += 1;
+  }
+
+  get empty(): boolean {
+    return this.#daily.size === 0;
+  }
+
+  /** Rows in key order, so concurrent batches lock rollup rows in the same order. */
+  rows() {
+    return {
+      daily: byKey(this.#daily).map(([, v]) => v),
+      users: byKey(this.#users).map(([, v]) => v),
+      latency: byKey(this.#latency).map(([, v]) => v),
+    };
+  }
+}
+
+/**
+ * Adds the deltas to the rollups in one statement: the users not yet seen that day become rows
+ * of `tenant_daily_users` and their number is added to `active_users`; histogram buckets and the
+ * daily sums are incremented in place.
+ */
+export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas): Promise<void> {
+  if (deltas.empty) return;
+  const { daily, users, latency } = deltas.rows();
+  await tx.execute(sql`
+    with new_users as (
+      insert into tenant_daily_users (tenant_id, day, user_id)
+      select tenant_id, day, user_id
+      from jsonb_populate_recordset(null::tenant_daily_users, ${JSON.stringify(users)}::jsonb)
+      order by tenant_id, day, user_id
+      on conflict do nothing
+      returning tenant_id, day
+    ),
+    histogram as (
+      insert into tenant_latency_daily as h (tenant_id, day, bucket, count)
+      select tenant_id, day, bucket, count
+      from jsonb_populate_recordset(null::tenant_latency_daily, ${JSON.stringify(latency)}::jsonb)
+      order by tenant_id, day, bucket
+      on conflict (tenant_id, day, bucket) do update set count = h.count + excluded.count
+    ),
+    active as (
+      select tenant_id, day, count(*)::integer as n from new_users group by tenant_id, day
+    ),
+    deltas as (
+      select * from jsonb_populate_recordset(null::tenant_daily, ${JSON.stringify(daily)}::jsonb)
+    )
+    insert into tenant_daily as t (
+      tenant_id, day, turns, answered, errors, blocked, refused, input_tokens, output_tokens, cost_usd,
+      latency_sum_ms, active_users, conversations, conversation_turns, resolved, escalated, csat_sum,
+      csat_count, conversation_tokens, conversation_cost_usd, safety_events
+    )
+    select d.tenant_id, d.day, d.turns, d.answered, d.errors, d.blocked, d.refused, d.input_tokens,
+      d.output_tokens, d.cost_usd, d.latency_sum_ms, coalesce(a.n, 0), d.conversations,
+      d.conversation_turns, d.resolved, d.escalated, d.csat_sum, d.csat_count, d.conversation_tokens,
+      d.conversation_cost_usd, d.safety_events
+    from deltas d left join active a on a.tenant_id = d.tenant_id and a.day = d.day
+    order by d.tenant_id, d.day
+    on conflict (tenant_id, day) do update set
+      turns = t.turns + excluded.turns,
+      answered = t.answered + excluded.answered,
+      errors = t.errors + excluded.errors,
+      blocked = t.blocked + excluded.blocked,
+      refused = t.refused + excluded.refused,
+      input_tokens = t.input_tokens + excluded.input_tokens,
+      output_tokens = t.output_tokens + excluded.output_tokens,
+      cost_usd = t.cost_usd + excluded.cost_usd,
+      latency_sum_ms = t.latency_sum_ms + excluded.latency_sum_ms,
+      active_users = t.active_users + excluded.active_users,
+      conversations = t.conversations + excluded.conversations,
+      conversation_turns = t.conversation_turns + excluded.conversation_turns,
+      resolved = t.resolved + excluded.resolved,
+      escalated = t.escalated + excluded.escalated,
+      csat_sum = t.csat_sum + excluded.csat_sum,
+      csat_count = t.csat_count + excluded.csat_count,
+      conversation_tokens = t.conversation_tokens + excluded.conversation_tokens,
+      conversation_cost_usd = t.conversation_cost_usd + excluded.conversation_cost_usd,
+      safety_events = t.safety_events + excluded.safety_events,
+      updated_at = now()
+  `);
+}

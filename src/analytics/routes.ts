@@ -1,0 +1,183 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { newRouter } from "../app";
+import { adminAuth, tenantAuth } from "../auth/middleware";
+import { AppError } from "../errors";
+import { adminSecurity, errors, jsonBody, jsonResponse, tenantSecurity } from "../openapi";
+import { TenantIdParam } from "../tenants/schemas";
+import { readDashboard } from "./dashboard";
+import { deadLetterOut, listDeadLetters, replayDeadLetters } from "./dead-letters";
+
+const DaysQuery = z.object({
+  days: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(365)
+    .default(7)
+    .openapi({
+      param: { name: "days", in: "query" },
+      description: "UTC days ending today, 1..365",
+      example: 7,
+    }),
+});
+
+const num = z.number();
+const maybe = z.number().nullable();
+const FigureFields = {
+  total_conversations: num,
+  avg_turns_per_conversation: maybe,
+  resolution_rate_pct: maybe,
+  escalation_rate_pct: maybe,
+  avg_csat: maybe.openapi({ description: "Rated conversations only" }),
+  csat_responses: num,
+  total_turns: num,
+  total_tokens: num,
+  total_cost_usd: num,
+  avg_response_time_ms: maybe,
+  p50_response_time_ms: maybe.openapi({ description: "Nearest rank, within 1/64 + 0.5 ms" }),
+  p99_response_time_ms: maybe.openapi({ description: "Nearest rank, within 1/64 + 0.5 ms" }),
+  error_rate_pct: maybe,
+  daily_active_users: num.openapi({ description: "Window: the average over its days" }),
+  cost_per_conversation_usd: maybe,
+  safety_violations_blocked: num,
+};
+const Dashboard = z
+  .object({
+    tenant_id: z.string(),
+    days: z.number(),
+    from: z.string().openapi({ example: "2026-11-23" }),
+    to: z.string().openapi({ example: "2026-11-29" }),
+    totals: z.object(FigureFields),
+    series: z.array(z.object({ day: z.string(), ...FigureFields })),
+  })
+  .openapi("Dashboard");
+
+const adminDashboardRoute = createRoute({
+  method: "get",
+  path: "/tenants/{id}/dashboard",
+  tags: ["admin: analytics"],
+  security: adminSecurity,
+  middleware: [adminAuth],
+  summary: "A tenant's analytics dashboard for the last N UTC days, with a series per day",
+  request: { params: TenantIdParam, query: DaysQuery },
+  responses: { 200: jsonResponse(Dashboard, "The dashboard"), ...errors(400, 401, 404) },
+});
+
+const tenantDashboardRoute = createRoute({
+  method: "get",
+  path: "/analytics/dashboard",
+  tags: ["tenant"],
+  security: tenantSecurity,
+  middleware: [tenantAuth],
+  summary: "The key's own tenant's analytics dashboard (secret keys only)",
+  request: { query: DaysQuery },
+  responses: { 200: jsonResponse(Dashboard, "The dashboard"), ...errors(400, 401, 403) },
+});
+
+const DeadLetter = z
+  .object({
+    id: z.number(),
+    message_id: z.string(),
+    queue: z.string(),
+    reason: z.enum(["invalid", "rejected", "exhausted"]),
+    error: z.string(),
+    body: z.string().openapi({ description: "The message body as JSON text" }),
+    tenant_id: z.string().nullable(),
+    event_id: z.string().nullable(),
+    attempts: z.number(),
+    created_at: z.string(),
+    replayed_at: z.string().nullable(),
+    replays: z.number(),
+  })
+  .openapi("DeadLetter");
+
+const filterFields = {
+  reason: z.enum(["invalid", "rejected", "exhausted"]).optional(),
+  tenant_id: z.string().min(1).max(63).optional(),
+};
+
+const listDeadLettersRoute = createRoute({
+  method: "get",
+  path: "/dead-letters",
+  tags: ["admin: analytics"],
+  security: adminSecurity,
+  middleware: [adminAuth],
+  summary: "Analytics dead letters not yet replayed, oldest first",
+  request: {
+    query: z.object({ ...filterFields, limit: z.coerce.number().int().min(1).max(500).default(100) }),
+  },
+  responses: {
+    200: jsonResponse(
+      z.object({ dead_letters: z.array(DeadLetter), pending: z.number() }),
+      "Pending dead letters and their number",
+    ),
+    ...errors(400, 401),
+  },
+});
+
+const ReplayInput = z
+  .object({
+    ...filterFields,
+    ids: z.array(z.number().int().positive()).min(1).max(1000).optional(),
+    limit: z.number().int().min(1).max(1000).default(100),
+  })
+  .strict()
+  .openapi("DeadLetterReplay");
+
+const replayRoute = createRoute({
+  method: "post",
+  path: "/dead-letters/replay",
+  tags: ["admin: analytics"],
+  security: adminSecurity,
+  middleware: [adminAuth],
+  summary: "Send pending dead letters back onto the analytics queue and mark them replayed",
+  request: { body: jsonBody(ReplayInput) },
+  responses: {
+    200: jsonResponse(
+      z.object({ replayed: z.number(), ids: z.array(z.number()), remaining: z.number() }),
+      "What was replayed, and how many matching dead letters are still pending",
+    ),
+    ...errors(400, 401, 415, 503),
+  },
+});
+
+/** Admin analytics: any tenant's dashboard, dead letters and their replay. */
+export const adminAnalytics = newRouter()
+  .openapi(adminDashboardRoute, async (c) => {
+    const { id } = c.req.valid("param");
+    const data = await readDashboard(c.get("svc").dbh.db, id, c.req.valid("query").days);
+    if (!data) throw new AppError("NOT_FOUND", `no tenant ${id}`);
+    return c.json(data, 200);
+  })
+  .openapi(listDeadLettersRoute, async (c) => {
+    const q = c.req.valid("query");
+    const { rows, pending } = await listDeadLetters(
+      c.get("svc").dbh.db,
+      { reason: q.reason, tenantId: q.tenant_id },
+      q.limit,
+    );
+    return c.json({ dead_letters: rows.map(deadLetterOut), pending }, 200);
+  })
+  .openapi(replayRoute, async (c) => {
+    const svc = c.get("svc");
+    const queue = svc.env.ANALYTICS_QUEUE;
+    if (!queue) throw new AppError("UNAVAILABLE", "no ANALYTICS_QUEUE binding: nothing to replay onto");
+    const b = c.req.valid("json");
+    const out = await replayDeadLetters(
+      svc.dbh.db,
+      queue as Queue<unknown>,
+      { reason: b.reason, tenantId: b.tenant_id, ids: b.ids },
+      b.limit,
+    );
+    return c.json(out, 200);
+  });
+
+/** The tenant's own dashboard, by API key. */
+export const tenantAnalytics = newRouter().openapi(tenantDashboardRoute, async (c) => {
+  // A publishable key sits in a public web page: anyone could read the tenant's numbers with it.
+  if (c.get("apiKey").kind !== "secret") throw new AppError("FORBIDDEN", "the dashboard needs a secret key");
+  const tenant = c.get("tenant");
+  const data = await readDashboard(c.get("svc").dbh.db, tenant.id, c.req.valid("query").days);
+  if (!data) throw new AppError("NOT_FOUND", `no tenant ${tenant.id}`);
+  return c.json(data, 200);
+});

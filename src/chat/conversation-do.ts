@@ -1,0 +1,396 @@
+import { DurableObject } from "cloudflare:workers";
+import type { ConversationEvent, FeedbackEvent } from "../analytics/events";
+import { sha256Hex } from "../auth/keys";
+import type { RawEnv } from "../env";
+import {
+  type ConversationState,
+  type ConversationView,
+  EndInput,
+  type EscalationNotice,
+  FeedbackInput,
+  type PrepareResult,
+  StartInput,
+  type StoredMessage,
+  type TurnInput,
+  TurnInput as TurnInputSchema,
+  type TurnResult,
+} from "./conversation-types";
+
+/** Two failed answers in a row hand the conversation to a human. */
+const FAILURES_BEFORE_ESCALATION = 2;
+
+interface Meta {
+  conversationId: string;
+  tenantId: string;
+  userId: string;
+  channel: string;
+  state: ConversationState;
+  startedAt: number;
+  lastActivityAt: number;
+  endedAt: number | null;
+  idleTimeoutMs: number;
+  turnCount: number;
+  totalTokens: number;
+  totalCostUsd: number;
+  latencySumMs: number;
+  answeredTurns: number;
+  errorCount: number;
+  consecutiveFailures: number;
+  toolsUsed: string[];
+  experiment: string | null;
+  variant: string | null;
+  csat: number | null;
+  escalationEmail: string;
+}
+
+export type ConversationErrorCode = "not_found" | "ended" | "invalid";
+
+/**
+ * Thrown for calls that do not fit the conversation. RPC carries only an error's message across,
+ * so the code travels in it ("ConversationError[code]: ..."); `conversationErrorOf` reads it back.
+ */
+export class ConversationError extends Error {
+  constructor(
+    readonly code: ConversationErrorCode,
+    readonly detail: string,
+  ) {
+    super(`ConversationError[${code}]: ${detail}`);
+    this.name = "ConversationError";
+  }
+}
+
+const CONVERSATION_ERROR = /^ConversationError\[(not_found|ended|invalid)\]: ([\s\S]*)$/;
+
+/** The conversation error inside `err`, thrown here or received over RPC. */
+export function conversationErrorOf(
+  err: unknown,
+): { code: ConversationErrorCode; message: string } | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const m = CONVERSATION_ERROR.exec(err.message);
+  return m ? { code: m[1] as ConversationErrorCode, message: m[2] ?? "" } : undefined;
+}
+
+/** Parses DO input, turning schema failures into an `invalid` ConversationError. */
+function parse<T>(
+  schema: {
+    safeParse(
+      v: unknown,
+    ):
+      | { success: true; data: T }
+      | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } };
+  },
+  raw: unknown,
+): T {
+  const r = schema.safeParse(raw);
+  if (r.success) return r.data;
+  throw new ConversationError(
+    "invalid",
+    r.error.issues.map((i) => `${i.path.map(String).join(".")}: ${i.message}`).join("; "),
+  );
+}
+
+/**
+ * One conversation: its history, turn count, state, timings and totals. It ends on request or
+ * when idle (alarm) and then emits the reference design's ConversationMetrics to the analytics queue.
+ */
+export class Conversation extends DurableObject<RawEnv> {
+  #meta: Meta | undefined;
+  #messages: StoredMessage[] = [];
+
+  constructor(ctx: DurableObjectState, env: RawEnv) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => {
+      const sql = ctx.storage.sql;
+      sql.exec(`create table if not exists meta (k integer primary key check (k = 1), v text not null)`);
+      sql.exec(`create table if not exists messages (
+        idx integer primary key, role text not null, content text not null, tokens integer not null,
+        at integer not null, tool_calls text)`);
+      const row = sql.exec<{ v: string }>("select v from meta where k = 1").toArray()[0];
+      if (row) this.#meta = JSON.parse(row.v) as Meta;
+      for (const m of sql.exec<{
+        role: string;
+        content: string;
+        tokens: number;
+        at: number;
+        tool_calls: string | null;
+      }>("select role, content, tokens, at, tool_calls from messages order by idx")) {
+        this.#messages.push({
+          role: m.role === "assistant" ? "assistant" : "user",
+          content: m.content,
+          tokens: m.tokens,
+          at: m.at,
+          ...(m.tool_calls ? { toolCalls: JSON.parse(m.tool_calls) } : {}),
+        });
+      }
+    });
+  }
+
+  /** Opens the conversation; calling it again for the same conversation is an error. */
+  async start(input: StartInput): Promise<ConversationView> {
+    const s = parse(StartInput, input);
+    if (this.#meta) throw new ConversationError("invalid", "conversation already exists");
+    const now = Date.now();
+    this.#meta = {
+      conversationId: s.conversationId,
+      tenantId: s.tenantId,
+      userId: s.userId,
+      channel: s.channel,
+      state: "open",
+      startedAt: now,
+      lastActivityAt: now,
+      endedAt: null,
+      idleTimeoutMs: s.idleTimeoutMs,
+      turnCount: 0,
+      totalTokens: 0,
+      totalCostUsd: 0,
+      latencySumMs: 0,
+      answeredTurns: 0,
+      errorCount: 0,
+      consecutiveFailures: 0,
+      toolsUsed: [],
+      experiment: s.experiment,
+      variant: s.variant,
+      csat: null,
+      escalationEmail: "",
+    };
+    this.#save();
+    await this.ctx.storage.setAlarm(now + s.idleTimeoutMs);
+    return this.#view();
+  }
+
+  /** The state and the newest history that fits in `budgetTokens`, in one call before a turn. */
+  prepare(tenantId: string, budgetTokens: number): PrepareResult {
+    const meta = this.#meta;
+    if (!meta || meta.tenantId !== tenantId) return { ok: false, reason: "not_found" };
+    if (isEnded(meta)) return { ok: false, reason: "ended", view: this.#view() };
+    const history: StoredMessage[] = [];
+    let used = 0;
+    for (let i = this.#messages.length - 1; i >= 0; i--) {
+      const m = this.#messages[i] as StoredMessage;
+      if (used + m.tokens > budgetTokens) break;
+      used += m.tokens;
+      history.push(m);
+    }
+    history.reverse();
+    // A history must not open with an assistant message (some providers refuse that).
+    while (history[0]?.role === "assistant") history.shift();
+    return { ok: true, view: this.#view(), history };
+  }
+
+  /** Records one turn: both messages, the totals, and escalation when asked or after repeated failures. */
+  async recordTurn(tenantId: string, input: TurnInput): Promise<TurnResult> {
+    const t = parse(TurnInputSchema, input);
+    const meta = this.#require(tenantId);
+    if (isEnded(meta)) throw new ConversationError("ended", "conversation has ended");
+    const userMsg: StoredMessage = { role: "user", content: t.user.content, tokens: t.user.tokens, at: t.at };
+    const answer: StoredMessage | undefined = t.assistant
+      ? {
+          role: "assistant",
+          content: t.assistant.content,
+          tokens: t.assistant.tokens,
+          at: Date.now(),
+          toolCalls: t.assistant.toolCalls,
+        }
+      : undefined;
+    meta.turnCount += 1;
+    meta.totalTokens += t.inputTokens + t.outputTokens;
+    meta.totalCostUsd += t.costUsd;
+    meta.lastActivityAt = Date.now();
+    meta.escalationEmail = t.escalationEmail;
+    if (t.outcome === "ok") {
+      meta.answeredTurns += 1;
+      meta.latencySumMs += t.latencyMs;
+      meta.consecutiveFailures = 0;
+    } else if (t.outcome === "error") {
+      meta.errorCount += 1;
+      meta.consecutiveFailures += 1;
+    }
+    for (const tool of t.toolsUsed) if (!meta.toolsUsed.includes(tool)) meta.toolsUsed.push(tool);
+    let reason = t.escalate;
+    if (!reason && meta.consecutiveFailures >= FAILURES_BEFORE_ESCALATION)
+      reason = "the assistant failed twice in a row";
+    const escalatedNow = reason !== undefined && meta.state !== "escalated";
+    if (escalatedNow) meta.state = "escalated";
+
+    this.ctx.storage.transactionSync(() => {
+      this.#insert(userMsg);
+      if (answer) this.#insert(answer);
+      this.#save();
+    });
+    this.#messages.push(userMsg);
+    if (answer) this.#messages.push(answer);
+    const alarm = this.ctx.storage.setAlarm(meta.lastActivityAt + meta.idleTimeoutMs);
+    if (escalatedNow && reason) await Promise.all([alarm, this.#notifyEscalation(meta, reason)]);
+    else await alarm;
+    return { view: this.#view(), escalatedNow, consecutiveFailures: meta.consecutiveFailures };
+  }
+
+  /** Ends the conversation once and emits its summary; ending again returns the same view. */
+  async end(tenantId: string, input: { resolved: boolean; reason: string }): Promise<ConversationView> {
+    const e = parse(EndInput, input);
+    const meta = this.#require(tenantId);
+    if (isEnded(meta)) return this.#view();
+    const escalated = meta.state === "escalated";
+    const endedAt = Date.now();
+    const state = e.resolved ? "resolved" : "unresolved";
+    // Emit before recording the end: if the queue fails the caller can retry, and the summary's
+    // id is derived from the conversation, so a retry after a half-done end cannot count twice.
+    await this.#emit(await this.#summary({ ...meta, state, endedAt }, escalated));
+    // Another end may have finished while this one waited on the queue.
+    if (isEnded(meta)) return this.#view();
+    meta.state = state;
+    meta.endedAt = endedAt;
+    this.#save();
+    await this.ctx.storage.deleteAlarm();
+    return this.#view();
+  }
+
+  /** Stores the visitor's rating (the latest one counts) and emits it for analytics. */
+  async feedback(
+    tenantId: string,
+    input: { csat: number; comment: string | null },
+  ): Promise<ConversationView> {
+    const f = parse(FeedbackInput, input);
+    const meta = this.#require(tenantId);
+    meta.csat = f.csat;
+    this.#save();
+    const event: FeedbackEvent = {
+      type: "feedback",
+      id: crypto.randomUUID(),
+      tenantId: meta.tenantId,
+      conversationId: meta.conversationId,
+      userId: meta.userId,
+      at: Date.now(),
+      csat: f.csat,
+      comment: f.comment,
+    };
+    await this.#emit(event);
+    return this.#view();
+  }
+
+  /** The whole transcript, for the tenant's own API and for escalation emails. */
+  transcript(tenantId: string): { view: ConversationView; messages: StoredMessage[] } {
+    this.#require(tenantId);
+    return { view: this.#view(), messages: [...this.#messages] };
+  }
+
+  /** Idle timeout: an open or escalated conversation nobody touched ends unresolved. */
+  override async alarm(): Promise<void> {
+    const meta = this.#meta;
+    if (!meta || isEnded(meta)) return;
+    const due = meta.lastActivityAt + meta.idleTimeoutMs;
+    if (Date.now() < due) {
+      await this.ctx.storage.setAlarm(due);
+      return;
+    }
+    await this.end(meta.tenantId, { resolved: false, reason: "idle" });
+  }
+
+  #require(tenantId: string): Meta {
+    const meta = this.#meta;
+    // Another tenant's id reads as unknown: nothing tells it the conversation exists.
+    if (!meta || meta.tenantId !== tenantId) throw new ConversationError("not_found", "no such conversation");
+    return meta;
+  }
+
+  #insert(m: StoredMessage) {
+    this.ctx.storage.sql.exec(
+      "insert into messages (role, content, tokens, at, tool_calls) values (?, ?, ?, ?, ?)",
+      m.role,
+      m.content,
+      m.tokens,
+      m.at,
+      m.toolCalls ? JSON.stringify(m.toolCalls) : null,
+    );
+  }
+
+  #save() {
+    this.ctx.storage.sql.exec("insert or replace into meta (k, v) values (1, ?)", JSON.stringify(this.#meta));
+  }
+
+  #view(): ConversationView {
+    const m = this.#meta as Meta;
+    return {
+      conversationId: m.conversationId,
+      tenantId: m.tenantId,
+      userId: m.userId,
+      state: m.state,
+      turnCount: m.turnCount,
+      startedAt: m.startedAt,
+      lastActivityAt: m.lastActivityAt,
+      totalTokens: m.totalTokens,
+      totalCostUsd: m.totalCostUsd,
+      experiment: m.experiment,
+      variant: m.variant,
+      channel: m.channel,
+      csat: m.csat,
+      consecutiveFailures: m.consecutiveFailures,
+      historyTokens: this.#messages.reduce((n, x) => n + x.tokens, 0),
+    };
+  }
+
+  async #summary(m: Meta, escalated: boolean): Promise<ConversationEvent> {
+    return {
+      type: "conversation",
+      // One summary per conversation: its id is derived, so a retried end can never count twice.
+      id: await nameUuid(`conversation/${m.tenantId}/${m.conversationId}`),
+      tenantId: m.tenantId,
+      conversationId: m.conversationId,
+      userId: m.userId,
+      at: m.endedAt ?? Date.now(),
+      startedAt: m.startedAt,
+      endedAt: m.endedAt ?? Date.now(),
+      turnCount: m.turnCount,
+      resolved: m.state === "resolved",
+      escalated,
+      csat: m.csat,
+      totalTokens: m.totalTokens,
+      totalCostUsd: m.totalCostUsd,
+      avgResponseMs: m.answeredTurns > 0 ? m.latencySumMs / m.answeredTurns : 0,
+      toolsUsed: m.toolsUsed,
+      channel: m.channel,
+      experiment: m.experiment,
+      variant: m.variant,
+      errorCount: m.errorCount,
+    };
+  }
+
+  async #emit(event: ConversationEvent | FeedbackEvent) {
+    const queue = this.env.ANALYTICS_QUEUE;
+    if (!queue) {
+      console.warn(
+        JSON.stringify({ msg: "no ANALYTICS_QUEUE binding; analytics event dropped", type: event.type }),
+      );
+      return;
+    }
+    await queue.send(event, { contentType: "json" });
+  }
+
+  async #notifyEscalation(m: Meta, reason: string) {
+    const queue = this.env.NOTIFY_QUEUE;
+    if (!queue || !m.escalationEmail) return;
+    const notice: EscalationNotice = {
+      type: "escalation",
+      id: crypto.randomUUID(),
+      tenantId: m.tenantId,
+      conversationId: m.conversationId,
+      userId: m.userId,
+      to: m.escalationEmail,
+      reason,
+      at: Date.now(),
+      transcript: this.#messages.map((x) => ({ role: x.role, content: x.content, at: x.at })),
+    };
+    await queue.send(notice, { contentType: "json" });
+  }
+}
+
+function isEnded(meta: Meta): boolean {
+  return meta.state === "resolved" || meta.state === "unresolved";
+}
+
+/** A UUID (version 8, name-based) from the SHA-256 of a name: the same name, the same id. */
+async function nameUuid(name: string): Promise<string> {
+  const hex = await sha256Hex(name);
+  const variant = ((Number.parseInt(hex.slice(16, 17), 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}

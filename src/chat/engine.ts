@@ -1,0 +1,369 @@
+import { admitMessage, settleMessage } from "../admission/client";
+import { rateLimitHeaders, refusalError } from "../admission/headers";
+import type { Admitted } from "../admission/types";
+import type { TurnEvent } from "../analytics/events";
+import { sendAnalytics } from "../analytics/producer";
+import type { Env } from "../env";
+import { AppError } from "../errors";
+import type { TenantConfig } from "../tenants/config";
+import { runChain } from "./providers/chain";
+import { resolveChain } from "./providers/registry";
+import { policyFromEnv } from "./providers/retry";
+import type {
+  ChatEvent,
+  ChatMessage,
+  FinishReason,
+  ToolCall,
+  ToolChoice,
+  ToolDefinition,
+} from "./providers/types";
+import { DEFAULT_POLICY_MESSAGE, OutputGuard, TopicMatcher } from "./safety";
+import { countTextTokens, estimateTokens } from "./tokens";
+
+/** One visitor message on its way to a model: everything the engine needs, already validated. */
+export interface TurnRequest {
+  env: Env;
+  ctx: ExecutionContext;
+  tenant: TenantConfig;
+  userId: string;
+  conversationId: string;
+  channel: string;
+  turnIndex: number;
+  /** The conversation so far, ending with the new user message. */
+  messages: ChatMessage[];
+  /** The caller's own system text (OpenAI path); it follows the tenant's system prompt. */
+  clientSystem?: string;
+  tools?: ToolDefinition[];
+  toolChoice?: ToolChoice;
+  temperature?: number;
+  stop?: string[];
+  model: string;
+  /** What the caller asked for; clamped to the tenant's max_tokens_per_response. */
+  maxTokens?: number;
+  experiment: string | null;
+  variant: string | null;
+  /** Fires when the client goes away; the upstream call is cancelled with it. */
+  signal: AbortSignal;
+  /** An input estimate known to be an upper bound (conversation path); else the engine counts. */
+  inputTokens?: number;
+}
+
+/** What the route streams or gathers. `policy` replaces blocked output with the tenant's message. */
+export type TurnOutput =
+  | { type: "text"; delta: string }
+  | { type: "tool_call"; index: number; id?: string; name?: string; argumentsDelta: string }
+  | { type: "policy"; text: string; topic: string }
+  | { type: "failed"; message: string };
+
+/** How the turn ended; the route records it (conversation path) after the stream is done. */
+export interface TurnSummary {
+  outcome: TurnEvent["outcome"];
+  text: string;
+  toolCalls: ToolCall[];
+  model: string;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+  latencyMs: number;
+  firstTokenMs: number | null;
+  finishReason: FinishReason | "error";
+  error: string | null;
+  blockedTopic: string | null;
+}
+
+/** A turn ready to run: admission passed; `events` yields the output, `summary` settles when it ends. */
+export interface PreparedTurn {
+  admitted: Admitted;
+  headers: Record<string, string>;
+  model: string;
+  inputTokens: number;
+  events: AsyncGenerator<TurnOutput, void, undefined>;
+  summary: Promise<TurnSummary>;
+}
+
+/** A message answered by policy before any model or admission: a blocked topic on the input. */
+export interface BlockedTurn {
+  blocked: true;
+  topic: string;
+  text: string;
+}
+
+// Compiled topic lists per tenant config version; bounded by the number of active tenants.
+const matchers = new Map<string, TopicMatcher>();
+
+function matcherOf(tenant: TenantConfig): TopicMatcher {
+  const key = `${tenant.id}@${tenant.configVersion}`;
+  let m = matchers.get(key);
+  if (!m) {
+    if (matchers.size > 1_000) matchers.clear();
+    m = new TopicMatcher(tenant.blockedTopics);
+    matchers.set(key, m);
+  }
+  return m;
+}
+
+/** The tenant's answer to a blocked topic. */
+export function policyMessage(_tenant: TenantConfig): string {
+  return DEFAULT_POLICY_MESSAGE;
+}
+
+/** Refuses tool definitions the tenant has not allowed (tool calls themselves pass through). */
+export function checkTools(tenant: TenantConfig, tools: readonly ToolDefinition[] | undefined): void {
+  const refused = (tools ?? []).map((t) => t.name).filter((n) => !tenant.allowedTools.includes(n));
+  if (refused.length > 0) {
+    throw new AppError("VALIDATION_FAILED", `tools not allowed for this tenant: ${refused.join(", ")}`, {
+      details: [{ path: "tools", message: `allowed: ${tenant.allowedTools.join(", ") || "none"}` }],
+    });
+  }
+}
+
+/** Emits a turn event (and a safety event on a hit) to the analytics queue, off the response path. */
+function record(req: TurnRequest, s: TurnSummary, at: number, direction?: "input" | "output") {
+  const base = { tenantId: req.tenant.id, conversationId: req.conversationId, userId: req.userId, at };
+  const turn: TurnEvent = {
+    type: "turn",
+    id: crypto.randomUUID(),
+    ...base,
+    turnIndex: req.turnIndex,
+    model: s.model,
+    experiment: req.experiment,
+    variant: req.variant,
+    inputTokens: s.inputTokens,
+    outputTokens: s.outputTokens,
+    costUsd: s.costUsd,
+    latencyMs: s.latencyMs,
+    firstTokenMs: s.firstTokenMs,
+    outcome: s.outcome,
+    error: s.error,
+    toolsUsed: [...new Set(s.toolCalls.map((c) => c.name))],
+    channel: req.channel,
+  };
+  sendAnalytics(req.env, req.ctx, turn);
+  if (s.blockedTopic && direction) {
+    sendAnalytics(req.env, req.ctx, {
+      type: "safety",
+      id: crypto.randomUUID(),
+      ...base,
+      direction,
+      topic: s.blockedTopic,
+    });
+  }
+}
+
+/**
+ * Checks the input for blocked topics. A hit answers with the policy message, records the
+ * violation, and costs nothing: no admission, no model.
+ */
+export function screenInput(req: TurnRequest): BlockedTurn | undefined {
+  const last = [...req.messages].reverse().find((m) => m.role === "user");
+  const topic = last ? matcherOf(req.tenant).match(last.content) : undefined;
+  if (!topic) return undefined;
+  const text = policyMessage(req.tenant);
+  record(
+    req,
+    {
+      outcome: "blocked",
+      text,
+      toolCalls: [],
+      model: req.model,
+      inputTokens: 0,
+      outputTokens: 0,
+      costUsd: 0,
+      latencyMs: 0,
+      firstTokenMs: null,
+      finishReason: "content_filter",
+      error: null,
+      blockedTopic: topic,
+    },
+    Date.now(),
+    "input",
+  );
+  return { blocked: true, topic, text };
+}
+
+/** A turn that passed admission and has not run yet. */
+export interface AdmittedTurn {
+  admitted: Admitted;
+  headers: Record<string, string>;
+  chain: ReturnType<typeof resolveChain>["chain"];
+  system: string;
+  inputTokens: number;
+  started: number;
+}
+
+/** Admits the turn: the one Durable Object call before the model. Refusals throw a 429 AppError. */
+export async function admitTurn(req: TurnRequest): Promise<AdmittedTurn> {
+  const started = Date.now();
+  const system = [req.tenant.systemPrompt, req.clientSystem].filter(Boolean).join("\n\n");
+  const inputTokens = req.inputTokens ?? estimateTokens(req.messages, { system, tools: req.tools });
+  const maxTokens = Math.min(
+    req.maxTokens ?? req.tenant.maxTokensPerResponse,
+    req.tenant.maxTokensPerResponse,
+  );
+  const { chain: requested, unknown } = resolveChain([req.model], req.env);
+  if (unknown.length > 0 || requested.length === 0) {
+    throw new AppError("VALIDATION_FAILED", `unknown model: ${req.model}`, {
+      details: [{ path: "model", message: "unknown model" }],
+    });
+  }
+  const admitted = await admitMessage(req.env, req.tenant, {
+    userId: req.userId,
+    conversationId: req.conversationId,
+    inputTokens,
+    model: req.model,
+    maxTokens,
+  });
+  if (!admitted.ok) throw refusalError(admitted);
+  const { chain } = resolveChain([admitted.model, req.tenant.fallbackModel], req.env);
+  return { admitted, headers: rateLimitHeaders(admitted), chain, system, inputTokens, started };
+}
+
+/** Gives back an admitted turn that will not run (its conversation turned out to be unknown). */
+export function releaseTurn(req: TurnRequest, turn: AdmittedTurn): void {
+  settleMessage(req.env, req.ctx, req.tenant, turn.admitted.reservationId, {
+    model: turn.admitted.model,
+    inputTokens: 0,
+    outputTokens: 0,
+  });
+}
+
+/** Starts the model call of an admitted turn; `messages` replaces the request's (history loaded since). */
+export function startTurn(req: TurnRequest, turn: AdmittedTurn, messages = req.messages): PreparedTurn {
+  let resolveSummary: (s: TurnSummary) => void = () => {};
+  const summary = new Promise<TurnSummary>((r) => {
+    resolveSummary = r;
+  });
+  const events = run(
+    { ...req, messages },
+    turn.admitted,
+    turn.chain,
+    turn.system,
+    turn.inputTokens,
+    turn.started,
+    resolveSummary,
+  );
+  return {
+    admitted: turn.admitted,
+    headers: turn.headers,
+    model: turn.admitted.model,
+    inputTokens: turn.inputTokens,
+    events,
+    summary,
+  };
+}
+
+/** Admits and starts a turn in one go (the stateless OpenAI path). */
+export async function prepareTurn(req: TurnRequest): Promise<PreparedTurn> {
+  return startTurn(req, await admitTurn(req));
+}
+
+async function* run(
+  req: TurnRequest,
+  admitted: Admitted,
+  chain: ReturnType<typeof resolveChain>["chain"],
+  system: string,
+  inputTokens: number,
+  started: number,
+  done: (s: TurnSummary) => void,
+): AsyncGenerator<TurnOutput, void, undefined> {
+  const guard = new OutputGuard(matcherOf(req.tenant));
+  const text: string[] = [];
+  const calls: ToolCall[] = [];
+  let usage: { inputTokens: number; outputTokens: number } | undefined;
+  let model = admitted.model;
+  let firstTokenMs: number | null = null;
+  let finishReason: TurnSummary["finishReason"] = "error";
+  let error: string | null = null;
+  let outcome: TurnSummary["outcome"] = "error";
+  const upstream = runChain(
+    chain,
+    {
+      system,
+      messages: req.messages,
+      maxTokens: admitted.maxTokens,
+      temperature: req.temperature,
+      stop: req.stop,
+      tools: req.tools,
+      toolChoice: req.toolChoice,
+      stream: true,
+      inputTokens,
+    },
+    { signal: req.signal, policy: policyFromEnv(req.env) },
+  );
+  try {
+    for await (const ev of upstream as AsyncIterable<ChatEvent>) {
+      if (ev.type === "text") {
+        firstTokenMs ??= Date.now() - started;
+        text.push(ev.delta);
+        const safe = guard.push(ev.delta);
+        if (guard.blocked) break;
+        if (safe) yield { type: "text", delta: safe };
+      } else if (ev.type === "tool_call") {
+        firstTokenMs ??= Date.now() - started;
+        const call = calls[ev.index] ?? { id: "", name: "", arguments: "" };
+        calls[ev.index] = call;
+        if (ev.id) call.id = ev.id;
+        if (ev.name) call.name = ev.name;
+        call.arguments += ev.argumentsDelta;
+        yield ev;
+      } else if (ev.type === "usage") {
+        usage = { inputTokens: ev.inputTokens, outputTokens: ev.outputTokens };
+      } else if (ev.type === "done") {
+        model = ev.model;
+        finishReason = ev.finishReason;
+        outcome = "ok";
+      } else if (ev.type === "error") {
+        model = ev.model;
+        error = ev.error.message;
+        outcome = "error";
+      }
+    }
+    if (guard.blocked) {
+      outcome = "blocked";
+      finishReason = "content_filter";
+      yield { type: "policy", text: policyMessage(req.tenant), topic: guard.blocked };
+    } else {
+      const tail = guard.flush();
+      if (tail) yield { type: "text", delta: tail };
+      if (outcome === "error") yield { type: "failed", message: visitorMessage(error) };
+    }
+  } finally {
+    // Runs on completion, on error and when the client goes away mid-stream: usage is settled
+    // either way, from the provider's count or, if it never came, from what was produced.
+    await upstream.return(undefined);
+    const produced = text.join("");
+    const used = usage ?? {
+      inputTokens: firstTokenMs === null && outcome === "error" ? 0 : inputTokens,
+      outputTokens: countTextTokens(produced) + calls.reduce((n, c) => n + countTextTokens(c.arguments), 0),
+    };
+    if (req.signal.aborted && outcome === "error") error ??= "client disconnected";
+    const costUsd = settleMessage(req.env, req.ctx, req.tenant, admitted.reservationId, {
+      model,
+      inputTokens: used.inputTokens,
+      outputTokens: used.outputTokens,
+    });
+    const summary: TurnSummary = {
+      outcome,
+      text: produced,
+      toolCalls: calls.filter(Boolean),
+      model,
+      inputTokens: used.inputTokens,
+      outputTokens: used.outputTokens,
+      costUsd,
+      latencyMs: Date.now() - started,
+      firstTokenMs,
+      finishReason,
+      error,
+      blockedTopic: guard.blocked ?? null,
+    };
+    record(req, summary, started, "output");
+    done(summary);
+  }
+}
+
+/** What the visitor reads when the model could not answer; never the upstream's internals. */
+function visitorMessage(error: string | null): string {
+  return error && /timed out|timeout/i.test(error)
+    ? "Sorry, the assistant took too long to answer. Please try again."
+    : "Sorry, the assistant could not answer right now. Please try again in a moment.";
+}

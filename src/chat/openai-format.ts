@@ -1,0 +1,212 @@
+import { z } from "@hono/zod-openapi";
+import type { ErrorCode } from "../errors";
+import type { ChatMessage, FinishReason, ToolCall, ToolChoice, ToolDefinition } from "./providers/types";
+
+const TextPart = z.object({ type: z.literal("text"), text: z.string() }).loose();
+const Content = z.union([z.string(), z.array(TextPart).min(1)]);
+
+const ToolCallIn = z
+  .object({
+    id: z.string().min(1).max(128),
+    type: z.literal("function"),
+    function: z.object({ name: z.string().min(1).max(64), arguments: z.string().max(100_000) }).loose(),
+  })
+  .loose();
+
+const MessageIn = z.discriminatedUnion("role", [
+  z.object({ role: z.literal("system"), content: Content, name: z.string().optional() }).loose(),
+  z.object({ role: z.literal("developer"), content: Content, name: z.string().optional() }).loose(),
+  z.object({ role: z.literal("user"), content: Content, name: z.string().optional() }).loose(),
+  z
+    .object({
+      role: z.literal("assistant"),
+      content: Content.nullable().optional(),
+      tool_calls: z.array(ToolCallIn).max(64).optional(),
+      name: z.string().optional(),
+    })
+    .loose(),
+  z.object({ role: z.literal("tool"), content: Content, tool_call_id: z.string().min(1).max(128) }).loose(),
+]);
+
+const ToolIn = z
+  .object({
+    type: z.literal("function"),
+    function: z
+      .object({
+        name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "tool names are [A-Za-z0-9_-]{1,64}"),
+        description: z.string().max(4_000).optional(),
+        parameters: z.record(z.string(), z.unknown()).optional(),
+      })
+      .loose(),
+  })
+  .loose();
+
+/**
+ * OpenAI's Chat Completions request, as much of it as chatedge honours. Unknown fields are ignored
+ * (clients send many), but the fields we read are checked strictly.
+ */
+export const ChatCompletionRequest = z
+  .object({
+    model: z.string().min(1).max(128),
+    messages: z.array(MessageIn).min(1).max(1_000),
+    stream: z.boolean().optional(),
+    stream_options: z.object({ include_usage: z.boolean().optional() }).loose().nullable().optional(),
+    max_tokens: z.number().int().min(1).max(1_000_000).nullable().optional(),
+    max_completion_tokens: z.number().int().min(1).max(1_000_000).nullable().optional(),
+    temperature: z.number().min(0).max(2).nullable().optional(),
+    stop: z
+      .union([z.string(), z.array(z.string()).max(4)])
+      .nullable()
+      .optional(),
+    tools: z.array(ToolIn).max(128).optional(),
+    tool_choice: z
+      .union([
+        z.enum(["auto", "none", "required"]),
+        z.object({ type: z.literal("function"), function: z.object({ name: z.string() }) }).loose(),
+      ])
+      .optional(),
+    n: z.literal(1).nullable().optional(),
+    user: z.string().min(1).max(256).optional(),
+  })
+  .loose()
+  .openapi("ChatCompletionRequest");
+export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequest>;
+
+function text(content: z.infer<typeof Content> | null | undefined): string {
+  if (content === null || content === undefined) return "";
+  return typeof content === "string" ? content : content.map((p) => p.text).join("");
+}
+
+/** Splits an OpenAI request into the client's system text and the conversation in internal form. */
+export function toInternal(req: ChatCompletionRequest): { system: string; messages: ChatMessage[] } {
+  const system: string[] = [];
+  const messages: ChatMessage[] = [];
+  for (const m of req.messages) {
+    if (m.role === "system" || m.role === "developer") system.push(text(m.content));
+    else if (m.role === "user") messages.push({ role: "user", content: text(m.content) });
+    else if (m.role === "tool")
+      messages.push({ role: "tool", toolCallId: m.tool_call_id, content: text(m.content) });
+    else {
+      const toolCalls: ToolCall[] | undefined = m.tool_calls?.map((c) => ({
+        id: c.id,
+        name: c.function.name,
+        arguments: c.function.arguments,
+      }));
+      messages.push({
+        role: "assistant",
+        content: text(m.content),
+        ...(toolCalls?.length ? { toolCalls } : {}),
+      });
+    }
+  }
+  return { system: system.join("\n\n"), messages };
+}
+
+/** The request's tools in internal form. */
+export function toolsOf(req: ChatCompletionRequest): ToolDefinition[] | undefined {
+  return req.tools?.map((t) => ({
+    name: t.function.name,
+    description: t.function.description,
+    parameters: t.function.parameters ?? { type: "object", properties: {} },
+  }));
+}
+
+export function toolChoiceOf(req: ChatCompletionRequest): ToolChoice | undefined {
+  const c = req.tool_choice;
+  if (c === undefined || typeof c === "string") return c;
+  return { name: c.function.name };
+}
+
+/** OpenAI's error `type` for each of our codes, so SDK error classes line up. */
+function openAiType(code: ErrorCode): string {
+  switch (code) {
+    case "UNAUTHORIZED":
+      return "authentication_error";
+    case "FORBIDDEN":
+      return "permission_error";
+    case "NOT_FOUND":
+      return "not_found_error";
+    case "RATE_LIMITED":
+    case "BUDGET_EXCEEDED":
+      return "rate_limit_error";
+    case "UPSTREAM_ERROR":
+    case "UNAVAILABLE":
+    case "INTERNAL":
+    case "MISCONFIGURED":
+      return "server_error";
+    default:
+      return "invalid_request_error";
+  }
+}
+
+/** OpenAI's error body: `{error: {message, type, param, code}}`, with our request id alongside. */
+export function openAiError(
+  code: ErrorCode,
+  message: string,
+  requestId: string,
+  param: string | null = null,
+) {
+  return {
+    error: { message, type: openAiType(code), param, code: code.toLowerCase(), request_id: requestId },
+  };
+}
+
+/** OpenAI's finish_reason for ours. */
+export function finishReason(reason: FinishReason): string {
+  return reason;
+}
+
+export interface CompletionMeta {
+  id: string;
+  created: number;
+  model: string;
+}
+
+/** One streamed chunk in OpenAI's `chat.completion.chunk` shape. */
+export function chunk(meta: CompletionMeta, delta: Record<string, unknown>, finish: string | null = null) {
+  return {
+    id: meta.id,
+    object: "chat.completion.chunk",
+    created: meta.created,
+    model: meta.model,
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+  };
+}
+
+export function usageBody(inputTokens: number, outputTokens: number) {
+  return {
+    prompt_tokens: inputTokens,
+    completion_tokens: outputTokens,
+    total_tokens: inputTokens + outputTokens,
+  };
+}
+
+/** The whole answer in OpenAI's `chat.completion` shape. */
+export function completion(
+  meta: CompletionMeta,
+  content: string,
+  toolCalls: ToolCall[],
+  finish: string,
+  usage: { inputTokens: number; outputTokens: number },
+) {
+  const message: Record<string, unknown> = {
+    role: "assistant",
+    content: toolCalls.length && !content ? null : content,
+    refusal: null,
+  };
+  if (toolCalls.length) {
+    message.tool_calls = toolCalls.map((c) => ({
+      id: c.id,
+      type: "function",
+      function: { name: c.name, arguments: c.arguments },
+    }));
+  }
+  return {
+    id: meta.id,
+    object: "chat.completion",
+    created: meta.created,
+    model: meta.model,
+    choices: [{ index: 0, message, logprobs: null, finish_reason: finish }],
+    usage: usageBody(usage.inputTokens, usage.outputTokens),
+  };
+}

@@ -1,0 +1,125 @@
+import { countTextTokens, estimateRequestTokens, truncateToTokens } from "../tokens";
+import { ProviderError } from "./errors";
+import { sleep } from "./retry";
+import type { CallOptions, ChatRequest, Provider, StreamEvent, ToolCall } from "./types";
+
+export interface MockOptions {
+  /** Pause between words, so a demo shows streaming; 0 (the default) never touches a timer. */
+  delayMs?: number;
+}
+
+export const MOCK_GREETING_REPLY = "Hello! I'm the chatedge mock assistant. How can I help you today?";
+export const MOCK_EMPTY_REPLY = "I didn't catch that. Could you say it again?";
+
+const GREETINGS = new Set([
+  "hi",
+  "hello",
+  "hey",
+  "hiya",
+  "howdy",
+  "hi there",
+  "hello there",
+  "hey there",
+  "good morning",
+  "good afternoon",
+  "good evening",
+]);
+const PREVIEW_WORDS = 12;
+const TRAILING_PUNCTUATION = /[\s!.?,]+$/;
+const WHITESPACE = /\s+/;
+
+function lastOf(req: ChatRequest) {
+  return req.messages[req.messages.length - 1];
+}
+
+function pickTool(req: ChatRequest, text: string): string | undefined {
+  const tools = req.tools ?? [];
+  const choice = req.toolChoice;
+  if (tools.length === 0 || choice === "none") return undefined;
+  if (typeof choice === "object") return choice.name;
+  const lower = text.toLowerCase();
+  const named = tools.find((t) => lower.includes(t.name.toLowerCase()));
+  return named?.name ?? (choice === "required" ? tools[0]?.name : undefined);
+}
+
+/** The mock's answer, a pure function of the request: a canned greeting, an echo summary, or a tool call. */
+export function mockReply(req: ChatRequest): { text: string } | { toolCall: ToolCall } {
+  const last = lastOf(req);
+  if (last?.role === "tool") {
+    const preview = last.content.length > 200 ? `${last.content.slice(0, 200)}...` : last.content;
+    return { text: `The tool returned: ${preview}` };
+  }
+  const said = last?.role === "user" ? last.content.trim() : "";
+  const tool = pickTool(req, said);
+  if (tool) {
+    // Stringified once per reply; the query is the visitor's text so tests can see it pass through.
+    return {
+      toolCall: { id: "call_mock_1", name: tool, arguments: JSON.stringify({ query: said.slice(0, 200) }) },
+    };
+  }
+  if (said === "") return { text: MOCK_EMPTY_REPLY };
+  if (GREETINGS.has(said.toLowerCase().replace(TRAILING_PUNCTUATION, "")))
+    return { text: MOCK_GREETING_REPLY };
+  const words = said.split(WHITESPACE);
+  const preview = words.slice(0, PREVIEW_WORDS).join(" ") + (words.length > PREVIEW_WORDS ? " ..." : "");
+  const n = words.length;
+  return {
+    text: `You said ${n} ${n === 1 ? "word" : "words"}: "${preview}". This is a deterministic reply from the mock model.`,
+  };
+}
+
+/** Splits a reply into word pieces that keep their leading space, as real token streams do. */
+export function wordPieces(text: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  for (let i = text.indexOf(" ", 1); i !== -1; i = text.indexOf(" ", i + 1)) {
+    if (i > start) out.push(text.slice(start, i));
+    start = i;
+  }
+  if (start < text.length) out.push(text.slice(start));
+  return out;
+}
+
+/** The built-in provider: deterministic, streaming, exact usage from the tokenizer, no network. */
+export function createMockProvider(opts: MockOptions = {}): Provider {
+  const delayMs = opts.delayMs ?? 0;
+  return {
+    name: "mock",
+    async *stream(req: ChatRequest, call: CallOptions): AsyncGenerator<StreamEvent> {
+      const aborted = () =>
+        new ProviderError({
+          provider: "mock",
+          model: req.model,
+          kind: "aborted",
+          retryable: false,
+          message: "request aborted",
+        });
+      if (call.signal.aborted) throw aborted();
+      const inputTokens = req.inputTokens ?? estimateRequestTokens(req);
+      const reply = mockReply(req);
+      if ("toolCall" in reply) {
+        const { id, name, arguments: args } = reply.toolCall;
+        yield { type: "tool_call", index: 0, id, name, argumentsDelta: args };
+        const outputTokens = countTextTokens(name) + countTextTokens(args);
+        yield { type: "usage", inputTokens, outputTokens, estimated: false };
+        yield { type: "done", finishReason: "tool_calls" };
+        return;
+      }
+      const { text, tokens, cut } = truncateToTokens(reply.text, req.maxTokens);
+      const pieces = req.stream === false ? [text] : wordPieces(text);
+      for (let i = 0; i < pieces.length; i++) {
+        if (delayMs > 0 && i > 0) {
+          try {
+            await sleep(delayMs, call.signal);
+          } catch {
+            throw aborted();
+          }
+        }
+        if (call.signal.aborted) throw aborted();
+        yield { type: "text", delta: pieces[i] ?? "" };
+      }
+      yield { type: "usage", inputTokens, outputTokens: tokens, estimated: false };
+      yield { type: "done", finishReason: cut ? "length" : "stop" };
+    },
+  };
+}

@@ -1,0 +1,134 @@
+import type { Env } from "../../env";
+import { createAnthropicProvider } from "./anthropic";
+import { ProviderError } from "./errors";
+import { createMockProvider } from "./mock";
+import { createOpenAiProvider } from "./openai";
+import type { Provider } from "./types";
+import { type AiBinding, createWorkersAiProvider } from "./workers-ai";
+
+/** What the registry reads of the environment; the validated `Env` satisfies it. */
+export type ProviderEnv = Pick<
+  Env,
+  | "OPENAI_API_KEY"
+  | "OPENAI_BASE_URL"
+  | "ANTHROPIC_API_KEY"
+  | "ANTHROPIC_BASE_URL"
+  | "OPENAI_COMPAT_PROVIDERS"
+> & { AI?: AiBinding };
+
+/** A public model name resolved to the provider that serves it and the id that provider knows it by. */
+export interface ResolvedModel {
+  /** The name as the tenant configured it. */
+  model: string;
+  provider: Provider;
+  upstreamModel: string;
+  /** false when the provider lacks its key or binding; calling it then fails with a `config` error. */
+  configured: boolean;
+}
+
+// Short names tenants may use; anything else starting with "claude-" goes upstream unchanged.
+export const ANTHROPIC_ALIASES: Readonly<Record<string, string>> = {
+  "claude-haiku": "claude-haiku-4-5",
+  "claude-sonnet": "claude-sonnet-4-5",
+};
+
+const OPENAI_MODEL = /^(gpt-|chatgpt-|o[1-9](-|$))/;
+
+// Stateless, so one of each serves the whole isolate.
+const mock = createMockProvider();
+const slowMock = createMockProvider({ delayMs: 25 });
+
+function unconfigured(name: string, missing: string): Provider {
+  return {
+    name,
+    // biome-ignore lint/correctness/useYield: it fails before producing anything, by design.
+    async *stream(req) {
+      throw new ProviderError({
+        provider: name,
+        model: req.model,
+        kind: "config",
+        retryable: false,
+        message: `${name} is not configured: ${missing} is not set`,
+      });
+    },
+  };
+}
+
+function secretNamed(env: ProviderEnv, name: string): string | undefined {
+  // Compatible providers name their key variable in config, so it is read by name; loadEnv keeps
+  // every raw binding on the env object next to the parsed ones.
+  const value = (env as unknown as Record<string, unknown>)[name];
+  return typeof value === "string" && value !== "" ? value : undefined;
+}
+
+/** Maps a public model name to its provider; undefined when no provider claims the name. */
+export function resolveModel(name: string, env: ProviderEnv): ResolvedModel | undefined {
+  const found = (provider: Provider, upstreamModel: string, configured = true): ResolvedModel => ({
+    model: name,
+    provider,
+    upstreamModel,
+    configured,
+  });
+  if (name === "mock" || name.startsWith("mock-")) return found(name === "mock-slow" ? slowMock : mock, name);
+  if (name.startsWith("@cf/") || name.startsWith("@hf/")) {
+    return env.AI
+      ? found(createWorkersAiProvider(env.AI), name)
+      : found(unconfigured("workers-ai", "the AI binding"), name, false);
+  }
+  if (name.startsWith("claude-") && name.length > "claude-".length) {
+    const upstream = ANTHROPIC_ALIASES[name] ?? name;
+    const key = env.ANTHROPIC_API_KEY;
+    return key
+      ? found(createAnthropicProvider({ baseUrl: env.ANTHROPIC_BASE_URL, apiKey: key }), upstream)
+      : found(unconfigured("anthropic", "ANTHROPIC_API_KEY"), upstream, false);
+  }
+  if (OPENAI_MODEL.test(name)) {
+    const key = env.OPENAI_API_KEY;
+    return key
+      ? found(
+          createOpenAiProvider({
+            name: "openai",
+            baseUrl: env.OPENAI_BASE_URL,
+            apiKey: key,
+            flavor: "openai",
+          }),
+          name,
+        )
+      : found(unconfigured("openai", "OPENAI_API_KEY"), name, false);
+  }
+  const slash = name.indexOf("/");
+  if (slash > 0 && slash < name.length - 1) {
+    const prefix = name.slice(0, slash);
+    const compat = env.OPENAI_COMPAT_PROVIDERS[prefix];
+    if (!compat) return undefined;
+    const upstream = name.slice(slash + 1);
+    const key = compat.apiKeyVar ? secretNamed(env, compat.apiKeyVar) : undefined;
+    if (compat.apiKeyVar && !key) return found(unconfigured(prefix, compat.apiKeyVar), upstream, false);
+    const provider = createOpenAiProvider({
+      name: prefix,
+      baseUrl: compat.baseUrl,
+      apiKey: key,
+      flavor: "compatible",
+    });
+    return found(provider, upstream);
+  }
+  return undefined;
+}
+
+/** Resolves a model and its fallbacks in order, skipping blanks and repeats; unknown names are listed. */
+export function resolveChain(
+  names: ReadonlyArray<string | null | undefined>,
+  env: ProviderEnv,
+): { chain: ResolvedModel[]; unknown: string[] } {
+  const chain: ResolvedModel[] = [];
+  const unknown: string[] = [];
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (!name || seen.has(name)) continue;
+    seen.add(name);
+    const resolved = resolveModel(name, env);
+    if (resolved) chain.push(resolved);
+    else unknown.push(name);
+  }
+  return { chain, unknown };
+}

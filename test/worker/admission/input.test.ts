@@ -1,0 +1,124 @@
+import { runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { gateFailure } from "../../../src/admission/headers";
+import type { TenantGate } from "../../../src/admission/tenant-gate";
+import { type AdmitInput, gateErrorOf } from "../../../src/admission/types";
+import { admitted, config, freshGate, input } from "./helpers";
+
+/** What a gate call threw, as the worker sees it: the gate's code and the HTTP status it maps to. */
+async function failure(p: Promise<unknown>) {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!err) throw new Error("expected the gate to throw");
+  const app = gateFailure(err);
+  return { code: gateErrorOf(err)?.code, status: app.status, appCode: app.code, message: app.message };
+}
+
+describe("gate input validation", () => {
+  const cases: Array<[string, (i: AdmitInput) => unknown, string]> = [
+    ["negative input tokens", (i) => ({ ...i, inputTokens: -1 }), "inputTokens"],
+    ["fractional max tokens", (i) => ({ ...i, maxTokens: 1.5 }), "maxTokens"],
+    ["zero max tokens", (i) => ({ ...i, maxTokens: 0 }), "maxTokens"],
+    ["empty user", (i) => ({ ...i, userId: "" }), "userId"],
+    ["bad model name", (i) => ({ ...i, model: "gpt 4o; drop" }), "model"],
+    ["bad tenant id", (i) => ({ ...i, tenantId: "Not_A_Tenant" }), "tenantId"],
+    [
+      "unknown time zone",
+      (i) => ({ ...i, config: { ...i.config, timezone: "Mars/Olympus" } }),
+      "config.timezone",
+    ],
+    [
+      "negative budget",
+      (i) => ({ ...i, config: { ...i.config, monthlyTokenBudget: -5 } }),
+      "config.monthlyTokenBudget",
+    ],
+    ["a string for a number", (i) => ({ ...i, inputTokens: "100" }), "inputTokens"],
+    ["an unknown field", (i) => ({ ...i, sneaky: true }), "sneaky"],
+    ["no config", (i) => ({ ...i, config: undefined }), "config"],
+    ["reservation ttl too short", (i) => ({ ...i, ttlMs: 10 }), "ttlMs"],
+    [
+      "global limit zero",
+      (i) => ({ ...i, global: { gate: "global", limitPerMinute: 0 } }),
+      "global.limitPerMinute",
+    ],
+    [
+      "a bad piggybacked settlement",
+      (i) => ({
+        ...i,
+        settle: [{ reservationId: "x", usage: { model: "m", inputTokens: 1, outputTokens: 1 } }],
+      }),
+      "settle.0.reservationId",
+    ],
+  ];
+
+  it.each(cases)("refuses admit input with %s (400) and changes nothing", async (_name, mutate, field) => {
+    const { tenantId, stub } = await freshGate();
+    const f = await failure(stub.admit(mutate(input(tenantId)) as AdmitInput));
+    expect(f).toMatchObject({ code: "INVALID_INPUT", status: 400, appCode: "VALIDATION_FAILED" });
+    expect(f.message).toContain(field);
+    const n = await runInDurableObject(stub, (_g: TenantGate, state) =>
+      Number(state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM admissions").one().n),
+    );
+    expect(n).toBe(0);
+  });
+
+  it("refuses malformed, unknown and forged reservation ids on settle", async () => {
+    const { tenantId, stub } = await freshGate();
+    const usage = { model: "gpt-4o-mini", inputTokens: 1, outputTokens: 1 };
+    expect(await failure(stub.settle("rsv_bogus", usage))).toMatchObject({
+      code: "INVALID_INPUT",
+      status: 400,
+    });
+    expect(await failure(stub.settle("rsv_zz_00000000", usage))).toMatchObject({
+      code: "NOT_FOUND",
+      status: 404,
+    });
+    const a = admitted(await stub.admit(input(tenantId)));
+    // The right sequence number with another tag: an id from some other gate, not this reservation.
+    const forged = a.reservationId.replace(/_[0-9a-f]{8}$/, "_00000000");
+    expect(await failure(stub.settle(forged, usage))).toMatchObject({ code: "NOT_FOUND", status: 404 });
+    expect(await failure(stub.settle(a.reservationId, { ...usage, outputTokens: -1 }))).toMatchObject({
+      code: "INVALID_INPUT",
+      status: 400,
+    });
+    expect(
+      await failure(
+        stub.settleMany(Array.from({ length: 501 }, () => ({ reservationId: a.reservationId, usage }))),
+      ),
+    ).toMatchObject({ code: "INVALID_INPUT", status: 400 });
+    // None of that touched the reservation.
+    expect((await stub.settle(a.reservationId, usage)).status).toBe("settled");
+  });
+
+  it("belongs to one tenant: another tenant's id is a conflict (409)", async () => {
+    const { tenantId, stub } = await freshGate();
+    admitted(await stub.admit(input(tenantId)));
+    expect(await failure(stub.admit(input("some-other-tenant")))).toMatchObject({
+      code: "CONFLICT",
+      status: 409,
+    });
+    expect(
+      await failure(stub.usage({ tenantId: "some-other-tenant", days: 7, config: config() })),
+    ).toMatchObject({
+      code: "CONFLICT",
+      status: 409,
+    });
+  });
+
+  it("refuses a usage query outside 1..90 days", async () => {
+    const { tenantId, stub } = await freshGate();
+    for (const days of [0, 91, 2.5]) {
+      expect(await failure(stub.usage({ tenantId, days, config: config() }))).toMatchObject({
+        code: "INVALID_INPUT",
+        status: 400,
+      });
+    }
+  });
+
+  it("maps anything else a gate throws to 503", () => {
+    const e = gateFailure(new Error("Network connection lost."));
+    expect([e.status, e.code, e.headers]).toEqual([503, "UNAVAILABLE", { "Retry-After": "1" }]);
+  });
+});

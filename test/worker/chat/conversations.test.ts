@@ -1,0 +1,192 @@
+import { describe, expect, it } from "vitest";
+import { createKey, envelope, send } from "../helpers";
+import { chatTenant, sseFrames, upstreamRequests } from "./helpers";
+
+type Reply = {
+  conversation_id: string;
+  message: { role: string; content: string };
+  state: string;
+  escalated: boolean;
+  blocked: boolean;
+  usage: { input_tokens: number; output_tokens: number; cost_usd: number };
+};
+
+async function start(key: string, body: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
+  const res = await send("POST", "/v1/conversations", key, body, headers);
+  expect(res.status).toBe(201);
+  return (await res.json()) as { id: string; greeting: string; state: string; turns: number };
+}
+
+const say = (key: string, id: string, content: string, headers: Record<string, string> = {}) =>
+  send("POST", `/v1/conversations/${id}/messages`, key, { content }, headers);
+
+describe("conversation API", () => {
+  it("starts with the tenant's greeting, answers, keeps the transcript, ends and takes feedback", async () => {
+    const { key } = await chatTenant({ custom_greeting: "Welcome to the shop!" });
+    const conv = await start(key, { user: "alice" });
+    expect(conv.id).toMatch(/^conv_[A-Za-z0-9]{24}$/);
+    expect(conv).toMatchObject({ greeting: "Welcome to the shop!", state: "open", turns: 0 });
+
+    const first = await say(key, conv.id, "hello");
+    expect(first.status).toBe(200);
+    expect(first.headers.get("ratelimit-limit")).toBe("30");
+    const reply = (await first.json()) as Reply;
+    expect(reply).toMatchObject({
+      conversation_id: conv.id,
+      state: "open",
+      escalated: false,
+      blocked: false,
+    });
+    expect(reply.message.content).toContain("mock assistant");
+    expect(reply.usage.output_tokens).toBeGreaterThan(0);
+
+    await say(key, conv.id, "where is my parcel");
+    const t = await send("GET", `/v1/conversations/${conv.id}`, key);
+    const transcript = (await t.json()) as { turns: number; messages: { role: string; content: string }[] };
+    expect(transcript.turns).toBe(2);
+    expect(transcript.messages.map((m) => m.role)).toEqual(["user", "assistant", "user", "assistant"]);
+    expect(transcript.messages[2]?.content).toBe("where is my parcel");
+
+    const ended = await send("POST", `/v1/conversations/${conv.id}/end`, key, { resolved: true });
+    expect(ended.status).toBe(200);
+    expect(((await ended.json()) as { state: string }).state).toBe("resolved");
+    const again = await say(key, conv.id, "one more thing");
+    expect(again.status).toBe(409);
+    expect((await envelope(again)).code).toBe("CONFLICT");
+
+    const fb = await send("POST", `/v1/conversations/${conv.id}/feedback`, key, {
+      csat: 4,
+      comment: "quick",
+    });
+    expect(fb.status).toBe(200);
+    expect(((await fb.json()) as { csat: number }).csat).toBe(4);
+  });
+
+  it("sends the stored history with the next message", async () => {
+    const { key } = await chatTenant({ model: "gpt-4o-mini", system_prompt: "history-test-prompt-7731" });
+    const conv = await start(key);
+    await say(key, conv.id, "my order number is 5512");
+    const res = await say(key, conv.id, "and when does it ship");
+    expect(res.status).toBe(200);
+    const seen = (await upstreamRequests()).filter((r) =>
+      JSON.stringify(r.body).includes("history-test-prompt-7731"),
+    );
+    const last = seen.at(-1)?.body as { messages: { role: string; content: string }[] };
+    expect(last.messages.map((m) => m.role)).toEqual(["system", "user", "assistant", "user"]);
+    expect(last.messages[1]?.content).toBe("my order number is 5512");
+    expect(last.messages[3]?.content).toBe("and when does it ship");
+  });
+
+  it("streams the answer as SSE delta events and a done event", async () => {
+    const { key } = await chatTenant();
+    const conv = await start(key);
+    const res = await send("POST", `/v1/conversations/${conv.id}/messages`, key, {
+      content: "hello",
+      stream: true,
+    });
+    expect(res.headers.get("content-type")).toContain("text/event-stream");
+    const frames = await sseFrames(res);
+    const text = frames
+      .filter((f) => f.event === "delta")
+      .map((f) => JSON.parse(f.data).text)
+      .join("");
+    const done = frames.at(-1);
+    expect(done?.event).toBe("done");
+    const reply = JSON.parse(done?.data ?? "{}") as Reply;
+    expect(reply.message.content).toBe(text);
+    expect(text).toContain("mock assistant");
+  });
+
+  it("answers a blocked topic with the policy message and stays usable", async () => {
+    const { key } = await chatTenant({ blocked_topics: ["competitor pricing"] });
+    const conv = await start(key);
+    const blocked = (await (await say(key, conv.id, "what is the competitor pricing?")).json()) as Reply;
+    expect(blocked).toMatchObject({ blocked: true, state: "open" });
+    expect(blocked.message.content).toContain("can't help");
+    const next = await say(key, conv.id, "hello");
+    expect(next.status).toBe(200);
+    expect(((await next.json()) as Reply).blocked).toBe(false);
+  });
+
+  it("escalates when the visitor asks for a human", async () => {
+    const { key } = await chatTenant({ escalation_email: "team@shop.example" });
+    const conv = await start(key);
+    const res = (await (await say(key, conv.id, "can I talk to a real person please")).json()) as Reply;
+    expect(res).toMatchObject({ state: "escalated", escalated: true });
+    expect(res.message.content).toContain("member of the team");
+    const t = (await (await send("GET", `/v1/conversations/${conv.id}`, key)).json()) as { state: string };
+    expect(t.state).toBe("escalated");
+  });
+
+  it("escalates after the bot fails twice in a row", async () => {
+    const { key } = await chatTenant({ model: "gpt-4o-mini" });
+    const conv = await start(key);
+    const first = (await (await say(key, conv.id, "hi [[fault:500]]")).json()) as Reply;
+    expect(first).toMatchObject({ state: "open", escalated: false });
+    expect(first.message.content).toContain("could not answer");
+    const second = (await (await say(key, conv.id, "hello? [[fault:500]]")).json()) as Reply;
+    expect(second).toMatchObject({ state: "escalated", escalated: true });
+    expect(second.message.content).toContain("member of the team");
+  });
+
+  it("hides conversations from other tenants and other visitors", async () => {
+    const a = await chatTenant({ allowed_origins: ["https://a.example"] });
+    const b = await chatTenant();
+    const conv = await start(a.key);
+    for (const [method, path, body] of [
+      ["GET", `/v1/conversations/${conv.id}`],
+      ["POST", `/v1/conversations/${conv.id}/messages`, { content: "hi" }],
+      ["POST", `/v1/conversations/${conv.id}/end`, { resolved: true }],
+      ["POST", `/v1/conversations/${conv.id}/feedback`, { csat: 1 }],
+    ] as const) {
+      const res = await send(method, path, b.key, body);
+      expect(res.status, `${method} ${path}`).toBe(404);
+    }
+    const pk = (await createKey(a.id, "publishable")).key;
+    const origin = { origin: "https://a.example" };
+    const mine = await start(pk, {}, { ...origin, "x-visitor-id": "visitor-one-1234" });
+    expect(
+      (
+        await send("GET", `/v1/conversations/${mine.id}`, pk, undefined, {
+          ...origin,
+          "x-visitor-id": "visitor-one-1234",
+        })
+      ).status,
+    ).toBe(200);
+    expect(
+      (
+        await send("GET", `/v1/conversations/${mine.id}`, pk, undefined, {
+          ...origin,
+          "x-visitor-id": "visitor-two-5678",
+        })
+      ).status,
+    ).toBe(404);
+    const noVisitor = await send("POST", "/v1/conversations", pk, {}, origin);
+    expect(noVisitor.status).toBe(400);
+  });
+
+  it("answers bad input with 4xx in the envelope", async () => {
+    const { key } = await chatTenant();
+    const conv = await start(key);
+    const cases: [string, string, unknown, number][] = [
+      ["POST", "/v1/conversations/nope/messages", { content: "hi" }, 400],
+      ["POST", `/v1/conversations/conv_${"A".repeat(24)}/messages`, { content: "hi" }, 404],
+      ["POST", `/v1/conversations/${conv.id}/messages`, { content: "" }, 400],
+      ["POST", `/v1/conversations/${conv.id}/messages`, { content: "   " }, 400],
+      ["POST", `/v1/conversations/${conv.id}/messages`, { content: "x".repeat(8_001) }, 400],
+      ["POST", `/v1/conversations/${conv.id}/messages`, { text: "hi" }, 400],
+      ["POST", `/v1/conversations/${conv.id}/messages`, "{bad json", 400],
+      ["POST", `/v1/conversations/${conv.id}/feedback`, { csat: 6 }, 400],
+      ["POST", `/v1/conversations/${conv.id}/feedback`, { csat: 2.5 }, 400],
+      ["POST", `/v1/conversations/${conv.id}/end`, { resolved: "yes" }, 400],
+      ["POST", "/v1/conversations", { channel: "pigeon" }, 400],
+    ];
+    for (const [method, path, body, status] of cases) {
+      const res = await send(method, path, key, body);
+      expect(res.status, `${method} ${path} ${JSON.stringify(body).slice(0, 40)}`).toBe(status);
+      await envelope(res);
+    }
+    const t = (await (await send("GET", `/v1/conversations/${conv.id}`, key)).json()) as { turns: number };
+    expect(t.turns).toBe(0);
+  });
+});
