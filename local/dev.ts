@@ -4,6 +4,8 @@
  * queued one at a time). The worker reaches it through the WebSocket relay playing Neon's proxy.
  * Redis: UPSTASH_REDIS_REST_URL/TOKEN, else the Upstash REST bridge to a local Redis, else no cache.
  * Then migrations, the demo tenant, `wrangler dev`, and a curl line that works. Ctrl-C stops it all.
+ * For tests: DEV_DATA_DIR (keys, PGlite) and DEV_PERSIST_DIR (Durable Object state) isolate a run,
+ * and DEV_JSON=1 adds one machine-readable line `{"ready":true,...}` once the worker answers.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -16,6 +18,7 @@ import { seedDemo } from "./seed.ts";
 import { redisAnswers, startUpstashBridge } from "./upstash-bridge.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
+const dataDir = process.env.DEV_DATA_DIR ?? `${root}.dev-data`;
 const port = Number(process.env.PORT ?? 8787);
 const adminToken = process.env.ADMIN_TOKEN ?? "dev-admin-token-change-me";
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -34,14 +37,13 @@ async function postgres(): Promise<{ url: string; serialize: boolean; label: str
       label: "local PostgreSQL on 127.0.0.1:5432",
     };
   }
-  const dataDir = `${root}.dev-data/pglite`;
-  mkdirSync(dataDir, { recursive: true });
-  const server = await startPglite({ dataDir });
+  mkdirSync(`${dataDir}/pglite`, { recursive: true });
+  const server = await startPglite({ dataDir: `${dataDir}/pglite` });
   cleanups.push(() => server.close());
   return {
     url: `postgres://postgres@127.0.0.1:${server.port}/postgres`,
     serialize: true,
-    label: `embedded PGlite in .dev-data/pglite (no PostgreSQL found)`,
+    label: `embedded PGlite in ${dataDir}/pglite`,
   };
 }
 
@@ -107,7 +109,7 @@ async function main() {
   await ensureDatabase(pg.url);
   await migrateDatabase(pg.url);
   say("migrations applied");
-  const keys = await seedDemo(pg.url, `${root}.dev-data/demo-key.json`);
+  const keys = await seedDemo(pg.url, `${dataDir}/demo-key.json`);
   say("demo tenant seeded");
 
   const target = new URL(pg.url);
@@ -133,8 +135,8 @@ async function main() {
   };
   if (cache)
     Object.assign(vars, { UPSTASH_REDIS_REST_URL: cache.url, UPSTASH_REDIS_REST_TOKEN: cache.token });
-  const envFile = `${root}.wrangler/dev.env`;
-  mkdirSync(`${root}.wrangler`, { recursive: true });
+  mkdirSync(dataDir, { recursive: true });
+  const envFile = `${dataDir}/dev.env`;
   writeFileSync(
     envFile,
     Object.entries(vars)
@@ -154,6 +156,7 @@ async function main() {
       "--env-file",
       envFile,
       "--show-interactive-dev-session=false",
+      ...(process.env.DEV_PERSIST_DIR ? ["--persist-to", process.env.DEV_PERSIST_DIR] : []),
     ],
     {
       cwd: root,
@@ -186,6 +189,17 @@ async function main() {
 
   Ctrl-C stops everything this command started.
 `);
+  if (process.env.DEV_JSON === "1") {
+    console.log(
+      JSON.stringify({
+        ready: true,
+        base,
+        adminToken,
+        secretKey: keys.secret,
+        publishableKey: keys.publishable,
+      }),
+    );
+  }
 }
 
 process.on("SIGINT", () => void shutdown(0));
