@@ -55,7 +55,8 @@ export async function startBenchWorker(databaseUrl: string): Promise<BenchWorker
   const adminToken = "bench-admin-token-0123456789";
   const mf = new Miniflare(
     convertV4MiniflareOptions({
-      log: new Log(LogLevel.INFO),
+      // Errors only: request lines would land in the middle of the measurements.
+      log: new Log(LogLevel.ERROR),
       modules: true,
       scriptPath: `${outdir}/index.js`,
       compatibilityDate: config.compatibilityDate,

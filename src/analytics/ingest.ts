@@ -258,8 +258,10 @@ async function lockConversations(
     ) s`);
 }
 
-/** Splits events by table, keeping the first of any repeated id. */
-function byTable(events: readonly AnalyticsEvent[]) {
+/** Splits events by table, keeping the first of any repeated id (ids compared as Postgres does). */
+function byTable(input: readonly AnalyticsEvent[]) {
+  // RETURNING gives uuids in lower case; an event sent with upper case must still match its row.
+  const events = input.map((e) => (e.id === e.id.toLowerCase() ? e : { ...e, id: e.id.toLowerCase() }));
   const seen = new Set<string>();
   const out = {
     turn: [] as TurnEvent[],

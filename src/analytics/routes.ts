@@ -104,7 +104,7 @@ const listDeadLettersRoute = createRoute({
   middleware: [adminAuth],
   summary: "Analytics dead letters not yet replayed, oldest first",
   request: {
-    query: z.object({ ...filterFields, limit: z.coerce.number().int().min(1).max(500).default(100) }),
+    query: z.object({ ...filterFields, limit: z.coerce.number().int().min(1).max(100).default(50) }),
   },
   responses: {
     200: jsonResponse(
