@@ -12,7 +12,10 @@ import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
   options: {
-    url: { type: "string", default: process.env.CHATEDGE_URL ?? `http://127.0.0.1:${process.env.PORT ?? 8787}` },
+    url: {
+      type: "string",
+      default: process.env.CHATEDGE_URL ?? `http://127.0.0.1:${process.env.PORT ?? 8787}`,
+    },
     reason: { type: "string" },
     tenant: { type: "string" },
     limit: { type: "string", default: "100" },
@@ -44,17 +47,29 @@ async function call(method: string, path: string, body?: unknown): Promise<unkno
   return JSON.parse(text);
 }
 
-const filter = { ...(values.reason ? { reason: values.reason } : {}), ...(values.tenant ? { tenant_id: values.tenant } : {}) };
+const filter = {
+  ...(values.reason ? { reason: values.reason } : {}),
+  ...(values.tenant ? { tenant_id: values.tenant } : {}),
+};
 
 try {
   if (values.list) {
     const q = new URLSearchParams({ ...filter, limit: String(Math.min(limit, 100)) });
     const out = (await call("GET", `/admin/dead-letters?${q}`)) as {
-      dead_letters: { id: number; reason: string; tenant_id: string | null; event_id: string | null; error: string; created_at: string }[];
+      dead_letters: {
+        id: number;
+        reason: string;
+        tenant_id: string | null;
+        event_id: string | null;
+        error: string;
+        created_at: string;
+      }[];
       pending: number;
     };
     for (const d of out.dead_letters) {
-      console.log(`${d.id}\t${d.created_at}\t${d.reason}\t${d.tenant_id ?? "-"}\t${d.event_id ?? "-"}\t${d.error}`);
+      console.log(
+        `${d.id}\t${d.created_at}\t${d.reason}\t${d.tenant_id ?? "-"}\t${d.event_id ?? "-"}\t${d.error}`,
+      );
     }
     console.log(`${out.pending} pending`);
   } else {

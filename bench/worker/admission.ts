@@ -13,8 +13,8 @@ export { GlobalGate } from "../../src/admission/global-gate";
 export { TenantGate } from "../../src/admission/tenant-gate";
 
 /** The baseline: the least a SQLite-backed DO can do per request, one row incremented. */
-export class Counter extends DurableObject {
-  constructor(ctx: DurableObjectState, env: unknown) {
+export class Counter extends DurableObject<BenchEnv> {
+  constructor(ctx: DurableObjectState, env: BenchEnv) {
     super(ctx, env);
     ctx.blockConcurrencyWhile(async () => {
       ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS c (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)");

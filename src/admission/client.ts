@@ -59,25 +59,42 @@ export interface MessageRequest {
 interface Pending {
   item: SettleItem;
   state: "pending" | "inflight" | "done";
-  since: number;
+  /** Resolves the waitUntil of the request that queued it, whoever delivers it. */
+  delivered: () => void;
 }
 
-// Isolate-wide on purpose: a settlement waits briefly here so the tenant's next admit from this
-// isolate carries it (no RPC of its own). Bounded: entries leave once delivered, each is delivered
-// by its own request's waitUntil at the latest, and a full queue is flushed at once.
-const queued = new Map<string, Pending[]>();
-/** How long a settlement waits for an admit to carry it before it is sent on its own. */
+interface TenantQueue {
+  entries: Pending[];
+  /** A flush is scheduled and will take whatever is still pending when it fires. */
+  armed: boolean;
+}
+
+// Isolate-wide on purpose: a settlement waits here so the tenant's next admit from this isolate
+// carries it (no RPC of its own), or one delayed flush sends everything still waiting in one call.
+// Bounded: entries leave once delivered, a full queue is flushed at once, and every pending entry
+// has a flush scheduled (the invariant `arm` keeps), so nothing waits longer than a flush.
+const queues = new Map<string, TenantQueue>();
+/** How long a settlement waits for an admit to carry it before a batched flush sends it. */
 export const SETTLE_DELAY_MS = 25;
 const MAX_QUEUED = 500;
+const FLUSH_ATTEMPTS = 5;
 const CARRY_TIMEOUT_MS = 10_000;
+
+function queueOf(tenantId: string): TenantQueue {
+  let q = queues.get(tenantId);
+  if (!q) {
+    q = { entries: [], armed: false };
+    queues.set(tenantId, q);
+  }
+  return q;
+}
 
 function take(tenantId: string, max: number): Pending[] {
   const out: Pending[] = [];
-  for (const p of queued.get(tenantId) ?? []) {
+  for (const p of queues.get(tenantId)?.entries ?? []) {
     if (out.length >= max) break;
     if (p.state === "pending") {
       p.state = "inflight";
-      p.since = Date.now();
       out.push(p);
     }
   }
@@ -85,10 +102,65 @@ function take(tenantId: string, max: number): Pending[] {
 }
 
 function finish(tenantId: string, batch: Pending[], delivered: boolean): void {
-  for (const p of batch) p.state = delivered ? "done" : "pending";
-  const left = (queued.get(tenantId) ?? []).filter((p) => p.state !== "done");
-  if (left.length > 0) queued.set(tenantId, left);
-  else queued.delete(tenantId);
+  if (batch.length === 0) return;
+  for (const p of batch) {
+    p.state = delivered ? "done" : "pending";
+    if (delivered) p.delivered();
+  }
+  const q = queues.get(tenantId);
+  if (!q) return;
+  q.entries = q.entries.filter((p) => p.state !== "done");
+  if (q.entries.length === 0 && !q.armed) queues.delete(tenantId);
+}
+
+/** Schedules one flush of the tenant's settlements in this request, unless one is already due. */
+function arm(env: Env, ctx: ExecutionContext, tenantId: string, delay: number): void {
+  const q = queueOf(tenantId);
+  if (q.armed) return;
+  q.armed = true;
+  ctx.waitUntil(flushAfter(env, tenantId, delay));
+}
+
+/**
+ * After `delay`, sends every settlement still pending in one call, and stays until each one
+ * queued before it fired is delivered: those an admit is carrying are waited for, and sent here
+ * if that admit fails. Settling is idempotent, so a resend after a lost answer is harmless.
+ */
+async function flushAfter(env: Env, tenantId: string, delay: number): Promise<void> {
+  await scheduler.wait(delay);
+  const q = queueOf(tenantId);
+  q.armed = false;
+  const watched = q.entries.filter((p) => p.state !== "done");
+  const started = Date.now();
+  for (let failures = 0; ; ) {
+    const batch = take(tenantId, MAX_QUEUED);
+    if (batch.length > 0) {
+      try {
+        const results = await tenantGate(env, tenantId).settleMany(batch.map((p) => p.item));
+        finish(tenantId, batch, true);
+        const unknown = results.filter((r) => r.status === "unknown").map((r) => r.reservationId);
+        if (unknown.length > 0)
+          console.warn(JSON.stringify({ msg: "settle: unknown reservations", unknown }));
+      } catch (err) {
+        finish(tenantId, batch, false);
+        failures += 1;
+        console.warn(JSON.stringify({ msg: "settle failed", failures, error: String(err) }));
+        if (failures >= FLUSH_ATTEMPTS) {
+          // Give up on these: their reservations expire and are refunded by the gate's alarm.
+          for (const p of watched) if (p.state !== "done") p.delivered();
+          return;
+        }
+        await scheduler.wait(50 * 2 ** failures);
+        continue;
+      }
+    }
+    if (watched.every((p) => p.state === "done")) return;
+    if (Date.now() - started > CARRY_TIMEOUT_MS) {
+      // A carrier that never answered: send its settlements again.
+      for (const p of watched) if (p.state === "inflight") p.state = "pending";
+    }
+    await scheduler.wait(5);
+  }
 }
 
 /**
@@ -117,6 +189,7 @@ export async function admitMessage(
     finish(tenant.id, batch, true);
     return result;
   } catch (err) {
+    // What it carried is pending again; the flush that is due for them sends it.
     finish(tenant.id, batch, false);
     throw gateFailure(err);
   }
@@ -134,33 +207,12 @@ export function settleMessage(
   reservationId: string,
   usage: Usage,
 ): number {
-  const entry: Pending = { item: { reservationId, usage }, state: "pending", since: Date.now() };
-  const list = queued.get(tenant.id) ?? [];
-  list.push(entry);
-  queued.set(tenant.id, list);
-  ctx.waitUntil(deliver(env, tenant.id, entry, list.length >= MAX_QUEUED ? 0 : SETTLE_DELAY_MS));
+  const q = queueOf(tenant.id);
+  ctx.waitUntil(
+    new Promise<void>((delivered) => {
+      q.entries.push({ item: { reservationId, usage }, state: "pending", delivered });
+    }),
+  );
+  arm(env, ctx, tenant.id, q.entries.length >= MAX_QUEUED ? 0 : SETTLE_DELAY_MS);
   return costOf(usage.model, usage.inputTokens, usage.outputTokens, tenant.pricingOverrides);
-}
-
-async function deliver(env: Env, tenantId: string, entry: Pending, delay: number): Promise<void> {
-  await scheduler.wait(delay);
-  for (let attempt = 1; attempt <= 5; attempt++) {
-    // Another request's admit is carrying it: wait for that to land (or to fail and hand it back).
-    while (entry.state === "inflight" && Date.now() - entry.since < CARRY_TIMEOUT_MS) await scheduler.wait(5);
-    if (entry.state === "done") return;
-    if (entry.state === "inflight") entry.state = "pending"; // the carrier never answered
-    const batch = take(tenantId, MAX_QUEUED);
-    if (batch.length === 0) continue;
-    try {
-      const results = await tenantGate(env, tenantId).settleMany(batch.map((p) => p.item));
-      finish(tenantId, batch, true);
-      const unknown = results.filter((r) => r.status === "unknown").map((r) => r.reservationId);
-      if (unknown.length > 0) console.warn(JSON.stringify({ msg: "settle: unknown reservations", unknown }));
-      return;
-    } catch (err) {
-      finish(tenantId, batch, false);
-      console.warn(JSON.stringify({ msg: "settle failed", attempt, error: String(err) }));
-      await scheduler.wait(50 * 2 ** attempt);
-    }
-  }
 }

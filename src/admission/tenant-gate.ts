@@ -6,6 +6,7 @@ import { LeaseClient } from "./lease-client";
 import { lastDays, localDay, monthOf } from "./periods";
 import { costNanos, type PricingOverrides, priceOf, usd } from "./pricing";
 import { budgetRefusal, rateRefusal } from "./refusals";
+import { PendingRollup } from "./rollup";
 import { TenantStore } from "./tenant-store";
 import {
   type AdmissionConfig,
@@ -34,6 +35,8 @@ const MAX_LEASE_ROUNDS = 4;
 const ROW_RETENTION_MS = 60 * 60_000;
 const CONVERSATION_RETENTION_MS = 30 * 24 * 60 * 60_000;
 const DAY_RETENTION = 100;
+/** Settlements are folded into the per-day and per-conversation tables within this long. */
+const ROLLUP_MS = 10_000;
 const NEED_LEASE = Symbol("need lease");
 
 const settleSchema = SettleItemSchema.array().max(500);
@@ -51,6 +54,8 @@ export class TenantGate extends DurableObject<RawEnv> {
   readonly #tenantWindow = new EventWindow(WINDOW_MS);
   readonly #users = new KeyedWindows(WINDOW_MS);
   readonly #leases: LeaseClient;
+  readonly #rollup = new PendingRollup();
+  #settleNo = 0;
   #tenantId: string | undefined;
   #configJson: string | undefined;
   #overrides: PricingOverrides = {};
@@ -62,7 +67,7 @@ export class TenantGate extends DurableObject<RawEnv> {
   constructor(ctx: DurableObjectState, env: RawEnv) {
     super(ctx, env);
     this.#store = new TenantStore(ctx.storage.sql);
-    this.#ledger = new Ledger((conv) => this.#store.conversationNanos(conv));
+    this.#ledger = new Ledger((conv) => this.#store.conversationNanos(conv) + this.#rollup.convNanos(conv));
     this.#leases = new LeaseClient({
       store: this.#store,
       globals: bindingOf(env.GLOBAL_GATE, "GLOBAL_GATE"),
@@ -155,6 +160,7 @@ export class TenantGate extends DurableObject<RawEnv> {
       }
       this.#leases.closeDone(now);
       this.#users.sweep(now);
+      this.#foldRollup();
       if (now - this.#lastPrune >= WINDOW_MS) this.#prune(now);
       if (this.#tenantId) await this.#leases.reportClosed(this.#tenantId);
     } finally {
@@ -281,7 +287,18 @@ export class TenantGate extends DurableObject<RawEnv> {
     const reserved = open ? open.tokens : (row as { resTokens: number }).resTokens;
     if (open) this.#ledger.release(open);
     this.#ledger.commit(day, conv, u.inputTokens, u.outputTokens, nanos);
-    this.#store.settle(seq, day, conv, u, nanos, now);
+    this.#settleNo += 1;
+    this.#store.settle(seq, u, nanos, now, this.#settleNo);
+    if (this.#rollup.empty) this.#ensureAlarm(now + ROLLUP_MS);
+    this.#rollup.add({
+      day,
+      conv,
+      inputTokens: u.inputTokens,
+      outputTokens: u.outputTokens,
+      nanos,
+      at: now,
+      settleNo: this.#settleNo,
+    });
     return {
       reservationId: item.reservationId,
       status: open ? "settled" : "late",
@@ -304,9 +321,17 @@ export class TenantGate extends DurableObject<RawEnv> {
     for (const r of this.#ledger.open.values()) at = Math.min(at, r.expiresAt);
     at = Math.min(at, this.#leases.book.nextExpiry() ?? at);
     if (this.#store.closedLeases().length > 0) at = Math.min(at, now + 5_000);
+    if (!this.#rollup.empty) at = Math.min(at, now + ROLLUP_MS);
     const oldest = this.#store.oldestAdmission();
     if (oldest !== undefined) at = Math.min(at, Math.max(oldest + ROW_RETENTION_MS, now + WINDOW_MS));
     if (Number.isFinite(at)) this.#ensureAlarm(at);
+  }
+
+  /** Writes the pending day and conversation deltas in one go (this event's single commit). */
+  #foldRollup(): void {
+    if (this.#rollup.empty) return;
+    this.#store.rollup(this.#rollup);
+    this.#rollup.clear();
   }
 
   #prune(now: number): void {
@@ -352,6 +377,12 @@ export class TenantGate extends DurableObject<RawEnv> {
     const now = this.#now();
     const oldestDay = lastDays(localDay(now, "UTC"), DAY_RETENTION + 2).at(-1) ?? "";
     for (const [day, totals] of s.days(oldestDay)) this.#ledger.loadDay(day, totals);
+    // Settlements after the last checkpoint live only in their rows: replay them into memory.
+    this.#settleNo = s.maxSettleNo();
+    for (const st of s.settledAfter(s.rolledThrough())) {
+      this.#ledger.commit(st.day, st.conv, st.inputTokens, st.outputTokens, st.nanos);
+      this.#rollup.add(st);
+    }
     for (const r of s.openReservations()) this.#ledger.reserve(r);
     for (const e of s.recentEvents(now - WINDOW_MS)) {
       this.#users.of(e.user).push(e.ts);

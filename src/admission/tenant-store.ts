@@ -1,6 +1,7 @@
 import type { DayTotals, Reservation } from "./budget";
 import type { Lease } from "./lease";
 import { monthOf } from "./periods";
+import type { PendingRollup, Settled } from "./rollup";
 
 /** An admission row as settlement needs it once its reservation is no longer in memory. */
 export interface AdmissionRow {
@@ -25,8 +26,10 @@ type Row = Record<string, SqlStorageValue>;
 
 /**
  * The TenantGate's SQLite tables and every statement it runs. One row per admission doubles as
- * the sliding-window event (its timestamp) and the reservation (its hold and its settlement), so
- * an admission is a single INSERT. Sequence numbers grow with time, so time ranges are key ranges.
+ * the sliding-window event (its timestamp), the reservation (its hold) and the settlement (its
+ * actual usage), so an admission is one INSERT and a settlement one UPDATE of a recent row.
+ * Per-day and per-conversation totals are checkpoints folded in by the alarm (see rollup.ts).
+ * Sequence numbers grow with time, so time ranges are key ranges.
  */
 export class TenantStore {
   constructor(private readonly sql: SqlStorage) {}
@@ -37,7 +40,7 @@ export class TenantStore {
       seq INTEGER PRIMARY KEY, tag TEXT NOT NULL, ts INTEGER NOT NULL, user_id TEXT NOT NULL,
       conv_id TEXT NOT NULL, model TEXT NOT NULL, day TEXT NOT NULL, res_tokens INTEGER NOT NULL,
       res_nanos INTEGER NOT NULL, expires_at INTEGER NOT NULL, lease TEXT, state INTEGER NOT NULL DEFAULT 0,
-      act_model TEXT, act_in INTEGER, act_out INTEGER, act_nanos INTEGER, closed_at INTEGER)`);
+      act_model TEXT, act_in INTEGER, act_out INTEGER, act_nanos INTEGER, closed_at INTEGER, settle_no INTEGER)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS usage_day (day TEXT PRIMARY KEY, input_tokens INTEGER NOT NULL,
       output_tokens INTEGER NOT NULL, nanos INTEGER NOT NULL, messages INTEGER NOT NULL)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, nanos INTEGER NOT NULL,
@@ -102,42 +105,82 @@ export class TenantStore {
     };
   }
 
-  /** Marks an admission settled with its actual usage and adds that usage to its day and conversation. */
+  /** Marks an admission settled with its actual usage; the day and conversation totals follow at rollup. */
   settle(
     seq: number,
-    day: string,
-    conv: string,
     u: { model: string; inputTokens: number; outputTokens: number },
     nanos: number,
     now: number,
+    settleNo: number,
   ): void {
     this.sql.exec(
-      "UPDATE admissions SET state = ?, act_model = ?, act_in = ?, act_out = ?, act_nanos = ?, closed_at = ? WHERE seq = ?",
+      `UPDATE admissions SET state = ?, act_model = ?, act_in = ?, act_out = ?, act_nanos = ?, closed_at = ?,
+         settle_no = ? WHERE seq = ?`,
       SETTLED,
       u.model,
       u.inputTokens,
       u.outputTokens,
       nanos,
       now,
+      settleNo,
       seq,
     );
-    this.sql.exec(
-      `INSERT INTO usage_day (day, input_tokens, output_tokens, nanos, messages) VALUES (?, ?, ?, ?, 1)
-       ON CONFLICT(day) DO UPDATE SET input_tokens = input_tokens + excluded.input_tokens,
-         output_tokens = output_tokens + excluded.output_tokens, nanos = nanos + excluded.nanos,
-         messages = messages + 1`,
-      day,
-      u.inputTokens,
-      u.outputTokens,
-      nanos,
+  }
+
+  /** Folds pending settlements into the day and conversation tables and moves the checkpoint. */
+  rollup(p: PendingRollup): void {
+    for (const [day, t] of p.days) {
+      this.sql.exec(
+        `INSERT INTO usage_day (day, input_tokens, output_tokens, nanos, messages) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(day) DO UPDATE SET input_tokens = input_tokens + excluded.input_tokens,
+           output_tokens = output_tokens + excluded.output_tokens, nanos = nanos + excluded.nanos,
+           messages = messages + excluded.messages`,
+        day,
+        t.inputTokens,
+        t.outputTokens,
+        t.nanos,
+        t.messages,
+      );
+    }
+    for (const [conv, c] of p.convs) {
+      this.sql.exec(
+        `INSERT INTO conversations (id, nanos, updated_at) VALUES (?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET nanos = nanos + excluded.nanos, updated_at = excluded.updated_at`,
+        conv,
+        c.nanos,
+        c.at,
+      );
+    }
+    this.setMeta("rolled", String(p.lastSettleNo));
+  }
+
+  /** The checkpoint: settlements numbered up to this are in the day and conversation tables. */
+  rolledThrough(): number {
+    return Number(this.meta("rolled") ?? 0);
+  }
+
+  /** The highest settle number used (rows or checkpoint). */
+  maxSettleNo(): number {
+    const row = this.sql.exec<{ m: number | null }>("SELECT MAX(settle_no) AS m FROM admissions").one();
+    return Math.max(row.m ?? 0, this.rolledThrough());
+  }
+
+  /** Settlements after the checkpoint, in order: replayed into memory on start. */
+  settledAfter(settleNo: number): Settled[] {
+    const rows = this.sql.exec<Row>(
+      `SELECT day, conv_id, act_in, act_out, act_nanos, closed_at, settle_no FROM admissions
+       WHERE settle_no > ? ORDER BY settle_no`,
+      settleNo,
     );
-    this.sql.exec(
-      `INSERT INTO conversations (id, nanos, updated_at) VALUES (?, ?, ?)
-       ON CONFLICT(id) DO UPDATE SET nanos = nanos + excluded.nanos, updated_at = excluded.updated_at`,
-      conv,
-      nanos,
-      now,
-    );
+    return [...rows].map((r) => ({
+      day: String(r.day),
+      conv: String(r.conv_id),
+      inputTokens: Number(r.act_in),
+      outputTokens: Number(r.act_out),
+      nanos: Number(r.act_nanos),
+      at: Number(r.closed_at),
+      settleNo: Number(r.settle_no),
+    }));
   }
 
   expire(seq: number, now: number): void {
@@ -255,7 +298,10 @@ export class TenantStore {
     return this.sql.exec<{ ts: number }>("SELECT ts FROM admissions ORDER BY seq LIMIT 1").toArray()[0]?.ts;
   }
 
-  /** Deletes closed admissions older than `before`, conversations idle since `idle`, days before `oldestDay`. */
+  /**
+   * Deletes closed admissions older than `before` (callers roll up first, so every settlement in
+   * them is already in the totals), conversations idle since `idle`, days before `oldestDay`.
+   */
   prune(before: number, idle: number, oldestDay: string, seqHighWater: number): void {
     this.setMeta("seq", String(seqHighWater));
     const first = this.sql

@@ -174,9 +174,16 @@ export async function consumeAnalyticsBatch(
     report.error ??= rootMessage(err);
   };
 
+  // Set by the first failure that is not the data's: the rest of the batch is retried untried.
+  let down: unknown;
+
   /** Writes `group` (and `letters`); on a data error, halves it until the bad events stand alone. */
   const write = async (group: Item[], letters: typeof invalid): Promise<void> => {
     const all = [...group.map((i) => i.msg), ...letters.map((l) => l.msg)];
+    if (down !== undefined) {
+      retry(all, down);
+      return;
+    }
     report.transactions += 1;
     try {
       const r = await writeEvents(
@@ -190,6 +197,7 @@ export async function consumeAnalyticsBatch(
     } catch (err) {
       // Dead letters alone are plain text; if even they fail, only a retry is left.
       if (!isDataError(err) || group.length === 0) {
+        down = err;
         retry(all, err);
         return;
       }

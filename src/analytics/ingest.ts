@@ -37,8 +37,9 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const json = (rows: unknown[]) => JSON.stringify(rows);
 const idsOf = (rows: Record<string, unknown>[]) => new Set(rows.map((r) => String(r.id)));
 
-async function insertTurns(tx: SqlExecutor, events: TurnEvent[]): Promise<Set<string>> {
-  const rows = events.map((e) => ({
+/** A turn event as a `turns` row (keys are the column names). */
+export function turnRow(e: TurnEvent) {
+  return {
     id: e.id,
     tenant_id: e.tenantId,
     conversation_id: e.conversationId,
@@ -58,7 +59,64 @@ async function insertTurns(tx: SqlExecutor, events: TurnEvent[]): Promise<Set<st
     error: e.error,
     tools_used: e.toolsUsed,
     channel: e.channel,
-  }));
+  };
+}
+
+/** A conversation summary as a `conversations` row; `csat` is decided by the insert. */
+export function conversationRow(e: ConversationEvent) {
+  return {
+    id: e.id,
+    tenant_id: e.tenantId,
+    conversation_id: e.conversationId,
+    user_id: e.userId,
+    day: utcDay(e.startedAt),
+    started_at: iso(e.startedAt),
+    ended_at: iso(e.endedAt),
+    turn_count: e.turnCount,
+    resolved: e.resolved,
+    escalated: e.escalated,
+    summary_csat: e.csat,
+    total_tokens: e.totalTokens,
+    total_cost_usd: e.totalCostUsd,
+    avg_response_ms: e.avgResponseMs,
+    tools_used: e.toolsUsed,
+    channel: e.channel,
+    experiment: e.experiment,
+    variant: e.variant,
+    error_count: e.errorCount,
+  };
+}
+
+/** A feedback event as a `feedback` row. */
+export function feedbackRow(e: FeedbackEvent) {
+  return {
+    id: e.id,
+    tenant_id: e.tenantId,
+    conversation_id: e.conversationId,
+    user_id: e.userId,
+    at: iso(e.at),
+    day: utcDay(e.at),
+    csat: e.csat,
+    comment: e.comment,
+  };
+}
+
+/** A safety event as a `safety_events` row. */
+export function safetyRow(e: SafetyEvent) {
+  return {
+    id: e.id,
+    tenant_id: e.tenantId,
+    conversation_id: e.conversationId,
+    user_id: e.userId,
+    at: iso(e.at),
+    day: utcDay(e.at),
+    direction: e.direction,
+    topic: e.topic,
+  };
+}
+
+async function insertTurns(tx: SqlExecutor, events: TurnEvent[]): Promise<Set<string>> {
+  const rows = events.map(turnRow);
   const res = await tx.execute(sql`
     insert into turns (id, tenant_id, conversation_id, user_id, at, day, turn_index, model, experiment,
       variant, input_tokens, output_tokens, cost_usd, latency_ms, first_token_ms, outcome, error,
@@ -79,27 +137,7 @@ async function insertConversations(
   tx: SqlExecutor,
   events: ConversationEvent[],
 ): Promise<Map<string, number | null>> {
-  const rows = events.map((e) => ({
-    id: e.id,
-    tenant_id: e.tenantId,
-    conversation_id: e.conversationId,
-    user_id: e.userId,
-    day: utcDay(e.startedAt),
-    started_at: iso(e.startedAt),
-    ended_at: iso(e.endedAt),
-    turn_count: e.turnCount,
-    resolved: e.resolved,
-    escalated: e.escalated,
-    summary_csat: e.csat,
-    total_tokens: e.totalTokens,
-    total_cost_usd: e.totalCostUsd,
-    avg_response_ms: e.avgResponseMs,
-    tools_used: e.toolsUsed,
-    channel: e.channel,
-    experiment: e.experiment,
-    variant: e.variant,
-    error_count: e.errorCount,
-  }));
+  const rows = events.map(conversationRow);
   const res = await tx.execute(sql`
     insert into conversations (id, tenant_id, conversation_id, user_id, day, started_at, ended_at,
       turn_count, resolved, escalated, csat, summary_csat, total_tokens, total_cost_usd, avg_response_ms,
@@ -136,16 +174,7 @@ async function insertFeedback(
   tx: SqlExecutor,
   events: FeedbackEvent[],
 ): Promise<{ fresh: Set<string>; changes: CsatChange[] }> {
-  const rows = events.map((e) => ({
-    id: e.id,
-    tenant_id: e.tenantId,
-    conversation_id: e.conversationId,
-    user_id: e.userId,
-    at: iso(e.at),
-    day: utcDay(e.at),
-    csat: e.csat,
-    comment: e.comment,
-  }));
+  const rows = events.map(feedbackRow);
   const res = await tx.execute(sql`
     with ins as (
       insert into feedback (id, tenant_id, conversation_id, user_id, at, day, csat, comment)
@@ -197,16 +226,7 @@ async function insertFeedback(
 }
 
 async function insertSafety(tx: SqlExecutor, events: SafetyEvent[]): Promise<Set<string>> {
-  const rows = events.map((e) => ({
-    id: e.id,
-    tenant_id: e.tenantId,
-    conversation_id: e.conversationId,
-    user_id: e.userId,
-    at: iso(e.at),
-    day: utcDay(e.at),
-    direction: e.direction,
-    topic: e.topic,
-  }));
+  const rows = events.map(safetyRow);
   const res = await tx.execute(sql`
     insert into safety_events (id, tenant_id, conversation_id, user_id, at, day, direction, topic)
     select id, tenant_id, conversation_id, user_id, at, day, direction, topic

@@ -1,5 +1,7 @@
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { costOf } from "../../../src/admission/pricing";
+import type { TenantGate } from "../../../src/admission/tenant-gate";
 import type { Usage } from "../../../src/admission/types";
 import { admitted, config, freshGate, input, refused, runAlarm, setClock, T0 } from "./helpers";
 
@@ -227,5 +229,42 @@ describe("TenantGate budgets", () => {
     const usage = await stub.usage({ tenantId, days: 1, config: config() });
     expect(usage.month.tokensUsed).toBe(50);
     expect(usage.window.openReservations).toBe(1);
+  });
+
+  it("keeps every settlement across restarts, before and after the alarm folds them into the totals", async () => {
+    const { tenantId, stub } = await freshGate();
+    const cfg = { conversationCostCapUsd: 0.001 };
+    const table = (name: string) =>
+      runInDurableObject(stub, (_g: TenantGate, state) =>
+        state.storage.sql.exec(`SELECT * FROM ${name}`).toArray(),
+      );
+    for (let i = 0; i < 2; i++) {
+      const a = admitted(await stub.admit(input(tenantId, { inputTokens: 1_000, maxTokens: 500 }, cfg)));
+      await stub.settle(a.reservationId, mini(1_000, 500)); // $0.00045 each
+    }
+    // Settled rows only so far: the totals are in memory and in the rows, not yet in their tables.
+    expect(await table("usage_day")).toEqual([]);
+    const check = async () => {
+      const u = await stub.usage({ tenantId, days: 1, config: config(cfg) });
+      expect(u.month.tokensUsed).toBe(3_000);
+      expect(u.daily[0]).toMatchObject({ costUsd: 0.0009, messages: 2 });
+      // The conversation has $0.0001 left: not enough for another $0.00045 message.
+      expect(
+        refused(await stub.admit(input(tenantId, { inputTokens: 1_000, maxTokens: 500 }, cfg))).budget,
+      ).toBe("conversation_cost");
+    };
+    await evictDurableObject(stub);
+    await setClock(stub, T0 + 1_000);
+    await check();
+    // The alarm folds them in; a restart after that must not count them twice.
+    await setClock(stub, T0 + 20_000);
+    expect(await runAlarm(stub)).toBe(true);
+    expect(await table("usage_day")).toEqual([
+      { day: "2030-01-15", input_tokens: 2_000, output_tokens: 1_000, nanos: 900_000, messages: 2 },
+    ]);
+    expect(await table("conversations")).toEqual([{ id: "c1", nanos: 900_000, updated_at: T0 }]);
+    await evictDurableObject(stub);
+    await setClock(stub, T0 + 21_000);
+    await check();
   });
 });

@@ -171,6 +171,10 @@ describe("analytics consumer: batch writes", () => {
     await deliver(batchOf([shouting]));
     expect(await countRows("turns", t)).toBe(1);
     expect((await dailyRows(t))[0]).toMatchObject({ turns: 1, active_users: 1 });
+    const t2 = uniqueId("an");
+    const upper = turnEvent(t2);
+    await deliver(batchOf([{ ...upper, id: upper.id.toUpperCase() }]));
+    expect((await dailyRows(t2))[0]).toMatchObject({ turns: 1, active_users: 1 });
   });
 
   it("backs off exponentially by attempt, capped at ten minutes", () => {

@@ -1,0 +1,22 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { build } from "esbuild";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+const out = await build({ entryPoints: ["/work/main/bench/worker/admission.ts"], bundle: true, format: "esm", platform: "neutral", target: "es2024", write: false, external: ["cloudflare:*", "node:*"], conditions: ["workerd", "worker", "import"], mainFields: ["module", "main"], logLevel: "error" });
+const sqlite = (className: string) => ({ className, useSQLite: true });
+const mf = new Miniflare(convertV4MiniflareOptions({ modules: [{ type: "ESModule", path: "worker.mjs", contents: out.outputFiles[0]!.text }], compatibilityDate: "2026-10-15", compatibilityFlags: ["nodejs_compat"], durableObjects: { TENANT_GATE: sqlite("TenantGate"), GLOBAL_GATE: sqlite("GlobalGate"), COUNTER: sqlite("Counter") }, durableObjectsPersist: mkdtempSync(join(tmpdir(), "x-")) }));
+const base = (await mf.ready).toString().replace(/\/$/, "");
+const pid = Number(execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(process.pid)]).toString().split("\n").find((l) => l.includes("workerd"))!.trim().split(/\s+/)[0]);
+const cpu = () => readdirSync(`/proc/${pid}/task`).reduce((a, t) => a + Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, "utf8").split(" ")[0]), 0) / 1e6;
+let s = 0;
+const hit = async (t: string) => { s++; const r = await fetch(`${base}/${t}?u=u${s % 5000}`); await r.arrayBuffer(); };
+const load = async (t: string, n: number) => { let next = 0; await Promise.all(Array.from({ length: 16 }, async () => { while (next < n) { next++; await hit(t); } })); };
+const targets = process.argv.slice(2);
+for (const t of targets) await load(t, 6000);
+const acc: Record<string, number[]> = {};
+for (let r = 0; r < 6; r++) for (const t of targets) { const a = cpu(); await load(t, 1000); await new Promise((x) => setTimeout(x, 60)); (acc[t] ??= []).push((cpu() - a) / 1000); }
+const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+for (const t of targets) console.log(t.padEnd(18), "cpu ms/req median", med(acc[t]!).toFixed(3), acc[t]!.map((x) => x.toFixed(3)).join(" "));
+await mf.dispose();
