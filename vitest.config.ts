@@ -44,6 +44,7 @@ export default defineConfig({
                 ANTHROPIC_API_KEY: "sk-ant-worker-test",
                 ANTHROPIC_BASE_URL: `http://127.0.0.1:${inject("fakeLlmPort")}`,
                 PROVIDER_TIMEOUT_MS: "2000",
+                EMAIL_FROM: "chatedge@test.example",
               },
             },
           })),

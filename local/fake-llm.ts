@@ -199,6 +199,13 @@ export async function startFakeLlm(opts: { port?: number; host?: string } = {}):
       const key = url.searchParams.get("key");
       return send(res, 200, { requests: recent.filter((r) => key === null || r.key === key) });
     }
+    // A webhook receiver for notification tests: records the body and signature under key "webhook",
+    // and answers with the status given by ?status= (default 200) so delivery failures can be staged.
+    if (req.method === "POST" && url.pathname === "/__webhook") {
+      recent.push({ path: url.pathname, key: "webhook", headers: { signature: req.headers["x-chatedge-signature"] }, raw });
+      if (recent.length > 200) recent.shift();
+      return send(res, Number(url.searchParams.get("status") ?? 200), { ok: true });
+    }
     if (req.method === "POST" && url.pathname === "/__reset") {
       counts.clear();
       queues.clear();

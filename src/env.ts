@@ -16,6 +16,8 @@ export interface Bindings {
   AI?: Ai;
   /** Escalation transcripts and alert notifications, delivered by email or webhook off the request path. */
   NOTIFY_QUEUE?: Queue<unknown>;
+  /** Cloudflare's send_email binding; wrangler dev simulates it (logs the email). */
+  SEND_EMAIL?: SendEmail;
   CONVERSATION?: DurableObjectNamespace<import("./chat/conversation-do").Conversation>;
 }
 
@@ -54,6 +56,11 @@ export const EnvSchema = z.object({
   NEON_WS_PROXY: z.string().min(1).optional(),
   /** Connections per request; local dev on PGlite (one session at a time) sets 1. */
   PG_POOL_MAX: intVar(4, 1, 20),
+  /** Sender address of notification emails (a domain with Cloudflare Email Routing in production). */
+  EMAIL_FROM: z.string().min(3).max(320).optional(),
+  /** Where notifications are POSTed when email is not configured; signed with NOTIFY_WEBHOOK_SECRET. */
+  NOTIFY_WEBHOOK_URL: z.url().optional(),
+  NOTIFY_WEBHOOK_SECRET: z.string().min(16).optional(),
   ENVIRONMENT: z.enum(["production", "development", "test"]).default("production"),
   MAX_BODY_BYTES: intVar(64 * 1024, 1024, 10 * 1024 * 1024),
   ISOLATE_CACHE_TTL_MS: intVar(5_000, 0, 600_000),

@@ -8,6 +8,7 @@ import {
 } from "./analytics/queue";
 import { adminAnalytics, tenantAnalytics } from "./analytics/routes";
 import { newApp } from "./app";
+import { NOTIFY_QUEUE_NAME, notifyQueue } from "./notify/consumer";
 import { conversations } from "./chat/conversation-routes";
 import { openAiChat } from "./chat/openai-routes";
 import type { RawEnv } from "./env";
@@ -79,6 +80,8 @@ export default {
         return analyticsQueue(batch, env, ctx);
       case ANALYTICS_DLQ_NAME:
         return analyticsDeadLetterQueue(batch, env, ctx);
+      case NOTIFY_QUEUE_NAME:
+        return notifyQueue(batch, env, ctx);
       default:
         // A queue this worker does not know: keep its messages (retried) rather than lose them.
         console.error(JSON.stringify({ msg: "no consumer for queue", queue: batch.queue }));

@@ -54,6 +54,7 @@ const tenant: TenantConfig = {
   blockedTopics: [],
   escalationEmail: "",
   customGreeting: "",
+  policyMessage: "",
   allowedOrigins: [],
   active: true,
   configVersion: 1,

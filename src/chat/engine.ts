@@ -102,9 +102,9 @@ function matcherOf(tenant: TenantConfig): TopicMatcher {
   return m;
 }
 
-/** The tenant's answer to a blocked topic. */
-export function policyMessage(_tenant: TenantConfig): string {
-  return DEFAULT_POLICY_MESSAGE;
+/** The tenant's answer to a blocked topic, or the platform's when it has none. */
+export function policyMessage(tenant: TenantConfig): string {
+  return tenant.policyMessage || DEFAULT_POLICY_MESSAGE;
 }
 
 /** Refuses tool definitions the tenant has not allowed (tool calls themselves pass through). */

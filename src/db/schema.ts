@@ -39,6 +39,8 @@ export const tenants = pgTable("tenants", {
   blockedTopics: jsonb("blocked_topics").$type<string[]>().notNull().default([]),
   escalationEmail: text("escalation_email").notNull().default(""),
   customGreeting: text("custom_greeting").notNull().default("Hello! How can I help you today?"),
+  /** What the bot answers when a blocked topic comes up; empty means the platform default. */
+  policyMessage: text("policy_message").notNull().default(""),
   allowedOrigins: jsonb("allowed_origins").$type<string[]>().notNull().default([]),
   active: boolean("active").notNull().default(true),
   configVersion: integer("config_version").notNull().default(1),
@@ -275,3 +277,26 @@ export const deadLetters = pgTable(
 );
 
 export type DeadLetterRow = typeof deadLetters.$inferSelect;
+
+/**
+ * Outbox of notifications (escalation transcripts, alerts): one row per message, idempotent by the
+ * id made when it was queued, with how delivery went.
+ */
+export const notifications = pgTable(
+  "notifications",
+  {
+    id: uuid("id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    kind: text("kind", { enum: ["escalation", "alert"] }).notNull(),
+    channel: text("channel", { enum: ["email", "webhook", "none"] }).notNull(),
+    recipient: text("recipient").notNull(),
+    subject: text("subject").notNull(),
+    body: text("body").notNull(),
+    status: text("status", { enum: ["sent", "failed", "skipped"] }).notNull(),
+    attempts: integer("attempts").notNull().default(1),
+    error: text("error"),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    sentAt: timestamp("sent_at", { withTimezone: true }),
+  },
+  (t) => [index("notifications_tenant_idx").on(t.tenantId, t.createdAt)],
+);

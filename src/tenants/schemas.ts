@@ -48,6 +48,7 @@ const configFields = {
   blocked_topics: z.array(z.string().trim().min(1).max(200)).max(500),
   escalation_email: z.union([z.email(), z.literal("")]),
   custom_greeting: z.string().max(2_000),
+  policy_message: z.string().max(2_000),
   allowed_origins: z.array(origin).max(100),
 };
 

@@ -45,6 +45,7 @@ function columnsOf(input: Partial<TenantCreateInput> & { active?: boolean }): Pa
     blockedTopics: input.blocked_topics,
     escalationEmail: input.escalation_email,
     customGreeting: input.custom_greeting,
+    policyMessage: input.policy_message,
     allowedOrigins: input.allowed_origins,
     active: input.active,
   };
@@ -71,6 +72,7 @@ export function tenantOut(row: TenantRow) {
     blocked_topics: row.blockedTopics,
     escalation_email: row.escalationEmail,
     custom_greeting: row.customGreeting,
+    policy_message: row.policyMessage,
     allowed_origins: row.allowedOrigins,
     active: row.active,
     config_version: row.configVersion,

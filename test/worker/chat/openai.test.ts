@@ -117,6 +117,13 @@ describe("POST /v1/chat/completions", () => {
     expect(res.headers.get("ratelimit-limit")).toBeNull();
   });
 
+  it("answers with the tenant's own policy message when it has one", async () => {
+    const { key } = await chatTenant({ blocked_topics: ["refund hacks"], policy_message: "Please ask our team about that." });
+    const res = await completions(key, { model: "mock", messages: [{ role: "user", content: "any refund hacks?" }] });
+    const body = (await res.json()) as Completion;
+    expect(body.choices[0]?.message.content).toBe("Please ask our team about that.");
+  });
+
   it("stops output that reaches a blocked topic before it is shown", async () => {
     // The fake answers "Fake openai reply: ..."; blocking that phrase only ever hits the output.
     const { key } = await chatTenant({ model: "gpt-4o-mini", blocked_topics: ["openai reply"] });

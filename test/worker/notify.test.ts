@@ -1,0 +1,177 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { openDb } from "../../src/db/client";
+import { loadEnv, type RawEnv } from "../../src/env";
+import worker from "../../src/index";
+import { consumeNotifyBatch } from "../../src/notify/consumer";
+import type { EscalationNotice } from "../../src/notify/messages";
+import { chatTenant, FAKE } from "./chat/helpers";
+import { query, send, sql } from "./helpers";
+
+type Row = {
+  status: string;
+  channel: string;
+  recipient: string;
+  attempts: number;
+  error: string | null;
+  body: string;
+};
+
+async function outbox(tenantId: string, timeoutMs = 0): Promise<Row[]> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const rows = await query<Row>(
+      sql`select status, channel, recipient, attempts, error, body from notifications where tenant_id = ${tenantId} order by created_at`,
+    );
+    if (rows.length > 0 || Date.now() >= until) return rows;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function notice(tenantId: string, overrides: Partial<EscalationNotice> = {}): EscalationNotice {
+  return {
+    type: "escalation",
+    id: crypto.randomUUID(),
+    tenantId,
+    conversationId: "conv_test",
+    userId: "user:alice",
+    to: "team@shop.example",
+    reason: "visitor asked for a human",
+    at: Date.UTC(2026, 10, 29, 12),
+    transcript: [{ role: "user", content: "I want a human", at: Date.UTC(2026, 10, 29, 12) }],
+    ...overrides,
+  };
+}
+
+/** Runs the worker's real queue handler on a batch, with env overrides. */
+async function consume(bodies: unknown[], overrides: Record<string, unknown> = {}, attempts = 1) {
+  const batch = createMessageBatch(
+    "chatedge-notify",
+    bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts, body })),
+  );
+  const ctx = createExecutionContext();
+  await worker.queue(batch, { ...(env as unknown as Record<string, unknown>), ...overrides }, ctx);
+  return getQueueResult(batch, ctx);
+}
+
+async function webhookCalls(): Promise<{ raw: string; headers: { signature?: string } }[]> {
+  const res = await fetch(`${FAKE}/__requests?key=webhook`);
+  return ((await res.json()) as { requests: { raw: string; headers: { signature?: string } }[] }).requests;
+}
+
+async function hmac(secret: string, body: string) {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const sig = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body)));
+  return [...sig].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+describe("notifications", () => {
+  it("emails the transcript of an escalated conversation to the tenant's escalation address", async () => {
+    const { id, key } = await chatTenant({ escalation_email: "desk@shop.example" });
+    const conv = (await (await send("POST", "/v1/conversations", key, {})).json()) as { id: string };
+    await send("POST", `/v1/conversations/${conv.id}/messages`, key, { content: "where is my order" });
+    await send("POST", `/v1/conversations/${conv.id}/messages`, key, {
+      content: "let me speak to a human agent",
+    });
+    const rows = await outbox(id, 15_000);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      status: "sent",
+      channel: "email",
+      recipient: "desk@shop.example",
+      error: null,
+    });
+    expect(rows[0]?.body).toContain("Visitor: where is my order");
+    expect(rows[0]?.body).toContain("Visitor: let me speak to a human agent");
+  });
+
+  it("posts a signed webhook when email is not configured", async () => {
+    const { id } = await chatTenant();
+    const n = notice(id);
+    const secret = "webhook-secret-0123456789";
+    const result = await consume([n], {
+      SEND_EMAIL: undefined,
+      NOTIFY_WEBHOOK_URL: `${FAKE}/__webhook`,
+      NOTIFY_WEBHOOK_SECRET: secret,
+    });
+    expect(result.explicitAcks).toEqual(["m0"]);
+    const call = (await webhookCalls()).find((c) => c.raw.includes(n.id));
+    expect(call).toBeDefined();
+    expect(call?.headers.signature).toBe(`sha256=${await hmac(secret, call?.raw ?? "")}`);
+    expect(JSON.parse(call?.raw ?? "{}")).toMatchObject({
+      kind: "escalation",
+      tenant_id: id,
+      to: "team@shop.example",
+    });
+    expect((await outbox(id))[0]).toMatchObject({ status: "sent", channel: "webhook", attempts: 1 });
+  });
+
+  it("retries a failing webhook with backoff, then records the failure", async () => {
+    const { id } = await chatTenant();
+    const n = notice(id);
+    const failing = { SEND_EMAIL: undefined, NOTIFY_WEBHOOK_URL: `${FAKE}/__webhook?status=503` };
+    const first = await consume([n], failing, 1);
+    expect(first.retryMessages.map((m) => m.msgId)).toEqual(["m0"]);
+    expect(first.explicitAcks).toEqual([]);
+    expect((await outbox(id))[0]).toMatchObject({
+      status: "failed",
+      attempts: 1,
+      error: "webhook answered 503",
+    });
+    const last = await consume([n], failing, 5);
+    expect(last.explicitAcks).toEqual(["m0"]);
+    expect(last.retryMessages).toEqual([]);
+    expect((await outbox(id))[0]).toMatchObject({ status: "failed", attempts: 5 });
+  });
+
+  it("backs off exponentially between delivery attempts", async () => {
+    const { id } = await chatTenant();
+    const loaded = loadEnv({
+      ...(env as unknown as RawEnv),
+      SEND_EMAIL: undefined,
+      NOTIFY_WEBHOOK_URL: `${FAKE}/__webhook?status=500`,
+    });
+    if (!loaded.ok) throw new Error(loaded.problems.join());
+    const h = openDb(loaded.env);
+    const delays: number[] = [];
+    for (const attempts of [1, 2, 3]) {
+      const m = {
+        id: `m${attempts}`,
+        timestamp: new Date(),
+        attempts,
+        body: notice(id),
+        ack() {},
+        retry(o?: { delaySeconds?: number }) {
+          delays.push(o?.delaySeconds ?? -1);
+        },
+      };
+      await consumeNotifyBatch([m as unknown as Message<unknown>], loaded.env, h.db);
+    }
+    await h.close();
+    expect(delays).toEqual([2, 4, 8]);
+  });
+
+  it("does not send a notice twice when the queue redelivers it", async () => {
+    const { id } = await chatTenant();
+    const n = notice(id);
+    const hook = { SEND_EMAIL: undefined, NOTIFY_WEBHOOK_URL: `${FAKE}/__webhook` };
+    await consume([n], hook);
+    await consume([n], hook, 2);
+    expect((await webhookCalls()).filter((c) => c.raw.includes(n.id))).toHaveLength(1);
+    expect(await outbox(id)).toHaveLength(1);
+  });
+
+  it("drops a malformed notice without writing anything", async () => {
+    const { id } = await chatTenant();
+    const result = await consume([{ type: "escalation", tenantId: id }, "garbage"]);
+    expect(result.explicitAcks.sort()).toEqual(["m0", "m1"]);
+    expect(await outbox(id)).toHaveLength(0);
+  });
+});
