@@ -336,7 +336,7 @@ async function* run(
       inputTokens: firstTokenMs === null && outcome === "error" ? 0 : inputTokens,
       outputTokens: countTextTokens(produced) + calls.reduce((n, c) => n + countTextTokens(c.arguments), 0),
     };
-    if (req.signal.aborted && outcome === "error") error ??= "client disconnected";
+    if (req.signal.aborted && outcome === "error") error = "client disconnected";
     const costUsd = settleMessage(req.env, req.ctx, req.tenant, admitted.reservationId, {
       model,
       inputTokens: used.inputTokens,

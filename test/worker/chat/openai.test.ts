@@ -118,8 +118,14 @@ describe("POST /v1/chat/completions", () => {
   });
 
   it("answers with the tenant's own policy message when it has one", async () => {
-    const { key } = await chatTenant({ blocked_topics: ["refund hacks"], policy_message: "Please ask our team about that." });
-    const res = await completions(key, { model: "mock", messages: [{ role: "user", content: "any refund hacks?" }] });
+    const { key } = await chatTenant({
+      blocked_topics: ["refund hacks"],
+      policy_message: "Please ask our team about that.",
+    });
+    const res = await completions(key, {
+      model: "mock",
+      messages: [{ role: "user", content: "any refund hacks?" }],
+    });
     const body = (await res.json()) as Completion;
     expect(body.choices[0]?.message.content).toBe("Please ask our team about that.");
   });
