@@ -45,29 +45,29 @@ interface Meta {
 
 export type ConversationErrorCode = "not_found" | "ended" | "invalid";
 
-/**
- * Thrown for calls that do not fit the conversation. RPC carries only an error's message across,
- * so the code travels in it ("ConversationError[code]: ..."); `conversationErrorOf` reads it back.
- */
-export class ConversationError extends Error {
+/** Thrown inside the object for calls that do not fit the conversation; never crosses RPC. */
+class ConversationError extends Error {
   constructor(
     readonly code: ConversationErrorCode,
     readonly detail: string,
   ) {
-    super(`ConversationError[${code}]: ${detail}`);
-    this.name = "ConversationError";
+    super(detail);
   }
 }
 
-const CONVERSATION_ERROR = /^ConversationError\[(not_found|ended|invalid)\]: ([\s\S]*)$/;
+/**
+ * What every RPC method answers: the value, or why the call does not fit. Expected refusals are
+ * values, not exceptions, so they cross RPC typed and nothing logs them as uncaught errors.
+ */
+export type Outcome<T> = { ok: true; value: T } | { ok: false; code: ConversationErrorCode; message: string };
 
-/** The conversation error inside `err`, thrown here or received over RPC. */
-export function conversationErrorOf(
-  err: unknown,
-): { code: ConversationErrorCode; message: string } | undefined {
-  if (!(err instanceof Error)) return undefined;
-  const m = CONVERSATION_ERROR.exec(err.message);
-  return m ? { code: m[1] as ConversationErrorCode, message: m[2] ?? "" } : undefined;
+async function guard<T>(run: () => T | Promise<T>): Promise<Outcome<T>> {
+  try {
+    return { ok: true, value: await run() };
+  } catch (err) {
+    if (err instanceof ConversationError) return { ok: false, code: err.code, message: err.detail };
+    throw err;
+  }
 }
 
 /** Parses DO input, turning schema failures into an `invalid` ConversationError. */
@@ -125,8 +125,12 @@ export class Conversation extends DurableObject<RawEnv> {
     });
   }
 
-  /** Opens the conversation; calling it again for the same conversation is an error. */
-  async start(input: StartInput): Promise<ConversationView> {
+  /** Opens the conversation; calling it again for the same conversation is refused. */
+  start(input: StartInput): Promise<Outcome<ConversationView>> {
+    return guard(() => this.#start(input));
+  }
+
+  async #start(input: StartInput): Promise<ConversationView> {
     const s = parse(StartInput, input);
     if (this.#meta) throw new ConversationError("invalid", "conversation already exists");
     const now = Date.now();
@@ -178,7 +182,11 @@ export class Conversation extends DurableObject<RawEnv> {
   }
 
   /** Records one turn: both messages, the totals, and escalation when asked or after repeated failures. */
-  async recordTurn(tenantId: string, input: TurnInput): Promise<TurnResult> {
+  recordTurn(tenantId: string, input: TurnInput): Promise<Outcome<TurnResult>> {
+    return guard(() => this.#recordTurn(tenantId, input));
+  }
+
+  async #recordTurn(tenantId: string, input: TurnInput): Promise<TurnResult> {
     const t = parse(TurnInputSchema, input);
     const meta = this.#require(tenantId);
     if (isEnded(meta)) throw new ConversationError("ended", "conversation has ended");
@@ -226,7 +234,11 @@ export class Conversation extends DurableObject<RawEnv> {
   }
 
   /** Ends the conversation once and emits its summary; ending again returns the same view. */
-  async end(tenantId: string, input: { resolved: boolean; reason: string }): Promise<ConversationView> {
+  end(tenantId: string, input: { resolved: boolean; reason: string }): Promise<Outcome<ConversationView>> {
+    return guard(() => this.#end(tenantId, input));
+  }
+
+  async #end(tenantId: string, input: { resolved: boolean; reason: string }): Promise<ConversationView> {
     const e = parse(EndInput, input);
     const meta = this.#require(tenantId);
     if (isEnded(meta)) return this.#view();
@@ -246,7 +258,14 @@ export class Conversation extends DurableObject<RawEnv> {
   }
 
   /** Stores the visitor's rating (the latest one counts) and emits it for analytics. */
-  async feedback(
+  feedback(
+    tenantId: string,
+    input: { csat: number; comment: string | null },
+  ): Promise<Outcome<ConversationView>> {
+    return guard(() => this.#feedback(tenantId, input));
+  }
+
+  async #feedback(
     tenantId: string,
     input: { csat: number; comment: string | null },
   ): Promise<ConversationView> {
@@ -269,9 +288,11 @@ export class Conversation extends DurableObject<RawEnv> {
   }
 
   /** The whole transcript, for the tenant's own API and for escalation emails. */
-  transcript(tenantId: string): { view: ConversationView; messages: StoredMessage[] } {
-    this.#require(tenantId);
-    return { view: this.#view(), messages: [...this.#messages] };
+  transcript(tenantId: string): Promise<Outcome<{ view: ConversationView; messages: StoredMessage[] }>> {
+    return guard(() => {
+      this.#require(tenantId);
+      return { view: this.#view(), messages: [...this.#messages] };
+    });
   }
 
   /** Idle timeout: an open or escalated conversation nobody touched ends unresolved. */
@@ -283,7 +304,7 @@ export class Conversation extends DurableObject<RawEnv> {
       await this.ctx.storage.setAlarm(due);
       return;
     }
-    await this.end(meta.tenantId, { resolved: false, reason: "idle" });
+    await this.#end(meta.tenantId, { resolved: false, reason: "idle" });
   }
 
   #require(tenantId: string): Meta {

@@ -6,7 +6,7 @@ import { tenantAuth } from "../auth/middleware";
 import { AppError } from "../errors";
 import { errors, jsonBody, jsonResponse, tenantSecurity } from "../openapi";
 import type { TenantConfig } from "../tenants/config";
-import { conversationErrorOf } from "./conversation-do";
+import type { Outcome } from "./conversation-do";
 import type { ConversationView, PrepareResult } from "./conversation-types";
 import { admitTurn, releaseTurn, screenInput, startTurn, type TurnRequest, type TurnSummary } from "./engine";
 import { endUserOf } from "./identity";
@@ -78,21 +78,21 @@ function stubOf(c: Context<AppEnv>, id: string) {
   return ns.getByName(`${c.get("tenant").id}:${id}`);
 }
 
-/** Maps what the Conversation object threw to 4xx; anything else is a 503. */
-async function call<T>(run: () => Promise<T>): Promise<T> {
+/** Unwraps a Conversation answer: refusals become 4xx; an object that cannot answer is a 503. */
+async function call<T>(run: () => Promise<Outcome<T>>): Promise<T> {
+  let out: Outcome<T>;
   try {
-    return await run();
+    out = await run();
   } catch (err) {
-    const e = conversationErrorOf(err);
-    if (e?.code === "not_found") throw new AppError("NOT_FOUND", "no such conversation");
-    if (e?.code === "ended") throw new AppError("CONFLICT", "conversation has ended; start a new one");
-    if (e?.code === "invalid") throw new AppError("VALIDATION_FAILED", e.message);
-    if (err instanceof AppError) throw err;
     console.error(JSON.stringify({ msg: "conversation object failed", error: String(err) }));
     throw new AppError("UNAVAILABLE", "conversation store unavailable; retry shortly", {
       headers: { "Retry-After": "1" },
     });
   }
+  if (out.ok) return out.value;
+  if (out.code === "not_found") throw new AppError("NOT_FOUND", "no such conversation");
+  if (out.code === "ended") throw new AppError("CONFLICT", "conversation has ended; start a new one");
+  throw new AppError("VALIDATION_FAILED", out.message);
 }
 
 /** A visitor may only touch conversations it started; another visitor's id reads as unknown. */
@@ -182,11 +182,12 @@ export const conversations = newRouter()
     const body = c.req.valid("json");
     const tenant = c.get("tenant");
     const id = `conv_${randomToken(24)}`;
+    const userId = endUserOf(c, body.user);
     const view = await call(() =>
       stubOf(c, id).start({
         tenantId: tenant.id,
         conversationId: id,
-        userId: endUserOf(c, body.user),
+        userId,
         channel: body.channel,
         greeting: tenant.customGreeting,
         experiment: null,
@@ -256,7 +257,12 @@ async function sendMessage(
   // History loads in parallel with admission: the input estimate is an upper bound (the history
   // budget), so the reservation holds whatever history comes back.
   const historyBudget = HISTORY_TOKEN_BUDGET;
-  const prepared = call(async (): Promise<PrepareResult> => await stub.prepare(tenant.id, historyBudget));
+  const prepared = call(
+    async (): Promise<Outcome<PrepareResult>> => ({
+      ok: true,
+      value: await stub.prepare(tenant.id, historyBudget),
+    }),
+  );
   const newMessage: ChatMessage = { role: "user", content };
   const screenReq: TurnRequest = turnRequest(c, base, [newMessage], 0, abort.signal);
   const blocked = screenInput(screenReq);

@@ -4,6 +4,7 @@ import { HTTPException } from "hono/http-exception";
 import { type AppEnv, execCtx, newRouter } from "../app";
 import { tenantAuth } from "../auth/middleware";
 import { AppError, codeOf } from "../errors";
+import { applyExperiments } from "../experiments/apply";
 import { jsonBody, tenantSecurity } from "../openapi";
 import { checkTools, prepareTurn, screenInput, type TurnOutput, type TurnRequest } from "./engine";
 import { endUserOf } from "./identity";
@@ -76,20 +77,23 @@ export const openAiChat = newRouter();
 openAiChat.onError((err, c) => openAiErrorResponse(c, err));
 openAiChat.openapi(route, async (c) => {
   const body = c.req.valid("json");
-  const tenant = c.get("tenant");
   const { system, messages } = toInternal(body);
   if (!messages.some((m) => m.role === "user")) {
     throw new AppError("VALIDATION_FAILED", "messages must contain at least one user message");
   }
   const tools = toolsOf(body);
-  checkTools(tenant, tools);
+  checkTools(c.get("tenant"), tools);
+  const userId = endUserOf(c, body.user);
+  // The user's experiment variants override the tenant's config, and the caller's model and
+  // temperature too: an experiment on them would mean nothing if every caller could pin them.
+  const exp = await applyExperiments(c.get("svc"), c.get("tenant"), userId);
   const abort = new AbortController();
   const rid = c.get("requestId");
   const req: TurnRequest = {
     env: c.get("svc").env,
     ctx: execCtx(c),
-    tenant,
-    userId: endUserOf(c, body.user),
+    tenant: exp.config,
+    userId,
     // Stateless API: a caller that wants the per-conversation cap names its conversation.
     conversationId: c.req.header("x-conversation-id")?.slice(0, 128) || `req:${rid}`,
     channel: "api",
@@ -98,18 +102,18 @@ openAiChat.openapi(route, async (c) => {
     clientSystem: system || undefined,
     tools,
     toolChoice: toolChoiceOf(body),
-    temperature: body.temperature ?? undefined,
+    temperature: exp.overrides.temperature ?? body.temperature ?? undefined,
     stop: typeof body.stop === "string" ? [body.stop] : (body.stop ?? undefined),
-    model: body.model,
+    model: exp.overrides.model ?? body.model,
     maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
-    experiment: null,
-    variant: null,
+    experiment: exp.experiment,
+    variant: exp.variant,
     signal: abort.signal,
   };
   const meta: CompletionMeta = {
     id: `chatcmpl-${rid}`,
     created: Math.floor(Date.now() / 1000),
-    model: body.model,
+    model: req.model,
   };
 
   const blocked = screenInput(req);

@@ -1,0 +1,142 @@
+import { runDurableObjectAlarm } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { Conversation } from "../../../src/chat/conversation-do";
+import { query, send, sql, uniqueId } from "../helpers";
+import { chatTenant } from "./helpers";
+
+type ConvRow = {
+  turn_count: number;
+  resolved: boolean;
+  escalated: boolean;
+  csat: number | null;
+  total_tokens: string;
+  channel: string;
+  user_id: string;
+};
+
+async function summaryOf(
+  tenantId: string,
+  conversationId: string,
+  timeoutMs = 15_000,
+): Promise<ConvRow | undefined> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const [row] = await query<ConvRow>(
+      sql`select turn_count, resolved, escalated, csat, total_tokens, channel, user_id from conversations
+          where tenant_id = ${tenantId} and conversation_id = ${conversationId}`,
+    );
+    if (row || Date.now() > until) return row;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function state(stub: DurableObjectStub<Conversation>, tenantId: string) {
+  const t = await stub.transcript(tenantId);
+  return t.ok ? t.value.view.state : t.code;
+}
+
+const ns = () => (env as unknown as { CONVERSATION: DurableObjectNamespace<Conversation> }).CONVERSATION;
+
+describe("Conversation object", () => {
+  it("emits its summary once when it ends, with the rating given after", async () => {
+    const { id, key } = await chatTenant();
+    const conv = (await (await send("POST", "/v1/conversations", key, { user: "bob" })).json()) as {
+      id: string;
+    };
+    const reply = (await (
+      await send("POST", `/v1/conversations/${conv.id}/messages`, key, { content: "hello" })
+    ).json()) as {
+      usage: { input_tokens: number; output_tokens: number };
+    };
+    await send("POST", `/v1/conversations/${conv.id}/end`, key, { resolved: true });
+    await send("POST", `/v1/conversations/${conv.id}/end`, key, { resolved: false });
+    await send("POST", `/v1/conversations/${conv.id}/feedback`, key, { csat: 5 });
+    const row = await summaryOf(id, conv.id);
+    expect(row).toMatchObject({
+      turn_count: 1,
+      resolved: true,
+      escalated: false,
+      channel: "web",
+      user_id: "user:bob",
+    });
+    expect(Number(row?.total_tokens)).toBe(reply.usage.input_tokens + reply.usage.output_tokens);
+    // The rating arrives as its own event after the summary; poll until the consumer has applied it.
+    const until = Date.now() + 15_000;
+    let csat = row?.csat ?? null;
+    while (csat !== 5 && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 200));
+      csat = (await summaryOf(id, conv.id))?.csat ?? null;
+    }
+    expect(csat).toBe(5);
+    const count = await query<{ n: string }>(
+      sql`select count(*)::text as n from conversations where conversation_id = ${conv.id}`,
+    );
+    expect(count[0]?.n).toBe("1");
+  });
+
+  it("ends an idle conversation unresolved by alarm", async () => {
+    const { id } = await chatTenant();
+    const convId = `conv_${uniqueId("idle")
+      .replace(/[^A-Za-z0-9]/g, "")
+      .slice(0, 24)
+      .padEnd(24, "x")}`;
+    const stub = ns().getByName(`${id}:${convId}`);
+    const started = await stub.start({
+      tenantId: id,
+      conversationId: convId,
+      userId: "user:idle",
+      channel: "web",
+      greeting: "hi",
+      experiment: null,
+      variant: null,
+      idleTimeoutMs: 1_000,
+    });
+    expect(started.ok).toBe(true);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    // Too early: the alarm re-arms itself instead of ending the conversation.
+    expect(await state(stub, id)).toBe("open");
+    await new Promise((r) => setTimeout(r, 1_100));
+    // The re-armed alarm may already have fired on its own by now; run it if it has not.
+    await runDurableObjectAlarm(stub);
+    expect(await state(stub, id)).toBe("unresolved");
+    const row = await summaryOf(id, convId);
+    expect(row).toMatchObject({ turn_count: 0, resolved: false, escalated: false });
+  });
+
+  it("refuses calls for another tenant and bad input", async () => {
+    const { id } = await chatTenant();
+    const convId = `conv_${"B".repeat(24)}`;
+    const stub = ns().getByName(`${id}:${convId}`);
+    await stub.start({
+      tenantId: id,
+      conversationId: convId,
+      userId: "u",
+      channel: "web",
+      greeting: "",
+      experiment: null,
+      variant: null,
+      idleTimeoutMs: 60_000,
+    });
+    expect(await stub.transcript("someone-else")).toEqual({
+      ok: false,
+      code: "not_found",
+      message: "no such conversation",
+    });
+    const again = await stub.start({
+      tenantId: id,
+      conversationId: convId,
+      userId: "u",
+      channel: "web",
+      greeting: "",
+      experiment: null,
+      variant: null,
+      idleTimeoutMs: 60_000,
+    });
+    expect(again).toEqual({ ok: false, code: "invalid", message: "conversation already exists" });
+    const bad = await stub.feedback(id, { csat: 9, comment: null });
+    expect(bad).toMatchObject({ ok: false, code: "invalid" });
+    const t = await stub.transcript(id);
+    expect(t.ok && t.value.view.csat).toBeNull();
+  });
+});
