@@ -24,24 +24,53 @@ function readConfig() {
     compatibility_flags?: string[];
     vars?: Record<string, string>;
     durable_objects?: { bindings?: { name: string; class_name: string }[] };
-    queues?: { producers?: { binding: string; queue: string }[] };
+    queues?: {
+      producers?: { binding: string; queue: string }[];
+      consumers?: {
+        queue: string;
+        max_batch_size?: number;
+        max_batch_timeout?: number;
+        max_retries?: number;
+        dead_letter_queue?: string;
+      }[];
+    };
   };
   const durableObjects: Record<string, { className: string; useSQLite: boolean }> = {};
   for (const b of c.durable_objects?.bindings ?? [])
     durableObjects[b.name] = { className: b.class_name, useSQLite: true };
   const queueProducers: Record<string, { queueName: string }> = {};
   for (const p of c.queues?.producers ?? []) queueProducers[p.binding] = { queueName: p.queue };
+  const queueConsumers: Record<string, Record<string, unknown>> = {};
+  for (const q of c.queues?.consumers ?? []) {
+    queueConsumers[q.queue] = {
+      maxBatchSize: q.max_batch_size,
+      maxBatchTimeout: q.max_batch_timeout,
+      maxRetries: q.max_retries,
+      deadLetterQueue: q.dead_letter_queue,
+    };
+  }
   return {
     compatibilityDate: c.compatibility_date,
     compatibilityFlags: c.compatibility_flags ?? [],
     vars: c.vars ?? {},
     durableObjects,
     queueProducers,
+    queueConsumers,
   };
 }
 
+export interface BenchWorkerOptions {
+  /** Extra vars and secrets (provider keys, Redis, cache settings). */
+  bindings?: Record<string, string>;
+  /** Also run the queue consumers, as production does (their work shares workerd's thread). */
+  consumers?: boolean;
+}
+
 /** Bundles and starts the worker against `databaseUrl`; call `stop()` when done. */
-export async function startBenchWorker(databaseUrl: string): Promise<BenchWorker> {
+export async function startBenchWorker(
+  databaseUrl: string,
+  opts: BenchWorkerOptions = {},
+): Promise<BenchWorker> {
   const outdir = `${root}.cache/bench-worker`;
   const built = spawnSync("wrangler", ["deploy", "--dry-run", "--outdir", outdir], {
     cwd: root,
@@ -67,9 +96,11 @@ export async function startBenchWorker(databaseUrl: string): Promise<BenchWorker
         DATABASE_URL: databaseUrl,
         NEON_WS_PROXY: `127.0.0.1:${relay.port}/v2`,
         ADMIN_TOKEN: adminToken,
+        ...opts.bindings,
       },
       durableObjects: config.durableObjects,
       queueProducers: config.queueProducers,
+      ...(opts.consumers ? { queueConsumers: config.queueConsumers } : {}),
     }),
   );
   const url = (await mf.ready).toString().replace(/\/$/, "");

@@ -9,6 +9,14 @@ export interface Services {
   readonly dbh: DbHandle;
 }
 
+// One Redis client per environment object (that is, per isolate): it holds no sockets, only settings.
+const caches = new WeakMap<Env, Cache>();
+
 export function newServices(env: Env): Services {
-  return { env, cache: new Cache(env), dbh: openDb(env) };
+  let cache = caches.get(env);
+  if (!cache) {
+    cache = new Cache(env);
+    caches.set(env, cache);
+  }
+  return { env, cache, dbh: openDb(env) };
 }

@@ -227,9 +227,9 @@ export class Conversation extends DurableObject<RawEnv> {
     });
     this.#messages.push(userMsg);
     if (answer) this.#messages.push(answer);
-    const alarm = this.ctx.storage.setAlarm(meta.lastActivityAt + meta.idleTimeoutMs);
-    if (escalatedNow && reason) await Promise.all([alarm, this.#notifyEscalation(meta, reason)]);
-    else await alarm;
+    // The idle alarm is not moved on every turn (a storage write each time): when it fires early
+    // it re-arms itself for lastActivityAt + idleTimeoutMs.
+    if (escalatedNow && reason) await this.#notifyEscalation(meta, reason);
     return { view: this.#view(), escalatedNow, consecutiveFailures: meta.consecutiveFailures };
   }
 

@@ -4,6 +4,12 @@ import { type AppEnv, execCtx, newRouter } from "../app";
 import { randomToken } from "../auth/keys";
 import { tenantAuth } from "../auth/middleware";
 import { AppError } from "../errors";
+import {
+  type AppliedExperiments,
+  applyAssignment,
+  applyExperiments,
+  switchedOnExperiments,
+} from "../experiments/apply";
 import { errors, jsonBody, jsonResponse, tenantSecurity } from "../openapi";
 import type { TenantConfig } from "../tenants/config";
 import type { Outcome } from "./conversation-do";
@@ -183,6 +189,8 @@ export const conversations = newRouter()
     const tenant = c.get("tenant");
     const id = `conv_${randomToken(24)}`;
     const userId = endUserOf(c, body.user);
+    // The variant is decided once, here, and kept with the conversation: every turn uses it.
+    const exp = await applyExperiments(c.get("svc"), tenant, userId);
     const view = await call(() =>
       stubOf(c, id).start({
         tenantId: tenant.id,
@@ -190,8 +198,8 @@ export const conversations = newRouter()
         userId,
         channel: body.channel,
         greeting: tenant.customGreeting,
-        experiment: null,
-        variant: null,
+        experiment: exp.experiment,
+        variant: exp.variant,
         idleTimeoutMs: IDLE_TIMEOUT_MS,
       }),
     );
@@ -252,7 +260,6 @@ async function sendMessage(
   const abort = new AbortController();
   const at = Date.now();
   const userTokens = countTextTokens(content) + 4;
-  const base = { tenant, userId: user, conversationId: id };
 
   // History loads in parallel with admission: the input estimate is an upper bound (the history
   // budget), so the reservation holds whatever history comes back.
@@ -264,10 +271,23 @@ async function sendMessage(
     }),
   );
   const newMessage: ChatMessage = { role: "user", content };
-  const screenReq: TurnRequest = turnRequest(c, base, [newMessage], 0, abort.signal);
+  // The conversation's variant was fixed at its start and is stored with it. A tenant with
+  // experiments waits for it before admission (a variant may change the model and the limits);
+  // the others load history and admit in parallel, as ever.
+  const svc = c.get("svc");
+  const stored =
+    (await switchedOnExperiments(svc, tenant.id)).length > 0
+      ? await prepared.then(
+          (r) => (r.ok ? r.view : undefined),
+          () => undefined,
+        )
+      : undefined;
+  const exp = await applyAssignment(svc, tenant, stored ?? { experiment: null, variant: null });
+  const base = { tenant: exp.config, userId: user, conversationId: id };
+  const screenReq: TurnRequest = turnRequest(c, base, [newMessage], 0, abort.signal, exp);
   const blocked = screenInput(screenReq);
   const human = !blocked && asksForHuman(content);
-  const estimate = estimateTokens([newMessage], { system: tenant.systemPrompt }) + historyBudget;
+  const estimate = estimateTokens([newMessage], { system: exp.config.systemPrompt }) + historyBudget;
   const admitReq = { ...screenReq, inputTokens: estimate };
   const admitting = blocked || human ? undefined : admitTurn(admitReq);
   // Both run at once; when the conversation turns out unusable, an admitted turn is released.
@@ -337,7 +357,13 @@ async function sendMessage(
   }
 
   const withHistory: ChatMessage[] = [...p.history.map(toChat), newMessage];
-  const ready = startTurn({ ...admitReq, turnIndex: p.view.turnCount }, admitted, withHistory);
+  // Recorded under the conversation's own assignment, also if its experiment stopped meanwhile.
+  const { experiment, variant } = p.view;
+  const ready = startTurn(
+    { ...admitReq, turnIndex: p.view.turnCount, experiment, variant },
+    admitted,
+    withHistory,
+  );
   const gather = async (onText?: (t: string, event: string) => void) => {
     let text = "";
     let failed: string | undefined;
@@ -449,6 +475,7 @@ function turnRequest(
   messages: ChatMessage[],
   turnIndex: number,
   signal: AbortSignal,
+  exp: AppliedExperiments,
 ): TurnRequest {
   return {
     env: c.get("svc").env,
@@ -458,8 +485,9 @@ function turnRequest(
     turnIndex,
     messages,
     model: base.tenant.model,
-    experiment: null,
-    variant: null,
+    temperature: exp.overrides.temperature,
+    experiment: exp.experiment,
+    variant: exp.variant,
     signal,
   };
 }

@@ -21,8 +21,9 @@ export const StartInput = z
     userId: ID,
     channel: z.string().min(1).max(32),
     greeting: z.string().max(2_000),
-    experiment: z.string().max(128).nullable(),
-    variant: z.string().max(128).nullable(),
+    // Several running experiments are recorded joined by commas (src/experiments/apply.ts).
+    experiment: z.string().max(512).nullable(),
+    variant: z.string().max(512).nullable(),
     idleTimeoutMs: z
       .number()
       .int()

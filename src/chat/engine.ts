@@ -46,6 +46,8 @@ export interface TurnRequest {
   signal: AbortSignal;
   /** An input estimate known to be an upper bound (conversation path); else the engine counts. */
   inputTokens?: number;
+  /** Whether the caller streams; a caller that does not gets one upstream answer, not SSE to re-parse. */
+  stream?: boolean;
 }
 
 /** What the route streams or gathers. `policy` replaces blocked output with the tenant's message. */
@@ -285,7 +287,7 @@ async function* run(
       stop: req.stop,
       tools: req.tools,
       toolChoice: req.toolChoice,
-      stream: true,
+      stream: req.stream !== false,
       inputTokens,
     },
     { signal: req.signal, policy: policyFromEnv(req.env) },

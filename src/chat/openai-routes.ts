@@ -106,6 +106,7 @@ openAiChat.openapi(route, async (c) => {
     stop: typeof body.stop === "string" ? [body.stop] : (body.stop ?? undefined),
     model: exp.overrides.model ?? body.model,
     maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
+    stream: body.stream === true,
     experiment: exp.experiment,
     variant: exp.variant,
     signal: abort.signal,

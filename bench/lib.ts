@@ -1,0 +1,62 @@
+/** Helpers shared by the benchmarks: percentiles, workerd CPU accounting, closed-loop load. */
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+
+/** The p-quantile (0..1) of a sample, nearest rank on the sorted values. */
+export function pct(xs: readonly number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * (s.length - 1)))] ?? Number.NaN;
+}
+
+export const round = (n: number, d = 3) => Math.round(n * 10 ** d) / 10 ** d;
+
+/** Process ids of the workerd processes that are direct children of this process. */
+export function workerdPids(): number[] {
+  const out = execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(process.pid)]).toString();
+  return out
+    .split("\n")
+    .filter((l) => l.trim().endsWith("workerd"))
+    .map((l) => Number(l.trim().split(/\s+/)[0]));
+}
+
+/**
+ * Milliseconds of CPU a process has used, summed over its threads (nanosecond schedstat counters).
+ * Unlike wall time, it barely moves when other processes compete for the machine's two cores.
+ */
+export function cpuMs(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+  }
+  return ns / 1e6;
+}
+
+/** Runs `n` calls of `one`, `c` at a time; answers each call's latency and the wall time. */
+export async function closedLoop(
+  n: number,
+  c: number,
+  one: (i: number) => Promise<number>,
+): Promise<{ lat: number[]; ms: number }> {
+  const lat: number[] = [];
+  let next = 0;
+  const t = performance.now();
+  await Promise.all(
+    Array.from({ length: c }, async () => {
+      while (next < n) {
+        const i = next++;
+        lat.push(await one(i));
+      }
+    }),
+  );
+  return { lat, ms: performance.now() - t };
+}
+
+/** A copy of `xs` in random order (targets are interleaved in random order each round). */
+export function shuffled<T>(xs: readonly T[]): T[] {
+  const a = [...xs];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [a[i], a[j]] = [a[j] as T, a[i] as T];
+  }
+  return a;
+}
