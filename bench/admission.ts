@@ -2,15 +2,16 @@
  * Admission benchmark: admissions per second on one tenant and the latency admit+settle adds,
  * each beside a bare SQLite-DO counter increment behind the same worker, in the same runtime and
  * the same run. Drives workerd through the Miniflare API (not wrangler dev, whose proxy and trace
- * store add noise), interleaving targets round by round because timing here is jittery.
+ * store add noise), interleaving targets round by round because timing here is jittery, and reads
+ * workerd's CPU per request, which moves far less than wall time on a shared machine.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { closedLoop, cpuMs, pct, round, shuffled, workerdPids } from "./lib.ts";
 import type { Bench, BenchRow } from "./types.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -21,6 +22,7 @@ const CONCURRENCY = 16;
 const WARMUP = 400;
 const USERS = 5_000;
 
+/** noop: the worker alone. counter: the baseline. admit: the chat path's admission. */
 type Target = "noop" | "counter" | "admit" | "admit-only" | "admit-settle-rpc";
 const TARGETS: Target[] = ["noop", "counter", "admit", "admit-only", "admit-settle-rpc"];
 
@@ -42,30 +44,6 @@ async function bundle(): Promise<string> {
   return file.text;
 }
 
-/** The workerd process Miniflare started for us (a direct child of this process). */
-function workerdPid(): number {
-  const out = execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(process.pid)]).toString();
-  const line = out.split("\n").find((l) => l.trim().endsWith("workerd"));
-  if (!line) throw new Error("no workerd child process found");
-  return Number(line.trim().split(/\s+/)[0]);
-}
-
-/**
- * Milliseconds of CPU the workerd process has used, summed over its threads (nanosecond
- * schedstat counters). workerd runs the worker, the DOs and waitUntil work on one JS thread, so
- * CPU per request bounds its throughput, and unlike wall time it barely moves when other
- * processes compete for the machine's two cores.
- */
-function cpuMs(pid: number): number {
-  let ns = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
-  }
-  return ns / 1e6;
-}
-
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 let seq = 0;
 async function hit(base: string, target: Target): Promise<number> {
   seq += 1;
@@ -77,46 +55,19 @@ async function hit(base: string, target: Target): Promise<number> {
   return ms;
 }
 
-async function sequential(base: string, target: Target, n: number): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) out.push(await hit(base, target));
-  return out;
-}
-
-async function loaded(
-  base: string,
-  target: Target,
-  n: number,
-  c: number,
-): Promise<{ lat: number[]; ms: number }> {
-  const lat: number[] = [];
-  let next = 0;
-  const t = performance.now();
-  await Promise.all(
-    Array.from({ length: c }, async () => {
-      while (next < n) {
-        next += 1;
-        lat.push(await hit(base, target));
-      }
-    }),
-  );
-  return { lat, ms: performance.now() - t };
-}
-
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * (s.length - 1)))] ?? Number.NaN;
-};
 const median = (xs: number[]) => pct(xs, 0.5);
-const round = (n: number, d = 3) => Math.round(n * 10 ** d) / 10 ** d;
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function shuffled<T>(xs: T[]): T[] {
-  const a = [...xs];
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [a[i], a[j]] = [a[j] as T, a[i] as T];
-  }
-  return a;
+interface Samples {
+  /** Latencies at concurrency 1. */
+  seq: number[];
+  /** Latencies at CONCURRENCY, with the wall time and count behind them. */
+  load: number[];
+  loadMs: number;
+  loadN: number;
+  /** workerd CPU over both phases. */
+  cpuMs: number;
+  cpuN: number;
 }
 
 export const admissionBench: Bench = {
@@ -140,117 +91,104 @@ export const admissionBench: Bench = {
     );
     try {
       const base = (await mf.ready).toString().replace(/\/$/, "");
-      const pid = workerdPid();
-      log(`workerd up at ${base}; warming up`);
-      for (const t of TARGETS) await loaded(base, t, WARMUP, CONCURRENCY);
-      const seqLat = Object.fromEntries(TARGETS.map((t) => [t, [] as number[]])) as Record<Target, number[]>;
-      const load = Object.fromEntries(
-        TARGETS.map((t) => [t, { lat: [] as number[], ms: 0, n: 0 }]),
-      ) as Record<Target, { lat: number[]; ms: number; n: number }>;
-      const cpu = Object.fromEntries(TARGETS.map((t) => [t, { ms: 0, n: 0 }])) as Record<
-        Target,
-        { ms: number; n: number }
-      >;
-      const roundRatios: number[] = [];
-      const rpcRoundRatios: number[] = [];
+      const pid = workerdPids()[0];
+      if (pid === undefined) throw new Error("no workerd child process found");
+      log(`workerd ${pid} at ${base}; warming up`);
+      for (const t of TARGETS) await closedLoop(WARMUP, CONCURRENCY, () => hit(base, t));
+
+      const s = Object.fromEntries(
+        TARGETS.map((t) => [t, { seq: [], load: [], loadMs: 0, loadN: 0, cpuMs: 0, cpuN: 0 } as Samples]),
+      ) as Record<Target, Samples>;
+      const perRound = { cpu: [] as number[], wall: [] as number[], rpcWall: [] as number[] };
       for (let r = 1; r <= ROUNDS; r++) {
-        const perRound: Partial<Record<Target, number>> = {};
+        const cpu: Partial<Record<Target, number>> = {};
+        const rps: Partial<Record<Target, number>> = {};
         for (const t of shuffled(TARGETS)) {
           const before = cpuMs(pid);
-          seqLat[t].push(...(await sequential(base, t, SEQUENTIAL)));
-          const l = await loaded(base, t, LOADED, CONCURRENCY);
+          for (let i = 0; i < SEQUENTIAL; i++) s[t].seq.push(await hit(base, t));
+          const l = await closedLoop(LOADED, CONCURRENCY, () => hit(base, t));
           // Deferred settlements fire up to SETTLE_DELAY_MS later: count them with their phase.
           await pause(60);
-          cpu[t].ms += cpuMs(pid) - before;
-          cpu[t].n += SEQUENTIAL + LOADED;
-          load[t].lat.push(...l.lat);
-          load[t].ms += l.ms;
-          load[t].n += LOADED;
-          perRound[t] = (LOADED / l.ms) * 1000;
+          const used = cpuMs(pid) - before;
+          s[t].load.push(...l.lat);
+          s[t].loadMs += l.ms;
+          s[t].loadN += LOADED;
+          s[t].cpuMs += used;
+          s[t].cpuN += SEQUENTIAL + LOADED;
+          cpu[t] = used / (SEQUENTIAL + LOADED);
+          rps[t] = (LOADED / l.ms) * 1000;
         }
-        roundRatios.push((perRound.admit ?? 0) / (perRound.counter ?? 1));
-        rpcRoundRatios.push((perRound["admit-settle-rpc"] ?? 0) / (perRound.counter ?? 1));
-        log(`round ${r}/${ROUNDS}: admit/counter wall-clock throughput ${round(roundRatios.at(-1) ?? 0, 2)}`);
+        perRound.cpu.push((cpu.counter ?? 0) / (cpu.admit ?? 1));
+        perRound.wall.push((rps.admit ?? 0) / (rps.counter ?? 1));
+        perRound.rpcWall.push((rps["admit-settle-rpc"] ?? 0) / (rps.counter ?? 1));
+        log(
+          `round ${r}/${ROUNDS}: admit vs counter: CPU capacity ${round(perRound.cpu.at(-1) ?? 0, 2)}, ` +
+            `wall-clock throughput ${round(perRound.wall.at(-1) ?? 0, 2)}`,
+        );
       }
-      // Let the last settlements land, then check the books: every admission settled, exactly.
-      await new Promise((r) => setTimeout(r, 300));
+
+      // Let the last settlements land, then check the books: every settlement counted, exactly.
+      await pause(300);
       const usage = (await (await fetch(`${base}/usage`)).json()) as {
-        month: { tokensUsed: number; tokensReserved: number };
+        month: { tokensUsed: number };
         window: { openReservations: number };
       };
-      // Every admission of the settling targets was settled for 300 tokens; admit-only leaves its
-      // reservations open (the alarm refunds them later).
-      const settling = (WARMUP + ROUNDS * (SEQUENTIAL + LOADED)) * 2;
+      // admit and admit-settle-rpc settle every admission for 300 tokens; admit-only settles none.
+      const each = WARMUP + ROUNDS * (SEQUENTIAL + LOADED);
       const books = {
-        settled: settling,
+        settled: 2 * each,
         tokensUsed: usage.month.tokensUsed,
-        expectedTokens: settling * 300,
+        expectedTokens: 2 * each * 300,
         openReservations: usage.window.openReservations,
-        expectedOpen: WARMUP + ROUNDS * (SEQUENTIAL + LOADED),
+        expectedOpen: each,
       };
       log(`books: ${JSON.stringify(books)}`);
 
-      const rps = (t: Target) => (load[t].n / load[t].ms) * 1000;
-      const cpuPer = (t: Target) => cpu[t].ms / cpu[t].n;
+      const cpuPer = (t: Target) => s[t].cpuMs / s[t].cpuN;
       const capacity = (t: Target) => 1000 / cpuPer(t);
-      const p = (t: Target, q: number) => pct(seqLat[t], q);
+      const rps = (t: Target) => (s[t].loadN / s[t].loadMs) * 1000;
+      const p = (t: Target, q: number) => pct(s[t].seq, q);
       const added = (t: Target, q: number) => p(t, q) - p("noop", q);
+      const A = "admit+settle";
       const rows: BenchRow[] = [
+        ratioRow(A, "admissions/s capacity ratio (workerd CPU), median of rounds", median(perRound.cpu)),
+        row(A, "admissions/s capacity (workerd CPU, pooled)", capacity("admit"), capacity("counter"), true),
+        row(A, "workerd CPU ms per request", cpuPer("admit"), cpuPer("counter"), false),
         row(
-          "admit+settle",
-          "admissions/s capacity (workerd CPU)",
-          capacity("admit"),
-          capacity("counter"),
-          true,
-        ),
-        row("admit+settle", "workerd CPU ms per request", cpuPer("admit"), cpuPer("counter"), false),
-        row(
-          "admit+settle",
+          A,
           "added CPU ms over pass-through",
           cpuPer("admit") - cpuPer("noop"),
           cpuPer("counter") - cpuPer("noop"),
           false,
         ),
-        {
-          name: "admit+settle",
-          metric: "admissions/s ratio, median of interleaved rounds",
-          value: round(median(roundRatios)),
-          baseline: 1,
-          ratio: round(median(roundRatios)),
-        },
-        row("admit+settle", "admissions/s, c=16 (pooled)", rps("admit"), rps("counter"), true),
-        row("admit+settle", "p50 ms, c=1", p("admit", 0.5), p("counter", 0.5), false),
-        row("admit+settle", "p99 ms, c=1", p("admit", 0.99), p("counter", 0.99), false),
-        row(
-          "admit+settle",
-          "added p50 ms over pass-through, c=1",
-          added("admit", 0.5),
-          added("counter", 0.5),
-          false,
-        ),
-        row(
-          "admit+settle",
-          "added p99 ms over pass-through, c=1",
-          added("admit", 0.99),
-          added("counter", 0.99),
-          false,
-        ),
-        row("admit+settle", "p50 ms, c=16", pct(load.admit.lat, 0.5), pct(load.counter.lat, 0.5), false),
-        row("admit+settle", "p99 ms, c=16", pct(load.admit.lat, 0.99), pct(load.counter.lat, 0.99), false),
+        ratioRow(A, "admissions/s ratio (wall clock, c=16), median of rounds", median(perRound.wall)),
+        row(A, "admissions/s, c=16 (pooled)", rps("admit"), rps("counter"), true),
+        row(A, "p50 ms, c=1", p("admit", 0.5), p("counter", 0.5), false),
+        row(A, "p99 ms, c=1", p("admit", 0.99), p("counter", 0.99), false),
+        row(A, "added p50 ms over pass-through, c=1", added("admit", 0.5), added("counter", 0.5), false),
+        row(A, "added p99 ms over pass-through, c=1", added("admit", 0.99), added("counter", 0.99), false),
+        row(A, "p50 ms, c=16", pct(s.admit.load, 0.5), pct(s.counter.load, 0.5), false),
+        row(A, "p99 ms, c=16", pct(s.admit.load, 0.99), pct(s.counter.load, 0.99), false),
         row(
           "admit only (no settle)",
-          "admissions/s capacity (workerd CPU)",
+          "admissions/s capacity (workerd CPU, pooled)",
           capacity("admit-only"),
           capacity("counter"),
           true,
         ),
-        row("admit only (no settle)", "admissions/s, c=16 (pooled)", rps("admit-only"), rps("counter"), true),
         row(
           "admit only (no settle)",
           "added p50 ms over pass-through, c=1",
           added("admit-only", 0.5),
           added("counter", 0.5),
           false,
+        ),
+        row(
+          "admit + own settle RPC",
+          "admissions/s capacity (workerd CPU, pooled)",
+          capacity("admit-settle-rpc"),
+          capacity("counter"),
+          true,
         ),
         row(
           "admit + own settle RPC",
@@ -270,9 +208,9 @@ export const admissionBench: Bench = {
           sequentialPerRound: SEQUENTIAL,
           loadedPerRound: LOADED,
           concurrency: CONCURRENCY,
-          throughputRatioPerRound: roundRatios.map((x) => round(x, 3)),
-          throughputRatioMedianOfRounds: round(median(roundRatios), 3),
-          ownSettleRpcRatioPerRound: rpcRoundRatios.map((x) => round(x, 3)),
+          cpuCapacityRatioPerRound: perRound.cpu.map((x) => round(x, 3)),
+          wallThroughputRatioPerRound: perRound.wall.map((x) => round(x, 3)),
+          ownSettleRpcWallRatioPerRound: perRound.rpcWall.map((x) => round(x, 3)),
           books,
           booksBalance:
             books.tokensUsed === books.expectedTokens && books.openReservations === books.expectedOpen,
@@ -285,6 +223,7 @@ export const admissionBench: Bench = {
   },
 };
 
+/** A measured value beside its baseline; the ratio reads ">= 1 is at least as good". */
 function row(
   name: string,
   metric: string,
@@ -300,4 +239,9 @@ function row(
     baseline: baseline === null ? null : round(baseline),
     ratio: ratio === null ? null : round(ratio),
   };
+}
+
+/** A ratio that is itself the measurement (baseline 1). */
+function ratioRow(name: string, metric: string, ratio: number): BenchRow {
+  return { name, metric, value: round(ratio), baseline: 1, ratio: round(ratio) };
 }

@@ -8,11 +8,12 @@ import {
 } from "./analytics/queue";
 import { adminAnalytics, tenantAnalytics } from "./analytics/routes";
 import { newApp } from "./app";
-import { NOTIFY_QUEUE_NAME, notifyQueue } from "./notify/consumer";
 import { conversations } from "./chat/conversation-routes";
 import { openAiChat } from "./chat/openai-routes";
 import type { RawEnv } from "./env";
+import { adminExperiments, tenantExperiments } from "./experiments/routes";
 import { health } from "./health";
+import { NOTIFY_QUEUE_NAME, notifyQueue } from "./notify/consumer";
 import { adminTenants } from "./tenants/admin-routes";
 import { tenantPublic } from "./tenants/public-routes";
 
@@ -42,6 +43,8 @@ export function buildApp() {
   app.route("/admin", adminUsage);
   app.route("/admin", adminAnalytics);
   app.route("/v1", tenantAnalytics);
+  app.route("/admin", adminExperiments);
+  app.route("/v1", tenantExperiments);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", {
     type: "http",
@@ -67,8 +70,8 @@ export function buildApp() {
 }
 
 export { GlobalGate } from "./admission/global-gate";
-export { Conversation } from "./chat/conversation-do";
 export { TenantGate } from "./admission/tenant-gate";
+export { Conversation } from "./chat/conversation-do";
 
 const app = buildApp();
 

@@ -59,8 +59,6 @@ export interface MessageRequest {
 interface Pending {
   item: SettleItem;
   state: "pending" | "inflight" | "done";
-  /** Resolves the waitUntil of the request that queued it, whoever delivers it. */
-  delivered: () => void;
 }
 
 interface TenantQueue {
@@ -71,8 +69,10 @@ interface TenantQueue {
 
 // Isolate-wide on purpose: a settlement waits here so the tenant's next admit from this isolate
 // carries it (no RPC of its own), or one delayed flush sends everything still waiting in one call.
-// Bounded: entries leave once delivered, a full queue is flushed at once, and every pending entry
-// has a flush scheduled (the invariant `arm` keeps), so nothing waits longer than a flush.
+// Bounded: entries leave once delivered and a full queue is flushed at once. Every entry is
+// covered by the flush armed when it was queued (or a later one), which runs in the waitUntil of
+// the request that armed it and stays until the entries it saw are delivered: one timer per batch,
+// not one per message (a timer wake-up costs about as much CPU as the settlement itself).
 const queues = new Map<string, TenantQueue>();
 /** How long a settlement waits for an admit to carry it before a batched flush sends it. */
 export const SETTLE_DELAY_MS = 25;
@@ -103,10 +103,7 @@ function take(tenantId: string, max: number): Pending[] {
 
 function finish(tenantId: string, batch: Pending[], delivered: boolean): void {
   if (batch.length === 0) return;
-  for (const p of batch) {
-    p.state = delivered ? "done" : "pending";
-    if (delivered) p.delivered();
-  }
+  for (const p of batch) p.state = delivered ? "done" : "pending";
   const q = queues.get(tenantId);
   if (!q) return;
   q.entries = q.entries.filter((p) => p.state !== "done");
@@ -147,7 +144,11 @@ async function flushAfter(env: Env, tenantId: string, delay: number): Promise<vo
         console.warn(JSON.stringify({ msg: "settle failed", failures, error: String(err) }));
         if (failures >= FLUSH_ATTEMPTS) {
           // Give up on these: their reservations expire and are refunded by the gate's alarm.
-          for (const p of watched) if (p.state !== "done") p.delivered();
+          finish(
+            tenantId,
+            watched.filter((p) => p.state !== "done"),
+            true,
+          );
           return;
         }
         await scheduler.wait(50 * 2 ** failures);
@@ -197,8 +198,9 @@ export async function admitMessage(
 
 /**
  * Settles a message after its answer, off the response path: returns the actual cost at once
- * (the same pricing the gate uses) and delivers the settlement in `ctx.waitUntil`, riding on the
- * tenant's next admit or, after SETTLE_DELAY_MS, in one batched call. Settling twice is harmless.
+ * (the same pricing the gate uses) and queues the settlement, which rides on the tenant's next
+ * admit or goes, after SETTLE_DELAY_MS, in one batched call from the `ctx.waitUntil` of the first
+ * request of the batch. Settling twice is harmless.
  */
 export function settleMessage(
   env: Env,
@@ -208,11 +210,7 @@ export function settleMessage(
   usage: Usage,
 ): number {
   const q = queueOf(tenant.id);
-  ctx.waitUntil(
-    new Promise<void>((delivered) => {
-      q.entries.push({ item: { reservationId, usage }, state: "pending", delivered });
-    }),
-  );
+  q.entries.push({ item: { reservationId, usage }, state: "pending" });
   arm(env, ctx, tenant.id, q.entries.length >= MAX_QUEUED ? 0 : SETTLE_DELAY_MS);
   return costOf(usage.model, usage.inputTokens, usage.outputTokens, tenant.pricingOverrides);
 }

@@ -21,8 +21,9 @@ export const TurnEvent = z.object({
   ...base,
   turnIndex: z.number().int().nonnegative(),
   model: z.string().max(128),
-  experiment: z.string().max(128).nullable(),
-  variant: z.string().max(128).nullable(),
+  // Several running experiments are recorded joined by commas (src/experiments/apply.ts).
+  experiment: z.string().max(512).nullable(),
+  variant: z.string().max(512).nullable(),
   inputTokens: z.number().int().nonnegative(),
   outputTokens: z.number().int().nonnegative(),
   costUsd: ratio,
@@ -51,8 +52,9 @@ export const ConversationEvent = z.object({
   avgResponseMs: ratio,
   toolsUsed: z.array(z.string().max(64)).max(64),
   channel: z.string().max(32),
-  experiment: z.string().max(128).nullable(),
-  variant: z.string().max(128).nullable(),
+  // Several running experiments are recorded joined by commas (src/experiments/apply.ts).
+  experiment: z.string().max(512).nullable(),
+  variant: z.string().max(512).nullable(),
   errorCount: z.number().int().nonnegative(),
 });
 

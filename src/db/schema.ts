@@ -300,3 +300,47 @@ export const notifications = pgTable(
   },
   (t) => [index("notifications_tenant_idx").on(t.tenantId, t.createdAt)],
 );
+
+// ---------------------------------------------------------------------------------------------
+// Experiments (src/experiments, docs/experiments.md).
+
+/** What a variant may change of the tenant's configuration; field names as in the API. */
+export interface VariantOverrides {
+  system_prompt?: string;
+  model?: string;
+  temperature?: number;
+  max_tokens?: number;
+}
+
+/** One arm of an experiment. The order of the variants fixes which buckets each one gets. */
+export interface ExperimentVariant {
+  name: string;
+  overrides: VariantOverrides;
+}
+
+/** An A/B test of a tenant's configuration; assignment and statistics in src/experiments. */
+export const experiments = pgTable(
+  "experiments",
+  {
+    id: uuid("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    name: text("name").notNull(),
+    description: text("description").notNull().default(""),
+    variants: jsonb("variants").$type<ExperimentVariant[]>().notNull(),
+    /** Variant name -> share of users in [0, 1]; the shares sum to 1. */
+    split: jsonb("split").$type<Record<string, number>>().notNull(),
+    controlVariant: text("control_variant").notNull(),
+    /** Mixed into the assignment hash, so two experiments never split users the same way. */
+    salt: text("salt").notNull(),
+    active: boolean("active").notNull().default(true),
+    startsAt: timestamp("starts_at", tz),
+    endsAt: timestamp("ends_at", tz),
+    createdAt: timestamp("created_at", tz).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", tz).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("experiments_tenant_name_idx").on(t.tenantId, t.name)],
+);
+
+export type ExperimentRow = typeof experiments.$inferSelect;

@@ -16,7 +16,7 @@ export interface ApiKeyRecord {
 }
 
 /** A cached lookup: the value, or null for a remembered miss. */
-type Found<T> = { value: T | null };
+export type Found<T> = { value: T | null };
 
 // Isolate-wide caches: they outlive requests on purpose (that is their point). Bounded by entry
 // count, and their TTL (ISOLATE_CACHE_TTL_MS, seconds) bounds how stale another isolate can be.
@@ -45,7 +45,7 @@ function isolateCaches(ttlMs: number) {
  * Reads through isolate memory, then Redis, then Postgres. Misses are remembered only in the
  * isolate: a new key or tenant becomes visible everywhere else on its first lookup.
  */
-async function readThrough<T>(
+export async function readThrough<T>(
   svc: Services,
   mem: IsolateCache<Found<T>>,
   key: string,

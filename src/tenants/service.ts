@@ -11,9 +11,11 @@ export interface Actor {
   requestId: string;
 }
 
-type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+/** A transaction handle, as `db.transaction` passes it. */
+export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
-async function audit(
+/** Writes an audit entry; call it inside the transaction of the change it records. */
+export async function audit(
   tx: Tx,
   who: Actor,
   tenantId: string | null,

@@ -47,6 +47,17 @@ describe("the app shell", () => {
         "GET /v1/conversations/{id}",
         "POST /v1/conversations/{id}/end",
         "POST /v1/conversations/{id}/feedback",
+        "POST /admin/tenants/{id}/experiments",
+        "GET /admin/tenants/{id}/experiments",
+        "GET /admin/tenants/{id}/experiments/{name}",
+        "PATCH /admin/tenants/{id}/experiments/{name}",
+        "DELETE /admin/tenants/{id}/experiments/{name}",
+        "GET /admin/tenants/{id}/experiments/{name}/results",
+        "GET /v1/experiments",
+        "POST /v1/experiments",
+        "GET /v1/experiments/{name}",
+        "PATCH /v1/experiments/{name}",
+        "GET /v1/experiments/{name}/results",
       ].sort(),
     );
   });

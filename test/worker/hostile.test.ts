@@ -7,6 +7,7 @@ const INJECTIONS = [
   "'; drop table tenants; --",
   '" or 1=1 --',
   "<script>alert(1)</script>",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a template-injection probe, on purpose.
   "${7*7}",
   "../../../../etc/passwd",
   "\u0000\u0001\u0002",

@@ -166,6 +166,30 @@ describe("the worker-side admission helpers", () => {
     expect((await gateOf(t.id).usage(cfg)).month.tokensUsed).toBe(140);
   });
 
+  it("sends settlements no admit carried in one batched flush, kept alive by the first request only", async () => {
+    const t = await tenantConfig((await createTenant()).tenant_id);
+    await setClock(gateOf(t.id), T0);
+    const e = workerEnv();
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      ids.push(
+        admitted(await admitMessage(e, t, { userId: `u${i}`, conversationId: "c", inputTokens: 10 }))
+          .reservationId,
+      );
+    }
+    const contexts = ids.map((id) => {
+      const ctx = createExecutionContext();
+      settleMessage(e, ctx, t, id, { model: "gpt-4o-mini", inputTokens: 10, outputTokens: 10 });
+      return ctx;
+    });
+    // Waiting on the first request is enough: its flush sends all five in one call.
+    await waitOnExecutionContext(contexts[0]!);
+    const u = await gateOf(t.id).usage({ tenantId: t.id, days: 1, config: admissionConfig(t) });
+    expect(u.month).toMatchObject({ tokensUsed: 100, tokensReserved: 0 });
+    expect(u.window.openReservations).toBe(0);
+    for (const ctx of contexts.slice(1)) await waitOnExecutionContext(ctx);
+  });
+
   it("turns a bad request into a 4xx AppError before anything is admitted", async () => {
     const t = await tenantConfig((await createTenant()).tenant_id);
     const err = await admitMessage(workerEnv(), t, {
