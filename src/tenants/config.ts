@@ -1,6 +1,7 @@
 import { eq } from "drizzle-orm";
 import { IsolateCache } from "../cache/isolate";
 import { apiKeys, type TenantRow, tenants } from "../db/schema";
+import { AppError } from "../errors";
 import type { Services } from "../services";
 
 /** What the request path needs of a tenant: the row without its timestamps. */
@@ -63,7 +64,22 @@ export async function readThrough<T>(
     return cached;
   }
   configStats.postgres++;
-  const loaded = await load();
+  let loaded: T | undefined;
+  try {
+    loaded = await load();
+  } catch (err) {
+    // Neither cache had it and Postgres cannot answer: a dependency is down, not a bad request.
+    console.error(
+      JSON.stringify({
+        msg: "config lookup failed",
+        key,
+        error: err instanceof Error ? err.message : String(err),
+      }),
+    );
+    throw new AppError("UNAVAILABLE", "configuration store unavailable; retry shortly", {
+      headers: { "Retry-After": "2" },
+    });
+  }
   mem.set(key, { value: loaded === undefined ? null : loaded });
   if (loaded !== undefined) await svc.cache.setJson(key, loaded, svc.env.REDIS_CACHE_TTL_SECONDS);
   return loaded;
