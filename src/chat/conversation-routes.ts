@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import { type AppEnv, execCtx, newRouter } from "../app";
 import { randomToken } from "../auth/keys";
 import { tenantAuth } from "../auth/middleware";
+import { IsolateCache } from "../cache/isolate";
 import { AppError } from "../errors";
 import {
   type AppliedExperiments,
@@ -203,6 +204,7 @@ export const conversations = newRouter()
         idleTimeoutMs: IDLE_TIMEOUT_MS,
       }),
     );
+    conversationUsers.set(`${tenant.id}:${id}`, userId);
     return c.json({ ...viewOut(view), greeting: tenant.customGreeting }, 201);
   })
   .openapi(transcriptRoute, async (c) => {
@@ -245,6 +247,10 @@ export const conversations = newRouter()
     return sendMessage(c, id, body.content, wantsStream);
   });
 
+// Conversation -> its end user, isolate-wide, so a server's message can be admitted against the
+// right user without first asking the Conversation object. Bounded; entries are immutable facts.
+const conversationUsers = new IsolateCache<string>(20_000, 3_600_000);
+
 const HUMAN_REPLY =
   "I've passed our conversation to a member of the team; they will get back to you shortly. You can keep writing here in the meantime.";
 
@@ -255,7 +261,6 @@ async function sendMessage(
   stream: boolean,
 ): Promise<Response> {
   const tenant = c.get("tenant");
-  const user = endUserOf(c, undefined);
   const stub = stubOf(c, id);
   const abort = new AbortController();
   const at = Date.now();
@@ -271,17 +276,28 @@ async function sendMessage(
     }),
   );
   const newMessage: ChatMessage = { role: "user", content };
+  const early = () =>
+    prepared.then(
+      (r) => (r.ok ? r.view : undefined),
+      () => undefined,
+    );
+  // The end user a message counts against: a browser's visitor id, or for servers the user the
+  // conversation was started for (remembered in this isolate; else read before admission).
+  const convKey = `${tenant.id}:${id}`;
+  let user: string;
+  let view: ConversationView | undefined;
+  if (c.get("apiKey").kind === "publishable") user = endUserOf(c, undefined);
+  else {
+    const known = conversationUsers.get(convKey);
+    if (!known) view = await early();
+    user = known ?? view?.userId ?? endUserOf(c, undefined);
+  }
   // The conversation's variant was fixed at its start and is stored with it. A tenant with
   // experiments waits for it before admission (a variant may change the model and the limits);
   // the others load history and admit in parallel, as ever.
   const svc = c.get("svc");
   const stored =
-    (await switchedOnExperiments(svc, tenant.id)).length > 0
-      ? await prepared.then(
-          (r) => (r.ok ? r.view : undefined),
-          () => undefined,
-        )
-      : undefined;
+    (await switchedOnExperiments(svc, tenant.id)).length > 0 ? (view ?? (await early())) : undefined;
   const exp = await applyAssignment(svc, tenant, stored ?? { experiment: null, variant: null });
   const base = { tenant: exp.config, userId: user, conversationId: id };
   const screenReq: TurnRequest = turnRequest(c, base, [newMessage], 0, abort.signal, exp);
@@ -300,6 +316,7 @@ async function sendMessage(
     throw state.reason;
   }
   const p = state.value;
+  if (p.ok) conversationUsers.set(convKey, p.view.userId);
   if (!p.ok || (c.get("apiKey").kind === "publishable" && p.view?.userId !== user)) {
     release();
     if (!p.ok && p.reason === "ended")

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createKey, envelope, send } from "../helpers";
+import { createKey, envelope, query, send, sql } from "../helpers";
 import { chatTenant, sseFrames, upstreamRequests } from "./helpers";
 
 type Reply = {
@@ -188,5 +188,31 @@ describe("conversation API", () => {
     }
     const t = (await (await send("GET", `/v1/conversations/${conv.id}`, key)).json()) as { turns: number };
     expect(t.turns).toBe(0);
+  });
+});
+
+describe("conversation users", () => {
+  it("counts a server's messages against the user the conversation was started for", async () => {
+    const { id, key } = await chatTenant({ user_rate_limit_per_minute: 2 });
+    const carol = await start(key, { user: "carol" });
+    const dave = await start(key, { user: "dave" });
+    expect((await say(key, carol.id, "one")).status).toBe(200);
+    expect((await say(key, carol.id, "two")).status).toBe(200);
+    expect((await say(key, carol.id, "three")).status).toBe(429);
+    expect((await say(key, dave.id, "one")).status).toBe(200);
+    const rows = await query<{ user_id: string }>(
+      sql`select distinct user_id from turns where tenant_id = ${id} and conversation_id = ${carol.id}`,
+    );
+    const until = Date.now() + 15_000;
+    let users = rows.map((r) => r.user_id);
+    while (users.length === 0 && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 200));
+      users = (
+        await query<{ user_id: string }>(
+          sql`select distinct user_id from turns where tenant_id = ${id} and conversation_id = ${carol.id}`,
+        )
+      ).map((r) => r.user_id);
+    }
+    expect(users).toEqual(["user:carol"]);
   });
 });
