@@ -1,26 +1,31 @@
 /**
- * Coalesces small writes made by many requests of one isolate into one batched write, off the
- * response path: the first item of a batch schedules a flush after `delayMs` (or at once when the
- * batch is full), and every request that added an item keeps itself alive with `waitUntil` until
- * its batch is written. Items are plain data, so a batch may be written by another request's task.
+ * Coalesces small writes made by many requests of one isolate into batched writes, off the
+ * response path. The request that adds the first item of a batch owns its flush: it keeps itself
+ * alive with `waitUntil` until the timer fires and the batch is written. A request that fills a
+ * batch writes it at once, in its own `waitUntil`. No request ever waits on a promise another
+ * request created: workerd drops continuations resolved across request contexts, which would lose
+ * the batch. Items are plain data, so a batch may hold items of many requests.
  */
 export class Batcher<T> {
   #items: T[] = [];
-  #flushing: Promise<void> | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #wake: (() => void) | undefined;
+  #armed = false;
 
   constructor(
     readonly write: (items: T[]) => Promise<void>,
     readonly opts: { maxItems: number; delayMs: number; name: string },
   ) {}
 
-  /** Adds an item; `waitUntil` keeps the calling request alive until the item's batch is written. */
+  /** Adds an item; `waitUntil` keeps the calling request alive for the flush it owns, if any. */
   add(item: T, waitUntil: (p: Promise<unknown>) => void): void {
     this.#items.push(item);
-    if (!this.#flushing) this.#flushing = this.#schedule();
-    if (this.#items.length >= this.opts.maxItems) this.#wake?.();
-    waitUntil(this.#flushing);
+    if (this.#items.length >= this.opts.maxItems) {
+      waitUntil(this.#writeWithRetries(this.#take()));
+      return;
+    }
+    if (!this.#armed) {
+      this.#armed = true;
+      waitUntil(this.#flushLater());
+    }
   }
 
   /** Items waiting for their batch. */
@@ -28,23 +33,20 @@ export class Batcher<T> {
     return this.#items.length;
   }
 
-  /** Writes whatever is pending now (tests, shutdown). */
-  async flush(): Promise<void> {
-    this.#wake?.();
-    await this.#flushing;
-  }
-
-  async #schedule(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.#wake = resolve;
-      this.#timer = setTimeout(resolve, this.opts.delayMs);
-    });
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#wake = undefined;
+  #take(): T[] {
     const items = this.#items;
     this.#items = [];
-    this.#flushing = undefined;
-    if (items.length === 0) return;
+    return items;
+  }
+
+  async #flushLater(): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, this.opts.delayMs));
+    this.#armed = false;
+    const items = this.#take();
+    if (items.length > 0) await this.#writeWithRetries(items);
+  }
+
+  async #writeWithRetries(items: T[]): Promise<void> {
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
         await this.write(items);

@@ -45,6 +45,9 @@ export const MODEL_PRICING: Readonly<Record<string, Price>> = {
   "gemini-2.5-flash": { input: 0.3, output: 2.5 },
   "gemini-2.5-flash-lite": { input: 0.1, output: 0.4 },
   "gemini-2.0-flash": { input: 0.1, output: 0.4 },
+  // The built-in mock, priced like gpt-4o-mini so local dashboards and budgets show realistic costs.
+  mock: { input: 0.15, output: 0.6 },
+  "mock-slow": { input: 0.15, output: 0.6 },
   // Workers AI
   "@cf/meta/llama-3.3-70b-instruct-fp8-fast": { input: 0.293, output: 2.253 },
   "@cf/meta/llama-3.1-8b-instruct": { input: 0.282, output: 0.827 },

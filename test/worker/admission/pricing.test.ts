@@ -35,7 +35,12 @@ describe("pricing", () => {
   it("charges an unknown model the documented default, $5 in and $15 out", () => {
     expect(UNKNOWN_MODEL_PRICE).toEqual({ input: 5, output: 15 });
     expect(costOf("my-own-finetune", M, M)).toBe(20);
-    expect(costOf("mock", 1_000, 1_000)).toBe(0.02);
+    expect(costOf("some-unlisted-model", 1_000, 1_000)).toBe(0.02);
+  });
+
+  it("prices the built-in mock like gpt-4o-mini, so local dashboards look real", () => {
+    expect(costOf("mock", M, M)).toBe(0.75);
+    expect(costOf("mock-slow", M, M)).toBe(0.75);
   });
 
   it("lets a tenant's override win, by exact or canonical name", () => {
