@@ -8,10 +8,11 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { admissionBench } from "./admission.ts";
 import { analyticsBench } from "./analytics.ts";
+import { bundleBench } from "./bundle.ts";
 import { chatBench } from "./chat.ts";
 import type { Bench, BenchRow } from "./types.ts";
 
-const BENCHES: Bench[] = [admissionBench, chatBench, analyticsBench];
+const BENCHES: Bench[] = [bundleBench, admissionBench, chatBench, analyticsBench];
 
 const fmt = (n: number | null) =>
   n === null ? "-" : Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(3);
