@@ -19,6 +19,13 @@ export class IsolateCache<T> {
     return hit.value;
   }
 
+  /** The entry even if expired (not removed), with whether it is still fresh. */
+  peek(key: string, now = Date.now()): { value: T; fresh: boolean; age: number } | undefined {
+    const hit = this.#entries.get(key);
+    if (!hit) return undefined;
+    return { value: hit.value, fresh: hit.expires > now, age: now - (hit.expires - this.ttlMs) };
+  }
+
   set(key: string, value: T, now = Date.now()): void {
     if (this.ttlMs <= 0) return;
     this.#entries.delete(key);

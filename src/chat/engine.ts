@@ -235,12 +235,20 @@ export function startTurn(req: TurnRequest, turn: AdmittedTurn, messages = req.m
   const summary = new Promise<TurnSummary>((r) => {
     resolveSummary = r;
   });
+  // The conversation path admits with an upper bound (the whole history budget) because the
+  // history was still loading; it holds the reservation, but it is not what the model is sent.
+  // Counted now, so a provider that reports no usage of its own (the mock, a cut stream) charges
+  // what was sent, not the budget. Never above the bound: the reservation stays exact.
+  const inputTokens =
+    messages === req.messages
+      ? turn.inputTokens
+      : Math.min(turn.inputTokens, estimateTokens(messages, { system: turn.system, tools: req.tools }));
   const events = run(
     { ...req, messages },
     turn.admitted,
     turn.chain,
     turn.system,
-    turn.inputTokens,
+    inputTokens,
     turn.started,
     resolveSummary,
   );
@@ -248,7 +256,7 @@ export function startTurn(req: TurnRequest, turn: AdmittedTurn, messages = req.m
     admitted: turn.admitted,
     headers: turn.headers,
     model: turn.admitted.model,
-    inputTokens: turn.inputTokens,
+    inputTokens,
     events,
     summary,
   };

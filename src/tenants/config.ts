@@ -52,11 +52,53 @@ export async function readThrough<T>(
   key: string,
   load: () => Promise<T | undefined>,
 ): Promise<T | undefined> {
-  const hit = mem.get(key);
-  if (hit) {
+  const entry = mem.peek(key);
+  if (entry?.fresh) {
     configStats.isolate++;
-    return hit.value ?? undefined;
+    return entry.value.value ?? undefined;
   }
+  // Stale while revalidate: one request per key refreshes, the others keep the expired entry.
+  if (entry && entry.age < STALE_MS) {
+    if (refreshing.has(key)) return entry.value.value ?? undefined;
+    refreshing.add(key);
+    try {
+      return await lookup(svc, mem, key, load);
+    } catch {
+      return entry.value.value ?? undefined;
+    } finally {
+      refreshing.delete(key);
+    }
+  }
+  // Nothing cached here yet: one request per key looks it up, the others wait for it to fill the
+  // isolate cache, polling on their own timers (another request's promise must not be awaited).
+  const since = loading.get(key);
+  if (since !== undefined) {
+    while (loading.get(key) === since && Date.now() - since < COALESCE_MS) {
+      await scheduler.wait(5);
+      const h = mem.peek(key);
+      if (h) return h.value.value ?? undefined;
+    }
+  }
+  const mine = Date.now();
+  loading.set(key, mine);
+  try {
+    return await lookup(svc, mem, key, load);
+  } finally {
+    if (loading.get(key) === mine) loading.delete(key);
+  }
+}
+
+const COALESCE_MS = 3_000;
+const loading = new Map<string, number>();
+const STALE_MS = 60_000;
+const refreshing = new Set<string>();
+
+async function lookup<T>(
+  svc: Services,
+  mem: IsolateCache<Found<T>>,
+  key: string,
+  load: () => Promise<T | undefined>,
+): Promise<T | undefined> {
   const cached = await svc.cache.getJson<T>(key);
   if (cached !== undefined) {
     configStats.redis++;

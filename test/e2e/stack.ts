@@ -13,6 +13,8 @@ export interface Stack {
   secretKey: string;
   publishableKey: string;
   databaseUrl: string;
+  /** Everything the stack printed so far (wrangler's log included), for failure reports. */
+  output(): string;
   stop(): Promise<void>;
 }
 
@@ -38,7 +40,7 @@ export async function startStack(): Promise<Stack> {
   });
   const log: string[] = [];
   child.stderr?.on("data", (d) => log.push(String(d)));
-  const ready = await new Promise<Omit<Stack, "stop" | "databaseUrl">>((resolve, reject) => {
+  const ready = await new Promise<Omit<Stack, "stop" | "databaseUrl" | "output">>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`dev stack not ready in 120 s:\n${log.join("").slice(-3000)}`)),
       120_000,
@@ -59,6 +61,7 @@ export async function startStack(): Promise<Stack> {
   return {
     ...ready,
     databaseUrl,
+    output: () => log.join(""),
     async stop() {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once("exit", r));

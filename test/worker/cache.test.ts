@@ -51,6 +51,17 @@ describe("config resolution: isolate -> Redis -> Postgres", () => {
     expect(configStats.redis).toBe(before.redis + 2);
   });
 
+  it("merges concurrent lookups of a cold key into one trip to Postgres", async () => {
+    const t = await createTenant();
+    const { key } = await createKey(t.tenant_id);
+    clearIsolateCaches();
+    const s0 = await relaySessions();
+    const answers = await Promise.all(Array.from({ length: 60 }, () => send("GET", "/v1/config", key)));
+    expect(answers.map((r) => r.status)).toEqual(Array(60).fill(200));
+    // One session for the key, one for the tenant; unmerged, each of the 60 would open its own.
+    expect((await relaySessions()) - s0).toBeLessThanOrEqual(4);
+  });
+
   it("sees an admin update at once", async () => {
     const t = await createTenant({ custom_greeting: "old greeting" });
     const { key } = await createKey(t.tenant_id);

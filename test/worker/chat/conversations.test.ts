@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import type { ChatMessage } from "../../../src/chat/providers/types";
+import { estimateTokens } from "../../../src/chat/tokens";
 import { createKey, envelope, query, send, sql } from "../helpers";
 import { chatTenant, sseFrames, upstreamRequests } from "./helpers";
 
@@ -75,6 +77,24 @@ describe("conversation API", () => {
     expect(last.messages.map((m) => m.role)).toEqual(["system", "user", "assistant", "user"]);
     expect(last.messages[1]?.content).toBe("my order number is 5512");
     expect(last.messages[3]?.content).toBe("and when does it ship");
+  });
+
+  it("charges the mock what it was sent, not the history budget the reservation holds", async () => {
+    // Admission reserves with an upper bound (the whole history budget, about 6,000 tokens) while
+    // the history loads; the mock reports the input it was given, so the bound used to be charged.
+    const system = "You help.";
+    const { key } = await chatTenant({ system_prompt: system });
+    const conv = await start(key);
+    const first = (await (await say(key, conv.id, "where is my order")).json()) as Reply;
+    const sent1: ChatMessage[] = [{ role: "user", content: "where is my order" }];
+    expect(first.usage.input_tokens).toBe(estimateTokens(sent1, { system }));
+    const second = (await (await say(key, conv.id, "and when does it ship")).json()) as Reply;
+    const sent2: ChatMessage[] = [
+      ...sent1,
+      { role: "assistant", content: first.message.content },
+      { role: "user", content: "and when does it ship" },
+    ];
+    expect(second.usage.input_tokens).toBe(estimateTokens(sent2, { system }));
   });
 
   it("streams the answer as SSE delta events and a done event", async () => {
