@@ -8,7 +8,8 @@ export default defineConfig({
       {
         test: {
           name: "node",
-          include: ["test/local/**/*.test.ts"],
+          // test/web: the widget's and the console's pure parts (typechecked with web/tsconfig.json).
+          include: ["test/local/**/*.test.ts", "test/web/**/*.test.ts"],
           environment: "node",
           testTimeout: 30_000,
           hookTimeout: 30_000,
@@ -21,6 +22,16 @@ export default defineConfig({
           environment: "node",
           testTimeout: 60_000,
           hookTimeout: 150_000,
+        },
+      },
+      {
+        // Headless Chromium (playwright-core) against `npm run dev`: the widget and the console.
+        test: {
+          name: "browser",
+          include: ["test/browser/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 90_000,
+          hookTimeout: 180_000,
         },
       },
       {

@@ -3,7 +3,8 @@
  * Postgres: DATABASE_URL, else a local server on 127.0.0.1:5432, else embedded PGlite (sessions
  * queued one at a time). The worker reaches it through the WebSocket relay playing Neon's proxy.
  * Redis: UPSTASH_REDIS_REST_URL/TOKEN, else the Upstash REST bridge to a local Redis, else no cache.
- * Then migrations, the demo tenant, `wrangler dev`, and a curl line that works. Ctrl-C stops it all.
+ * Then migrations, the demo tenant, `wrangler dev` (which first builds web/ into public/: the widget,
+ * the console, the demo page), and a curl line that works. Ctrl-C stops it all.
  * For tests: DEV_DATA_DIR (keys, PGlite) and DEV_PERSIST_DIR (Durable Object state) isolate a run,
  * and DEV_JSON=1 adds one machine-readable line `{"ready":true,...}` once the worker answers.
  */
@@ -179,6 +180,8 @@ async function main() {
   console.log(`
   chatedge is running at ${base}
     API docs:         ${base}/docs
+    console:          ${base}/console  (sign in with the admin token or the secret key)
+    demo chat page:   ${base}/demo/?key=${keys.publishable}
     admin token:      ${adminToken}
     demo tenant:      demo
     secret key:       ${keys.secret}

@@ -202,7 +202,12 @@ export async function startFakeLlm(opts: { port?: number; host?: string } = {}):
     // A webhook receiver for notification tests: records the body and signature under key "webhook",
     // and answers with the status given by ?status= (default 200) so delivery failures can be staged.
     if (req.method === "POST" && url.pathname === "/__webhook") {
-      recent.push({ path: url.pathname, key: "webhook", headers: { signature: req.headers["x-chatedge-signature"] }, raw });
+      recent.push({
+        path: url.pathname,
+        key: "webhook",
+        headers: { signature: req.headers["x-chatedge-signature"] },
+        raw,
+      });
       if (recent.length > 200) recent.shift();
       return send(res, Number(url.searchParams.get("status") ?? 200), { ok: true });
     }

@@ -29,7 +29,9 @@ export function buildApp() {
     return c.body(null, 204, {
       "Access-Control-Allow-Origin": origin,
       "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-      "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Request-Id",
+      // X-Visitor-Id: the widget's anonymous visitor (publishable keys need it).
+      "Access-Control-Allow-Headers":
+        "Authorization, Content-Type, X-Request-Id, X-Visitor-Id, X-Conversation-Id",
       "Access-Control-Max-Age": "600",
       Vary: "Origin",
     });

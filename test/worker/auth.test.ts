@@ -103,10 +103,12 @@ describe("tenant key auth", () => {
       headers: {
         origin: "https://shop.example",
         "access-control-request-method": "GET",
-        "access-control-request-headers": "authorization",
+        "access-control-request-headers": "authorization,content-type,x-visitor-id",
       },
     });
     expect(res.status).toBe(204);
     expect(res.headers.get("access-control-allow-headers")).toContain("Authorization");
+    // The widget sends its visitor id from the tenant's site.
+    expect(res.headers.get("access-control-allow-headers")).toContain("X-Visitor-Id");
   });
 });

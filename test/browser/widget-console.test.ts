@@ -1,0 +1,351 @@
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Stack, startStack } from "../e2e/stack";
+import { type Browser, CHROMIUM, launchChromium } from "./chromium";
+import { type Site, serveSite, widgetPage } from "./site";
+
+const SHOTS = "test-results/browser";
+const DOCS = "docs/images";
+const OFFLINE = "Connection lost. Reconnecting…";
+const pages: Record<string, string> = {};
+let stack: Stack;
+let site: Site;
+let browser: Browser;
+
+/** What the mock model answers to `text` (src/chat/providers/mock.ts). */
+const mockAnswer = (text: string) => {
+  const n = text.split(/\s+/).length;
+  return `You said ${n} words: "${text}". This is a deterministic reply from the mock model.`;
+};
+
+async function api<T>(method: string, path: string, token: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${stack.base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok)
+    throw new Error(`${method} ${path}: ${res.status} ${await res.text()}\n${stack.output().slice(-4000)}`);
+  return (await res.json()) as T;
+}
+const admin = <T>(method: string, path: string, body?: unknown) =>
+  api<T>(method, `/admin${path}`, stack.adminToken, body);
+
+/** A tenant whose widget page on the site is /<id>. */
+async function tenant(id: string, extra: Record<string, unknown>) {
+  await admin("POST", "/tenants", {
+    tenant_id: id,
+    name: `${id} shop`,
+    system_prompt: "You help.",
+    model: "mock",
+    allowed_origins: [site.origin],
+    ...extra,
+  });
+  const { key } = await admin<{ key: string }>("POST", `/tenants/${id}/keys`, { kind: "publishable" });
+  pages[`/${id}`] = widgetPage(stack.base, key, `${id} shop`);
+}
+
+/** A screenshot into test-results/browser; README images also go to docs/images on request. */
+async function shot(page: Page, name: string, docsName?: string, fullPage = false) {
+  const path = `${SHOTS}/${name}.png`;
+  await page.screenshot({ path, fullPage });
+  // Opt-in, so a local test run does not rewrite committed images (they change with the date).
+  if (docsName && (process.env.UPDATE_DOCS_SCREENSHOTS === "1" || !existsSync(`${DOCS}/${docsName}`))) {
+    mkdirSync(DOCS, { recursive: true });
+    copyFileSync(path, `${DOCS}/${docsName}`);
+  }
+}
+
+/** A new tab on the tenant's site, failing the test on any script error in it. */
+async function visit(path = "/"): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.context.newPage();
+  await page.setViewportSize({ width: 1100, height: 760 });
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(`${site.origin}${path}`);
+  return { page, errors };
+}
+
+async function send(page: Page, text: string) {
+  const box = page.getByRole("textbox", { name: "Message" });
+  await box.fill(text);
+  await box.press("Enter");
+}
+
+/** Signs in to /console in a new tab. */
+async function signIn(token: string): Promise<Page> {
+  const ops = await browser.context.newPage();
+  await ops.goto(`${stack.base}/console`);
+  await ops.getByLabel("Admin token or tenant secret key").fill(token);
+  await ops.getByRole("button", { name: "Sign in" }).click();
+  await ops.getByRole("button", { name: "Sign out" }).waitFor();
+  return ops;
+}
+
+// CI installs Chromium (.ci/run); a workstation without it skips these tests with a note.
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium && !process.env.CI) console.warn(`browser tests skipped: no Chromium at ${CHROMIUM}`);
+
+describe.skipIf(!hasChromium && !process.env.CI)("the widget and the console in Chromium", () => {
+  beforeAll(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    [stack, browser, site] = await Promise.all([startStack(), launchChromium(), serveSite(pages)]);
+    pages["/"] = widgetPage(stack.base, stack.publishableKey);
+    // The site is another origin than the worker: the tenant must allow it. mock-slow paces its
+    // words 25 ms apart, so the answer visibly streams.
+    const demo = await admin<{ allowed_origins: string[] }>("GET", "/tenants/demo");
+    await admin("PATCH", "/tenants/demo", {
+      model: "mock-slow",
+      allowed_origins: [...demo.allowed_origins, site.origin],
+    });
+    // One visitor message a minute; and a budget of nothing.
+    await tenant("limited", { user_rate_limit_per_minute: 1 });
+    await tenant("broke", { monthly_token_budget: 0 });
+  }, 180_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await site?.close();
+    await stack?.stop();
+  }, 60_000);
+
+  it("a visitor chats, sees the answer stream, ends and rates; the rating reaches the console's dashboard", async () => {
+    const { page, errors } = await visit();
+    await page.getByRole("button", { name: "Open chat" }).click();
+    await page.getByRole("dialog", { name: "Chat with Demo Shop" }).waitFor();
+    const log = page.getByRole("log");
+    await log.getByText("Hi! I'm the Demo Shop assistant. Ask me anything about your order.").waitFor();
+    // The site's careless stylesheet does not reach into the shadow root.
+    const style = await page
+      .getByRole("button", { name: "Send" })
+      .evaluate((b) => [getComputedStyle(b).textTransform, getComputedStyle(b).backgroundColor]);
+    expect(style).toEqual(["none", "rgb(36, 87, 214)"]);
+
+    // Every text the answer shows on its way, recorded in the page as it changes.
+    await page.evaluate(() => {
+      const logNode = document.querySelector("chatedge-widget")?.shadowRoot?.querySelector(".log");
+      const seen: string[] = [];
+      Object.assign(window, { seen });
+      if (!logNode) throw new Error("no widget log");
+      new MutationObserver(() => {
+        const t = logNode.querySelector(".assistant:last-child")?.textContent ?? "";
+        if (t && seen[seen.length - 1] !== t) seen.push(t);
+      }).observe(logNode, { subtree: true, childList: true, characterData: true });
+    });
+    const question = "where is my order number 1234";
+    await send(page, question);
+    await log.getByText(mockAnswer(question)).waitFor();
+    const seen = await page.evaluate(() => (window as unknown as { seen: string[] }).seen);
+    expect(seen.length).toBeGreaterThan(5);
+    expect(seen.at(-1)).toBe(mockAnswer(question));
+    for (const s of seen) expect(mockAnswer(question).startsWith(s)).toBe(true);
+    await shot(page, "1-widget-answer", "widget.png");
+
+    await page.getByRole("button", { name: "End chat" }).click();
+    await page.getByText("Did we answer your question?").waitFor();
+    await page.getByRole("button", { name: "Yes" }).click();
+    await page.getByRole("button", { name: "4 of 5, good" }).click();
+    await page.getByText("Thanks for your feedback!").waitFor();
+    await shot(page, "2-widget-rated");
+    expect(errors).toEqual([]);
+    await page.close();
+
+    const ops = await signIn(stack.adminToken);
+    await ops.getByRole("link", { name: "demo", exact: true }).click();
+    const kpi = (id: string) => ops.locator(`[data-kpi="${id}"] .kpi-value`);
+    // The summary and the rating travel through the analytics queue: poll until they land.
+    await expect
+      .poll(
+        async () => {
+          await ops.getByRole("button", { name: "Refresh" }).click();
+          return kpi("avg_csat").textContent();
+        },
+        { timeout: 45_000, interval: 500 },
+      )
+      .toBe("4.0")
+      .catch((err: unknown) => {
+        throw new Error(`${String(err)}\n--- dev stack output ---\n${stack.output().slice(-6000)}`);
+      });
+    expect(await kpi("total_conversations").textContent()).toBe("1");
+    expect(await kpi("resolution_rate_pct").textContent()).toBe("100.0 %");
+    expect(await ops.locator("canvas").count()).toBe(5);
+    await shot(ops, "3-console-dashboard", "console.png", true);
+    await ops.close();
+  });
+
+  it("keeps the conversation across page loads in the tab and recovers from a lost connection", async () => {
+    const { page, errors } = await visit();
+    // Keyboard only: Tab reaches the bubble, Enter opens the chat with the message box focused,
+    // Escape closes it and gives the focus back to the bubble.
+    const focused = () =>
+      page.evaluate(
+        () => document.querySelector("chatedge-widget")?.shadowRoot?.activeElement?.outerHTML ?? "",
+      );
+    await page.keyboard.press("Tab");
+    expect(await focused()).toContain('class="bubble"');
+    await page.keyboard.press("Enter");
+    await expect.poll(focused).toMatch(/^<textarea/);
+    await page.keyboard.press("Escape");
+    expect(await page.getByRole("dialog").isHidden()).toBe(true);
+    expect(await focused()).toContain('class="bubble"');
+    await page.keyboard.press("Enter");
+    await expect.poll(focused).toMatch(/^<textarea/);
+    await send(page, "hello");
+    const log = page.getByRole("log");
+    await log.getByText("Hello! I'm the chatedge mock assistant. How can I help you today?").waitFor();
+
+    await page.reload();
+    // The same tab comes back open, with the transcript.
+    await log.getByText("hello", { exact: true }).waitFor();
+    await log.getByText("Hello! I'm the chatedge mock assistant. How can I help you today?").waitFor();
+    await shot(page, "4-widget-restored");
+
+    await browser.context.setOffline(true);
+    const question = "is the green tent in stock";
+    await send(page, question);
+    await page.getByRole("status").getByText(OFFLINE).waitFor();
+    await shot(page, "5-widget-offline");
+    await browser.context.setOffline(false);
+    await log.getByText(mockAnswer(question)).waitFor({ timeout: 30_000 });
+    await expect.poll(() => page.getByRole("status").textContent()).toBe("");
+
+    // Sent once: the transcript holds each visitor message exactly once.
+    const id = await page.evaluate(() => {
+      for (let i = 0; i < sessionStorage.length; i++) {
+        const k = sessionStorage.key(i) ?? "";
+        if (k.endsWith(":conversation")) return sessionStorage.getItem(k);
+      }
+      return null;
+    });
+    const t = await api<{ messages: { role: string; content: string }[] }>(
+      "GET",
+      `/v1/conversations/${id}`,
+      stack.secretKey,
+    );
+    expect(t.messages.filter((m) => m.role === "user").map((m) => m.content)).toEqual(["hello", question]);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("tells the visitor plainly when a rate limit or the budget stops the chat", async () => {
+    const { page } = await visit("/limited");
+    await page.getByRole("button", { name: "Open chat" }).click();
+    await send(page, "first message here");
+    await page.getByRole("log").getByText(mockAnswer("first message here")).waitFor();
+    await send(page, "second one");
+    const status = page.getByRole("status");
+    await status
+      .getByText(/You're sending messages faster than this chat allows\. You can send again in \d+ s\./)
+      .waitFor();
+    const seconds = Number((await status.textContent())?.match(/in (\d+) s/)?.[1]);
+    expect(seconds).toBeGreaterThan(0);
+    expect(seconds).toBeLessThanOrEqual(60);
+    expect(await page.getByRole("button", { name: "Send" }).isDisabled()).toBe(true);
+    expect(await page.getByRole("textbox", { name: "Message" }).inputValue()).toBe("second one");
+    await shot(page, "6-widget-rate-limited");
+    await page.close();
+
+    const broke = await visit("/broke");
+    await broke.page.getByRole("button", { name: "Open chat" }).click();
+    await send(broke.page, "anything");
+    await broke.page
+      .getByRole("status")
+      .getByText(
+        /This assistant has reached its usage limit for now\. Please try again in \d+ (s|min|h|days)\./,
+      )
+      .waitFor();
+    await shot(broke.page, "7-widget-over-budget");
+    await broke.page.close();
+  });
+
+  it("the console edits a configuration with validation, and creates and revokes keys", async () => {
+    const ops = await signIn(stack.adminToken);
+    await ops.goto(`${stack.base}/console/#/t/limited/config`);
+    const origins = ops.getByLabel("Allowed origins");
+    await origins.waitFor();
+    const patches: string[] = [];
+    ops.on("request", (r) => {
+      if (r.method() === "PATCH") patches.push(r.url());
+    });
+
+    // Checked in the browser: nothing is sent.
+    await origins.fill(`${site.origin}\nshop.example/path`);
+    await ops.getByRole("button", { name: "Save changes" }).click();
+    await ops
+      .getByRole("alert")
+      .getByText(/Allowed origins: shop\.example\/path: must be an origin/)
+      .waitFor();
+    expect(await origins.getAttribute("aria-invalid")).toBe("true");
+    expect(patches).toEqual([]);
+
+    // Passes the browser's check, refused by the server: its envelope message is shown.
+    await origins.fill(site.origin);
+    await ops.getByLabel("Escalation email").fill("help@shop.x");
+    await ops.getByRole("button", { name: "Save changes" }).click();
+    await ops
+      .getByRole("alert")
+      .getByText(/invalid request: escalation_email/)
+      .waitFor();
+    await ops.getByRole("alert").getByText("400 VALIDATION_FAILED", { exact: false }).waitFor();
+    expect(patches).toHaveLength(1);
+    await shot(ops, "8-console-config-refused");
+
+    await ops.getByLabel("Escalation email").fill("help@shop.example");
+    await ops.getByLabel("Greeting").fill("Welcome to the limited shop!");
+    await ops.getByRole("button", { name: "Save changes" }).click();
+    await ops.getByText(/Saved: config version \d+\./).waitFor();
+    const saved = await admin<{ custom_greeting: string; escalation_email: string }>(
+      "GET",
+      "/tenants/limited",
+    );
+    expect([saved.custom_greeting, saved.escalation_email]).toEqual([
+      "Welcome to the limited shop!",
+      "help@shop.example",
+    ]);
+
+    await ops.getByRole("link", { name: "Keys" }).click();
+    await ops.getByLabel("Name").fill("browser test key");
+    await ops.getByRole("button", { name: "Create key" }).click();
+    const created = await ops.locator("[data-created-key]").textContent();
+    expect(created).toMatch(/^pk_[A-Za-z0-9]+$/);
+    await shot(ops, "9-console-key-created");
+    const last4 = (created ?? "").slice(-4);
+    ops.once("dialog", (d) => void d.accept());
+    await ops.getByRole("button", { name: new RegExp(`Revoke key .*${last4}$`) }).click();
+    await ops
+      .getByRole("row", { name: /browser test key/ })
+      .getByText(/^revoked/)
+      .waitFor();
+    const { keys } = await admin<{ keys: { last4: string; revoked_at: string | null }[] }>(
+      "GET",
+      "/tenants/limited/keys",
+    );
+    expect(keys.find((k) => k.last4 === last4)?.revoked_at).not.toBeNull();
+
+    // Usage against the budget, and an experiment with its results.
+    await ops.getByRole("link", { name: "Usage" }).click();
+    await ops.getByRole("meter", { name: /Tokens this month/ }).waitFor();
+    await shot(ops, "10-console-usage");
+    await admin("POST", "/tenants/limited/experiments", {
+      name: "short-answers",
+      variants: [{ name: "control" }, { name: "short", overrides: { max_tokens: 100 } }],
+      split: { control: 0.5, short: 0.5 },
+    });
+    await ops.getByRole("link", { name: "Experiments" }).click();
+    await ops.getByRole("link", { name: "short-answers" }).click();
+    const results = ops.getByRole("table", { name: "Results of short-answers" });
+    await results.getByRole("row", { name: /control \(control\)/ }).waitFor();
+    await results.getByRole("row", { name: /short/ }).getByText("insufficient sample").waitFor();
+    await shot(ops, "11-console-experiment");
+    await ops.close();
+
+    // A tenant's secret key opens that tenant's own pages, without keys or editing.
+    const own = await signIn(stack.secretKey);
+    await own.getByRole("link", { name: "Dashboard" }).waitFor();
+    expect(await own.getByRole("link", { name: "Keys" }).count()).toBe(0);
+    await own.locator('[data-kpi="avg_csat"] .kpi-value').waitFor();
+    expect(await own.getByRole("heading", { level: 2 }).textContent()).toBe("Demo Shop (demo)");
+    await own.close();
+  });
+});

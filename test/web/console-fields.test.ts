@@ -1,0 +1,44 @@
+import { describe, expect, it } from "vitest";
+import { TenantPatch } from "../../src/tenants/schemas";
+import { FIELDS } from "../../web/console/views/fields";
+
+const field = (name: string) => {
+  const f = FIELDS.find((x) => x.name === name);
+  if (!f) throw new Error(`no field ${name}`);
+  return f;
+};
+
+describe("the console's configuration fields", () => {
+  it("cover every field a tenant PATCH takes, once", () => {
+    expect(FIELDS.map((f) => f.name).sort()).toEqual(Object.keys(TenantPatch.shape).sort());
+  });
+
+  it("parse what the API takes and name what is wrong", () => {
+    expect(field("allowed_origins").parse("https://shop.example\n\n http://localhost:3000 ")).toEqual({
+      ok: true,
+      value: ["https://shop.example", "http://localhost:3000"],
+    });
+    expect(field("allowed_origins").parse("https://shop.example/")).toMatchObject({ ok: false });
+    expect(field("max_tokens_per_response").parse("1.5")).toEqual({ ok: false, message: "a whole number" });
+    expect(field("max_tokens_per_response").parse("0")).toEqual({
+      ok: false,
+      message: "between 1 and 200000",
+    });
+    expect(field("daily_cost_budget_usd").parse("")).toEqual({ ok: true, value: null });
+    expect(field("fallback_model").parse("")).toEqual({ ok: true, value: null });
+    expect(field("name").parse("  ")).toEqual({ ok: false, message: "required" });
+    expect(field("timezone").parse("Mars/Olympus")).toEqual({ ok: false, message: "not an IANA time zone" });
+    expect(field("pricing_overrides").parse('{"mock":{"input":1,"output":2}}')).toEqual({
+      ok: true,
+      value: { mock: { input: 1, output: 2 } },
+    });
+    expect(field("pricing_overrides").parse("[1]")).toEqual({ ok: false, message: "must be a JSON object" });
+    expect(field("active").parse(false)).toEqual({ ok: true, value: false });
+  });
+
+  it("show API values back in the form", () => {
+    expect(field("allowed_origins").show(["a", "b"])).toBe("a\nb");
+    expect(field("daily_cost_budget_usd").show(null)).toBe("");
+    expect(field("pricing_overrides").show({})).toBe("{}");
+  });
+});

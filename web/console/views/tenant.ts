@@ -1,0 +1,77 @@
+import { el } from "../../shared/dom";
+import type { Api } from "../api";
+import type { PublicConfig, Tenant } from "../types";
+import { load, notice } from "../ui";
+import { configView } from "./config";
+import { dashboardView } from "./dashboard";
+import { experimentsView, resultsView } from "./experiments";
+import { keysView } from "./keys";
+import { usageView } from "./usage";
+
+const ADMIN_TABS = ["dashboard", "usage", "experiments", "config", "keys"] as const;
+const TENANT_TABS = ["dashboard", "usage", "experiments", "config"] as const;
+const TITLES: Record<string, string> = {
+  dashboard: "Dashboard",
+  usage: "Usage",
+  experiments: "Experiments",
+  config: "Configuration",
+  keys: "Keys",
+};
+
+/** One tenant's pages under tabs; `rest` is the path after the tab (an experiment's name). */
+export function tenantView(api: Api, tenantId: string, tab: string, rest: string[]): HTMLElement {
+  const admin = api.session.kind === "admin";
+  const tabs = admin ? ADMIN_TABS : TENANT_TABS;
+  const base = `#/t/${encodeURIComponent(tenantId)}`;
+  const nav = el(
+    "nav",
+    { class: "tabs", "aria-label": "Tenant pages" },
+    ...tabs.map((t) =>
+      el("a", { href: `${base}/${t}`, ...(t === tab ? { "aria-current": "page" } : {}) }, TITLES[t] ?? t),
+    ),
+  );
+  const heading = el(
+    "h2",
+    {},
+    api.session.kind === "tenant" ? `${api.session.name} (${tenantId})` : tenantId,
+  );
+  const body = el("div", { class: "tab-body" });
+  const show = (node: HTMLElement) => body.replaceChildren(node);
+  if (tab === "dashboard") show(dashboardView(api, tenantId));
+  else if (tab === "usage") show(usageView(api, tenantId));
+  else if (tab === "experiments" && rest[0])
+    show(resultsView(api, tenantId, decodeURIComponent(rest[0]), `${base}/experiments`));
+  else if (tab === "experiments") show(experimentsView(api, tenantId, `${base}/experiments`));
+  else if (tab === "keys" && admin) show(keysView(api, tenantId));
+  else if (tab === "config" && admin) {
+    const render = (t: Tenant, saved?: string): HTMLElement => {
+      heading.textContent = `${t.name} (${t.tenant_id})`;
+      const form = configView(api, t, (n) => show(render(n, `Saved: config version ${n.config_version}.`)));
+      return el("div", {}, saved ? notice(saved) : null, form);
+    };
+    void load(body, async () =>
+      render(await api.get<Tenant>(`/admin/tenants/${encodeURIComponent(tenantId)}`)),
+    );
+  } else if (tab === "config") {
+    void load(body, async () => {
+      const c = await api.get<PublicConfig>("/v1/config");
+      return el(
+        "dl",
+        { class: "facts" },
+        el("dt", {}, "Name"),
+        el("dd", {}, c.name),
+        el("dt", {}, "Model"),
+        el("dd", {}, c.model),
+        el("dt", {}, "Greeting"),
+        el("dd", {}, c.greeting),
+        el("p", { class: "muted" }, "Only the admin can change the configuration."),
+      );
+    });
+  } else show(el("p", {}, "No such page."));
+  if (admin && tab !== "config")
+    void api.get<Tenant>(`/admin/tenants/${encodeURIComponent(tenantId)}`).then(
+      (t) => (heading.textContent = `${t.name} (${t.tenant_id})`),
+      () => {},
+    );
+  return el("section", { class: "tenant" }, heading, nav, body);
+}

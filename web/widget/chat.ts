@@ -1,0 +1,352 @@
+import { ApiError, type Client, call, json, NetworkError } from "./api";
+import { readSse } from "./sse";
+import type { Memo } from "./storage";
+import type { Actions, Step, View } from "./view";
+
+interface PublicConfig {
+  name: string;
+  greeting: string;
+}
+interface ConversationOut {
+  id: string;
+  state: string;
+  csat: number | null;
+}
+interface Transcript extends ConversationOut {
+  messages: { role: "user" | "assistant"; content: string }[];
+}
+interface Reply {
+  message: { content: string };
+}
+
+/** Retries after a lost connection: 1, 2, 4, 8, 15, 15 ... seconds, then the widget gives up. */
+const MAX_RETRIES = 8;
+const OFFLINE = "Connection lost. Reconnecting…";
+const ENDED = new Set(["resolved", "unresolved"]);
+
+/** Waits before retry `n` with jitter, or less if the browser comes back online. */
+function backoff(n: number): Promise<void> {
+  const ms = Math.min(15_000, 1_000 * 2 ** n) * (0.8 + Math.random() * 0.4);
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      window.removeEventListener("online", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    window.addEventListener("online", done);
+  });
+}
+
+/** "12 s", "4 min", "3 h", "5 days": how long a visitor must wait. */
+function wait(seconds: number): string {
+  if (seconds < 90) return `${seconds} s`;
+  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 48 * 3600) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86_400)} days`;
+}
+
+/** What to tell the visitor about a failure. */
+export function explain(err: unknown): string {
+  if (err instanceof NetworkError)
+    return "We can't reach the chat right now. Check your connection and try again.";
+  if (!(err instanceof ApiError)) return "Something went wrong. Please try again.";
+  const after = err.retryAfterSeconds;
+  if (err.status === 429 && (err.level === "budget" || err.code === "BUDGET_EXCEEDED"))
+    return `This assistant has reached its usage limit for now. Please try again ${after ? `in ${wait(after)}` : "later"}.`;
+  if (err.status === 429)
+    return `You're sending messages faster than this chat allows. You can send again in ${wait(after ?? 10)}.`;
+  if (err.status === 401 || err.status === 403) return "This chat isn't available on this site right now.";
+  if (err.status === 400 || err.status === 413) return `That message couldn't be sent: ${err.message}`;
+  return "The assistant is unavailable right now. Please try again in a moment.";
+}
+
+/** The conversation's life: greeting, messages with streamed answers, recovery, end, rating. */
+export class Chat implements Actions {
+  #conversation: string | null;
+  #greeting = "";
+  #recorded = 0;
+  #loaded = false;
+  #sending = false;
+  #coolUntil = 0;
+
+  constructor(
+    readonly api: Client,
+    readonly session: Memo,
+    readonly slot: string,
+    readonly view: View,
+  ) {
+    this.#conversation = session.get(`${slot}:conversation`);
+  }
+
+  /** Opens the panel; the first time, loads the greeting and this tab's conversation. */
+  open(focus = true): void {
+    this.view.setOpen(true, focus);
+    this.session.set(`${this.slot}:open`, "1");
+    if (!this.#loaded) void this.#load(focus);
+  }
+
+  close(): void {
+    this.view.setOpen(false);
+    this.session.set(`${this.slot}:open`, null);
+  }
+
+  async #load(focus: boolean): Promise<void> {
+    this.#loaded = true;
+    this.view.busy(true);
+    try {
+      const config = await this.#retrying(() => json<PublicConfig>(this.api, "GET", "/v1/config"));
+      this.view.setTitle(config.name);
+      this.#greeting = config.greeting;
+      if (this.#greeting) this.view.add("assistant", this.#greeting);
+      if (this.#conversation) await this.#restore(this.#conversation);
+      this.view.busy(false);
+      if (focus) this.view.focusInput();
+    } catch (err) {
+      this.#loaded = false;
+      this.view.notice(explain(err), "error");
+    }
+  }
+
+  /** Shows a conversation kept from an earlier page of this tab, and where it stands. */
+  async #restore(id: string): Promise<void> {
+    let t: Transcript;
+    try {
+      t = await this.#retrying(() => json<Transcript>(this.api, "GET", `/v1/conversations/${id}`));
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return this.#forget();
+      throw err;
+    }
+    for (const m of t.messages) this.view.add(m.role, m.content);
+    this.#recorded = t.messages.filter((m) => m.role === "user").length;
+    this.#show(ENDED.has(t.state) ? (t.csat === null ? "rate" : "thanks") : "chat");
+  }
+
+  #forget(): void {
+    this.#conversation = null;
+    this.#recorded = 0;
+    this.session.set(`${this.slot}:conversation`, null);
+  }
+
+  #show(step: Step): void {
+    this.view.step(step, this.#conversation !== null);
+  }
+
+  /** Sends the visitor's message and streams the answer into the log. */
+  send(text: string): void {
+    if (this.#sending || Date.now() < this.#coolUntil) return;
+    this.#sending = true;
+    this.view.busy(true);
+    this.view.notice("");
+    this.view.input.value = "";
+    const mine = this.view.add("user", text);
+    void this.#send(text)
+      .catch((err: unknown) => {
+        mine.remove();
+        this.view.input.value = text;
+        this.view.notice(explain(err), "error");
+        if (err instanceof ApiError && err.status === 429) this.#coolDown(err.retryAfterSeconds);
+      })
+      .finally(() => {
+        this.#sending = false;
+        if (Date.now() >= this.#coolUntil) this.view.busy(false);
+        this.view.focusInput();
+      });
+  }
+
+  async #send(text: string): Promise<void> {
+    if (!this.#conversation) await this.#start();
+    try {
+      await this.#deliver(text);
+    } catch (err) {
+      // The conversation ended meanwhile (idle timeout) or is gone: carry on in a new one.
+      if (!(err instanceof ApiError && (err.status === 404 || err.status === 409))) throw err;
+      this.#forget();
+      await this.#start();
+      await this.#deliver(text);
+    }
+  }
+
+  async #start(): Promise<void> {
+    const c = await this.#retrying(() =>
+      json<ConversationOut>(this.api, "POST", "/v1/conversations", { channel: "web" }),
+    );
+    this.#conversation = c.id;
+    this.#recorded = 0;
+    this.session.set(`${this.slot}:conversation`, c.id);
+    this.#show("chat");
+  }
+
+  /**
+   * Streams the answer; when the connection drops, asks the transcript whether the message
+   * arrived before sending it again, so a message is never recorded twice.
+   */
+  async #deliver(text: string): Promise<void> {
+    const reply = this.view.add("assistant", "");
+    reply.setAttribute("aria-busy", "true");
+    try {
+      let resend = true;
+      for (let n = 0; ; n++) {
+        if (resend) {
+          try {
+            await this.#stream(text, reply);
+            return this.view.notice("");
+          } catch (err) {
+            if (!(err instanceof NetworkError)) throw err;
+          }
+        } else {
+          const arrived = await this.#arrived(reply);
+          if (arrived) return this.view.notice("");
+          if (arrived === false) {
+            resend = true;
+            continue;
+          }
+        }
+        if (n >= MAX_RETRIES) throw new NetworkError("gave up reconnecting");
+        this.view.notice(OFFLINE);
+        await backoff(n);
+        resend = false;
+      }
+    } catch (err) {
+      reply.remove();
+      throw err;
+    } finally {
+      reply.removeAttribute("aria-busy");
+    }
+  }
+
+  async #stream(text: string, reply: HTMLElement): Promise<void> {
+    const res = await call(
+      this.api,
+      "POST",
+      `/v1/conversations/${this.#conversation}/messages`,
+      { content: text, stream: true },
+      "text/event-stream",
+    );
+    if (!res.body) throw new NetworkError("no response body");
+    let shown = "";
+    reply.textContent = "";
+    try {
+      for await (const ev of readSse(res.body)) {
+        if (ev.event === "delta" || ev.event === "policy") {
+          shown += (JSON.parse(ev.data) as { text: string }).text;
+          reply.textContent = shown;
+          this.view.scroll();
+        } else if (ev.event === "error") {
+          reply.classList.add("failed");
+        } else if (ev.event === "done") {
+          reply.textContent = (JSON.parse(ev.data) as Reply).message.content;
+          this.#recorded += 1;
+          this.view.scroll();
+          return;
+        }
+      }
+    } catch (err) {
+      throw err instanceof SyntaxError ? new NetworkError("malformed event") : new NetworkError(String(err));
+    }
+    throw new NetworkError("the answer stopped before it was complete");
+  }
+
+  /** True: the server has the message (its answer is shown); false: it never arrived; undefined: unknown. */
+  async #arrived(reply: HTMLElement): Promise<boolean | undefined> {
+    let t: Transcript;
+    try {
+      t = await json<Transcript>(this.api, "GET", `/v1/conversations/${this.#conversation}`);
+    } catch (err) {
+      if (err instanceof NetworkError) return undefined;
+      throw err;
+    }
+    const users = t.messages.filter((m) => m.role === "user").length;
+    if (users <= this.#recorded) return false;
+    const last = t.messages[t.messages.length - 1];
+    reply.textContent = last?.role === "assistant" ? last.content : "";
+    this.#recorded = users;
+    return true;
+  }
+
+  /** Runs `fn`, retrying with backoff while the network is down. */
+  async #retrying<T>(fn: () => Promise<T>): Promise<T> {
+    for (let n = 0; ; n++) {
+      try {
+        const out = await fn();
+        if (n > 0) this.view.notice("");
+        return out;
+      } catch (err) {
+        if (!(err instanceof NetworkError) || n >= MAX_RETRIES) throw err;
+        this.view.notice(OFFLINE);
+        await backoff(n);
+      }
+    }
+  }
+
+  /** Keeps the composer disabled until Retry-After has passed, counting down. */
+  #coolDown(seconds: number | undefined): void {
+    const s = Math.max(1, seconds ?? 10);
+    if (s > 120) return;
+    this.#coolUntil = Date.now() + s * 1_000;
+    this.view.busy(true);
+    const message = this.view.status.textContent ?? "";
+    const tick = () => {
+      const left = Math.ceil((this.#coolUntil - Date.now()) / 1_000);
+      if (left <= 0) {
+        this.view.notice("");
+        if (!this.#sending) this.view.busy(false);
+        this.view.focusInput();
+        return;
+      }
+      this.view.notice(message.replace(/in \d+ s\.$/, `in ${left} s.`), "error");
+      setTimeout(tick, 1_000);
+    };
+    tick();
+  }
+
+  /** The end button: ask whether the question was answered first. */
+  askEnd(): void {
+    this.#show("resolve");
+  }
+
+  /** Ends the conversation (resolved or not), then asks for a rating; null goes back to the chat. */
+  end(resolved: boolean | null): void {
+    const id = this.#conversation;
+    if (resolved === null || !id) {
+      this.#show("chat");
+      return;
+    }
+    void this.#act(async () => {
+      await this.#retrying(() => json(this.api, "POST", `/v1/conversations/${id}/end`, { resolved }));
+      this.#show("rate");
+    });
+  }
+
+  rate(csat: number): void {
+    const id = this.#conversation;
+    if (!id) return;
+    void this.#act(async () => {
+      await this.#retrying(() => json(this.api, "POST", `/v1/conversations/${id}/feedback`, { csat }));
+      this.#show("thanks");
+    });
+  }
+
+  /** A fresh conversation in this tab, starting from the greeting. */
+  restart(): void {
+    this.#forget();
+    this.view.log.replaceChildren();
+    if (this.#greeting) this.view.add("assistant", this.#greeting);
+    this.#show("chat");
+    this.view.busy(false);
+    this.view.focusInput();
+  }
+
+  async #act(fn: () => Promise<void>): Promise<void> {
+    const buttons = this.view.panel.querySelectorAll<HTMLButtonElement>(".step button");
+    for (const b of buttons) b.disabled = true;
+    try {
+      await fn();
+      this.view.notice("");
+    } catch (err) {
+      this.view.notice(explain(err), "error");
+    } finally {
+      for (const b of buttons) b.disabled = false;
+    }
+  }
+}
