@@ -284,6 +284,7 @@ async function* run(
   let firstTokenMs: number | null = null;
   let finishReason: TurnSummary["finishReason"] = "error";
   let error: string | null = null;
+  let timedOut = false;
   let outcome: TurnSummary["outcome"] = "error";
   const upstream = runChain(
     chain,
@@ -325,6 +326,7 @@ async function* run(
       } else if (ev.type === "error") {
         model = ev.model;
         error = ev.error.message;
+        timedOut = ev.error.kind === "timeout";
         outcome = "error";
       }
     }
@@ -335,7 +337,7 @@ async function* run(
     } else {
       const tail = guard.flush();
       if (tail) yield { type: "text", delta: tail };
-      if (outcome === "error") yield { type: "failed", message: visitorMessage(error) };
+      if (outcome === "error") yield { type: "failed", message: visitorMessage(timedOut) };
     }
   } finally {
     // Runs on completion, on error and when the client goes away mid-stream: usage is settled
@@ -372,8 +374,8 @@ async function* run(
 }
 
 /** What the visitor reads when the model could not answer; never the upstream's internals. */
-function visitorMessage(error: string | null): string {
-  return error && /timed out|timeout/i.test(error)
+function visitorMessage(timedOut: boolean): string {
+  return timedOut
     ? "Sorry, the assistant took too long to answer. Please try again."
     : "Sorry, the assistant could not answer right now. Please try again in a moment.";
 }

@@ -4,8 +4,8 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { resetRedisCooldown } from "../../../src/cache/redis";
 import worker from "../../../src/index";
 import { clearIsolateCaches } from "../../../src/tenants/config";
-import { BASE } from "../helpers";
-import { chatTenant } from "./helpers";
+import { BASE, query, send, sql, uniqueId } from "../helpers";
+import { chatTenant, completions, sseFrames } from "./helpers";
 
 /** Calls the worker's fetch with parts of its environment broken. */
 async function chatWith(overrides: Record<string, unknown>, key: string, content: string, model = "mock") {
@@ -55,5 +55,57 @@ describe("chat when dependencies fail", () => {
     const res = await chatWith({ ...DEAD_POSTGRES, ...DEAD_REDIS }, key, "hello");
     expect(res.status).toBe(503);
     expect(JSON.parse(res.body).error.message).toContain("unavailable");
+  });
+});
+
+describe("chat when the provider fails", () => {
+  it("tells the visitor clearly, records the error and settles what was produced when a stream is cut", async () => {
+    const { id, key } = await chatTenant({ model: "gpt-4o-mini" });
+    const conv = uniqueId("cut");
+    const res = await completions(
+      key,
+      {
+        model: "gpt-4o-mini",
+        stream: true,
+        messages: [{ role: "user", content: "tell me a long story [[fault:cut]]" }],
+      },
+      { "x-conversation-id": conv },
+    );
+    const frames = await sseFrames(res);
+    const error = frames.map((f) => f.data).find((d) => d.includes('"error"'));
+    expect(error).toBeDefined();
+    expect(JSON.parse(error ?? "{}").error.message).toBe(
+      "Sorry, the assistant could not answer right now. Please try again in a moment.",
+    );
+    const until = Date.now() + 15_000;
+    let rows: { outcome: string; output_tokens: string }[] = [];
+    while (rows.length === 0 && Date.now() < until) {
+      rows = await query(
+        sql`select outcome, output_tokens from turns where tenant_id = ${id} and conversation_id = ${conv}`,
+      );
+      if (rows.length === 0) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(rows[0]?.outcome).toBe("error");
+    expect(Number(rows[0]?.output_tokens)).toBeGreaterThan(0);
+    const usage = (await (await send("GET", "/v1/usage", key)).json()) as {
+      window: { open_reservations: number };
+    };
+    expect(usage.window.open_reservations).toBe(0);
+  });
+
+  it("answers 502 with a clear message when the provider hangs past the timeout", async () => {
+    const { key } = await chatTenant({ model: "gpt-4o-mini" });
+    const started = Date.now();
+    const res = await chatWith(
+      { PROVIDER_TIMEOUT_MS: "300", PROVIDER_MAX_RETRIES: "0" },
+      key,
+      "hi [[fault:hang]]",
+      "gpt-4o-mini",
+    );
+    expect(res.status).toBe(502);
+    expect(JSON.parse(res.body).error.message).toBe(
+      "Sorry, the assistant took too long to answer. Please try again.",
+    );
+    expect(Date.now() - started).toBeLessThan(3_000);
   });
 });
