@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import type { ErrorCode } from "../errors";
-import type { ChatMessage, FinishReason, ToolCall, ToolChoice, ToolDefinition } from "./providers/types";
+import type { ChatMessage, ToolCall, ToolChoice, ToolDefinition } from "./providers/types";
 
 const TextPart = z.object({ type: z.literal("text"), text: z.string() }).loose();
 const Content = z.union([z.string(), z.array(TextPart).min(1)]);
@@ -149,11 +149,6 @@ export function openAiError(
   return {
     error: { message, type: openAiType(code), param, code: code.toLowerCase(), request_id: requestId },
   };
-}
-
-/** OpenAI's finish_reason for ours. */
-export function finishReason(reason: FinishReason): string {
-  return reason;
 }
 
 export interface CompletionMeta {

@@ -6,7 +6,14 @@ import { tenantAuth } from "../auth/middleware";
 import { AppError, codeOf } from "../errors";
 import { applyExperiments } from "../experiments/apply";
 import { jsonBody, tenantSecurity } from "../openapi";
-import { checkTools, prepareTurn, screenInput, type TurnOutput, type TurnRequest } from "./engine";
+import {
+  checkTools,
+  prepareTurn,
+  screenInput,
+  type TurnOutput,
+  type TurnRequest,
+  type TurnSummary,
+} from "./engine";
 import { endUserOf } from "./identity";
 import {
   ChatCompletionRequest,
@@ -146,8 +153,7 @@ openAiChat.openapi(route, async (c) => {
     const s = await turn.summary;
     if (failed && !text && s.toolCalls.length === 0)
       throw new AppError("UPSTREAM_ERROR", failed, { headers: turn.headers });
-    const finish =
-      s.outcome === "blocked" ? "content_filter" : s.finishReason === "error" ? "stop" : s.finishReason;
+    const finish = finishOf(s);
     return c.json(completion(meta, text, s.toolCalls, finish, s), 200, turn.headers);
   }
 
@@ -156,8 +162,7 @@ openAiChat.openapi(route, async (c) => {
     yield sseFrame(JSON.stringify(chunk(meta, { role: "assistant", content: "" })));
     for await (const out of turn.events) yield frameOf(meta, out);
     const s = await turn.summary;
-    const finish =
-      s.outcome === "blocked" ? "content_filter" : s.finishReason === "error" ? "stop" : s.finishReason;
+    const finish = finishOf(s);
     yield sseFrame(JSON.stringify(chunk(meta, {}, finish)));
     if (includeUsage) {
       yield sseFrame(
@@ -172,6 +177,12 @@ openAiChat.openapi(route, async (c) => {
     { ...SSE_HEADERS, ...turn.headers },
   );
 });
+
+/** OpenAI's finish_reason for a finished turn: blocked output is a content filter stop. */
+function finishOf(s: TurnSummary): string {
+  if (s.outcome === "blocked") return "content_filter";
+  return s.finishReason === "error" ? "stop" : s.finishReason;
+}
 
 function frameOf(meta: CompletionMeta, out: TurnOutput): Uint8Array {
   switch (out.type) {
