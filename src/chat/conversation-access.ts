@@ -4,7 +4,8 @@ import type { AppEnv } from "../app";
 import { IsolateCache } from "../cache/isolate";
 import { AppError } from "../errors";
 import type { Outcome } from "./conversation-do";
-import type { ConversationView } from "./conversation-types";
+import type { ConversationView, PrepareResult } from "./conversation-types";
+import { endUserOf } from "./identity";
 
 /** History sent with each message is capped at this many tokens (and at what the model holds). */
 export const HISTORY_TOKEN_BUDGET = 6_000;
@@ -52,9 +53,27 @@ export async function call<T>(run: () => Promise<Outcome<T>>): Promise<T> {
 }
 
 /** A visitor may only touch conversations it started; another visitor's id reads as unknown. */
-export function own(c: Context<AppEnv>, view: ConversationView, user: string) {
+export function own(c: Context<AppEnv>, view: Pick<ConversationView, "userId">, user: string) {
   if (c.get("apiKey").kind === "publishable" && view.userId !== user)
     throw new AppError("NOT_FOUND", "no such conversation");
+}
+
+/**
+ * Browsers (publishable keys) may only touch conversations their visitor started: anything else
+ * reads as unknown. Servers own every conversation of their tenant, so they need no lookup.
+ */
+export async function ensureOwner(
+  c: Context<AppEnv>,
+  stub: ReturnType<typeof stubOf>,
+  tenantId: string,
+): Promise<void> {
+  if (c.get("apiKey").kind !== "publishable") return;
+  const user = endUserOf(c, undefined);
+  // A zero history budget: only the view crosses the RPC boundary, not the transcript.
+  const r = await call(
+    async (): Promise<Outcome<PrepareResult>> => ({ ok: true, value: await stub.prepare(tenantId, 0) }),
+  );
+  own(c, r.ok ? r.view : (r.view ?? { userId: "" }), user);
 }
 
 // Conversation -> its end user, isolate-wide, so a server's message can be admitted against the

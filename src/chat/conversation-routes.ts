@@ -4,7 +4,7 @@ import { randomToken } from "../auth/keys";
 import { tenantAuth } from "../auth/middleware";
 import { applyExperiments } from "../experiments/apply";
 import { errors, jsonBody, jsonResponse, tenantSecurity } from "../openapi";
-import { call, conversationUsers, own, stubOf, viewOut } from "./conversation-access";
+import { call, conversationUsers, ensureOwner, own, stubOf, viewOut } from "./conversation-access";
 import { sendMessage } from "./conversation-message";
 import { endUserOf } from "./identity";
 
@@ -161,7 +161,7 @@ export const conversations = newRouter()
     const { id } = c.req.valid("param");
     const stub = stubOf(c, id);
     const tenantId = c.get("tenant").id;
-    own(c, (await call(() => stub.transcript(tenantId))).view, endUserOf(c, undefined));
+    await ensureOwner(c, stub, tenantId);
     const view = await call(() =>
       stub.end(tenantId, { resolved: c.req.valid("json").resolved, reason: "requested" }),
     );
@@ -172,7 +172,7 @@ export const conversations = newRouter()
     const body = c.req.valid("json");
     const stub = stubOf(c, id);
     const tenantId = c.get("tenant").id;
-    own(c, (await call(() => stub.transcript(tenantId))).view, endUserOf(c, undefined));
+    await ensureOwner(c, stub, tenantId);
     const view = await call(() =>
       stub.feedback(tenantId, { csat: body.csat, comment: body.comment ?? null }),
     );

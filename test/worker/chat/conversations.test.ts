@@ -181,6 +181,20 @@ describe("conversation API", () => {
         })
       ).status,
     ).toBe(404);
+    const other = { ...origin, "x-visitor-id": "visitor-two-5678" };
+    const me = { ...origin, "x-visitor-id": "visitor-one-1234" };
+    expect((await send("POST", `/v1/conversations/${mine.id}/feedback`, pk, { csat: 1 }, other)).status).toBe(
+      404,
+    );
+    expect(
+      (await send("POST", `/v1/conversations/${mine.id}/end`, pk, { resolved: false }, other)).status,
+    ).toBe(404);
+    expect((await send("POST", `/v1/conversations/${mine.id}/end`, pk, { resolved: true }, me)).status).toBe(
+      200,
+    );
+    expect((await send("POST", `/v1/conversations/${mine.id}/feedback`, pk, { csat: 5 }, me)).status).toBe(
+      200,
+    );
     const noVisitor = await send("POST", "/v1/conversations", pk, {}, origin);
     expect(noVisitor.status).toBe(400);
   });
