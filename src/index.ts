@@ -13,6 +13,8 @@ import { openAiChat } from "./chat/openai-routes";
 import type { RawEnv } from "./env";
 import { adminExperiments, tenantExperiments } from "./experiments/routes";
 import { health } from "./health";
+import { runScheduled } from "./monitoring/cron";
+import { adminMonitoring, tenantMonitoringRoutes } from "./monitoring/routes";
 import { NOTIFY_QUEUE_NAME, notifyQueue } from "./notify/consumer";
 import { adminTenants } from "./tenants/admin-routes";
 import { tenantPublic } from "./tenants/public-routes";
@@ -47,6 +49,8 @@ export function buildApp() {
   app.route("/v1", tenantAnalytics);
   app.route("/admin", adminExperiments);
   app.route("/v1", tenantExperiments);
+  app.route("/admin", adminMonitoring);
+  app.route("/v1", tenantMonitoringRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", {
     type: "http",
@@ -93,5 +97,7 @@ export default {
         batch.retryAll();
     }
   },
-  async scheduled(_controller, _env, _ctx) {},
+  async scheduled(controller, env, ctx) {
+    await runScheduled(controller, env, ctx);
+  },
 } satisfies ExportedHandler<RawEnv>;

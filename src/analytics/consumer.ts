@@ -12,6 +12,7 @@
  */
 import { AnalyticsEvent } from "./events.ts";
 import { type DeadLetterInput, type WriteResult, writeEvents } from "./ingest.ts";
+import type { QueueLag } from "./rollups.ts";
 import { type AnalyticsDb, rootMessage, sqlState } from "./sql.ts";
 
 /** The part of a Workers queue `Message` the consumer uses. */
@@ -19,6 +20,8 @@ export interface QueueMessage {
   readonly id: string;
   readonly body: unknown;
   readonly attempts: number;
+  /** When the message was sent to the queue. */
+  readonly timestamp?: Date;
   ack(): void;
   retry(options?: { delaySeconds?: number }): void;
 }
@@ -107,6 +110,18 @@ interface Item {
   event: AnalyticsEvent;
 }
 
+/** How long the group's messages waited: from being sent (else the event's time) to now. */
+function lagOf(group: Item[], queue: string, now: number): QueueLag {
+  let sum = 0;
+  let max = 0;
+  for (const { msg, event } of group) {
+    const lag = Math.max(0, now - (msg.timestamp?.getTime() ?? event.at));
+    sum += lag;
+    max = Math.max(max, lag);
+  }
+  return { queue, at: now, messages: group.length, lag_sum_ms: sum, lag_max_ms: max };
+}
+
 /** A failure that belongs to the data (the same rows would fail again), not to the connection. */
 export function isDataError(err: unknown): boolean {
   const code = sqlState(err);
@@ -118,6 +133,7 @@ function addInto(report: BatchReport, r: WriteResult): void {
   report.conversations += r.conversations;
   report.feedback += r.feedback;
   report.safety += r.safety;
+  report.refusals += r.refusals;
   report.duplicates += r.duplicates;
   report.csatUpdates += r.csatUpdates;
   report.deadLetters += r.deadLetters;
@@ -144,6 +160,7 @@ export async function consumeAnalyticsBatch(
     conversations: 0,
     feedback: 0,
     safety: 0,
+    refusals: 0,
     duplicates: 0,
     csatUpdates: 0,
     deadLetters: 0,
@@ -190,6 +207,7 @@ export async function consumeAnalyticsBatch(
         db,
         group.map((i) => i.event),
         letters.map((l) => l.letter),
+        lagOf(group, opts.queue, now),
       );
       addInto(report, r);
       ack(all);

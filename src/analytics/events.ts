@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { REFUSAL_REASONS } from "../db/schema.ts";
 
 /**
  * The analytics events the worker produces and the queue consumer writes into Postgres. Each
@@ -74,15 +75,31 @@ export const SafetyEvent = z.object({
   topic: z.string().max(200),
 });
 
+/**
+ * Messages admission refused, counted in the isolate: one event per tenant and reason covers every
+ * refusal of one flush (`at` is the first of them), so a flood of refused requests stays a trickle
+ * of events. Reasons: the rate level that refused (user, tenant, global) or the budget.
+ */
+export const RefusalEvent = z.object({
+  type: z.literal("refusal"),
+  id: z.uuid(),
+  tenantId: z.string().min(1).max(63),
+  at: z.number().int().nonnegative(),
+  reason: z.enum(REFUSAL_REASONS),
+  count: z.number().int().min(1).max(1_000_000),
+});
+
 export const AnalyticsEvent = z.discriminatedUnion("type", [
   TurnEvent,
   ConversationEvent,
   FeedbackEvent,
   SafetyEvent,
+  RefusalEvent,
 ]);
 
 export type TurnEvent = z.infer<typeof TurnEvent>;
 export type ConversationEvent = z.infer<typeof ConversationEvent>;
 export type FeedbackEvent = z.infer<typeof FeedbackEvent>;
 export type SafetyEvent = z.infer<typeof SafetyEvent>;
+export type RefusalEvent = z.infer<typeof RefusalEvent>;
 export type AnalyticsEvent = z.infer<typeof AnalyticsEvent>;

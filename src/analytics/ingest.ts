@@ -5,8 +5,15 @@
  * (jsonb_populate_recordset), so every statement is parameterized whatever the batch size.
  */
 import { sql } from "drizzle-orm";
-import type { AnalyticsEvent, ConversationEvent, FeedbackEvent, SafetyEvent, TurnEvent } from "./events.ts";
-import { applyRollups, RollupDeltas, utcDay } from "./rollups.ts";
+import type {
+  AnalyticsEvent,
+  ConversationEvent,
+  FeedbackEvent,
+  RefusalEvent,
+  SafetyEvent,
+  TurnEvent,
+} from "./events.ts";
+import { applyRollups, type QueueLag, RollupDeltas, utcDay } from "./rollups.ts";
 import type { AnalyticsDb, SqlExecutor } from "./sql.ts";
 
 /** A message that will not be written, kept in `dead_letters`. */
@@ -28,6 +35,7 @@ export interface WriteResult {
   conversations: number;
   feedback: number;
   safety: number;
+  refusals: number;
   duplicates: number;
   csatUpdates: number;
   deadLetters: number;
@@ -115,6 +123,21 @@ export function safetyRow(e: SafetyEvent) {
   };
 }
 
+/** A refusal count as a `refusals` row. */
+export function refusalRow(e: RefusalEvent) {
+  return { id: e.id, tenant_id: e.tenantId, at: iso(e.at), reason: e.reason, count: e.count };
+}
+
+async function insertRefusals(tx: SqlExecutor, events: RefusalEvent[]): Promise<Set<string>> {
+  const res = await tx.execute(sql`
+    insert into refusals (id, tenant_id, at, reason, count)
+    select id, tenant_id, at, reason, count
+    from jsonb_populate_recordset(null::refusals, ${json(events.map(refusalRow))}::jsonb)
+    on conflict (id) do nothing
+    returning id`);
+  return idsOf(res.rows);
+}
+
 async function insertTurns(tx: SqlExecutor, events: TurnEvent[]): Promise<Set<string>> {
   const rows = events.map(turnRow);
   const res = await tx.execute(sql`
@@ -160,6 +183,7 @@ async function insertConversations(
 interface CsatChange {
   tenantId: string;
   day: string;
+  endedAt: number;
   before: number | null;
   after: number | null;
 }
@@ -203,13 +227,13 @@ async function insertFeedback(
       from latest l, conversations old
       where c.tenant_id = l.tenant_id and c.conversation_id = l.conversation_id
         and old.id = c.id and c.csat is distinct from l.csat
-      returning c.tenant_id, c.day::text as day, old.csat as before, c.csat as after
+      returning c.tenant_id, c.day::text as day, c.ended_at, old.csat as before, c.csat as after
     )
     select 'new' as kind, id::text as id, null::text as tenant_id, null::text as day,
-      null::integer as before, null::integer as after
+      null::double precision as ended_ms, null::integer as before, null::integer as after
     from ins
     union all
-    select 'csat', null, tenant_id, day, before, after from upd`);
+    select 'csat', null, tenant_id, day, extract(epoch from ended_at) * 1000, before, after from upd`);
   const fresh = new Set<string>();
   const changes: CsatChange[] = [];
   for (const r of res.rows) {
@@ -218,6 +242,7 @@ async function insertFeedback(
       changes.push({
         tenantId: String(r.tenant_id),
         day: String(r.day),
+        endedAt: Number(r.ended_ms),
         before: r.before === null ? null : Number(r.before),
         after: r.after === null ? null : Number(r.after),
       });
@@ -288,6 +313,7 @@ function byTable(input: readonly AnalyticsEvent[]) {
     conversation: [] as ConversationEvent[],
     feedback: [] as FeedbackEvent[],
     safety: [] as SafetyEvent[],
+    refusal: [] as RefusalEvent[],
     repeated: 0,
   };
   for (const e of events) {
@@ -299,7 +325,8 @@ function byTable(input: readonly AnalyticsEvent[]) {
     if (e.type === "turn") out.turn.push(e);
     else if (e.type === "conversation") out.conversation.push(e);
     else if (e.type === "feedback") out.feedback.push(e);
-    else out.safety.push(e);
+    else if (e.type === "safety") out.safety.push(e);
+    else out.refusal.push(e);
   }
   return out;
 }
@@ -312,6 +339,7 @@ export async function writeEvents(
   db: AnalyticsDb,
   events: readonly AnalyticsEvent[],
   deadLetters: readonly DeadLetterInput[] = [],
+  lag?: QueueLag,
 ): Promise<WriteResult> {
   const t = byTable(events);
   return db.transaction(async (tx) => {
@@ -321,6 +349,7 @@ export async function writeEvents(
       conversations: 0,
       feedback: 0,
       safety: 0,
+      refusals: 0,
       duplicates: t.repeated,
       csatUpdates: 0,
       deadLetters: 0,
@@ -344,7 +373,7 @@ export async function writeEvents(
     }
     if (t.feedback.length > 0) {
       const { fresh, changes } = await insertFeedback(tx, t.feedback);
-      for (const c of changes) deltas.addCsatChange(c.tenantId, c.day, c.before, c.after);
+      for (const c of changes) deltas.addCsatChange(c.tenantId, c.day, c.endedAt, c.before, c.after);
       result.feedback = fresh.size;
       result.csatUpdates = changes.length;
     }
@@ -353,11 +382,21 @@ export async function writeEvents(
       for (const e of t.safety) if (fresh.has(e.id)) deltas.addSafety(e);
       result.safety = fresh.size;
     }
-    await applyRollups(tx, deltas);
+    if (t.refusal.length > 0) {
+      const fresh = await insertRefusals(tx, t.refusal);
+      for (const e of t.refusal) if (fresh.has(e.id)) deltas.addRefusal(e);
+      result.refusals = fresh.size;
+    }
+    await applyRollups(tx, deltas, lag && lag.messages > 0 ? lag : undefined);
     result.deadLetters = await insertDeadLetters(tx, deadLetters);
-    const written = result.turns + result.conversations + result.feedback + result.safety;
+    const written = result.turns + result.conversations + result.feedback + result.safety + result.refusals;
     result.duplicates +=
-      t.turn.length + t.conversation.length + t.feedback.length + t.safety.length - written;
+      t.turn.length +
+      t.conversation.length +
+      t.feedback.length +
+      t.safety.length +
+      t.refusal.length -
+      written;
     return result;
   });
 }

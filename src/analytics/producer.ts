@@ -1,6 +1,7 @@
 import { Batcher } from "../batcher";
+import type { RefusalReason } from "../db/schema";
 import type { Env } from "../env";
-import type { AnalyticsEvent } from "./events";
+import type { AnalyticsEvent, RefusalEvent } from "./events";
 
 /** Up to this many events share one sendBatch (Queues allows 100 messages per batch). */
 const MAX_BATCH = 100;
@@ -34,4 +35,65 @@ export function sendAnalytics(env: Env, ctx: ExecutionContext, event: AnalyticsE
     batchers.set(queue, batcher);
   }
   batcher.add(event, (p) => ctx.waitUntil(p));
+}
+
+/** One refused message, before its flush adds it up with the others. */
+interface Refusal {
+  tenantId: string;
+  reason: RefusalReason;
+  at: number;
+}
+
+/** A flush of refusals as events: one per tenant and reason, dated by the first refusal it covers. */
+export function refusalEvents(items: readonly Refusal[]): RefusalEvent[] {
+  const byKey = new Map<string, RefusalEvent>();
+  for (const r of items) {
+    const key = `${r.tenantId}\u0000${r.reason}`;
+    const e = byKey.get(key);
+    if (e) {
+      e.count += 1;
+      e.at = Math.min(e.at, r.at);
+    } else {
+      byKey.set(key, {
+        type: "refusal",
+        id: crypto.randomUUID(),
+        tenantId: r.tenantId,
+        reason: r.reason,
+        at: r.at,
+        count: 1,
+      });
+    }
+  }
+  return [...byKey.values()];
+}
+
+/** Refusals held before a flush: plain counts, so a flood of 429s costs memory of a few numbers. */
+const MAX_REFUSALS = 10_000;
+const REFUSAL_DELAY_MS = 1_000;
+const refusalBatchers = new WeakMap<object, Batcher<Refusal>>();
+
+/**
+ * Counts a message admission refused, by the rate level or budget that refused it. Refusals of one
+ * isolate are added up per tenant and reason and leave as one event each per second, not one per
+ * refused request: an attacker hammering a limit must not become a flood of queue messages.
+ */
+export function countRefusal(env: Env, ctx: ExecutionContext, tenantId: string, reason: RefusalReason): void {
+  const queue = env.ANALYTICS_QUEUE;
+  if (!queue) return;
+  let batcher = refusalBatchers.get(queue);
+  if (!batcher) {
+    batcher = new Batcher<Refusal>(
+      async (items) => {
+        const events = refusalEvents(items);
+        for (let i = 0; i < events.length; i += MAX_BATCH) {
+          await queue.sendBatch(
+            events.slice(i, i + MAX_BATCH).map((body) => ({ body, contentType: "json" as const })),
+          );
+        }
+      },
+      { maxItems: MAX_REFUSALS, delayMs: REFUSAL_DELAY_MS, name: "refusal counter" },
+    );
+    refusalBatchers.set(queue, batcher);
+  }
+  batcher.add({ tenantId, reason, at: Date.now() }, (p) => ctx.waitUntil(p));
 }

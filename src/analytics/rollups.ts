@@ -1,12 +1,14 @@
 /**
  * The rollups: per tenant per UTC day sums (`tenant_daily`), the users active that day
  * (`tenant_daily_users`, which makes daily active users exact) and the response-time histogram
- * (`tenant_latency_daily`). Deltas are gathered from the rows a batch actually inserted and
+ * (`tenant_latency_daily`); for monitoring, the same counters per UTC hour (`tenant_hourly`,
+ * `tenant_latency_hourly`) and since the beginning (`tenant_totals`), plus admission refusals. Deltas are gathered from the rows a batch actually inserted and
  * applied in one statement inside the batch's transaction, so a redelivered event adds nothing.
  * The seeding script applies its rows through this same code.
  */
 import { sql } from "drizzle-orm";
-import type { ConversationEvent, SafetyEvent, TurnEvent } from "./events.ts";
+import type { RefusalReason } from "../db/schema.ts";
+import type { ConversationEvent, RefusalEvent, SafetyEvent, TurnEvent } from "./events.ts";
 import { latencyBucket } from "./latency.ts";
 import type { SqlExecutor } from "./sql.ts";
 
@@ -14,6 +16,66 @@ import type { SqlExecutor } from "./sql.ts";
 export function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
+
+/** The UTC hour of an epoch-milliseconds time, as an ISO timestamp: the hour every hourly rollup uses. */
+export function utcHour(ms: number): string {
+  return new Date(Math.floor(ms / 3_600_000) * 3_600_000).toISOString();
+}
+
+/** Increments of the counters `tenant_hourly` and `tenant_totals` share; names are their columns. */
+export interface Counters {
+  turns: number;
+  answered: number;
+  errors: number;
+  blocked: number;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+  latency_sum_ms: number;
+  conversations: number;
+  resolved: number;
+  escalated: number;
+  csat_sum: number;
+  csat_count: number;
+  conversation_cost_usd: number;
+  safety_events: number;
+  refused_user: number;
+  refused_tenant: number;
+  refused_global: number;
+  refused_monthly_tokens: number;
+  refused_daily_cost: number;
+  refused_conversation_cost: number;
+}
+
+export const COUNTER_KEYS = [
+  "turns",
+  "answered",
+  "errors",
+  "blocked",
+  "input_tokens",
+  "output_tokens",
+  "cost_usd",
+  "latency_sum_ms",
+  "conversations",
+  "resolved",
+  "escalated",
+  "csat_sum",
+  "csat_count",
+  "conversation_cost_usd",
+  "safety_events",
+  "refused_user",
+  "refused_tenant",
+  "refused_global",
+  "refused_monthly_tokens",
+  "refused_daily_cost",
+  "refused_conversation_cost",
+] as const satisfies readonly (keyof Counters)[];
+
+const zeroCounters = (): Counters =>
+  Object.fromEntries(COUNTER_KEYS.map((k) => [k, 0])) as unknown as Counters;
+
+/** The counter column a refusal reason counts in. */
+export const refusalColumn = (reason: RefusalReason) => `refused_${reason}` as const;
 
 /** One `tenant_daily` row's increments; names are the table's columns. */
 export interface DailyDelta {
@@ -72,6 +134,29 @@ export class RollupDeltas {
   readonly #daily = new Map<string, DailyDelta>();
   readonly #users = new Map<string, { tenant_id: string; day: string; user_id: string }>();
   readonly #latency = new Map<string, { tenant_id: string; day: string; bucket: number; count: number }>();
+  readonly #hourly = new Map<string, Counters & { tenant_id: string; hour: string }>();
+  readonly #hourlyLatency = new Map<
+    string,
+    { tenant_id: string; hour: string; bucket: number; count: number }
+  >();
+  readonly #totals = new Map<string, Counters & { tenant_id: string }>();
+
+  /** The hourly and all-time counters an event at `at` adds to, as one list to increment both. */
+  #counters(tenantId: string, at: number): Counters[] {
+    const hour = utcHour(at);
+    const hk = keyOf(tenantId, hour);
+    let h = this.#hourly.get(hk);
+    if (!h) {
+      h = { tenant_id: tenantId, hour, ...zeroCounters() };
+      this.#hourly.set(hk, h);
+    }
+    let t = this.#totals.get(tenantId);
+    if (!t) {
+      t = { tenant_id: tenantId, ...zeroCounters() };
+      this.#totals.set(tenantId, t);
+    }
+    return [h, t];
+  }
 
   #day(tenantId: string, day: string): DailyDelta {
     const key = keyOf(tenantId, day);
@@ -102,6 +187,23 @@ export class RollupDeltas {
       const h = this.#latency.get(key);
       if (h) h.count += 1;
       else this.#latency.set(key, { tenant_id: t.tenantId, day, bucket, count: 1 });
+      const hour = utcHour(t.at);
+      const hkey = keyOf(t.tenantId, hour, bucket);
+      const hh = this.#hourlyLatency.get(hkey);
+      if (hh) hh.count += 1;
+      else this.#hourlyLatency.set(hkey, { tenant_id: t.tenantId, hour, bucket, count: 1 });
+    }
+    for (const c of this.#counters(t.tenantId, t.at)) {
+      c.turns += 1;
+      c.input_tokens += t.inputTokens;
+      c.output_tokens += t.outputTokens;
+      c.cost_usd += t.costUsd;
+      if (t.outcome === "blocked") c.blocked += 1;
+      if (t.outcome === "ok" || t.outcome === "error") {
+        c.answered += 1;
+        if (t.outcome === "error") c.errors += 1;
+        c.latency_sum_ms += t.latencyMs;
+      }
     }
     this.#users.set(keyOf(t.tenantId, day, t.userId), { tenant_id: t.tenantId, day, user_id: t.userId });
   }
@@ -119,22 +221,52 @@ export class RollupDeltas {
     }
     d.conversation_tokens += c.totalTokens;
     d.conversation_cost_usd += c.totalCostUsd;
+    // Hourly, a conversation counts in the hour it ended: alerts look at what just finished.
+    for (const h of this.#counters(c.tenantId, c.endedAt)) {
+      h.conversations += 1;
+      if (c.resolved) h.resolved += 1;
+      if (c.escalated) h.escalated += 1;
+      if (csat !== null) {
+        h.csat_sum += csat;
+        h.csat_count += 1;
+      }
+      h.conversation_cost_usd += c.totalCostUsd;
+    }
   }
 
-  /** Late feedback changed a stored conversation's CSAT from `before` to `after`. */
-  addCsatChange(tenantId: string, day: string, before: number | null, after: number | null): void {
-    const d = this.#day(tenantId, day);
-    d.csat_sum += (after ?? 0) - (before ?? 0);
-    d.csat_count += (after === null ? 0 : 1) - (before === null ? 0 : 1);
+  /**
+   * Late feedback changed a stored conversation's CSAT from `before` to `after`; the conversation
+   * started on `day` and ended at `endedAt` (epoch ms).
+   */
+  addCsatChange(
+    tenantId: string,
+    day: string,
+    endedAt: number,
+    before: number | null,
+    after: number | null,
+  ): void {
+    const sum = (after ?? 0) - (before ?? 0);
+    const count = (after === null ? 0 : 1) - (before === null ? 0 : 1);
+    for (const c of [this.#day(tenantId, day), ...this.#counters(tenantId, endedAt)]) {
+      c.csat_sum += sum;
+      c.csat_count += count;
+    }
   }
 
-  /** A safety event counts on the UTC day it happened. */
+  /** A safety event counts on the UTC day (and hour) it happened. */
   addSafety(s: SafetyEvent): void {
     this.#day(s.tenantId, utcDay(s.at)).safety_events += 1;
+    for (const c of this.#counters(s.tenantId, s.at)) c.safety_events += 1;
+  }
+
+  /** Refusals count in the hour of the first one they cover (daily figures do not show them). */
+  addRefusal(r: RefusalEvent): void {
+    const column = refusalColumn(r.reason);
+    for (const c of this.#counters(r.tenantId, r.at)) c[column] += r.count;
   }
 
   get empty(): boolean {
-    return this.#daily.size === 0;
+    return this.#daily.size === 0 && this.#totals.size === 0;
   }
 
   /** Rows in key order, so concurrent batches lock rollup rows in the same order. */
@@ -143,20 +275,122 @@ export class RollupDeltas {
       daily: byKey(this.#daily).map(([, v]) => v),
       users: byKey(this.#users).map(([, v]) => v),
       latency: byKey(this.#latency).map(([, v]) => v),
+      hourly: byKey(this.#hourly).map(([, v]) => v),
+      hourlyLatency: byKey(this.#hourlyLatency).map(([, v]) => v),
+      totals: byKey(this.#totals).map(([, v]) => v),
     };
   }
 }
 
+/** How long one batch's messages waited in the queue, recorded per queue per minute. */
+export interface QueueLag {
+  queue: string;
+  at: number;
+  messages: number;
+  lag_sum_ms: number;
+  lag_max_ms: number;
+}
+
 /**
- * Adds the deltas to the rollups in one statement: the users not yet seen that day become rows
+ * Adds the deltas (and a batch's queue lag) to the rollups in one statement: the users not yet seen that day become rows
  * of `tenant_daily_users` and their number is added to `active_users`; histogram buckets and the
  * daily sums are incremented in place.
  */
-export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas): Promise<void> {
-  if (deltas.empty) return;
-  const { daily, users, latency } = deltas.rows();
+export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: QueueLag): Promise<void> {
+  if (deltas.empty && !lag) return;
+  const { daily, users, latency, hourly, hourlyLatency, totals } = deltas.rows();
+  const lagRows = lag
+    ? [{ ...lag, minute: new Date(Math.floor(lag.at / 60_000) * 60_000).toISOString() }]
+    : [];
   await tx.execute(sql`
-    with new_users as (
+    with queue_wait as (
+      insert into queue_lag as q (queue, minute, messages, lag_sum_ms, lag_max_ms)
+      select queue, minute, messages, lag_sum_ms, lag_max_ms
+      from jsonb_to_recordset(${JSON.stringify(lagRows)}::jsonb)
+        as r(queue text, minute timestamptz, messages int, lag_sum_ms float8, lag_max_ms float8)
+      on conflict (queue, minute) do update set
+        messages = q.messages + excluded.messages,
+        lag_sum_ms = q.lag_sum_ms + excluded.lag_sum_ms,
+        lag_max_ms = greatest(q.lag_max_ms, excluded.lag_max_ms)
+    ),
+    hourly_histogram as (
+      insert into tenant_latency_hourly as h (tenant_id, hour, bucket, count)
+      select tenant_id, hour, bucket, count
+      from jsonb_populate_recordset(null::tenant_latency_hourly, ${JSON.stringify(hourlyLatency)}::jsonb)
+      order by tenant_id, hour, bucket
+      on conflict (tenant_id, hour, bucket) do update set count = h.count + excluded.count
+    ),
+    hourly as (
+      insert into tenant_hourly as t (tenant_id, hour, turns, answered, errors, blocked, input_tokens, output_tokens, cost_usd, latency_sum_ms,
+        conversations, resolved, escalated, csat_sum, csat_count, conversation_cost_usd, safety_events,
+        refused_user, refused_tenant, refused_global, refused_monthly_tokens, refused_daily_cost,
+        refused_conversation_cost)
+      select tenant_id, hour, turns, answered, errors, blocked, input_tokens, output_tokens, cost_usd, latency_sum_ms,
+        conversations, resolved, escalated, csat_sum, csat_count, conversation_cost_usd, safety_events,
+        refused_user, refused_tenant, refused_global, refused_monthly_tokens, refused_daily_cost,
+        refused_conversation_cost
+      from jsonb_populate_recordset(null::tenant_hourly, ${JSON.stringify(hourly)}::jsonb)
+      order by tenant_id, hour
+      on conflict (tenant_id, hour) do update set
+        turns = t.turns + excluded.turns,
+        answered = t.answered + excluded.answered,
+        errors = t.errors + excluded.errors,
+        blocked = t.blocked + excluded.blocked,
+        input_tokens = t.input_tokens + excluded.input_tokens,
+        output_tokens = t.output_tokens + excluded.output_tokens,
+        cost_usd = t.cost_usd + excluded.cost_usd,
+        latency_sum_ms = t.latency_sum_ms + excluded.latency_sum_ms,
+        conversations = t.conversations + excluded.conversations,
+        resolved = t.resolved + excluded.resolved,
+        escalated = t.escalated + excluded.escalated,
+        csat_sum = t.csat_sum + excluded.csat_sum,
+        csat_count = t.csat_count + excluded.csat_count,
+        conversation_cost_usd = t.conversation_cost_usd + excluded.conversation_cost_usd,
+        safety_events = t.safety_events + excluded.safety_events,
+        refused_user = t.refused_user + excluded.refused_user,
+        refused_tenant = t.refused_tenant + excluded.refused_tenant,
+        refused_global = t.refused_global + excluded.refused_global,
+        refused_monthly_tokens = t.refused_monthly_tokens + excluded.refused_monthly_tokens,
+        refused_daily_cost = t.refused_daily_cost + excluded.refused_daily_cost,
+        refused_conversation_cost = t.refused_conversation_cost + excluded.refused_conversation_cost,
+        updated_at = now()
+    ),
+    totals as (
+      insert into tenant_totals as t (tenant_id, turns, answered, errors, blocked, input_tokens, output_tokens, cost_usd, latency_sum_ms,
+        conversations, resolved, escalated, csat_sum, csat_count, conversation_cost_usd, safety_events,
+        refused_user, refused_tenant, refused_global, refused_monthly_tokens, refused_daily_cost,
+        refused_conversation_cost)
+      select tenant_id, turns, answered, errors, blocked, input_tokens, output_tokens, cost_usd, latency_sum_ms,
+        conversations, resolved, escalated, csat_sum, csat_count, conversation_cost_usd, safety_events,
+        refused_user, refused_tenant, refused_global, refused_monthly_tokens, refused_daily_cost,
+        refused_conversation_cost
+      from jsonb_populate_recordset(null::tenant_totals, ${JSON.stringify(totals)}::jsonb)
+      order by tenant_id
+      on conflict (tenant_id) do update set
+        turns = t.turns + excluded.turns,
+        answered = t.answered + excluded.answered,
+        errors = t.errors + excluded.errors,
+        blocked = t.blocked + excluded.blocked,
+        input_tokens = t.input_tokens + excluded.input_tokens,
+        output_tokens = t.output_tokens + excluded.output_tokens,
+        cost_usd = t.cost_usd + excluded.cost_usd,
+        latency_sum_ms = t.latency_sum_ms + excluded.latency_sum_ms,
+        conversations = t.conversations + excluded.conversations,
+        resolved = t.resolved + excluded.resolved,
+        escalated = t.escalated + excluded.escalated,
+        csat_sum = t.csat_sum + excluded.csat_sum,
+        csat_count = t.csat_count + excluded.csat_count,
+        conversation_cost_usd = t.conversation_cost_usd + excluded.conversation_cost_usd,
+        safety_events = t.safety_events + excluded.safety_events,
+        refused_user = t.refused_user + excluded.refused_user,
+        refused_tenant = t.refused_tenant + excluded.refused_tenant,
+        refused_global = t.refused_global + excluded.refused_global,
+        refused_monthly_tokens = t.refused_monthly_tokens + excluded.refused_monthly_tokens,
+        refused_daily_cost = t.refused_daily_cost + excluded.refused_daily_cost,
+        refused_conversation_cost = t.refused_conversation_cost + excluded.refused_conversation_cost,
+        updated_at = now()
+    ),
+    new_users as (
       insert into tenant_daily_users (tenant_id, day, user_id)
       select tenant_id, day, user_id
       from jsonb_populate_recordset(null::tenant_daily_users, ${JSON.stringify(users)}::jsonb)

@@ -2,7 +2,7 @@ import { admitMessage, settleMessage } from "../admission/client";
 import { rateLimitHeaders, refusalError } from "../admission/headers";
 import type { Admitted } from "../admission/types";
 import type { TurnEvent } from "../analytics/events";
-import { sendAnalytics } from "../analytics/producer";
+import { countRefusal, sendAnalytics } from "../analytics/producer";
 import type { Env } from "../env";
 import { AppError } from "../errors";
 import type { TenantConfig } from "../tenants/config";
@@ -215,7 +215,11 @@ export async function admitTurn(req: TurnRequest): Promise<AdmittedTurn> {
     model: req.model,
     maxTokens,
   });
-  if (!admitted.ok) throw refusalError(admitted);
+  if (!admitted.ok) {
+    const reason = admitted.level === "budget" ? (admitted.budget ?? "monthly_tokens") : admitted.level;
+    countRefusal(req.env, req.ctx, req.tenant.id, reason);
+    throw refusalError(admitted);
+  }
   const { chain } = resolveChain([admitted.model, req.tenant.fallbackModel], req.env);
   return { admitted, headers: rateLimitHeaders(admitted), chain, system, inputTokens, started };
 }

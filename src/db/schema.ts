@@ -344,3 +344,152 @@ export const experiments = pgTable(
 );
 
 export type ExperimentRow = typeof experiments.$inferSelect;
+
+// ---------------------------------------------------------------------------------------------
+// Monitoring (src/monitoring, docs/monitoring.md): hourly rollups for alert windows, all-time
+// counters for Prometheus, admission refusals, queue lag, tenants' alert settings and the alerts.
+
+/** Admission refusals by what refused: the three rate levels and the three budgets. */
+export const REFUSAL_REASONS = [
+  "user",
+  "tenant",
+  "global",
+  "monthly_tokens",
+  "daily_cost",
+  "conversation_cost",
+] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+
+/** A count column: bigint, since a tenant's all-time totals outgrow 32 bits. */
+const count = (name: string) => bigint(name, { mode: "number" }).notNull().default(0);
+
+/** The counters an hour (and a tenant's all-time total) keeps; fresh builders for each table. */
+const counterColumns = () => ({
+  turns: count("turns"),
+  answered: count("answered"),
+  errors: count("errors"),
+  blocked: count("blocked"),
+  inputTokens: count("input_tokens"),
+  outputTokens: count("output_tokens"),
+  costUsd: doublePrecision("cost_usd").notNull().default(0),
+  latencySumMs: doublePrecision("latency_sum_ms").notNull().default(0),
+  /** Conversations that ended in the hour (by end time, unlike tenant_daily's start day). */
+  conversations: count("conversations"),
+  resolved: count("resolved"),
+  escalated: count("escalated"),
+  csatSum: count("csat_sum"),
+  csatCount: count("csat_count"),
+  conversationCostUsd: doublePrecision("conversation_cost_usd").notNull().default(0),
+  safetyEvents: count("safety_events"),
+  refusedUser: count("refused_user"),
+  refusedTenant: count("refused_tenant"),
+  refusedGlobal: count("refused_global"),
+  refusedMonthlyTokens: count("refused_monthly_tokens"),
+  refusedDailyCost: count("refused_daily_cost"),
+  refusedConversationCost: count("refused_conversation_cost"),
+  updatedAt: timestamp("updated_at", tz).notNull().defaultNow(),
+});
+
+/** Per tenant per UTC hour: what alert windows are summed from. */
+export const tenantHourly = pgTable(
+  "tenant_hourly",
+  {
+    tenantId: text("tenant_id").notNull(),
+    hour: timestamp("hour", tz).notNull(),
+    ...counterColumns(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.hour] })],
+);
+
+/** Response-time histogram per tenant per UTC hour (the buckets of tenant_latency_daily). */
+export const tenantLatencyHourly = pgTable(
+  "tenant_latency_hourly",
+  {
+    tenantId: text("tenant_id").notNull(),
+    hour: timestamp("hour", tz).notNull(),
+    bucket: smallint("bucket").notNull(),
+    count: integer("count").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.hour, t.bucket] })],
+);
+
+/** Per tenant, since the beginning: the Prometheus counters (monotonic). */
+export const tenantTotals = pgTable("tenant_totals", {
+  tenantId: text("tenant_id").primaryKey(),
+  ...counterColumns(),
+});
+
+/** Admission refusals, counted in the isolate and sent as one event per tenant, reason and flush. */
+export const refusals = pgTable(
+  "refusals",
+  {
+    id: uuid("id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    at: timestamp("at", tz).notNull(),
+    reason: text("reason", { enum: REFUSAL_REASONS }).notNull(),
+    count: integer("count").notNull(),
+    receivedAt: timestamp("received_at", tz).notNull().defaultNow(),
+  },
+  (t) => [index("refusals_tenant_at_idx").on(t.tenantId, t.at)],
+);
+
+/** How long queue messages waited before their batch was written, per queue per minute. */
+export const queueLag = pgTable(
+  "queue_lag",
+  {
+    queue: text("queue").notNull(),
+    minute: timestamp("minute", tz).notNull(),
+    messages: integer("messages").notNull(),
+    lagSumMs: doublePrecision("lag_sum_ms").notNull(),
+    lagMaxMs: doublePrecision("lag_max_ms").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.queue, t.minute] })],
+);
+
+/** A tenant's overrides of one alert rule; absent fields take the platform default. */
+export interface AlertRuleOverride {
+  threshold?: number;
+  window_hours?: number;
+  min_events?: number;
+  enabled?: boolean;
+}
+
+/** A tenant's alert settings: rule overrides and where alerts go besides the escalation email. */
+export const alertSettings = pgTable("alert_settings", {
+  tenantId: text("tenant_id")
+    .primaryKey()
+    .references(() => tenants.id),
+  rules: jsonb("rules").$type<Record<string, AlertRuleOverride>>().notNull().default({}),
+  webhookUrl: text("webhook_url"),
+  updatedAt: timestamp("updated_at", tz).notNull().defaultNow(),
+});
+
+/**
+ * Alerts: a row opens when a rule starts firing and is resolved when it stops. At most one firing
+ * row per tenant and rule (the partial unique index), which is what keeps a firing alert from
+ * being sent again.
+ */
+export const alerts = pgTable(
+  "alerts",
+  {
+    id: uuid("id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    rule: text("rule").notNull(),
+    state: text("state", { enum: ["firing", "resolved"] }).notNull(),
+    /** The value that crossed the threshold, then the latest value seen while firing. */
+    value: doublePrecision("value").notNull(),
+    firstValue: doublePrecision("first_value").notNull(),
+    threshold: doublePrecision("threshold").notNull(),
+    windowHours: integer("window_hours").notNull(),
+    events: integer("events").notNull(),
+    firedAt: timestamp("fired_at", tz).notNull(),
+    resolvedAt: timestamp("resolved_at", tz),
+    evaluatedAt: timestamp("evaluated_at", tz).notNull(),
+  },
+  (t) => [
+    uniqueIndex("alerts_firing_idx").on(t.tenantId, t.rule).where(sql`${t.state} = 'firing'`),
+    index("alerts_tenant_fired_idx").on(t.tenantId, t.firedAt),
+  ],
+);
+
+export type AlertRow = typeof alerts.$inferSelect;

@@ -1,5 +1,5 @@
 /**
- * The notifications queue: escalation transcripts (and, later, alerts) delivered by email through
+ * The notifications queue: escalation transcripts and alerts delivered by email through
  * the `send_email` binding or by a signed webhook, off the request path. Every notice lands in the
  * `notifications` outbox with how delivery went, so nothing is lost silently: a notice that keeps
  * failing is retried with backoff and, after MAX_ATTEMPTS, recorded as failed.
@@ -31,53 +31,76 @@ async function hmacHex(secret: string, body: string): Promise<string> {
   return [...new Uint8Array(sig)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Delivers one notice by the first configured channel: email, then webhook. */
+async function sendEmail(env: Env, to: string, subject: string, text: string): Promise<Outcome> {
+  if (!env.SEND_EMAIL || !env.EMAIL_FROM) {
+    return { status: "skipped", channel: "none", error: "email is not configured (SEND_EMAIL + EMAIL_FROM)" };
+  }
+  try {
+    await env.SEND_EMAIL.send({ from: env.EMAIL_FROM, to, subject, text });
+    return { status: "sent", channel: "email", error: null };
+  } catch (err) {
+    return { status: "failed", channel: "email", error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** POSTs a notice as JSON, signed with NOTIFY_WEBHOOK_SECRET when set. */
+async function postWebhook(
+  env: Env,
+  url: string,
+  n: Notice,
+  subject: string,
+  text: string,
+): Promise<Outcome> {
+  const body = JSON.stringify({
+    kind: n.type,
+    id: n.id,
+    tenant_id: n.tenantId,
+    to: n.to,
+    subject,
+    text,
+    notice: n,
+  });
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (env.NOTIFY_WEBHOOK_SECRET)
+    headers["x-chatedge-signature"] = `sha256=${await hmacHex(env.NOTIFY_WEBHOOK_SECRET, body)}`;
+  try {
+    const res = await fetch(url, { method: "POST", headers, body, signal: AbortSignal.timeout(10_000) });
+    await res.body?.cancel();
+    if (res.ok) return { status: "sent", channel: "webhook", error: null };
+    return { status: "failed", channel: "webhook", error: `webhook answered ${res.status}` };
+  } catch (err) {
+    return { status: "failed", channel: "webhook", error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/**
+ * Delivers one notice. An alert goes by its own channel (one notice per channel); an escalation by
+ * the first configured one: email, then the platform webhook.
+ */
 export async function deliver(env: Env, n: Notice): Promise<Outcome> {
   const { subject, text } = render(n);
-  if (env.SEND_EMAIL && env.EMAIL_FROM) {
-    try {
-      await env.SEND_EMAIL.send({ from: env.EMAIL_FROM, to: n.to, subject, text });
-      return { status: "sent", channel: "email", error: null };
-    } catch (err) {
-      return { status: "failed", channel: "email", error: err instanceof Error ? err.message : String(err) };
-    }
+  if (n.type === "alert") {
+    return n.channel === "email"
+      ? sendEmail(env, n.to, subject, text)
+      : postWebhook(env, n.to, n, subject, text);
   }
-  if (env.NOTIFY_WEBHOOK_URL) {
-    const body = JSON.stringify({
-      kind: n.type,
-      id: n.id,
-      tenant_id: n.tenantId,
-      to: n.to,
-      subject,
-      text,
-      notice: n,
-    });
-    const headers: Record<string, string> = { "content-type": "application/json" };
-    if (env.NOTIFY_WEBHOOK_SECRET)
-      headers["x-chatedge-signature"] = `sha256=${await hmacHex(env.NOTIFY_WEBHOOK_SECRET, body)}`;
-    try {
-      const res = await fetch(env.NOTIFY_WEBHOOK_URL, {
-        method: "POST",
-        headers,
-        body,
-        signal: AbortSignal.timeout(10_000),
-      });
-      await res.body?.cancel();
-      if (res.ok) return { status: "sent", channel: "webhook", error: null };
-      return { status: "failed", channel: "webhook", error: `webhook answered ${res.status}` };
-    } catch (err) {
-      return {
-        status: "failed",
-        channel: "webhook",
-        error: err instanceof Error ? err.message : String(err),
-      };
-    }
-  }
+  if (env.SEND_EMAIL && env.EMAIL_FROM) return sendEmail(env, n.to, subject, text);
+  if (env.NOTIFY_WEBHOOK_URL) return postWebhook(env, env.NOTIFY_WEBHOOK_URL, n, subject, text);
   return {
     status: "skipped",
     channel: "none",
     error: "no delivery configured (SEND_EMAIL + EMAIL_FROM, or NOTIFY_WEBHOOK_URL)",
   };
+}
+
+/** Who a notice went to, for the outbox: a webhook URL may hold a token (Slack's do), so only its origin. */
+function recipientOf(n: Notice): string {
+  if (n.type !== "alert" || n.channel !== "webhook") return n.to;
+  try {
+    return new URL(n.to).origin;
+  } catch {
+    return "webhook";
+  }
 }
 
 /** Records delivery outcomes in the outbox, one statement for the batch, idempotent by notice id. */
@@ -93,7 +116,7 @@ async function recordOutcomes(db: Db, rows: { n: Notice; o: Outcome; attempts: n
           tenantId: n.tenantId,
           kind: n.type,
           channel: o.channel,
-          recipient: n.to,
+          recipient: recipientOf(n),
           subject,
           body: text,
           status: o.status,

@@ -58,6 +58,17 @@ describe("the app shell", () => {
         "GET /v1/experiments/{name}",
         "PATCH /v1/experiments/{name}",
         "GET /v1/experiments/{name}/results",
+        "GET /admin/metrics",
+        "GET /admin/monitoring",
+        "POST /admin/monitoring/evaluate",
+        "GET /admin/tenants/{id}/monitoring",
+        "GET /admin/tenants/{id}/alerts",
+        "GET /admin/tenants/{id}/alert-settings",
+        "PUT /admin/tenants/{id}/alert-settings",
+        "GET /v1/monitoring",
+        "GET /v1/alerts",
+        "GET /v1/alert-settings",
+        "PUT /v1/alert-settings",
       ].sort(),
     );
   });

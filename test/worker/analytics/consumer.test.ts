@@ -68,7 +68,7 @@ describe("analytics consumer: batch writes", () => {
         const q = s.replace(/\s+/g, " ").trim();
         if (/^(begin|commit)/.test(q)) return q.split(" ")[0];
         if (q.includes("pg_advisory_xact_lock")) return "lock";
-        if (q.startsWith("with new_users")) return "rollups";
+        if (q.startsWith("with queue_wait")) return "rollups";
         const m = /insert into (\w+)/.exec(q);
         return m ? m[1] : q.slice(0, 40);
       });

@@ -5,7 +5,11 @@ import { batchOf, countRows, deliver, turnEvent } from "./helpers";
 
 // The sources of everything that talks SQL for analytics, as text.
 const sources = {
-  ...import.meta.glob("../../../src/analytics/*.ts", { query: "?raw", import: "default", eager: true }),
+  ...import.meta.glob(["../../../src/analytics/*.ts", "../../../src/monitoring/*.ts"], {
+    query: "?raw",
+    import: "default",
+    eager: true,
+  }),
   ...import.meta.glob(["../../../local/seed-analytics.ts", "../../../bench/analytics.ts"], {
     query: "?raw",
     import: "default",

@@ -1,0 +1,298 @@
+/**
+ * `GET /admin/metrics` in the Prometheus text exposition format (version 0.0.4): counters since the
+ * beginning per tenant (from `tenant_totals`), the reference metrics as gauges over each rule's
+ * window per tenant and for the platform, alert thresholds and firing state, and queue lag.
+ * Base units as Prometheus asks: seconds, ratios in 0..1, USD for money. A gauge with no value
+ * (no data in its window) has no sample rather than NaN.
+ */
+import { sql } from "drizzle-orm";
+import { COUNTER_KEYS, type Counters } from "../analytics/rollups";
+import type { SqlExecutor } from "../analytics/sql";
+import { effectiveRules, RULES, type RuleDef, type RuleName } from "./rules";
+import { loadScopes, type MetricView, metricViews, PLATFORM, readQueueLag, windowRequests } from "./service";
+import { readWindows } from "./windows";
+
+type Labels = Record<string, string>;
+type Sample = { suffix?: string; labels: Labels; value: number | null };
+
+const escapeLabel = (v: string) => v.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
+const escapeHelp = (v: string) => v.replaceAll("\\", "\\\\").replaceAll("\n", "\\n");
+
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return "NaN";
+  if (v === Number.POSITIVE_INFINITY) return "+Inf";
+  if (v === Number.NEGATIVE_INFINITY) return "-Inf";
+  return String(v);
+}
+
+/** Builds an exposition: one HELP and TYPE per family, then its samples. */
+export class Exposition {
+  readonly #lines: string[] = [];
+
+  family(
+    name: string,
+    type: "counter" | "gauge" | "summary",
+    help: string,
+    samples: readonly Sample[],
+  ): this {
+    this.#lines.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`);
+    for (const s of samples) {
+      if (s.value === null) continue;
+      const labels = Object.entries(s.labels)
+        .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
+        .join(",");
+      this.#lines.push(`${name}${s.suffix ?? ""}${labels ? `{${labels}}` : ""} ${formatValue(s.value)}`);
+    }
+    return this;
+  }
+
+  text(): string {
+    return `${this.#lines.join("\n")}\n`;
+  }
+}
+
+/** A rule's value in Prometheus base units. */
+function baseUnit(def: RuleDef, v: number | null): number | null {
+  if (v === null) return null;
+  if (def.unit === "ms") return v / 1000;
+  if (def.unit === "pct") return v / 100;
+  return v;
+}
+
+/** Per-rule gauge names: the metric, in base units. */
+const GAUGES: Record<RuleName, { name: string; help: string }> = {
+  p50_response_time: { name: "response_time_p50_seconds", help: "P50 response time over the rule's window" },
+  p99_response_time: { name: "response_time_p99_seconds", help: "P99 response time over the rule's window" },
+  resolution_rate: { name: "resolution_ratio", help: "Resolved conversations / ended conversations" },
+  escalation_rate: { name: "escalation_ratio", help: "Escalated conversations / ended conversations" },
+  error_rate: { name: "error_ratio", help: "Failed model answers / model answers" },
+  dau_change: {
+    name: "daily_active_users_change_ratio",
+    help: "Average daily active users of the window's days vs the same number of days before, minus 1",
+  },
+  cost_per_conversation: { name: "cost_per_conversation_usd", help: "Model cost per ended conversation" },
+  csat: { name: "csat_score", help: "Average CSAT (1..5) of rated conversations" },
+  safety_spike: {
+    name: "safety_spike_ratio",
+    help: "Safety violations in the window / their baseline per window over the 7 days before (floored at 1)",
+  },
+};
+
+type Totals = Counters & { tenant_id: string };
+
+const COUNTERS: { name: string; help: string; samples: (t: Totals) => [Labels, number][] }[] = [
+  {
+    name: "requests_total",
+    help: "Chat messages received: answered, blocked by safety, or refused by admission",
+    samples: (t) => [
+      [
+        {},
+        t.turns +
+          t.refused_user +
+          t.refused_tenant +
+          t.refused_global +
+          t.refused_monthly_tokens +
+          t.refused_daily_cost +
+          t.refused_conversation_cost,
+      ],
+    ],
+  },
+  {
+    name: "turns_total",
+    help: "Model turns by outcome",
+    samples: (t) => [
+      [{ outcome: "ok" }, t.answered - t.errors],
+      [{ outcome: "error" }, t.errors],
+      [{ outcome: "blocked" }, t.blocked],
+    ],
+  },
+  {
+    name: "tokens_total",
+    help: "Tokens by direction",
+    samples: (t) => [
+      [{ direction: "input" }, t.input_tokens],
+      [{ direction: "output" }, t.output_tokens],
+    ],
+  },
+  { name: "cost_usd_total", help: "Model cost in USD", samples: (t) => [[{}, t.cost_usd]] },
+  { name: "conversations_total", help: "Ended conversations", samples: (t) => [[{}, t.conversations]] },
+  {
+    name: "conversations_resolved_total",
+    help: "Ended conversations that were resolved",
+    samples: (t) => [[{}, t.resolved]],
+  },
+  {
+    name: "conversations_escalated_total",
+    help: "Ended conversations handed to a human",
+    samples: (t) => [[{}, t.escalated]],
+  },
+  { name: "csat_ratings_total", help: "Rated conversations", samples: (t) => [[{}, t.csat_count]] },
+  {
+    name: "csat_score_total",
+    help: "Sum of the CSAT scores of rated conversations (divide by csat_ratings_total)",
+    samples: (t) => [[{}, t.csat_sum]],
+  },
+  {
+    name: "safety_violations_total",
+    help: "Blocked topics hit on input or output",
+    samples: (t) => [[{}, t.safety_events]],
+  },
+  {
+    name: "rate_limit_refusals_total",
+    help: "Messages refused by a rate limit, by level",
+    samples: (t) => [
+      [{ level: "user" }, t.refused_user],
+      [{ level: "tenant" }, t.refused_tenant],
+      [{ level: "global" }, t.refused_global],
+    ],
+  },
+  {
+    name: "budget_refusals_total",
+    help: "Messages refused by a budget, by budget",
+    samples: (t) => [
+      [{ budget: "monthly_tokens" }, t.refused_monthly_tokens],
+      [{ budget: "daily_cost" }, t.refused_daily_cost],
+      [{ budget: "conversation_cost" }, t.refused_conversation_cost],
+    ],
+  },
+];
+
+/** Renders every metric; reads tenants, totals, windows, alerts and queue lag. */
+export async function renderMetrics(db: SqlExecutor, now: number): Promise<string> {
+  const scopes = await loadScopes(db);
+  const active = scopes.filter((s) => s.active);
+  const [sums, totalsRes, firingRes, queues] = await Promise.all([
+    readWindows(db, windowRequests(active, true), now),
+    db.execute(sql`select * from tenant_totals order by tenant_id`),
+    db.execute(sql`select tenant_id, rule from alerts where state = 'firing'`),
+    readQueueLag(db, now),
+  ]);
+  const totals = totalsRes.rows.map((r) => {
+    const t = { tenant_id: String(r.tenant_id) } as Totals;
+    for (const k of COUNTER_KEYS) t[k] = Number(r[k] ?? 0);
+    return t;
+  });
+  const firing = new Set(firingRes.rows.map((r) => `${r.tenant_id}\u0000${r.rule}`));
+  const views = new Map(active.map((s) => [s.id, metricViews(s.rules, sums.get(s.id))]));
+  const platform = metricViews(effectiveRules(), sums.get(PLATFORM));
+  const out = new Exposition();
+
+  out.family(
+    "chatedge_tenants",
+    "gauge",
+    "Tenants by state",
+    (["active", "inactive"] as const).map((state) => ({
+      labels: { state },
+      value: scopes.filter((s) => s.active === (state === "active")).length,
+    })),
+  );
+  for (const c of COUNTERS) {
+    out.family(
+      `chatedge_${c.name}`,
+      "counter",
+      c.help,
+      totals.flatMap((t) =>
+        c.samples(t).map(([labels, value]) => ({ labels: { tenant: t.tenant_id, ...labels }, value })),
+      ),
+    );
+  }
+  // A summary: quantiles over the rules' windows, _sum and _count since the beginning.
+  out.family("chatedge_response_time_seconds", "summary", "Model response time", [
+    ...active.flatMap((s) => {
+      const v = views.get(s.id);
+      return [
+        {
+          labels: { tenant: s.id, quantile: "0.5" },
+          value: baseUnit(RULES.p50_response_time, metricOf(v, "p50_response_time")),
+        },
+        {
+          labels: { tenant: s.id, quantile: "0.99" },
+          value: baseUnit(RULES.p99_response_time, metricOf(v, "p99_response_time")),
+        },
+      ];
+    }),
+    ...totals.flatMap((t) => [
+      { suffix: "_sum", labels: { tenant: t.tenant_id }, value: t.latency_sum_ms / 1000 },
+      { suffix: "_count", labels: { tenant: t.tenant_id }, value: t.answered },
+    ]),
+  ]);
+  for (const rule of Object.keys(GAUGES) as RuleName[]) {
+    const g = GAUGES[rule];
+    out.family(
+      `chatedge_${g.name}`,
+      "gauge",
+      `${g.help}, per tenant`,
+      active.map((s) => ({
+        labels: { tenant: s.id },
+        value: baseUnit(RULES[rule], metricOf(views.get(s.id), rule)),
+      })),
+    );
+    out.family(`chatedge_platform_${g.name}`, "gauge", `${g.help}, all tenants (default windows)`, [
+      { labels: {}, value: baseUnit(RULES[rule], metricOf(platform, rule)) },
+    ]);
+  }
+  out.family(
+    "chatedge_daily_active_users",
+    "gauge",
+    "Distinct users active today so far (UTC)",
+    active.map((s) => ({ labels: { tenant: s.id }, value: sums.get(s.id)?.get("volume")?.dau_today ?? 0 })),
+  );
+  out.family(
+    "chatedge_platform_daily_active_users",
+    "gauge",
+    "Distinct users active today so far, summed over tenants",
+    [{ labels: {}, value: sums.get(PLATFORM)?.get("volume")?.dau_today ?? 0 }],
+  );
+  out.family(
+    "chatedge_alert_threshold",
+    "gauge",
+    "Alert threshold of each enabled rule, in the metric's base unit",
+    active.flatMap((s) =>
+      s.rules
+        .filter((r) => r.enabled)
+        .map((r) => ({
+          labels: { tenant: s.id, rule: r.name },
+          value: baseUnit(RULES[r.name], r.threshold),
+        })),
+    ),
+  );
+  out.family(
+    "chatedge_alert_firing",
+    "gauge",
+    "1 while the rule's alert is firing, else 0",
+    active.flatMap((s) =>
+      s.rules
+        .filter((r) => r.enabled)
+        .map((r) => ({
+          labels: { tenant: s.id, rule: r.name },
+          value: firing.has(`${s.id}\u0000${r.name}`) ? 1 : 0,
+        })),
+    ),
+  );
+  out.family(
+    "chatedge_queue_lag_seconds",
+    "gauge",
+    "Time from a queue message being sent to its batch being written, over the last 5 minutes",
+    queues.flatMap((q) => [
+      { labels: { queue: q.queue, stat: "avg" }, value: q.avg_lag_seconds },
+      { labels: { queue: q.queue, stat: "max" }, value: q.max_lag_seconds },
+    ]),
+  );
+  out.family(
+    "chatedge_queue_messages_written",
+    "gauge",
+    "Queue messages written in the last 5 minutes",
+    queues.map((q) => ({ labels: { queue: q.queue }, value: q.messages_5m })),
+  );
+  out.family(
+    "chatedge_queue_last_write_timestamp_seconds",
+    "gauge",
+    "When a batch of the queue was last written (a stalled consumer shows as an old value)",
+    queues.map((q) => ({ labels: { queue: q.queue }, value: Date.parse(q.last_write) / 1000 })),
+  );
+  return out.text();
+}
+
+function metricOf(views: Record<string, MetricView> | undefined, rule: RuleName): number | null {
+  return views?.[RULES[rule].metric]?.value ?? null;
+}

@@ -1,0 +1,340 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { type AppEnv, newRouter } from "../app";
+import { adminAuth, tenantAuth } from "../auth/middleware";
+import { AppError } from "../errors";
+import { adminSecurity, errors, jsonBody, jsonResponse, tenantSecurity } from "../openapi";
+import { TenantIdParam } from "../tenants/schemas";
+import type { Actor } from "../tenants/service";
+import { evaluateAlerts } from "./evaluate";
+import { renderMetrics } from "./prometheus";
+import { AlertSettingsInput, RULE_NAMES } from "./rules";
+import { listAlerts, platformMonitoring, tenantMonitoring } from "./service";
+import { getAlertSettings, putAlertSettings } from "./settings";
+
+const Metric = z
+  .object({
+    rule: z.enum(RULE_NAMES),
+    value: z.number().nullable(),
+    unit: z.string().openapi({ description: "ms, pct, usd, score or ratio" }),
+    target: z.string().openapi({ description: "The reference design's target" }),
+    threshold: z.number(),
+    op: z.enum(["gt", "lt"]).openapi({ description: "Alerts when the value is above (gt) or below (lt)" }),
+    window_hours: z.number(),
+    min_events: z.number(),
+    events: z.number(),
+    enabled: z.boolean(),
+    state: z.enum(["ok", "warning", "alert", "insufficient_data", "off"]),
+    baseline: z.number().optional(),
+    current: z.number().optional(),
+  })
+  .openapi("MonitoringMetric");
+
+const Volume = z
+  .object({
+    window_hours: z.number(),
+    requests: z.number(),
+    turns: z.number(),
+    answered: z.number(),
+    errors: z.number(),
+    blocked: z.number(),
+    input_tokens: z.number(),
+    output_tokens: z.number(),
+    cost_usd: z.number(),
+    conversations: z.number(),
+    safety_violations: z.number(),
+    rate_limit_refusals: z.object({ user: z.number(), tenant: z.number(), global: z.number() }),
+    budget_refusals: z.object({
+      monthly_tokens: z.number(),
+      daily_cost: z.number(),
+      conversation_cost: z.number(),
+    }),
+    daily_active_users_today: z.number(),
+  })
+  .openapi("MonitoringVolume");
+
+const Alert = z
+  .object({
+    id: z.string(),
+    tenant_id: z.string(),
+    rule: z.string(),
+    metric: z.string(),
+    state: z.enum(["firing", "resolved"]),
+    value: z.number(),
+    first_value: z.number(),
+    threshold: z.number(),
+    window_hours: z.number(),
+    events: z.number(),
+    fired_at: z.string(),
+    resolved_at: z.string().nullable(),
+    evaluated_at: z.string(),
+  })
+  .openapi("Alert");
+
+const TenantMonitoring = z
+  .object({
+    tenant_id: z.string(),
+    at: z.string(),
+    metrics: z.record(z.string(), Metric),
+    volume: Volume,
+    alerts: z.array(Alert).openapi({ description: "Alerts firing now" }),
+  })
+  .openapi("TenantMonitoring");
+
+const PlatformMonitoring = z
+  .object({
+    at: z.string(),
+    tenants: z.object({ active: z.number(), inactive: z.number() }),
+    metrics: z.record(z.string(), Metric),
+    volume: Volume,
+    queues: z.array(
+      z.object({
+        queue: z.string(),
+        messages_5m: z.number(),
+        avg_lag_seconds: z.number().nullable(),
+        max_lag_seconds: z.number().nullable(),
+        last_write: z.string(),
+      }),
+    ),
+    alerts_firing: z.record(z.string(), z.number()),
+  })
+  .openapi("PlatformMonitoring");
+
+const AlertSettings = z
+  .object({
+    tenant_id: z.string(),
+    webhook_url: z.string().nullable(),
+    overrides: z.record(z.string(), z.unknown()),
+    rules: z.array(
+      z.object({
+        rule: z.string(),
+        metric: z.string(),
+        description: z.string(),
+        unit: z.string(),
+        op: z.enum(["gt", "lt"]),
+        threshold: z.number(),
+        default_threshold: z.number(),
+        window_hours: z.number(),
+        min_events: z.number(),
+        enabled: z.boolean(),
+      }),
+    ),
+  })
+  .openapi("AlertSettings");
+
+const AlertsQuery = z.object({
+  state: z
+    .enum(["firing", "resolved"])
+    .optional()
+    .openapi({ param: { name: "state", in: "query" } }),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(500)
+    .default(100)
+    .openapi({ param: { name: "limit", in: "query" } }),
+});
+
+const Evaluation = z
+  .object({
+    at: z.string(),
+    tenants: z.number(),
+    evaluated: z.number(),
+    insufficient: z.number(),
+    fired: z.array(Alert),
+    resolved: z.array(Alert),
+    still_firing: z.number(),
+    notices: z.number(),
+  })
+  .openapi("AlertEvaluation");
+
+const SettingsBody = jsonBody(AlertSettingsInput.openapi("AlertSettingsInput"));
+
+const admin = { security: adminSecurity, middleware: [adminAuth] };
+const tenant = { tags: ["tenant"], security: tenantSecurity, middleware: [tenantAuth] };
+const adminTags = ["admin: monitoring"];
+
+const metricsRoute = createRoute({
+  method: "get",
+  path: "/metrics",
+  tags: adminTags,
+  ...admin,
+  summary: "Every metric in the Prometheus text format, tenant as a label (point a scraper here)",
+  responses: {
+    200: {
+      description: "Prometheus text exposition format 0.0.4",
+      content: { "text/plain": { schema: z.string() } },
+    },
+    ...errors(401),
+  },
+});
+
+const platformRoute = createRoute({
+  method: "get",
+  path: "/monitoring",
+  tags: adminTags,
+  ...admin,
+  summary: "Platform-wide monitoring: the reference metrics over all tenants, volume, queue lag",
+  responses: { 200: jsonResponse(PlatformMonitoring, "Platform monitoring"), ...errors(401) },
+});
+
+const evaluateRoute = createRoute({
+  method: "post",
+  path: "/monitoring/evaluate",
+  tags: adminTags,
+  ...admin,
+  summary: "Evaluate the alert rules now (the cron trigger does this every 5 minutes)",
+  request: {
+    query: z.object({
+      tenant_id: TenantIdParam.shape.id
+        .optional()
+        .openapi({ param: { name: "tenant_id", in: "query" }, description: "Only this tenant" }),
+    }),
+  },
+  responses: { 200: jsonResponse(Evaluation, "What changed"), ...errors(400, 401) },
+});
+
+const adminMonitoringRoute = createRoute({
+  method: "get",
+  path: "/tenants/{id}/monitoring",
+  tags: adminTags,
+  ...admin,
+  summary: "A tenant's monitoring: each metric's value, target, threshold and state",
+  request: { params: TenantIdParam },
+  responses: { 200: jsonResponse(TenantMonitoring, "Monitoring"), ...errors(400, 401, 404) },
+});
+
+const adminAlertsRoute = createRoute({
+  method: "get",
+  path: "/tenants/{id}/alerts",
+  tags: adminTags,
+  ...admin,
+  summary: "A tenant's alerts, newest first",
+  request: { params: TenantIdParam, query: AlertsQuery },
+  responses: { 200: jsonResponse(z.object({ alerts: z.array(Alert) }), "Alerts"), ...errors(400, 401, 404) },
+});
+
+const adminGetSettingsRoute = createRoute({
+  method: "get",
+  path: "/tenants/{id}/alert-settings",
+  tags: adminTags,
+  ...admin,
+  summary: "A tenant's alert rules (defaults with its overrides) and alert webhook",
+  request: { params: TenantIdParam },
+  responses: { 200: jsonResponse(AlertSettings, "Alert settings"), ...errors(400, 401, 404) },
+});
+
+const adminPutSettingsRoute = createRoute({
+  method: "put",
+  path: "/tenants/{id}/alert-settings",
+  tags: adminTags,
+  ...admin,
+  summary: "Override a tenant's alert thresholds, windows, minimum events; set its alert webhook",
+  request: { params: TenantIdParam, body: SettingsBody },
+  responses: { 200: jsonResponse(AlertSettings, "Alert settings"), ...errors(400, 401, 404, 415) },
+});
+
+const tenantMonitoringRoute = createRoute({
+  method: "get",
+  path: "/monitoring",
+  ...tenant,
+  summary: "The key's own tenant's monitoring (secret keys only)",
+  responses: { 200: jsonResponse(TenantMonitoring, "Monitoring"), ...errors(401, 403) },
+});
+
+const tenantAlertsRoute = createRoute({
+  method: "get",
+  path: "/alerts",
+  ...tenant,
+  summary: "The key's own tenant's alerts, newest first (secret keys only)",
+  request: { query: AlertsQuery },
+  responses: { 200: jsonResponse(z.object({ alerts: z.array(Alert) }), "Alerts"), ...errors(400, 401, 403) },
+});
+
+const tenantGetSettingsRoute = createRoute({
+  method: "get",
+  path: "/alert-settings",
+  ...tenant,
+  summary: "The key's own tenant's alert rules and webhook (secret keys only)",
+  responses: { 200: jsonResponse(AlertSettings, "Alert settings"), ...errors(401, 403) },
+});
+
+const tenantPutSettingsRoute = createRoute({
+  method: "put",
+  path: "/alert-settings",
+  ...tenant,
+  summary: "Override the key's own tenant's alert rules; set its alert webhook (secret keys only)",
+  request: { body: SettingsBody },
+  responses: { 200: jsonResponse(AlertSettings, "Alert settings"), ...errors(400, 401, 403, 415) },
+});
+
+const adminActor = (c: Context<AppEnv>): Actor => ({ actor: "admin", requestId: c.get("requestId") });
+
+/** The key's tenant; monitoring shows costs and settings, so a publishable key may not read it. */
+function ownTenant(c: Context<AppEnv>): { tenantId: string; who: Actor } {
+  const key = c.get("apiKey");
+  if (key.kind !== "secret") throw new AppError("FORBIDDEN", "monitoring needs a secret key");
+  return { tenantId: c.get("tenant").id, who: { actor: `key:${key.id}`, requestId: c.get("requestId") } };
+}
+
+async function monitoringOrNotFound(c: Context<AppEnv>, tenantId: string) {
+  const data = await tenantMonitoring(c.get("svc").dbh.db, tenantId, Date.now());
+  if (!data) throw new AppError("NOT_FOUND", `no tenant ${tenantId}`);
+  return data;
+}
+
+async function alertsOrNotFound(c: Context<AppEnv>, tenantId: string, q: z.infer<typeof AlertsQuery>) {
+  const db = c.get("svc").dbh.db;
+  await getAlertSettings(db, tenantId); // 404 for an unknown tenant
+  return { alerts: await listAlerts(db, { tenantId, state: q.state, limit: q.limit }) };
+}
+
+/** Admin monitoring: Prometheus metrics, platform and tenant monitoring, alerts, settings, evaluation. */
+export const adminMonitoring = newRouter()
+  .openapi(metricsRoute, async (c) => {
+    const text = await renderMetrics(c.get("svc").dbh.db, Date.now());
+    return c.text(text, 200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
+  })
+  .openapi(platformRoute, async (c) => c.json(await platformMonitoring(c.get("svc").dbh.db, Date.now()), 200))
+  .openapi(evaluateRoute, async (c) => {
+    const svc = c.get("svc");
+    const report = await evaluateAlerts(svc.env, svc.dbh.db, Date.now(), {
+      tenantId: c.req.valid("query").tenant_id,
+    });
+    return c.json(report, 200);
+  })
+  .openapi(adminMonitoringRoute, async (c) =>
+    c.json(await monitoringOrNotFound(c, c.req.valid("param").id), 200),
+  )
+  .openapi(adminAlertsRoute, async (c) =>
+    c.json(await alertsOrNotFound(c, c.req.valid("param").id, c.req.valid("query")), 200),
+  )
+  .openapi(adminGetSettingsRoute, async (c) =>
+    c.json(await getAlertSettings(c.get("svc").dbh.db, c.req.valid("param").id), 200),
+  )
+  .openapi(adminPutSettingsRoute, async (c) => {
+    const out = await putAlertSettings(
+      c.get("svc").dbh.db,
+      c.req.valid("param").id,
+      c.req.valid("json"),
+      adminActor(c),
+    );
+    return c.json(out, 200);
+  });
+
+/** The tenant's own monitoring, alerts and alert settings, by secret key. */
+export const tenantMonitoringRoutes = newRouter()
+  .openapi(tenantMonitoringRoute, async (c) =>
+    c.json(await monitoringOrNotFound(c, ownTenant(c).tenantId), 200),
+  )
+  .openapi(tenantAlertsRoute, async (c) =>
+    c.json(await alertsOrNotFound(c, ownTenant(c).tenantId, c.req.valid("query")), 200),
+  )
+  .openapi(tenantGetSettingsRoute, async (c) =>
+    c.json(await getAlertSettings(c.get("svc").dbh.db, ownTenant(c).tenantId), 200),
+  )
+  .openapi(tenantPutSettingsRoute, async (c) => {
+    const { tenantId, who } = ownTenant(c);
+    return c.json(await putAlertSettings(c.get("svc").dbh.db, tenantId, c.req.valid("json"), who), 200);
+  });

@@ -1,0 +1,95 @@
+/** A tenant's alert settings: stored overrides, the rules they make, and the alert webhook. */
+import { eq, sql } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { alertSettings, tenants } from "../db/schema";
+import { AppError } from "../errors";
+import { type Actor, audit } from "../tenants/service";
+import { type AlertSettingsInput, effectiveRules, mergeOverrides, RULES } from "./rules";
+
+export interface AlertSettingsView {
+  tenant_id: string;
+  webhook_url: string | null;
+  /** What the tenant changed, per rule. */
+  overrides: Record<string, unknown>;
+  /** Every rule as it applies: defaults with the overrides. */
+  rules: {
+    rule: string;
+    metric: string;
+    description: string;
+    unit: string;
+    op: "gt" | "lt";
+    threshold: number;
+    default_threshold: number;
+    window_hours: number;
+    min_events: number;
+    enabled: boolean;
+  }[];
+}
+
+function view(
+  tenantId: string,
+  overrides: Record<string, never>,
+  webhookUrl: string | null,
+): AlertSettingsView {
+  return {
+    tenant_id: tenantId,
+    webhook_url: webhookUrl,
+    overrides,
+    rules: effectiveRules(overrides).map((r) => ({
+      rule: r.name,
+      metric: RULES[r.name].metric,
+      description: RULES[r.name].description,
+      unit: RULES[r.name].unit,
+      op: RULES[r.name].op,
+      threshold: r.threshold,
+      default_threshold: RULES[r.name].threshold,
+      window_hours: r.windowHours,
+      min_events: r.minEvents,
+      enabled: r.enabled,
+    })),
+  };
+}
+
+async function requireTenant(db: Pick<Db, "select">, tenantId: string): Promise<void> {
+  const [t] = await db.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, tenantId));
+  if (!t) throw new AppError("NOT_FOUND", `no tenant ${tenantId}`);
+}
+
+export async function getAlertSettings(db: Db, tenantId: string): Promise<AlertSettingsView> {
+  await requireTenant(db, tenantId);
+  const [row] = await db.select().from(alertSettings).where(eq(alertSettings.tenantId, tenantId));
+  return view(tenantId, (row?.rules ?? {}) as Record<string, never>, row?.webhookUrl ?? null);
+}
+
+/** Applies a PUT: overrides merged per rule (null removes one), webhook replaced when given; audited. */
+export async function putAlertSettings(
+  db: Db,
+  tenantId: string,
+  input: AlertSettingsInput,
+  who: Actor,
+): Promise<AlertSettingsView> {
+  return db.transaction(async (tx) => {
+    await requireTenant(tx, tenantId);
+    // Row lock: two concurrent PUTs merge one after the other instead of losing an override.
+    const [row] = await tx
+      .select()
+      .from(alertSettings)
+      .where(eq(alertSettings.tenantId, tenantId))
+      .for("update");
+    const rules = mergeOverrides(row?.rules ?? {}, input.rules);
+    const webhookUrl = input.webhook_url === undefined ? (row?.webhookUrl ?? null) : input.webhook_url;
+    await tx
+      .insert(alertSettings)
+      .values({ tenantId, rules, webhookUrl })
+      .onConflictDoUpdate({
+        target: alertSettings.tenantId,
+        set: { rules, webhookUrl, updatedAt: sql`now()` },
+      });
+    // The webhook may carry a token: the audit log records that it changed, not its value.
+    await audit(tx, who, tenantId, "alert_settings.update", tenantId, {
+      rules: input.rules ?? {},
+      webhook_url_changed: input.webhook_url !== undefined,
+    });
+    return view(tenantId, rules as Record<string, never>, webhookUrl);
+  });
+}
