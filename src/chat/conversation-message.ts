@@ -81,9 +81,11 @@ export async function sendMessage(
   }
   const p = state.value;
   if (p.ok) conversationUsers.set(convKey, p.view.userId);
-  if (!p.ok || (c.get("apiKey").kind === "publishable" && p.view?.userId !== user)) {
+  // Another visitor's conversation does not exist for this one, ended or not: a 409 would tell.
+  const foreign = c.get("apiKey").kind === "publishable" && p.view?.userId !== user;
+  if (!p.ok || foreign) {
     release();
-    if (!p.ok && p.reason === "ended")
+    if (!foreign && !p.ok && p.reason === "ended")
       throw new AppError("CONFLICT", "conversation has ended; start a new one");
     throw new AppError("NOT_FOUND", "no such conversation");
   }
