@@ -195,7 +195,8 @@ export interface RuleReading {
   current?: number;
 }
 
-const pct = (a: number, b: number) => (b === 0 ? null : (a / b) * 100);
+// Multiplied before dividing: 9 of 20 is exactly 45, where (9 / 20) * 100 is 45.00000000000001.
+const pct = (a: number, b: number) => (b === 0 ? null : (a * 100) / b);
 
 /** Derives a rule's value from its window. */
 export function readRule(name: RuleName, s: WindowSums, windowHours: number): RuleReading {
@@ -227,7 +228,7 @@ export function readRule(name: RuleName, s: WindowSums, windowHours: number): Ru
       const current = s.dau_current / days;
       const previous = s.dau_previous / days;
       return {
-        value: previous === 0 ? null : ((current - previous) / previous) * 100,
+        value: s.dau_previous === 0 ? null : ((s.dau_current - s.dau_previous) * 100) / s.dau_previous,
         events: Math.floor(previous),
         baseline: previous,
         current,
