@@ -13,7 +13,7 @@ import { loadScopes, type MetricView, metricViews, PLATFORM, readQueueLag, windo
 import { readWindows } from "./windows";
 
 type Labels = Record<string, string>;
-type Sample = { suffix?: string; labels: Labels; value: number | null };
+type Sample = { labels: Labels; value: number | null };
 
 const escapeLabel = (v: string) => v.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
 const escapeHelp = (v: string) => v.replaceAll("\\", "\\\\").replaceAll("\n", "\\n");
@@ -41,7 +41,7 @@ export class Exposition {
       const labels = Object.entries(s.labels)
         .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
         .join(",");
-      this.#lines.push(`${name}${s.suffix ?? ""}${labels ? `{${labels}}` : ""} ${formatValue(s.value)}`);
+      this.#lines.push(`${name}${labels ? `{${labels}}` : ""} ${formatValue(s.value)}`);
     }
     return this;
   }
@@ -113,6 +113,11 @@ const COUNTERS: { name: string; help: string; samples: (t: Totals) => [Labels, n
       [{ direction: "input" }, t.input_tokens],
       [{ direction: "output" }, t.output_tokens],
     ],
+  },
+  {
+    name: "response_time_seconds_total",
+    help: "Model response time summed over answered turns (ok and error): divide its rate by their rate for the mean",
+    samples: (t) => [[{}, t.latency_sum_ms / 1000]],
   },
   { name: "cost_usd_total", help: "Model cost in USD", samples: (t) => [[{}, t.cost_usd]] },
   { name: "conversations_total", help: "Ended conversations", samples: (t) => [[{}, t.conversations]] },
@@ -196,26 +201,6 @@ export async function renderMetrics(db: SqlExecutor, now: number): Promise<strin
       ),
     );
   }
-  // A summary: quantiles over the rules' windows, _sum and _count since the beginning.
-  out.family("chatedge_response_time_seconds", "summary", "Model response time", [
-    ...active.flatMap((s) => {
-      const v = views.get(s.id);
-      return [
-        {
-          labels: { tenant: s.id, quantile: "0.5" },
-          value: baseUnit(RULES.p50_response_time, metricOf(v, "p50_response_time")),
-        },
-        {
-          labels: { tenant: s.id, quantile: "0.99" },
-          value: baseUnit(RULES.p99_response_time, metricOf(v, "p99_response_time")),
-        },
-      ];
-    }),
-    ...totals.flatMap((t) => [
-      { suffix: "_sum", labels: { tenant: t.tenant_id }, value: t.latency_sum_ms / 1000 },
-      { suffix: "_count", labels: { tenant: t.tenant_id }, value: t.answered },
-    ]),
-  ]);
   for (const rule of Object.keys(GAUGES) as RuleName[]) {
     const g = GAUGES[rule];
     out.family(

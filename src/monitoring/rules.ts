@@ -3,7 +3,7 @@
  * its targets for the state shown beside each value, and what a tenant may override (threshold,
  * window, minimum events, on/off). Values are in the dashboard's units: milliseconds, percent, USD.
  */
-import { z } from "zod";
+import { z } from "@hono/zod-openapi";
 import type { AlertRuleOverride } from "../db/schema";
 
 export const RULE_NAMES = [

@@ -1,0 +1,226 @@
+/**
+ * The monitoring read side: `GET /admin/metrics` parsed by a real Prometheus text-format parser
+ * (parse-prometheus-text-format, a port of the Prometheus Python client's parser), tenant and
+ * platform monitoring JSON, and refusals counted end to end from a 429 to the counters.
+ * No test here evaluates every tenant (see alerts.test.ts); states are read, not raced for.
+ */
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
+import { describe, expect, it } from "vitest";
+import type { RefusalEvent } from "../../../src/analytics/events";
+import { completions } from "../chat/helpers";
+import { admin, call, createKey, envelope, query, send, sql } from "../helpers";
+import { alertTenant, conversations, evaluate, ingest, MINUTE, turns } from "./helpers";
+
+type Family = {
+  name: string;
+  help: string;
+  type: "COUNTER" | "GAUGE" | "SUMMARY" | "HISTOGRAM" | "UNTYPED";
+  metrics: {
+    labels?: Record<string, string>;
+    value?: string;
+    quantiles?: Record<string, string>;
+    count?: string;
+    sum?: string;
+  }[];
+};
+
+async function scrape(): Promise<Map<string, Family>> {
+  const res = await admin("GET", "/metrics");
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+  const families = parsePrometheusTextFormat(await res.text()) as Family[];
+  return new Map(families.map((f) => [f.name, f]));
+}
+
+/** The value of a family's sample for a tenant (and more labels), as a number. */
+function sample(f: Family | undefined, labels: Record<string, string>): number | undefined {
+  const m = f?.metrics.find((x) => Object.entries(labels).every(([k, v]) => x.labels?.[k] === v));
+  return m?.value === undefined ? undefined : Number(m.value);
+}
+
+function refusal(tenantId: string, reason: RefusalEvent["reason"], count: number): RefusalEvent {
+  return { type: "refusal", id: crypto.randomUUID(), tenantId, at: Date.now() - MINUTE, reason, count };
+}
+
+describe("GET /admin/metrics", () => {
+  it("is Prometheus text a real parser reads: names, types, tenant labels, values", async () => {
+    const now = Date.now();
+    const t = await alertTenant();
+    await ingest([
+      ...turns(t, 18, now, { latencyMs: 1_000, inputTokens: 100, outputTokens: 40, costUsd: 0.001 }),
+      ...turns(t, 2, now, { latencyMs: 1_000, outcome: "error", error: "provider 500", costUsd: 0 }),
+      ...conversations(t, 4, now, (i) => ({
+        resolved: i < 3,
+        escalated: i === 3,
+        csat: 4,
+        totalCostUsd: 0.02,
+      })),
+      refusal(t, "user", 3),
+      refusal(t, "tenant", 2),
+      refusal(t, "daily_cost", 1),
+    ]);
+    await evaluate(t, now); // error rate 10% > 5%: firing
+    const m = await scrape();
+
+    for (const f of m.values()) {
+      expect(f.name).toMatch(/^chatedge_[a-z0-9_]+$/);
+      expect(f.help.length).toBeGreaterThan(0);
+      if (f.type === "COUNTER") expect(f.name).toMatch(/_total$/);
+      for (const s of f.metrics) {
+        for (const v of [s.value, s.count, s.sum, ...Object.values(s.quantiles ?? {})]) {
+          if (v !== undefined) expect(Number.isFinite(Number(v)), `${f.name} ${v}`).toBe(true);
+        }
+      }
+    }
+    const tenant = { tenant: t };
+    expect(m.get("chatedge_requests_total")?.type).toBe("COUNTER");
+    expect(sample(m.get("chatedge_requests_total"), tenant)).toBe(20 + 6);
+    expect(sample(m.get("chatedge_turns_total"), { ...tenant, outcome: "ok" })).toBe(18);
+    expect(sample(m.get("chatedge_turns_total"), { ...tenant, outcome: "error" })).toBe(2);
+    expect(sample(m.get("chatedge_tokens_total"), { ...tenant, direction: "input" })).toBe(2_000);
+    expect(sample(m.get("chatedge_tokens_total"), { ...tenant, direction: "output" })).toBe(18 * 40 + 2 * 50);
+    expect(sample(m.get("chatedge_cost_usd_total"), tenant)).toBeCloseTo(0.018, 10);
+    expect(sample(m.get("chatedge_conversations_total"), tenant)).toBe(4);
+    expect(sample(m.get("chatedge_conversations_resolved_total"), tenant)).toBe(3);
+    expect(sample(m.get("chatedge_conversations_escalated_total"), tenant)).toBe(1);
+    expect(sample(m.get("chatedge_csat_ratings_total"), tenant)).toBe(4);
+    expect(sample(m.get("chatedge_csat_score_total"), tenant)).toBe(16);
+    expect(sample(m.get("chatedge_rate_limit_refusals_total"), { ...tenant, level: "user" })).toBe(3);
+    expect(sample(m.get("chatedge_rate_limit_refusals_total"), { ...tenant, level: "tenant" })).toBe(2);
+    expect(sample(m.get("chatedge_rate_limit_refusals_total"), { ...tenant, level: "global" })).toBe(0);
+    expect(sample(m.get("chatedge_budget_refusals_total"), { ...tenant, budget: "daily_cost" })).toBe(1);
+
+    expect(sample(m.get("chatedge_response_time_seconds_total"), tenant)).toBeCloseTo(20, 6);
+    expect(sample(m.get("chatedge_response_time_p50_seconds"), tenant)).toBeCloseTo(1, 1);
+    expect(sample(m.get("chatedge_response_time_p99_seconds"), tenant)).toBeCloseTo(1, 1);
+    expect(m.get("chatedge_error_ratio")?.type).toBe("GAUGE");
+    expect(sample(m.get("chatedge_error_ratio"), tenant)).toBeCloseTo(0.1, 10);
+    expect(sample(m.get("chatedge_resolution_ratio"), tenant)).toBeCloseTo(0.75, 10);
+    expect(sample(m.get("chatedge_escalation_ratio"), tenant)).toBeCloseTo(0.25, 10);
+    expect(sample(m.get("chatedge_csat_score"), tenant)).toBe(4);
+    expect(sample(m.get("chatedge_cost_per_conversation_usd"), tenant)).toBeCloseTo(0.02, 10);
+    expect(sample(m.get("chatedge_daily_active_users"), tenant)).toBe(18); // the error turns reuse two users
+    expect(sample(m.get("chatedge_alert_threshold"), { ...tenant, rule: "p50_response_time" })).toBe(5);
+    expect(sample(m.get("chatedge_alert_threshold"), { ...tenant, rule: "error_rate" })).toBe(0.05);
+    expect(sample(m.get("chatedge_alert_firing"), { ...tenant, rule: "error_rate" })).toBe(1);
+    expect(sample(m.get("chatedge_alert_firing"), { ...tenant, rule: "p50_response_time" })).toBe(0);
+    // No value in its window: no sample rather than NaN.
+    expect(sample(m.get("chatedge_daily_active_users_change_ratio"), tenant)).toBeUndefined();
+
+    expect(sample(m.get("chatedge_platform_error_ratio"), {})).toBeGreaterThanOrEqual(0);
+    expect(sample(m.get("chatedge_tenants"), { state: "active" })).toBeGreaterThan(0);
+    const lag = m.get("chatedge_queue_lag_seconds");
+    expect(sample(lag, { queue: "chatedge-analytics", stat: "max" })).toBeGreaterThanOrEqual(0);
+    expect(
+      sample(m.get("chatedge_queue_last_write_timestamp_seconds"), { queue: "chatedge-analytics" }),
+    ).toBeGreaterThan(now / 1000 - 120);
+  });
+
+  it("needs the admin token", async () => {
+    const res = await call("/admin/metrics");
+    expect(res.status).toBe(401);
+    expect((await envelope(res)).code).toBe("UNAUTHORIZED");
+    const t = await alertTenant();
+    const sk = (await createKey(t)).key;
+    expect((await send("GET", "/admin/metrics", sk)).status).toBe(401);
+  });
+});
+
+describe("monitoring JSON", () => {
+  it("shows each metric's value, target, threshold and state for a tenant", async () => {
+    const now = Date.now();
+    const t = await alertTenant();
+    await ingest([
+      ...turns(t, 20, now, { latencyMs: 3_000 }), // P50 3 s: past the 2 s target, under the 5 s threshold
+      ...conversations(t, 20, now, () => ({ resolved: true, csat: 5, totalCostUsd: 0.05 })),
+      refusal(t, "monthly_tokens", 4),
+    ]);
+    const res = await admin("GET", `/tenants/${t}/monitoring`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as {
+      metrics: Record<
+        string,
+        { value: number | null; state: string; target: string; threshold: number; events: number }
+      >;
+      volume: Record<string, unknown>;
+      alerts: unknown[];
+    };
+    expect(body.metrics.p50_response_time_ms).toMatchObject({
+      state: "warning",
+      target: "< 2 s",
+      threshold: 5_000,
+      events: 20,
+    });
+    expect(body.metrics.p50_response_time_ms?.value).toBeCloseTo(3_000, -2);
+    expect(body.metrics.error_rate_pct).toMatchObject({ value: 0, state: "ok" });
+    expect(body.metrics.resolution_rate_pct).toMatchObject({ value: 100, state: "ok" });
+    expect(body.metrics.cost_per_conversation_usd).toMatchObject({ state: "ok" });
+    expect(body.metrics.avg_csat).toMatchObject({ value: 5, state: "ok" });
+    expect(body.metrics.dau_change_pct).toMatchObject({ value: null, state: "insufficient_data" });
+    expect(body.metrics.safety_spike_ratio).toMatchObject({ value: 0, state: "insufficient_data" });
+    expect(body.volume).toMatchObject({
+      requests: 24,
+      turns: 20,
+      conversations: 20,
+      budget_refusals: { monthly_tokens: 4, daily_cost: 0, conversation_cost: 0 },
+      rate_limit_refusals: { user: 0, tenant: 0, global: 0 },
+      daily_active_users_today: 20,
+    });
+    expect(body.alerts).toEqual([]);
+
+    const sk = (await createKey(t)).key;
+    const own = (await (await send("GET", "/v1/monitoring", sk)).json()) as typeof body;
+    expect(own.metrics.p50_response_time_ms?.state).toBe("warning");
+    expect((await admin("GET", "/tenants/no-such-tenant-y/monitoring")).status).toBe(404);
+  });
+
+  it("shows the platform: all tenants together, and the queues' lag", async () => {
+    const res = await admin("GET", "/monitoring");
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as {
+      tenants: { active: number };
+      metrics: Record<string, { state: string }>;
+      queues: { queue: string; last_write: string }[];
+    };
+    expect(body.tenants.active).toBeGreaterThan(0);
+    expect(Object.keys(body.metrics).sort()).toEqual([
+      "avg_csat",
+      "cost_per_conversation_usd",
+      "dau_change_pct",
+      "error_rate_pct",
+      "escalation_rate_pct",
+      "p50_response_time_ms",
+      "p99_response_time_ms",
+      "resolution_rate_pct",
+      "safety_spike_ratio",
+    ]);
+    expect(body.queues.map((q) => q.queue)).toContain("chatedge-analytics");
+  });
+});
+
+describe("refusals, end to end", () => {
+  it("a 429 from admission is counted by level through the queue into the counters", async () => {
+    const t = await alertTenant({ model: "mock", user_rate_limit_per_minute: 2 });
+    const sk = (await createKey(t)).key;
+    const ask = () =>
+      completions(sk, { model: "mock", user: "alice", messages: [{ role: "user", content: "hi" }] });
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await ask()).status);
+    expect(statuses).toEqual([200, 200, 429, 429, 429]);
+    // The worker's own producer and queue consumer: wait for the counts to land.
+    const until = Date.now() + 20_000;
+    let row: { refused_user: number; turns: number } | undefined;
+    while (Date.now() < until) {
+      [row] = await query<{ refused_user: number; turns: number }>(
+        sql`select refused_user::int, turns::int from tenant_totals where tenant_id = ${t}`,
+      );
+      if (row && row.refused_user >= 3 && row.turns >= 2) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(row).toEqual({ refused_user: 3, turns: 2 });
+    const [hour] = await query<{ refused_user: number }>(
+      sql`select sum(refused_user)::int as refused_user from tenant_hourly where tenant_id = ${t}`,
+    );
+    expect(hour?.refused_user).toBe(3);
+  });
+});
