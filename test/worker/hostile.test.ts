@@ -80,6 +80,8 @@ describe("hostile input never answers 500 and never writes", () => {
     { method: "POST", path: `/v1/conversations/${convId}/messages`, token: key },
     { method: "POST", path: `/v1/conversations/${convId}/end`, token: key },
     { method: "POST", path: `/v1/conversations/${convId}/feedback`, token: key },
+    { method: "PUT", path: `/admin/tenants/${tenantId}/alert-settings`, token: TEST_ADMIN_TOKEN },
+    { method: "PUT", path: "/v1/alert-settings", token: key },
   ];
 
   it("on every write route, with random bodies and content types", async () => {
