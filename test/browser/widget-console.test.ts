@@ -348,4 +348,144 @@ describe.skipIf(!hasChromium && !process.env.CI)("the widget and the console in 
     expect(await own.getByRole("heading", { level: 2 }).textContent()).toBe("Demo Shop (demo)");
     await own.close();
   });
+
+  it("the console's monitoring: a crossed rule fires on Evaluate now, resolves when off; the platform view", async () => {
+    type Settings = { overrides: Record<string, unknown> };
+    // A few answered turns of its own on the demo tenant (mock-slow: each answer takes well over 1 ms).
+    const conv = await api<{ id: string }>("POST", "/v1/conversations", stack.secretKey, {});
+    for (const content of ["is the blue tent waterproof", "and the green one"])
+      await api("POST", `/v1/conversations/${conv.id}/messages`, stack.secretKey, { content });
+
+    const ops = await signIn(stack.adminToken);
+    const errors: string[] = [];
+    ops.on("pageerror", (e) => errors.push(String(e)));
+    const puts: string[] = [];
+    ops.on("request", (r) => {
+      if (r.method() === "PUT") puts.push(r.url());
+    });
+    await ops.getByRole("link", { name: "demo", exact: true }).click();
+    await ops.getByRole("link", { name: "Monitoring", exact: true }).click();
+    const metrics = ops.getByRole("table", { name: "Alert rules and their metrics" });
+    const p50 = metrics.getByRole("row", { name: /Response time P50/ });
+    // The turns reach the monitoring windows through the analytics queue: poll until they land.
+    await expect
+      .poll(
+        async () => {
+          await ops.getByRole("button", { name: "Refresh" }).click();
+          return p50.getByRole("cell").nth(4).textContent();
+        },
+        { timeout: 45_000, interval: 500 },
+      )
+      .toMatch(/^[1-9]\d* \/ 20$/);
+    expect(await p50.locator("[data-state]").textContent()).toBe("insufficient data");
+
+    // Checked in the browser: nothing is sent.
+    const threshold = ops.getByLabel("Response time P50 threshold");
+    const windowHours = ops.getByLabel("Response time P50 window in hours");
+    const minEvents = ops.getByLabel("Response time P50 minimum events");
+    const webhook = ops.getByLabel("Alert webhook URL");
+    const save = ops.getByRole("button", { name: "Save alert settings" });
+    const msg = async (control: typeof threshold) =>
+      ops.locator(`#${await control.getAttribute("aria-describedby")}`).textContent();
+    await windowHours.fill("");
+    await webhook.fill("ftp://hooks.example");
+    await save.click();
+    await ops.getByRole("alert").getByText("Please fix the marked fields.").waitFor();
+    expect(await msg(windowHours)).toBe("required");
+    expect(await msg(webhook)).toBe("an http(s) URL, or empty for none");
+    expect(await windowHours.getAttribute("aria-invalid")).toBe("true");
+    expect(puts).toEqual([]);
+
+    // Refused by the server (the rule's own range): its words next to the fields it names.
+    await windowHours.fill("1");
+    await threshold.fill("0");
+    await webhook.fill("http://hooks example");
+    await save.click();
+    await ops.getByRole("alert").getByText("400 VALIDATION_FAILED", { exact: false }).waitFor();
+    expect(await msg(threshold)).toBe("must be between 1 and 600000 (ms)");
+    expect(await msg(webhook)).toBe("webhook_url must be an http(s) URL");
+    expect(await threshold.getAttribute("aria-invalid")).toBe("true");
+    expect(puts).toHaveLength(1);
+    await shot(ops, "12-console-alert-settings-refused");
+
+    // P50 above 1 ms with one event in the last hour: the rule is crossed.
+    await webhook.fill("");
+    await threshold.fill("1");
+    await minEvents.fill("1");
+    await save.click();
+    await ops.getByText("Saved alert settings.").waitFor();
+    const saved = await admin<Settings>("GET", "/tenants/demo/alert-settings");
+    expect(saved.overrides).toEqual({ p50_response_time: { threshold: 1, min_events: 1 } });
+    await p50.getByText("> 1 ms").waitFor();
+    expect(await p50.locator("[data-state]").textContent()).toBe("alert");
+
+    await ops.getByRole("button", { name: "Evaluate now" }).click();
+    await ops.getByText(/Fired: Response time P50\./).waitFor();
+    const firing = ops.getByRole("region", { name: "Firing alerts" });
+    await firing.locator('[data-alert="p50_response_time"]').getByText("Response time P50").waitFor();
+    await firing.getByText("1 alert firing").waitFor();
+    expect(await p50.locator('[data-state="alert"]').textContent()).toBe("alert");
+    const { alerts } = await admin<{ alerts: { rule: string; state: string }[] }>(
+      "GET",
+      "/tenants/demo/alerts?state=firing",
+    );
+    expect(alerts.map((a) => [a.rule, a.state])).toEqual([["p50_response_time", "firing"]]);
+
+    // Switched off: the next evaluation resolves it, and it moves to the history.
+    await ops.getByLabel("Response time P50 enabled").uncheck();
+    await save.click();
+    await ops.getByText("Saved alert settings.").waitFor();
+    await p50.locator('[data-state="off"]').waitFor();
+    await ops.getByRole("button", { name: "Evaluate now" }).click();
+    await ops.getByText(/Resolved: Response time P50\./).waitFor();
+    await firing.getByText("No alerts firing.").waitFor();
+    const history = ops.getByRole("table", { name: "Recently resolved alerts" });
+    await history.getByRole("row", { name: /Response time P50/ }).waitFor();
+
+    // Reset to default: the override goes (null), the form shows the defaults again.
+    await ops.getByRole("button", { name: "Reset Response time P50 to default" }).click();
+    await ops.getByText("Response time P50: back to the default rule.").waitFor();
+    expect(await threshold.inputValue()).toBe("5000");
+    expect(await minEvents.inputValue()).toBe("20");
+    expect(await ops.getByLabel("Response time P50 enabled").isChecked()).toBe(true);
+    expect((await admin<Settings>("GET", "/tenants/demo/alert-settings")).overrides).toEqual({});
+    expect(puts).toHaveLength(4);
+
+    // Crossed again: firing on top of its history, for the picture.
+    await admin("PUT", "/tenants/demo/alert-settings", {
+      rules: { p50_response_time: { threshold: 1, min_events: 1 } },
+    });
+    await ops.getByRole("button", { name: "Evaluate now" }).click();
+    await firing.getByText("1 alert firing").waitFor();
+    await p50.locator('[data-state="alert"]').waitFor();
+    await ops.setViewportSize({ width: 1280, height: 1400 });
+    await shot(ops, "13-console-monitoring", "console-monitoring.png");
+
+    // The platform: every tenant under the default rules, alerts by rule, the queues' lag.
+    await ops.getByRole("link", { name: "Platform monitoring" }).click();
+    await ops.getByRole("table", { name: "Platform metrics (default rules)" }).waitFor();
+    await ops
+      .getByRole("region", { name: "Firing alerts" })
+      .getByText("Response time P50: 1 tenant")
+      .waitFor();
+    await ops
+      .getByRole("table", { name: "Queue lag over the last 5 minutes" })
+      .getByRole("row", { name: /chatedge-analytics/ })
+      .waitFor();
+    await shot(ops, "14-console-platform", undefined, true);
+    expect(errors).toEqual([]);
+    await ops.close();
+
+    // The tenant's own key sees its monitoring and alerts, without "Evaluate now".
+    const own = await signIn(stack.secretKey);
+    await own.getByRole("link", { name: "Monitoring", exact: true }).click();
+    await own
+      .getByRole("region", { name: "Firing alerts" })
+      .locator('[data-alert="p50_response_time"]')
+      .waitFor();
+    await own.getByLabel("Response time P50 threshold").waitFor();
+    expect(await own.getByRole("button", { name: "Evaluate now" }).count()).toBe(0);
+    await own.close();
+    await admin("PUT", "/tenants/demo/alert-settings", { rules: { p50_response_time: null } });
+  });
 });

@@ -32,6 +32,16 @@ function issuesOf(details: unknown): Issue[] {
   });
 }
 
+/** A tenant key's paths to its own resources (the admin's are /admin/tenants/{id}/<name>). */
+const OWN = {
+  dashboard: "/v1/analytics/dashboard",
+  usage: "/v1/usage",
+  experiments: "/v1/experiments",
+  monitoring: "/v1/monitoring",
+  alerts: "/v1/alerts",
+  "alert-settings": "/v1/alert-settings",
+} as const;
+
 /** Calls the API as the signed-in operator; a 401 calls `onUnauthorized` (the session is over). */
 export class Api {
   constructor(
@@ -71,8 +81,8 @@ export class Api {
   }
 
   /** The path of a per-tenant resource, for the admin (any tenant) or a tenant key (its own). */
-  tenantPath(tenantId: string, what: "dashboard" | "usage" | "experiments"): string {
+  tenantPath(tenantId: string, what: keyof typeof OWN): string {
     if (this.session.kind === "admin") return `/admin/tenants/${encodeURIComponent(tenantId)}/${what}`;
-    return { dashboard: "/v1/analytics/dashboard", usage: "/v1/usage", experiments: "/v1/experiments" }[what];
+    return OWN[what];
   }
 }

@@ -1,6 +1,7 @@
 /**
  * The operator console at /console: a single-page app over the admin API (admin token) or a
- * tenant's own API (secret key). Routes live in the URL hash: #/tenants, #/new, #/t/<id>/<tab>.
+ * tenant's own API (secret key). Routes live in the URL hash: #/tenants, #/new, #/monitoring,
+ * #/t/<id>/<tab>.
  */
 import { el } from "../shared/dom";
 import { Api } from "./api";
@@ -8,6 +9,7 @@ import { destroyCharts } from "./charts";
 import { loadSession, type Session, saveSession } from "./session";
 import { button } from "./ui";
 import { createTenantView } from "./views/config";
+import { platformView } from "./views/monitoring";
 import { signInView } from "./views/signin";
 import { tenantView } from "./views/tenant";
 import { tenantsView } from "./views/tenants";
@@ -37,6 +39,7 @@ function shell(s: Session, main: HTMLElement): HTMLElement {
         "chatedge console",
       ),
       s.kind === "admin" ? el("a", { href: "#/tenants" }, "Tenants") : null,
+      s.kind === "admin" ? el("a", { href: "#/monitoring" }, "Platform monitoring") : null,
       el("span", { class: "who" }, `Signed in as ${who}`),
       button("Sign out", signOut),
     ),
@@ -66,6 +69,8 @@ function route(): void {
   let main: HTMLElement;
   if (parts[0] === "t" && parts[1] && (session.kind === "admin" || parts[1] === session.tenantId)) {
     main = tenantView(api, decodeURIComponent(parts[1]), parts[2] ?? "dashboard", parts.slice(3));
+  } else if (session.kind === "admin" && parts[0] === "monitoring") {
+    main = platformView(api);
   } else if (session.kind === "admin" && parts[0] === "new") {
     main = createTenantView(api, (t) => go(`#/t/${encodeURIComponent(t.tenant_id)}/config`));
   } else if (session.kind === "admin") {

@@ -137,3 +137,124 @@ export interface Results {
   }[];
   srm: { p_value: number; flagged: boolean } | null;
 }
+
+export type MetricUnit = "ms" | "pct" | "usd" | "score" | "ratio";
+export type MetricState = "ok" | "warning" | "alert" | "insufficient_data" | "off";
+
+/** One alert rule's metric as monitoring shows it (src/monitoring/routes.ts MonitoringMetric). */
+export interface MetricView {
+  rule: string;
+  value: number | null;
+  unit: MetricUnit;
+  target: string;
+  threshold: number;
+  op: "gt" | "lt";
+  window_hours: number;
+  min_events: number;
+  events: number;
+  enabled: boolean;
+  state: MetricState;
+  baseline?: number;
+  current?: number;
+}
+
+export interface Volume {
+  window_hours: number;
+  requests: number;
+  turns: number;
+  answered: number;
+  errors: number;
+  blocked: number;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+  conversations: number;
+  safety_violations: number;
+  rate_limit_refusals: { user: number; tenant: number; global: number };
+  budget_refusals: { monthly_tokens: number; daily_cost: number; conversation_cost: number };
+  daily_active_users_today: number;
+}
+
+export interface Alert {
+  id: string;
+  tenant_id: string;
+  rule: string;
+  metric: string;
+  state: "firing" | "resolved";
+  value: number;
+  first_value: number;
+  threshold: number;
+  window_hours: number;
+  events: number;
+  fired_at: string;
+  resolved_at: string | null;
+  evaluated_at: string;
+}
+
+export interface Monitoring {
+  tenant_id: string;
+  at: string;
+  metrics: Record<string, MetricView>;
+  volume: Volume;
+  /** Alerts firing now. */
+  alerts: Alert[];
+}
+
+export interface PlatformMonitoring {
+  at: string;
+  tenants: { active: number; inactive: number };
+  metrics: Record<string, MetricView>;
+  volume: Volume;
+  queues: {
+    queue: string;
+    messages_5m: number;
+    avg_lag_seconds: number | null;
+    max_lag_seconds: number | null;
+    last_write: string;
+  }[];
+  alerts_firing: Record<string, number>;
+}
+
+export interface SettingsRule {
+  rule: string;
+  metric: string;
+  description: string;
+  unit: MetricUnit;
+  op: "gt" | "lt";
+  threshold: number;
+  default_threshold: number;
+  window_hours: number;
+  min_events: number;
+  enabled: boolean;
+}
+
+export interface AlertSettings {
+  tenant_id: string;
+  webhook_url: string | null;
+  overrides: Record<string, unknown>;
+  rules: SettingsRule[];
+}
+
+/** What one rule override may change; null removes the rule's override. */
+export interface RuleOverride {
+  threshold?: number;
+  window_hours?: number;
+  min_events?: number;
+  enabled?: boolean;
+}
+
+export interface AlertSettingsPut {
+  rules?: Record<string, RuleOverride | null>;
+  webhook_url?: string | null;
+}
+
+export interface Evaluation {
+  at: string;
+  tenants: number;
+  evaluated: number;
+  insufficient: number;
+  fired: Alert[];
+  resolved: Alert[];
+  still_firing: number;
+  notices: number;
+}

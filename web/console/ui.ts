@@ -59,12 +59,19 @@ export function kpi(id: string, label: string, value: string, sub?: string): HTM
   );
 }
 
-/** Runs a loader into `target`: a loading line first, then its content or the error. */
-export async function load(target: HTMLElement, fn: () => Promise<Node>): Promise<void> {
-  target.replaceChildren(el("p", { class: "muted", role: "status" }, "Loading…"));
+/**
+ * Runs a loader into `target`: a loading line first, then its content or the error. With `keep`,
+ * content already there stays until the new arrives (a refresh does not make the page jump).
+ */
+export async function load(target: HTMLElement, fn: () => Promise<Node>, keep = false): Promise<void> {
+  if (!keep || !target.hasChildNodes())
+    target.replaceChildren(el("p", { class: "muted", role: "status" }, "Loading…"));
+  target.setAttribute("aria-busy", "true");
   try {
     target.replaceChildren(await fn());
   } catch (err) {
     target.replaceChildren(errorBox(err));
+  } finally {
+    target.removeAttribute("aria-busy");
   }
 }

@@ -6,12 +6,14 @@ import { configView } from "./config";
 import { dashboardView } from "./dashboard";
 import { experimentsView, resultsView } from "./experiments";
 import { keysView } from "./keys";
+import { monitoringView } from "./monitoring";
 import { usageView } from "./usage";
 
-const ADMIN_TABS = ["dashboard", "usage", "experiments", "config", "keys"] as const;
-const TENANT_TABS = ["dashboard", "usage", "experiments", "config"] as const;
+const ADMIN_TABS = ["dashboard", "monitoring", "usage", "experiments", "config", "keys"] as const;
+const TENANT_TABS = ["dashboard", "monitoring", "usage", "experiments", "config"] as const;
 const TITLES: Record<string, string> = {
   dashboard: "Dashboard",
+  monitoring: "Monitoring",
   usage: "Usage",
   experiments: "Experiments",
   config: "Configuration",
@@ -38,6 +40,7 @@ export function tenantView(api: Api, tenantId: string, tab: string, rest: string
   const body = el("div", { class: "tab-body" });
   const show = (node: HTMLElement) => body.replaceChildren(node);
   if (tab === "dashboard") show(dashboardView(api, tenantId));
+  else if (tab === "monitoring") show(monitoringView(api, tenantId));
   else if (tab === "usage") show(usageView(api, tenantId));
   else if (tab === "experiments" && rest[0])
     show(resultsView(api, tenantId, decodeURIComponent(rest[0]), `${base}/experiments`));
