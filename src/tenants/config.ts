@@ -28,7 +28,7 @@ const isolate = {
 let isolateTtl = 5_000;
 
 /** Where lookups were answered from, for tests and metrics. */
-export const configStats = { isolate: 0, redis: 0, postgres: 0 };
+export const configStats = { isolate: 0, redis: 0, postgres: 0, stale: 0 };
 
 const tenantKey = (id: string) => `ce:tenant:${id}`;
 const apiKeyKey = (prefix: string) => `ce:key:${prefix}`;
@@ -44,7 +44,9 @@ function isolateCaches(ttlMs: number) {
 
 /**
  * Reads through isolate memory, then Redis, then Postgres. Misses are remembered only in the
- * isolate: a new key or tenant becomes visible everywhere else on its first lookup.
+ * isolate: a new key or tenant becomes visible everywhere else on its first lookup. When Postgres
+ * cannot answer, the last copy Redis holds is served even past its freshness (up to
+ * REDIS_STALE_TTL_SECONDS): a Postgres outage does not stop tenants whose config was ever cached.
  */
 export async function readThrough<T>(
   svc: Services,
@@ -93,37 +95,64 @@ const loading = new Map<string, number>();
 const STALE_MS = 60_000;
 const refreshing = new Set<string>();
 
+/**
+ * What Redis keeps: the value and until when it is fresh. The key itself lives longer (the stale
+ * TTL): a stale copy is never served while Postgres answers, only when it cannot.
+ */
+interface Stamped<T> {
+  v: T;
+  freshUntil: number;
+}
+
+const isStamped = <T>(x: unknown): x is Stamped<T> =>
+  typeof x === "object" && x !== null && "v" in x && typeof (x as Stamped<T>).freshUntil === "number";
+
 async function lookup<T>(
   svc: Services,
   mem: IsolateCache<Found<T>>,
   key: string,
   load: () => Promise<T | undefined>,
 ): Promise<T | undefined> {
-  const cached = await svc.cache.getJson<T>(key);
-  if (cached !== undefined) {
+  const raw = await svc.cache.getJson<unknown>(key);
+  const cached = isStamped<T>(raw) ? raw : undefined;
+  if (cached && cached.freshUntil > Date.now()) {
     configStats.redis++;
-    mem.set(key, { value: cached });
-    return cached;
+    mem.set(key, { value: cached.v });
+    return cached.v;
   }
   configStats.postgres++;
   let loaded: T | undefined;
   try {
     loaded = await load();
   } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    if (cached) {
+      // Postgres cannot answer but Redis remembers what it said last: serve that (stale if error).
+      configStats.stale++;
+      console.warn(
+        JSON.stringify({ msg: "config store unavailable; serving the last known copy", key, error }),
+      );
+      mem.set(key, { value: cached.v });
+      return cached.v;
+    }
     // Neither cache had it and Postgres cannot answer: a dependency is down, not a bad request.
-    console.error(
-      JSON.stringify({
-        msg: "config lookup failed",
-        key,
-        error: err instanceof Error ? err.message : String(err),
-      }),
-    );
+    console.error(JSON.stringify({ msg: "config lookup failed", key, error }));
     throw new AppError("UNAVAILABLE", "configuration store unavailable; retry shortly", {
       headers: { "Retry-After": "2" },
     });
   }
   mem.set(key, { value: loaded === undefined ? null : loaded });
-  if (loaded !== undefined) await svc.cache.setJson(key, loaded, svc.env.REDIS_CACHE_TTL_SECONDS);
+  if (loaded !== undefined) {
+    const stamped: Stamped<T> = {
+      v: loaded,
+      freshUntil: Date.now() + svc.env.REDIS_CACHE_TTL_SECONDS * 1000,
+    };
+    await svc.cache.setJson(
+      key,
+      stamped,
+      Math.max(svc.env.REDIS_STALE_TTL_SECONDS, svc.env.REDIS_CACHE_TTL_SECONDS),
+    );
+  }
   return loaded;
 }
 

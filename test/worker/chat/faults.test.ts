@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { resetRedisCooldown } from "../../../src/cache/redis";
 import worker from "../../../src/index";
-import { clearIsolateCaches } from "../../../src/tenants/config";
+import { clearIsolateCaches, configStats } from "../../../src/tenants/config";
 import { BASE, query, send, sql, uniqueId } from "../helpers";
 import { chatTenant, completions, sseFrames } from "./helpers";
 
@@ -39,6 +39,25 @@ describe("chat when dependencies fail", () => {
     const res = await chatWith(DEAD_POSTGRES, key, "hello");
     expect(res.status).toBe(200);
     expect(res.body).toContain("mock assistant");
+  });
+
+  it("serves the last known config from Redis, past its freshness, only while Postgres is down", async () => {
+    const { key } = await chatTenant();
+    const shortFresh = { REDIS_CACHE_TTL_SECONDS: "1" };
+    expect((await chatWith(shortFresh, key, "hello")).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1_100)); // the Redis copies are now stale
+    clearIsolateCaches();
+    const stale = configStats.stale;
+    const res = await chatWith({ ...shortFresh, ...DEAD_POSTGRES }, key, "hello");
+    expect(res.status).toBe(200);
+    expect(res.body).toContain("mock assistant");
+    expect(configStats.stale).toBeGreaterThan(stale);
+    // With Postgres back, a stale copy is not used: the lookup goes to Postgres.
+    clearIsolateCaches();
+    const before = { ...configStats };
+    expect((await chatWith(shortFresh, key, "hello")).status).toBe(200);
+    expect(configStats.postgres).toBeGreaterThan(before.postgres);
+    expect(configStats.stale).toBe(before.stale);
   });
 
   it("keeps answering from Postgres while Redis is down", async () => {
