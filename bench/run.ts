@@ -10,9 +10,10 @@ import { admissionBench } from "./admission.ts";
 import { analyticsBench } from "./analytics.ts";
 import { bundleBench } from "./bundle.ts";
 import { chatBench } from "./chat.ts";
+import { monitoringBench } from "./monitoring.ts";
 import type { Bench, BenchRow } from "./types.ts";
 
-const BENCHES: Bench[] = [bundleBench, admissionBench, chatBench, analyticsBench];
+const BENCHES: Bench[] = [bundleBench, admissionBench, chatBench, analyticsBench, monitoringBench];
 
 const fmt = (n: number | null) =>
   n === null ? "-" : Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(3);

@@ -1,7 +1,7 @@
 /** The cron trigger: evaluates alert rules and prunes old queue-lag rows. */
-import { openDb } from "../db/client";
-import { loadEnv, type RawEnv } from "../env";
-import { evaluateAlerts, pruneQueueLag } from "./evaluate";
+import { openDb } from "../db/client.ts";
+import { loadEnv, type RawEnv } from "../env.ts";
+import { evaluateAlerts, pruneQueueLag } from "./evaluate.ts";
 
 export async function runScheduled(
   controller: ScheduledController,

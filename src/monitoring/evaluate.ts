@@ -9,12 +9,12 @@
  * notifications queue, with notice ids derived from the alert, so a retry is never a second mail.
  */
 import { sql } from "drizzle-orm";
-import type { SqlExecutor } from "../analytics/sql";
-import type { Env } from "../env";
-import type { AlertNotice } from "../notify/messages";
-import { crosses, RULES, type RuleName } from "./rules";
-import { type AlertView, alertView, loadScopes, type TenantScope, windowRequests } from "./service";
-import { readRule, readWindows } from "./windows";
+import type { SqlExecutor } from "../analytics/sql.ts";
+import type { Env } from "../env.ts";
+import type { AlertNotice } from "../notify/messages.ts";
+import { crosses, RULES, type RuleName } from "./rules.ts";
+import { type AlertView, alertView, loadScopes, type TenantScope, windowRequests } from "./service.ts";
+import { readRule, readWindows } from "./windows.ts";
 
 export interface EvaluationReport {
   at: string;
@@ -208,11 +208,15 @@ export async function evaluateAlerts(
     }
   }
   if (report.fired.length + report.resolved.length > 0) {
+    // The first few by name, and how many: a platform-wide incident must not make a megabyte log line.
+    const names = (as: AlertView[]) => as.slice(0, 20).map((a) => `${a.tenant_id}/${a.rule}`);
     console.log(
       JSON.stringify({
         msg: "alerts changed",
-        fired: report.fired.map((a) => `${a.tenant_id}/${a.rule}`),
-        resolved: report.resolved.map((a) => `${a.tenant_id}/${a.rule}`),
+        fired: report.fired.length,
+        resolved: report.resolved.length,
+        first_fired: names(report.fired),
+        first_resolved: names(report.resolved),
       }),
     );
   }

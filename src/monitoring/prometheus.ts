@@ -6,11 +6,18 @@
  * (no data in its window) has no sample rather than NaN.
  */
 import { sql } from "drizzle-orm";
-import { COUNTER_KEYS, type Counters } from "../analytics/rollups";
-import type { SqlExecutor } from "../analytics/sql";
-import { effectiveRules, RULES, type RuleDef, type RuleName } from "./rules";
-import { loadScopes, type MetricView, metricViews, PLATFORM, readQueueLag, windowRequests } from "./service";
-import { readWindows } from "./windows";
+import { COUNTER_KEYS, type Counters } from "../analytics/rollups.ts";
+import type { SqlExecutor } from "../analytics/sql.ts";
+import { effectiveRules, RULES, type RuleDef, type RuleName } from "./rules.ts";
+import {
+  loadScopes,
+  type MetricView,
+  metricViews,
+  PLATFORM,
+  readQueueLag,
+  windowRequests,
+} from "./service.ts";
+import { readWindows } from "./windows.ts";
 
 type Labels = Record<string, string>;
 type Sample = { labels: Labels; value: number | null };

@@ -1,16 +1,16 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { type AppEnv, newRouter } from "../app";
-import { adminAuth, tenantAuth } from "../auth/middleware";
-import { AppError } from "../errors";
-import { adminSecurity, errors, jsonBody, jsonResponse, tenantSecurity } from "../openapi";
-import { TenantIdParam } from "../tenants/schemas";
-import type { Actor } from "../tenants/service";
-import { evaluateAlerts } from "./evaluate";
-import { renderMetrics } from "./prometheus";
-import { AlertSettingsInput, RULE_NAMES } from "./rules";
-import { listAlerts, platformMonitoring, tenantMonitoring } from "./service";
-import { getAlertSettings, putAlertSettings } from "./settings";
+import { type AppEnv, newRouter } from "../app.ts";
+import { adminAuth, tenantAuth } from "../auth/middleware.ts";
+import { AppError } from "../errors.ts";
+import { adminSecurity, errors, jsonBody, jsonResponse, tenantSecurity } from "../openapi.ts";
+import { TenantIdParam } from "../tenants/schemas.ts";
+import type { Actor } from "../tenants/service.ts";
+import { evaluateAlerts } from "./evaluate.ts";
+import { renderMetrics } from "./prometheus.ts";
+import { AlertSettingsInput, RULE_NAMES } from "./rules.ts";
+import { listAlerts, platformMonitoring, tenantMonitoring } from "./service.ts";
+import { getAlertSettings, putAlertSettings } from "./settings.ts";
 
 const Metric = z
   .object({

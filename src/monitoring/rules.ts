@@ -4,7 +4,7 @@
  * window, minimum events, on/off). Values are in the dashboard's units: milliseconds, percent, USD.
  */
 import { z } from "@hono/zod-openapi";
-import type { AlertRuleOverride } from "../db/schema";
+import type { AlertRuleOverride } from "../db/schema.ts";
 
 export const RULE_NAMES = [
   "p50_response_time",

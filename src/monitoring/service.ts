@@ -4,8 +4,8 @@
  * tokens, cost, refusals by level and budget); queue lag. Read from rollups only (windows.ts).
  */
 import { sql } from "drizzle-orm";
-import type { SqlExecutor } from "../analytics/sql";
-import type { AlertRuleOverride } from "../db/schema";
+import type { SqlExecutor } from "../analytics/sql.ts";
+import type { AlertRuleOverride } from "../db/schema.ts";
 import {
   crosses,
   type EffectiveRule,
@@ -14,11 +14,11 @@ import {
   RULE_NAMES,
   RULES,
   type RuleName,
-} from "./rules";
-import { readRule, readWindows, type WindowRequest, type WindowSums } from "./windows";
+} from "./rules.ts";
+import { PLATFORM, readRule, readWindows, type WindowRequest, type WindowSums } from "./windows.ts";
 
-/** The scope name of the platform-wide figures (tenant ids cannot start with "*"). */
-export const PLATFORM = "*";
+export { PLATFORM };
+
 /** The window of the volume figures. */
 export const VOLUME_HOURS = 24;
 

@@ -1,10 +1,10 @@
 /** A tenant's alert settings: stored overrides, the rules they make, and the alert webhook. */
 import { eq, sql } from "drizzle-orm";
-import type { Db } from "../db/client";
-import { alertSettings, tenants } from "../db/schema";
-import { AppError } from "../errors";
-import { type Actor, audit } from "../tenants/service";
-import { type AlertSettingsInput, effectiveRules, mergeOverrides, RULES } from "./rules";
+import type { Db } from "../db/client.ts";
+import { alertSettings, tenants } from "../db/schema.ts";
+import { AppError } from "../errors.ts";
+import { type Actor, audit } from "../tenants/service.ts";
+import { type AlertSettingsInput, effectiveRules, mergeOverrides, RULES } from "./rules.ts";
 
 export interface AlertSettingsView {
   tenant_id: string;

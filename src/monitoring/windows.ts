@@ -8,15 +8,18 @@
  * daily active users are whole UTC days before today.
  */
 import { sql } from "drizzle-orm";
-import { bucketValue } from "../analytics/latency";
-import { COUNTER_KEYS, type Counters } from "../analytics/rollups";
-import type { SqlExecutor } from "../analytics/sql";
-import { RULES, type RuleName } from "./rules";
+import { bucketValue } from "../analytics/latency.ts";
+import { COUNTER_KEYS, type Counters } from "../analytics/rollups.ts";
+import type { SqlExecutor } from "../analytics/sql.ts";
+import { RULES, type RuleName } from "./rules.ts";
 
 /** The hours before the window that a safety spike is measured against. */
 export const BASELINE_HOURS = 168;
 
-/** One sum to compute: the rollups of `tenantId` over `hours`, counted into `scope`. */
+/** The scope name of the platform-wide figures (tenant ids cannot contain "*"). */
+export const PLATFORM = "*";
+
+/** One sum to compute: the rollups of `tenantId` over `hours`, counted into `scope` (the tenant, or PLATFORM). */
 export interface WindowRequest {
   scope: string;
   tenantId: string;
@@ -51,108 +54,209 @@ const zeroSums = (): WindowSums =>
 
 const parse = <T>(v: unknown): T[] => (typeof v === "string" ? JSON.parse(v) : ((v as T[] | null) ?? []));
 
-/** Reads every requested window; the answer maps scope -> rule -> sums. */
+/** One tenant's window of some hours, and what it is read for. */
+interface Window {
+  tenant_id: string;
+  hours: number;
+  /** Counted into the platform's window of the same hours. */
+  platform: boolean;
+  sums: boolean;
+  lat: boolean;
+  base: boolean;
+  dau: boolean;
+  today: boolean;
+}
+
+const key = (scope: string, hours: number) => `${scope}\u0000${hours}`;
+
+/**
+ * Reads every requested window; the answer maps scope -> rule -> sums. Rules sharing a window
+ * length share one read of it, and the platform's windows are sums of the tenants' (percentiles
+ * from their merged histograms): each tenant's hourly rows are read once per window length.
+ * Every read is a LATERAL index range scan per window: the planner cannot misjudge the window
+ * list's size into a sequential scan of a rollup table.
+ */
 export async function readWindows(
   db: SqlExecutor,
   requests: readonly WindowRequest[],
   now: number,
 ): Promise<Map<string, Map<string, WindowSums>>> {
-  const out = new Map<string, Map<string, WindowSums>>();
-  const slot = (scope: string, rule: string) => {
-    let m = out.get(scope);
-    if (!m) {
-      m = new Map();
-      out.set(scope, m);
+  const windows = new Map<string, Window>();
+  for (const r of requests) {
+    const k = key(r.tenantId, r.hours);
+    let w = windows.get(k);
+    if (!w) {
+      w = {
+        tenant_id: r.tenantId,
+        hours: r.hours,
+        platform: false,
+        sums: false,
+        lat: false,
+        base: false,
+        dau: false,
+        today: false,
+      };
+      windows.set(k, w);
     }
-    let s = m.get(rule);
+    if (r.scope === PLATFORM) w.platform = true;
+    if (r.rule === "dau_change") w.dau = true;
+    else w.sums = true;
+    if (r.rule === "p50_response_time" || r.rule === "p99_response_time") w.lat = true;
+    if (r.rule === "safety_spike") w.base = true;
+    if (r.rule === "volume") w.today = true;
+  }
+  const found = new Map<string, WindowSums>();
+  const at = (tenantId: string, hours: number) => {
+    let s = found.get(key(tenantId, hours));
     if (!s) {
       s = zeroSums();
-      m.set(rule, s);
+      found.set(key(tenantId, hours), s);
     }
     return s;
   };
-  for (const r of requests) slot(r.scope, r.rule);
-  if (requests.length === 0) return out;
-
-  const hour = new Date(Math.floor(now / 3_600_000) * 3_600_000).toISOString();
-  const today = new Date(now).toISOString().slice(0, 10);
-  const w = JSON.stringify(
-    requests.map((r) => ({ scope: r.scope, tenant_id: r.tenantId, rule: r.rule, hours: r.hours })),
-  );
-  const res = await db.execute(sql`
+  if (windows.size > 0) {
+    const hour = new Date(Math.floor(now / 3_600_000) * 3_600_000).toISOString();
+    const today = new Date(now).toISOString().slice(0, 10);
+    const res = await db.execute(sql`
     with w as (
-      select * from jsonb_to_recordset(${w}::jsonb) as w(scope text, tenant_id text, rule text, hours int)
+      select * from jsonb_to_recordset(${JSON.stringify([...windows.values()])}::jsonb) as w(tenant_id text,
+        hours int, platform boolean, sums boolean, lat boolean, base boolean, dau boolean, today boolean)
+    ),
+    t as (
+      select w.tenant_id, w.hours, w.platform, x.*
+      from w cross join lateral (
+        select
+          sum(h.turns)::float8 as turns,
+          sum(h.answered)::float8 as answered,
+          sum(h.errors)::float8 as errors,
+          sum(h.blocked)::float8 as blocked,
+          sum(h.input_tokens)::float8 as input_tokens,
+          sum(h.output_tokens)::float8 as output_tokens,
+          sum(h.cost_usd)::float8 as cost_usd,
+          sum(h.latency_sum_ms)::float8 as latency_sum_ms,
+          sum(h.conversations)::float8 as conversations,
+          sum(h.resolved)::float8 as resolved,
+          sum(h.escalated)::float8 as escalated,
+          sum(h.csat_sum)::float8 as csat_sum,
+          sum(h.csat_count)::float8 as csat_count,
+          sum(h.conversation_cost_usd)::float8 as conversation_cost_usd,
+          sum(h.safety_events)::float8 as safety_events,
+          sum(h.refused_user)::float8 as refused_user,
+          sum(h.refused_tenant)::float8 as refused_tenant,
+          sum(h.refused_global)::float8 as refused_global,
+          sum(h.refused_monthly_tokens)::float8 as refused_monthly_tokens,
+          sum(h.refused_daily_cost)::float8 as refused_daily_cost,
+          sum(h.refused_conversation_cost)::float8 as refused_conversation_cost
+        from tenant_hourly h
+        where h.tenant_id = w.tenant_id
+          and h.hour >= ${hour}::timestamptz - w.hours * interval '1 hour' and h.hour <= ${hour}::timestamptz
+      ) x
+      where w.sums
     ),
     sums as (
-      select w.scope, w.rule,
-        sum(h.turns)::float8 as turns,
-        sum(h.answered)::float8 as answered,
-        sum(h.errors)::float8 as errors,
-        sum(h.blocked)::float8 as blocked,
-        sum(h.input_tokens)::float8 as input_tokens,
-        sum(h.output_tokens)::float8 as output_tokens,
-        sum(h.cost_usd)::float8 as cost_usd,
-        sum(h.latency_sum_ms)::float8 as latency_sum_ms,
-        sum(h.conversations)::float8 as conversations,
-        sum(h.resolved)::float8 as resolved,
-        sum(h.escalated)::float8 as escalated,
-        sum(h.csat_sum)::float8 as csat_sum,
-        sum(h.csat_count)::float8 as csat_count,
-        sum(h.conversation_cost_usd)::float8 as conversation_cost_usd,
-        sum(h.safety_events)::float8 as safety_events,
-        sum(h.refused_user)::float8 as refused_user,
-        sum(h.refused_tenant)::float8 as refused_tenant,
-        sum(h.refused_global)::float8 as refused_global,
-        sum(h.refused_monthly_tokens)::float8 as refused_monthly_tokens,
-        sum(h.refused_daily_cost)::float8 as refused_daily_cost,
-        sum(h.refused_conversation_cost)::float8 as refused_conversation_cost
-      from w join tenant_hourly h on h.tenant_id = w.tenant_id
-        and h.hour >= ${hour}::timestamptz - w.hours * interval '1 hour' and h.hour <= ${hour}::timestamptz
-      group by w.scope, w.rule
+      select tenant_id, hours, turns, answered, errors, blocked, input_tokens, output_tokens, cost_usd, latency_sum_ms, conversations, resolved, escalated, csat_sum, csat_count, conversation_cost_usd, safety_events, refused_user, refused_tenant, refused_global, refused_monthly_tokens, refused_daily_cost, refused_conversation_cost
+      from t
+      union all
+      select '*', hours,
+        sum(turns)::float8 as turns,
+        sum(answered)::float8 as answered,
+        sum(errors)::float8 as errors,
+        sum(blocked)::float8 as blocked,
+        sum(input_tokens)::float8 as input_tokens,
+        sum(output_tokens)::float8 as output_tokens,
+        sum(cost_usd)::float8 as cost_usd,
+        sum(latency_sum_ms)::float8 as latency_sum_ms,
+        sum(conversations)::float8 as conversations,
+        sum(resolved)::float8 as resolved,
+        sum(escalated)::float8 as escalated,
+        sum(csat_sum)::float8 as csat_sum,
+        sum(csat_count)::float8 as csat_count,
+        sum(conversation_cost_usd)::float8 as conversation_cost_usd,
+        sum(safety_events)::float8 as safety_events,
+        sum(refused_user)::float8 as refused_user,
+        sum(refused_tenant)::float8 as refused_tenant,
+        sum(refused_global)::float8 as refused_global,
+        sum(refused_monthly_tokens)::float8 as refused_monthly_tokens,
+        sum(refused_daily_cost)::float8 as refused_daily_cost,
+        sum(refused_conversation_cost)::float8 as refused_conversation_cost
+      from t where platform group by hours
+    ),
+    tb as (
+      select w.tenant_id, w.hours, w.platform, x.safety_baseline
+      from w cross join lateral (
+        select coalesce(sum(h.safety_events), 0)::float8 as safety_baseline
+        from tenant_hourly h
+        where h.tenant_id = w.tenant_id
+          and h.hour >= ${hour}::timestamptz - (w.hours + ${BASELINE_HOURS}) * interval '1 hour'
+          and h.hour < ${hour}::timestamptz - w.hours * interval '1 hour'
+      ) x
+      where w.base
     ),
     baseline as (
-      select w.scope, w.rule, sum(h.safety_events)::float8 as safety_baseline
-      from w join tenant_hourly h on h.tenant_id = w.tenant_id
-        and h.hour >= ${hour}::timestamptz - (w.hours + ${BASELINE_HOURS}) * interval '1 hour'
-        and h.hour < ${hour}::timestamptz - w.hours * interval '1 hour'
-      where w.rule = 'safety_spike'
-      group by w.scope, w.rule
+      select tenant_id, hours, safety_baseline from tb
+      union all
+      select '*', hours, sum(safety_baseline) from tb where platform group by hours
+    ),
+    tl as (
+      select w.tenant_id, w.hours, w.platform, x.bucket, x.c
+      from w cross join lateral (
+        select l.bucket, sum(l.count) as c
+        from tenant_latency_hourly l
+        where l.tenant_id = w.tenant_id
+          and l.hour >= ${hour}::timestamptz - w.hours * interval '1 hour' and l.hour <= ${hour}::timestamptz
+        group by l.bucket
+      ) x
+      where w.lat
     ),
     lat as (
-      select w.scope, w.rule, l.bucket, sum(l.count) as c
-      from w join tenant_latency_hourly l on l.tenant_id = w.tenant_id
-        and l.hour >= ${hour}::timestamptz - w.hours * interval '1 hour' and l.hour <= ${hour}::timestamptz
-      where w.rule in ('p50_response_time', 'p99_response_time', 'volume')
-      group by w.scope, w.rule, l.bucket
+      select tenant_id, hours, bucket, c from tl
+      union all
+      select '*', hours, bucket, sum(c) from tl where platform group by hours, bucket
     ),
     cum as (
-      select scope, rule, bucket,
-        sum(c) over (partition by scope, rule order by bucket) as cum,
-        sum(c) over (partition by scope, rule) as n
+      select tenant_id, hours, bucket,
+        sum(c) over (partition by tenant_id, hours order by bucket) as cum,
+        sum(c) over (partition by tenant_id, hours) as n
       from lat
     ),
     pct as (
-      select scope, rule,
+      select tenant_id, hours,
         min(bucket) filter (where cum * 2 >= n) as p50,
         min(bucket) filter (where cum * 100 >= n * 99) as p99
-      from cum group by scope, rule
+      from cum group by tenant_id, hours
+    ),
+    td as (
+      select w.tenant_id, w.hours, w.platform, x.dau_current, x.dau_previous
+      from w cross join lateral (
+        select
+          coalesce(sum(d.active_users) filter (where d.day >= ${today}::date - w.hours / 24), 0)::float8
+            as dau_current,
+          coalesce(sum(d.active_users) filter (where d.day < ${today}::date - w.hours / 24), 0)::float8
+            as dau_previous
+        from tenant_daily d
+        where d.tenant_id = w.tenant_id
+          and d.day >= ${today}::date - 2 * (w.hours / 24) and d.day < ${today}::date
+      ) x
+      where w.dau
     ),
     dau as (
-      select w.scope, w.rule,
-        coalesce(sum(d.active_users) filter (where d.day >= ${today}::date - w.hours / 24), 0)::float8
-          as dau_current,
-        coalesce(sum(d.active_users) filter (where d.day < ${today}::date - w.hours / 24), 0)::float8
-          as dau_previous
-      from w join tenant_daily d on d.tenant_id = w.tenant_id
-        and d.day >= ${today}::date - 2 * (w.hours / 24) and d.day < ${today}::date
-      where w.rule = 'dau_change'
-      group by w.scope, w.rule
+      select tenant_id, hours, dau_current, dau_previous from td
+      union all
+      select '*', hours, sum(dau_current), sum(dau_previous) from td where platform group by hours
+    ),
+    tt as (
+      select w.tenant_id, w.hours, w.platform, x.dau_today
+      from w cross join lateral (
+        select coalesce(sum(d.active_users), 0)::float8 as dau_today
+        from tenant_daily d
+        where d.tenant_id = w.tenant_id and d.day = ${today}::date
+      ) x
+      where w.today
     ),
     today as (
-      select w.scope, w.rule, sum(d.active_users)::float8 as dau_today
-      from w join tenant_daily d on d.tenant_id = w.tenant_id and d.day = ${today}::date
-      where w.rule = 'volume'
-      group by w.scope, w.rule
+      select tenant_id, hours, dau_today from tt
+      union all
+      select '*', hours, sum(dau_today) from tt where platform group by hours
     )
     select
       (select json_agg(sums) from sums) as sums,
@@ -160,28 +264,37 @@ export async function readWindows(
       (select json_agg(pct) from pct) as pct,
       (select json_agg(dau) from dau) as dau,
       (select json_agg(today) from today) as today`);
-  const row = res.rows[0] ?? {};
-  for (const r of parse<Record<string, unknown>>(row.sums)) {
-    const s = slot(String(r.scope), String(r.rule));
-    for (const k of COUNTER_KEYS) s[k] = Number(r[k] ?? 0);
+    const row = res.rows[0] ?? {};
+    type Keyed = { tenant_id: string; hours: number };
+    for (const r of parse<Keyed & Record<string, unknown>>(row.sums)) {
+      const s = at(r.tenant_id, r.hours);
+      for (const k of COUNTER_KEYS) s[k] = Number(r[k] ?? 0);
+    }
+    for (const r of parse<Keyed & { safety_baseline: number }>(row.baseline)) {
+      at(r.tenant_id, r.hours).safety_baseline = Number(r.safety_baseline);
+    }
+    for (const r of parse<Keyed & { p50: number | null; p99: number | null }>(row.pct)) {
+      const s = at(r.tenant_id, r.hours);
+      s.p50_ms = r.p50 === null ? null : bucketValue(Number(r.p50));
+      s.p99_ms = r.p99 === null ? null : bucketValue(Number(r.p99));
+    }
+    for (const r of parse<Keyed & { dau_current: number; dau_previous: number }>(row.dau)) {
+      const s = at(r.tenant_id, r.hours);
+      s.dau_current = Number(r.dau_current);
+      s.dau_previous = Number(r.dau_previous);
+    }
+    for (const r of parse<Keyed & { dau_today: number }>(row.today)) {
+      at(r.tenant_id, r.hours).dau_today = Number(r.dau_today);
+    }
   }
-  for (const r of parse<{ scope: string; rule: string; safety_baseline: number }>(row.baseline)) {
-    slot(r.scope, r.rule).safety_baseline = Number(r.safety_baseline);
-  }
-  for (const r of parse<{ scope: string; rule: string; p50: number | null; p99: number | null }>(row.pct)) {
-    const s = slot(r.scope, r.rule);
-    s.p50_ms = r.p50 === null ? null : bucketValue(Number(r.p50));
-    s.p99_ms = r.p99 === null ? null : bucketValue(Number(r.p99));
-  }
-  for (const r of parse<{ scope: string; rule: string; dau_current: number; dau_previous: number }>(
-    row.dau,
-  )) {
-    const s = slot(r.scope, r.rule);
-    s.dau_current = Number(r.dau_current);
-    s.dau_previous = Number(r.dau_previous);
-  }
-  for (const r of parse<{ scope: string; rule: string; dau_today: number }>(row.today)) {
-    slot(r.scope, r.rule).dau_today = Number(r.dau_today);
+  const out = new Map<string, Map<string, WindowSums>>();
+  for (const r of requests) {
+    let m = out.get(r.scope);
+    if (!m) {
+      m = new Map();
+      out.set(r.scope, m);
+    }
+    m.set(r.rule, at(r.scope === PLATFORM ? PLATFORM : r.tenantId, r.hours));
   }
   return out;
 }
