@@ -282,6 +282,31 @@ export class RollupDeltas {
   }
 }
 
+/** The counter columns, and their increments by an upsert's excluded row (identifiers, not text). */
+export const COUNTER_COLUMNS = sql.join(
+  COUNTER_KEYS.map((k) => sql.identifier(k)),
+  sql`, `,
+);
+const COUNTER_INCREMENTS = sql.join(
+  COUNTER_KEYS.map((k) => sql`${sql.identifier(k)} = t.${sql.identifier(k)} + excluded.${sql.identifier(k)}`),
+  sql`, `,
+);
+
+/** Adds counter rows (JSON, keyed by `keys`) into `table`: tenant_hourly or tenant_totals. */
+function counterUpsert(table: "tenant_hourly" | "tenant_totals", keys: string[], rows: unknown[]) {
+  const t = sql.identifier(table);
+  const k = sql.join(
+    keys.map((c) => sql.identifier(c)),
+    sql`, `,
+  );
+  return sql`
+      insert into ${t} as t (${k}, ${COUNTER_COLUMNS})
+      select ${k}, ${COUNTER_COLUMNS}
+      from jsonb_populate_recordset(null::${t}, ${JSON.stringify(rows)}::jsonb)
+      order by ${k}
+      on conflict (${k}) do update set ${COUNTER_INCREMENTS}, updated_at = now()`;
+}
+
 /** How long one batch's messages waited in the queue, recorded per queue per minute. */
 export interface QueueLag {
   queue: string;
@@ -320,76 +345,8 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
       order by tenant_id, hour, bucket
       on conflict (tenant_id, hour, bucket) do update set count = h.count + excluded.count
     ),
-    hourly as (
-      insert into tenant_hourly as t (tenant_id, hour, turns, answered, errors, blocked, input_tokens, output_tokens, cost_usd, latency_sum_ms,
-        conversations, resolved, escalated, csat_sum, csat_count, conversation_cost_usd, safety_events,
-        refused_user, refused_tenant, refused_global, refused_monthly_tokens, refused_daily_cost,
-        refused_conversation_cost)
-      select tenant_id, hour, turns, answered, errors, blocked, input_tokens, output_tokens, cost_usd, latency_sum_ms,
-        conversations, resolved, escalated, csat_sum, csat_count, conversation_cost_usd, safety_events,
-        refused_user, refused_tenant, refused_global, refused_monthly_tokens, refused_daily_cost,
-        refused_conversation_cost
-      from jsonb_populate_recordset(null::tenant_hourly, ${JSON.stringify(hourly)}::jsonb)
-      order by tenant_id, hour
-      on conflict (tenant_id, hour) do update set
-        turns = t.turns + excluded.turns,
-        answered = t.answered + excluded.answered,
-        errors = t.errors + excluded.errors,
-        blocked = t.blocked + excluded.blocked,
-        input_tokens = t.input_tokens + excluded.input_tokens,
-        output_tokens = t.output_tokens + excluded.output_tokens,
-        cost_usd = t.cost_usd + excluded.cost_usd,
-        latency_sum_ms = t.latency_sum_ms + excluded.latency_sum_ms,
-        conversations = t.conversations + excluded.conversations,
-        resolved = t.resolved + excluded.resolved,
-        escalated = t.escalated + excluded.escalated,
-        csat_sum = t.csat_sum + excluded.csat_sum,
-        csat_count = t.csat_count + excluded.csat_count,
-        conversation_cost_usd = t.conversation_cost_usd + excluded.conversation_cost_usd,
-        safety_events = t.safety_events + excluded.safety_events,
-        refused_user = t.refused_user + excluded.refused_user,
-        refused_tenant = t.refused_tenant + excluded.refused_tenant,
-        refused_global = t.refused_global + excluded.refused_global,
-        refused_monthly_tokens = t.refused_monthly_tokens + excluded.refused_monthly_tokens,
-        refused_daily_cost = t.refused_daily_cost + excluded.refused_daily_cost,
-        refused_conversation_cost = t.refused_conversation_cost + excluded.refused_conversation_cost,
-        updated_at = now()
-    ),
-    totals as (
-      insert into tenant_totals as t (tenant_id, turns, answered, errors, blocked, input_tokens, output_tokens, cost_usd, latency_sum_ms,
-        conversations, resolved, escalated, csat_sum, csat_count, conversation_cost_usd, safety_events,
-        refused_user, refused_tenant, refused_global, refused_monthly_tokens, refused_daily_cost,
-        refused_conversation_cost)
-      select tenant_id, turns, answered, errors, blocked, input_tokens, output_tokens, cost_usd, latency_sum_ms,
-        conversations, resolved, escalated, csat_sum, csat_count, conversation_cost_usd, safety_events,
-        refused_user, refused_tenant, refused_global, refused_monthly_tokens, refused_daily_cost,
-        refused_conversation_cost
-      from jsonb_populate_recordset(null::tenant_totals, ${JSON.stringify(totals)}::jsonb)
-      order by tenant_id
-      on conflict (tenant_id) do update set
-        turns = t.turns + excluded.turns,
-        answered = t.answered + excluded.answered,
-        errors = t.errors + excluded.errors,
-        blocked = t.blocked + excluded.blocked,
-        input_tokens = t.input_tokens + excluded.input_tokens,
-        output_tokens = t.output_tokens + excluded.output_tokens,
-        cost_usd = t.cost_usd + excluded.cost_usd,
-        latency_sum_ms = t.latency_sum_ms + excluded.latency_sum_ms,
-        conversations = t.conversations + excluded.conversations,
-        resolved = t.resolved + excluded.resolved,
-        escalated = t.escalated + excluded.escalated,
-        csat_sum = t.csat_sum + excluded.csat_sum,
-        csat_count = t.csat_count + excluded.csat_count,
-        conversation_cost_usd = t.conversation_cost_usd + excluded.conversation_cost_usd,
-        safety_events = t.safety_events + excluded.safety_events,
-        refused_user = t.refused_user + excluded.refused_user,
-        refused_tenant = t.refused_tenant + excluded.refused_tenant,
-        refused_global = t.refused_global + excluded.refused_global,
-        refused_monthly_tokens = t.refused_monthly_tokens + excluded.refused_monthly_tokens,
-        refused_daily_cost = t.refused_daily_cost + excluded.refused_daily_cost,
-        refused_conversation_cost = t.refused_conversation_cost + excluded.refused_conversation_cost,
-        updated_at = now()
-    ),
+    hourly as (${counterUpsert("tenant_hourly", ["tenant_id", "hour"], hourly)}),
+    totals as (${counterUpsert("tenant_totals", ["tenant_id"], totals)}),
     new_users as (
       insert into tenant_daily_users (tenant_id, day, user_id)
       select tenant_id, day, user_id

@@ -9,7 +9,7 @@
  */
 import { sql } from "drizzle-orm";
 import { bucketValue } from "../analytics/latency.ts";
-import { COUNTER_KEYS, type Counters } from "../analytics/rollups.ts";
+import { COUNTER_COLUMNS, COUNTER_KEYS, type Counters } from "../analytics/rollups.ts";
 import type { SqlExecutor } from "../analytics/sql.ts";
 import { RULES, type RuleName } from "./rules.ts";
 
@@ -52,6 +52,15 @@ const zeroSums = (): WindowSums =>
     dau_today: 0,
   }) as WindowSums;
 
+// sum(h.turns)::float8 as turns, ...: the window's counters, and the platform's sums of them.
+const SUMS = sql.join(
+  COUNTER_KEYS.map((k) => sql`sum(h.${sql.identifier(k)})::float8 as ${sql.identifier(k)}`),
+  sql`, `,
+);
+const RESUMS = sql.join(
+  COUNTER_KEYS.map((k) => sql`sum(${sql.identifier(k)})::float8 as ${sql.identifier(k)}`),
+  sql`, `,
+);
 const parse = <T>(v: unknown): T[] => (typeof v === "string" ? JSON.parse(v) : ((v as T[] | null) ?? []));
 
 /** One tenant's window of some hours, and what it is read for. */
@@ -125,28 +134,7 @@ export async function readWindows(
     t as (
       select w.tenant_id, w.hours, w.platform, x.*
       from w cross join lateral (
-        select
-          sum(h.turns)::float8 as turns,
-          sum(h.answered)::float8 as answered,
-          sum(h.errors)::float8 as errors,
-          sum(h.blocked)::float8 as blocked,
-          sum(h.input_tokens)::float8 as input_tokens,
-          sum(h.output_tokens)::float8 as output_tokens,
-          sum(h.cost_usd)::float8 as cost_usd,
-          sum(h.latency_sum_ms)::float8 as latency_sum_ms,
-          sum(h.conversations)::float8 as conversations,
-          sum(h.resolved)::float8 as resolved,
-          sum(h.escalated)::float8 as escalated,
-          sum(h.csat_sum)::float8 as csat_sum,
-          sum(h.csat_count)::float8 as csat_count,
-          sum(h.conversation_cost_usd)::float8 as conversation_cost_usd,
-          sum(h.safety_events)::float8 as safety_events,
-          sum(h.refused_user)::float8 as refused_user,
-          sum(h.refused_tenant)::float8 as refused_tenant,
-          sum(h.refused_global)::float8 as refused_global,
-          sum(h.refused_monthly_tokens)::float8 as refused_monthly_tokens,
-          sum(h.refused_daily_cost)::float8 as refused_daily_cost,
-          sum(h.refused_conversation_cost)::float8 as refused_conversation_cost
+        select ${SUMS}
         from tenant_hourly h
         where h.tenant_id = w.tenant_id
           and h.hour >= ${hour}::timestamptz - w.hours * interval '1 hour' and h.hour <= ${hour}::timestamptz
@@ -154,31 +142,10 @@ export async function readWindows(
       where w.sums
     ),
     sums as (
-      select tenant_id, hours, turns, answered, errors, blocked, input_tokens, output_tokens, cost_usd, latency_sum_ms, conversations, resolved, escalated, csat_sum, csat_count, conversation_cost_usd, safety_events, refused_user, refused_tenant, refused_global, refused_monthly_tokens, refused_daily_cost, refused_conversation_cost
+      select tenant_id, hours, ${COUNTER_COLUMNS}
       from t
       union all
-      select '*', hours,
-        sum(turns)::float8 as turns,
-        sum(answered)::float8 as answered,
-        sum(errors)::float8 as errors,
-        sum(blocked)::float8 as blocked,
-        sum(input_tokens)::float8 as input_tokens,
-        sum(output_tokens)::float8 as output_tokens,
-        sum(cost_usd)::float8 as cost_usd,
-        sum(latency_sum_ms)::float8 as latency_sum_ms,
-        sum(conversations)::float8 as conversations,
-        sum(resolved)::float8 as resolved,
-        sum(escalated)::float8 as escalated,
-        sum(csat_sum)::float8 as csat_sum,
-        sum(csat_count)::float8 as csat_count,
-        sum(conversation_cost_usd)::float8 as conversation_cost_usd,
-        sum(safety_events)::float8 as safety_events,
-        sum(refused_user)::float8 as refused_user,
-        sum(refused_tenant)::float8 as refused_tenant,
-        sum(refused_global)::float8 as refused_global,
-        sum(refused_monthly_tokens)::float8 as refused_monthly_tokens,
-        sum(refused_daily_cost)::float8 as refused_daily_cost,
-        sum(refused_conversation_cost)::float8 as refused_conversation_cost
+      select '*', hours, ${RESUMS}
       from t where platform group by hours
     ),
     tb as (
