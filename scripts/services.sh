@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure the real PostgreSQL (127.0.0.1:5432, trust auth) and Redis (127.0.0.1:6379) that the
 # test suite talks to are up: starts them when they are installed but down, installs them from
-# Debian's packages when they are missing. Safe to run again and again.
+# Debian's packages when they are missing. Also installs the programs some tests drive when they
+# are missing: Chromium (test/browser) and Prometheus with promtool (test/e2e/prometheus.test.ts).
+# Safe to run again and again.
 set -euo pipefail
 
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
@@ -37,5 +39,13 @@ if ! redis_up; then
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
   wait_for redis_up || { echo "services: Redis did not come up on 127.0.0.1:6379" >&2; exit 1; }
+fi
+missing=""
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+{ [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || missing="$missing prometheus"
+if [ -n "$missing" ]; then
+  echo "services: installing$missing from Debian's packages (test tools)" >&2
+  # shellcheck disable=SC2086
+  apt_install $missing
 fi
 echo "services: PostgreSQL and Redis are up" >&2
