@@ -7,7 +7,7 @@ import { and, eq } from "drizzle-orm";
 import { IsolateCache } from "../cache/isolate";
 import { experiments, type VariantOverrides } from "../db/schema";
 import type { Services } from "../services";
-import { type Found, readThrough, type TenantConfig } from "../tenants/config";
+import { type Found, readThrough, redisKeys, type TenantConfig } from "../tenants/config";
 import { type Assignment, assignUser, defOf, type ExperimentDef, statusAt } from "./assign";
 
 /** The config a request runs with, and the assignment it is recorded under. */
@@ -49,7 +49,7 @@ export async function switchedOnExperiments(svc: Services, tenantId: string): Pr
 /** Drops the tenant's cached experiments here and in Redis; called after a change commits. */
 export async function invalidateExperiments(svc: Services, tenantId: string): Promise<void> {
   mem.delete(cacheKey(tenantId));
-  await svc.cache.del(cacheKey(tenantId));
+  await svc.cache.del(...redisKeys(cacheKey(tenantId)));
 }
 
 /** Empties the isolate cache; tests use it to force the Redis and Postgres paths. */

@@ -104,6 +104,16 @@ interface Stamped<T> {
   freshUntil: number;
 }
 
+/**
+ * Where Redis keeps a stamped copy: a key of its own, so that an isolate still running the code
+ * before stamping (during a gradual deployment) never reads the new format as a config, and the
+ * reverse. Invalidation deletes both (`redisKeys`).
+ */
+const stampedKey = (key: string) => key.replace(/^ce:/, "ce:v2:");
+
+/** Every Redis key a cached lookup may live under, for invalidation. */
+export const redisKeys = (key: string) => [key, stampedKey(key)];
+
 const isStamped = <T>(x: unknown): x is Stamped<T> =>
   typeof x === "object" && x !== null && "v" in x && typeof (x as Stamped<T>).freshUntil === "number";
 
@@ -113,7 +123,7 @@ async function lookup<T>(
   key: string,
   load: () => Promise<T | undefined>,
 ): Promise<T | undefined> {
-  const raw = await svc.cache.getJson<unknown>(key);
+  const raw = await svc.cache.getJson<unknown>(stampedKey(key));
   const cached = isStamped<T>(raw) ? raw : undefined;
   if (cached && cached.freshUntil > Date.now()) {
     configStats.redis++;
@@ -148,7 +158,7 @@ async function lookup<T>(
       freshUntil: Date.now() + svc.env.REDIS_CACHE_TTL_SECONDS * 1000,
     };
     await svc.cache.setJson(
-      key,
+      stampedKey(key),
       stamped,
       Math.max(svc.env.REDIS_STALE_TTL_SECONDS, svc.env.REDIS_CACHE_TTL_SECONDS),
     );
@@ -196,13 +206,13 @@ export function findApiKey(svc: Services, prefix: string): Promise<ApiKeyRecord 
 /** Drops a tenant's cached config here and in Redis; called after the Postgres write commits. */
 export async function invalidateTenant(svc: Services, tenantId: string): Promise<void> {
   isolate.tenants.delete(tenantKey(tenantId));
-  await svc.cache.del(tenantKey(tenantId));
+  await svc.cache.del(...redisKeys(tenantKey(tenantId)));
 }
 
 /** Drops a key's cached record here and in Redis. */
 export async function invalidateApiKey(svc: Services, prefix: string): Promise<void> {
   isolate.keys.delete(apiKeyKey(prefix));
-  await svc.cache.del(apiKeyKey(prefix));
+  await svc.cache.del(...redisKeys(apiKeyKey(prefix)));
 }
 
 /** Empties the isolate caches; tests use it to force the Redis and Postgres paths. */

@@ -2,7 +2,9 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { resetRedisCooldown } from "../../src/cache/redis";
+import { loadEnv, type RawEnv } from "../../src/env";
 import worker from "../../src/index";
+import { newServices } from "../../src/services";
 import { clearIsolateCaches, configStats } from "../../src/tenants/config";
 import { admin, BASE, createKey, createTenant, relaySessions, send } from "./helpers";
 
@@ -49,6 +51,21 @@ describe("config resolution: isolate -> Redis -> Postgres", () => {
     expect((await send("GET", "/v1/config", key)).status).toBe(200);
     expect(await relaySessions()).toBe(s);
     expect(configStats.redis).toBe(before.redis + 2);
+  });
+
+  it("reads only its own cache format: an older deployment's entry is neither read nor trusted", async () => {
+    const t = await createTenant();
+    const { key } = await createKey(t.tenant_id);
+    const loaded = loadEnv(env as unknown as RawEnv);
+    if (!loaded.ok) throw new Error(loaded.problems.join("; "));
+    // What the code before stamped copies wrote: the bare config, here saying "deactivated".
+    await newServices(loaded.env).cache.setJson(`ce:tenant:${t.tenant_id}`, { ...t, active: false }, 60);
+    clearIsolateCaches();
+    expect((await send("GET", "/v1/config", key)).status).toBe(200);
+    // And an admin change drops both formats.
+    await admin("PATCH", `/tenants/${t.tenant_id}`, { name: "Renamed" });
+    expect(await newServices(loaded.env).cache.getJson(`ce:tenant:${t.tenant_id}`)).toBeUndefined();
+    expect(await newServices(loaded.env).cache.getJson(`ce:v2:tenant:${t.tenant_id}`)).toBeUndefined();
   });
 
   it("merges concurrent lookups of a cold key into one trip to Postgres", async () => {
