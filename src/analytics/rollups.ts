@@ -2,8 +2,9 @@
  * The rollups: per tenant per UTC day sums (`tenant_daily`), the users active that day
  * (`tenant_daily_users`, which makes daily active users exact) and the response-time histogram
  * (`tenant_latency_daily`); for monitoring, the same counters per UTC hour (`tenant_hourly`,
- * `tenant_latency_hourly`) and since the beginning (`tenant_totals`), plus admission refusals. Deltas are gathered from the rows a batch actually inserted and
- * applied in one statement inside the batch's transaction, so a redelivered event adds nothing.
+ * `tenant_latency_hourly`) and since the beginning (`tenant_totals`), plus admission refusals.
+ * Deltas are gathered from the rows a batch actually inserted and applied in one statement inside
+ * the batch's transaction, so a redelivered event adds nothing.
  * The seeding script applies its rows through this same code.
  */
 import { sql } from "drizzle-orm";
@@ -73,6 +74,32 @@ export const COUNTER_KEYS = [
 
 const zeroCounters = (): Counters =>
   Object.fromEntries(COUNTER_KEYS.map((k) => [k, 0])) as unknown as Counters;
+
+/** What a turn adds, the same on its day, its hour and the tenant's totals. */
+type TurnSums = Pick<
+  Counters,
+  | "turns"
+  | "answered"
+  | "errors"
+  | "blocked"
+  | "input_tokens"
+  | "output_tokens"
+  | "cost_usd"
+  | "latency_sum_ms"
+>;
+/** What an ended conversation adds to its day (when it started) and its hour and totals (when it ended). */
+type ConversationSums = Pick<
+  Counters,
+  "conversations" | "resolved" | "escalated" | "csat_sum" | "csat_count" | "conversation_cost_usd"
+>;
+
+/** Adds one to a histogram bucket's count, keyed by the row's own fields. */
+function bump<R extends { bucket: number; count: number }>(m: Map<string, R>, row: Omit<R, "count">): void {
+  const key = JSON.stringify(Object.values(row));
+  const h = m.get(key);
+  if (h) h.count += 1;
+  else m.set(key, { ...row, count: 1 } as R);
+}
 
 /** The counter column a refusal reason counts in. */
 export const refusalColumn = (reason: RefusalReason) => `refused_${reason}` as const;
@@ -168,69 +195,51 @@ export class RollupDeltas {
     return d;
   }
 
-  /** A turn counts on the UTC day of its time; only answered turns (ok, error) carry a response time. */
+  /** A turn counts on the UTC day (and hour) of its time; only answered turns (ok, error) carry a response time. */
   addTurn(t: TurnEvent): void {
     const day = utcDay(t.at);
     const d = this.#day(t.tenantId, day);
-    d.turns += 1;
-    d.input_tokens += t.inputTokens;
-    d.output_tokens += t.outputTokens;
-    d.cost_usd += t.costUsd;
-    if (t.outcome === "blocked") d.blocked += 1;
-    if (t.outcome === "refused") d.refused += 1;
-    if (t.outcome === "ok" || t.outcome === "error") {
-      d.answered += 1;
-      if (t.outcome === "error") d.errors += 1;
-      d.latency_sum_ms += t.latencyMs;
-      const bucket = latencyBucket(t.latencyMs);
-      const key = keyOf(t.tenantId, day, bucket);
-      const h = this.#latency.get(key);
-      if (h) h.count += 1;
-      else this.#latency.set(key, { tenant_id: t.tenantId, day, bucket, count: 1 });
-      const hour = utcHour(t.at);
-      const hkey = keyOf(t.tenantId, hour, bucket);
-      const hh = this.#hourlyLatency.get(hkey);
-      if (hh) hh.count += 1;
-      else this.#hourlyLatency.set(hkey, { tenant_id: t.tenantId, hour, bucket, count: 1 });
-    }
-    for (const c of this.#counters(t.tenantId, t.at)) {
+    const answered = t.outcome === "ok" || t.outcome === "error";
+    const sums: TurnSums[] = [d, ...this.#counters(t.tenantId, t.at)];
+    for (const c of sums) {
       c.turns += 1;
       c.input_tokens += t.inputTokens;
       c.output_tokens += t.outputTokens;
       c.cost_usd += t.costUsd;
       if (t.outcome === "blocked") c.blocked += 1;
-      if (t.outcome === "ok" || t.outcome === "error") {
+      if (answered) {
         c.answered += 1;
         if (t.outcome === "error") c.errors += 1;
         c.latency_sum_ms += t.latencyMs;
       }
     }
+    if (t.outcome === "refused") d.refused += 1;
+    if (answered) {
+      const bucket = latencyBucket(t.latencyMs);
+      bump(this.#latency, { tenant_id: t.tenantId, day, bucket });
+      bump(this.#hourlyLatency, { tenant_id: t.tenantId, hour: utcHour(t.at), bucket });
+    }
     this.#users.set(keyOf(t.tenantId, day, t.userId), { tenant_id: t.tenantId, day, user_id: t.userId });
   }
 
-  /** A conversation counts on the UTC day it started, with the CSAT that counts for it. */
+  /**
+   * A conversation counts on the UTC day it started and, for alerts, which look at what just
+   * finished, in the hour it ended; with the CSAT that counts for it.
+   */
   addConversation(c: ConversationEvent, csat: number | null): void {
     const d = this.#day(c.tenantId, utcDay(c.startedAt));
-    d.conversations += 1;
     d.conversation_turns += c.turnCount;
-    if (c.resolved) d.resolved += 1;
-    if (c.escalated) d.escalated += 1;
-    if (csat !== null) {
-      d.csat_sum += csat;
-      d.csat_count += 1;
-    }
     d.conversation_tokens += c.totalTokens;
-    d.conversation_cost_usd += c.totalCostUsd;
-    // Hourly, a conversation counts in the hour it ended: alerts look at what just finished.
-    for (const h of this.#counters(c.tenantId, c.endedAt)) {
-      h.conversations += 1;
-      if (c.resolved) h.resolved += 1;
-      if (c.escalated) h.escalated += 1;
+    const sums: ConversationSums[] = [d, ...this.#counters(c.tenantId, c.endedAt)];
+    for (const s of sums) {
+      s.conversations += 1;
+      if (c.resolved) s.resolved += 1;
+      if (c.escalated) s.escalated += 1;
       if (csat !== null) {
-        h.csat_sum += csat;
-        h.csat_count += 1;
+        s.csat_sum += csat;
+        s.csat_count += 1;
       }
-      h.conversation_cost_usd += c.totalCostUsd;
+      s.conversation_cost_usd += c.totalCostUsd;
     }
   }
 

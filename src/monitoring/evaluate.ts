@@ -105,7 +105,7 @@ export async function evaluateAlerts(
 ): Promise<EvaluationReport> {
   const scopes = await loadScopes(db, { tenantId: opts.tenantId, activeOnly: true });
   const [sums, open] = await Promise.all([
-    readWindows(db, windowRequests(scopes, false), now),
+    readWindows(db, windowRequests(scopes, { tenants: true, platform: false }), now),
     db.execute(sql`
       select * from alerts where state = 'firing'
         and (${opts.tenantId ?? null}::text is null or tenant_id = ${opts.tenantId ?? null})`),

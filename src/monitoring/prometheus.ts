@@ -174,7 +174,7 @@ export async function renderMetrics(db: SqlExecutor, now: number): Promise<strin
   const scopes = await loadScopes(db);
   const active = scopes.filter((s) => s.active);
   const [sums, totalsRes, firingRes, queues] = await Promise.all([
-    readWindows(db, windowRequests(active, true), now),
+    readWindows(db, windowRequests(active, { tenants: true, platform: true }), now),
     db.execute(sql`select * from tenant_totals order by tenant_id`),
     db.execute(sql`select tenant_id, rule from alerts where state = 'firing'`),
     readQueueLag(db, now),

@@ -10,7 +10,7 @@ import { evaluateAlerts } from "./evaluate.ts";
 import { renderMetrics } from "./prometheus.ts";
 import { AlertSettingsInput, RULE_NAMES } from "./rules.ts";
 import { listAlerts, platformMonitoring, tenantMonitoring } from "./service.ts";
-import { getAlertSettings, putAlertSettings } from "./settings.ts";
+import { getAlertSettings, putAlertSettings, requireTenant } from "./settings.ts";
 
 const Metric = z
   .object({
@@ -286,7 +286,7 @@ async function monitoringOrNotFound(c: Context<AppEnv>, tenantId: string) {
 
 async function alertsOrNotFound(c: Context<AppEnv>, tenantId: string, q: z.infer<typeof AlertsQuery>) {
   const db = c.get("svc").dbh.db;
-  await getAlertSettings(db, tenantId); // 404 for an unknown tenant
+  await requireTenant(db, tenantId);
   return { alerts: await listAlerts(db, { tenantId, state: q.state, limit: q.limit }) };
 }
 

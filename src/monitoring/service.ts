@@ -61,17 +61,26 @@ export async function loadScopes(
   });
 }
 
-/** The windows to read: each tenant's rules (and volume) and, when asked, the platform's defaults over all of them. */
-export function windowRequests(scopes: readonly TenantScope[], platform: boolean): WindowRequest[] {
+/**
+ * The windows to read: each tenant's own rules and volume (`tenants`), and the platform's default
+ * rules and volume over all of them (`platform`).
+ */
+export function windowRequests(
+  scopes: readonly TenantScope[],
+  want: { tenants: boolean; platform: boolean },
+): WindowRequest[] {
   const out: WindowRequest[] = [];
   const defaults = effectiveRules();
   for (const t of scopes) {
-    for (const r of t.rules) out.push({ scope: t.id, tenantId: t.id, rule: r.name, hours: r.windowHours });
-    out.push({ scope: t.id, tenantId: t.id, rule: "volume", hours: VOLUME_HOURS });
-    if (!platform) continue;
-    for (const r of defaults)
-      out.push({ scope: PLATFORM, tenantId: t.id, rule: r.name, hours: r.windowHours });
-    out.push({ scope: PLATFORM, tenantId: t.id, rule: "volume", hours: VOLUME_HOURS });
+    if (want.tenants) {
+      for (const r of t.rules) out.push({ scope: t.id, tenantId: t.id, rule: r.name, hours: r.windowHours });
+      out.push({ scope: t.id, tenantId: t.id, rule: "volume", hours: VOLUME_HOURS });
+    }
+    if (want.platform) {
+      for (const r of defaults)
+        out.push({ scope: PLATFORM, tenantId: t.id, rule: r.name, hours: r.windowHours });
+      out.push({ scope: PLATFORM, tenantId: t.id, rule: "volume", hours: VOLUME_HOURS });
+    }
   }
   return out;
 }
@@ -113,7 +122,7 @@ export interface Volume {
   daily_active_users_today: number;
 }
 
-const emptyRequests = new Map<string, WindowSums>();
+const NO_WINDOWS = new Map<string, WindowSums>();
 
 /** A metric's state: off, too few events, past the threshold, outside the target, or fine. */
 function stateOf(rule: EffectiveRule, value: number | null, events: number): MetricState {
@@ -126,7 +135,7 @@ function stateOf(rule: EffectiveRule, value: number | null, events: number): Met
 /** The metrics of one scope, keyed by their JSON names. */
 export function metricViews(
   rules: readonly EffectiveRule[],
-  sums: Map<string, WindowSums> = emptyRequests,
+  sums: Map<string, WindowSums> = NO_WINDOWS,
 ): Record<string, MetricView> {
   const out: Record<string, MetricView> = {};
   for (const rule of rules) {
@@ -256,7 +265,7 @@ export async function tenantMonitoring(
   const [scope] = await loadScopes(db, { tenantId });
   if (!scope) return undefined;
   const [sums, alerts] = await Promise.all([
-    readWindows(db, windowRequests([scope], false), now),
+    readWindows(db, windowRequests([scope], { tenants: true, platform: false }), now),
     listAlerts(db, { tenantId, state: "firing", limit: RULE_NAMES.length }),
   ]);
   const mine = sums.get(scope.id);
@@ -320,11 +329,7 @@ export interface PlatformMonitoring {
 export async function platformMonitoring(db: SqlExecutor, now: number): Promise<PlatformMonitoring> {
   const scopes = await loadScopes(db);
   const [sums, queues, firing] = await Promise.all([
-    readWindows(
-      db,
-      windowRequests(scopes, true).filter((r) => r.scope === PLATFORM),
-      now,
-    ),
+    readWindows(db, windowRequests(scopes, { tenants: false, platform: true }), now),
     readQueueLag(db, now),
     db.execute(sql`select rule, count(*)::int as n from alerts where state = 'firing' group by rule`),
   ]);

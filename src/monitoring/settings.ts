@@ -50,7 +50,8 @@ function view(
   };
 }
 
-async function requireTenant(db: Pick<Db, "select">, tenantId: string): Promise<void> {
+/** 404 unless the tenant exists. */
+export async function requireTenant(db: Pick<Db, "select">, tenantId: string): Promise<void> {
   const [t] = await db.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, tenantId));
   if (!t) throw new AppError("NOT_FOUND", `no tenant ${tenantId}`);
 }
