@@ -316,6 +316,22 @@ function counterUpsert(table: "tenant_hourly" | "tenant_totals", keys: string[],
       on conflict (${k}) do update set ${COUNTER_INCREMENTS}, updated_at = now()`;
 }
 
+/** Adds histogram rows (JSON) into the daily or the hourly response-time histogram. */
+function histogramUpsert(
+  table: "tenant_latency_daily" | "tenant_latency_hourly",
+  period: "day" | "hour",
+  rows: unknown[],
+) {
+  const t = sql.identifier(table);
+  const p = sql.identifier(period);
+  return sql`
+      insert into ${t} as h (tenant_id, ${p}, bucket, count)
+      select tenant_id, ${p}, bucket, count
+      from jsonb_populate_recordset(null::${t}, ${JSON.stringify(rows)}::jsonb)
+      order by tenant_id, ${p}, bucket
+      on conflict (tenant_id, ${p}, bucket) do update set count = h.count + excluded.count`;
+}
+
 /** How long one batch's messages waited in the queue, recorded per queue per minute. */
 export interface QueueLag {
   queue: string;
@@ -347,13 +363,7 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
         lag_sum_ms = q.lag_sum_ms + excluded.lag_sum_ms,
         lag_max_ms = greatest(q.lag_max_ms, excluded.lag_max_ms)
     ),
-    hourly_histogram as (
-      insert into tenant_latency_hourly as h (tenant_id, hour, bucket, count)
-      select tenant_id, hour, bucket, count
-      from jsonb_populate_recordset(null::tenant_latency_hourly, ${JSON.stringify(hourlyLatency)}::jsonb)
-      order by tenant_id, hour, bucket
-      on conflict (tenant_id, hour, bucket) do update set count = h.count + excluded.count
-    ),
+    hourly_histogram as (${histogramUpsert("tenant_latency_hourly", "hour", hourlyLatency)}),
     hourly as (${counterUpsert("tenant_hourly", ["tenant_id", "hour"], hourly)}),
     totals as (${counterUpsert("tenant_totals", ["tenant_id"], totals)}),
     new_users as (
@@ -364,13 +374,7 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
       on conflict do nothing
       returning tenant_id, day
     ),
-    histogram as (
-      insert into tenant_latency_daily as h (tenant_id, day, bucket, count)
-      select tenant_id, day, bucket, count
-      from jsonb_populate_recordset(null::tenant_latency_daily, ${JSON.stringify(latency)}::jsonb)
-      order by tenant_id, day, bucket
-      on conflict (tenant_id, day, bucket) do update set count = h.count + excluded.count
-    ),
+    histogram as (${histogramUpsert("tenant_latency_daily", "day", latency)}),
     active as (
       select tenant_id, day, count(*)::integer as n from new_users group by tenant_id, day
     ),
