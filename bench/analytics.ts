@@ -323,7 +323,7 @@ async function benchDashboard(o: AnalyticsBenchOptions): Promise<BenchRow[]> {
   try {
     for (const days of [30, 365]) {
       const get = async () => {
-        const res = await fetch(`${worker.url}/admin/tenants/${TENANT}/dashboard?days=${days}`, {
+        const res = await fetch(`${worker.url}/admin/tenants/${TENANT}/analytics/dashboard?days=${days}`, {
           headers: { authorization: `Bearer ${worker.adminToken}` },
         });
         if (res.status !== 200) throw new Error(`dashboard answered ${res.status}: ${await res.text()}`);

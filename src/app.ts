@@ -4,9 +4,11 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { loadEnv, type RawEnv } from "./env";
-import { AppError, codeOf, errorBody } from "./errors";
+import { AppError, codeOf, errorBody, errorSummary } from "./errors";
+import { type InputIssue, inputIssues } from "./request-checks";
 import { newServices, type Services } from "./services";
 import type { ApiKeyRecord, TenantConfig } from "./tenants/config";
+import type { Actor } from "./tenants/service";
 
 export interface AppEnv {
   Bindings: RawEnv;
@@ -15,6 +17,10 @@ export interface AppEnv {
     svc: Services;
     tenant: TenantConfig;
     apiKey: ApiKeyRecord;
+    /** The caller's address as a keyed hash (src/auth/client-ip.ts), set by tenantAuth. */
+    clientIp: string | undefined;
+    /** Who acts on the tenant (a tenant-scoped route's admin or secret key), for the audit log. */
+    actor: Actor;
   };
 }
 
@@ -31,21 +37,35 @@ export function errorResponse(c: Context<AppEnv>, err: Error): Response {
     const message = err.status >= 500 ? "internal error" : err.message || code.toLowerCase();
     return c.json(errorBody(code, message, rid), err.status);
   }
-  console.error(
-    JSON.stringify({ msg: "unhandled error", requestId: rid, error: String(err), stack: err.stack }),
-  );
+  console.error(JSON.stringify({ msg: "unhandled error", requestId: rid, ...errorSummary(err) }));
   return c.json(errorBody("INTERNAL", "internal error", rid), 500);
 }
 
-/** Zod validation failures answer 400 in the envelope with each issue's path and message. */
-const validationHook = (
-  result: { success: boolean; error?: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> } },
-  _c: Context<AppEnv>,
-) => {
-  if (result.success || !result.error) return;
-  const issues = result.error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
+function refuse(issues: InputIssue[]): never {
   const summary = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join("; ");
   throw new AppError("VALIDATION_FAILED", `invalid request: ${summary}`, { details: issues });
+}
+
+/**
+ * Zod validation failures answer 400 in the envelope with each issue's path and message; input
+ * that passed its schema still goes through the checks every input gets (src/request-checks.ts).
+ */
+const validationHook = (
+  result: {
+    success: boolean;
+    data?: unknown;
+    error?: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> };
+  },
+  c: Context<AppEnv>,
+) => {
+  if (result.success) {
+    // Outside the full app (a bare router) there is no parsed env: production's strict rules apply.
+    const issues = inputIssues(result.data, c.get("svc")?.env ?? { ENVIRONMENT: "production" });
+    if (issues.length > 0) refuse(issues);
+    return;
+  }
+  if (!result.error) return;
+  refuse(result.error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message })));
 };
 
 /** A bare router with the shared error handling and validation hook; features build on it. */

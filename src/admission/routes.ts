@@ -1,11 +1,9 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { newRouter } from "../app";
-import { adminAuth, tenantAuth } from "../auth/middleware";
 import type { Env } from "../env";
-import { AppError } from "../errors";
-import { adminSecurity, errors, jsonResponse, tenantSecurity } from "../openapi";
-import { getTenantConfig, type TenantConfig } from "../tenants/config";
-import { TenantIdParam } from "../tenants/schemas";
+import { errors, jsonResponse } from "../openapi";
+import type { TenantConfig } from "../tenants/config";
+import type { TenantScope } from "../tenants/scope";
 import { admissionConfig, tenantGate } from "./client";
 import { gateFailure } from "./headers";
 import type { UsageView } from "./usage-view";
@@ -66,30 +64,6 @@ export const Usage = z
   })
   .openapi("Usage");
 
-const usageResponses = { 200: jsonResponse(Usage, "Usage and what is left") };
-
-const tenantUsageRoute = createRoute({
-  method: "get",
-  path: "/usage",
-  tags: ["tenant"],
-  security: tenantSecurity,
-  middleware: [tenantAuth],
-  summary: "This tenant's tokens used and left this month, cost per day, current rate window",
-  request: { query: DaysQuery },
-  responses: { ...usageResponses, ...errors(400, 401, 403, 503) },
-});
-
-const adminUsageRoute = createRoute({
-  method: "get",
-  path: "/tenants/{id}/usage",
-  tags: ["admin: tenants"],
-  security: adminSecurity,
-  middleware: [adminAuth],
-  summary: "A tenant's tokens used and left this month, cost per day, current rate window",
-  request: { params: TenantIdParam, query: DaysQuery },
-  responses: { ...usageResponses, ...errors(400, 401, 404, 503) },
-});
-
 async function usageOf(env: Env, tenant: TenantConfig, days: number): Promise<UsageView> {
   try {
     return await tenantGate(env, tenant.id).usage({
@@ -149,17 +123,19 @@ export function usageOut(u: UsageView): z.infer<typeof Usage> {
   };
 }
 
-/** GET /v1/usage: the calling tenant's usage (tenant key). */
-export const tenantUsage = newRouter().openapi(tenantUsageRoute, async (c) => {
-  const usage = await usageOf(c.get("svc").env, c.get("tenant"), c.req.valid("query").days);
-  return c.json(usageOut(usage), 200);
-});
-
-/** GET /admin/tenants/{id}/usage: any tenant's usage (admin token). */
-export const adminUsage = newRouter().openapi(adminUsageRoute, async (c) => {
-  const svc = c.get("svc");
-  const { id } = c.req.valid("param");
-  const tenant = await getTenantConfig(svc, id);
-  if (!tenant) throw new AppError("NOT_FOUND", `no tenant ${id}`);
-  return c.json(usageOut(await usageOf(svc.env, tenant, c.req.valid("query").days)), 200);
-});
+/** GET /v1/usage and /admin/tenants/{id}/usage: the tenant's usage. */
+export const usageRoutes = (scope: TenantScope) =>
+  newRouter().openapi(
+    scope.route({
+      method: "get",
+      path: "/usage",
+      tags: ["usage"],
+      summary: "The tenant's tokens used and left this month, cost per day, current rate window",
+      request: { query: DaysQuery },
+      responses: { 200: jsonResponse(Usage, "Usage and what is left"), ...errors(400, 503) },
+    }),
+    async (c) => {
+      const usage = await usageOf(c.get("svc").env, c.get("tenant"), c.req.valid("query").days);
+      return c.json(usageOut(usage), 200);
+    },
+  );

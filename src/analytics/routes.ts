@@ -1,9 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { newRouter } from "../app";
-import { adminAuth, tenantAuth } from "../auth/middleware";
+import { adminAuth } from "../auth/middleware";
 import { AppError } from "../errors";
-import { adminSecurity, errors, jsonBody, jsonResponse, tenantSecurity } from "../openapi";
-import { TenantIdParam } from "../tenants/schemas";
+import { adminSecurity, errors, jsonBody, jsonResponse } from "../openapi";
+import type { TenantScope } from "../tenants/scope";
 import { readDashboard } from "./dashboard";
 import { deadLetterOut, listDeadLetters, replayDeadLetters } from "./dead-letters";
 
@@ -41,7 +41,7 @@ const FigureFields = {
   cost_per_conversation_usd: maybe,
   safety_violations_blocked: num,
 };
-const Dashboard = z
+export const Dashboard = z
   .object({
     tenant_id: z.string(),
     days: z.number(),
@@ -51,28 +51,6 @@ const Dashboard = z
     series: z.array(z.object({ day: z.string(), ...FigureFields })),
   })
   .openapi("Dashboard");
-
-const adminDashboardRoute = createRoute({
-  method: "get",
-  path: "/tenants/{id}/dashboard",
-  tags: ["admin: analytics"],
-  security: adminSecurity,
-  middleware: [adminAuth],
-  summary: "A tenant's analytics dashboard for the last N UTC days, with a series per day",
-  request: { params: TenantIdParam, query: DaysQuery },
-  responses: { 200: jsonResponse(Dashboard, "The dashboard"), ...errors(400, 401, 404) },
-});
-
-const tenantDashboardRoute = createRoute({
-  method: "get",
-  path: "/analytics/dashboard",
-  tags: ["tenant"],
-  security: tenantSecurity,
-  middleware: [tenantAuth],
-  summary: "The key's own tenant's analytics dashboard (secret keys only)",
-  request: { query: DaysQuery },
-  responses: { 200: jsonResponse(Dashboard, "The dashboard"), ...errors(400, 401, 403) },
-});
 
 const DeadLetter = z
   .object({
@@ -141,14 +119,8 @@ const replayRoute = createRoute({
   },
 });
 
-/** Admin analytics: any tenant's dashboard, dead letters and their replay. */
+/** Admin analytics: dead letters and their replay. */
 export const adminAnalytics = newRouter()
-  .openapi(adminDashboardRoute, async (c) => {
-    const { id } = c.req.valid("param");
-    const data = await readDashboard(c.get("svc").dbh.db, id, c.req.valid("query").days);
-    if (!data) throw new AppError("NOT_FOUND", `no tenant ${id}`);
-    return c.json(data, 200);
-  })
   .openapi(listDeadLettersRoute, async (c) => {
     const q = c.req.valid("query");
     const { rows, pending } = await listDeadLetters(
@@ -160,24 +132,31 @@ export const adminAnalytics = newRouter()
   })
   .openapi(replayRoute, async (c) => {
     const svc = c.get("svc");
-    const queue = svc.env.ANALYTICS_QUEUE;
-    if (!queue) throw new AppError("UNAVAILABLE", "no ANALYTICS_QUEUE binding: nothing to replay onto");
     const b = c.req.valid("json");
     const out = await replayDeadLetters(
       svc.dbh.db,
-      queue as Queue<unknown>,
+      svc.env.ANALYTICS_QUEUE,
       { reason: b.reason, tenantId: b.tenant_id, ids: b.ids },
       b.limit,
     );
     return c.json(out, 200);
   });
 
-/** The tenant's own dashboard, by API key. */
-export const tenantAnalytics = newRouter().openapi(tenantDashboardRoute, async (c) => {
-  // A publishable key sits in a public web page: anyone could read the tenant's numbers with it.
-  if (c.get("apiKey").kind !== "secret") throw new AppError("FORBIDDEN", "the dashboard needs a secret key");
-  const tenant = c.get("tenant");
-  const data = await readDashboard(c.get("svc").dbh.db, tenant.id, c.req.valid("query").days);
-  if (!data) throw new AppError("NOT_FOUND", `no tenant ${tenant.id}`);
-  return c.json(data, 200);
-});
+/** The tenant's analytics dashboard: /v1/analytics/dashboard and /admin/tenants/{id}/analytics/dashboard. */
+export const dashboardRoutes = (scope: TenantScope) =>
+  newRouter().openapi(
+    scope.route({
+      method: "get",
+      path: "/analytics/dashboard",
+      tags: ["analytics"],
+      summary: "The tenant's analytics dashboard for the last N UTC days, with a series per day",
+      request: { query: DaysQuery },
+      responses: { 200: jsonResponse(Dashboard, "The dashboard"), ...errors(400) },
+    }),
+    async (c) => {
+      const tenant = c.get("tenant");
+      const data = await readDashboard(c.get("svc").dbh.db, tenant.id, c.req.valid("query").days);
+      if (!data) throw new AppError("NOT_FOUND", `no tenant ${tenant.id}`);
+      return c.json(data, 200);
+    },
+  );

@@ -3,9 +3,10 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { type AppEnv, execCtx, newRouter } from "../app";
 import { tenantAuth } from "../auth/middleware";
-import { AppError, codeOf } from "../errors";
+import { AppError, codeOf, errorSummary } from "../errors";
 import { applyExperiments } from "../experiments/apply";
 import { jsonBody, tenantSecurity } from "../openapi";
+import { secretKeyOnly } from "../tenants/scope";
 import {
   checkTools,
   prepareTurn,
@@ -45,7 +46,7 @@ const route = createRoute({
   path: "/chat/completions",
   tags: ["chat"],
   security: tenantSecurity,
-  middleware: [tenantAuth],
+  middleware: [tenantAuth, secretKeyOnly],
   summary:
     "OpenAI-compatible Chat Completions (stream and non-stream); the official openai client works with baseURL",
   request: { body: jsonBody(ChatCompletionRequest) },
@@ -75,7 +76,7 @@ function openAiErrorResponse(c: Context<AppEnv>, err: Error): Response {
   if (err instanceof HTTPException && err.status < 500) {
     return c.json(openAiError(codeOf(err.status), err.message || "bad request", rid), err.status);
   }
-  console.error(JSON.stringify({ msg: "unhandled error", requestId: rid, error: String(err) }));
+  console.error(JSON.stringify({ msg: "unhandled error", requestId: rid, ...errorSummary(err) }));
   return c.json(openAiError("INTERNAL", "internal error", rid), 500);
 }
 

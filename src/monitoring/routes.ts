@@ -1,18 +1,18 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { type AppEnv, newRouter } from "../app.ts";
-import { adminAuth, tenantAuth } from "../auth/middleware.ts";
+import { adminAuth } from "../auth/middleware.ts";
 import { AppError } from "../errors.ts";
-import { adminSecurity, errors, jsonBody, jsonResponse, tenantSecurity } from "../openapi.ts";
+import { adminSecurity, errors, jsonBody, jsonResponse } from "../openapi.ts";
 import { TenantIdParam } from "../tenants/schemas.ts";
-import type { Actor } from "../tenants/service.ts";
+import type { TenantScope } from "../tenants/scope.ts";
 import { evaluateAlerts } from "./evaluate.ts";
 import { renderMetrics } from "./prometheus.ts";
 import { AlertSettingsInput, RULE_NAMES } from "./rules.ts";
 import { listAlerts, platformMonitoring, tenantMonitoring } from "./service.ts";
-import { getAlertSettings, putAlertSettings, requireTenant } from "./settings.ts";
+import { getAlertSettings, putAlertSettings } from "./settings.ts";
 
-const Metric = z
+export const Metric = z
   .object({
     rule: z.enum(RULE_NAMES),
     value: z.number().nullable(),
@@ -30,7 +30,7 @@ const Metric = z
   })
   .openapi("MonitoringMetric");
 
-const Volume = z
+export const Volume = z
   .object({
     window_hours: z.number(),
     requests: z.number(),
@@ -53,7 +53,7 @@ const Volume = z
   })
   .openapi("MonitoringVolume");
 
-const Alert = z
+export const Alert = z
   .object({
     id: z.string(),
     tenant_id: z.string(),
@@ -71,7 +71,7 @@ const Alert = z
   })
   .openapi("Alert");
 
-const TenantMonitoring = z
+export const TenantMonitoring = z
   .object({
     tenant_id: z.string(),
     at: z.string(),
@@ -81,7 +81,7 @@ const TenantMonitoring = z
   })
   .openapi("TenantMonitoring");
 
-const PlatformMonitoring = z
+export const PlatformMonitoring = z
   .object({
     at: z.string(),
     tenants: z.object({ active: z.number(), inactive: z.number() }),
@@ -100,7 +100,7 @@ const PlatformMonitoring = z
   })
   .openapi("PlatformMonitoring");
 
-const AlertSettings = z
+export const AlertSettings = z
   .object({
     tenant_id: z.string(),
     webhook_url: z.string().nullable(),
@@ -136,7 +136,7 @@ const AlertsQuery = z.object({
     .openapi({ param: { name: "limit", in: "query" } }),
 });
 
-const Evaluation = z
+export const Evaluation = z
   .object({
     at: z.string(),
     tenants: z.number(),
@@ -152,7 +152,6 @@ const Evaluation = z
 const SettingsBody = jsonBody(AlertSettingsInput.openapi("AlertSettingsInput"));
 
 const admin = { security: adminSecurity, middleware: [adminAuth] };
-const tenant = { tags: ["tenant"], security: tenantSecurity, middleware: [tenantAuth] };
 const adminTags = ["admin: monitoring"];
 
 const metricsRoute = createRoute({
@@ -195,102 +194,17 @@ const evaluateRoute = createRoute({
   responses: { 200: jsonResponse(Evaluation, "What changed"), ...errors(400, 401) },
 });
 
-const adminMonitoringRoute = createRoute({
-  method: "get",
-  path: "/tenants/{id}/monitoring",
-  tags: adminTags,
-  ...admin,
-  summary: "A tenant's monitoring: each metric's value, target, threshold and state",
-  request: { params: TenantIdParam },
-  responses: { 200: jsonResponse(TenantMonitoring, "Monitoring"), ...errors(400, 401, 404) },
-});
-
-const adminAlertsRoute = createRoute({
-  method: "get",
-  path: "/tenants/{id}/alerts",
-  tags: adminTags,
-  ...admin,
-  summary: "A tenant's alerts, newest first",
-  request: { params: TenantIdParam, query: AlertsQuery },
-  responses: { 200: jsonResponse(z.object({ alerts: z.array(Alert) }), "Alerts"), ...errors(400, 401, 404) },
-});
-
-const adminGetSettingsRoute = createRoute({
-  method: "get",
-  path: "/tenants/{id}/alert-settings",
-  tags: adminTags,
-  ...admin,
-  summary: "A tenant's alert rules (defaults with its overrides) and alert webhook",
-  request: { params: TenantIdParam },
-  responses: { 200: jsonResponse(AlertSettings, "Alert settings"), ...errors(400, 401, 404) },
-});
-
-const adminPutSettingsRoute = createRoute({
-  method: "put",
-  path: "/tenants/{id}/alert-settings",
-  tags: adminTags,
-  ...admin,
-  summary: "Override a tenant's alert thresholds, windows, minimum events; set its alert webhook",
-  request: { params: TenantIdParam, body: SettingsBody },
-  responses: { 200: jsonResponse(AlertSettings, "Alert settings"), ...errors(400, 401, 404, 415) },
-});
-
-const tenantMonitoringRoute = createRoute({
-  method: "get",
-  path: "/monitoring",
-  ...tenant,
-  summary: "The key's own tenant's monitoring (secret keys only)",
-  responses: { 200: jsonResponse(TenantMonitoring, "Monitoring"), ...errors(401, 403) },
-});
-
-const tenantAlertsRoute = createRoute({
-  method: "get",
-  path: "/alerts",
-  ...tenant,
-  summary: "The key's own tenant's alerts, newest first (secret keys only)",
-  request: { query: AlertsQuery },
-  responses: { 200: jsonResponse(z.object({ alerts: z.array(Alert) }), "Alerts"), ...errors(400, 401, 403) },
-});
-
-const tenantGetSettingsRoute = createRoute({
-  method: "get",
-  path: "/alert-settings",
-  ...tenant,
-  summary: "The key's own tenant's alert rules and webhook (secret keys only)",
-  responses: { 200: jsonResponse(AlertSettings, "Alert settings"), ...errors(401, 403) },
-});
-
-const tenantPutSettingsRoute = createRoute({
-  method: "put",
-  path: "/alert-settings",
-  ...tenant,
-  summary: "Override the key's own tenant's alert rules; set its alert webhook (secret keys only)",
-  request: { body: SettingsBody },
-  responses: { 200: jsonResponse(AlertSettings, "Alert settings"), ...errors(400, 401, 403, 415) },
-});
-
-const adminActor = (c: Context<AppEnv>): Actor => ({ actor: "admin", requestId: c.get("requestId") });
-
-/** The key's tenant; monitoring shows costs and settings, so a publishable key may not read it. */
-function ownTenant(c: Context<AppEnv>): { tenantId: string; who: Actor } {
-  const key = c.get("apiKey");
-  if (key.kind !== "secret") throw new AppError("FORBIDDEN", "monitoring needs a secret key");
-  return { tenantId: c.get("tenant").id, who: { actor: `key:${key.id}`, requestId: c.get("requestId") } };
-}
-
 async function monitoringOrNotFound(c: Context<AppEnv>, tenantId: string) {
   const data = await tenantMonitoring(c.get("svc").dbh.db, tenantId, Date.now());
   if (!data) throw new AppError("NOT_FOUND", `no tenant ${tenantId}`);
   return data;
 }
 
-async function alertsOrNotFound(c: Context<AppEnv>, tenantId: string, q: z.infer<typeof AlertsQuery>) {
-  const db = c.get("svc").dbh.db;
-  await requireTenant(db, tenantId);
-  return { alerts: await listAlerts(db, { tenantId, state: q.state, limit: q.limit }) };
+async function alertsOf(c: Context<AppEnv>, tenantId: string, q: z.infer<typeof AlertsQuery>) {
+  return { alerts: await listAlerts(c.get("svc").dbh.db, { tenantId, state: q.state, limit: q.limit }) };
 }
 
-/** Admin monitoring: Prometheus metrics, platform and tenant monitoring, alerts, settings, evaluation. */
+/** Admin monitoring: Prometheus metrics, platform monitoring, evaluation. */
 export const adminMonitoring = newRouter()
   .openapi(metricsRoute, async (c) => {
     const text = await renderMetrics(c.get("svc").dbh.db, Date.now());
@@ -303,38 +217,56 @@ export const adminMonitoring = newRouter()
       tenantId: c.req.valid("query").tenant_id,
     });
     return c.json(report, 200);
-  })
-  .openapi(adminMonitoringRoute, async (c) =>
-    c.json(await monitoringOrNotFound(c, c.req.valid("param").id), 200),
-  )
-  .openapi(adminAlertsRoute, async (c) =>
-    c.json(await alertsOrNotFound(c, c.req.valid("param").id, c.req.valid("query")), 200),
-  )
-  .openapi(adminGetSettingsRoute, async (c) =>
-    c.json(await getAlertSettings(c.get("svc").dbh.db, c.req.valid("param").id), 200),
-  )
-  .openapi(adminPutSettingsRoute, async (c) => {
-    const out = await putAlertSettings(
-      c.get("svc").dbh.db,
-      c.req.valid("param").id,
-      c.req.valid("json"),
-      adminActor(c),
-    );
-    return c.json(out, 200);
   });
 
-/** The tenant's own monitoring, alerts and alert settings, by secret key. */
-export const tenantMonitoringRoutes = newRouter()
-  .openapi(tenantMonitoringRoute, async (c) =>
-    c.json(await monitoringOrNotFound(c, ownTenant(c).tenantId), 200),
-  )
-  .openapi(tenantAlertsRoute, async (c) =>
-    c.json(await alertsOrNotFound(c, ownTenant(c).tenantId, c.req.valid("query")), 200),
-  )
-  .openapi(tenantGetSettingsRoute, async (c) =>
-    c.json(await getAlertSettings(c.get("svc").dbh.db, ownTenant(c).tenantId), 200),
-  )
-  .openapi(tenantPutSettingsRoute, async (c) => {
-    const { tenantId, who } = ownTenant(c);
-    return c.json(await putAlertSettings(c.get("svc").dbh.db, tenantId, c.req.valid("json"), who), 200);
-  });
+/** A tenant's monitoring, alerts and alert settings: under /v1 (secret key) and /admin/tenants/{id}. */
+export const monitoringRoutes = (scope: TenantScope) =>
+  newRouter()
+    .openapi(
+      scope.route({
+        method: "get",
+        path: "/monitoring",
+        tags: ["monitoring"],
+        summary: "The tenant's monitoring: each metric's value, target, threshold and state",
+        responses: { 200: jsonResponse(TenantMonitoring, "Monitoring") },
+      }),
+      async (c) => c.json(await monitoringOrNotFound(c, c.get("tenant").id), 200),
+    )
+    .openapi(
+      scope.route({
+        method: "get",
+        path: "/alerts",
+        tags: ["monitoring"],
+        summary: "The tenant's alerts, newest first",
+        request: { query: AlertsQuery },
+        responses: { 200: jsonResponse(z.object({ alerts: z.array(Alert) }), "Alerts"), ...errors(400) },
+      }),
+      async (c) => c.json(await alertsOf(c, c.get("tenant").id, c.req.valid("query")), 200),
+    )
+    .openapi(
+      scope.route({
+        method: "get",
+        path: "/alert-settings",
+        tags: ["monitoring"],
+        summary: "The tenant's alert rules (defaults with its overrides) and alert webhook",
+        responses: { 200: jsonResponse(AlertSettings, "Alert settings") },
+      }),
+      async (c) => c.json(await getAlertSettings(c.get("svc").dbh.db, c.get("tenant").id), 200),
+    )
+    .openapi(
+      scope.route({
+        method: "put",
+        path: "/alert-settings",
+        tags: ["monitoring"],
+        summary: "Override the tenant's alert thresholds, windows, minimum events; set its alert webhook",
+        request: { body: SettingsBody },
+        responses: { 200: jsonResponse(AlertSettings, "Alert settings"), ...errors(400, 415) },
+      }),
+      async (c) => {
+        const db = c.get("svc").dbh.db;
+        return c.json(
+          await putAlertSettings(db, c.get("tenant").id, c.req.valid("json"), c.get("actor")),
+          200,
+        );
+      },
+    );

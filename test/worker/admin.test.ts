@@ -278,8 +278,8 @@ describe("admin: keys", () => {
     const t = await createTenant();
     const sk = await createKey(t.tenant_id, "secret");
     const pk = await createKey(t.tenant_id, "publishable");
-    expect(sk.key).toMatch(/^sk_[A-Za-z0-9]{44}$/);
-    expect(pk.key).toMatch(/^pk_[A-Za-z0-9]{44}$/);
+    expect(sk.key).toMatch(/^sk_[A-Za-z0-9]{50}$/);
+    expect(pk.key).toMatch(/^pk_[A-Za-z0-9]{50}$/);
     expect(sk.key.startsWith(sk.prefix)).toBe(true);
 
     const stored = await query<{ hash: string; prefix: string }>(

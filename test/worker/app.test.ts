@@ -1,6 +1,7 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { ERROR_CODES } from "../../src/errors";
 import worker from "../../src/index";
 import { BASE, call, envelope } from "./helpers";
 
@@ -37,7 +38,7 @@ describe("the app shell", () => {
         "GET /v1/config",
         "GET /v1/usage",
         "GET /admin/tenants/{id}/usage",
-        "GET /admin/tenants/{id}/dashboard",
+        "GET /admin/tenants/{id}/analytics/dashboard",
         "GET /v1/analytics/dashboard",
         "GET /admin/dead-letters",
         "POST /admin/dead-letters/replay",
@@ -57,6 +58,7 @@ describe("the app shell", () => {
         "POST /v1/experiments",
         "GET /v1/experiments/{name}",
         "PATCH /v1/experiments/{name}",
+        "DELETE /v1/experiments/{name}",
         "GET /v1/experiments/{name}/results",
         "GET /admin/metrics",
         "GET /admin/monitoring",
@@ -65,12 +67,25 @@ describe("the app shell", () => {
         "GET /admin/tenants/{id}/alerts",
         "GET /admin/tenants/{id}/alert-settings",
         "PUT /admin/tenants/{id}/alert-settings",
+        "POST /admin/tenants/{id}/alert-settings/webhook-secret",
         "GET /v1/monitoring",
         "GET /v1/alerts",
         "GET /v1/alert-settings",
         "PUT /v1/alert-settings",
+        "POST /v1/alert-settings/webhook-secret",
       ].sort(),
     );
+  });
+
+  it("documents the closed list of error codes of src/errors.ts in the Error schema", async () => {
+    const doc = (await (await call("/openapi.json")).json()) as {
+      components: { schemas: Record<string, { properties: { error: { properties: { code: unknown } } } }> };
+    };
+    expect(doc.components.schemas.Error?.properties.error.properties.code).toEqual({
+      type: "string",
+      enum: [...ERROR_CODES],
+      example: "VALIDATION_FAILED",
+    });
   });
 
   it("renders a docs page for the spec", async () => {
@@ -81,9 +96,7 @@ describe("the app shell", () => {
   });
 
   it("fails closed with a clear message when the environment is incomplete", async () => {
-    const broken = { ...(env as unknown as Record<string, unknown>) };
-    delete broken.ADMIN_TOKEN;
-    broken.DATABASE_URL = "mysql://nope";
+    const broken = { ...env, ADMIN_TOKEN: undefined, DATABASE_URL: "mysql://nope" };
     const res = await worker.fetch(new Request(`${BASE}/healthz`), broken, createExecutionContext());
     expect(res.status).toBe(500);
     const err = await envelope(res);
@@ -91,5 +104,19 @@ describe("the app shell", () => {
     expect(err.message).toContain("ADMIN_TOKEN");
     expect(err.message).toContain("DATABASE_URL must be a postgres:// URL");
     expect(err.message).not.toContain("mysql://nope");
+  });
+
+  it("fails closed naming the bindings the environment lacks", async () => {
+    const res = await worker.fetch(
+      new Request(`${BASE}/healthz`),
+      // @ts-expect-error: a deployment whose bindings do not match wrangler.jsonc
+      { ...env, TENANT_GATE: undefined, SEND_EMAIL: undefined },
+      createExecutionContext(),
+    );
+    expect(res.status).toBe(500);
+    const err = await envelope(res);
+    expect(err.code).toBe("MISCONFIGURED");
+    expect(err.message).toContain("TENANT_GATE: binding missing");
+    expect(err.message).toContain("SEND_EMAIL: binding missing");
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { admin, call, createKey, createTenant, envelope, send } from "./helpers";
+import { admin, BASE, call, createKey, createTenant, envelope, query, send, sql, uniqueId } from "./helpers";
 
 describe("tenant key auth", () => {
   it("serves the tenant's public config to its secret key", async () => {
@@ -89,6 +89,36 @@ describe("tenant key auth", () => {
     expect(none.status).toBe(403);
   });
 
+  it("serves a publishable key the widget's routes only: every other tenant route is 403 naming the secret key", async () => {
+    const origin = "https://shop.example";
+    const t = await createTenant({ allowed_origins: [origin], model: "mock" });
+    const { key } = await createKey(t.tenant_id, "publishable");
+    const doc = (await (await call("/openapi.json")).json()) as { paths: Record<string, object> };
+    const widget = /^\/v1\/(config|conversations)(\/|$)/;
+    const refused = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      path.startsWith("/v1/") && !widget.test(path)
+        ? Object.keys(ops).map((m) => [m.toUpperCase(), path.replace("{name}", "any")] as const)
+        : [],
+    );
+    expect(refused.length).toBeGreaterThanOrEqual(12);
+    for (const [method, path] of refused) {
+      const body = method === "GET" || method === "DELETE" ? undefined : {};
+      const res = await send(method, path, key, body, { origin, "x-visitor-id": "visitor-0001" });
+      expect(res.status, `${method} ${path}`).toBe(403);
+      const err = (await res.json()) as { error: { message: string } };
+      expect(err.error.message, `${method} ${path}`).toContain("secret key");
+    }
+    // The widget's own surface still works with it.
+    const started = await send(
+      "POST",
+      "/v1/conversations",
+      key,
+      {},
+      { origin, "x-visitor-id": "visitor-0001" },
+    );
+    expect(started.status).toBe(201);
+  });
+
   it("gives a secret key no CORS grant for an origin the tenant did not allow", async () => {
     const t = await createTenant({ allowed_origins: ["https://shop.example"] });
     const { key } = await createKey(t.tenant_id, "secret");
@@ -110,5 +140,76 @@ describe("tenant key auth", () => {
     expect(res.headers.get("access-control-allow-headers")).toContain("Authorization");
     // The widget sends its visitor id from the tenant's site.
     expect(res.headers.get("access-control-allow-headers")).toContain("X-Visitor-Id");
+  });
+});
+
+describe("key checksums and failed attempts", () => {
+  /** A fresh address per test, so counters of other tests and files never mix in. */
+  const address = () => `198.51.100.${Math.floor(Math.random() * 250) + 1}:${uniqueId("ip")}`;
+
+  it("refuses a key whose checksum does not match, as malformed", async () => {
+    const t = await createTenant();
+    const { key } = await createKey(t.tenant_id);
+    expect((await send("GET", "/v1/config", key)).status).toBe(200);
+    // Change one character of the secret part: the checksum no longer matches.
+    const i = 20;
+    const forged = key.slice(0, i) + (key[i] === "a" ? "b" : "a") + key.slice(i + 1);
+    const res = await send("GET", "/v1/config", forged);
+    expect(res.status).toBe(401);
+    expect((await envelope(res)).message).toBe("malformed API key");
+  });
+
+  it("still accepts a key made before checksums", async () => {
+    const t = await createTenant();
+    const legacy = `sk_${"L".repeat(4)}${uniqueId("k")
+      .replace(/[^A-Za-z0-9]/g, "")
+      .slice(-8)
+      .padStart(8, "0")}${"s".repeat(32)}`;
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(legacy));
+    const hash = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    await query(
+      sql`insert into api_keys (id, tenant_id, kind, name, prefix, hash, last4)
+          values (${uniqueId("key")}, ${t.tenant_id}, 'secret', 'legacy', ${legacy.slice(0, 15)}, ${hash}, ${legacy.slice(-4)})`,
+    );
+    expect((await send("GET", "/v1/config", legacy)).status).toBe(200);
+  });
+
+  it("throttles an address after 20 failed attempts a minute, valid keys included, other addresses not", async () => {
+    const t = await createTenant();
+    const { key } = await createKey(t.tenant_id);
+    const ip = address();
+    const other = address();
+    for (let i = 0; i < 20; i++) {
+      const res = await send("GET", "/v1/config", `sk_${"x".repeat(44)}`, undefined, {
+        "cf-connecting-ip": ip,
+      });
+      expect(res.status).toBe(401);
+    }
+    const over = await send("GET", "/v1/config", `sk_${"x".repeat(44)}`, undefined, {
+      "cf-connecting-ip": ip,
+    });
+    expect(over.status).toBe(429);
+    expect(Number(over.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect((await envelope(over)).message).toContain("failed API key attempts");
+    const valid = await send("GET", "/v1/config", key, undefined, { "cf-connecting-ip": ip });
+    expect(valid.status).toBe(429);
+    expect((await send("GET", "/v1/config", key, undefined, { "cf-connecting-ip": other })).status).toBe(200);
+  });
+});
+
+describe("publishable keys on the same origin", () => {
+  it("takes the URL's origin when a browser says the request is same-origin (it sends no Origin)", async () => {
+    const t = await createTenant({ allowed_origins: [BASE] });
+    const { key } = await createKey(t.tenant_id, "publishable");
+    const same = await send("GET", "/v1/config", key, undefined, { "sec-fetch-site": "same-origin" });
+    expect(same.status).toBe(200);
+    const crossSite = await send("GET", "/v1/config", key, undefined, { "sec-fetch-site": "cross-site" });
+    expect(crossSite.status).toBe(403);
+    const other = await createTenant({ allowed_origins: ["https://shop.example"] });
+    const { key: otherKey } = await createKey(other.tenant_id, "publishable");
+    const notAllowed = await send("GET", "/v1/config", otherKey, undefined, {
+      "sec-fetch-site": "same-origin",
+    });
+    expect(notAllowed.status).toBe(403);
   });
 });

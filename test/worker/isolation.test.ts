@@ -19,7 +19,8 @@ import { TEST_ADMIN_TOKEN } from "../local-services";
 import { call, createKey, createTenant, query, send, sql, uniqueId } from "./helpers";
 
 /** The ids of one tenant's objects a probe fills a path with. */
-type Ids = { tenant: string; conversation: string; experiment: string; key: string };
+/** `doomed`: a second experiment, so the tenant's and the admin's deletes each have one to delete. */
+type Ids = { tenant: string; conversation: string; experiment: string; doomed: string; key: string };
 
 type Entry = {
   /** Which credential the route takes, as its `security` in /openapi.json says. */
@@ -64,7 +65,7 @@ const ID_ROUTES: Record<string, Entry> = {
   "GET /admin/tenants/{id}/audit": { auth: "admin", params: (i) => ({ id: i.tenant }), ownerStatus: 200 },
   // admin: usage and analytics
   "GET /admin/tenants/{id}/usage": { auth: "admin", params: (i) => ({ id: i.tenant }), ownerStatus: 200 },
-  "GET /admin/tenants/{id}/dashboard": {
+  "GET /admin/tenants/{id}/analytics/dashboard": {
     auth: "admin",
     params: (i) => ({ id: i.tenant }),
     ownerStatus: 200,
@@ -162,6 +163,12 @@ const ID_ROUTES: Record<string, Entry> = {
     publishable: "refused",
     ownerStatus: 200,
   },
+  "DELETE /v1/experiments/{name}": {
+    auth: "tenant",
+    params: (i) => ({ name: i.doomed }),
+    publishable: "refused",
+    ownerStatus: 200,
+  },
   "GET /v1/experiments/{name}/results": {
     auth: "tenant",
     params: (i) => ({ name: i.experiment }),
@@ -193,6 +200,7 @@ type Fixture = {
   pk: { id: string; key: string };
   /** An experiment name only this tenant has, and the one both have. */
   onlyExperiment: string;
+  doomedExperiment: string;
   sharedExperimentId: string;
   conversations: {
     serverOpen: string;
@@ -216,6 +224,8 @@ async function tenantWithEverything(stem: string): Promise<Fixture> {
   const pk = await createKey(id, "publishable");
   const onlyExperiment = `only-${id}`.slice(0, 40);
   await ok(await send("POST", "/v1/experiments", sk.key, twoArms(onlyExperiment)), 201, "experiment");
+  const doomedExperiment = `doomed-${id}`.slice(0, 40);
+  await ok(await send("POST", "/v1/experiments", sk.key, twoArms(doomedExperiment)), 201, "experiment");
   const shared = await ok(
     await send("POST", "/v1/experiments", sk.key, twoArms(SHARED_EXPERIMENT)),
     201,
@@ -262,6 +272,7 @@ async function tenantWithEverything(stem: string): Promise<Fixture> {
     sk: { id: sk.id, key: sk.key },
     pk: { id: pk.id, key: pk.key },
     onlyExperiment,
+    doomedExperiment,
     sharedExperimentId: shared.id as string,
     conversations: { serverOpen, serverEnded, visitorOpen, visitorEnded },
   };
@@ -374,6 +385,7 @@ const bagsOf = (t: Fixture): Ids[] =>
     tenant: t.id,
     conversation,
     experiment: t.onlyExperiment,
+    doomed: t.doomedExperiment,
     key: t.sk.id,
   }));
 
@@ -394,7 +406,7 @@ describe("tenant isolation sweep", () => {
     const missing = documented.filter((r) => !(r in ID_ROUTES));
     const stale = Object.keys(ID_ROUTES).filter((r) => !operations.has(r));
     const wrong: string[] = [];
-    const sample: Ids = { tenant: "t", conversation: "c", experiment: "e", key: "k" };
+    const sample: Ids = { tenant: "t", conversation: "c", experiment: "e", doomed: "d", key: "k" };
     for (const [route, e] of Object.entries(ID_ROUTES)) {
       const op = operations.get(route);
       if (!op) continue;
@@ -579,6 +591,7 @@ describe("tenant isolation sweep", () => {
       b.sk.id,
       b.pk.id,
       b.onlyExperiment,
+      b.doomedExperiment,
       b.sharedExperimentId,
       ...Object.values(b.conversations),
     ];
@@ -604,8 +617,11 @@ describe("tenant isolation sweep", () => {
   it("the probes are real: B's own credentials succeed with the same requests", async () => {
     const rank = (route: string) => {
       const [method, path] = route.split(" ") as [string, string];
-      // Reads first, then writes, then deletes (the tenant's own deactivation last of all).
-      return method === "GET" ? 0 : method === "DELETE" ? 2000 - path.length : 1000;
+      // Reads first, then writes, then the key's deletes while the key lives, then the admin's
+      // (the key's revocation, then the tenant's own deactivation last of all).
+      if (method === "GET") return 0;
+      if (method !== "DELETE") return 1000;
+      return ID_ROUTES[route]?.auth === "tenant" ? 1500 : 3000 - path.length;
     };
     const routes = Object.keys(ID_ROUTES)
       .filter((r) => operations.has(r))

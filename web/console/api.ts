@@ -1,3 +1,4 @@
+import { type ApiError, apiErrorOf } from "../shared/api-error";
 import type { Session } from "./session";
 
 /** One problem the server named: a field path and what is wrong with it. */
@@ -6,24 +7,8 @@ export interface Issue {
   message: string;
 }
 
-/** A refusal in the server's error envelope {error:{code,message,requestId,details}}. */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly requestId: string | undefined,
-    readonly issues: Issue[],
-  ) {
-    super(message);
-  }
-}
-
-interface Envelope {
-  error?: { code?: string; message?: string; requestId?: string; details?: unknown };
-}
-
-function issuesOf(details: unknown): Issue[] {
+/** The field problems a refusal names (a validation failure's details); none for other refusals. */
+export function issuesOf({ details }: ApiError): Issue[] {
   if (!Array.isArray(details)) return [];
   return details.flatMap((d: unknown) => {
     if (typeof d !== "object" || d === null) return [];
@@ -32,15 +17,14 @@ function issuesOf(details: unknown): Issue[] {
   });
 }
 
-/** A tenant key's paths to its own resources (the admin's are /admin/tenants/{id}/<name>). */
-const OWN = {
-  dashboard: "/v1/analytics/dashboard",
-  usage: "/v1/usage",
-  experiments: "/v1/experiments",
-  monitoring: "/v1/monitoring",
-  alerts: "/v1/alerts",
-  "alert-settings": "/v1/alert-settings",
-} as const;
+/** A tenant's resources: the same paths under /v1 (its own key) and /admin/tenants/{id} (the admin). */
+type TenantResource =
+  | "analytics/dashboard"
+  | "usage"
+  | "experiments"
+  | "monitoring"
+  | "alerts"
+  | "alert-settings";
 
 /** Calls the API as the signed-in operator; a 401 calls `onUnauthorized` (the session is over). */
 export class Api {
@@ -62,27 +46,14 @@ export class Api {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     if (res.ok) return (await res.json()) as T;
-    let env: Envelope = {};
-    try {
-      env = (await res.json()) as Envelope;
-    } catch {
-      // not the envelope: the status speaks alone
-    }
-    const e = env.error ?? {};
-    const err = new ApiError(
-      res.status,
-      e.code ?? `HTTP_${res.status}`,
-      e.message ?? res.statusText,
-      e.requestId,
-      issuesOf(e.details),
-    );
+    const err = await apiErrorOf(res);
     if (res.status === 401) this.onUnauthorized();
     throw err;
   }
 
   /** The path of a per-tenant resource, for the admin (any tenant) or a tenant key (its own). */
-  tenantPath(tenantId: string, what: keyof typeof OWN): string {
-    if (this.session.kind === "admin") return `/admin/tenants/${encodeURIComponent(tenantId)}/${what}`;
-    return OWN[what];
+  tenantPath(tenantId: string, what: TenantResource): string {
+    const base = this.session.kind === "admin" ? `/admin/tenants/${encodeURIComponent(tenantId)}` : "/v1";
+    return `${base}/${what}`;
   }
 }

@@ -2,27 +2,19 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { workload } from "../../../local/analytics-workload";
 import type { AnalyticsEvent } from "../../../src/analytics/events";
+import type { Dashboard } from "../../../src/api-types";
+import { eventually } from "../eventually";
 import { admin, createKey, createTenant, query, send, sql } from "../helpers";
 import { type ExpectedFigures, expectedDashboard } from "./expected";
 import { turnEvent } from "./helpers";
 
-const queue = () => (env as unknown as { ANALYTICS_QUEUE: Queue<unknown> }).ANALYTICS_QUEUE;
+const queue = () => env.ANALYTICS_QUEUE;
 
 /** Sends bodies through the real queue binding, 100 per sendBatch (the queue's limit). */
 async function produce(bodies: unknown[]) {
   for (let i = 0; i < bodies.length; i += 100) {
     await queue().sendBatch(bodies.slice(i, i + 100).map((body) => ({ body, contentType: "json" as const })));
   }
-}
-
-/** Polls until `check` returns true; fails after `ms`. */
-async function waitFor(check: () => Promise<boolean>, ms = 60_000) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`condition not met within ${ms} ms`);
 }
 
 const FLOATS = new Set(["total_cost_usd", "avg_response_time_ms", "cost_per_conversation_usd"]);
@@ -89,14 +81,17 @@ describe("dashboard over a synthetic workload through the real queue", () => {
     const turnsWanted = events.filter((e) => e.type === "turn").length;
     const convWanted = events.filter((e) => e.type === "conversation").length;
     const fbWanted = events.filter((e) => e.type === "feedback").length;
-    await waitFor(async () => {
-      const [r] = await query<{ turns: number; convs: number; fb: number; dl: number }>(sql`
-        select (select coalesce(sum(turns), 0)::int from tenant_daily where tenant_id = ${tenantId}) as turns,
-          (select count(*)::int from conversations where tenant_id = ${tenantId}) as convs,
-          (select count(*)::int from feedback where tenant_id = ${tenantId}) as fb,
-          (select count(*)::int from dead_letters where tenant_id = ${tenantId}) as dl`);
-      return r?.turns === turnsWanted && r.convs === convWanted && r.fb === fbWanted && r.dl === 2;
-    });
+    await eventually(
+      async () => {
+        const [r] = await query<{ turns: number; convs: number; fb: number; dl: number }>(sql`
+          select (select coalesce(sum(turns), 0)::int from tenant_daily where tenant_id = ${tenantId}) as turns,
+            (select count(*)::int from conversations where tenant_id = ${tenantId}) as convs,
+            (select count(*)::int from feedback where tenant_id = ${tenantId}) as fb,
+            (select count(*)::int from dead_letters where tenant_id = ${tenantId}) as dl`);
+        expect(r).toEqual({ turns: turnsWanted, convs: convWanted, fb: fbWanted, dl: 2 });
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
   }, 120_000);
 
   it("has the workload it claims: hundreds of conversations with known outcomes", () => {
@@ -112,14 +107,7 @@ describe("dashboard over a synthetic workload through the real queue", () => {
     it(`matches every figure computed from the events, days=${days}, in total and per day`, async () => {
       const res = await send("GET", `/v1/analytics/dashboard?days=${days}`, key);
       expect(res.status).toBe(200);
-      const body = (await res.json()) as {
-        tenant_id: string;
-        days: number;
-        from: string;
-        to: string;
-        totals: Record<string, unknown>;
-        series: (Record<string, unknown> & { day: string })[];
-      };
+      const body = (await res.json()) as Dashboard;
       const want = expectedDashboard(events, days, Date.now());
       expect(body).toMatchObject({ tenant_id: tenantId, days, from: want.from, to: want.to });
       expectFigures(body.totals, want.totals, "totals");
@@ -134,7 +122,7 @@ describe("dashboard over a synthetic workload through the real queue", () => {
 
   it("answers the same through the admin route", async () => {
     const [a, t] = await Promise.all([
-      admin("GET", `/tenants/${tenantId}/dashboard?days=7`),
+      admin("GET", `/tenants/${tenantId}/analytics/dashboard?days=7`),
       send("GET", "/v1/analytics/dashboard?days=7", key),
     ]);
     expect(a.status).toBe(200);

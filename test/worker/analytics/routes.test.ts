@@ -1,21 +1,12 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AnalyticsEvent } from "../../../src/analytics/events";
+import type { Dashboard } from "../../../src/api-types";
+import { eventually } from "../eventually";
 import { admin, createKey, createTenant, envelope, query, send, sql, uniqueId } from "../helpers";
 import { batchOf, conversationEvent, countRows, dailyRows, dayTime, deliver, turnEvent } from "./helpers";
 
-const queue = () => (env as unknown as { ANALYTICS_QUEUE: Queue<AnalyticsEvent> }).ANALYTICS_QUEUE;
-
-async function waitFor(check: () => Promise<boolean>, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`condition not met within ${ms} ms`);
-}
-
-type Dash = { tenant_id: string; totals: Record<string, number | null>; series: { day: string }[] };
+const queue = () => env.ANALYTICS_QUEUE;
 
 describe("dashboard routes", () => {
   it("validates days: 1..365 integers, default 7, in the error envelope otherwise", async () => {
@@ -24,7 +15,7 @@ describe("dashboard routes", () => {
     for (const bad of ["0", "366", "abc", "1.5", "-3", ""]) {
       for (const res of [
         await send("GET", `/v1/analytics/dashboard?days=${bad}`, key),
-        await admin("GET", `/tenants/${t.tenant_id}/dashboard?days=${bad}`),
+        await admin("GET", `/tenants/${t.tenant_id}/analytics/dashboard?days=${bad}`),
       ]) {
         expect(res.status, `days=${bad}`).toBe(400);
         const err = await envelope(res);
@@ -32,17 +23,17 @@ describe("dashboard routes", () => {
         expect(err.message).toContain("days");
       }
     }
-    const def = (await (await send("GET", "/v1/analytics/dashboard", key)).json()) as Dash;
+    const def = (await (await send("GET", "/v1/analytics/dashboard", key)).json()) as Dashboard;
     expect(def.series).toHaveLength(7);
-    const max = (await (await send("GET", "/v1/analytics/dashboard?days=365", key)).json()) as Dash;
+    const max = (await (await send("GET", "/v1/analytics/dashboard?days=365", key)).json()) as Dashboard;
     expect(max.series).toHaveLength(365);
   });
 
   it("answers an empty tenant with zero counts and null rates over every day of the window", async () => {
     const t = await createTenant();
-    const res = await admin("GET", `/tenants/${t.tenant_id}/dashboard?days=3`);
+    const res = await admin("GET", `/tenants/${t.tenant_id}/analytics/dashboard?days=3`);
     expect(res.status).toBe(200);
-    const body = (await res.json()) as Dash;
+    const body = (await res.json()) as Dashboard;
     const today = new Date().toISOString().slice(0, 10);
     expect(body.series.map((d) => d.day).at(-1)).toBe(today);
     expect(body.totals).toEqual({
@@ -77,16 +68,18 @@ describe("dashboard routes", () => {
         conversationEvent(b.tenant_id),
       ]),
     );
-    const mine = (await (await send("GET", "/v1/analytics/dashboard?days=1", keyA)).json()) as Dash;
+    const mine = (await (await send("GET", "/v1/analytics/dashboard?days=1", keyA)).json()) as Dashboard;
     expect(mine.tenant_id).toBe(a.tenant_id);
     expect(mine.totals).toMatchObject({ total_turns: 1, total_conversations: 0, p50_response_time_ms: 40 });
     // No parameter can point the tenant route elsewhere.
     const sneaky = (await (
       await send("GET", `/v1/analytics/dashboard?days=1&tenant_id=${b.tenant_id}`, keyA)
-    ).json()) as Dash;
+    ).json()) as Dashboard;
     expect(sneaky.tenant_id).toBe(a.tenant_id);
     expect(sneaky.totals.total_turns).toBe(1);
-    const theirs = (await (await admin("GET", `/tenants/${b.tenant_id}/dashboard?days=1`)).json()) as Dash;
+    const theirs = (await (
+      await admin("GET", `/tenants/${b.tenant_id}/analytics/dashboard?days=1`)
+    ).json()) as Dashboard;
     expect(theirs.totals).toMatchObject({ total_turns: 2, total_conversations: 1 });
   });
 
@@ -100,13 +93,13 @@ describe("dashboard routes", () => {
     });
     expect(browser.status).toBe(403);
     expect((await envelope(browser)).message).toContain("secret key");
-    expect((await send("GET", `/admin/tenants/${t.tenant_id}/dashboard`, "not-the-admin-token")).status).toBe(
-      401,
-    );
-    const missing = await admin("GET", `/tenants/${uniqueId("ghost")}/dashboard?days=7`);
+    expect(
+      (await send("GET", `/admin/tenants/${t.tenant_id}/analytics/dashboard`, "not-the-admin-token")).status,
+    ).toBe(401);
+    const missing = await admin("GET", `/tenants/${uniqueId("ghost")}/analytics/dashboard?days=7`);
     expect(missing.status).toBe(404);
     expect((await envelope(missing)).code).toBe("NOT_FOUND");
-    expect((await admin("GET", "/tenants/NOT_AN_ID/dashboard")).status).toBe(400);
+    expect((await admin("GET", "/tenants/NOT_AN_ID/analytics/dashboard")).status).toBe(400);
   });
 });
 
@@ -120,8 +113,12 @@ describe("producer to consumer through the queue binding", () => {
     ];
     await queue().send(events[0] as AnalyticsEvent, { contentType: "json" });
     await queue().sendBatch(events.slice(1).map((body) => ({ body, contentType: "json" as const })));
-    await waitFor(
-      async () => (await countRows("conversations", t)) === 1 && (await countRows("turns", t)) === 2,
+    await eventually(
+      async () => {
+        expect(await countRows("conversations", t)).toBe(1);
+        expect(await countRows("turns", t)).toBe(2);
+      },
+      { timeoutMs: 20_000 },
     );
     expect((await dailyRows(t))[0]).toMatchObject({
       turns: 2,
@@ -158,8 +155,12 @@ describe("dead-letter replay", () => {
       remaining: 0,
     });
 
-    await waitFor(
-      async () => (await countRows("turns", t)) === 2 && (await countRows("conversations", t)) === 1,
+    await eventually(
+      async () => {
+        expect(await countRows("turns", t)).toBe(2);
+        expect(await countRows("conversations", t)).toBe(1);
+      },
+      { timeoutMs: 20_000 },
     );
     const marks = await query<{ replays: number; replayed: boolean }>(
       sql`select replays, replayed_at is not null as replayed from dead_letters where tenant_id = ${t}`,

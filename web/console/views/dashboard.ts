@@ -1,8 +1,8 @@
+import type { Dashboard } from "../../../src/api-types";
 import { el } from "../../shared/dom";
 import type { Api } from "../api";
 import { chartCard, destroyCharts } from "../charts";
 import { fixed, int, ms, pct, usd } from "../format";
-import type { Dashboard } from "../types";
 import { button, kpi, load } from "../ui";
 
 /** The tenant's dashboard: figures for the window and a chart per figure per day. */
@@ -13,7 +13,9 @@ export function dashboardView(api: Api, tenantId: string): HTMLElement {
   const refresh = () => {
     destroyCharts();
     void load(body, async () =>
-      render(await api.get<Dashboard>(`${api.tenantPath(tenantId, "dashboard")}?days=${days.value}`)),
+      render(
+        await api.get<Dashboard>(`${api.tenantPath(tenantId, "analytics/dashboard")}?days=${days.value}`),
+      ),
     );
   };
   days.addEventListener("change", refresh);

@@ -1,0 +1,48 @@
+import { IsolateCache } from "../cache/isolate";
+import { AppError } from "../errors";
+import type { Services } from "../services";
+
+/** Failed key attempts one address may make per minute before every attempt from it is refused. */
+export const AUTH_FAILURES_PER_MINUTE = 20;
+const WINDOW_MS = 60_000;
+
+// Per isolate, bounded: addresses over the limit (refused here without a Redis call) and the
+// failures counted here (the count when Redis is not configured or down).
+const blocked = new IsolateCache<number>(10_000, WINDOW_MS);
+const failures = new IsolateCache<number>(10_000, WINDOW_MS);
+
+const windowOf = (now: number) => Math.floor(now / WINDOW_MS);
+
+function refusal(until: number, now: number): AppError {
+  const seconds = Math.max(1, Math.ceil((until - now) / 1000));
+  return new AppError(
+    "RATE_LIMITED",
+    `too many failed API key attempts from this address; retry in ${seconds} s`,
+    { headers: { "Retry-After": String(seconds) } },
+  );
+}
+
+/** Throws 429 when this address is over its failed-attempt limit for the current minute. */
+export function refuseIfThrottled(ip: string, now = Date.now()): void {
+  const until = blocked.get(ip, now);
+  if (until !== undefined && until > now) throw refusal(until, now);
+}
+
+/**
+ * Counts a failed key attempt (in Redis across isolates, else in this isolate) and answers the error
+ * to throw: the caller's own, or a 429 once the address is over its limit.
+ */
+export async function failedAttempt(svc: Services, ip: string, err: AppError, now = Date.now()) {
+  const w = windowOf(now);
+  const local = (failures.get(`${ip}:${w}`, now) ?? 0) + 1;
+  failures.set(`${ip}:${w}`, local, now);
+  const key = `ce:authfail:${ip}:${w}`;
+  const shared = await svc.cache.run(0, async (r) => {
+    const [count] = await r.pipeline().incr(key).expire(key, 120).exec<[number, number]>();
+    return count;
+  });
+  if (Math.max(local, shared) <= AUTH_FAILURES_PER_MINUTE) return err;
+  const until = (w + 1) * WINDOW_MS;
+  blocked.set(ip, until, now);
+  return refusal(until, now);
+}
