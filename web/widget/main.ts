@@ -3,7 +3,7 @@
  * Optional `data-api` names the API's origin (default: where this script came from).
  */
 import { Chat } from "./chat";
-import { Memo, visitorId } from "./storage";
+import { Memo, VisitorToken } from "./storage";
 import { View } from "./view";
 
 interface Flagged {
@@ -38,7 +38,7 @@ function mount(script: HTMLScriptElement): void {
     rate: (n) => chat?.rate(n),
     restart: () => chat?.restart(),
   });
-  chat = new Chat({ base, key, visitor: visitorId(new Memo("localStorage")) }, session, slot, view);
+  chat = new Chat({ base, key, visitor: new VisitorToken(new Memo("localStorage")) }, session, slot, view);
   document.body.append(host);
   // The same tab comes back to the panel as it left it.
   if (session.get(`${slot}:open`)) chat.open(false);

@@ -33,12 +33,19 @@ export class Memo {
   }
 }
 
-/** A random anonymous visitor id, kept in localStorage so a returning visitor is the same user. */
-export function visitorId(local: Memo): string {
-  const known = local.get("chatedge:visitor");
-  if (known && /^[A-Za-z0-9_.:-]{8,128}$/.test(known)) return known;
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  const id = `v_${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
-  local.set("chatedge:visitor", id);
-  return id;
+/**
+ * The visitor's signed token, kept in localStorage so a returning visitor is the same visitor. The
+ * server issues it when the visitor first starts a conversation; the widget cannot make one up.
+ */
+export class VisitorToken {
+  constructor(readonly local: Memo) {}
+
+  get(): string | undefined {
+    const t = this.local.get("chatedge:visitor-token");
+    return t && /^vt1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(t) && t.length <= 2048 ? t : undefined;
+  }
+
+  set(token: string): void {
+    this.local.set("chatedge:visitor-token", token);
+  }
 }

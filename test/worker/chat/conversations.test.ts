@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
+import type { StartedConversation } from "../../../src/api-types";
 import type { ChatMessage } from "../../../src/chat/providers/types";
 import { estimateTokens } from "../../../src/chat/tokens";
+import { eventually } from "../eventually";
 import { createKey, envelope, query, send, sql } from "../helpers";
 import { chatTenant, sseFrames, upstreamRequests } from "./helpers";
 
@@ -16,7 +18,7 @@ type Reply = {
 async function start(key: string, body: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
   const res = await send("POST", "/v1/conversations", key, body, headers);
   expect(res.status).toBe(201);
-  return (await res.json()) as { id: string; greeting: string; state: string; turns: number };
+  return (await res.json()) as StartedConversation;
 }
 
 const say = (key: string, id: string, content: string, headers: Record<string, string> = {}) =>
@@ -164,25 +166,16 @@ describe("conversation API", () => {
     }
     const pk = (await createKey(a.id, "publishable")).key;
     const origin = { origin: "https://a.example" };
-    const mine = await start(pk, {}, { ...origin, "x-visitor-id": "visitor-one-1234" });
-    expect(
-      (
-        await send("GET", `/v1/conversations/${mine.id}`, pk, undefined, {
-          ...origin,
-          "x-visitor-id": "visitor-one-1234",
-        })
-      ).status,
-    ).toBe(200);
-    expect(
-      (
-        await send("GET", `/v1/conversations/${mine.id}`, pk, undefined, {
-          ...origin,
-          "x-visitor-id": "visitor-two-5678",
-        })
-      ).status,
-    ).toBe(404);
-    const other = { ...origin, "x-visitor-id": "visitor-two-5678" };
-    const me = { ...origin, "x-visitor-id": "visitor-one-1234" };
+    // Each visitor's identity is the token the platform issued when it started a conversation.
+    const mine = await start(pk, {}, origin);
+    const theirs = await start(pk, {}, origin);
+    expect(mine.visitor_token).toMatch(/^vt1\./);
+    if (!mine.visitor_token || !theirs.visitor_token) throw new Error("no visitor token");
+    expect(theirs.visitor_token).not.toBe(mine.visitor_token);
+    const me = { ...origin, "x-visitor-token": mine.visitor_token };
+    const other = { ...origin, "x-visitor-token": theirs.visitor_token };
+    expect((await send("GET", `/v1/conversations/${mine.id}`, pk, undefined, me)).status).toBe(200);
+    expect((await send("GET", `/v1/conversations/${mine.id}`, pk, undefined, other)).status).toBe(404);
     expect((await send("POST", `/v1/conversations/${mine.id}/feedback`, pk, { csat: 1 }, other)).status).toBe(
       404,
     );
@@ -195,8 +188,21 @@ describe("conversation API", () => {
     expect((await send("POST", `/v1/conversations/${mine.id}/feedback`, pk, { csat: 5 }, me)).status).toBe(
       200,
     );
-    const noVisitor = await send("POST", "/v1/conversations", pk, {}, origin);
-    expect(noVisitor.status).toBe(400);
+    // Without a token, or with a forged or another tenant's one, a browser is nobody.
+    const noToken = await send("GET", `/v1/conversations/${mine.id}`, pk, undefined, origin);
+    expect(noToken.status).toBe(401);
+    const forged = `${mine.visitor_token.slice(0, -2)}AA`;
+    expect(
+      (
+        await send("GET", `/v1/conversations/${mine.id}`, pk, undefined, {
+          ...origin,
+          "x-visitor-token": forged,
+        })
+      ).status,
+    ).toBe(401);
+    // A known visitor starting again keeps its identity.
+    const again = await start(pk, {}, me);
+    expect((await send("GET", `/v1/conversations/${again.id}`, pk, undefined, me)).status).toBe(200);
   });
 
   it("answers bad input with 4xx in the envelope", async () => {
@@ -234,19 +240,13 @@ describe("conversation users", () => {
     expect((await say(key, carol.id, "two")).status).toBe(200);
     expect((await say(key, carol.id, "three")).status).toBe(429);
     expect((await say(key, dave.id, "one")).status).toBe(200);
-    const rows = await query<{ user_id: string }>(
-      sql`select distinct user_id from turns where tenant_id = ${id} and conversation_id = ${carol.id}`,
-    );
-    const until = Date.now() + 15_000;
-    let users = rows.map((r) => r.user_id);
-    while (users.length === 0 && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 200));
-      users = (
-        await query<{ user_id: string }>(
-          sql`select distinct user_id from turns where tenant_id = ${id} and conversation_id = ${carol.id}`,
-        )
-      ).map((r) => r.user_id);
-    }
+    const users = await eventually(async () => {
+      const rows = await query<{ user_id: string }>(
+        sql`select distinct user_id from turns where tenant_id = ${id} and conversation_id = ${carol.id}`,
+      );
+      expect(rows).not.toHaveLength(0);
+      return rows.map((r) => r.user_id);
+    });
     expect(users).toEqual(["user:carol"]);
   });
 });

@@ -1,0 +1,82 @@
+/**
+ * Visitor tokens: the identity of a browser visitor, issued by the platform and signed, so a script
+ * holding a tenant's publishable key cannot name itself a new visitor at will. A token is
+ * `vt1.<payload>.<mac>` (base64url): the tenant it is for, a random visitor id and an expiry, under
+ * HMAC-SHA256 with a key derived from ADMIN_TOKEN. New visitors get one when they start a
+ * conversation, which the tenant gate counts per address.
+ */
+import { derivedKey, hmac } from "../auth/derived-keys";
+import { randomToken } from "../auth/keys";
+
+/** How long a visitor keeps its identity without starting a conversation again. */
+export const VISITOR_TOKEN_TTL_SECONDS = 30 * 86_400;
+
+interface Payload {
+  /** Tenant id. */
+  t: string;
+  /** Visitor id. */
+  v: string;
+  /** Expiry, epoch seconds. */
+  e: number;
+}
+
+export interface Visitor {
+  tenantId: string;
+  visitorId: string;
+  expiresAt: number;
+}
+
+const b64url = (bytes: Uint8Array) =>
+  btoa(String.fromCharCode(...bytes))
+    .replaceAll("+", "-")
+    .replaceAll("/", "_")
+    .replace(/=+$/, "");
+
+function unb64url(text: string): Uint8Array | undefined {
+  if (!/^[A-Za-z0-9_-]{1,1024}$/.test(text)) return undefined;
+  const bin = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
+  return Uint8Array.from(bin, (ch) => ch.charCodeAt(0));
+}
+
+/** Issues a token for a new visitor of the tenant (or renews a known visitor's). */
+export async function issueVisitorToken(
+  env: { ADMIN_TOKEN: string },
+  tenantId: string,
+  visitorId = randomToken(22),
+  now = Date.now(),
+): Promise<{ token: string; visitor: Visitor }> {
+  const expiresAt = Math.floor(now / 1000) + VISITOR_TOKEN_TTL_SECONDS;
+  const payload = b64url(
+    new TextEncoder().encode(JSON.stringify({ t: tenantId, v: visitorId, e: expiresAt })),
+  );
+  const mac = b64url(await hmac(await derivedKey(env, "visitor token"), `vt1.${payload}`));
+  return { token: `vt1.${payload}.${mac}`, visitor: { tenantId, visitorId, expiresAt } };
+}
+
+/** The visitor a token names, if it is genuine, unexpired and for this tenant. */
+export async function verifyVisitorToken(
+  env: { ADMIN_TOKEN: string },
+  tenantId: string,
+  token: string | undefined,
+  now = Date.now(),
+): Promise<Visitor | undefined> {
+  const parts = token?.split(".");
+  if (!parts || parts.length !== 3 || parts[0] !== "vt1") return undefined;
+  const [, payload = "", mac = ""] = parts;
+  const macBytes = unb64url(mac);
+  if (!macBytes) return undefined;
+  const key = await derivedKey(env, "visitor token");
+  const data = new TextEncoder().encode(`vt1.${payload}`);
+  if (!(await crypto.subtle.verify("HMAC", key, macBytes, data))) return undefined;
+  const raw = unb64url(payload);
+  if (!raw) return undefined;
+  let p: Payload;
+  try {
+    p = JSON.parse(new TextDecoder().decode(raw)) as Payload;
+  } catch {
+    return undefined;
+  }
+  if (p.t !== tenantId || typeof p.v !== "string" || typeof p.e !== "number") return undefined;
+  if (p.e * 1000 <= now) return undefined;
+  return { tenantId: p.t, visitorId: p.v, expiresAt: p.e };
+}
