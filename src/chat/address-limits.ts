@@ -1,0 +1,47 @@
+/**
+ * Per-address limits on browser traffic (publishable keys): messages per minute and new
+ * conversations per hour from one client address, counted exactly in the tenant's gate. Whatever
+ * visitor tokens a script collects, one address gets at most this much of the tenant's bot.
+ */
+import type { Context } from "hono";
+import type { AddressKind } from "../admission/address-windows";
+import { tenantGate } from "../admission/client";
+import { gateFailure } from "../admission/headers";
+import type { AppEnv } from "../app";
+import { AppError } from "../errors";
+
+/** Generous for people behind one address (an office), small for a script. */
+export const ADDRESS_MESSAGES_PER_MINUTE = 30;
+export const ADDRESS_CONVERSATIONS_PER_HOUR = 20;
+
+const WINDOWS: Record<AddressKind, { windowMs: number; what: string }> = {
+  message: { windowMs: 60_000, what: "messages" },
+  conversation: { windowMs: 3_600_000, what: "new conversations" },
+};
+
+/** Counts one browser message or conversation start against its address; throws 429 past the limit. */
+export async function limitAddress(c: Context<AppEnv>, kind: AddressKind): Promise<void> {
+  const address = c.get("clientIp");
+  if (c.get("apiKey").kind !== "publishable" || !address) return;
+  const tenant = c.get("tenant");
+  const limit = kind === "message" ? ADDRESS_MESSAGES_PER_MINUTE : ADDRESS_CONVERSATIONS_PER_HOUR;
+  const { windowMs, what } = WINDOWS[kind];
+  let result: Awaited<ReturnType<ReturnType<typeof tenantGate>["hitAddress"]>>;
+  try {
+    result = await tenantGate(c.get("svc").env, tenant.id).hitAddress({
+      tenantId: tenant.id,
+      address,
+      kind,
+      limit,
+      windowMs,
+    });
+  } catch (err) {
+    throw gateFailure(err);
+  }
+  if (result.ok) return;
+  const wait = result.retryAfterSeconds;
+  throw new AppError("RATE_LIMITED", `too many ${what} from this address; retry in ${wait} s`, {
+    headers: { "Retry-After": String(wait) },
+    details: { level: "address", limit: result.limit, remaining: 0, reset_seconds: wait },
+  });
+}

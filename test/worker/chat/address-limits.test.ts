@@ -1,0 +1,115 @@
+/**
+ * The abuse case of issue #14: one script with a tenant's publishable key, forging an allowed Origin
+ * and collecting a fresh visitor token for every conversation, from one address. Per-address windows
+ * in the tenant's gate bound it to ADDRESS_CONVERSATIONS_PER_HOUR new conversations and
+ * ADDRESS_MESSAGES_PER_MINUTE messages (blocked ones, feedback and ends included), while another
+ * address, and the tenant's servers, are not affected.
+ */
+import { describe, expect, it } from "vitest";
+import type { StartedConversation } from "../../../src/api-types";
+import {
+  ADDRESS_CONVERSATIONS_PER_HOUR,
+  ADDRESS_MESSAGES_PER_MINUTE,
+} from "../../../src/chat/address-limits";
+import { createKey, envelope, send, uniqueId } from "../helpers";
+import { chatTenant } from "./helpers";
+
+const ORIGIN = "https://shop.example";
+/** A fresh address per test, so no other test's hits count. */
+const address = () => `203.0.113.7-${uniqueId("ip")}`;
+
+async function browserTenant(overrides: Record<string, unknown> = {}) {
+  // Tenant and per-user limits far above the per-address ones, so only the address binds.
+  const t = await chatTenant({
+    allowed_origins: [ORIGIN],
+    rate_limit_per_minute: 10_000,
+    user_rate_limit_per_minute: 10_000,
+    ...overrides,
+  });
+  return { ...t, pk: (await createKey(t.id, "publishable")).key };
+}
+
+const from = (ip: string, token?: string) => ({
+  origin: ORIGIN,
+  "cf-connecting-ip": ip,
+  ...(token ? { "x-visitor-token": token } : {}),
+});
+
+describe("per-address limits on publishable-key traffic", () => {
+  it("a script rotating visitor identities from one address gets the hourly number of new conversations", async () => {
+    const { pk, key } = await browserTenant();
+    const ip = address();
+    const tokens = new Set<string>();
+    for (let i = 0; i < ADDRESS_CONVERSATIONS_PER_HOUR; i++) {
+      const res = await send("POST", "/v1/conversations", pk, {}, from(ip));
+      expect(res.status, `start ${i + 1}`).toBe(201);
+      tokens.add(((await res.json()) as StartedConversation).visitor_token ?? "");
+    }
+    expect(tokens.size).toBe(ADDRESS_CONVERSATIONS_PER_HOUR);
+    const over = await send("POST", "/v1/conversations", pk, {}, from(ip));
+    expect(over.status).toBe(429);
+    expect(Number(over.headers.get("retry-after"))).toBeGreaterThan(3000);
+    const err = await envelope(over);
+    expect(err.code).toBe("RATE_LIMITED");
+    expect(err.message).toContain("new conversations from this address");
+    // A known visitor from the same address is refused too: it is the address that is spent.
+    const known = [...tokens][0];
+    expect((await send("POST", "/v1/conversations", pk, {}, from(ip, known))).status).toBe(429);
+    // Another address, and the tenant's own servers, are not affected.
+    expect((await send("POST", "/v1/conversations", pk, {}, from(address()))).status).toBe(201);
+    expect((await send("POST", "/v1/conversations", key, {}, { "cf-connecting-ip": ip })).status).toBe(201);
+  });
+
+  it("counts every message of every visitor from one address, blocked ones, feedback and ends included", async () => {
+    const { pk } = await browserTenant({ blocked_topics: ["crypto"] });
+    const ip = address();
+    const start = async () =>
+      (await (await send("POST", "/v1/conversations", pk, {}, from(ip))).json()) as StartedConversation;
+    const [a, b] = [await start(), await start()];
+    const as = from(ip, a.visitor_token);
+    const bs = from(ip, b.visitor_token);
+    let sent = 0;
+    // Visitor A: ordinary messages; visitor B: messages on a blocked topic, then feedback.
+    for (; sent < 10; sent++) {
+      const res = await send(
+        "POST",
+        `/v1/conversations/${a.id}/messages`,
+        pk,
+        { content: `hello ${sent}` },
+        as,
+      );
+      expect(res.status).toBe(200);
+    }
+    for (; sent < ADDRESS_MESSAGES_PER_MINUTE - 2; sent++) {
+      const res = await send(
+        "POST",
+        `/v1/conversations/${b.id}/messages`,
+        pk,
+        { content: "tell me about crypto" },
+        bs,
+      );
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { blocked: boolean }).blocked).toBe(true);
+    }
+    expect((await send("POST", `/v1/conversations/${b.id}/feedback`, pk, { csat: 1 }, bs)).status).toBe(200);
+    expect((await send("POST", `/v1/conversations/${b.id}/end`, pk, { resolved: false }, bs)).status).toBe(
+      200,
+    );
+    sent += 2;
+    expect(sent).toBe(ADDRESS_MESSAGES_PER_MINUTE);
+    const over = await send("POST", `/v1/conversations/${a.id}/messages`, pk, { content: "one more" }, as);
+    expect(over.status).toBe(429);
+    expect((await envelope(over)).message).toContain("messages from this address");
+    const feedback = await send("POST", `/v1/conversations/${a.id}/feedback`, pk, { csat: 5 }, as);
+    expect(feedback.status).toBe(429);
+    // The refused message was not stored: A's transcript holds its 10 messages and their answers.
+    const transcript = await send("GET", `/v1/conversations/${a.id}`, pk, undefined, as);
+    expect(((await transcript.json()) as { messages: unknown[] }).messages).toHaveLength(20);
+    // The same visitor from another address goes on.
+    const elsewhere = from(address(), a.visitor_token);
+    expect(
+      (await send("POST", `/v1/conversations/${a.id}/messages`, pk, { content: "from my phone" }, elsewhere))
+        .status,
+    ).toBe(200);
+  });
+});
