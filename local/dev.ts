@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { ensureDatabase, migrateDatabase } from "./migrate.ts";
 import { postgresAnswers, startPglite } from "./pglite.ts";
 import { startRelay } from "./relay.ts";
-import { seedDemo } from "./seed.ts";
+import { DEMO_TENANT, seedDemo } from "./seed.ts";
 import { redisAnswers, startUpstashBridge } from "./upstash-bridge.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -77,6 +77,25 @@ async function waitForHealth(url: string, deadlineMs: number): Promise<boolean> 
     await new Promise((r) => setTimeout(r, 250));
   }
   return false;
+}
+
+/**
+ * The demo page is served by the worker itself, so its origin is this port's: the demo tenant must
+ * allow it, whatever PORT says. Through the admin API, which drops cached copies of the config.
+ */
+async function allowDemoOrigins(base: string, token: string, origins: string[]): Promise<boolean> {
+  const auth = { Authorization: `Bearer ${token}` };
+  const res = await fetch(`${base}/admin/tenants/${DEMO_TENANT}`, { headers: auth });
+  if (!res.ok) return false;
+  const allowed = ((await res.json()) as { allowed_origins: string[] }).allowed_origins;
+  const missing = origins.filter((o) => !allowed.includes(o));
+  if (missing.length === 0) return true;
+  const patched = await fetch(`${base}/admin/tenants/${DEMO_TENANT}`, {
+    method: "PATCH",
+    headers: { ...auth, "Content-Type": "application/json" },
+    body: JSON.stringify({ allowed_origins: [...allowed, ...missing] }),
+  });
+  return patched.ok;
 }
 
 let stopping = false;
@@ -175,6 +194,10 @@ async function main() {
   const base = `http://127.0.0.1:${port}`;
   if (!(await waitForHealth(`${base}/healthz`, 60_000))) {
     say("wrangler dev did not answer /healthz within 60 s");
+    return shutdown(1);
+  }
+  if (!(await allowDemoOrigins(base, adminToken, [base, `http://localhost:${port}`]))) {
+    say("could not allow the demo page's origin for the demo tenant");
     return shutdown(1);
   }
   console.log(`

@@ -110,6 +110,32 @@ describe.skipIf(!hasChromium && !process.env.CI)("the widget and the console in 
     await stack?.stop();
   }, 60_000);
 
+  // A newcomer's first click: exactly the URL `npm run dev` printed. The page and the API share an
+  // origin, so the browser sends no Origin on the config GET (it says Sec-Fetch-Site: same-origin).
+  it("the demo page that npm run dev prints chats, on the port it was given", async () => {
+    const printed = /demo chat page:\s+(\S+)/.exec(stack.output())?.[1];
+    expect(printed?.startsWith(`${stack.base}/demo/?key=pk_`)).toBe(true);
+    const page = await browser.context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    const configRequests: Record<string, string>[] = [];
+    page.on("request", (r) => {
+      if (r.url().endsWith("/v1/config")) configRequests.push(r.headers());
+    });
+    await page.goto(printed ?? "");
+    await page.getByRole("button", { name: "Open chat" }).click();
+    await page.getByRole("dialog", { name: "Chat with Demo Shop" }).waitFor();
+    const log = page.getByRole("log");
+    await log.getByText("Hi! I'm the Demo Shop assistant. Ask me anything about your order.").waitFor();
+    const question = "do you ship to Norway";
+    await send(page, question);
+    await log.getByText(mockAnswer(question)).waitFor();
+    expect(configRequests.length).toBeGreaterThan(0);
+    expect(configRequests[0]?.origin).toBeUndefined();
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it("a visitor chats, sees the answer stream, ends and rates; the rating reaches the console's dashboard", async () => {
     const { page, errors } = await visit();
     await page.getByRole("button", { name: "Open chat" }).click();
