@@ -1,6 +1,6 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
-import { TEST_ADMIN_TOKEN, TEST_REDIS_TOKEN } from "./test/local-services.ts";
+import { workerTestBindings } from "./test/local-services.ts";
 
 export default defineConfig({
   test: {
@@ -38,26 +38,8 @@ export default defineConfig({
         plugins: [
           cloudflareTest(({ inject }) => ({
             wrangler: { configPath: "./wrangler.jsonc" },
-            miniflare: {
-              bindings: {
-                ENVIRONMENT: "test",
-                DATABASE_URL: inject("databaseUrl"),
-                NEON_WS_PROXY: `127.0.0.1:${inject("relayPort")}/v2`,
-                ADMIN_TOKEN: TEST_ADMIN_TOKEN,
-                UPSTASH_REDIS_REST_URL: `http://127.0.0.1:${inject("bridgePort")}`,
-                UPSTASH_REDIS_REST_TOKEN: TEST_REDIS_TOKEN,
-                HANG_PORT: String(inject("hangPort")),
-                RELAY_STATS_URL: `http://127.0.0.1:${inject("relayPort")}/stats`,
-                FAKE_LLM_URL: `http://127.0.0.1:${inject("fakeLlmPort")}`,
-                // The worker's real providers, pointed at the fake server that speaks their protocols.
-                OPENAI_API_KEY: "sk-worker-test",
-                OPENAI_BASE_URL: `http://127.0.0.1:${inject("fakeLlmPort")}/v1`,
-                ANTHROPIC_API_KEY: "sk-ant-worker-test",
-                ANTHROPIC_BASE_URL: `http://127.0.0.1:${inject("fakeLlmPort")}`,
-                PROVIDER_TIMEOUT_MS: "2000",
-                EMAIL_FROM: "chatedge@test.example",
-              },
-            },
+            // wrangler.jsonc's bindings, plus the vars and secrets the tests set (test/local-services.ts).
+            miniflare: { bindings: workerTestBindings(inject) },
           })),
         ],
         test: {

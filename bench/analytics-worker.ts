@@ -24,6 +24,7 @@ function readConfig() {
     compatibility_flags?: string[];
     vars?: Record<string, string>;
     durable_objects?: { bindings?: { name: string; class_name: string }[] };
+    send_email?: { name: string }[];
     queues?: {
       producers?: { binding: string; queue: string }[];
       consumers?: {
@@ -56,6 +57,7 @@ function readConfig() {
     durableObjects,
     queueProducers,
     queueConsumers,
+    sendEmail: c.send_email ?? [],
   };
 }
 
@@ -100,6 +102,7 @@ export async function startBenchWorker(
       },
       durableObjects: config.durableObjects,
       queueProducers: config.queueProducers,
+      email: { send_email: config.sendEmail },
       ...(opts.consumers ? { queueConsumers: config.queueConsumers } : {}),
     }),
   );

@@ -13,6 +13,7 @@ import { sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/node-postgres";
 import pg from "pg";
 import { migrateDatabase, recreateDatabase } from "../local/migrate.ts";
+import { insertTenants } from "../local/seed-tenants.ts";
 import { readDashboard } from "../src/analytics/dashboard.ts";
 import type { AnalyticsDb } from "../src/analytics/sql.ts";
 import { evaluateAlerts } from "../src/monitoring/evaluate.ts";
@@ -24,14 +25,21 @@ import type { Bench, BenchRow } from "./types.ts";
 const TENANTS = 1_000;
 const HOURS = 8 * 24;
 const DAYS = 15;
+// The bench times evaluation, not delivery: the notices it produces are dropped.
+const dropNotices = { sendBatch: async () => {} };
 
-async function seed(db: AnalyticsDb, now: number): Promise<void> {
+async function seed(pool: pg.Pool, db: AnalyticsDb, now: number): Promise<void> {
   const hour = new Date(Math.floor(now / 3_600_000) * 3_600_000).toISOString();
   const today = new Date(now).toISOString().slice(0, 10);
-  await db.execute(sql`
-    insert into tenants (id, name, system_prompt, escalation_email)
-    select 'bench-' || lpad(i::text, 4, '0'), 'Bench ' || i, 'You help.', 'ops@bench.example'
-    from generate_series(1, ${TENANTS}) i`);
+  await insertTenants(
+    pool,
+    Array.from({ length: TENANTS }, (_, i) => ({
+      id: `bench-${String(i + 1).padStart(4, "0")}`,
+      name: `Bench ${i + 1}`,
+      systemPrompt: "You help.",
+      escalationEmail: "ops@bench.example",
+    })),
+  );
   // Every tenant answers 20..80 turns an hour (latencies 1 to 3.5 s), some fail, now and then a violation.
   await db.execute(sql`
     insert into tenant_hourly (tenant_id, hour, turns, answered, errors, blocked, input_tokens, output_tokens,
@@ -78,7 +86,7 @@ export async function run(log: (m: string) => void = () => {}): Promise<BenchRow
   try {
     const now = Date.now();
     log(`seeding ${TENANTS} tenants x ${HOURS} hours`);
-    await seed(db, now);
+    await seed(pool, db, now);
     const scrapeBytes = (await renderMetrics(db, now)).length;
     // Interleaved, so both sides see the same machine.
     const scrape: number[] = [];
@@ -89,7 +97,7 @@ export async function run(log: (m: string) => void = () => {}): Promise<BenchRow
         ...(await timed(1, async () => db.execute(sql`select * from tenant_totals order by tenant_id`))),
       );
     }
-    const evaluation = await timed(5, () => evaluateAlerts({}, db, now));
+    const evaluation = await timed(5, () => evaluateAlerts({ NOTIFY_QUEUE: dropNotices }, db, now));
     const one: number[] = [];
     const dash: number[] = [];
     for (let i = 0; i < 30; i++) {

@@ -16,6 +16,7 @@ import { writeEvents } from "../src/analytics/ingest.ts";
 import type { AnalyticsDb } from "../src/analytics/sql.ts";
 import { workload } from "./analytics-workload.ts";
 import { ensureDatabase, migrateDatabase } from "./migrate.ts";
+import { insertTenants } from "./seed-tenants.ts";
 
 export interface SeedOptions {
   databaseUrl: string;
@@ -65,10 +66,7 @@ export async function seedAnalytics(o: SeedOptions): Promise<{ events: number; m
   pool.on("error", () => {});
   const db = drizzle({ client: pool }) as unknown as AnalyticsDb;
   try {
-    const name = `Seeded ${o.tenant}`;
-    await db.execute(sql`
-      insert into tenants (id, name, system_prompt) values (${o.tenant}, ${name}, ${"You help."})
-      on conflict (id) do nothing`);
+    await insertTenants(pool, [{ id: o.tenant, name: `Seeded ${o.tenant}`, systemPrompt: "You help." }]);
     if (o.fresh) await clearTenantAnalytics(db, o.tenant);
     const started = performance.now();
     let events = 0;

@@ -5,19 +5,20 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import pg from "pg";
-import { generateKey, randomToken, sha256Hex } from "../src/auth/keys.ts";
+import { type KeyKind, sha256Hex } from "../src/auth/keys.ts";
+import { insertKey, insertTenants, type TenantSeed } from "./seed-tenants.ts";
 
 export const DEMO_TENANT = "demo";
 
 const DEMO_CONFIG = {
   name: "Demo Shop",
-  system_prompt: "You are the friendly support assistant of Demo Shop. Answer briefly and helpfully.",
+  systemPrompt: "You are the friendly support assistant of Demo Shop. Answer briefly and helpfully.",
   model: "mock",
-  custom_greeting: "Hi! I'm the Demo Shop assistant. Ask me anything about your order.",
-  blocked_topics: ["medical advice"],
-  escalation_email: "support@demo-shop.example",
-  allowed_origins: ["http://localhost:8787", "http://127.0.0.1:8787"],
-};
+  customGreeting: "Hi! I'm the Demo Shop assistant. Ask me anything about your order.",
+  blockedTopics: ["medical advice"],
+  escalationEmail: "support@demo-shop.example",
+  allowedOrigins: ["http://localhost:8787", "http://127.0.0.1:8787"],
+} satisfies Omit<TenantSeed, "id">;
 
 interface SavedKeys {
   secret: string;
@@ -30,20 +31,7 @@ export async function seedDemo(databaseUrl: string, keyFile: string): Promise<Sa
   client.on("error", () => {});
   await client.connect();
   try {
-    await client.query(
-      `insert into tenants (id, name, system_prompt, model, custom_greeting, blocked_topics, escalation_email, allowed_origins)
-       values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (id) do nothing`,
-      [
-        DEMO_TENANT,
-        DEMO_CONFIG.name,
-        DEMO_CONFIG.system_prompt,
-        DEMO_CONFIG.model,
-        DEMO_CONFIG.custom_greeting,
-        JSON.stringify(DEMO_CONFIG.blocked_topics),
-        DEMO_CONFIG.escalation_email,
-        JSON.stringify(DEMO_CONFIG.allowed_origins),
-      ],
-    );
+    await insertTenants(client, [{ id: DEMO_TENANT, ...DEMO_CONFIG }]);
     const saved = existsSync(keyFile)
       ? (JSON.parse(readFileSync(keyFile, "utf8")) as Partial<SavedKeys>)
       : {};
@@ -60,7 +48,7 @@ export async function seedDemo(databaseUrl: string, keyFile: string): Promise<Sa
 }
 
 /** Keeps a saved key when the database still knows it unrevoked; otherwise makes a new one. */
-async function ensureKey(client: pg.Client, kind: "secret" | "publishable", saved: string | undefined) {
+async function ensureKey(client: pg.Client, kind: KeyKind, saved: string | undefined) {
   if (saved) {
     const { rowCount } = await client.query(
       "select 1 from api_keys where hash = $1 and tenant_id = $2 and revoked_at is null",
@@ -68,11 +56,7 @@ async function ensureKey(client: pg.Client, kind: "secret" | "publishable", save
     );
     if (rowCount) return saved;
   }
-  const made = await generateKey(kind);
-  await client.query(
-    "insert into api_keys (id, tenant_id, kind, name, prefix, hash, last4) values ($1, $2, $3, $4, $5, $6, $7)",
-    [`key_${randomToken(16)}`, DEMO_TENANT, kind, `demo ${kind} key`, made.prefix, made.hash, made.last4],
-  );
+  const made = await insertKey(client, DEMO_TENANT, kind, `demo ${kind} key`);
   await client.query(
     "insert into audit_log (tenant_id, actor, action, target, request_id, data) values ($1, 'local/seed', 'key.create', $2, 'seed', $3)",
     [DEMO_TENANT, made.prefix, JSON.stringify({ kind })],

@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
+import type { Visitor } from "./chat/visitor-token";
 import { loadEnv, type RawEnv } from "./env";
 import { AppError, codeOf, errorBody, errorSummary } from "./errors";
 import { type InputIssue, inputIssues } from "./request-checks";
@@ -19,6 +20,8 @@ export interface AppEnv {
     apiKey: ApiKeyRecord;
     /** The caller's address as a keyed hash (src/auth/client-ip.ts), set by tenantAuth. */
     clientIp: string | undefined;
+    /** A browser's visitor, from its signed visitor token (src/chat/visitor-token.ts). */
+    visitor: Visitor | undefined;
     /** Who acts on the tenant (a tenant-scoped route's admin or secret key), for the audit log. */
     actor: Actor;
   };

@@ -1,3 +1,5 @@
+import { errorSummary } from "./errors";
+
 /**
  * Coalesces small writes made by many requests of one isolate into batched writes, off the
  * response path. The request that adds the first item of a batch owns its flush: it keeps itself
@@ -57,7 +59,8 @@ export class Batcher<T> {
             msg: `${this.opts.name}: batch write failed`,
             attempt,
             items: items.length,
-            error: String(err),
+            // Class and SQLSTATE only: a failed insert's message carries the rows it held.
+            ...errorSummary(err),
           }),
         );
         if (attempt < 3) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));

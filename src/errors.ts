@@ -2,22 +2,25 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
 /** Every error code the API answers with; the status follows from the code alone. */
-export type ErrorCode =
-  | "BAD_REQUEST"
-  | "VALIDATION_FAILED"
-  | "UNAUTHORIZED"
-  | "FORBIDDEN"
-  | "NOT_FOUND"
-  | "METHOD_NOT_ALLOWED"
-  | "CONFLICT"
-  | "PAYLOAD_TOO_LARGE"
-  | "UNSUPPORTED_MEDIA_TYPE"
-  | "RATE_LIMITED"
-  | "BUDGET_EXCEEDED"
-  | "MISCONFIGURED"
-  | "UNAVAILABLE"
-  | "UPSTREAM_ERROR"
-  | "INTERNAL";
+export const ERROR_CODES = [
+  "BAD_REQUEST",
+  "VALIDATION_FAILED",
+  "UNAUTHORIZED",
+  "FORBIDDEN",
+  "NOT_FOUND",
+  "METHOD_NOT_ALLOWED",
+  "CONFLICT",
+  "PAYLOAD_TOO_LARGE",
+  "UNSUPPORTED_MEDIA_TYPE",
+  "RATE_LIMITED",
+  "BUDGET_EXCEEDED",
+  "MISCONFIGURED",
+  "UNAVAILABLE",
+  "UPSTREAM_ERROR",
+  "INTERNAL",
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** Maps a code to its HTTP status; exhaustive so a new code cannot ship without one. */
 export function statusOf(code: ErrorCode): ContentfulStatusCode {
@@ -114,4 +117,48 @@ export function errorBody(code: ErrorCode, message: string, requestId: string, d
   return {
     error: details === undefined ? { code, message, requestId } : { code, message, requestId, details },
   };
+}
+
+export interface ErrorSummary {
+  /** The error's class, e.g. DrizzleQueryError. */
+  error: string;
+  /** A machine code: a Postgres SQLSTATE, a driver or system code. */
+  code?: string;
+  /** The class and code of what caused it (the driver's error under an ORM's). */
+  cause?: string;
+  /** Where it was thrown: stack frames only, without the message line. */
+  frames?: string[];
+}
+
+const SAFE_CODE = /^[A-Za-z0-9_.-]{1,64}$/;
+
+function nameAndCode(e: unknown): { name: string; code?: string } {
+  if (!(e instanceof Error)) return { name: typeof e };
+  const code = (e as { code?: unknown }).code;
+  // Some classes (drizzle's DrizzleQueryError) keep the name "Error": their constructor says more.
+  const name = e.name === "Error" && e.constructor.name ? e.constructor.name : e.name;
+  return { name, code: typeof code === "string" && SAFE_CODE.test(code) ? code : undefined };
+}
+
+/**
+ * What a log may say about an unexpected error: class, code (SQLSTATE) and stack frames, never
+ * its message. A failed query's message holds the SQL parameters (system prompts, visitors'
+ * words), and a driver's detail repeats values; request ids tie a log line to a request instead.
+ */
+export function errorSummary(err: unknown): ErrorSummary {
+  const top = nameAndCode(err);
+  const out: ErrorSummary = { error: top.name };
+  const cause = err instanceof Error ? err.cause : undefined;
+  const under = cause === undefined ? undefined : nameAndCode(cause);
+  const code = top.code ?? under?.code;
+  if (code) out.code = code;
+  if (under) out.cause = under.code ? `${under.name} ${under.code}` : under.name;
+  const stack = err instanceof Error ? err.stack : undefined;
+  if (stack)
+    out.frames = stack
+      .split("\n")
+      .filter((l) => /^\s+at /.test(l))
+      .slice(0, 8)
+      .map((l) => l.trim());
+  return out;
 }

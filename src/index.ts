@@ -1,23 +1,25 @@
-import { swaggerUI } from "@hono/swagger-ui";
-import { adminUsage, tenantUsage } from "./admission/routes";
+import { usageRoutes } from "./admission/routes";
 import {
   ANALYTICS_DLQ_NAME,
   ANALYTICS_QUEUE_NAME,
   analyticsDeadLetterQueue,
   analyticsQueue,
 } from "./analytics/queue";
-import { adminAnalytics, tenantAnalytics } from "./analytics/routes";
+import { adminAnalytics, dashboardRoutes } from "./analytics/routes";
 import { newApp } from "./app";
 import { conversations } from "./chat/conversation-routes";
 import { openAiChat } from "./chat/openai-routes";
+import { docsPage } from "./docs";
 import type { RawEnv } from "./env";
-import { adminExperiments, tenantExperiments } from "./experiments/routes";
+import { experimentRoutes } from "./experiments/routes";
 import { health } from "./health";
 import { runScheduled } from "./monitoring/cron";
-import { adminMonitoring, tenantMonitoringRoutes } from "./monitoring/routes";
+import { adminMonitoring, monitoringRoutes } from "./monitoring/routes";
+import { webhookSecretRoutes } from "./monitoring/webhook-secret";
 import { NOTIFY_QUEUE_NAME, notifyQueue } from "./notify/consumer";
 import { adminTenants } from "./tenants/admin-routes";
 import { tenantPublic } from "./tenants/public-routes";
+import { mountTenantScoped } from "./tenants/scope";
 
 /** Builds the whole API; every feature's router is mounted here and documented at /openapi.json. */
 export function buildApp() {
@@ -31,9 +33,9 @@ export function buildApp() {
     return c.body(null, 204, {
       "Access-Control-Allow-Origin": origin,
       "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-      // X-Visitor-Id: the widget's anonymous visitor (publishable keys need it).
+      // X-Visitor-Token: the widget's signed visitor identity (publishable keys need it).
       "Access-Control-Allow-Headers":
-        "Authorization, Content-Type, X-Request-Id, X-Visitor-Id, X-Conversation-Id",
+        "Authorization, Content-Type, X-Request-Id, X-Visitor-Token, X-Conversation-Id",
       "Access-Control-Max-Age": "600",
       Vary: "Origin",
     });
@@ -43,14 +45,19 @@ export function buildApp() {
   app.route("/v1", tenantPublic);
   app.route("/v1", openAiChat);
   app.route("/v1", conversations);
-  app.route("/v1", tenantUsage);
-  app.route("/admin", adminUsage);
   app.route("/admin", adminAnalytics);
-  app.route("/v1", tenantAnalytics);
-  app.route("/admin", adminExperiments);
-  app.route("/v1", tenantExperiments);
   app.route("/admin", adminMonitoring);
-  app.route("/v1", tenantMonitoringRoutes);
+  // The tenant's own business: each router is declared once, mounted under /v1 for its secret
+  // keys and under /admin/tenants/{id} for the admin (src/tenants/scope.ts).
+  for (const routes of [
+    usageRoutes,
+    dashboardRoutes,
+    experimentRoutes,
+    monitoringRoutes,
+    webhookSecretRoutes,
+  ]) {
+    mountTenantScoped(app, routes);
+  }
 
   app.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", {
     type: "http",
@@ -71,7 +78,7 @@ export function buildApp() {
         "Multi-tenant chatbot platform at the edge. Errors share one envelope: {error:{code,message,requestId}}.",
     },
   });
-  app.get("/docs", swaggerUI({ url: "/openapi.json", title: "chatedge API" }));
+  app.get("/docs", docsPage);
   return app;
 }
 

@@ -1,10 +1,11 @@
 import { z } from "@hono/zod-openapi";
+import { ERROR_CODES } from "./errors";
 
 /** The error envelope, as documented for every route. */
 export const ErrorEnvelope = z
   .object({
     error: z.object({
-      code: z.string().openapi({ example: "VALIDATION_FAILED" }),
+      code: z.enum(ERROR_CODES).openapi({ example: "VALIDATION_FAILED" }),
       message: z.string(),
       requestId: z.string(),
       details: z.unknown().optional(),

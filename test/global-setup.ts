@@ -3,16 +3,10 @@ import { createInterface } from "node:readline";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { migrateDatabase, recreateDatabase } from "../local/migrate.ts";
-import { TEST_POSTGRES_URL, TEST_REDIS_TOKEN, TEST_REDIS_URL } from "./local-services.ts";
+import { TEST_POSTGRES_URL, TEST_REDIS_TOKEN, TEST_REDIS_URL, type TestServices } from "./local-services.ts";
 
 declare module "vitest" {
-  export interface ProvidedContext {
-    databaseUrl: string;
-    relayPort: number;
-    bridgePort: number;
-    hangPort: number;
-    fakeLlmPort: number;
-  }
+  export interface ProvidedContext extends TestServices {}
 }
 
 /** Starts local/services.ts and reads the ports it prints. */

@@ -4,3 +4,39 @@ export const TEST_POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? "postgres://po
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 export const TEST_REDIS_TOKEN = "test-redis-token";
 export const TEST_ADMIN_TOKEN = "test-admin-token-0123456789";
+
+/** What global-setup.ts starts for the worker tests and hands over through vitest's `inject`. */
+export interface TestServices {
+  databaseUrl: string;
+  relayPort: number;
+  bridgePort: number;
+  hangPort: number;
+  fakeLlmPort: number;
+}
+
+/**
+ * The vars, secrets and test servers' addresses vitest.config.ts gives the worker under test (its
+ * bindings come from wrangler.jsonc); test/worker/env.d.ts types the tests' `env` from this.
+ */
+export function workerTestBindings(inject: <K extends keyof TestServices>(key: K) => TestServices[K]) {
+  const fakeLlm = `http://127.0.0.1:${inject("fakeLlmPort")}`;
+  const relay = `127.0.0.1:${inject("relayPort")}`;
+  return {
+    ENVIRONMENT: "test",
+    DATABASE_URL: inject("databaseUrl"),
+    NEON_WS_PROXY: `${relay}/v2`,
+    ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+    UPSTASH_REDIS_REST_URL: `http://127.0.0.1:${inject("bridgePort")}`,
+    UPSTASH_REDIS_REST_TOKEN: TEST_REDIS_TOKEN,
+    HANG_PORT: String(inject("hangPort")),
+    RELAY_STATS_URL: `http://${relay}/stats`,
+    FAKE_LLM_URL: fakeLlm,
+    // The worker's real providers, pointed at the fake server that speaks their protocols.
+    OPENAI_API_KEY: "sk-worker-test",
+    OPENAI_BASE_URL: `${fakeLlm}/v1`,
+    ANTHROPIC_API_KEY: "sk-ant-worker-test",
+    ANTHROPIC_BASE_URL: fakeLlm,
+    PROVIDER_TIMEOUT_MS: "2000",
+    EMAIL_FROM: "chatedge@test.example",
+  };
+}

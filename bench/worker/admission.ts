@@ -51,6 +51,7 @@ const tenant: TenantConfig = {
   timezone: "UTC",
   pricingOverrides: {},
   allowedTools: [],
+  allowedModels: [],
   blockedTopics: [],
   escalationEmail: "",
   customGreeting: "",

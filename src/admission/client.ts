@@ -1,16 +1,19 @@
 import type { Env } from "../env";
-import { AppError } from "../errors";
 import type { TenantConfig } from "../tenants/config";
-import { gateFailure } from "./headers";
+import type { AddressHit } from "./address-windows";
+import { gateFailure, rejectionError } from "./headers";
 import { costOf } from "./pricing";
 import type { TenantGate } from "./tenant-gate";
 import {
   type AdmissionConfig,
+  type AdmitInput,
   type AdmitResult,
+  type GateOutcome,
   GLOBAL_GATE_NAME,
   GLOBAL_LIMIT_PER_MINUTE,
   type SettleItem,
   type Usage,
+  type UsageQuery,
 } from "./types";
 
 /** What admission needs of the tenant's configuration (the DO never reads Postgres). */
@@ -28,15 +31,28 @@ export function admissionConfig(t: TenantConfig): AdmissionConfig {
   };
 }
 
-/** The tenant's gate: one Durable Object per tenant, named by its id. */
-export function tenantGate(env: Env, tenantId: string): DurableObjectStub<TenantGate> {
-  if (!env.TENANT_GATE) {
-    throw new AppError(
-      "MISCONFIGURED",
-      "worker misconfigured: the TENANT_GATE Durable Object binding is missing",
-    );
-  }
-  return env.TENANT_GATE.getByName(tenantId);
+/**
+ * The tenant's gate (one Durable Object per tenant, named by its id) as the worker calls it: each
+ * method answers the gate's value, throws the 4xx AppError of a call the gate rejected, and lets
+ * through what a gate that cannot answer throws (`gateFailure` makes that a 503).
+ */
+export function tenantGate(env: Pick<Env, "TENANT_GATE">, tenantId: string) {
+  const stub: DurableObjectStub<TenantGate> = env.TENANT_GATE.getByName(tenantId);
+  return {
+    admit: (input: AdmitInput) => unwrap(stub.admit(input)),
+    settle: (reservationId: string, usage: Usage) => unwrap(stub.settle(reservationId, usage)),
+    settleMany: (items: SettleItem[]) => unwrap(stub.settleMany(items)),
+    usage: (query: UsageQuery) => unwrap(stub.usage(query)),
+    hitAddress: (hit: AddressHit) => unwrap(stub.hitAddress(hit)),
+    /** Resolves once the gate's background lease traffic has finished. */
+    drain: () => stub.drain(),
+  };
+}
+
+async function unwrap<T>(call: Promise<GateOutcome<T>>): Promise<T> {
+  const out = await call;
+  if (!out.ok) throw rejectionError(out);
+  return out.value;
 }
 
 /** The global limit and the GlobalGate that leases it. */

@@ -1,9 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
 import { z } from "zod";
+import { Clock } from "../clock";
 import type { RawEnv } from "../env";
-import { Clock } from "./clock";
+import { guard } from "../outcome";
 import { type AcquireRequest, type Grant, LEASE_MARGIN_MS, LEASE_MS, type LeaseRelease } from "./lease";
-import { parseOrThrow, WINDOW_MS } from "./types";
+import { type GateOutcome, parseOrThrow, WINDOW_MS } from "./types";
 
 const Releases = z
   .array(z.object({ leaseId: z.string().regex(/^g\d{1,15}$/), used: z.number().int().min(0) }).strict())
@@ -81,7 +82,11 @@ export class GlobalGate extends DurableObject<RawEnv> {
   }
 
   /** Takes back the reported leases, then grants up to `want` units if the limit has room. */
-  async acquire(raw: AcquireRequest): Promise<Grant> {
+  acquire(raw: AcquireRequest): Promise<GateOutcome<Grant>> {
+    return guard(() => this.#acquire(raw));
+  }
+
+  #acquire(raw: AcquireRequest): Grant {
     const req = parseOrThrow(AcquireSchema, raw, "acquire");
     const now = this.clock.now();
     this.#limit = req.limitPerMinute;
@@ -105,11 +110,13 @@ export class GlobalGate extends DurableObject<RawEnv> {
   }
 
   /** Takes back leases without asking for more (a tenant gate's alarm found them spent or expired). */
-  async release(raw: { holder: string; release: LeaseRelease[] }): Promise<void> {
-    const req = parseOrThrow(ReleaseSchema, raw, "release");
-    const now = this.clock.now();
-    this.#takeBack(req.holder, req.release, now);
-    this.#expire(now);
+  release(raw: { holder: string; release: LeaseRelease[] }): Promise<GateOutcome<void>> {
+    return guard(() => {
+      const req = parseOrThrow(ReleaseSchema, raw, "release");
+      const now = this.clock.now();
+      this.#takeBack(req.holder, req.release, now);
+      this.#expire(now);
+    });
   }
 
   /** The limit last asked for, the units counted against it and the grants alive now. */

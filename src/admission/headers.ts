@@ -1,5 +1,5 @@
 import { AppError } from "../errors";
-import { type AdmitResult, gateErrorOf, type Refused } from "./types";
+import type { AdmitResult, GateErrorCode, Refused } from "./types";
 
 /** RateLimit-Limit/-Remaining/-Reset for any admission answer, plus Retry-After on a refusal. */
 export function rateLimitHeaders(r: AdmitResult): Record<string, string> {
@@ -20,14 +20,14 @@ export function refusalError(r: Refused): AppError {
   });
 }
 
-/** Maps what a gate threw to the envelope: its input errors are 4xx, anything else is 503. */
+/** The 4xx for a call a gate rejected: bad input 400, an unknown reservation 404, another tenant's gate 409. */
+export function rejectionError(r: { code: GateErrorCode; message: string }): AppError {
+  return new AppError(r.code === "INVALID_INPUT" ? "VALIDATION_FAILED" : r.code, r.message);
+}
+
+/** Maps what a gate call threw to the envelope: an AppError (a rejection) as is, anything else 503. */
 export function gateFailure(err: unknown): AppError {
   if (err instanceof AppError) return err;
-  const gate = gateErrorOf(err);
-  if (gate) {
-    const code = gate.code === "INVALID_INPUT" ? "VALIDATION_FAILED" : gate.code;
-    return new AppError(code, gate.message);
-  }
   console.error(JSON.stringify({ msg: "admission gate failed", error: String(err) }));
   return new AppError("UNAVAILABLE", "admission is unavailable; retry shortly", {
     headers: { "Retry-After": "1" },

@@ -1,6 +1,7 @@
 import type { GlobalGate } from "./global-gate";
 import { blockWant, LEASE_MS, LeaseBook, maxBlock } from "./lease";
 import type { TenantStore } from "./tenant-store";
+import type { GateOutcome } from "./types";
 
 /** The global limit and the GlobalGate an admission leases from. */
 export interface GlobalTarget {
@@ -93,10 +94,12 @@ export class LeaseClient {
   async reportClosed(holder: string): Promise<void> {
     const byGate = Map.groupBy(this.d.store.closedLeases(), (l) => l.gate);
     for (const [gate, leases] of byGate) {
-      await this.d.globals.getByName(gate).release({
-        holder,
-        release: leases.map((l) => ({ leaseId: l.id, used: l.used })),
-      });
+      accepted(
+        await this.d.globals.getByName(gate).release({
+          holder,
+          release: leases.map((l) => ({ leaseId: l.id, used: l.used })),
+        }),
+      );
       this.d.store.deleteLeases(leases.map((l) => l.id));
     }
   }
@@ -118,12 +121,14 @@ export class LeaseClient {
     const max = maxBlock(target.limitPerMinute, tenantLimit);
     const want = blockWant(this.d.rate(), this.#demand, max, tenantLimit);
     this.#demand = 0;
-    const grant = await this.d.globals.getByName(target.gate).acquire({
-      holder,
-      want,
-      limitPerMinute: target.limitPerMinute,
-      release: release.map((l) => ({ leaseId: l.id, used: l.used })),
-    });
+    const grant = accepted(
+      await this.d.globals.getByName(target.gate).acquire({
+        holder,
+        want,
+        limitPerMinute: target.limitPerMinute,
+        release: release.map((l) => ({ leaseId: l.id, used: l.used })),
+      }),
+    );
     store.deleteLeases(release.map((l) => l.id));
     if (grant.granted > 0) {
       // Timed from when we asked, on our own clock: the lease ends inside the grant's counted span.
@@ -144,4 +149,10 @@ export class LeaseClient {
       this.#exhaustedUntil = this.d.now() + Math.min(grant.retryAfterMs, 1_000);
     }
   }
+}
+
+/** The GlobalGate's answer; a rejection means this gate sent a malformed request, a bug, so it throws. */
+function accepted<T>(out: GateOutcome<T>): T {
+  if (out.ok) return out.value;
+  throw new Error(`GlobalGate rejected the request (${out.code}): ${out.message}`);
 }

@@ -1,7 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
+import { Clock } from "../clock";
 import type { RawEnv } from "../env";
+import { guard, Rejection } from "../outcome";
+import { type AddressHit, type AddressHitResult, AddressHitSchema, AddressWindows } from "./address-windows";
 import { headroom, Ledger, planBudget, type Reservation } from "./budget";
-import { Clock } from "./clock";
 import { LeaseClient } from "./lease-client";
 import { lastDays, localDay, monthOf } from "./periods";
 import { costNanos, type PricingOverrides, priceOf, usd } from "./pricing";
@@ -13,7 +15,8 @@ import {
   type AdmitInput,
   AdmitInputSchema,
   type AdmitResult,
-  GateError,
+  type GateErrorCode,
+  type GateOutcome,
   parseOrThrow,
   type RateLimitInfo,
   RESERVATION_ID,
@@ -50,6 +53,7 @@ const settleSchema = SettleItemSchema.array().max(500);
 export class TenantGate extends DurableObject<RawEnv> {
   readonly clock = new Clock();
   readonly #store: TenantStore;
+  readonly #addresses: AddressWindows;
   readonly #ledger: Ledger;
   readonly #tenantWindow = new EventWindow(WINDOW_MS);
   readonly #users = new KeyedWindows(WINDOW_MS);
@@ -67,10 +71,11 @@ export class TenantGate extends DurableObject<RawEnv> {
   constructor(ctx: DurableObjectState, env: RawEnv) {
     super(ctx, env);
     this.#store = new TenantStore(ctx.storage.sql);
+    this.#addresses = new AddressWindows(ctx.storage.sql);
     this.#ledger = new Ledger((conv) => this.#store.conversationNanos(conv) + this.#rollup.convNanos(conv));
     this.#leases = new LeaseClient({
       store: this.#store,
-      globals: bindingOf(env.GLOBAL_GATE, "GLOBAL_GATE"),
+      globals: env.GLOBAL_GATE,
       now: () => this.#now(),
       rate: () => this.#tenantWindow.count(this.#now()),
       onLease: (at) => this.#ensureAlarm(at),
@@ -83,7 +88,11 @@ export class TenantGate extends DurableObject<RawEnv> {
   }
 
   /** Checks every limit and reserves the worst-case cost in one serialized step. */
-  async admit(raw: AdmitInput): Promise<AdmitResult> {
+  admit(raw: AdmitInput): Promise<GateOutcome<AdmitResult>> {
+    return guard(() => this.#admit(raw));
+  }
+
+  async #admit(raw: AdmitInput): Promise<AdmitResult> {
     const input = parseOrThrow(AdmitInputSchema, raw, "admit input");
     this.#bind(input.tenantId);
     this.#remember(input.config);
@@ -103,28 +112,48 @@ export class TenantGate extends DurableObject<RawEnv> {
   }
 
   /** Commits actual usage and refunds the rest of the reservation; repeating it changes nothing. */
-  async settle(reservationId: string, usage: Usage): Promise<SettleResult> {
-    const item = parseOrThrow(SettleItemSchema, { reservationId, usage }, "settle input");
-    return this.#settle(item, this.#now());
+  settle(reservationId: string, usage: Usage): Promise<GateOutcome<SettleResult>> {
+    return guard(() => {
+      const item = parseOrThrow(SettleItemSchema, { reservationId, usage }, "settle input");
+      return this.#settle(item, this.#now());
+    });
   }
 
   /** Settles a batch in one call (one write transaction); unknown ids answer `unknown`. */
-  async settleMany(
+  settleMany(
     items: SettleItem[],
-  ): Promise<Array<SettleResult | { reservationId: string; status: "unknown" }>> {
-    const batch = parseOrThrow(settleSchema, items, "settle batch");
-    const now = this.#now();
-    return batch.map((item) => {
-      try {
-        return this.#settle(item, now);
-      } catch {
-        return { reservationId: item.reservationId, status: "unknown" as const };
-      }
+  ): Promise<GateOutcome<Array<SettleResult | { reservationId: string; status: "unknown" }>>> {
+    return guard(() => {
+      const batch = parseOrThrow(settleSchema, items, "settle batch");
+      const now = this.#now();
+      return batch.map((item) => {
+        try {
+          return this.#settle(item, now);
+        } catch {
+          return { reservationId: item.reservationId, status: "unknown" as const };
+        }
+      });
+    });
+  }
+
+  /**
+   * Counts a browser's message or new conversation against its address's window (publishable keys:
+   * src/admission/address-windows.ts); a refusal changes nothing.
+   */
+  hitAddress(raw: AddressHit): Promise<GateOutcome<AddressHitResult>> {
+    return guard(() => {
+      const h = parseOrThrow(AddressHitSchema, raw, "address hit");
+      this.#bind(h.tenantId);
+      return this.#addresses.hit(h, this.#now());
     });
   }
 
   /** Tokens used and left this month, cost per day, current window usage. */
-  async usage(raw: UsageQuery): Promise<UsageView> {
+  usage(raw: UsageQuery): Promise<GateOutcome<UsageView>> {
+    return guard(() => this.#usage(raw));
+  }
+
+  #usage(raw: UsageQuery): UsageView {
     const q = parseOrThrow(UsageQuerySchema, raw, "usage query");
     this.#bind(q.tenantId);
     const now = this.#now();
@@ -268,7 +297,7 @@ export class TenantGate extends DurableObject<RawEnv> {
     const open = this.#ledger.open.get(seq);
     const row = open && open.tag === tag ? undefined : this.#store.findAdmission(seq);
     if (!(open && open.tag === tag) && (!row || row.tag !== tag)) {
-      throw new GateError("NOT_FOUND", `no reservation ${item.reservationId}`);
+      throw new Rejection<GateErrorCode>("NOT_FOUND", `no reservation ${item.reservationId}`);
     }
     const u = item.usage;
     if (row && row.state === "settled") {
@@ -345,7 +374,10 @@ export class TenantGate extends DurableObject<RawEnv> {
   #bind(tenantId: string): void {
     if (this.#tenantId === tenantId) return;
     if (this.#tenantId !== undefined) {
-      throw new GateError("CONFLICT", `this gate belongs to tenant ${this.#tenantId}, not ${tenantId}`);
+      throw new Rejection<GateErrorCode>(
+        "CONFLICT",
+        `this gate belongs to tenant ${this.#tenantId}, not ${tenantId}`,
+      );
     }
     this.#tenantId = tenantId;
     this.#store.setMeta("tenant", tenantId);
@@ -370,6 +402,7 @@ export class TenantGate extends DurableObject<RawEnv> {
   #load(): void {
     const s = this.#store;
     s.init();
+    this.#addresses.init();
     this.#tenantId = s.meta("tenant");
     this.#configJson = s.meta("pricing");
     if (this.#configJson) this.#overrides = JSON.parse(this.#configJson) as PricingOverrides;
@@ -390,12 +423,6 @@ export class TenantGate extends DurableObject<RawEnv> {
     }
     this.#leases.load();
   }
-}
-
-/** A binding the gate cannot work without; its absence is a deployment error, named as such. */
-function bindingOf<T>(binding: T | undefined, name: string): T {
-  if (binding === undefined) throw new Error(`TenantGate needs the ${name} Durable Object binding`);
-  return binding;
 }
 
 function randomTag(): string {

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { type Outcome, Rejection } from "../outcome";
 import { isTimeZone } from "./periods";
 
 /** The default global limit, messages per minute across all tenants; env GLOBAL_LIMIT_PER_MINUTE overrides it. */
@@ -149,36 +150,16 @@ export interface SettleResult {
   overrunTokens: number;
 }
 
-/** What a gate's input errors are called on both sides of the RPC boundary. */
+/** Why a gate refuses a call that does not fit (a rate or budget refusal is an answer, not this). */
 export type GateErrorCode = "INVALID_INPUT" | "NOT_FOUND" | "CONFLICT";
 
-const GATE_ERROR = /^GateError\[(INVALID_INPUT|NOT_FOUND|CONFLICT)\]: ([\s\S]*)$/;
+/** What every gate method that can refuse its call answers across RPC. */
+export type GateOutcome<T> = Outcome<T, GateErrorCode>;
 
-/**
- * Bad input to a gate. RPC keeps only an error's message across the boundary, so the code travels
- * in it: "GateError[CODE]: message"; `gateErrorOf` reads it back on the worker side.
- */
-export class GateError extends Error {
-  constructor(
-    readonly code: GateErrorCode,
-    readonly detail: string,
-  ) {
-    super(`GateError[${code}]: ${detail}`);
-    this.name = "GateError";
-  }
-}
-
-/** The gate error inside `err`, if it is one (thrown here or received over RPC). */
-export function gateErrorOf(err: unknown): { code: GateErrorCode; message: string } | undefined {
-  if (!(err instanceof Error)) return undefined;
-  const m = GATE_ERROR.exec(err.message);
-  return m ? { code: m[1] as GateErrorCode, message: m[2] ?? "" } : undefined;
-}
-
-/** Parses `raw` with `schema` or throws INVALID_INPUT naming each bad field. */
+/** Parses `raw` with `schema` or rejects the call as INVALID_INPUT, naming each bad field. */
 export function parseOrThrow<T extends z.ZodType>(schema: T, raw: unknown, what: string): z.infer<T> {
   const r = schema.safeParse(raw);
   if (r.success) return r.data;
   const issues = r.error.issues.map((i) => `${i.path.map(String).join(".") || what}: ${i.message}`);
-  throw new GateError("INVALID_INPUT", `invalid ${what}: ${issues.join("; ")}`);
+  throw new Rejection<GateErrorCode>("INVALID_INPUT", `invalid ${what}: ${issues.join("; ")}`);
 }

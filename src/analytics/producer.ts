@@ -18,12 +18,6 @@ const batchers = new WeakMap<object, Batcher<AnalyticsEvent>>();
  */
 export function sendAnalytics(env: Env, ctx: ExecutionContext, event: AnalyticsEvent): void {
   const queue = env.ANALYTICS_QUEUE;
-  if (!queue) {
-    console.warn(
-      JSON.stringify({ msg: "no ANALYTICS_QUEUE binding; analytics event dropped", type: event.type }),
-    );
-    return;
-  }
   let batcher = batchers.get(queue);
   if (!batcher) {
     batcher = new Batcher<AnalyticsEvent>(
@@ -79,7 +73,6 @@ const refusalBatchers = new WeakMap<object, Batcher<Refusal>>();
  */
 export function countRefusal(env: Env, ctx: ExecutionContext, tenantId: string, reason: RefusalReason): void {
   const queue = env.ANALYTICS_QUEUE;
-  if (!queue) return;
   let batcher = refusalBatchers.get(queue);
   if (!batcher) {
     batcher = new Batcher<Refusal>(

@@ -4,15 +4,15 @@ import type { Env } from "../env";
 /** How long Redis is skipped after it failed, so an outage costs one timeout, not one per request. */
 const COOLDOWN_MS = 5_000;
 
-// Isolate-wide: the outage is the same for every request this isolate serves.
-let skipUntil = 0;
-
 /**
  * Redis as a cache and nothing more: every call answers within the configured timeout and a
  * failure reads as a miss, so losing Redis costs latency, never correctness.
  */
 export class Cache {
   readonly #redis: Redis | undefined;
+  // There is one Cache per env object, that is per isolate (services.ts), so an outage noted here
+  // is skipped by every request the isolate serves.
+  #skipUntil = 0;
 
   constructor(env: Env) {
     if (env.UPSTASH_REDIS_REST_URL && env.UPSTASH_REDIS_REST_TOKEN) {
@@ -30,17 +30,17 @@ export class Cache {
 
   /** True when Redis is configured and not in its cool-down after a failure. */
   get available(): boolean {
-    return this.#redis !== undefined && Date.now() >= skipUntil;
+    return this.#redis !== undefined && Date.now() >= this.#skipUntil;
   }
 
   /** Runs a Redis call; on any failure notes the outage and answers `fallback`. */
   async run<T>(fallback: T, call: (redis: Redis) => Promise<T>): Promise<T> {
     const redis = this.#redis;
-    if (!redis || Date.now() < skipUntil) return fallback;
+    if (!redis || Date.now() < this.#skipUntil) return fallback;
     try {
       return await call(redis);
     } catch (err) {
-      skipUntil = Date.now() + COOLDOWN_MS;
+      this.#skipUntil = Date.now() + COOLDOWN_MS;
       console.warn(JSON.stringify({ msg: "redis unavailable, falling back", error: String(err) }));
       return fallback;
     }
@@ -74,9 +74,4 @@ export class Cache {
       return false;
     }
   }
-}
-
-/** Forgets a past outage; tests use it to start from a known state. */
-export function resetRedisCooldown(): void {
-  skipUntil = 0;
 }

@@ -26,13 +26,7 @@ export function viewOut(v: ConversationView) {
 
 /** The conversation's Durable Object, named by tenant and id so no tenant can reach another's. */
 export function stubOf(c: Context<AppEnv>, id: string) {
-  const ns = c.get("svc").env.CONVERSATION;
-  if (!ns)
-    throw new AppError(
-      "MISCONFIGURED",
-      "worker misconfigured: the CONVERSATION Durable Object binding is missing",
-    );
-  return ns.getByName(`${c.get("tenant").id}:${id}`);
+  return c.get("svc").env.CONVERSATION.getByName(`${c.get("tenant").id}:${id}`);
 }
 
 /** Unwraps a Conversation answer: refusals become 4xx; an object that cannot answer is a 503. */

@@ -1,7 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
 import type { ConversationEvent, FeedbackEvent } from "../analytics/events";
 import { sha256Hex } from "../auth/keys";
+import { Clock } from "../clock";
 import type { RawEnv } from "../env";
+import { guard, Rejection, type Outcome as RpcOutcome } from "../outcome";
 import {
   type ConversationState,
   type ConversationView,
@@ -45,30 +47,11 @@ interface Meta {
 
 export type ConversationErrorCode = "not_found" | "ended" | "invalid";
 
-/** Thrown inside the object for calls that do not fit the conversation; never crosses RPC. */
-class ConversationError extends Error {
-  constructor(
-    readonly code: ConversationErrorCode,
-    readonly detail: string,
-  ) {
-    super(detail);
-  }
-}
+/** Thrown inside the object for calls that do not fit the conversation; `guard` answers it. */
+class ConversationError extends Rejection<ConversationErrorCode> {}
 
-/**
- * What every RPC method answers: the value, or why the call does not fit. Expected refusals are
- * values, not exceptions, so they cross RPC typed and nothing logs them as uncaught errors.
- */
-export type Outcome<T> = { ok: true; value: T } | { ok: false; code: ConversationErrorCode; message: string };
-
-async function guard<T>(run: () => T | Promise<T>): Promise<Outcome<T>> {
-  try {
-    return { ok: true, value: await run() };
-  } catch (err) {
-    if (err instanceof ConversationError) return { ok: false, code: err.code, message: err.detail };
-    throw err;
-  }
-}
+/** What every RPC method that can refuse its call answers (src/outcome.ts): the value, or why not. */
+export type Outcome<T> = RpcOutcome<T, ConversationErrorCode>;
 
 /** Parses DO input, turning schema failures into an `invalid` ConversationError. */
 function parse<T>(
@@ -94,6 +77,7 @@ function parse<T>(
  * when idle (alarm) and then emits the reference design's ConversationMetrics to the analytics queue.
  */
 export class Conversation extends DurableObject<RawEnv> {
+  readonly clock = new Clock();
   #meta: Meta | undefined;
   #messages: StoredMessage[] = [];
 
@@ -133,7 +117,7 @@ export class Conversation extends DurableObject<RawEnv> {
   async #start(input: StartInput): Promise<ConversationView> {
     const s = parse(StartInput, input);
     if (this.#meta) throw new ConversationError("invalid", "conversation already exists");
-    const now = Date.now();
+    const now = this.clock.now();
     this.#meta = {
       conversationId: s.conversationId,
       tenantId: s.tenantId,
@@ -196,14 +180,14 @@ export class Conversation extends DurableObject<RawEnv> {
           role: "assistant",
           content: t.assistant.content,
           tokens: t.assistant.tokens,
-          at: Date.now(),
+          at: this.clock.now(),
           toolCalls: t.assistant.toolCalls,
         }
       : undefined;
     meta.turnCount += 1;
     meta.totalTokens += t.inputTokens + t.outputTokens;
     meta.totalCostUsd += t.costUsd;
-    meta.lastActivityAt = Date.now();
+    meta.lastActivityAt = this.clock.now();
     meta.escalationEmail = t.escalationEmail;
     if (t.outcome === "ok") {
       meta.answeredTurns += 1;
@@ -243,7 +227,7 @@ export class Conversation extends DurableObject<RawEnv> {
     const meta = this.#require(tenantId);
     if (isEnded(meta)) return this.#view();
     const escalated = meta.state === "escalated";
-    const endedAt = Date.now();
+    const endedAt = this.clock.now();
     const state = e.resolved ? "resolved" : "unresolved";
     // Emit before recording the end: if the queue fails the caller can retry, and the summary's
     // id is derived from the conversation, so a retry after a half-done end cannot count twice.
@@ -279,7 +263,7 @@ export class Conversation extends DurableObject<RawEnv> {
       tenantId: meta.tenantId,
       conversationId: meta.conversationId,
       userId: meta.userId,
-      at: Date.now(),
+      at: this.clock.now(),
       csat: f.csat,
       comment: f.comment,
     };
@@ -300,7 +284,7 @@ export class Conversation extends DurableObject<RawEnv> {
     const meta = this.#meta;
     if (!meta || isEnded(meta)) return;
     const due = meta.lastActivityAt + meta.idleTimeoutMs;
-    if (Date.now() < due) {
+    if (this.clock.now() < due) {
       await this.ctx.storage.setAlarm(due);
       return;
     }
@@ -358,9 +342,9 @@ export class Conversation extends DurableObject<RawEnv> {
       tenantId: m.tenantId,
       conversationId: m.conversationId,
       userId: m.userId,
-      at: m.endedAt ?? Date.now(),
+      at: m.endedAt ?? this.clock.now(),
       startedAt: m.startedAt,
-      endedAt: m.endedAt ?? Date.now(),
+      endedAt: m.endedAt ?? this.clock.now(),
       turnCount: m.turnCount,
       resolved: m.state === "resolved",
       escalated,
@@ -377,19 +361,11 @@ export class Conversation extends DurableObject<RawEnv> {
   }
 
   async #emit(event: ConversationEvent | FeedbackEvent) {
-    const queue = this.env.ANALYTICS_QUEUE;
-    if (!queue) {
-      console.warn(
-        JSON.stringify({ msg: "no ANALYTICS_QUEUE binding; analytics event dropped", type: event.type }),
-      );
-      return;
-    }
-    await queue.send(event, { contentType: "json" });
+    await this.env.ANALYTICS_QUEUE.send(event, { contentType: "json" });
   }
 
   async #notifyEscalation(m: Meta, reason: string) {
-    const queue = this.env.NOTIFY_QUEUE;
-    if (!queue || !m.escalationEmail) return;
+    // Without an escalation email the notice still goes: the consumer sends it to a webhook.
     const notice: EscalationNotice = {
       type: "escalation",
       id: crypto.randomUUID(),
@@ -398,10 +374,10 @@ export class Conversation extends DurableObject<RawEnv> {
       userId: m.userId,
       to: m.escalationEmail,
       reason,
-      at: Date.now(),
+      at: this.clock.now(),
       transcript: this.#messages.map((x) => ({ role: x.role, content: x.content, at: x.at })),
     };
-    await queue.send(notice, { contentType: "json" });
+    await this.env.NOTIFY_QUEUE.send(notice, { contentType: "json" });
   }
 }
 

@@ -4,6 +4,7 @@ import { type AppEnv, execCtx } from "../app";
 import { AppError } from "../errors";
 import { type AppliedExperiments, applyAssignment, switchedOnExperiments } from "../experiments/apply";
 import type { TenantConfig } from "../tenants/config";
+import { limitAddress } from "./address-limits";
 import { call, conversationUsers, HISTORY_TOKEN_BUDGET, stubOf } from "./conversation-access";
 import type { Outcome } from "./conversation-do";
 import type { ConversationView, PrepareResult } from "./conversation-types";
@@ -24,6 +25,8 @@ export async function sendMessage(
   content: string,
   stream: boolean,
 ): Promise<Response> {
+  // A browser's message counts against its address first: blocked and hand-over messages too.
+  await limitAddress(c, "message");
   const tenant = c.get("tenant");
   const stub = stubOf(c, id);
   const abort = new AbortController();

@@ -4,9 +4,11 @@ import { randomToken } from "../auth/keys";
 import { tenantAuth } from "../auth/middleware";
 import { applyExperiments } from "../experiments/apply";
 import { errors, jsonBody, jsonResponse, tenantSecurity } from "../openapi";
+import { limitAddress } from "./address-limits";
 import { call, conversationUsers, ensureOwner, own, stubOf, viewOut } from "./conversation-access";
 import { sendMessage } from "./conversation-message";
-import { endUserOf } from "./identity";
+import { endUserOf, visitorAuth } from "./identity";
+import { issueVisitorToken } from "./visitor-token";
 
 const IDLE_TIMEOUT_MS = 30 * 60_000;
 const CONVERSATION_ID = /^conv_[A-Za-z0-9]{24}$/;
@@ -18,7 +20,7 @@ const ConversationParam = z.object({
     .openapi({ param: { name: "id", in: "path" } }),
 });
 
-const ConversationOut = z
+export const ConversationOut = z
   .object({
     id: z.string(),
     state: z.enum(["open", "escalated", "resolved", "unresolved"]),
@@ -31,11 +33,17 @@ const ConversationOut = z
   })
   .openapi("Conversation");
 
-const Started = ConversationOut.extend({ greeting: z.string() }).openapi("StartedConversation");
-const Transcript = ConversationOut.extend({
+export const Started = ConversationOut.extend({
+  greeting: z.string(),
+  visitor_token: z.string().optional().openapi({
+    description:
+      "Publishable keys: the visitor's signed token; send it as X-Visitor-Token with every later call (a new visitor gets one here)",
+  }),
+}).openapi("StartedConversation");
+export const Transcript = ConversationOut.extend({
   messages: z.array(z.object({ role: z.enum(["user", "assistant"]), content: z.string(), at: z.string() })),
 }).openapi("Transcript");
-const Reply = z
+export const Reply = z
   .object({
     conversation_id: z.string(),
     message: z.object({ role: z.literal("assistant"), content: z.string() }),
@@ -47,7 +55,7 @@ const Reply = z
   .openapi("Reply");
 
 const tags = ["conversations"];
-const common = { tags, security: tenantSecurity, middleware: [tenantAuth] };
+const common = { tags, security: tenantSecurity, middleware: [tenantAuth, visitorAuth] };
 
 const startRoute = createRoute({
   ...common,
@@ -126,7 +134,16 @@ export const conversations = newRouter()
   .openapi(startRoute, async (c) => {
     const body = c.req.valid("json");
     const tenant = c.get("tenant");
+    await limitAddress(c, "conversation");
     const id = `conv_${randomToken(24)}`;
+    // A browser without a (valid) visitor token is a new visitor: it gets one, and keeps it.
+    let visitorToken: string | undefined;
+    if (c.get("apiKey").kind === "publishable") {
+      const known = c.get("visitor");
+      const issued = await issueVisitorToken(c.get("svc").env, tenant.id, known?.visitorId);
+      c.set("visitor", issued.visitor);
+      visitorToken = issued.token;
+    }
     const userId = endUserOf(c, body.user);
     // The variant is decided once, here, and kept with the conversation: every turn uses it.
     const exp = await applyExperiments(c.get("svc"), tenant, userId);
@@ -143,7 +160,9 @@ export const conversations = newRouter()
       }),
     );
     conversationUsers.set(`${tenant.id}:${id}`, userId);
-    return c.json({ ...viewOut(view), greeting: tenant.customGreeting }, 201);
+    return c.json({ ...viewOut(view), greeting: tenant.customGreeting, visitor_token: visitorToken }, 201, {
+      "Cache-Control": "no-store",
+    });
   })
   .openapi(transcriptRoute, async (c) => {
     const { id } = c.req.valid("param");
@@ -155,10 +174,12 @@ export const conversations = newRouter()
       content: m.content,
       at: new Date(m.at).toISOString(),
     }));
-    return c.json({ ...viewOut(t.view), messages }, 200);
+    // Visitors' words: no shared or browser cache keeps them.
+    return c.json({ ...viewOut(t.view), messages }, 200, { "Cache-Control": "no-store" });
   })
   .openapi(endRoute, async (c) => {
     const { id } = c.req.valid("param");
+    await limitAddress(c, "message");
     const stub = stubOf(c, id);
     const tenantId = c.get("tenant").id;
     await ensureOwner(c, stub, tenantId);
@@ -170,6 +191,7 @@ export const conversations = newRouter()
   .openapi(feedbackRoute, async (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
+    await limitAddress(c, "message");
     const stub = stubOf(c, id);
     const tenantId = c.get("tenant").id;
     await ensureOwner(c, stub, tenantId);

@@ -47,7 +47,12 @@ const ToolIn = z
  */
 export const ChatCompletionRequest = z
   .object({
-    model: z.string().min(1).max(128),
+    model: z
+      .string()
+      .min(1)
+      .max(128)
+      .optional()
+      .openapi({ description: "Optional: the tenant's model unless this names one the tenant allows" }),
     messages: z.array(MessageIn).min(1).max(1_000),
     stream: z.boolean().optional(),
     stream_options: z.object({ include_usage: z.boolean().optional() }).loose().nullable().optional(),
@@ -139,15 +144,24 @@ function openAiType(code: ErrorCode): string {
   }
 }
 
-/** OpenAI's error body: `{error: {message, type, param, code}}`, with our request id alongside. */
+/**
+ * OpenAI's error body: `{error: {message, type, param, code}}`, with our request id alongside.
+ * `about` names the offending parameter and OpenAI's own code for it, where OpenAI has one.
+ */
 export function openAiError(
   code: ErrorCode,
   message: string,
   requestId: string,
-  param: string | null = null,
+  about: { param: string; code: string } | null = null,
 ) {
   return {
-    error: { message, type: openAiType(code), param, code: code.toLowerCase(), request_id: requestId },
+    error: {
+      message,
+      type: openAiType(code),
+      param: about?.param ?? null,
+      code: about?.code ?? code.toLowerCase(),
+      request_id: requestId,
+    },
   };
 }
 

@@ -16,6 +16,7 @@ import {
   type TurnSummary,
 } from "./engine";
 import { endUserOf } from "./identity";
+import { ModelNotAllowed, pinnedModel } from "./model-choice";
 import {
   ChatCompletionRequest,
   type CompletionMeta,
@@ -71,7 +72,8 @@ const route = createRoute({
 function openAiErrorResponse(c: Context<AppEnv>, err: Error): Response {
   const rid = c.get("requestId") ?? "unknown";
   if (err instanceof AppError) {
-    return c.json(openAiError(err.code, err.message, rid), err.status, err.headers);
+    const about = err instanceof ModelNotAllowed ? err.openAi : null;
+    return c.json(openAiError(err.code, err.message, rid, about), err.status, err.headers);
   }
   if (err instanceof HTTPException && err.status < 500) {
     return c.json(openAiError(codeOf(err.status), err.message || "bad request", rid), err.status);
@@ -92,8 +94,11 @@ openAiChat.openapi(route, async (c) => {
   const tools = toolsOf(body);
   checkTools(c.get("tenant"), tools);
   const userId = endUserOf(c, body.user);
-  // The user's experiment variants override the tenant's config, and the caller's model and
-  // temperature too: an experiment on them would mean nothing if every caller could pin them.
+  // Checked before experiments assign the user: a refused request leaves no trace.
+  const pinned = pinnedModel(c.get("tenant"), body.model);
+  // The user's experiment variants override the tenant's config, and the caller's temperature
+  // too: an experiment on it would mean nothing if every caller could pin it. The model is the
+  // tenant's (or the variant's) unless the caller names another one the tenant allows.
   const exp = await applyExperiments(c.get("svc"), c.get("tenant"), userId);
   const abort = new AbortController();
   const rid = c.get("requestId");
@@ -112,7 +117,7 @@ openAiChat.openapi(route, async (c) => {
     toolChoice: toolChoiceOf(body),
     temperature: exp.overrides.temperature ?? body.temperature ?? undefined,
     stop: typeof body.stop === "string" ? [body.stop] : (body.stop ?? undefined),
-    model: exp.overrides.model ?? body.model,
+    model: pinned ?? exp.config.model,
     maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
     stream: body.stream === true,
     experiment: exp.experiment,
@@ -154,6 +159,7 @@ openAiChat.openapi(route, async (c) => {
     const s = await turn.summary;
     if (failed && !text && s.toolCalls.length === 0)
       throw new AppError("UPSTREAM_ERROR", failed, { headers: turn.headers });
+    meta.model = s.model; // the model that answered: the fallback, when the first one failed
     const finish = finishOf(s);
     return c.json(completion(meta, text, s.toolCalls, finish, s), 200, turn.headers);
   }
@@ -163,6 +169,7 @@ openAiChat.openapi(route, async (c) => {
     yield sseFrame(JSON.stringify(chunk(meta, { role: "assistant", content: "" })));
     for await (const out of turn.events) yield frameOf(meta, out);
     const s = await turn.summary;
+    meta.model = s.model; // the chunks from here on name the model that answered
     const finish = finishOf(s);
     yield sseFrame(JSON.stringify(chunk(meta, {}, finish)));
     if (includeUsage) {

@@ -61,7 +61,7 @@ export async function verifyVisitorToken(
   now = Date.now(),
 ): Promise<Visitor | undefined> {
   const parts = token?.split(".");
-  if (!parts || parts.length !== 3 || parts[0] !== "vt1") return undefined;
+  if (parts?.length !== 3 || parts[0] !== "vt1") return undefined;
   const [, payload = "", mac = ""] = parts;
   const macBytes = unb64url(mac);
   if (!macBytes) return undefined;

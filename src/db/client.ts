@@ -1,6 +1,7 @@
 import { neonConfig, Pool } from "@neondatabase/serverless";
 import { drizzle, type NeonDatabase } from "drizzle-orm/neon-serverless";
 import type { Env } from "../env";
+import { errorSummary } from "../errors";
 import * as schema from "./schema";
 
 export type Db = NeonDatabase<typeof schema>;
@@ -45,7 +46,9 @@ export function openDb(env: Env): DbHandle {
         // the isolate; once we are closing the pool ourselves such errors are expected and quiet.
         pool.on("error", (err: Error) => {
           if (!closing)
-            console.warn(JSON.stringify({ msg: "postgres idle connection error", error: errorText(err) }));
+            console.warn(
+              JSON.stringify({ msg: "postgres idle connection error", ...errorSummary(causeOf(err)) }),
+            );
         });
         db = drizzle({ client: pool, schema });
       }
@@ -61,9 +64,8 @@ export function openDb(env: Env): DbHandle {
   };
 }
 
-/** The driver reports socket failures as ErrorEvents, whose text hides in `.message` or `.error`. */
-function errorText(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  const e = err as { message?: unknown; error?: unknown };
-  return String(e.message ?? e.error ?? err);
+/** The driver reports socket failures as ErrorEvents, whose error hides in `.error`. */
+function causeOf(err: unknown): unknown {
+  if (err instanceof Error) return err;
+  return (err as { error?: unknown }).error ?? err;
 }

@@ -36,6 +36,8 @@ export const tenants = pgTable("tenants", {
   timezone: text("timezone").notNull().default("UTC"),
   pricingOverrides: jsonb("pricing_overrides").$type<PricingOverrides>().notNull().default({}),
   allowedTools: jsonb("allowed_tools").$type<string[]>().notNull().default([]),
+  /** Models an OpenAI-route caller may name besides model and fallback_model. */
+  allowedModels: jsonb("allowed_models").$type<string[]>().notNull().default([]),
   blockedTopics: jsonb("blocked_topics").$type<string[]>().notNull().default([]),
   escalationEmail: text("escalation_email").notNull().default(""),
   customGreeting: text("custom_greeting").notNull().default("Hello! How can I help you today?"),
@@ -461,6 +463,11 @@ export const alertSettings = pgTable("alert_settings", {
     .references(() => tenants.id),
   rules: jsonb("rules").$type<Record<string, AlertRuleOverride>>().notNull().default({}),
   webhookUrl: text("webhook_url"),
+  /**
+   * Signs what is POSTed to webhook_url (HMAC-SHA256). Stored as it is because it must sign; shown
+   * only when set or rotated, never in a read.
+   */
+  webhookSecret: text("webhook_secret"),
   updatedAt: timestamp("updated_at", tz).notNull().defaultNow(),
 });
 

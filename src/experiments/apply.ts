@@ -4,10 +4,10 @@
  * and the tenant config with the variants' overrides merged in.
  */
 import { and, eq } from "drizzle-orm";
-import { IsolateCache } from "../cache/isolate";
+import { namedCache } from "../cache/tiered";
 import { experiments, type VariantOverrides } from "../db/schema";
 import type { Services } from "../services";
-import { type Found, readThrough, redisKeys, type TenantConfig } from "../tenants/config";
+import type { TenantConfig } from "../tenants/config";
 import { type Assignment, assignUser, defOf, type ExperimentDef, statusAt } from "./assign";
 
 /** The config a request runs with, and the assignment it is recorded under. */
@@ -23,38 +23,24 @@ export interface AppliedExperiments {
   assignments: Assignment[];
 }
 
-// Isolate-wide, like the tenant config cache: bounded by entry count, TTL = ISOLATE_CACHE_TTL_MS.
-let mem = new IsolateCache<Found<ExperimentDef[]>>(2_000, 5_000);
-let memTtl = 5_000;
-
-const cacheKey = (tenantId: string) => `ce:experiments:${tenantId}`;
+// A named cache like the tenant config's (src/cache/tiered.ts): isolate memory, Redis, Postgres.
+const switchedOn = namedCache<ExperimentDef[]>("experiments", 2_000, async (svc, tenantId) => {
+  const rows = await svc.dbh.db
+    .select()
+    .from(experiments)
+    .where(and(eq(experiments.tenantId, tenantId), eq(experiments.active, true)));
+  // Code-point order, not the database collation's: labels and merging must not depend on it.
+  return rows.map(defOf).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+});
 
 /** The tenant's experiments whose active flag is on (running, scheduled or ended), in name order. */
 export async function switchedOnExperiments(svc: Services, tenantId: string): Promise<ExperimentDef[]> {
-  if (svc.env.ISOLATE_CACHE_TTL_MS !== memTtl) {
-    memTtl = svc.env.ISOLATE_CACHE_TTL_MS;
-    mem = new IsolateCache(2_000, memTtl);
-  }
-  const defs = await readThrough(svc, mem, cacheKey(tenantId), async () => {
-    const rows = await svc.dbh.db
-      .select()
-      .from(experiments)
-      .where(and(eq(experiments.tenantId, tenantId), eq(experiments.active, true)));
-    // Code-point order, not the database collation's: labels and merging must not depend on it.
-    return rows.map(defOf).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  });
-  return defs ?? [];
+  return (await switchedOn.get(svc, tenantId)) ?? [];
 }
 
 /** Drops the tenant's cached experiments here and in Redis; called after a change commits. */
-export async function invalidateExperiments(svc: Services, tenantId: string): Promise<void> {
-  mem.delete(cacheKey(tenantId));
-  await svc.cache.del(...redisKeys(cacheKey(tenantId)));
-}
-
-/** Empties the isolate cache; tests use it to force the Redis and Postgres paths. */
-export function clearExperimentCache(): void {
-  mem.clear();
+export function invalidateExperiments(svc: Services, tenantId: string): Promise<void> {
+  return switchedOn.invalidate(svc, tenantId);
 }
 
 /**

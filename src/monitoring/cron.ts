@@ -1,24 +1,16 @@
 /** The cron trigger: evaluates alert rules and prunes old queue-lag rows. */
-import { openDb } from "../db/client.ts";
-import { loadEnv, type RawEnv } from "../env.ts";
+import { runInBackground } from "../background.ts";
+import type { RawEnv } from "../env.ts";
 import { evaluateAlerts, pruneQueueLag } from "./evaluate.ts";
 
-export async function runScheduled(
+export function runScheduled(
   controller: ScheduledController,
   raw: RawEnv,
   ctx: ExecutionContext,
 ): Promise<void> {
-  const loaded = loadEnv(raw);
-  if (!loaded.ok) {
-    console.error(
-      JSON.stringify({ msg: "environment invalid; alerts not evaluated", problems: loaded.problems }),
-    );
-    return;
-  }
-  const h = openDb(loaded.env);
-  try {
-    const report = await evaluateAlerts(loaded.env, h.db, controller.scheduledTime);
-    await pruneQueueLag(h.db, controller.scheduledTime);
+  return runInBackground(raw, ctx, "alerts not evaluated", async ({ env, dbh }) => {
+    const report = await evaluateAlerts(env, dbh.db, controller.scheduledTime);
+    await pruneQueueLag(dbh.db, controller.scheduledTime);
     console.log(
       JSON.stringify({
         msg: "alerts evaluated",
@@ -29,7 +21,5 @@ export async function runScheduled(
         resolved: report.resolved.length,
       }),
     );
-  } finally {
-    ctx.waitUntil(h.close());
-  }
+  });
 }

@@ -194,18 +194,10 @@ export async function evaluateAlerts(
     if (tenant) notices.push(...(await noticesFor(env, tenant, a, now)));
   }
   report.notices = notices.length;
-  if (notices.length > 0) {
-    if (!env.NOTIFY_QUEUE) {
-      console.warn(
-        JSON.stringify({ msg: "no NOTIFY_QUEUE binding; alert notices not sent", notices: notices.length }),
-      );
-    } else {
-      for (let i = 0; i < notices.length; i += 100) {
-        await env.NOTIFY_QUEUE.sendBatch(
-          notices.slice(i, i + 100).map((body) => ({ body, contentType: "json" as const })),
-        );
-      }
-    }
+  for (let i = 0; i < notices.length; i += 100) {
+    await env.NOTIFY_QUEUE.sendBatch(
+      notices.slice(i, i + 100).map((body) => ({ body, contentType: "json" as const })),
+    );
   }
   if (report.fired.length + report.resolved.length > 0) {
     // The first few by name, and how many: a platform-wide incident must not make a megabyte log line.

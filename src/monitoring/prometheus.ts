@@ -5,9 +5,11 @@
  * Base units as Prometheus asks: seconds, ratios in 0..1, USD for money. A gauge with no value
  * (no data in its window) has no sample rather than NaN.
  */
+
 import { sql } from "drizzle-orm";
 import { COUNTER_KEYS, type Counters } from "../analytics/rollups.ts";
 import type { SqlExecutor } from "../analytics/sql.ts";
+import { cacheStats } from "../cache/tiered.ts";
 import { effectiveRules, RULES, type RuleDef, type RuleName } from "./rules.ts";
 import {
   loadScopes,
@@ -174,7 +176,7 @@ export async function renderMetrics(db: SqlExecutor, now: number): Promise<strin
   const scopes = await loadScopes(db);
   const active = scopes.filter((s) => s.active);
   const [sums, totalsRes, firingRes, queues] = await Promise.all([
-    readWindows(db, windowRequests(active, { tenants: true, platform: true }), now),
+    readWindows(db, windowRequests(scopes, { tenants: "active", platform: true }), now),
     db.execute(sql`select * from tenant_totals order by tenant_id`),
     db.execute(sql`select tenant_id, rule from alerts where state = 'firing'`),
     readQueueLag(db, now),
@@ -281,6 +283,12 @@ export async function renderMetrics(db: SqlExecutor, now: number): Promise<strin
     "gauge",
     "When a batch of the queue was last written (a stalled consumer shows as an old value)",
     queues.map((q) => ({ labels: { queue: q.queue }, value: Date.parse(q.last_write) / 1000 })),
+  );
+  out.family(
+    "chatedge_config_cache_lookups_total",
+    "counter",
+    "Config, key and experiment lookups by the tier that answered them, in the isolate that served this scrape",
+    Object.entries(cacheStats).map(([tier, value]) => ({ labels: { tier }, value })),
   );
   return out.text();
 }

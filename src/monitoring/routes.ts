@@ -104,6 +104,9 @@ export const AlertSettings = z
   .object({
     tenant_id: z.string(),
     webhook_url: z.string().nullable(),
+    webhook_secret: z.string().optional().openapi({
+      description: "Shown once, when a new webhook_url is set: the secret its deliveries are signed with",
+    }),
     overrides: z.record(z.string(), z.unknown()),
     rules: z.array(
       z.object({
@@ -264,9 +267,8 @@ export const monitoringRoutes = (scope: TenantScope) =>
       }),
       async (c) => {
         const db = c.get("svc").dbh.db;
-        return c.json(
-          await putAlertSettings(db, c.get("tenant").id, c.req.valid("json"), c.get("actor")),
-          200,
-        );
+        const out = await putAlertSettings(db, c.get("tenant").id, c.req.valid("json"), c.get("actor"));
+        // A new webhook's secret is in this answer: no cache keeps it.
+        return c.json(out, 200, { "Cache-Control": "no-store" });
       },
     );

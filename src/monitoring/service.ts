@@ -62,17 +62,22 @@ export async function loadScopes(
 }
 
 /**
- * The windows to read: each tenant's own rules and volume (`tenants`), and the platform's default
- * rules and volume over all of them (`platform`).
+ * The windows to read: the own rules and volume of each tenant in `scopes` (`tenants`; "active":
+ * of the active ones only), and the platform's default rules and volume (`platform`).
+ *
+ * The platform counts every tenant in `scopes`, active or not, and callers pass all tenants: a
+ * deactivated tenant's traffic still happened on the platform, as the platform counters
+ * (tenant_totals) say, so the platform figures of the JSON and of the scrape are one answer.
+ * A tenant without rows in a window adds nothing to it.
  */
 export function windowRequests(
   scopes: readonly TenantScope[],
-  want: { tenants: boolean; platform: boolean },
+  want: { tenants: boolean | "active"; platform: boolean },
 ): WindowRequest[] {
   const out: WindowRequest[] = [];
   const defaults = effectiveRules();
   for (const t of scopes) {
-    if (want.tenants) {
+    if (want.tenants === true || (want.tenants === "active" && t.active)) {
       for (const r of t.rules) out.push({ scope: t.id, tenantId: t.id, rule: r.name, hours: r.windowHours });
       out.push({ scope: t.id, tenantId: t.id, rule: "volume", hours: VOLUME_HOURS });
     }
@@ -325,7 +330,7 @@ export interface PlatformMonitoring {
   alerts_firing: Record<string, number>;
 }
 
-/** Platform-wide monitoring: every tenant's rollups together, under the default rules. */
+/** Platform-wide monitoring: every tenant's rollups together, inactive included, under the default rules. */
 export async function platformMonitoring(db: SqlExecutor, now: number): Promise<PlatformMonitoring> {
   const scopes = await loadScopes(db);
   const [sums, queues, firing] = await Promise.all([

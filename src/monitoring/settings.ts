@@ -1,14 +1,20 @@
 /** A tenant's alert settings: stored overrides, the rules they make, and the alert webhook. */
-import { eq, sql } from "drizzle-orm";
+import { and, eq, isNotNull, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { alertSettings, tenants } from "../db/schema.ts";
 import { AppError } from "../errors.ts";
+import { newWebhookSecret } from "../notify/webhook.ts";
 import { type Actor, audit } from "../tenants/service.ts";
 import { type AlertSettingsInput, effectiveRules, mergeOverrides, RULES } from "./rules.ts";
 
 export interface AlertSettingsView {
   tenant_id: string;
   webhook_url: string | null;
+  /**
+   * The webhook's signing secret, only in the answer to the PUT that set a new webhook_url: it is
+   * shown once (rotate it to get a new one), never in a GET.
+   */
+  webhook_secret?: string;
   /** What the tenant changed, per rule. */
   overrides: Record<string, unknown>;
   /** Every rule as it applies: defaults with the overrides. */
@@ -79,18 +85,51 @@ export async function putAlertSettings(
       .for("update");
     const rules = mergeOverrides(row?.rules ?? {}, input.rules);
     const webhookUrl = input.webhook_url === undefined ? (row?.webhookUrl ?? null) : input.webhook_url;
+    // Each webhook has its own secret: a new URL gets a new one (the old receiver's secret must not
+    // sign for the new one), the same URL keeps it, no URL has none.
+    const newSecret = webhookUrl !== null && webhookUrl !== (row?.webhookUrl ?? null);
+    const webhookSecret =
+      webhookUrl === null ? null : newSecret ? newWebhookSecret() : (row?.webhookSecret ?? null);
     await tx
       .insert(alertSettings)
-      .values({ tenantId, rules, webhookUrl })
+      .values({ tenantId, rules, webhookUrl, webhookSecret })
       .onConflictDoUpdate({
         target: alertSettings.tenantId,
-        set: { rules, webhookUrl, updatedAt: sql`now()` },
+        set: { rules, webhookUrl, webhookSecret, updatedAt: sql`now()` },
       });
     // The webhook may carry a token: the audit log records that it changed, not its value.
     await audit(tx, who, tenantId, "alert_settings.update", tenantId, {
       rules: input.rules ?? {},
       webhook_url_changed: input.webhook_url !== undefined,
     });
-    return view(tenantId, rules as Record<string, never>, webhookUrl);
+    const out = view(tenantId, rules as Record<string, never>, webhookUrl);
+    return newSecret && webhookSecret ? { ...out, webhook_secret: webhookSecret } : out;
+  });
+}
+
+/** The answer to a rotation: the new secret, shown this once. */
+export interface RotatedWebhookSecret {
+  tenant_id: string;
+  webhook_url: string;
+  webhook_secret: string;
+}
+
+/** Replaces the webhook's signing secret (the old one stops signing at once); audited. 409 without a webhook. */
+export async function rotateWebhookSecret(
+  db: Db,
+  tenantId: string,
+  who: Actor,
+): Promise<RotatedWebhookSecret> {
+  return db.transaction(async (tx) => {
+    await requireTenant(tx, tenantId);
+    const secret = newWebhookSecret();
+    const [row] = await tx
+      .update(alertSettings)
+      .set({ webhookSecret: secret, updatedAt: sql`now()` })
+      .where(and(eq(alertSettings.tenantId, tenantId), isNotNull(alertSettings.webhookUrl)))
+      .returning({ url: alertSettings.webhookUrl });
+    if (!row?.url) throw new AppError("CONFLICT", "no alert webhook to sign: set webhook_url first");
+    await audit(tx, who, tenantId, "alert_settings.rotate_webhook_secret", tenantId, {});
+    return { tenant_id: tenantId, webhook_url: row.url, webhook_secret: secret };
   });
 }

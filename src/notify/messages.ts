@@ -1,13 +1,16 @@
 import { z } from "zod";
 
-/** The transcript of an escalated conversation, for the tenant's escalation address. */
+/**
+ * The transcript of an escalated conversation, for the tenant's escalation address; `to` is empty
+ * when the tenant has none, and the notice goes to its webhook (or the platform's) instead.
+ */
 export const EscalationNotice = z.object({
   type: z.literal("escalation"),
   id: z.uuid(),
   tenantId: z.string().min(1).max(63),
   conversationId: z.string().min(1).max(128),
   userId: z.string().min(1).max(256),
-  to: z.string().min(3).max(320),
+  to: z.union([z.string().min(3).max(320), z.literal("")]),
   reason: z.string().max(200),
   at: z.number().int().nonnegative(),
   transcript: z.array(z.object({ role: z.string(), content: z.string(), at: z.number() })).max(10_000),

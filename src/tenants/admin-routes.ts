@@ -160,7 +160,8 @@ export const adminTenants = newRouter()
       c.req.valid("param").id,
       c.req.valid("json"),
     );
-    return c.json({ ...keyOut(row), key }, 201);
+    // The key is in this answer and nowhere else: no cache may keep a copy.
+    return c.json({ ...keyOut(row), key }, 201, { "Cache-Control": "no-store" });
   })
   .openapi(listKeysRoute, async (c) => {
     const rows = await listApiKeys(c.get("svc").dbh.db, c.req.valid("param").id);

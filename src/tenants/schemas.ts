@@ -38,6 +38,8 @@ const configFields = {
   daily_cost_budget_usd: z.number().min(0).max(1e7).nullable(),
   conversation_cost_cap_usd: z.number().min(0).max(1e5),
   fallback_model: z.string().regex(MODEL).nullable(),
+  /** What an OpenAI-route caller may name besides `model` and `fallback_model`; empty: just those. */
+  allowed_models: z.array(z.string().regex(MODEL, "unknown model name format")).max(20),
   timezone: z.string().max(64).refine(isTimeZone, "not an IANA time zone"),
   pricing_overrides: z.record(z.string().regex(MODEL), price).refine((o) => Object.keys(o).length <= 100, {
     message: "at most 100 overrides",

@@ -1,11 +1,12 @@
 /**
  * The load test at CI size: the real worker under the Miniflare API with its queue consumers, 10
- * tenants, 100 concurrent visitors for 15 s, then every book check (bench/loadtest.ts): no limit
+ * tenants, 100 concurrent visitors for 15 s, then every book check (bench/loadtest/checks.ts): no limit
  * exceeded, tokens and cost equal in replies, Postgres and the gates, every ended conversation in
  * Postgres exactly once. `npm run loadtest` runs the full size (50 tenants, 1,000 visitors, 60 s).
  */
 import { describe, expect, it } from "vitest";
-import { formatReport, runLoadtest } from "../../bench/loadtest.ts";
+import { runLoadtest } from "../../bench/loadtest/main.ts";
+import { formatReport } from "../../bench/loadtest/report.ts";
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from "../local-services.ts";
 
 describe("load test (CI size)", () => {

@@ -26,6 +26,14 @@ describe("the console's configuration fields", () => {
     });
     expect(field("daily_cost_budget_usd").parse("")).toEqual({ ok: true, value: null });
     expect(field("fallback_model").parse("")).toEqual({ ok: true, value: null });
+    expect(field("allowed_models").parse("gpt-4o\n\n @cf/meta/llama-3.1-8b-instruct ")).toEqual({
+      ok: true,
+      value: ["gpt-4o", "@cf/meta/llama-3.1-8b-instruct"],
+    });
+    expect(field("allowed_models").parse("gpt 4o")).toEqual({
+      ok: false,
+      message: "gpt 4o: not a model name",
+    });
     expect(field("name").parse("  ")).toEqual({ ok: false, message: "required" });
     expect(field("timezone").parse("Mars/Olympus")).toEqual({ ok: false, message: "not an IANA time zone" });
     expect(field("pricing_overrides").parse('{"mock":{"input":1,"output":2}}')).toEqual({

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { AlertSettings, AlertSettingsRule } from "../../src/api-types";
 import { RULE_NAMES, RULES } from "../../src/monitoring/rules";
 import {
   controlOf,
@@ -11,9 +12,8 @@ import {
   thresholdText,
   windowText,
 } from "../../web/console/metrics";
-import type { AlertSettings, SettingsRule } from "../../web/console/types";
 
-const rule = (name: string, over: Partial<SettingsRule> = {}): SettingsRule => ({
+const rule = (name: string, over: Partial<AlertSettingsRule> = {}): AlertSettingsRule => ({
   rule: name,
   metric: `${name}_ms`,
   description: "",
@@ -27,7 +27,7 @@ const rule = (name: string, over: Partial<SettingsRule> = {}): SettingsRule => (
   ...over,
 });
 
-const settings = (rules: SettingsRule[], webhook_url: string | null = null): AlertSettings => ({
+const settings = (rules: AlertSettingsRule[], webhook_url: string | null = null): AlertSettings => ({
   tenant_id: "t",
   webhook_url,
   overrides: {},

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ApiError, NetworkError, retryAfterSeconds } from "../../web/widget/api";
+import { ApiError, apiErrorOf, retryAfterSeconds } from "../../web/shared/api-error";
+import { NetworkError } from "../../web/widget/api";
 import { explain } from "../../web/widget/chat";
 import { parseFrame, readSse } from "../../web/widget/sse";
 
@@ -58,16 +59,73 @@ describe("the widget's messages", () => {
   });
 
   it("says what happened and how long to wait", () => {
-    expect(explain(new ApiError(429, "RATE_LIMITED", "user rate limit", "user", 42))).toBe(
-      "You're sending messages faster than this chat allows. You can send again in 42 s.",
-    );
-    expect(explain(new ApiError(429, "BUDGET_EXCEEDED", "monthly", "budget", 3 * 86_400))).toBe(
-      "This assistant has reached its usage limit for now. Please try again in 3 days.",
-    );
-    expect(explain(new ApiError(429, "BUDGET_EXCEEDED", "daily", "budget", 5 * 3600))).toContain("in 5 h.");
-    expect(explain(new ApiError(403, "FORBIDDEN", "origin not allowed", undefined, undefined))).toBe(
+    expect(
+      explain(
+        new ApiError("user rate limit", {
+          status: 429,
+          code: "RATE_LIMITED",
+          details: { level: "user" },
+          retryAfterSeconds: 42,
+        }),
+      ),
+    ).toBe("You're sending messages faster than this chat allows. You can send again in 42 s.");
+    expect(
+      explain(
+        new ApiError("monthly", {
+          status: 429,
+          code: "BUDGET_EXCEEDED",
+          details: { level: "budget" },
+          retryAfterSeconds: 3 * 86_400,
+        }),
+      ),
+    ).toBe("This assistant has reached its usage limit for now. Please try again in 3 days.");
+    expect(
+      explain(
+        new ApiError("daily", {
+          status: 429,
+          code: "BUDGET_EXCEEDED",
+          details: { level: "budget" },
+          retryAfterSeconds: 5 * 3600,
+        }),
+      ),
+    ).toContain("in 5 h.");
+    expect(explain(new ApiError("origin not allowed", { status: 403, code: "FORBIDDEN" }))).toBe(
       "This chat isn't available on this site right now.",
     );
     expect(explain(new NetworkError("offline"))).toContain("We can't reach the chat right now");
+  });
+});
+
+describe("the shared error envelope reader", () => {
+  it("reads code, message, request id, details and Retry-After from a refusal", async () => {
+    const res = new Response(
+      JSON.stringify({
+        error: { code: "RATE_LIMITED", message: "slow down", requestId: "req_9", details: { level: "user" } },
+      }),
+      { status: 429, headers: { "content-type": "application/json", "retry-after": "7" } },
+    );
+    const err = await apiErrorOf(res);
+    expect([err.status, err.code, err.message, err.requestId, err.details, err.retryAfterSeconds]).toEqual([
+      429,
+      "RATE_LIMITED",
+      "slow down",
+      "req_9",
+      { level: "user" },
+      7,
+    ]);
+  });
+
+  it("falls back to the status when the body is not the envelope", async () => {
+    const err = await apiErrorOf(
+      new Response("<html>bad gateway</html>", { status: 502, statusText: "Bad Gateway" }),
+    );
+    expect([err.code, err.message, err.requestId, err.details]).toEqual([
+      "HTTP_502",
+      "Bad Gateway",
+      undefined,
+      undefined,
+    ]);
+    const nul = await apiErrorOf(new Response("null", { status: 500, statusText: "Internal Server Error" }));
+    expect([nul.code, nul.message]).toEqual(["HTTP_500", "Internal Server Error"]);
   });
 });

@@ -15,6 +15,7 @@ const fullConfig = {
   daily_cost_budget_usd: 25,
   conversation_cost_cap_usd: 0.25,
   fallback_model: "gpt-4o-mini",
+  allowed_models: ["gpt-4o", "@cf/meta/llama-3.1-8b-instruct"],
   timezone: "Europe/Berlin",
   pricing_overrides: { "claude-haiku": { input: 0.2, output: 1 } },
   allowed_tools: ["lookup_order", "create_ticket"],
@@ -70,6 +71,7 @@ describe("admin: tenants", () => {
       user_rate_limit_per_minute: 30,
       conversation_cost_cap_usd: 0.5,
       allowed_tools: [],
+      allowed_models: [],
       blocked_topics: [],
       escalation_email: "",
       custom_greeting: "Hello! How can I help you today?",
@@ -185,6 +187,20 @@ describe("admin: bad input answers 4xx in the envelope and writes nothing", () =
       400,
       "VALIDATION_FAILED",
     ],
+    ...(
+      [
+        ["a bad model name in allowed_models", ["gpt-4o", "not a model"]],
+        ["21 allowed_models", Array.from({ length: 21 }, (_, i) => `model-${i}`)],
+        ["allowed_models as a string", "gpt-4o"],
+      ] as const
+    ).map(([what, allowed]): (typeof cases)[number] => [
+      what,
+      {
+        body: JSON.stringify({ tenant_id: "ok-id", name: "n", system_prompt: "p", allowed_models: allowed }),
+      },
+      400,
+      "VALIDATION_FAILED",
+    ]),
     ["no body", { body: undefined }, 400, "VALIDATION_FAILED"],
     [
       "a text body",
@@ -225,7 +241,15 @@ describe("admin: bad input answers 4xx in the envelope and writes nothing", () =
 
   it("refuses an empty or unknown-field patch", async () => {
     const t = await createTenant();
-    for (const body of [{}, { tenant_id: "other" }, { max_tokens_per_response: 0 }, { active: "yes" }]) {
+    for (const body of [
+      {},
+      { tenant_id: "other" },
+      { max_tokens_per_response: 0 },
+      { active: "yes" },
+      { allowed_models: ["gpt-4o", "bad name"] },
+      { allowed_models: Array.from({ length: 21 }, (_, i) => `model-${i}`) },
+      { allowed_models: null },
+    ]) {
       const res = await admin("PATCH", `/tenants/${t.tenant_id}`, body);
       expect(res.status, JSON.stringify(body)).toBe(400);
     }

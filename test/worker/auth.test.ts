@@ -103,19 +103,13 @@ describe("tenant key auth", () => {
     expect(refused.length).toBeGreaterThanOrEqual(12);
     for (const [method, path] of refused) {
       const body = method === "GET" || method === "DELETE" ? undefined : {};
-      const res = await send(method, path, key, body, { origin, "x-visitor-id": "visitor-0001" });
+      const res = await send(method, path, key, body, { origin });
       expect(res.status, `${method} ${path}`).toBe(403);
       const err = (await res.json()) as { error: { message: string } };
       expect(err.error.message, `${method} ${path}`).toContain("secret key");
     }
     // The widget's own surface still works with it.
-    const started = await send(
-      "POST",
-      "/v1/conversations",
-      key,
-      {},
-      { origin, "x-visitor-id": "visitor-0001" },
-    );
+    const started = await send("POST", "/v1/conversations", key, {}, { origin });
     expect(started.status).toBe(201);
   });
 
@@ -133,13 +127,13 @@ describe("tenant key auth", () => {
       headers: {
         origin: "https://shop.example",
         "access-control-request-method": "GET",
-        "access-control-request-headers": "authorization,content-type,x-visitor-id",
+        "access-control-request-headers": "authorization,content-type,x-visitor-token",
       },
     });
     expect(res.status).toBe(204);
     expect(res.headers.get("access-control-allow-headers")).toContain("Authorization");
-    // The widget sends its visitor id from the tenant's site.
-    expect(res.headers.get("access-control-allow-headers")).toContain("X-Visitor-Id");
+    // The widget sends its visitor token from the tenant's site.
+    expect(res.headers.get("access-control-allow-headers")).toContain("X-Visitor-Token");
   });
 });
 

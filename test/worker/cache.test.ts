@@ -1,67 +1,69 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { beforeEach, describe, expect, it } from "vitest";
-import { resetRedisCooldown } from "../../src/cache/redis";
+import { describe, expect, it } from "vitest";
+import { cacheStats } from "../../src/cache/tiered";
 import { loadEnv, type RawEnv } from "../../src/env";
 import worker from "../../src/index";
 import { newServices } from "../../src/services";
-import { clearIsolateCaches, configStats } from "../../src/tenants/config";
 import { admin, BASE, createKey, createTenant, relaySessions, send } from "./helpers";
 
-/** Calls the worker with an altered environment (a different Redis, say). */
-async function callWith(overrides: Record<string, unknown>, path: string, key: string) {
+/**
+ * A copy of the environment, optionally altered (a different Redis, say). To the worker it is
+ * another isolate: the caches it keeps per env object (isolate memory, Redis client) start empty.
+ */
+const anotherIsolate = (overrides: Partial<RawEnv> = {}): RawEnv => ({ ...env, ...overrides });
+
+/** Calls the worker as the isolate whose environment is `isolateEnv`. */
+async function callOn(isolateEnv: RawEnv, path: string, key: string) {
   const ctx = createExecutionContext();
   const res = await worker.fetch(
     new Request(`${BASE}${path}`, { headers: { authorization: `Bearer ${key}` } }),
-    { ...(env as unknown as Record<string, unknown>), ...overrides },
+    isolateEnv,
     ctx,
   );
   await waitOnExecutionContext(ctx);
   return res;
 }
 
-beforeEach(() => {
-  clearIsolateCaches();
-  resetRedisCooldown();
-});
+/** Calls the worker once from a new isolate with an altered environment. */
+const callWith = (overrides: Partial<RawEnv>, path: string, key: string) =>
+  callOn(anotherIsolate(overrides), path, key);
 
 describe("config resolution: isolate -> Redis -> Postgres", () => {
   it("answers a second read without reaching Postgres", async () => {
     const t = await createTenant();
     const { key } = await createKey(t.tenant_id);
-    clearIsolateCaches();
+    const isolate = anotherIsolate();
     const s0 = await relaySessions();
-    expect((await send("GET", "/v1/config", key)).status).toBe(200);
+    expect((await callOn(isolate, "/v1/config", key)).status).toBe(200);
     const s1 = await relaySessions();
     expect(s1).toBeGreaterThan(s0);
-    const before = { ...configStats };
-    expect((await send("GET", "/v1/config", key)).status).toBe(200);
+    const before = { ...cacheStats };
+    expect((await callOn(isolate, "/v1/config", key)).status).toBe(200);
     expect(await relaySessions()).toBe(s1);
-    expect(configStats.postgres).toBe(before.postgres);
-    expect(configStats.isolate).toBe(before.isolate + 2);
+    expect(cacheStats.postgres).toBe(before.postgres);
+    expect(cacheStats.isolate).toBe(before.isolate + 2);
   });
 
-  it("answers from Redis when the isolate has forgotten, still without Postgres", async () => {
+  it("answers from Redis in an isolate that has not seen the key, still without Postgres", async () => {
     const t = await createTenant();
     const { key } = await createKey(t.tenant_id);
     expect((await send("GET", "/v1/config", key)).status).toBe(200);
-    clearIsolateCaches();
     const s = await relaySessions();
-    const before = { ...configStats };
-    expect((await send("GET", "/v1/config", key)).status).toBe(200);
+    const before = { ...cacheStats };
+    expect((await callWith({}, "/v1/config", key)).status).toBe(200);
     expect(await relaySessions()).toBe(s);
-    expect(configStats.redis).toBe(before.redis + 2);
+    expect(cacheStats.redis).toBe(before.redis + 2);
   });
 
   it("reads only its own cache format: an older deployment's entry is neither read nor trusted", async () => {
     const t = await createTenant();
     const { key } = await createKey(t.tenant_id);
-    const loaded = loadEnv(env as unknown as RawEnv);
+    const loaded = loadEnv(env);
     if (!loaded.ok) throw new Error(loaded.problems.join("; "));
     // What the code before stamped copies wrote: the bare config, here saying "deactivated".
     await newServices(loaded.env).cache.setJson(`ce:tenant:${t.tenant_id}`, { ...t, active: false }, 60);
-    clearIsolateCaches();
-    expect((await send("GET", "/v1/config", key)).status).toBe(200);
+    expect((await callWith({}, "/v1/config", key)).status).toBe(200);
     // And an admin change drops both formats.
     await admin("PATCH", `/tenants/${t.tenant_id}`, { name: "Renamed" });
     expect(await newServices(loaded.env).cache.getJson(`ce:tenant:${t.tenant_id}`)).toBeUndefined();
@@ -71,9 +73,9 @@ describe("config resolution: isolate -> Redis -> Postgres", () => {
   it("merges concurrent lookups of a cold key into one trip to Postgres", async () => {
     const t = await createTenant();
     const { key } = await createKey(t.tenant_id);
-    clearIsolateCaches();
+    const isolate = anotherIsolate();
     const s0 = await relaySessions();
-    const answers = await Promise.all(Array.from({ length: 60 }, () => send("GET", "/v1/config", key)));
+    const answers = await Promise.all(Array.from({ length: 60 }, () => callOn(isolate, "/v1/config", key)));
     expect(answers.map((r) => r.status)).toEqual(Array(60).fill(200));
     // One session for the key, one for the tenant; unmerged, each of the 60 would open its own.
     expect((await relaySessions()) - s0).toBeLessThanOrEqual(4);
@@ -89,8 +91,8 @@ describe("config resolution: isolate -> Redis -> Postgres", () => {
     expect(((await (await send("GET", "/v1/config", key)).json()) as { greeting: string }).greeting).toBe(
       "new greeting",
     );
-    clearIsolateCaches();
-    expect(((await (await send("GET", "/v1/config", key)).json()) as { greeting: string }).greeting).toBe(
+    // And so does an isolate that never cached the old one, reading through Redis.
+    expect(((await (await callWith({}, "/v1/config", key)).json()) as { greeting: string }).greeting).toBe(
       "new greeting",
     );
   });
@@ -108,7 +110,7 @@ describe("config resolution: isolate -> Redis -> Postgres", () => {
   it("gives up on a hanging Redis within the timeout and serves from Postgres", async () => {
     const t = await createTenant({ custom_greeting: "slow redis" });
     const { key } = await createKey(t.tenant_id);
-    const hang = `http://127.0.0.1:${(env as unknown as { HANG_PORT: string }).HANG_PORT}`;
+    const hang = `http://127.0.0.1:${env.HANG_PORT}`;
     const started = Date.now();
     const res = await callWith({ UPSTASH_REDIS_REST_URL: hang, REDIS_TIMEOUT_MS: "200" }, "/v1/config", key);
     const took = Date.now() - started;
@@ -123,7 +125,7 @@ describe("config resolution: isolate -> Redis -> Postgres", () => {
     const ctx = createExecutionContext();
     const res = await worker.fetch(
       new Request(`${BASE}/readyz`),
-      { ...(env as unknown as Record<string, unknown>), UPSTASH_REDIS_REST_URL: "http://127.0.0.1:9" },
+      { ...env, UPSTASH_REDIS_REST_URL: "http://127.0.0.1:9" },
       ctx,
     );
     await waitOnExecutionContext(ctx);
@@ -140,7 +142,7 @@ describe("config resolution: isolate -> Redis -> Postgres", () => {
     const res = await worker.fetch(
       new Request(`${BASE}/readyz`),
       {
-        ...(env as unknown as Record<string, unknown>),
+        ...env,
         DATABASE_URL: "postgres://postgres@127.0.0.1:1/nothing",
       },
       ctx,

@@ -1,14 +1,14 @@
 import { env, exports } from "cloudflare:workers";
 import { sql } from "drizzle-orm";
 import { openDb } from "../../src/db/client";
-import { loadEnv, type RawEnv } from "../../src/env";
+import { loadEnv } from "../../src/env";
 import { TEST_ADMIN_TOKEN } from "../local-services";
 
 export const BASE = "http://chatedge.test";
 
 /** Sends a request through the worker's real fetch handler. */
 export function call(path: string, init: RequestInit = {}): Promise<Response> {
-  return (exports as unknown as { default: Fetcher }).default.fetch(new Request(`${BASE}${path}`, init));
+  return exports.default.fetch(new Request(`${BASE}${path}`, init));
 }
 
 /** A JSON request with a bearer token; `body` is serialized unless it is already a string. */
@@ -61,13 +61,13 @@ export async function createKey(tenantId: string, kind: "secret" | "publishable"
 
 /** How many Postgres sessions the relay has carried so far: each one is a trip to Postgres. */
 export async function relaySessions(): Promise<number> {
-  const res = await fetch((env as unknown as { RELAY_STATS_URL: string }).RELAY_STATS_URL);
+  const res = await fetch(env.RELAY_STATS_URL);
   return ((await res.json()) as { sessions: number }).sessions;
 }
 
 /** Runs a query straight against the test database, through the same driver the worker uses. */
 export async function query<T = Record<string, unknown>>(text: ReturnType<typeof sql>): Promise<T[]> {
-  const loaded = loadEnv(env as unknown as RawEnv);
+  const loaded = loadEnv(env);
   if (!loaded.ok) throw new Error(loaded.problems.join("; "));
   const h = openDb(loaded.env);
   try {

@@ -121,6 +121,12 @@ const ID_ROUTES: Record<string, Entry> = {
     body: { webhook_url: "https://hooks.example/isolation-sweep" },
     ownerStatus: 200,
   },
+  // After the PUT above (same rank, kept in order): the owner has a webhook to rotate the secret of.
+  "POST /admin/tenants/{id}/alert-settings/webhook-secret": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant }),
+    ownerStatus: 200,
+  },
   // tenant: conversations
   "GET /v1/conversations/{id}": {
     auth: "tenant",
@@ -177,8 +183,6 @@ const ID_ROUTES: Record<string, Entry> = {
   },
 };
 
-const SHARED_VISITOR = "visitor-shared-0001";
-const OTHER_VISITOR = "visitor-other-0002";
 const SHARED_EXPERIMENT = "shared-name";
 const METHODS = ["get", "put", "post", "patch", "delete"];
 
@@ -201,6 +205,9 @@ type Fixture = {
   /** An experiment name only this tenant has, and the one both have. */
   onlyExperiment: string;
   doomedExperiment: string;
+  /** The visitor who started the browser conversations, and another visitor of the same tenant. */
+  visitorToken: string;
+  otherVisitorToken: string;
   sharedExperimentId: string;
   conversations: {
     serverOpen: string;
@@ -231,9 +238,14 @@ async function tenantWithEverything(stem: string): Promise<Fixture> {
     201,
     "shared experiment",
   );
-  const visitor = { origin, "x-visitor-id": SHARED_VISITOR };
   const start = async (key: string, body: unknown, headers: Record<string, string> = {}) =>
     (await ok(await send("POST", "/v1/conversations", key, body, headers), 201, "start")).id as string;
+  // Two browser visitors: the platform issues each its token when it first starts a conversation.
+  const tokenOf = async () =>
+    (await ok(await send("POST", "/v1/conversations", pk.key, {}, { origin }), 201, "visitor"))
+      .visitor_token as string;
+  const [visitorToken, otherVisitorToken] = await Promise.all([tokenOf(), tokenOf()]);
+  const visitor = { origin, "x-visitor-token": visitorToken };
   const say = async (key: string, conv: string, headers: Record<string, string> = {}) =>
     ok(
       await send("POST", `/v1/conversations/${conv}/messages`, key, { content: "hello" }, headers),
@@ -273,6 +285,8 @@ async function tenantWithEverything(stem: string): Promise<Fixture> {
     pk: { id: pk.id, key: pk.key },
     onlyExperiment,
     doomedExperiment,
+    visitorToken,
+    otherVisitorToken,
     sharedExperimentId: shared.id as string,
     conversations: { serverOpen, serverEnded, visitorOpen, visitorEnded },
   };
@@ -449,7 +463,7 @@ describe("tenant isolation sweep", () => {
           path,
           token: a.pk.key,
           body: e.body,
-          headers: { origin: a.origin, "x-visitor-id": SHARED_VISITOR },
+          headers: { origin: a.origin, "x-visitor-token": a.visitorToken },
           expect: e.publishable === "refused" ? 403 : 404,
         });
       }
@@ -487,7 +501,7 @@ describe("tenant isolation sweep", () => {
           path,
           token: b.pk.key,
           body: e.body,
-          headers: { origin: b.origin, "x-visitor-id": OTHER_VISITOR },
+          headers: { origin: b.origin, "x-visitor-token": b.otherVisitorToken },
           expect: e.publishable === "refused" ? 403 : 404,
         });
       }
@@ -498,9 +512,21 @@ describe("tenant isolation sweep", () => {
     // The control: B's visitor itself reads its conversation through the same key.
     const own = await send("GET", `/v1/conversations/${b.conversations.visitorOpen}`, b.pk.key, undefined, {
       origin: b.origin,
-      "x-visitor-id": SHARED_VISITOR,
+      "x-visitor-token": b.visitorToken,
     });
     expect(own.status).toBe(200);
+    // B's visitor token is nobody to A's publishable key.
+    const crossed = await send(
+      "GET",
+      `/v1/conversations/${b.conversations.visitorOpen}`,
+      a.pk.key,
+      undefined,
+      {
+        origin: a.origin,
+        "x-visitor-token": b.visitorToken,
+      },
+    );
+    expect(crossed.status).toBe(401);
   });
 
   it("admin sub-resources are found only under their own tenant", async () => {
@@ -561,7 +587,7 @@ describe("tenant isolation sweep", () => {
         path: filled,
         token: a.pk.key,
         body,
-        headers: { origin: a.origin, "x-visitor-id": SHARED_VISITOR },
+        headers: { origin: a.origin, "x-visitor-token": a.visitorToken },
         expect: 401,
       });
     }

@@ -7,6 +7,7 @@ import worker from "../../src/index";
 import { consumeNotifyBatch } from "../../src/notify/consumer";
 import type { EscalationNotice } from "../../src/notify/messages";
 import { chatTenant, FAKE } from "./chat/helpers";
+import { eventually } from "./eventually";
 import { query, send, sql } from "./helpers";
 
 type Row = {
@@ -18,15 +19,10 @@ type Row = {
   body: string;
 };
 
-async function outbox(tenantId: string, timeoutMs = 0): Promise<Row[]> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const rows = await query<Row>(
-      sql`select status, channel, recipient, attempts, error, body from notifications where tenant_id = ${tenantId} order by created_at`,
-    );
-    if (rows.length > 0 || Date.now() >= until) return rows;
-    await new Promise((r) => setTimeout(r, 200));
-  }
+function outbox(tenantId: string): Promise<Row[]> {
+  return query<Row>(
+    sql`select status, channel, recipient, attempts, error, body from notifications where tenant_id = ${tenantId} order by created_at`,
+  );
 }
 
 function notice(tenantId: string, overrides: Partial<EscalationNotice> = {}): EscalationNotice {
@@ -45,13 +41,13 @@ function notice(tenantId: string, overrides: Partial<EscalationNotice> = {}): Es
 }
 
 /** Runs the worker's real queue handler on a batch, with env overrides. */
-async function consume(bodies: unknown[], overrides: Record<string, unknown> = {}, attempts = 1) {
+async function consume(bodies: unknown[], overrides: Partial<RawEnv> = {}, attempts = 1) {
   const batch = createMessageBatch(
     "chatedge-notify",
     bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts, body })),
   );
   const ctx = createExecutionContext();
-  await worker.queue(batch, { ...(env as unknown as Record<string, unknown>), ...overrides }, ctx);
+  await worker.queue(batch, { ...env, ...overrides }, ctx);
   return getQueueResult(batch, ctx);
 }
 
@@ -80,7 +76,11 @@ describe("notifications", () => {
     await send("POST", `/v1/conversations/${conv.id}/messages`, key, {
       content: "let me speak to a human agent",
     });
-    const rows = await outbox(id, 15_000);
+    const rows = await eventually(async () => {
+      const rows = await outbox(id);
+      expect(rows).not.toHaveLength(0);
+      return rows;
+    });
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({
       status: "sent",
@@ -97,7 +97,7 @@ describe("notifications", () => {
     const n = notice(id);
     const secret = "webhook-secret-0123456789";
     const result = await consume([n], {
-      SEND_EMAIL: undefined,
+      EMAIL_FROM: undefined,
       NOTIFY_WEBHOOK_URL: `${FAKE}/__webhook`,
       NOTIFY_WEBHOOK_SECRET: secret,
     });
@@ -116,7 +116,7 @@ describe("notifications", () => {
   it("retries a failing webhook with backoff, then records the failure", async () => {
     const { id } = await chatTenant();
     const n = notice(id);
-    const failing = { SEND_EMAIL: undefined, NOTIFY_WEBHOOK_URL: `${FAKE}/__webhook?status=503` };
+    const failing = { EMAIL_FROM: undefined, NOTIFY_WEBHOOK_URL: `${FAKE}/__webhook?status=503` };
     const first = await consume([n], failing, 1);
     expect(first.retryMessages.map((m) => m.msgId)).toEqual(["m0"]);
     expect(first.explicitAcks).toEqual([]);
@@ -134,8 +134,8 @@ describe("notifications", () => {
   it("backs off exponentially between delivery attempts", async () => {
     const { id } = await chatTenant();
     const loaded = loadEnv({
-      ...(env as unknown as RawEnv),
-      SEND_EMAIL: undefined,
+      ...env,
+      EMAIL_FROM: undefined,
       NOTIFY_WEBHOOK_URL: `${FAKE}/__webhook?status=500`,
     });
     if (!loaded.ok) throw new Error(loaded.problems.join());
@@ -161,7 +161,7 @@ describe("notifications", () => {
   it("does not send a notice twice when the queue redelivers it", async () => {
     const { id } = await chatTenant();
     const n = notice(id);
-    const hook = { SEND_EMAIL: undefined, NOTIFY_WEBHOOK_URL: `${FAKE}/__webhook` };
+    const hook = { EMAIL_FROM: undefined, NOTIFY_WEBHOOK_URL: `${FAKE}/__webhook` };
     await consume([n], hook);
     await consume([n], hook, 2);
     expect((await webhookCalls()).filter((c) => c.raw.includes(n.id))).toHaveLength(1);

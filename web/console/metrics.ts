@@ -2,8 +2,15 @@
  * The monitoring metrics in words and numbers, and the alert settings form's checks: what the
  * Monitoring pages show, kept free of the DOM so test/web can check it.
  */
+
+import type {
+  AlertRuleOverride,
+  AlertSettings,
+  AlertSettingsInput,
+  AlertSettingsRule,
+  MonitoringMetric,
+} from "../../src/api-types";
 import { fixed, int, ms, pct, usd } from "./format";
-import type { AlertSettings, AlertSettingsPut, MetricState, RuleOverride, SettingsRule } from "./types";
 
 /** Each metric's name on screen, by its key in the monitoring JSON (src/monitoring/rules.ts). */
 export const METRIC_LABELS: Record<string, string> = {
@@ -23,7 +30,7 @@ export const count = (n: number, word: string): string => `${int(n)} ${n === 1 ?
 
 export const metricLabel = (metric: string): string => METRIC_LABELS[metric] ?? metric;
 
-export const STATE_LABELS: Record<MetricState, string> = {
+export const STATE_LABELS: Record<MonitoringMetric["state"], string> = {
   ok: "ok",
   warning: "warning",
   alert: "alert",
@@ -85,9 +92,9 @@ export function settingsPut(
   current: AlertSettings,
   edits: Record<string, RuleEdit>,
   webhook: string,
-): { ok: true; body: AlertSettingsPut } | { ok: false; problems: Partial<Record<ControlKey, string>> } {
+): { ok: true; body: AlertSettingsInput } | { ok: false; problems: Partial<Record<ControlKey, string>> } {
   const problems: Partial<Record<ControlKey, string>> = {};
-  const rules: Record<string, RuleOverride> = {};
+  const rules: Record<string, AlertRuleOverride> = {};
   for (const r of current.rules) {
     const e = edits[r.rule];
     if (!e) continue;
@@ -96,7 +103,7 @@ export function settingsPut(
       window_hours: number(e.window_hours, true, 1, 720),
       min_events: number(e.min_events, true, 1, 1_000_000),
     };
-    const o: RuleOverride = {};
+    const o: AlertRuleOverride = {};
     for (const f of ["threshold", "window_hours", "min_events"] as const) {
       const v = parsed[f];
       if (typeof v === "string") problems[`${r.rule}.${f}`] = v;
@@ -108,7 +115,7 @@ export function settingsPut(
   const hook = webhook.trim();
   if (hook !== "" && !/^https?:\/\//i.test(hook)) problems.webhook_url = "an http(s) URL, or empty for none";
   if (Object.keys(problems).length > 0) return { ok: false, problems };
-  const body: AlertSettingsPut = {};
+  const body: AlertSettingsInput = {};
   if (Object.keys(rules).length > 0) body.rules = rules;
   if ((hook || null) !== current.webhook_url) body.webhook_url = hook || null;
   return { ok: true, body };
@@ -124,7 +131,7 @@ export function controlOf(path: string): ControlKey | undefined {
 }
 
 /** The form's starting values for a rule. */
-export function editOf(r: SettingsRule): RuleEdit {
+export function editOf(r: AlertSettingsRule): RuleEdit {
   return {
     threshold: String(r.threshold),
     window_hours: String(r.window_hours),

@@ -1,9 +1,11 @@
+import { ApiError } from "../shared/api-error";
 import { el, type Kid } from "../shared/dom";
-import { ApiError } from "./api";
+import { issuesOf } from "./api";
 
 /** A box explaining a failure: the server's envelope message, its code, the field problems. */
 export function errorBox(err: unknown): HTMLElement {
   if (err instanceof ApiError) {
+    const issues = issuesOf(err);
     return el(
       "div",
       { class: "alert error", role: "alert" },
@@ -14,8 +16,8 @@ export function errorBox(err: unknown): HTMLElement {
         { class: "muted" },
         `(${err.status} ${err.code}${err.requestId ? `, request ${err.requestId}` : ""})`,
       ),
-      err.issues.length > 0 &&
-        el("ul", {}, ...err.issues.map((i) => el("li", {}, i.path ? `${i.path}: ${i.message}` : i.message))),
+      issues.length > 0 &&
+        el("ul", {}, ...issues.map((i) => el("li", {}, i.path ? `${i.path}: ${i.message}` : i.message))),
     );
   }
   return el("div", { class: "alert error", role: "alert" }, el("strong", {}, String(err)));

@@ -1,23 +1,9 @@
-import { ApiError, type Client, call, json, NetworkError } from "./api";
+import type { PublicConfig, Reply, StartedConversation, Transcript } from "../../src/api-types";
+import { ApiError } from "../shared/api-error";
+import { type Client, call, json, NetworkError } from "./api";
 import { readSse } from "./sse";
 import type { Memo } from "./storage";
 import type { Actions, Step, View } from "./view";
-
-interface PublicConfig {
-  name: string;
-  greeting: string;
-}
-interface ConversationOut {
-  id: string;
-  state: string;
-  csat: number | null;
-}
-interface Transcript extends ConversationOut {
-  messages: { role: "user" | "assistant"; content: string }[];
-}
-interface Reply {
-  message: { content: string };
-}
 
 /** Retries after a lost connection: 1, 2, 4, 8, 15, 15 ... seconds, then the widget gives up. */
 const MAX_RETRIES = 8;
@@ -52,7 +38,8 @@ export function explain(err: unknown): string {
     return "We can't reach the chat right now. Check your connection and try again.";
   if (!(err instanceof ApiError)) return "Something went wrong. Please try again.";
   const after = err.retryAfterSeconds;
-  if (err.status === 429 && (err.level === "budget" || err.code === "BUDGET_EXCEEDED"))
+  const level = (err.details as { level?: unknown } | undefined)?.level;
+  if (err.status === 429 && (level === "budget" || err.code === "BUDGET_EXCEEDED"))
     return `This assistant has reached its usage limit for now. Please try again ${after ? `in ${wait(after)}` : "later"}.`;
   if (err.status === 429)
     return `You're sending messages faster than this chat allows. You can send again in ${wait(after ?? 10)}.`;
@@ -169,8 +156,9 @@ export class Chat implements Actions {
 
   async #start(): Promise<void> {
     const c = await this.#retrying(() =>
-      json<ConversationOut>(this.api, "POST", "/v1/conversations", { channel: "web" }),
+      json<StartedConversation>(this.api, "POST", "/v1/conversations", { channel: "web" }),
     );
+    if (c.visitor_token) this.api.visitor.set(c.visitor_token);
     this.#conversation = c.id;
     this.#recorded = 0;
     this.session.set(`${this.slot}:conversation`, c.id);

@@ -26,7 +26,7 @@ describe("global limit leased from GlobalGate", () => {
     const burst = (g: Gate, n: number, tag: string) =>
       Promise.all(
         Array.from({ length: n }, (_, i) =>
-          g.stub.admit(
+          g.gate.admit(
             input(
               g.tenantId,
               { userId: `${tag}${i}`, global: { gate: global.name, limitPerMinute: L } },
@@ -88,19 +88,19 @@ describe("global limit leased from GlobalGate", () => {
     const global = await freshGlobal(T0);
     const g = await freshGate(T0, "lease-c");
     const target = { gate: global.name, limitPerMinute: 1_000 };
-    admitted(await g.stub.admit(input(g.tenantId, { global: target }, cfg)));
+    admitted(await g.gate.admit(input(g.tenantId, { global: target }, cfg)));
     await g.stub.drain();
     // One unit to admit the message, then a prefetched block of 2 (twice the current rate's use
     // per lease, rounded up); reporting the first lease as spent came with that request.
     expect(await global.stub.state()).toEqual({ limit: 1_000, inUse: 3, grants: 2 });
-    let usage = await g.stub.usage({ tenantId: g.tenantId, days: 1, config: input(g.tenantId).config });
+    let usage = await g.gate.usage({ tenantId: g.tenantId, days: 1, config: input(g.tenantId).config });
     expect(usage.window.leasedGlobalUnits).toBe(2);
     // The block is never used; when it expires the alarm hands both units back.
     await setClock(g.stub, T0 + 15_000);
     await setGlobalClock(global.stub, T0 + 15_000);
     expect(await runAlarm(g.stub)).toBe(true);
     expect(await global.stub.state()).toEqual({ limit: 1_000, inUse: 1, grants: 2 });
-    usage = await g.stub.usage({ tenantId: g.tenantId, days: 1, config: input(g.tenantId).config });
+    usage = await g.gate.usage({ tenantId: g.tenantId, days: 1, config: input(g.tenantId).config });
     expect(usage.window.leasedGlobalUnits).toBe(0);
     // And the one used unit leaves the global count one window after it was reported.
     await setGlobalClock(global.stub, T0 + 75_000);
@@ -109,13 +109,9 @@ describe("global limit leased from GlobalGate", () => {
 
   it("answers a bad lease request with an input error", async () => {
     const global = await freshGlobal(T0);
-    const bad = await global.stub
-      .acquire({ holder: "t", want: 0, limitPerMinute: 10, release: [] })
-      .catch((e: unknown) => e);
-    expect(String(bad)).toContain("GateError[INVALID_INPUT]");
-    const worse = await global.stub
-      .release({ holder: "t", release: [{ leaseId: "nope", used: 1 }] })
-      .catch((e: unknown) => e);
-    expect(String(worse)).toContain("GateError[INVALID_INPUT]");
+    const bad = await global.stub.acquire({ holder: "t", want: 0, limitPerMinute: 10, release: [] });
+    expect(bad).toMatchObject({ ok: false, code: "INVALID_INPUT" });
+    const worse = await global.stub.release({ holder: "t", release: [{ leaseId: "nope", used: 1 }] });
+    expect(worse).toMatchObject({ ok: false, code: "INVALID_INPUT" });
   });
 });

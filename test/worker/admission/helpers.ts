@@ -1,5 +1,6 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { tenantGate } from "../../../src/admission/client";
 import type { GlobalGate } from "../../../src/admission/global-gate";
 import type { TenantGate } from "../../../src/admission/tenant-gate";
 import type {
@@ -9,22 +10,28 @@ import type {
   Admitted,
   Refused,
 } from "../../../src/admission/types";
-import type { Bindings } from "../../../src/env";
 import { uniqueId } from "../helpers";
 
-const bindings = env as unknown as Bindings;
-const tenantGates = bindings.TENANT_GATE!;
-const globalGates = bindings.GLOBAL_GATE!;
+const tenantGates = env.TENANT_GATE;
+const globalGates = env.GLOBAL_GATE;
 
 /** A fixed instant in the future, so real alarms scheduled from pinned clocks never fire on their own. */
 export const T0 = Date.UTC(2030, 0, 15, 12, 0, 0);
 
-/** A fresh tenant gate (a tenant id no other test uses), its clock pinned to `at`. */
+/**
+ * A fresh tenant gate (a tenant id no other test uses), its clock pinned to `at`: the stub, and
+ * the worker's client of it (`gate`), which answers values and throws what the gate rejects.
+ */
 export async function freshGate(at = T0, stem = "gate") {
   const tenantId = uniqueId(stem);
   const stub = tenantGates.getByName(tenantId);
   await setClock(stub, at);
-  return { tenantId, stub };
+  return { tenantId, stub, gate: clientOf(tenantId) };
+}
+
+/** The worker's client of a tenant's gate (src/admission/client.ts). */
+export function clientOf(tenantId: string) {
+  return tenantGate(env, tenantId);
 }
 
 /** Pins a tenant gate's clock. */

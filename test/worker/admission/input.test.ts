@@ -1,19 +1,16 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { gateFailure } from "../../../src/admission/headers";
+import { gateFailure, rejectionError } from "../../../src/admission/headers";
 import type { TenantGate } from "../../../src/admission/tenant-gate";
-import { type AdmitInput, gateErrorOf } from "../../../src/admission/types";
+import type { AdmitInput, GateOutcome } from "../../../src/admission/types";
 import { admitted, config, freshGate, input } from "./helpers";
 
-/** What a gate call threw, as the worker sees it: the gate's code and the HTTP status it maps to. */
-async function failure(p: Promise<unknown>) {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!err) throw new Error("expected the gate to throw");
-  const app = gateFailure(err);
-  return { code: gateErrorOf(err)?.code, status: app.status, appCode: app.code, message: app.message };
+/** Why a gate rejected a call, as the worker sees it: the gate's code and the HTTP status it maps to. */
+async function failure(p: Promise<GateOutcome<unknown>>) {
+  const out = await p;
+  if (out.ok) throw new Error("expected the gate to reject the call");
+  const app = rejectionError(out);
+  return { code: out.code, status: app.status, appCode: app.code, message: app.message };
 }
 
 describe("gate input validation", () => {
@@ -65,7 +62,7 @@ describe("gate input validation", () => {
   });
 
   it("refuses malformed, unknown and forged reservation ids on settle", async () => {
-    const { tenantId, stub } = await freshGate();
+    const { tenantId, stub, gate } = await freshGate();
     const usage = { model: "gpt-4o-mini", inputTokens: 1, outputTokens: 1 };
     expect(await failure(stub.settle("rsv_bogus", usage))).toMatchObject({
       code: "INVALID_INPUT",
@@ -75,7 +72,7 @@ describe("gate input validation", () => {
       code: "NOT_FOUND",
       status: 404,
     });
-    const a = admitted(await stub.admit(input(tenantId)));
+    const a = admitted(await gate.admit(input(tenantId)));
     // The right sequence number with another tag: an id from some other gate, not this reservation.
     const forged = a.reservationId.replace(/_[0-9a-f]{8}$/, "_00000000");
     expect(await failure(stub.settle(forged, usage))).toMatchObject({ code: "NOT_FOUND", status: 404 });
@@ -89,12 +86,12 @@ describe("gate input validation", () => {
       ),
     ).toMatchObject({ code: "INVALID_INPUT", status: 400 });
     // None of that touched the reservation.
-    expect((await stub.settle(a.reservationId, usage)).status).toBe("settled");
+    expect((await gate.settle(a.reservationId, usage)).status).toBe("settled");
   });
 
   it("belongs to one tenant: another tenant's id is a conflict (409)", async () => {
-    const { tenantId, stub } = await freshGate();
-    admitted(await stub.admit(input(tenantId)));
+    const { tenantId, stub, gate } = await freshGate();
+    admitted(await gate.admit(input(tenantId)));
     expect(await failure(stub.admit(input("some-other-tenant")))).toMatchObject({
       code: "CONFLICT",
       status: 409,
@@ -105,6 +102,10 @@ describe("gate input validation", () => {
       code: "CONFLICT",
       status: 409,
     });
+    // The worker's client throws the rejection's AppError; the routes pass it on as is.
+    await expect(
+      gate.usage({ tenantId: "some-other-tenant", days: 7, config: config() }),
+    ).rejects.toMatchObject({ code: "CONFLICT", status: 409 });
   });
 
   it("refuses a usage query outside 1..90 days", async () => {

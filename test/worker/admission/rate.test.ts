@@ -11,9 +11,9 @@ const rows = (stub: DurableObjectStub<TenantGate>) =>
 
 describe("TenantGate rate limits", () => {
   it("admits exactly 30 of 200 concurrent messages from one user (limit 30)", async () => {
-    const { tenantId, stub } = await freshGate();
+    const { tenantId, stub, gate } = await freshGate();
     const results = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => stub.admit(input(tenantId, { conversationId: `c${i}` }))),
+      Array.from({ length: 200 }, (_, i) => gate.admit(input(tenantId, { conversationId: `c${i}` }))),
     );
     const ok = results.filter((r) => r.ok);
     const no = results.filter((r) => !r.ok).map(refused);
@@ -29,17 +29,17 @@ describe("TenantGate rate limits", () => {
     );
     // Refusals consumed nothing: one row per admission, and the window holds exactly 30.
     expect(await rows(stub)).toBe(30);
-    const usage = await stub.usage({ tenantId, days: 1, config: input(tenantId).config });
+    const usage = await gate.usage({ tenantId, days: 1, config: input(tenantId).config });
     expect(usage.window).toMatchObject({ tenantUsed: 30, openReservations: 30, activeUsers: 1 });
     expect(usage.month.tokensReserved).toBe(30 * 600);
   });
 
   it("slides the window exactly: each event leaves 60 s after it happened", async () => {
-    const { tenantId, stub } = await freshGate();
+    const { tenantId, stub, gate } = await freshGate();
     const cfg = { userRateLimitPerMinute: 3 };
     const at = async (ms: number) => {
       await setClock(stub, T0 + ms);
-      return stub.admit(input(tenantId, {}, cfg));
+      return gate.admit(input(tenantId, {}, cfg));
     };
     expect(admitted(await at(0)).rateLimit).toEqual({
       level: "user",
@@ -75,10 +75,10 @@ describe("TenantGate rate limits", () => {
   });
 
   it("holds the tenant limit across users and reports the tighter level in the headers", async () => {
-    const { tenantId, stub } = await freshGate();
+    const { tenantId, gate } = await freshGate();
     const cfg = { rateLimitPerMinute: 5, userRateLimitPerMinute: 30 };
     const results = await Promise.all(
-      Array.from({ length: 12 }, (_, i) => stub.admit(input(tenantId, { userId: `u${i}` }, cfg))),
+      Array.from({ length: 12 }, (_, i) => gate.admit(input(tenantId, { userId: `u${i}` }, cfg))),
     );
     expect(results.filter((r) => r.ok).length).toBe(5);
     const no = results.filter((r) => !r.ok).map(refused);
@@ -89,37 +89,37 @@ describe("TenantGate rate limits", () => {
   });
 
   it("lets a different user through when one user is limited", async () => {
-    const { tenantId, stub } = await freshGate();
+    const { tenantId, gate } = await freshGate();
     const cfg = { userRateLimitPerMinute: 1 };
-    admitted(await stub.admit(input(tenantId, { userId: "alice" }, cfg)));
-    expect(refused(await stub.admit(input(tenantId, { userId: "alice" }, cfg))).level).toBe("user");
-    admitted(await stub.admit(input(tenantId, { userId: "bob" }, cfg)));
+    admitted(await gate.admit(input(tenantId, { userId: "alice" }, cfg)));
+    expect(refused(await gate.admit(input(tenantId, { userId: "alice" }, cfg))).level).toBe("user");
+    admitted(await gate.admit(input(tenantId, { userId: "bob" }, cfg)));
   });
 
   it("rebuilds its windows from SQLite after the object restarts", async () => {
-    const { tenantId, stub } = await freshGate();
+    const { tenantId, stub, gate } = await freshGate();
     const cfg = { userRateLimitPerMinute: 2 };
-    admitted(await stub.admit(input(tenantId, {}, cfg)));
+    admitted(await gate.admit(input(tenantId, {}, cfg)));
     await setClock(stub, T0 + 30_000);
-    admitted(await stub.admit(input(tenantId, {}, cfg)));
+    admitted(await gate.admit(input(tenantId, {}, cfg)));
     // Drop the in-memory state: a fresh instance must see the same two events.
     await evictDurableObject(stub);
     await setClock(stub, T0 + 59_000);
-    expect(refused(await stub.admit(input(tenantId, {}, cfg))).retryAfterSeconds).toBe(1);
+    expect(refused(await gate.admit(input(tenantId, {}, cfg))).retryAfterSeconds).toBe(1);
     await setClock(stub, T0 + 60_000);
-    admitted(await stub.admit(input(tenantId, {}, cfg)));
+    admitted(await gate.admit(input(tenantId, {}, cfg)));
   });
 
   it("prunes old admission rows in its alarm once they are settled and out of every window", async () => {
-    const { tenantId, stub } = await freshGate();
-    const a = admitted(await stub.admit(input(tenantId)));
-    await stub.settle(a.reservationId, { model: "gpt-4o-mini", inputTokens: 10, outputTokens: 10 });
+    const { tenantId, stub, gate } = await freshGate();
+    const a = admitted(await gate.admit(input(tenantId)));
+    await gate.settle(a.reservationId, { model: "gpt-4o-mini", inputTokens: 10, outputTokens: 10 });
     expect(await rows(stub)).toBe(1);
     await setClock(stub, T0 + 2 * 60 * 60_000);
     expect(await runAlarm(stub)).toBe(true);
     expect(await rows(stub)).toBe(0);
     // The usage it recorded stays: rows go, daily totals remain.
-    const usage = await stub.usage({ tenantId, days: 1, config: input(tenantId).config });
+    const usage = await gate.usage({ tenantId, days: 1, config: input(tenantId).config });
     expect(usage.month.tokensUsed).toBe(20);
     expect(usage.window.activeUsers).toBe(0);
   });

@@ -4,16 +4,16 @@ import { describe, expect, it } from "vitest";
 import { admissionConfig, admitMessage, settleMessage } from "../../../src/admission/client";
 import { rateLimitHeaders, refusalError } from "../../../src/admission/headers";
 import { newRouter } from "../../../src/app";
-import { type Env, loadEnv, type RawEnv } from "../../../src/env";
+import { type Env, loadEnv } from "../../../src/env";
 import { newServices } from "../../../src/services";
 import { getTenantConfig, type TenantConfig } from "../../../src/tenants/config";
 import { admin, createKey, createTenant, envelope, send, uniqueId } from "../helpers";
-import { admitted, gateOf, refused, setClock, T0 } from "./helpers";
+import { admitted, clientOf, gateOf, refused, setClock, T0 } from "./helpers";
 
 const DAY = 86_400_000;
 
 function workerEnv(): Env {
-  const loaded = loadEnv(env as unknown as RawEnv);
+  const loaded = loadEnv(env);
   if (!loaded.ok) throw new Error(loaded.problems.join("; "));
   return loaded.env;
 }
@@ -161,9 +161,9 @@ describe("the worker-side admission helpers", () => {
     // The next admit leaves before the settlement's own delay is up, and takes it along.
     await admitMessage(e, t, { userId: "u", conversationId: "c", inputTokens: 100 });
     const cfg = { tenantId: t.id, days: 1, config: admissionConfig(t) };
-    expect((await gateOf(t.id).usage(cfg)).month.tokensUsed).toBe(140);
+    expect((await clientOf(t.id).usage(cfg)).month.tokensUsed).toBe(140);
     await waitOnExecutionContext(ctx);
-    expect((await gateOf(t.id).usage(cfg)).month.tokensUsed).toBe(140);
+    expect((await clientOf(t.id).usage(cfg)).month.tokensUsed).toBe(140);
   });
 
   it("sends settlements no admit carried in one batched flush, kept alive by the first request only", async () => {
@@ -184,7 +184,7 @@ describe("the worker-side admission helpers", () => {
     });
     // Waiting on the first request is enough: its flush sends all five in one call.
     await waitOnExecutionContext(contexts[0]!);
-    const u = await gateOf(t.id).usage({ tenantId: t.id, days: 1, config: admissionConfig(t) });
+    const u = await clientOf(t.id).usage({ tenantId: t.id, days: 1, config: admissionConfig(t) });
     expect(u.month).toMatchObject({ tokensUsed: 100, tokensReserved: 0 });
     expect(u.window.openReservations).toBe(0);
     for (const ctx of contexts.slice(1)) await waitOnExecutionContext(ctx);

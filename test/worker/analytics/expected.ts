@@ -9,6 +9,7 @@ import type {
   FeedbackEvent,
   TurnEvent,
 } from "../../../src/analytics/events";
+import type { Dashboard } from "../../../src/api-types";
 
 const DAY = 86_400_000;
 const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
@@ -31,26 +32,13 @@ export function exactPercentile(values: number[], q: number): number | null {
   return sorted[rank - 1] ?? null;
 }
 
-export interface ExpectedFigures {
-  total_conversations: number;
-  avg_turns_per_conversation: number | null;
-  resolution_rate_pct: number | null;
-  escalation_rate_pct: number | null;
-  avg_csat: number | null;
-  csat_responses: number;
-  total_turns: number;
-  total_tokens: number;
-  total_cost_usd: number;
-  avg_response_time_ms: number | null;
-  p50_response_time_ms: number | null;
-  p99_response_time_ms: number | null;
-  error_rate_pct: number | null;
-  daily_active_users: number;
-  cost_per_conversation_usd: number | null;
-  safety_violations_blocked: number;
-  /** Not a dashboard field: the exact percentiles, to check the documented error bound. */
-  exact_p50: number | null;
-  exact_p99: number | null;
+/** The dashboard's figures, and (not dashboard fields) the exact percentiles, to check the documented error bound. */
+export type ExpectedFigures = Dashboard["totals"] & { exact_p50: number | null; exact_p99: number | null };
+
+/** What the dashboard must say, with the exact percentiles beside each set of figures. */
+export interface ExpectedDashboard extends Pick<Dashboard, "from" | "to"> {
+  totals: ExpectedFigures;
+  series: (ExpectedFigures & { day: string })[];
 }
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
@@ -91,7 +79,7 @@ function figures(
 }
 
 /** Every figure for the `days` UTC days ending on the day of `now`, and per day. */
-export function expectedDashboard(events: AnalyticsEvent[], days: number, now: number) {
+export function expectedDashboard(events: AnalyticsEvent[], days: number, now: number): ExpectedDashboard {
   const unique = [...new Map(events.map((e) => [e.id, e])).values()];
   const today = Date.parse(`${dayOf(now)}T00:00:00Z`);
   const dayList = Array.from({ length: days }, (_, i) => dayOf(today - (days - 1 - i) * DAY));
@@ -122,5 +110,5 @@ export function expectedDashboard(events: AnalyticsEvent[], days: number, now: n
     safety.filter((x) => inWindow.has(dayOf(x.at))).length,
     sum(perDay.map((d) => d.daily_active_users)) / days,
   );
-  return { from: dayList[0], to: dayList[days - 1], totals, series: perDay };
+  return { from: dayOf(today - (days - 1) * DAY), to: dayOf(today), totals, series: perDay };
 }

@@ -23,7 +23,7 @@ const deadLetters = (tenantId: string) =>
 
 /** Postgres unreachable: the relay refuses any target but the real server. */
 const POSTGRES_DOWN = {
-  DATABASE_URL: `postgres://postgres@127.0.0.1:1/${new URL((env as unknown as { DATABASE_URL: string }).DATABASE_URL).pathname.slice(1)}`,
+  DATABASE_URL: `postgres://postgres@127.0.0.1:1/${new URL(env.DATABASE_URL).pathname.slice(1)}`,
 };
 
 describe("analytics consumer: poison messages", () => {

@@ -117,9 +117,8 @@ export function batchOf(bodies: unknown[], opts: { attempts?: number; queue?: st
  * Runs the worker's real queue handler on a batch and returns what it acked and retried, with the
  * delay asked for each retried message (getQueueResult does not report per-message delays).
  */
-export async function deliver(batch: MessageBatch<unknown>, overrides: Record<string, unknown> = {}) {
+export async function deliver(batch: MessageBatch<unknown>, overrides: Partial<RawEnv> = {}) {
   const ctx = createExecutionContext();
-  const e = Object.keys(overrides).length ? { ...(env as unknown as RawEnv), ...overrides } : env;
   const delays: Record<string, number | undefined> = {};
   for (const m of batch.messages) {
     const retry = m.retry.bind(m);
@@ -128,7 +127,7 @@ export async function deliver(batch: MessageBatch<unknown>, overrides: Record<st
       retry(o);
     };
   }
-  await worker.queue(batch, e as unknown as RawEnv, ctx);
+  await worker.queue(batch, Object.keys(overrides).length ? { ...env, ...overrides } : env, ctx);
   return { ...(await getQueueResult(batch, ctx)), delays };
 }
 
@@ -137,7 +136,7 @@ export const dlqBatch = (bodies: unknown[], opts: { attempts?: number; ids?: str
 
 /** A database like the worker's, whose every statement is recorded. */
 export function recordingDb() {
-  const loaded = loadEnv(env as unknown as RawEnv);
+  const loaded = loadEnv(env);
   if (!loaded.ok) throw new Error(loaded.problems.join("; "));
   openDb(loaded.env); // configures the Neon driver for the local relay
   const pool = new Pool({ connectionString: loaded.env.DATABASE_URL, max: 1 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { eventually } from "../eventually";
 import { query, send, sql, uniqueId } from "../helpers";
 import { chatTenant, completions } from "./helpers";
 
@@ -7,14 +8,16 @@ type Usage = {
   window: { open_reservations: number };
 };
 
-/** Polls /v1/usage until no reservation is open (settlements land off the response path). */
-async function settledUsage(key: string): Promise<Usage> {
-  const until = Date.now() + 10_000;
-  for (;;) {
-    const u = (await (await send("GET", "/v1/usage", key)).json()) as Usage;
-    if (u.window.open_reservations === 0 || Date.now() > until) return u;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** /v1/usage once no reservation is open (settlements land off the response path). */
+function settledUsage(key: string): Promise<Usage> {
+  return eventually(
+    async () => {
+      const u = (await (await send("GET", "/v1/usage", key)).json()) as Usage;
+      expect(u.window.open_reservations).toBe(0);
+      return u;
+    },
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
 }
 
 type TurnRow = {
@@ -26,15 +29,15 @@ type TurnRow = {
   cost_usd: number;
 };
 
-async function turnsOf(conversationId: string, timeoutMs = 15_000): Promise<TurnRow[]> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
+/** The conversation's turn rows, once the analytics consumer has written some. */
+function turnsOf(conversationId: string): Promise<TurnRow[]> {
+  return eventually(async () => {
     const rows = await query<TurnRow>(
       sql`select input_tokens, output_tokens, outcome, error, model, cost_usd from turns where conversation_id = ${conversationId}`,
     );
-    if (rows.length > 0 || Date.now() > until) return rows;
-    await new Promise((r) => setTimeout(r, 200));
-  }
+    expect(rows).not.toHaveLength(0);
+    return rows;
+  });
 }
 
 describe("accounting", () => {

@@ -1,7 +1,8 @@
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Conversation } from "../../../src/chat/conversation-do";
+import { eventually, present } from "../eventually";
 import { query, send, sql, uniqueId } from "../helpers";
 import { chatTenant } from "./helpers";
 
@@ -15,20 +16,15 @@ type ConvRow = {
   user_id: string;
 };
 
-async function summaryOf(
-  tenantId: string,
-  conversationId: string,
-  timeoutMs = 15_000,
-): Promise<ConvRow | undefined> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
+/** The conversation's summary row, once the analytics consumer has written it. */
+async function summaryOf(tenantId: string, conversationId: string): Promise<ConvRow> {
+  return eventually(async () => {
     const [row] = await query<ConvRow>(
       sql`select turn_count, resolved, escalated, csat, total_tokens, channel, user_id from conversations
           where tenant_id = ${tenantId} and conversation_id = ${conversationId}`,
     );
-    if (row || Date.now() > until) return row;
-    await new Promise((r) => setTimeout(r, 200));
-  }
+    return present(row, `summary of ${conversationId}`);
+  });
 }
 
 async function state(stub: DurableObjectStub<Conversation>, tenantId: string) {
@@ -36,7 +32,7 @@ async function state(stub: DurableObjectStub<Conversation>, tenantId: string) {
   return t.ok ? t.value.view.state : t.code;
 }
 
-const ns = () => (env as unknown as { CONVERSATION: DurableObjectNamespace<Conversation> }).CONVERSATION;
+const ns = () => env.CONVERSATION;
 
 describe("Conversation object", () => {
   it("emits its summary once when it ends, with the rating given after", async () => {
@@ -60,15 +56,9 @@ describe("Conversation object", () => {
       channel: "web",
       user_id: "user:bob",
     });
-    expect(Number(row?.total_tokens)).toBe(reply.usage.input_tokens + reply.usage.output_tokens);
-    // The rating arrives as its own event after the summary; poll until the consumer has applied it.
-    const until = Date.now() + 15_000;
-    let csat = row?.csat ?? null;
-    while (csat !== 5 && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 200));
-      csat = (await summaryOf(id, conv.id))?.csat ?? null;
-    }
-    expect(csat).toBe(5);
+    expect(Number(row.total_tokens)).toBe(reply.usage.input_tokens + reply.usage.output_tokens);
+    // The rating arrives as its own event after the summary, once the consumer has applied it.
+    await eventually(async () => expect((await summaryOf(id, conv.id)).csat).toBe(5));
     const count = await query<{ n: string }>(
       sql`select count(*)::text as n from conversations where conversation_id = ${conv.id}`,
     );
@@ -82,6 +72,7 @@ describe("Conversation object", () => {
       .slice(0, 24)
       .padEnd(24, "x")}`;
     const stub = ns().getByName(`${id}:${convId}`);
+    await runInDurableObject(stub, (c: Conversation) => c.clock.set(Date.now()));
     const started = await stub.start({
       tenantId: id,
       conversationId: convId,
@@ -90,15 +81,16 @@ describe("Conversation object", () => {
       greeting: "hi",
       experiment: null,
       variant: null,
-      idleTimeoutMs: 1_000,
+      // Long enough that the real alarm never fires on its own: the test moves the pinned clock.
+      idleTimeoutMs: 60_000,
     });
     expect(started.ok).toBe(true);
+    await runInDurableObject(stub, (c: Conversation) => c.clock.advance(59_999));
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     // Too early: the alarm re-arms itself instead of ending the conversation.
     expect(await state(stub, id)).toBe("open");
-    await new Promise((r) => setTimeout(r, 1_100));
-    // The re-armed alarm may already have fired on its own by now; run it if it has not.
-    await runDurableObjectAlarm(stub);
+    await runInDurableObject(stub, (c: Conversation) => c.clock.advance(1));
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
     expect(await state(stub, id)).toBe("unresolved");
     const row = await summaryOf(id, convId);
     expect(row).toMatchObject({ turn_count: 0, resolved: false, escalated: false });

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { createKey, createTenant, send } from "../helpers";
 
-export const FAKE = (env as unknown as { FAKE_LLM_URL: string }).FAKE_LLM_URL;
+export const FAKE = env.FAKE_LLM_URL;
 
 /** A tenant with a secret key, on the given model (the mock by default). */
 export async function chatTenant(overrides: Record<string, unknown> = {}) {

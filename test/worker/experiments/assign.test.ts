@@ -1,5 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { resetRedisCooldown } from "../../../src/cache/redis";
+import { describe, expect, it } from "vitest";
 import {
   assignUser,
   BUCKETS,
@@ -15,8 +14,6 @@ import { xxh64String } from "../../../src/experiments/hash";
 import { chiSquareSurvival, sampleRatioMismatch } from "../../../src/experiments/stats";
 import { uniqueId } from "../helpers";
 import { services } from "./helpers";
-
-afterEach(() => resetRedisCooldown());
 
 const def = (o: Partial<ExperimentDef> = {}): ExperimentDef => ({
   name: "prompt-test",
@@ -191,7 +188,6 @@ describe("sticky assignment in Redis", () => {
     expect(await assignUser(down.cache, tenant, [d], user)).toEqual([
       { experiment: "prompt-test", variant: "B", source: "hash" },
     ]);
-    resetRedisCooldown();
     expect(await services().cache.run(null, (r) => r.get<string>(stickyKey(tenant, d, user)))).toBe(
       "control",
     );

@@ -1,11 +1,9 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { resetRedisCooldown } from "../../../src/cache/redis";
+import { describe, expect, it } from "vitest";
 import { type ExperimentDef, hashedVariant, stickyKey } from "../../../src/experiments/assign";
 import { chatTenant, completions, upstreamRequests } from "../chat/helpers";
+import { eventually, present } from "../eventually";
 import { admin, createKey, createTenant, query, send, sql, uniqueId } from "../helpers";
 import { createExperiment, defOfJson, sendWith, services, twoArms } from "./helpers";
-
-afterEach(() => resetRedisCooldown());
 
 type Upstream = { model: string; temperature?: number; messages: { role: string; content: string }[] };
 
@@ -40,16 +38,6 @@ function nameHashedTo(def: ExperimentDef, want: string): string {
 
 const systemOf = (u: Upstream) => u.messages.find((m) => m.role === "system")?.content;
 
-async function waitFor<T>(read: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await read();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe("experiments on the chat path", () => {
   it("sends variant B's prompt, model and temperature upstream for B users and the tenant's for control", async () => {
     const tenantPrompt = `tenant prompt ${uniqueId("p")}`;
@@ -72,12 +60,16 @@ describe("experiments on the chat path", () => {
     expect(c.temperature).toBeUndefined();
 
     // Every turn is recorded under its experiment and variant.
-    const rows = await waitFor(async () => {
-      const r = await query<{ user_id: string; experiment: string; variant: string }>(
-        sql`select user_id, experiment, variant from turns where tenant_id = ${id} order by user_id`,
-      );
-      return r.length === 2 ? r : undefined;
-    });
+    const rows = await eventually(
+      async () => {
+        const r = await query<{ user_id: string; experiment: string; variant: string }>(
+          sql`select user_id, experiment, variant from turns where tenant_id = ${id} order by user_id`,
+        );
+        expect(r).toHaveLength(2);
+        return r;
+      },
+      { timeoutMs: 20_000 },
+    );
     expect(rows).toEqual(
       [
         { user_id: `user:${bUser}`, experiment: "prompt-ab", variant: "B" },
@@ -102,7 +94,6 @@ describe("experiments on the chat path", () => {
     expect(systemOf(await chatAs(key, uniqueId("late")))).toBe(variantPrompt);
     // Without Redis the sticky answer is out of reach: the hash, under the new split, says B.
     expect(systemOf(await chatAs(key, early, true))).toBe(variantPrompt);
-    resetRedisCooldown();
     expect(systemOf(await chatAs(key, early))).toBe(tenantPrompt);
   });
 
@@ -121,12 +112,15 @@ describe("experiments on the chat path", () => {
     });
     const user = uniqueId("u");
     expect(systemOf(await chatAs(key, user))).toBe(tenantPrompt);
-    const row = await waitFor(async () => {
-      const [r] = await query<{ experiment: string | null }>(
-        sql`select experiment from turns where tenant_id = ${id} and user_id = ${`user:${user}`}`,
-      );
-      return r;
-    });
+    const row = await eventually(
+      async () => {
+        const [r] = await query<{ experiment: string | null }>(
+          sql`select experiment from turns where tenant_id = ${id} and user_id = ${`user:${user}`}`,
+        );
+        return present(r, "turn");
+      },
+      { timeoutMs: 20_000 },
+    );
     expect(row.experiment).toBeNull();
   });
 
@@ -139,12 +133,15 @@ describe("experiments on the chat path", () => {
     const up = await chatAs(key, user);
     expect(systemOf(up)).toBe("from alpha");
     expect(up.temperature).toBe(0.9);
-    const row = await waitFor(async () => {
-      const [r] = await query<{ experiment: string; variant: string }>(
-        sql`select experiment, variant from turns where tenant_id = ${id} and user_id = ${`user:${user}`}`,
-      );
-      return r;
-    });
+    const row = await eventually(
+      async () => {
+        const [r] = await query<{ experiment: string; variant: string }>(
+          sql`select experiment, variant from turns where tenant_id = ${id} and user_id = ${`user:${user}`}`,
+        );
+        return present(r, "turn");
+      },
+      { timeoutMs: 20_000 },
+    );
     expect(row).toEqual({ experiment: "alpha,zeta", variant: "B,B" });
   });
 
@@ -171,19 +168,26 @@ describe("experiments on the chat path", () => {
       expect(systemOf(seen?.body as unknown as Upstream)).toBe(variantPrompt);
     }
     expect((await send("POST", `/v1/conversations/${conv}/end`, key, { resolved: true })).status).toBe(200);
-    const summary = await waitFor(async () => {
-      const [r] = await query<{ experiment: string; variant: string; resolved: boolean }>(
-        sql`select experiment, variant, resolved from conversations where tenant_id = ${id} and conversation_id = ${conv}`,
-      );
-      return r;
-    });
+    const summary = await eventually(
+      async () => {
+        const [r] = await query<{ experiment: string; variant: string; resolved: boolean }>(
+          sql`select experiment, variant, resolved from conversations where tenant_id = ${id} and conversation_id = ${conv}`,
+        );
+        return present(r, "conversation summary");
+      },
+      { timeoutMs: 20_000 },
+    );
     expect(summary).toEqual({ experiment: "conv-ab", variant: "B", resolved: true });
-    const turns = await waitFor(async () => {
-      const r = await query<{ variant: string }>(
-        sql`select variant from turns where tenant_id = ${id} and conversation_id = ${conv}`,
-      );
-      return r.length === 2 ? r : undefined;
-    });
+    const turns = await eventually(
+      async () => {
+        const r = await query<{ variant: string }>(
+          sql`select variant from turns where tenant_id = ${id} and conversation_id = ${conv}`,
+        );
+        expect(r).toHaveLength(2);
+        return r;
+      },
+      { timeoutMs: 20_000 },
+    );
     expect(turns.map((t) => t.variant)).toEqual(["B", "B"]);
     const results = await admin("GET", `/tenants/${id}/experiments/conv-ab/results`);
     const r = (await results.json()) as {

@@ -59,15 +59,15 @@ export function defOfJson(e: ExperimentJson): ExperimentDef {
 }
 
 /** Per-request services like the worker builds them, for calling src functions directly. */
-export function services(overrides: Record<string, unknown> = {}): Services {
-  const loaded = loadEnv({ ...(env as unknown as RawEnv), ...overrides });
+export function services(overrides: Partial<RawEnv> = {}): Services {
+  const loaded = loadEnv({ ...env, ...overrides });
   if (!loaded.ok) throw new Error(loaded.problems.join("; "));
   return newServices(loaded.env);
 }
 
 /** Calls the worker's fetch with an altered environment (Redis pointed nowhere, say). */
 export async function sendWith(
-  overrides: Record<string, unknown>,
+  overrides: Partial<RawEnv>,
   method: string,
   path: string,
   key: string,
@@ -80,7 +80,7 @@ export async function sendWith(
       headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
       body: JSON.stringify(body),
     }),
-    { ...(env as unknown as Record<string, unknown>), ...overrides },
+    { ...env, ...overrides },
     ctx,
   );
   const text = await res.text();

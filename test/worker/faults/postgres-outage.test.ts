@@ -21,13 +21,13 @@ import { costOf } from "../../../src/admission/pricing";
 import { retryDelaySeconds } from "../../../src/analytics/consumer";
 import type { AnalyticsEvent } from "../../../src/analytics/events";
 import { ANALYTICS_DLQ_NAME, ANALYTICS_QUEUE_NAME } from "../../../src/analytics/queue";
+import { cacheStats } from "../../../src/cache/tiered";
 import { openDb } from "../../../src/db/client";
-import { type Env, loadEnv, type RawEnv } from "../../../src/env";
-import { clearExperimentCache } from "../../../src/experiments/apply";
+import { type Env, loadEnv } from "../../../src/env";
 import worker from "../../../src/index";
-import { clearIsolateCaches, configStats } from "../../../src/tenants/config";
 import { countRows, dailyRows } from "../analytics/helpers";
 import { chatTenant, completions, sseFrames } from "../chat/helpers";
+import { eventually } from "../eventually";
 import { call, query, send, sql } from "../helpers";
 
 const MODEL = "gpt-4o-mini";
@@ -36,7 +36,7 @@ const MODEL = "gpt-4o-mini";
 
 /** The parsed environment every handler of this isolate uses. */
 function workerEnv(): Env {
-  const loaded = loadEnv(env as unknown as RawEnv);
+  const loaded = loadEnv(env);
   if (!loaded.ok) throw new Error(loaded.problems.join("; "));
   return loaded.env;
 }
@@ -50,9 +50,15 @@ const postgresDown = (down: boolean) => {
 };
 const isDown = () => workerEnv().DATABASE_URL === DEAD_DATABASE_URL;
 
+const ISOLATE_CACHE_TTL_MS = workerEnv().ISOLATE_CACHE_TTL_MS;
+/** With a TTL of 0 the isolate keeps nothing (src/cache/tiered.ts): every config lookup goes on to Redis. */
+const isolateMemory = (on: boolean) => {
+  workerEnv().ISOLATE_CACHE_TTL_MS = on ? ISOLATE_CACHE_TTL_MS : 0;
+};
+
 /** Reads the database behind the worker's back (its own parse of a copy of env), outage or not. */
 async function direct<T = Record<string, unknown>>(text: ReturnType<typeof sql>): Promise<T[]> {
-  const loaded = loadEnv({ ...(env as unknown as RawEnv), DATABASE_URL: REAL_DATABASE_URL });
+  const loaded = loadEnv({ ...env, DATABASE_URL: REAL_DATABASE_URL });
   if (!loaded.ok) throw new Error(loaded.problems.join("; "));
   const h = openDb(loaded.env);
   try {
@@ -124,18 +130,10 @@ function observed(batch: MessageBatch<unknown>): MessageBatch<unknown> {
 afterEach(() => {
   worker.queue = originalQueue;
   postgresDown(false);
+  isolateMemory(true);
 });
 
 // ---- small helpers --------------------------------------------------------------------------
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 type Usage = { input: number; output: number; cost: number };
 type Reply = {
@@ -189,25 +187,27 @@ describe("Postgres outage, end to end", () => {
       { "x-conversation-id": "warmup" },
     );
     expect(warm.status).toBe(200);
-    await waitFor(
-      "the warm-up turn to be acked",
-      () => mine().some((d) => d.outcome?.kind === "ack"),
-      10_000,
+    await eventually(
+      () =>
+        expect(
+          mine().some((d) => d.outcome?.kind === "ack"),
+          "the warm-up turn acked",
+        ).toBe(true),
+      { timeoutMs: 10_000 },
     );
     expect(await countRows("turns", tenantId)).toBe(1);
     const before = await rollup(tenantId);
     expect(before).toMatchObject({ turns: 1, active_users: 1, conversations: 0 });
     const warmIds = new Set(mine().map((d) => d.messageId));
 
-    // 2. Postgres goes away. The worker itself sees it (readiness), and forgets what its isolate
-    //    cached: the config must now come from Redis, never from Postgres.
+    // 2. Postgres goes away. The worker itself sees it (readiness), and its isolate keeps no config
+    //    in memory from now on: every lookup must come from Redis, never from Postgres.
     postgresDown(true);
     const ready = await call("/readyz");
     expect(ready.status).toBe(503);
     expect(((await ready.json()) as { postgres: { ok: boolean } }).postgres.ok).toBe(false);
-    clearIsolateCaches();
-    clearExperimentCache();
-    const lookups = { ...configStats };
+    isolateMemory(false);
+    const lookups = { ...cacheStats };
 
     // 3. Visitors chat. OpenAI-compatible, plain and streamed.
     const produced = new Map<string, Usage[]>();
@@ -307,8 +307,8 @@ describe("Postgres outage, end to end", () => {
     );
 
     // Every config lookup was answered by a cache; none reached for Postgres.
-    expect(configStats.postgres).toBe(lookups.postgres);
-    expect(configStats.redis).toBeGreaterThan(lookups.redis);
+    expect(cacheStats.postgres).toBe(lookups.postgres);
+    expect(cacheStats.redis).toBeGreaterThan(lookups.redis);
 
     // 4. The events (5 turns, 2 summaries, 2 ratings) sit in the queue: each is delivered, retried
     //    with the consumer's backoff, and delivered again; none is acked, none dead-lettered.
@@ -316,17 +316,20 @@ describe("Postgres outage, end to end", () => {
     const EXPECTED = TURNS + 2 + 2;
     const outageMessages = () => mine().filter((d) => !warmIds.has(d.messageId));
     const idsOf = (ds: Delivery[]) => new Set(ds.map((d) => d.messageId));
-    await waitFor(
-      `all ${EXPECTED} events to be retried twice while Postgres is down`,
+    await eventually(
       () => {
         const ds = outageMessages();
-        // An event acked while Postgres is down is an event lost: fail at once, showing it.
+        // An event acked while Postgres is down is an event lost (deliveries only accumulate, so
+        // the wait ends failing with it, showing it).
         expect(ds.filter((d) => d.outcome?.kind === "ack")).toEqual([]);
         const twice = idsOf(ds.filter((d) => d.attempts >= 2 && d.outcome?.kind === "retry"));
         const settled = ds.every((d) => d.outcome !== undefined);
-        return settled && idsOf(ds).size >= EXPECTED && twice.size >= EXPECTED;
+        expect(
+          settled && idsOf(ds).size >= EXPECTED && twice.size >= EXPECTED,
+          `all ${EXPECTED} events retried twice while Postgres is down`,
+        ).toBe(true);
       },
-      20_000,
+      { timeoutMs: 20_000 },
     );
     const downDeliveries = outageMessages();
     for (const d of downDeliveries) {
@@ -360,11 +363,15 @@ describe("Postgres outage, end to end", () => {
 
     // 5. Postgres comes back; the queue's next deliveries land everything.
     postgresDown(false);
+    isolateMemory(true);
     expect((await call("/readyz")).status).toBe(200);
-    await waitFor(
-      `all ${EXPECTED} events to be acked after recovery`,
-      () => idsOf(outageMessages().filter((d) => d.outcome?.kind === "ack")).size >= EXPECTED,
-      25_000,
+    await eventually(
+      () =>
+        expect(
+          idsOf(outageMessages().filter((d) => d.outcome?.kind === "ack")).size,
+          `all ${EXPECTED} events acked after recovery`,
+        ).toBeGreaterThanOrEqual(EXPECTED),
+      { timeoutMs: 25_000 },
     );
 
     // Each message: consecutive attempts by the same queue message, retried while down, then one ack.

@@ -13,7 +13,6 @@ import { createExecutionContext, createScheduledController, waitOnExecutionConte
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AnalyticsEvent } from "../../../src/analytics/events";
-import type { RawEnv } from "../../../src/env";
 import worker from "../../../src/index";
 import type { RuleName } from "../../../src/monitoring/rules";
 import { turnEvent } from "../analytics/helpers";
@@ -394,7 +393,7 @@ describe("the cron trigger", () => {
     await ingest(turns(t, 25, now, { outcome: "error", error: "provider 500" }));
     const ctx = createExecutionContext();
     const controller = createScheduledController({ scheduledTime: new Date(now), cron: "*/5 * * * *" });
-    await worker.scheduled(controller, env as unknown as RawEnv, ctx);
+    await worker.scheduled(controller, env, ctx);
     await waitOnExecutionContext(ctx);
     expect((await alertRows(t)).map((r) => [r.rule, r.state])).toEqual([["error_rate", "firing"]]);
     const listed = (await (await admin("GET", `/tenants/${t}/alerts?state=firing`)).json()) as {

@@ -1,9 +1,11 @@
 import { env } from "cloudflare:workers";
+import { expect } from "vitest";
 import type { AnalyticsEvent, ConversationEvent, TurnEvent } from "../../../src/analytics/events";
 import { openDb } from "../../../src/db/client";
-import { loadEnv, type RawEnv } from "../../../src/env";
+import { loadEnv } from "../../../src/env";
 import { type EvaluationReport, evaluateAlerts } from "../../../src/monitoring/evaluate";
 import { batchOf, conversationEvent, deliver, HOUR, turnEvent } from "../analytics/helpers";
+import { eventually } from "../eventually";
 import { createTenant, query, sql } from "../helpers";
 
 export { HOUR };
@@ -60,7 +62,7 @@ export function conversations(
 
 /** Runs the evaluation the cron trigger runs, for one tenant, against the test database. */
 export async function evaluate(tenantId: string, now: number): Promise<EvaluationReport> {
-  const loaded = loadEnv(env as unknown as RawEnv);
+  const loaded = loadEnv(env);
   if (!loaded.ok) throw new Error(loaded.problems.join("; "));
   const h = openDb(loaded.env);
   try {
@@ -81,14 +83,13 @@ export async function alertRows(tenantId: string) {
 type OutboxRow = { kind: string; channel: string; recipient: string; status: string; subject: string };
 
 /** The tenant's alert notifications in the outbox, waiting until there are at least `n`. */
-export async function alertOutbox(tenantId: string, n: number, timeoutMs = 15_000): Promise<OutboxRow[]> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
+export function alertOutbox(tenantId: string, n: number): Promise<OutboxRow[]> {
+  return eventually(async () => {
     const rows = await query<OutboxRow>(
       sql`select kind, channel, recipient, status, subject from notifications
           where tenant_id = ${tenantId} and kind = 'alert' order by created_at, channel`,
     );
-    if (rows.length >= n || Date.now() >= until) return rows;
-    await new Promise((r) => setTimeout(r, 200));
-  }
+    expect(rows.length).toBeGreaterThanOrEqual(n);
+    return rows;
+  });
 }

@@ -8,6 +8,7 @@ import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { describe, expect, it } from "vitest";
 import type { RefusalEvent } from "../../../src/analytics/events";
 import { completions } from "../chat/helpers";
+import { eventually } from "../eventually";
 import { admin, call, createKey, envelope, query, send, sql } from "../helpers";
 import { alertTenant, conversations, evaluate, ingest, MINUTE, turns } from "./helpers";
 
@@ -208,15 +209,17 @@ describe("refusals, end to end", () => {
     for (let i = 0; i < 5; i++) statuses.push((await ask()).status);
     expect(statuses).toEqual([200, 200, 429, 429, 429]);
     // The worker's own producer and queue consumer: wait for the counts to land.
-    const until = Date.now() + 20_000;
-    let row: { refused_user: number; turns: number } | undefined;
-    while (Date.now() < until) {
-      [row] = await query<{ refused_user: number; turns: number }>(
-        sql`select refused_user::int, turns::int from tenant_totals where tenant_id = ${t}`,
-      );
-      if (row && row.refused_user >= 3 && row.turns >= 2) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    const row = await eventually(
+      async () => {
+        const [row] = await query<{ refused_user: number; turns: number }>(
+          sql`select refused_user::int, turns::int from tenant_totals where tenant_id = ${t}`,
+        );
+        expect(row?.refused_user).toBeGreaterThanOrEqual(3);
+        expect(row?.turns).toBeGreaterThanOrEqual(2);
+        return row;
+      },
+      { timeoutMs: 20_000, intervalMs: 250 },
+    );
     expect(row).toEqual({ refused_user: 3, turns: 2 });
     const [hour] = await query<{ refused_user: number }>(
       sql`select sum(refused_user)::int as refused_user from tenant_hourly where tenant_id = ${t}`,

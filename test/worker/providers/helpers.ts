@@ -3,7 +3,7 @@ import type { ProviderEnv } from "../../../src/chat/providers/registry";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "../../../src/chat/providers/retry";
 
 /** The fake LLM server started by global setup (local/fake-llm.ts). */
-export const FAKE = (env as unknown as { FAKE_LLM_URL: string }).FAKE_LLM_URL;
+export const FAKE = env.FAKE_LLM_URL;
 
 let seq = 0;
 /** An API key no other test uses: the fake counts requests and queues faults per key. */

@@ -1,7 +1,8 @@
+import { env as workerEnv } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { resolveChain, resolveModel } from "../../../src/chat/providers/registry";
 import type { AiBinding } from "../../../src/chat/providers/workers-ai";
-import { loadEnv, type RawEnv } from "../../../src/env";
+import { loadEnv } from "../../../src/env";
 import { drain, fakeEnv, never } from "./helpers";
 
 const ai: AiBinding = { run: async () => ({ response: "ok" }) };
@@ -111,10 +112,16 @@ describe("model registry", () => {
 });
 
 describe("provider settings in the environment", () => {
-  const base = { DATABASE_URL: "postgres://x@127.0.0.1/db", ADMIN_TOKEN: "0123456789abcdef" };
+  // The test worker's env without the provider settings vitest.config.ts gives it.
+  const base = {
+    ...workerEnv,
+    OPENAI_BASE_URL: undefined,
+    ANTHROPIC_BASE_URL: undefined,
+    PROVIDER_TIMEOUT_MS: undefined,
+  };
 
   it("defaults to the real APIs and sane limits", () => {
-    const loaded = loadEnv({ ...base } as unknown as RawEnv);
+    const loaded = loadEnv({ ...base });
     expect(loaded.ok && loaded.env).toMatchObject({
       OPENAI_BASE_URL: "https://api.openai.com/v1",
       ANTHROPIC_BASE_URL: "https://api.anthropic.com",
@@ -129,11 +136,11 @@ describe("provider settings in the environment", () => {
       ...base,
       OPENAI_COMPAT_PROVIDERS:
         '{"groq":{"baseUrl":"https://api.groq.com/openai/v1","apiKeyVar":"GROQ_API_KEY"}}',
-    } as unknown as RawEnv);
+    });
     expect(good.ok && good.env.OPENAI_COMPAT_PROVIDERS).toEqual({
       groq: { baseUrl: "https://api.groq.com/openai/v1", apiKeyVar: "GROQ_API_KEY" },
     });
-    const bad = loadEnv({ ...base, OPENAI_COMPAT_PROVIDERS: "{not json" } as unknown as RawEnv);
+    const bad = loadEnv({ ...base, OPENAI_COMPAT_PROVIDERS: "{not json" });
     expect(bad.ok).toBe(false);
     expect(!bad.ok && bad.problems.join(" ")).toContain("OPENAI_COMPAT_PROVIDERS");
   });

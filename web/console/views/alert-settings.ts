@@ -1,5 +1,7 @@
+import type { AlertSettings, AlertSettingsInput, AlertSettingsRule } from "../../../src/api-types";
+import { ApiError } from "../../shared/api-error";
 import { el } from "../../shared/dom";
-import { type Api, ApiError } from "../api";
+import { type Api, issuesOf } from "../api";
 import {
   type ControlKey,
   controlOf,
@@ -9,7 +11,6 @@ import {
   type SettingsField,
   settingsPut,
 } from "../metrics";
-import type { AlertSettings, AlertSettingsPut, SettingsRule } from "../types";
 import { button, errorBox, notice } from "../ui";
 
 const UNIT_WORDS: Record<string, string> = {
@@ -63,7 +64,7 @@ export async function alertSettingsView(
   };
 
   /** Puts a rule's values into its row, and enables its reset when it has an override. */
-  const fill = (r: SettingsRule) => {
+  const fill = (r: AlertSettingsRule) => {
     const row = rows.get(r.rule);
     if (!row) return;
     const e = editOf(r);
@@ -86,7 +87,7 @@ export async function alertSettingsView(
     return [i, msg];
   };
 
-  const send = (body: AlertSettingsPut, done: (s: AlertSettings) => void, busy: HTMLButtonElement) => {
+  const send = (body: AlertSettingsInput, done: (s: AlertSettings) => void, busy: HTMLButtonElement) => {
     busy.disabled = true;
     api
       .send<AlertSettings>("PUT", path, body)
@@ -97,7 +98,7 @@ export async function alertSettingsView(
       })
       .catch((err: unknown) => {
         if (err instanceof ApiError)
-          for (const i of err.issues) {
+          for (const i of issuesOf(err)) {
             const key = controlOf(i.path);
             if (key) mark(key, i.message);
           }

@@ -1,6 +1,7 @@
+import type { Tenant } from "../../../src/api-types";
+import { ApiError } from "../../shared/api-error";
 import { el } from "../../shared/dom";
-import { type Api, ApiError } from "../api";
-import type { Tenant } from "../types";
+import { type Api, issuesOf } from "../api";
 import { errorBox, notice } from "../ui";
 import { FIELDS, type Field } from "./fields";
 
@@ -79,7 +80,8 @@ export function configView(api: Api, tenant: Tenant, onSaved: (t: Tenant) => voi
       .send<Tenant>("PATCH", `/admin/tenants/${encodeURIComponent(tenant.tenant_id)}`, patch)
       .then((t) => onSaved(t))
       .catch((err: unknown) => {
-        if (err instanceof ApiError) for (const i of err.issues) mark(i.path.split(".")[0] ?? "", i.message);
+        if (err instanceof ApiError)
+          for (const i of issuesOf(err)) mark(i.path.split(".")[0] ?? "", i.message);
         status.replaceChildren(errorBox(err));
       })
       .finally(() => {

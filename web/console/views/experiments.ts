@@ -1,18 +1,16 @@
+import type { ExperimentList, ExperimentResults } from "../../../src/api-types";
 import { el, type Kid } from "../../shared/dom";
 import type { Api } from "../api";
 import { date, fixed, int, ms, usd } from "../format";
-import type { Experiment, Results } from "../types";
 import { load, table } from "../ui";
 
-type Estimate = Results["variants"][number]["csat"];
+type Estimate = ExperimentResults["variants"][number]["csat"];
 
 /** The tenant's experiments, each with a link to its results. */
 export function experimentsView(api: Api, tenantId: string, base: string): HTMLElement {
   const body = el("div");
   void load(body, async () => {
-    const { experiments } = await api.get<{ experiments: Experiment[] }>(
-      api.tenantPath(tenantId, "experiments"),
-    );
+    const { experiments } = await api.get<ExperimentList>(api.tenantPath(tenantId, "experiments"));
     if (experiments.length === 0)
       return el("p", {}, "No experiments yet. Create them through the API (docs/experiments.md).");
     return table(
@@ -40,7 +38,7 @@ function estimate(e: Estimate, scale = 1, digits = 1): string {
 export function resultsView(api: Api, tenantId: string, name: string, back: string): HTMLElement {
   const body = el("div");
   void load(body, async () => {
-    const r = await api.get<Results>(
+    const r = await api.get<ExperimentResults>(
       `${api.tenantPath(tenantId, "experiments")}/${encodeURIComponent(name)}/results`,
     );
     const rows: Kid[][] = r.variants.map((v) => [

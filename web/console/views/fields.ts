@@ -138,6 +138,13 @@ export const FIELDS: Field[] = [
     nullable: true,
     help: "used before refusing when the budget cannot cover the main model; empty for none",
   }),
+  lines(
+    "allowed_models",
+    "Allowed models",
+    20,
+    (s) => (MODEL.test(s) ? undefined : "not a model name"),
+    "one per line; what API callers may name besides the model and the fallback",
+  ),
   text("system_prompt", "System prompt", 32_000, { required: true, input: "textarea" }),
   text("custom_greeting", "Greeting", 2_000, { input: "textarea", help: "the widget's first message" }),
   text("policy_message", "Policy message", 2_000, {

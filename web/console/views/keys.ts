@@ -1,7 +1,7 @@
+import type { ApiKey, CreatedKey } from "../../../src/api-types";
 import { el } from "../../shared/dom";
 import type { Api } from "../api";
 import { date } from "../format";
-import type { ApiKey, CreatedKey } from "../types";
 import { button, errorBox, load, table } from "../ui";
 
 /** The tenant's keys: create (the key is shown once), list, revoke. */

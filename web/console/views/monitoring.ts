@@ -1,18 +1,25 @@
+import type {
+  Alert,
+  AlertEvaluation,
+  MonitoringMetric,
+  MonitoringVolume,
+  PlatformMonitoring,
+  TenantMonitoring,
+} from "../../../src/api-types";
 import { el, type Kid } from "../../shared/dom";
 import type { Api } from "../api";
 import { date, fixed, int, usd } from "../format";
 import { count, inUnit, metricLabel, STATE_LABELS, thresholdText, windowText } from "../metrics";
-import type { Alert, Evaluation, MetricView, Monitoring, PlatformMonitoring, Volume } from "../types";
 import { button, errorBox, kpi, load, notice, table } from "../ui";
 import { alertSettingsView } from "./alert-settings";
 
 /** A metric's state as a coloured badge; `data-state` names it for tests and scripts. */
-function badge(state: MetricView["state"]): HTMLElement {
+function badge(state: MonitoringMetric["state"]): HTMLElement {
   return el("span", { class: `state ${state}`, "data-state": state }, STATE_LABELS[state] ?? state);
 }
 
 /** The nine metrics: value in its unit, target, threshold with its window, events, state. */
-function metricsTable(metrics: Record<string, MetricView>, caption: string): HTMLElement {
+function metricsTable(metrics: Record<string, MonitoringMetric>, caption: string): HTMLElement {
   const rows: Kid[][] = Object.entries(metrics).map(([key, m]) => [
     el("strong", {}, metricLabel(key)),
     el(
@@ -37,7 +44,7 @@ function metricsTable(metrics: Record<string, MetricView>, caption: string): HTM
 }
 
 /** The last 24 hours: requests, tokens, cost, refusals by level and by budget, users today. */
-function volumeBlock(v: Volume): HTMLElement {
+function volumeBlock(v: MonitoringVolume): HTMLElement {
   const rl = v.rate_limit_refusals;
   const b = v.budget_refusals;
   return el(
@@ -70,13 +77,13 @@ function volumeBlock(v: Volume): HTMLElement {
 }
 
 /** The unit and side of an alert's metric, from the monitoring answer (fallbacks for an unknown one). */
-function ruleOf(metrics: Record<string, MetricView>, a: Alert): { unit: string; op: "gt" | "lt" } {
+function ruleOf(metrics: Record<string, MonitoringMetric>, a: Alert): { unit: string; op: "gt" | "lt" } {
   const m = metrics[a.metric];
   return { unit: m?.unit ?? "", op: m?.op ?? "gt" };
 }
 
 /** The alerts firing now, first on the page. */
-function firingPanel(m: Monitoring): HTMLElement {
+function firingPanel(m: TenantMonitoring): HTMLElement {
   if (m.alerts.length === 0)
     return el(
       "section",
@@ -108,7 +115,7 @@ function firingPanel(m: Monitoring): HTMLElement {
   );
 }
 
-function historyTable(alerts: Alert[], metrics: Record<string, MetricView>): HTMLElement {
+function historyTable(alerts: Alert[], metrics: Record<string, MonitoringMetric>): HTMLElement {
   if (alerts.length === 0) return el("p", { class: "muted" }, "No resolved alerts yet.");
   return table(
     ["Metric", "Fired", "Resolved", "First value", "Last value", "Threshold"],
@@ -128,7 +135,7 @@ function historyTable(alerts: Alert[], metrics: Record<string, MetricView>): HTM
 }
 
 /** What an evaluation did, in a sentence or two. */
-function evaluationNotice(r: Evaluation, withTenant: boolean): HTMLElement {
+function evaluationNotice(r: AlertEvaluation, withTenant: boolean): HTMLElement {
   const names = (list: Alert[]) =>
     list.length === 0
       ? "none"
@@ -150,7 +157,7 @@ function evaluateButton(api: Api, tenantId: string | undefined, status: HTMLElem
       b.disabled = true;
       const q = tenantId ? `?tenant_id=${encodeURIComponent(tenantId)}` : "";
       api
-        .send<Evaluation>("POST", `/admin/monitoring/evaluate${q}`)
+        .send<AlertEvaluation>("POST", `/admin/monitoring/evaluate${q}`)
         .then((r) => {
           status.replaceChildren(evaluationNotice(r, !tenantId));
           after();
@@ -177,7 +184,7 @@ export function monitoringView(api: Api, tenantId: string): HTMLElement {
       body,
       async () => {
         const [m, history] = await Promise.all([
-          api.get<Monitoring>(api.tenantPath(tenantId, "monitoring")),
+          api.get<TenantMonitoring>(api.tenantPath(tenantId, "monitoring")),
           api.get<{ alerts: Alert[] }>(`${api.tenantPath(tenantId, "alerts")}?state=resolved&limit=20`),
         ]);
         return el(
@@ -228,7 +235,7 @@ export function platformView(api: Api): HTMLElement {
       async () => {
         const p = await api.get<PlatformMonitoring>("/admin/monitoring");
         const firing = Object.entries(p.alerts_firing).filter(([, n]) => n > 0);
-        const metricOf = new Map(Object.entries(p.metrics).map(([key, m]) => [m.rule, key]));
+        const metricOf = new Map<string, string>(Object.entries(p.metrics).map(([key, m]) => [m.rule, key]));
         return el(
           "div",
           {},

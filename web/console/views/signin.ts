@@ -1,7 +1,8 @@
+import type { PublicConfig } from "../../../src/api-types";
+import { ApiError } from "../../shared/api-error";
 import { el } from "../../shared/dom";
-import { Api, ApiError } from "../api";
+import { Api } from "../api";
 import type { Session } from "../session";
-import type { PublicConfig } from "../types";
 import { errorBox } from "../ui";
 
 /** Checks a token against the API and answers the session it opens. */

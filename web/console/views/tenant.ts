@@ -1,6 +1,6 @@
+import type { PublicConfig, Tenant } from "../../../src/api-types";
 import { el } from "../../shared/dom";
 import type { Api } from "../api";
-import type { PublicConfig, Tenant } from "../types";
 import { load, notice } from "../ui";
 import { configView } from "./config";
 import { dashboardView } from "./dashboard";

@@ -1,6 +1,6 @@
+import type { Tenant, TenantList } from "../../../src/api-types";
 import { el } from "../../shared/dom";
 import type { Api } from "../api";
-import type { Tenant, TenantList } from "../types";
 import { button, errorBox, table } from "../ui";
 
 /** Every tenant, a page at a time, inactive ones on request. */

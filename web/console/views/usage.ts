@@ -1,8 +1,8 @@
+import type { Usage } from "../../../src/api-types";
 import { el } from "../../shared/dom";
 import type { Api } from "../api";
 import { chartCard, destroyCharts } from "../charts";
 import { date, int, usd } from "../format";
-import type { Usage } from "../types";
 import { button, kpi, load } from "../ui";
 
 /** A labelled bar of used against a budget. */

@@ -1,12 +1,12 @@
 /**
- * The time source of a gate. Production reads `Date.now()`; tests pin or shift it through
- * `runInDurableObject` so windows, budgets and expiry are exercised without sleeping.
+ * The time source of a Durable Object. Production reads `Date.now()`; tests pin or shift it through
+ * `runInDurableObject` so windows, budgets, idle timeouts and expiry are exercised without sleeping.
  */
 export class Clock {
   #fixed: number | undefined;
   #offset = 0;
 
-  /** Milliseconds since the epoch, as this gate sees them. */
+  /** Milliseconds since the epoch, as this object sees them. */
   now(): number {
     return this.#fixed ?? Date.now() + this.#offset;
   }

@@ -1,0 +1,1 @@
+ALTER TABLE "tenants" ADD COLUMN "allowed_models" jsonb DEFAULT '[]'::jsonb NOT NULL;

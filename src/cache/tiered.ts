@@ -1,0 +1,176 @@
+/**
+ * The tiered read-through cache behind every configuration lookup on the request path: isolate
+ * memory, then Redis, then the loader (Postgres). A feature declares a named cache once (its name,
+ * its size, its loader) and reads and invalidates through it; the tiers, request coalescing,
+ * stale-while-revalidate and stale-if-error live here and nowhere else.
+ */
+import type { Env } from "../env";
+import { AppError, errorSummary } from "../errors";
+import type { Services } from "../services";
+import { IsolateCache } from "./isolate";
+
+/** A named read-through cache: isolate memory, then Redis, then its loader. */
+export interface NamedCache<T> {
+  /** The value under `id`; undefined when the loader knows of none (remembered in the isolate only). */
+  get(svc: Services, id: string): Promise<T | undefined>;
+  /** Drops `id` from this isolate and from Redis; called after the Postgres write commits. */
+  invalidate(svc: Services, id: string): Promise<void>;
+}
+
+/** Where lookups were answered from, across every named cache of this isolate. */
+export const cacheStats = { isolate: 0, redis: 0, postgres: 0, stale: 0 };
+
+/** How long concurrent lookups of a cold key wait for the one that went to Redis or Postgres. */
+const COALESCE_MS = 3_000;
+/** How long past its TTL an isolate entry is still served while one request refreshes it. */
+const STALE_MS = 60_000;
+
+/** A cached lookup: the value, or null for a remembered miss. */
+type Found<T> = { value: T | null };
+
+/** One isolate's memory of one named cache: the entries and the lookups under way. */
+interface Memory<T> {
+  ttlMs: number;
+  entries: IsolateCache<Found<T>>;
+  /** Keys being looked up cold, with when the lookup started. */
+  loading: Map<string, number>;
+  /** Keys whose expired entry one request is refreshing. */
+  refreshing: Set<string>;
+}
+
+/**
+ * What Redis keeps: the value and until when it is fresh. The key itself lives longer (the stale
+ * TTL): a stale copy is never served while Postgres answers, only when it cannot.
+ */
+interface Stamped<T> {
+  v: T;
+  freshUntil: number;
+}
+
+const isStamped = <T>(x: unknown): x is Stamped<T> =>
+  typeof x === "object" && x !== null && "v" in x && typeof (x as Stamped<T>).freshUntil === "number";
+
+/**
+ * Declares the cache `name`: its entries live in Redis under `ce:v2:<name>:<id>` as stamped copies
+ * (a key of their own, so that an isolate still running the code from before stamping, during a
+ * gradual deployment, never reads the new format, nor the reverse); invalidation also deletes the
+ * older `ce:<name>:<id>`. Misses are remembered only in the isolate: a new row becomes visible
+ * everywhere else on its first lookup. When the loader fails, the last copy Redis holds is served
+ * even past its freshness (up to REDIS_STALE_TTL_SECONDS): a Postgres outage does not stop what
+ * was ever cached.
+ */
+export function namedCache<T>(
+  name: string,
+  maxEntries: number,
+  load: (svc: Services, id: string) => Promise<T | undefined>,
+): NamedCache<T> {
+  const legacyKey = (id: string) => `ce:${name}:${id}`;
+  const stampedKey = (id: string) => `ce:v2:${name}:${id}`;
+
+  // Isolate-wide on purpose (that is the point of the first tier), one memory per env object:
+  // workerd hands every request of an isolate the same env, and a fresh env starts empty. Bounded
+  // by maxEntries; ISOLATE_CACHE_TTL_MS bounds how stale it can be against another isolate.
+  const memories = new WeakMap<Env, Memory<T>>();
+  const memoryOf = (env: Env): Memory<T> => {
+    let m = memories.get(env);
+    if (!m || m.ttlMs !== env.ISOLATE_CACHE_TTL_MS) {
+      const ttlMs = env.ISOLATE_CACHE_TTL_MS;
+      m = { ttlMs, entries: new IsolateCache(maxEntries, ttlMs), loading: new Map(), refreshing: new Set() };
+      memories.set(env, m);
+    }
+    return m;
+  };
+
+  /** Redis, then the loader; fills the isolate memory with whatever answered. */
+  async function lookup(svc: Services, mem: Memory<T>, id: string): Promise<T | undefined> {
+    const raw = await svc.cache.getJson<unknown>(stampedKey(id));
+    const cached = isStamped<T>(raw) ? raw : undefined;
+    if (cached && cached.freshUntil > Date.now()) {
+      cacheStats.redis++;
+      mem.entries.set(id, { value: cached.v });
+      return cached.v;
+    }
+    cacheStats.postgres++;
+    let loaded: T | undefined;
+    try {
+      loaded = await load(svc, id);
+    } catch (err) {
+      const key = legacyKey(id);
+      // Class and SQLSTATE only: a failed query's message carries its parameters.
+      const error = errorSummary(err);
+      if (cached) {
+        // Postgres cannot answer but Redis remembers what it said last: serve that (stale if error).
+        cacheStats.stale++;
+        console.warn(
+          JSON.stringify({ msg: "config store unavailable; serving the last known copy", key, error }),
+        );
+        mem.entries.set(id, { value: cached.v });
+        return cached.v;
+      }
+      // Neither cache had it and Postgres cannot answer: a dependency is down, not a bad request.
+      console.error(JSON.stringify({ msg: "config lookup failed", key, error }));
+      throw new AppError("UNAVAILABLE", "configuration store unavailable; retry shortly", {
+        headers: { "Retry-After": "2" },
+      });
+    }
+    mem.entries.set(id, { value: loaded === undefined ? null : loaded });
+    if (loaded !== undefined) {
+      const stamped: Stamped<T> = {
+        v: loaded,
+        freshUntil: Date.now() + svc.env.REDIS_CACHE_TTL_SECONDS * 1000,
+      };
+      await svc.cache.setJson(
+        stampedKey(id),
+        stamped,
+        Math.max(svc.env.REDIS_STALE_TTL_SECONDS, svc.env.REDIS_CACHE_TTL_SECONDS),
+      );
+    }
+    return loaded;
+  }
+
+  return {
+    async get(svc, id) {
+      const mem = memoryOf(svc.env);
+      const entry = mem.entries.peek(id);
+      if (entry?.fresh) {
+        cacheStats.isolate++;
+        return entry.value.value ?? undefined;
+      }
+      // Stale while revalidate: one request per id refreshes, the others keep the expired entry.
+      if (entry && entry.age < STALE_MS) {
+        if (mem.refreshing.has(id)) return entry.value.value ?? undefined;
+        mem.refreshing.add(id);
+        try {
+          return await lookup(svc, mem, id);
+        } catch {
+          return entry.value.value ?? undefined;
+        } finally {
+          mem.refreshing.delete(id);
+        }
+      }
+      // Nothing cached here yet: one request per id looks it up, the others wait for it to fill
+      // the isolate memory, polling on their own timers (another request's promise must not be
+      // awaited).
+      const since = mem.loading.get(id);
+      if (since !== undefined) {
+        while (mem.loading.get(id) === since && Date.now() - since < COALESCE_MS) {
+          await scheduler.wait(5);
+          const hit = mem.entries.peek(id);
+          if (hit) return hit.value.value ?? undefined;
+        }
+      }
+      const mine = Date.now();
+      mem.loading.set(id, mine);
+      try {
+        return await lookup(svc, mem, id);
+      } finally {
+        if (mem.loading.get(id) === mine) mem.loading.delete(id);
+      }
+    },
+
+    async invalidate(svc, id) {
+      memories.get(svc.env)?.entries.delete(id);
+      await svc.cache.del(legacyKey(id), stampedKey(id));
+    },
+  };
+}
