@@ -3,7 +3,10 @@
  * every feature on (key auth, cached config, admission, settle, the analytics event and its queue
  * consumer) and on the conversation API, beside two baselines measured in the same run: a direct
  * call to the local OpenAI-compatible upstream (local/fake-llm.ts), and a minimal pass-through
- * worker in the same runtime (its own Miniflare, so each workerd's CPU is counted apart).
+ * worker in the same runtime (its own Miniflare, so each workerd's CPU is counted apart). The
+ * conversation API runs twice: with the secret key, and as the widget does it, with the publishable
+ * key (allowed Origin, a visitor token per conversation, every browser request counted against its
+ * address); the difference between the two is what the browser checks cost.
  * Latency p50/p99 and first-token p50 at concurrency 1, p50/p99 and throughput at 16, and workerd
  * CPU per request. Targets are interleaved in random order round by round: timing here is noisy.
  */
@@ -12,8 +15,8 @@ import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
 import pg from "pg";
 import { startFakeLlm } from "../local/fake-llm.ts";
 import { migrateDatabase, recreateDatabase } from "../local/migrate.ts";
+import { insertKey, seedTenantWithKey } from "../local/seed-tenants.ts";
 import { startUpstashBridge } from "../local/upstash-bridge.ts";
-import { generateKey, randomToken } from "../src/auth/keys.ts";
 import { startBenchWorker } from "./analytics-worker.ts";
 import { closedLoop, cpuMs, pct, round, shuffled, workerdPids } from "./lib.ts";
 import type { Bench, BenchRow } from "./types.ts";
@@ -25,11 +28,25 @@ const LOADED = 400; // requests per target per round at c=16
 const C = 16;
 const UPSTREAM_KEY = "sk-bench-upstream";
 
-type Target = "direct" | "passthrough" | "openai" | "conversation";
-const ALL: Target[] = ["direct", "passthrough", "openai", "conversation"];
+const ORIGIN = "https://shop.bench.example";
+
+type Target = "direct" | "passthrough" | "openai" | "conversation" | "widget";
+const ALL: Target[] = ["direct", "passthrough", "openai", "conversation", "widget"];
 // BENCH_CHAT_SKIP_CONVERSATION=1 measures only the OpenAI path and its baselines (quicker).
 const TARGETS =
-  process.env.BENCH_CHAT_SKIP_CONVERSATION === "1" ? ALL.filter((t) => t !== "conversation") : ALL;
+  process.env.BENCH_CHAT_SKIP_CONVERSATION === "1"
+    ? ALL.filter((t) => t !== "conversation" && t !== "widget")
+    : ALL;
+
+/** One value per target. */
+const perTarget = <T>(make: () => T) => Object.fromEntries(ALL.map((t) => [t, make()])) as Record<Target, T>;
+
+/**
+ * The widget's own address for a conversation slot: every slot (one conversation, 20 messages) comes
+ * from its own address, so no address nears the per-address limits (30 messages a minute, 20 new
+ * conversations an hour) and none refuses the bench.
+ */
+const slotAddress = (slot: number) => `10.${(slot >> 16) & 255}.${(slot >> 8) & 255}.${slot & 255}`;
 
 const PASS_THROUGH = `
 export default {
@@ -39,21 +56,29 @@ export default {
   },
 };`;
 
-async function seedTenant(databaseUrl: string): Promise<string> {
+/** The bench tenant (its widget allowed on ORIGIN); answers its secret and publishable keys. */
+async function seedTenant(databaseUrl: string): Promise<{ secret: string; publishable: string }> {
   const client = new pg.Client({ connectionString: databaseUrl });
   client.on("error", () => {});
   await client.connect();
   try {
-    await client.query(
-      `insert into tenants (id, name, system_prompt, model, monthly_token_budget, rate_limit_per_minute, user_rate_limit_per_minute, conversation_cost_cap_usd)
-       values ('bench', 'Bench', 'You help.', 'gpt-4o-mini', 10000000000000, 1000000, 100000, 100000)`,
+    const secret = await seedTenantWithKey(
+      client,
+      {
+        id: "bench",
+        name: "Bench",
+        systemPrompt: "You help.",
+        model: "gpt-4o-mini",
+        monthlyTokenBudget: 10_000_000_000_000,
+        rateLimitPerMinute: 1_000_000,
+        userRateLimitPerMinute: 100_000,
+        conversationCostCapUsd: 100_000,
+        allowedOrigins: [ORIGIN],
+      },
+      "bench",
     );
-    const made = await generateKey("secret");
-    await client.query(
-      "insert into api_keys (id, tenant_id, kind, name, prefix, hash, last4) values ($1, 'bench', 'secret', 'bench', $2, $3, $4)",
-      [`key_${randomToken(16)}`, made.prefix, made.hash, made.last4],
-    );
-    return made.key;
+    const publishable = (await insertKey(client, "bench", "publishable", "bench widget")).key;
+    return { secret, publishable };
   } finally {
     await client.end();
   }
@@ -73,7 +98,7 @@ export const chatBench: Bench = {
     const databaseUrl = `${POSTGRES}/chatedge_bench_chat`;
     await recreateDatabase(databaseUrl);
     await migrateDatabase(databaseUrl);
-    const key = await seedTenant(databaseUrl);
+    const keys = await seedTenant(databaseUrl);
     const fake = await startFakeLlm();
     const bridgeToken = randomUUID();
     const bridge = await startUpstashBridge({
@@ -107,20 +132,40 @@ export const chatBench: Bench = {
     if (!passPid || !chatPid) throw new Error("could not find the workerd processes");
     log(`upstream ${fake.url}, pass-through ${passUrl}, chatedge ${worker.url}`);
 
-    const auth = { authorization: `Bearer ${key}`, "content-type": "application/json" };
-    // Conversations are reused for 20 messages each, so history stays small and comparable.
-    const convs: string[] = [];
-    const conversation = async (i: number) => {
-      const slot = Math.floor(i / 20) % 500;
-      if (i % 20 === 0 || !convs[slot]) {
+    const auth = { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" };
+    // Conversations are reused for 20 messages each, so history stays small and comparable; the
+    // start is shared by the requests of its slot (at c=16 they arrive together) and counted in
+    // the target's CPU, not in its latency. The widget's start issues the visitor token its
+    // messages carry.
+    const sessions = new Map<string, Promise<{ id: string; headers: Record<string, string> }>>();
+    const sent = { conversation: 0, widget: 0 };
+    const session = (target: "conversation" | "widget") => {
+      const slot = Math.floor(sent[target]++ / 20);
+      const known = sessions.get(`${target}:${slot}`);
+      if (known) return known;
+      const headers: Record<string, string> =
+        target === "conversation"
+          ? auth
+          : {
+              authorization: `Bearer ${keys.publishable}`,
+              "content-type": "application/json",
+              origin: ORIGIN,
+              "cf-connecting-ip": slotAddress(slot),
+            };
+      const started = (async () => {
         const res = await fetch(`${worker.url}/v1/conversations`, {
           method: "POST",
-          headers: auth,
-          body: JSON.stringify({ user: `c${slot}` }),
+          headers,
+          body: JSON.stringify(target === "conversation" ? { user: `c${slot}` } : {}),
         });
-        convs[slot] = ((await res.json()) as { id: string }).id;
-      }
-      return convs[slot] as string;
+        if (res.status !== 201) throw new Error(`${target} start: HTTP ${res.status} ${await res.text()}`);
+        const out = (await res.json()) as { id: string; visitor_token?: string };
+        if (target === "conversation") return { id: out.id, headers };
+        if (!out.visitor_token) throw new Error("widget start: no visitor_token");
+        return { id: out.id, headers: { ...headers, "x-visitor-token": out.visitor_token } };
+      })();
+      sessions.set(`${target}:${slot}`, started);
+      return started;
     };
 
     let seq = 0;
@@ -140,10 +185,11 @@ export const chatBench: Bench = {
         url = `${worker.url}/v1/chat/completions`;
         init = { method: "POST", headers: auth, body: body(`u${seq % 1000}`, stream) };
       } else {
-        url = `${worker.url}/v1/conversations/${await conversation(seq)}/messages`;
+        const s = await session(target);
+        url = `${worker.url}/v1/conversations/${s.id}/messages`;
         init = {
           method: "POST",
-          headers: auth,
+          headers: s.headers,
           body: JSON.stringify({ content: "hello there, where is my order", stream }),
         };
       }
@@ -160,21 +206,11 @@ export const chatBench: Bench = {
       return [performance.now() - t, first];
     };
 
-    const lat1: Record<Target, number[]> = { direct: [], passthrough: [], openai: [], conversation: [] };
-    const first1: Record<Target, number[]> = { direct: [], passthrough: [], openai: [], conversation: [] };
-    const lat16: Record<Target, number[]> = { direct: [], passthrough: [], openai: [], conversation: [] };
-    const wall16: Record<Target, { ms: number; n: number }> = {
-      direct: { ms: 0, n: 0 },
-      passthrough: { ms: 0, n: 0 },
-      openai: { ms: 0, n: 0 },
-      conversation: { ms: 0, n: 0 },
-    };
-    const cpu: Record<Target, { ms: number; n: number }> = {
-      direct: { ms: 0, n: 0 },
-      passthrough: { ms: 0, n: 0 },
-      openai: { ms: 0, n: 0 },
-      conversation: { ms: 0, n: 0 },
-    };
+    const lat1 = perTarget<number[]>(() => []);
+    const first1 = perTarget<number[]>(() => []);
+    const lat16 = perTarget<number[]>(() => []);
+    const wall16 = perTarget(() => ({ ms: 0, n: 0 }));
+    const cpu = perTarget(() => ({ ms: 0, n: 0 }));
     const pidOf = (t: Target) => (t === "passthrough" ? passPid : t === "direct" ? undefined : chatPid);
 
     log("warming up");
@@ -199,7 +235,7 @@ export const chatBench: Bench = {
         }
       }
       log(
-        `round ${round}/${ROUNDS}: c=1 p50 direct ${round3(pct(lat1.direct, 0.5))} pass ${round3(pct(lat1.passthrough, 0.5))} openai ${round3(pct(lat1.openai, 0.5))} conv ${round3(pct(lat1.conversation, 0.5))} ms`,
+        `round ${round}/${ROUNDS}: c=1 p50 direct ${round3(pct(lat1.direct, 0.5))} pass ${round3(pct(lat1.passthrough, 0.5))} openai ${round3(pct(lat1.openai, 0.5))} conv ${round3(pct(lat1.conversation, 0.5))} widget ${round3(pct(lat1.widget, 0.5))} ms`,
       );
     }
 
@@ -295,11 +331,45 @@ export const chatBench: Bench = {
         },
       );
     }
+    if (TARGETS.includes("widget")) {
+      // The same conversation API through the publishable key, judged against the secret key.
+      const name = "chat (widget, publishable key)";
+      const vs = (metric: string, value: number, baseline: number, higherIsBetter = false) => ({
+        name,
+        metric,
+        value: round(value),
+        baseline: round(baseline),
+        ratio: round(higherIsBetter ? value / baseline : baseline / value),
+      });
+      const added = (metric: string, value: number) => ({
+        name,
+        metric,
+        value: round(value),
+        baseline: null,
+        ratio: null,
+      });
+      rows.push(
+        vs("p50 ms c=1", p50("widget"), p50("conversation")),
+        added("p50 ms added over conversation c=1", p50("widget") - p50("conversation")),
+        vs("p99 ms c=1", p99("widget"), p99("conversation")),
+        vs("first-token p50 ms c=1", pct(first1.widget, 0.5), pct(first1.conversation, 0.5)),
+        vs("p50 ms c=16", pct(lat16.widget, 0.5), pct(lat16.conversation, 0.5)),
+        vs("p99 ms c=16", pct(lat16.widget, 0.99), pct(lat16.conversation, 0.99)),
+        vs("req/s c=16", rps("widget"), rps("conversation"), true),
+        vs("cpu ms/request", cpuPer("widget"), cpuPer("conversation")),
+        added("cpu ms/request added over conversation", cpuPer("widget") - cpuPer("conversation")),
+        vs("p50 ms c=1 vs pass-through", p50("widget"), p50("passthrough")),
+        added("p50 ms added over pass-through c=1", p50("widget") - p50("passthrough")),
+        vs("cpu ms/request vs pass-through", cpuPer("widget"), cpuPer("passthrough")),
+      );
+    }
     return {
       rows,
       notes: {
         rounds: ROUNDS,
         perRound: { c1: SEQ, c1Streams: SEQ / 2, c16: LOADED },
+        widget:
+          "publishable key, allowed Origin, X-Visitor-Token from the start call, one CF-Connecting-IP per conversation (20 messages); baseline: the conversation API with the secret key",
         targets: "OpenAI path p50 added over pass-through < 2 ms at c=1; CPU per request < 2x pass-through",
       },
     };

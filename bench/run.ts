@@ -6,14 +6,18 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { admissionBench } from "./admission.ts";
-import { analyticsBench } from "./analytics.ts";
-import { bundleBench } from "./bundle.ts";
-import { chatBench } from "./chat.ts";
-import { monitoringBench } from "./monitoring.ts";
 import type { Bench, BenchRow } from "./types.ts";
 
-const BENCHES: Bench[] = [bundleBench, admissionBench, chatBench, analyticsBench, monitoringBench];
+// Loaded only when chosen, so one benchmark's imports cannot stop the others from running.
+const BENCHES: Record<string, () => Promise<Bench>> = {
+  bundle: async () => (await import("./bundle.ts")).bundleBench,
+  admission: async () => (await import("./admission.ts")).admissionBench,
+  chat: async () => (await import("./chat.ts")).chatBench,
+  "public-key": async () => (await import("./public-key.ts")).publicKeyBench,
+  analytics: async () => (await import("./analytics.ts")).analyticsBench,
+  monitoring: async () => (await import("./monitoring.ts")).monitoringBench,
+  startup: async () => (await import("./startup.ts")).startupBench,
+};
 
 const fmt = (n: number | null) =>
   n === null ? "-" : Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(3);
@@ -36,12 +40,15 @@ function table(rows: BenchRow[]): string {
 
 async function main() {
   const wanted = process.argv.slice(2);
-  const chosen = wanted.length > 0 ? BENCHES.filter((b) => wanted.includes(b.name)) : BENCHES;
-  if (chosen.length === 0)
-    throw new Error(`no benchmark named ${wanted.join(", ")}; have ${BENCHES.map((b) => b.name).join(", ")}`);
+  const names = Object.keys(BENCHES);
+  const unknown = wanted.filter((w) => !names.includes(w));
+  if (unknown.length > 0)
+    throw new Error(`no benchmark named ${unknown.join(", ")}; have ${names.join(", ")}`);
+  const chosen = wanted.length > 0 ? names.filter((n) => wanted.includes(n)) : names;
   const rows: BenchRow[] = [];
   const notes: Record<string, unknown> = {};
-  for (const b of chosen) {
+  for (const name of chosen) {
+    const b = await (BENCHES[name] as () => Promise<Bench>)();
     const started = Date.now();
     console.error(`bench ${b.name}: running`);
     const out = await b.run((msg) => console.error(`  ${b.name}: ${msg}`));

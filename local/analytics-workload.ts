@@ -109,6 +109,7 @@ export function* workload(o: WorkloadOptions): Generator<AnalyticsEvent[]> {
         at,
         turnIndex: k,
         model: "gpt-4o-mini",
+        calledModel: reachedModel ? "gpt-4o-mini" : null,
         experiment,
         variant,
         inputTokens,

@@ -3,6 +3,8 @@
  * Postgres: DATABASE_URL, else a local server on 127.0.0.1:5432, else embedded PGlite (sessions
  * queued one at a time). The worker reaches it through the WebSocket relay playing Neon's proxy.
  * Redis: UPSTASH_REDIS_REST_URL/TOKEN, else the Upstash REST bridge to a local Redis, else no cache.
+ * Turnstile (tenants' optional bot check): TURNSTILE_SITEVERIFY_URL/TURNSTILE_SCRIPT_URL, else the
+ * local stand-in for challenges.cloudflare.com (local/turnstile.ts), where Cloudflare's test keys work.
  * Then migrations, the demo tenant, `wrangler dev` (which first builds web/ into public/: the widget,
  * the console, the demo page), and a curl line that works. Ctrl-C stops it all.
  * For tests: DEV_DATA_DIR (keys, PGlite) and DEV_PERSIST_DIR (Durable Object state) isolate a run,
@@ -16,6 +18,7 @@ import { ensureDatabase, migrateDatabase } from "./migrate.ts";
 import { postgresAnswers, startPglite } from "./pglite.ts";
 import { startRelay } from "./relay.ts";
 import { DEMO_TENANT, seedDemo } from "./seed.ts";
+import { startTurnstile } from "./turnstile.ts";
 import { redisAnswers, startUpstashBridge } from "./upstash-bridge.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -62,6 +65,25 @@ async function redis(): Promise<{ url: string; token: string; label: string } | 
   const bridge = await startUpstashBridge({ redisUrl, token });
   cleanups.push(() => bridge.close());
   return { url: bridge.url, token, label: `Upstash REST bridge ${bridge.url} -> ${redisUrl}` };
+}
+
+/** Where the worker verifies Turnstile tokens and the widget loads its script: given, or local. */
+async function turnstile(): Promise<Record<string, string>> {
+  const given = {
+    TURNSTILE_SITEVERIFY_URL: process.env.TURNSTILE_SITEVERIFY_URL,
+    TURNSTILE_SCRIPT_URL: process.env.TURNSTILE_SCRIPT_URL,
+  };
+  if (given.TURNSTILE_SITEVERIFY_URL && given.TURNSTILE_SCRIPT_URL) {
+    say("turnstile: TURNSTILE_SITEVERIFY_URL and TURNSTILE_SCRIPT_URL");
+    return given as Record<string, string>;
+  }
+  const local = await startTurnstile();
+  cleanups.push(() => local.close());
+  say(`turnstile: local stand-in ${local.url} (Cloudflare's test keys work)`);
+  return {
+    TURNSTILE_SITEVERIFY_URL: given.TURNSTILE_SITEVERIFY_URL ?? local.siteverifyUrl,
+    TURNSTILE_SCRIPT_URL: given.TURNSTILE_SCRIPT_URL ?? local.scriptUrl,
+  };
 }
 
 async function waitForHealth(url: string, deadlineMs: number): Promise<boolean> {
@@ -155,6 +177,7 @@ async function main() {
   };
   if (cache)
     Object.assign(vars, { UPSTASH_REDIS_REST_URL: cache.url, UPSTASH_REDIS_REST_TOKEN: cache.token });
+  Object.assign(vars, await turnstile());
   mkdirSync(dataDir, { recursive: true });
   const envFile = `${dataDir}/dev.env`;
   writeFileSync(

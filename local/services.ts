@@ -2,13 +2,14 @@
  * Starts the local stand-ins the worker talks to — the WebSocket relay playing Neon's proxy and the
  * Upstash REST bridge in front of Redis — and prints their ports as one JSON line on stdout. Runs as
  * its own Node process so test runners (Vite transforms) never load the bridges' Node-only code.
- * Usage: node local/services.ts --pg 127.0.0.1:5432 --redis redis://127.0.0.1:6379 --token T [--hang] [--fake-llm]
+ * Usage: node local/services.ts --pg 127.0.0.1:5432 --redis redis://127.0.0.1:6379 --token T [--hang] [--fake-llm] [--turnstile]
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
 import { startFakeLlm } from "./fake-llm.ts";
 import { startRelay } from "./relay.ts";
+import { startTurnstile } from "./turnstile.ts";
 import { startUpstashBridge } from "./upstash-bridge.ts";
 
 const { values } = parseArgs({
@@ -18,6 +19,7 @@ const { values } = parseArgs({
     token: { type: "string", default: "local-dev-token" },
     hang: { type: "boolean", default: false },
     "fake-llm": { type: "boolean", default: false },
+    turnstile: { type: "boolean", default: false },
   },
 });
 
@@ -32,6 +34,8 @@ const hang = values.hang ? createServer(() => {}) : undefined;
 if (hang) await new Promise<void>((resolve) => hang.listen(0, "127.0.0.1", resolve));
 // A server speaking the OpenAI and Anthropic wire protocols, with faults on demand.
 const fakeLlm = values["fake-llm"] ? await startFakeLlm() : undefined;
+// Cloudflare Turnstile's siteverify API and client script (local/turnstile.ts).
+const turnstile = values.turnstile ? await startTurnstile() : undefined;
 
 process.stdout.write(
   `${JSON.stringify({
@@ -39,6 +43,7 @@ process.stdout.write(
     bridgePort: bridge?.port ?? null,
     hangPort: hang ? (hang.address() as AddressInfo).port : null,
     fakeLlmPort: fakeLlm?.port ?? null,
+    turnstilePort: turnstile?.port ?? null,
   })}\n`,
 );
 
@@ -48,6 +53,7 @@ async function shutdown() {
     relay.close(),
     bridge?.close(),
     fakeLlm?.close(),
+    turnstile?.close(),
     hang && new Promise((r) => hang.close(r)),
   ]);
   process.exit(0);

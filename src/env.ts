@@ -75,6 +75,13 @@ export const EnvSchema = z.object({
   /** Longest silence from a provider: until its first byte, then between chunks. */
   PROVIDER_TIMEOUT_MS: intVar(30_000, 100, 600_000),
   PROVIDER_MAX_RETRIES: intVar(2, 0, 10),
+  /** Cloudflare Turnstile (tenants' optional bot check, src/chat/turnstile.ts); local dev points both at local/turnstile.ts. */
+  TURNSTILE_SITEVERIFY_URL: z.url().default("https://challenges.cloudflare.com/turnstile/v0/siteverify"),
+  /** The client script the widget loads; host pages with a CSP allow its origin in script-src and frame-src. */
+  TURNSTILE_SCRIPT_URL: z
+    .url()
+    .default("https://challenges.cloudflare.com/turnstile/v0/api.js?render=explicit"),
+  TURNSTILE_TIMEOUT_MS: intVar(5_000, 100, 60_000),
 });
 
 export type Vars = z.infer<typeof EnvSchema>;

@@ -1,110 +1,32 @@
-import { usageRoutes } from "./admission/routes";
-import {
-  ANALYTICS_DLQ_NAME,
-  ANALYTICS_QUEUE_NAME,
-  analyticsDeadLetterQueue,
-  analyticsQueue,
-} from "./analytics/queue";
-import { adminAnalytics, dashboardRoutes } from "./analytics/routes";
-import { newApp } from "./app";
-import { conversations } from "./chat/conversation-routes";
-import { openAiChat } from "./chat/openai-routes";
-import { docsPage } from "./docs";
+import type { buildApp } from "./api";
 import type { RawEnv } from "./env";
-import { experimentRoutes } from "./experiments/routes";
-import { health } from "./health";
-import { runScheduled } from "./monitoring/cron";
-import { adminMonitoring, monitoringRoutes } from "./monitoring/routes";
-import { webhookSecretRoutes } from "./monitoring/webhook-secret";
-import { NOTIFY_QUEUE_NAME, notifyQueue } from "./notify/consumer";
-import { adminTenants } from "./tenants/admin-routes";
-import { tenantPublic } from "./tenants/public-routes";
-import { mountTenantScoped } from "./tenants/scope";
-
-/** Builds the whole API; every feature's router is mounted here and documented at /openapi.json. */
-export function buildApp() {
-  const app = newApp();
-  app.use("/v1/*", async (c, next) => {
-    // Preflights carry no key, so they cannot know the tenant: answer them openly and let the
-    // real request decide (tenantAuth only grants Access-Control-Allow-Origin to allowed origins).
-    if (c.req.method !== "OPTIONS") return next();
-    const origin = c.req.header("origin");
-    if (!origin) return next();
-    return c.body(null, 204, {
-      "Access-Control-Allow-Origin": origin,
-      "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-      // X-Visitor-Token: the widget's signed visitor identity (publishable keys need it).
-      "Access-Control-Allow-Headers":
-        "Authorization, Content-Type, X-Request-Id, X-Visitor-Token, X-Conversation-Id",
-      "Access-Control-Max-Age": "600",
-      Vary: "Origin",
-    });
-  });
-  app.route("/", health);
-  app.route("/admin", adminTenants);
-  app.route("/v1", tenantPublic);
-  app.route("/v1", openAiChat);
-  app.route("/v1", conversations);
-  app.route("/admin", adminAnalytics);
-  app.route("/admin", adminMonitoring);
-  // The tenant's own business: each router is declared once, mounted under /v1 for its secret
-  // keys and under /admin/tenants/{id} for the admin (src/tenants/scope.ts).
-  for (const routes of [
-    usageRoutes,
-    dashboardRoutes,
-    experimentRoutes,
-    monitoringRoutes,
-    webhookSecretRoutes,
-  ]) {
-    mountTenantScoped(app, routes);
-  }
-
-  app.openAPIRegistry.registerComponent("securitySchemes", "AdminToken", {
-    type: "http",
-    scheme: "bearer",
-    description: "The ADMIN_TOKEN secret",
-  });
-  app.openAPIRegistry.registerComponent("securitySchemes", "TenantKey", {
-    type: "http",
-    scheme: "bearer",
-    description: "A tenant API key: sk_... (servers) or pk_... (browsers, allowed origins only)",
-  });
-  app.doc31("/openapi.json", {
-    openapi: "3.1.0",
-    info: {
-      title: "chatedge API",
-      version: "0.1.0",
-      description:
-        "Multi-tenant chatbot platform at the edge. Errors share one envelope: {error:{code,message,requestId}}.",
-    },
-  });
-  app.get("/docs", docsPage);
-  return app;
-}
 
 export { GlobalGate } from "./admission/global-gate";
 export { TenantGate } from "./admission/tenant-gate";
 export { Conversation } from "./chat/conversation-do";
 
-const app = buildApp();
+// What the module evaluates when an isolate starts is only the Durable Object classes: the HTTP API
+// (every route's zod schemas, the OpenAPI registry), the queue consumers and the cron are bundled
+// in but evaluated on their first call (dynamic imports), so an isolate that serves one kind of
+// event never builds the others (bench/startup.ts). The built app is kept for the isolate's life.
+let app: Promise<ReturnType<typeof buildApp>> | undefined;
+function api() {
+  app ??= import("./api").then(
+    (m) => m.buildApp(),
+    (err) => {
+      app = undefined;
+      throw err;
+    },
+  );
+  return app;
+}
 
 export default {
-  fetch: (request, env, ctx) => app.fetch(request, env, ctx),
+  fetch: async (request, env, ctx) => (await api()).fetch(request, env, ctx),
   async queue(batch, env, ctx) {
-    switch (batch.queue) {
-      case ANALYTICS_QUEUE_NAME:
-        return analyticsQueue(batch, env, ctx);
-      case ANALYTICS_DLQ_NAME:
-        return analyticsDeadLetterQueue(batch, env, ctx);
-      case NOTIFY_QUEUE_NAME:
-        return notifyQueue(batch, env, ctx);
-      default:
-        // A queue this worker does not know: keep its messages (retried) rather than lose them.
-        console.error(JSON.stringify({ msg: "no consumer for queue", queue: batch.queue }));
-        batch.retryAll();
-    }
+    await (await import("./consumers")).consume(batch, env, ctx);
   },
   async scheduled(controller, env, ctx) {
-    await runScheduled(controller, env, ctx);
+    await (await import("./monitoring/cron")).runScheduled(controller, env, ctx);
   },
 } satisfies ExportedHandler<RawEnv>;

@@ -27,7 +27,8 @@ async function startServices(
 /**
  * Starts what the worker tests talk to: a freshly migrated Postgres database, the WebSocket relay
  * standing in for Neon's proxy, the Upstash REST bridge in front of the real Redis, a server
- * that never answers (a hung dependency), and the fake LLM server (local/fake-llm.ts).
+ * that never answers (a hung dependency), the fake LLM server (local/fake-llm.ts) and the
+ * Turnstile stand-in (local/turnstile.ts).
  */
 export default async function setup(project: TestProject) {
   // One database per test run, so concurrent runs on one machine never drop each other's data.
@@ -46,11 +47,13 @@ export default async function setup(project: TestProject) {
     TEST_REDIS_TOKEN,
     "--hang",
     "--fake-llm",
+    "--turnstile",
   ]);
   project.provide("relayPort", ports.relayPort as number);
   project.provide("bridgePort", ports.bridgePort as number);
   project.provide("hangPort", ports.hangPort as number);
   project.provide("fakeLlmPort", ports.fakeLlmPort as number);
+  project.provide("turnstilePort", ports.turnstilePort as number);
   return async () => {
     child.kill("SIGTERM");
     await admin((c) => c.query(`drop database if exists "chatedge_test_${process.pid}" with (force)`));

@@ -12,6 +12,7 @@ export interface TestServices {
   bridgePort: number;
   hangPort: number;
   fakeLlmPort: number;
+  turnstilePort: number;
 }
 
 /**
@@ -38,5 +39,8 @@ export function workerTestBindings(inject: <K extends keyof TestServices>(key: K
     ANTHROPIC_BASE_URL: fakeLlm,
     PROVIDER_TIMEOUT_MS: "2000",
     EMAIL_FROM: "chatedge@test.example",
+    // Turnstile's siteverify, spoken by local/turnstile.ts; TURNSTILE_URL reaches its /__requests.
+    TURNSTILE_URL: `http://127.0.0.1:${inject("turnstilePort")}`,
+    TURNSTILE_SITEVERIFY_URL: `http://127.0.0.1:${inject("turnstilePort")}/turnstile/v0/siteverify`,
   };
 }

@@ -47,6 +47,9 @@ const tenant: TenantConfig = {
   userRateLimitPerMinute: 100_000,
   dailyCostBudgetUsd: 1e7,
   conversationCostCapUsd: 1e5,
+  visitorMonthlyTokenShare: 1,
+  addressMessagesPerMinute: 30,
+  addressConversationsPerHour: 20,
   fallbackModel: "gpt-4o-mini",
   timezone: "UTC",
   pricingOverrides: {},
@@ -57,6 +60,8 @@ const tenant: TenantConfig = {
   customGreeting: "",
   policyMessage: "",
   allowedOrigins: [],
+  turnstileSiteKey: null,
+  turnstileSecretKey: null,
   active: true,
   configVersion: 1,
 };

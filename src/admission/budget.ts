@@ -1,6 +1,12 @@
 import { monthOf } from "./periods";
 import { affordableOutput, costNanos, nanosOf, type PricingOverrides, priceOf } from "./pricing";
-import { type AdmissionConfig, type BudgetKind, type Degradation, MIN_OUTPUT_TOKENS } from "./types";
+import {
+  type AdmissionConfig,
+  type BudgetKind,
+  type Degradation,
+  isVisitor,
+  MIN_OUTPUT_TOKENS,
+} from "./types";
 
 /** An admitted, not yet settled message: what it holds back from each budget. */
 export interface Reservation {
@@ -35,6 +41,20 @@ const add = (m: Map<string, number>, k: string, v: number) => {
 
 // Conversations touched recently, kept in memory; older ones are read back from SQLite on demand.
 const CONVERSATION_CACHE = 10_000;
+// Visitors' month totals touched recently, the same way (an LRU over read-through from SQLite).
+const VISITOR_CACHE = 10_000;
+
+/** The key of a visitor's total in a budget month. */
+export const visitorKey = (month: string, user: string): string => `${month} ${user}`;
+
+/** The most tokens one browser visitor may use in a month; infinite when the share is 1 (off). */
+export function visitorTokenLimit(
+  cfg: Pick<AdmissionConfig, "monthlyTokenBudget" | "visitorMonthlyTokenShare">,
+): number {
+  if (cfg.visitorMonthlyTokenShare >= 1) return Number.POSITIVE_INFINITY;
+  // The epsilon keeps 0.29 * 100 at 29 tokens, not 28.
+  return Math.floor(cfg.visitorMonthlyTokenShare * cfg.monthlyTokenBudget + 1e-6);
+}
 
 /**
  * Committed and reserved amounts per budget period, in memory. SQLite holds the durable truth
@@ -48,8 +68,14 @@ export class Ledger {
   readonly #reservedDayNanos = new Map<string, number>();
   readonly #reservedConvNanos = new Map<string, number>();
   readonly #convNanos = new Map<string, number>();
+  readonly #visitorTokens = new Map<string, number>();
+  readonly #reservedVisitorTokens = new Map<string, number>();
 
-  constructor(private readonly loadConversation: (conv: string) => number) {}
+  constructor(
+    private readonly loadConversation: (conv: string) => number,
+    /** A visitor's committed tokens in a month as storage has them (`visitorKey`). */
+    private readonly loadVisitor: (month: string, user: string) => number,
+  ) {}
 
   /** Adds a day's committed totals read from storage. */
   loadDay(day: string, t: DayTotals): void {
@@ -63,6 +89,7 @@ export class Ledger {
     add(this.#reservedMonthTokens, r.month, r.tokens);
     add(this.#reservedDayNanos, r.day, r.nanos);
     add(this.#reservedConvNanos, r.conv, r.nanos);
+    if (isVisitor(r.user)) add(this.#reservedVisitorTokens, visitorKey(r.month, r.user), r.tokens);
   }
 
   /** Gives a reservation's hold back (settled or expired). */
@@ -71,10 +98,18 @@ export class Ledger {
     add(this.#reservedMonthTokens, r.month, -r.tokens);
     add(this.#reservedDayNanos, r.day, -r.nanos);
     add(this.#reservedConvNanos, r.conv, -r.nanos);
+    if (isVisitor(r.user)) add(this.#reservedVisitorTokens, visitorKey(r.month, r.user), -r.tokens);
   }
 
-  /** Records actual usage against a day, its month and a conversation. */
-  commit(day: string, conv: string, inputTokens: number, outputTokens: number, nanos: number): void {
+  /** Records actual usage against a day, its month, a conversation and (a browser visitor's) user. */
+  commit(
+    day: string,
+    conv: string,
+    user: string,
+    inputTokens: number,
+    outputTokens: number,
+    nanos: number,
+  ): void {
     const t = this.days.get(day) ?? { inputTokens: 0, outputTokens: 0, nanos: 0, messages: 0 };
     t.inputTokens += inputTokens;
     t.outputTokens += outputTokens;
@@ -83,6 +118,13 @@ export class Ledger {
     this.days.set(day, t);
     add(this.#monthTokens, day.slice(0, 7), inputTokens + outputTokens);
     this.#rememberConversation(conv, this.conversationNanos(conv) + nanos);
+    if (isVisitor(user)) {
+      const month = day.slice(0, 7);
+      this.#rememberVisitor(
+        visitorKey(month, user),
+        this.visitorTokens(month, user) + inputTokens + outputTokens,
+      );
+    }
   }
 
   monthTokens(month: string): number {
@@ -113,6 +155,20 @@ export class Ledger {
     return this.#reservedConvNanos.get(conv) ?? 0;
   }
 
+  /** A browser visitor's committed tokens in a budget month. */
+  visitorTokens(month: string, user: string): number {
+    const key = visitorKey(month, user);
+    const hit = this.#visitorTokens.get(key);
+    if (hit !== undefined) return hit;
+    const loaded = this.loadVisitor(month, user);
+    this.#rememberVisitor(key, loaded);
+    return loaded;
+  }
+
+  reservedVisitorTokens(month: string, user: string): number {
+    return this.#reservedVisitorTokens.get(visitorKey(month, user)) ?? 0;
+  }
+
   /** Forgets days older than `oldest` (a day key) from memory. */
   dropDaysBefore(oldest: string): void {
     for (const [day, t] of this.days) {
@@ -124,27 +180,45 @@ export class Ledger {
   }
 
   #rememberConversation(conv: string, nanos: number): void {
-    this.#convNanos.delete(conv);
-    this.#convNanos.set(conv, nanos);
-    if (this.#convNanos.size > CONVERSATION_CACHE) {
-      const oldest = this.#convNanos.keys().next().value;
-      if (oldest !== undefined) this.#convNanos.delete(oldest);
-    }
+    remember(this.#convNanos, conv, nanos, CONVERSATION_CACHE);
+  }
+
+  #rememberVisitor(key: string, tokens: number): void {
+    remember(this.#visitorTokens, key, tokens, VISITOR_CACHE);
+  }
+}
+
+/** Sets `k` as the most recently used entry of an LRU map, dropping the least recent past `max`. */
+function remember(m: Map<string, number>, k: string, v: number, max: number): void {
+  m.delete(k);
+  m.set(k, v);
+  if (m.size > max) {
+    const oldest = m.keys().next().value;
+    if (oldest !== undefined) m.delete(oldest);
   }
 }
 
 /** What is left of each budget for one request. */
 export interface Headroom {
   tokens: number;
+  /** What the requesting browser visitor has left of its share of the month (infinite for others). */
+  visitorTokens: number;
   dayNanos: number;
   convNanos: number;
 }
 
-/** What each budget has left for a request on `day` in conversation `conv`: limit - committed - reserved. */
-export function headroom(l: Ledger, cfg: AdmissionConfig, day: string, conv: string): Headroom {
+/**
+ * What each budget has left for `user`'s request on `day` in conversation `conv`:
+ * limit - committed - reserved.
+ */
+export function headroom(l: Ledger, cfg: AdmissionConfig, day: string, conv: string, user: string): Headroom {
   const month = monthOf(day);
+  const visitorLimit = isVisitor(user) ? visitorTokenLimit(cfg) : Number.POSITIVE_INFINITY;
   return {
     tokens: cfg.monthlyTokenBudget - l.monthTokens(month) - l.reservedMonthTokens(month),
+    visitorTokens: Number.isFinite(visitorLimit)
+      ? visitorLimit - l.visitorTokens(month, user) - l.reservedVisitorTokens(month, user)
+      : visitorLimit,
     dayNanos:
       cfg.dailyCostBudgetUsd === null
         ? Number.POSITIVE_INFINITY
@@ -179,6 +253,7 @@ function ceilingFor(req: PlanRequest, model: string, room: Headroom): { out: num
   const price = priceOf(model, req.overrides);
   const limits: Array<[BudgetKind, number]> = [
     ["monthly_tokens", room.tokens - req.inputTokens],
+    ["visitor_tokens", room.visitorTokens - req.inputTokens],
     ["daily_cost", affordableOutput(price, req.inputTokens, room.dayNanos)],
     ["conversation_cost", affordableOutput(price, req.inputTokens, room.convNanos)],
   ];

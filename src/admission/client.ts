@@ -14,6 +14,7 @@ import {
   type SettleItem,
   type Usage,
   type UsageQuery,
+  VISITOR_MONTHLY_TOKEN_SHARE,
 } from "./types";
 
 /** What admission needs of the tenant's configuration (the DO never reads Postgres). */
@@ -26,6 +27,8 @@ export function admissionConfig(t: TenantConfig): AdmissionConfig {
     dailyCostBudgetUsd: t.dailyCostBudgetUsd,
     conversationCostCapUsd: t.conversationCostCapUsd,
     fallbackModel: t.fallbackModel,
+    // Configs cached before the setting existed lack it.
+    visitorMonthlyTokenShare: t.visitorMonthlyTokenShare ?? VISITOR_MONTHLY_TOKEN_SHARE,
     timezone: t.timezone,
     pricingOverrides: t.pricingOverrides,
   };

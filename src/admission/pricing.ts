@@ -1,3 +1,5 @@
+import { calledModel } from "../chat/providers/aliases";
+
 /** USD per million tokens, input and output. */
 export interface Price {
   input: number;
@@ -8,18 +10,19 @@ export interface Price {
 export type PricingOverrides = Record<string, Price>;
 
 /**
- * List prices in USD per million tokens. The first four are the reference design's table; the rest
- * are the models tenants commonly name today, at their providers' published list prices when this
- * table was written. Prices move: a tenant's `pricing_overrides` win over this table, and the
- * table is the place to correct a drifted price for everyone.
+ * List prices in USD per million tokens (standard tier: no batch, cache or long-context rates),
+ * keyed by the model actually called. An alias (`claude-haiku`) is priced as the model it calls
+ * (`claude-haiku-4-5`), never as a model of the same short name: the reference design's table
+ * priced `claude-haiku` at Claude 3 Haiku's $0.25/$1.25 while it called Haiku 4.5 at $1/$5.
+ * OpenAI and Anthropic rows checked against their public price lists as republished in
+ * December 2026 (openai.com/api/pricing, anthropic.com/pricing#api); Google and Workers AI rows are
+ * as first written. Prices move: a tenant's `pricing_overrides` win over this table, and the table
+ * is the place to correct a drifted price for everyone.
  */
 export const MODEL_PRICING: Readonly<Record<string, Price>> = {
-  // The reference design's four models.
+  // OpenAI
   "gpt-4o": { input: 2.5, output: 10 },
   "gpt-4o-mini": { input: 0.15, output: 0.6 },
-  "claude-sonnet": { input: 3, output: 15 },
-  "claude-haiku": { input: 0.25, output: 1.25 },
-  // OpenAI
   "gpt-5": { input: 1.25, output: 10 },
   "gpt-5-mini": { input: 0.25, output: 2 },
   "gpt-5-nano": { input: 0.05, output: 0.4 },
@@ -72,12 +75,28 @@ export function canonicalModel(model: string): string {
   return model.toLowerCase().replace(PROVIDER_PREFIX, "").replace(VERSION_SUFFIX, "");
 }
 
-/** The price of a model: the tenant's override, else the table, else the unknown-model default. */
+/**
+ * The name a model is priced under: the model it calls (an alias resolved), as the table spells it
+ * when the table has it (a provider spelling canonicalized), else the called name itself.
+ */
+export function pricedModel(model: string): string {
+  const called = calledModel(model);
+  if (MODEL_PRICING[called]) return called;
+  const name = calledModel(canonicalModel(called));
+  return MODEL_PRICING[name] ? name : called;
+}
+
+/**
+ * The price of a model, as the model it calls: the tenant's override (keyed by the name the tenant
+ * wrote, an alias or the called model), else the table, else the unknown-model default.
+ */
 export function priceOf(model: string, overrides: PricingOverrides = {}): Price {
-  const exact = overrides[model] ?? MODEL_PRICING[model];
-  if (exact) return exact;
-  const name = canonicalModel(model);
-  return overrides[name] ?? MODEL_PRICING[name] ?? UNKNOWN_MODEL_PRICE;
+  const priced = pricedModel(model);
+  const own =
+    overrides[model] ??
+    overrides[priced] ??
+    Object.entries(overrides).find(([name]) => pricedModel(name) === priced)?.[1];
+  return own ?? MODEL_PRICING[priced] ?? UNKNOWN_MODEL_PRICE;
 }
 
 /** Nano-dollars per token for a price per million tokens, without float noise (0.15 -> 150). */

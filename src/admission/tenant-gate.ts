@@ -38,6 +38,7 @@ const MAX_LEASE_ROUNDS = 4;
 const ROW_RETENTION_MS = 60 * 60_000;
 const CONVERSATION_RETENTION_MS = 30 * 24 * 60 * 60_000;
 const DAY_RETENTION = 100;
+const VISITOR_MONTH_RETENTION_DAYS = 35;
 /** Settlements are folded into the per-day and per-conversation tables within this long. */
 const ROLLUP_MS = 10_000;
 const NEED_LEASE = Symbol("need lease");
@@ -72,7 +73,10 @@ export class TenantGate extends DurableObject<RawEnv> {
     super(ctx, env);
     this.#store = new TenantStore(ctx.storage.sql);
     this.#addresses = new AddressWindows(ctx.storage.sql);
-    this.#ledger = new Ledger((conv) => this.#store.conversationNanos(conv) + this.#rollup.convNanos(conv));
+    this.#ledger = new Ledger(
+      (conv) => this.#store.conversationNanos(conv) + this.#rollup.convNanos(conv),
+      (month, user) => this.#store.visitorTokens(month, user) + this.#rollup.visitorTokens(month, user),
+    );
     this.#leases = new LeaseClient({
       store: this.#store,
       globals: env.GLOBAL_GATE,
@@ -221,10 +225,9 @@ export class TenantGate extends DurableObject<RawEnv> {
         maxTokens: input.maxTokens,
         overrides: cfg.pricingOverrides,
       },
-      headroom(this.#ledger, cfg, day, conv),
+      headroom(this.#ledger, cfg, day, conv, input.userId),
     );
-    if (!plan.ok)
-      return budgetRefusal(plan.budget, now, cfg.timezone, this.#rateInfo(cfg, input.userId, now));
+    if (!plan.ok) return budgetRefusal(plan.budget, now, cfg, this.#rateInfo(cfg, input.userId, now));
     const lease = this.#leases.take(input.global.gate, now);
     if (lease === undefined) {
       const exhausted = this.#leases.exhausted(now);
@@ -313,15 +316,17 @@ export class TenantGate extends DurableObject<RawEnv> {
     const nanos = costNanos(priceOf(u.model, this.#overrides), u.inputTokens, u.outputTokens);
     const day = open ? open.day : (row as { day: string }).day;
     const conv = open ? open.conv : (row as { conv: string }).conv;
+    const user = open ? open.user : (row as { user: string }).user;
     const reserved = open ? open.tokens : (row as { resTokens: number }).resTokens;
     if (open) this.#ledger.release(open);
-    this.#ledger.commit(day, conv, u.inputTokens, u.outputTokens, nanos);
+    this.#ledger.commit(day, conv, user, u.inputTokens, u.outputTokens, nanos);
     this.#settleNo += 1;
     this.#store.settle(seq, u, nanos, now, this.#settleNo);
     if (this.#rollup.empty) this.#ensureAlarm(now + ROLLUP_MS);
     this.#rollup.add({
       day,
       conv,
+      user,
       inputTokens: u.inputTokens,
       outputTokens: u.outputTokens,
       nanos,
@@ -356,7 +361,7 @@ export class TenantGate extends DurableObject<RawEnv> {
     if (Number.isFinite(at)) this.#ensureAlarm(at);
   }
 
-  /** Writes the pending day and conversation deltas in one go (this event's single commit). */
+  /** Writes the pending day, conversation and visitor deltas in one go (this event's single commit). */
   #foldRollup(): void {
     if (this.#rollup.empty) return;
     this.#store.rollup(this.#rollup);
@@ -367,7 +372,16 @@ export class TenantGate extends DurableObject<RawEnv> {
     this.#lastPrune = now;
     const today = localDay(now, "UTC");
     const oldestDay = lastDays(today, DAY_RETENTION).at(-1) ?? today;
-    this.#store.prune(now - ROW_RETENTION_MS, now - CONVERSATION_RETENTION_MS, oldestDay, this.#seq);
+    // Visitors' totals of this month and the last (a late settlement may still land there), in
+    // any time zone: a month before that cannot be current anywhere.
+    const oldestMonth = monthOf(lastDays(today, VISITOR_MONTH_RETENTION_DAYS).at(-1) ?? today);
+    this.#store.prune(
+      now - ROW_RETENTION_MS,
+      now - CONVERSATION_RETENTION_MS,
+      oldestDay,
+      oldestMonth,
+      this.#seq,
+    );
     this.#ledger.dropDaysBefore(oldestDay);
   }
 
@@ -413,7 +427,7 @@ export class TenantGate extends DurableObject<RawEnv> {
     // Settlements after the last checkpoint live only in their rows: replay them into memory.
     this.#settleNo = s.maxSettleNo();
     for (const st of s.settledAfter(s.rolledThrough())) {
-      this.#ledger.commit(st.day, st.conv, st.inputTokens, st.outputTokens, st.nanos);
+      this.#ledger.commit(st.day, st.conv, st.user, st.inputTokens, st.outputTokens, st.nanos);
       this.#rollup.add(st);
     }
     for (const r of s.openReservations()) this.#ledger.reserve(r);

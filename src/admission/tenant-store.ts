@@ -7,6 +7,7 @@ import type { PendingRollup, Settled } from "./rollup";
 export interface AdmissionRow {
   seq: number;
   tag: string;
+  user: string;
   conv: string;
   day: string;
   resTokens: number;
@@ -28,7 +29,8 @@ type Row = Record<string, SqlStorageValue>;
  * The TenantGate's SQLite tables and every statement it runs. One row per admission doubles as
  * the sliding-window event (its timestamp), the reservation (its hold) and the settlement (its
  * actual usage), so an admission is one INSERT and a settlement one UPDATE of a recent row.
- * Per-day and per-conversation totals are checkpoints folded in by the alarm (see rollup.ts).
+ * Per-day, per-conversation and per-visitor-month totals are checkpoints folded in by the alarm
+ * (see rollup.ts).
  * Sequence numbers grow with time, so time ranges are key ranges.
  */
 export class TenantStore {
@@ -45,6 +47,9 @@ export class TenantStore {
       output_tokens INTEGER NOT NULL, nanos INTEGER NOT NULL, messages INTEGER NOT NULL)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, nanos INTEGER NOT NULL,
       updated_at INTEGER NOT NULL)`);
+    // Browser visitors' committed tokens per budget month (the visitor token share).
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS visitor_month (month TEXT NOT NULL, user_id TEXT NOT NULL,
+      tokens INTEGER NOT NULL, PRIMARY KEY (month, user_id)) WITHOUT ROWID`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, gate TEXT NOT NULL,
       granted INTEGER NOT NULL, expires_at INTEGER NOT NULL, closed_used INTEGER)`);
     this.sql.exec("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)");
@@ -85,7 +90,7 @@ export class TenantStore {
   findAdmission(seq: number): AdmissionRow | undefined {
     const r = this.sql
       .exec(
-        `SELECT seq, tag, conv_id, day, res_tokens, state, act_model, act_in, act_out, act_nanos
+        `SELECT seq, tag, user_id, conv_id, day, res_tokens, state, act_model, act_in, act_out, act_nanos
          FROM admissions WHERE seq = ?`,
         seq,
       )
@@ -94,6 +99,7 @@ export class TenantStore {
     return {
       seq: Number(r.seq),
       tag: String(r.tag),
+      user: String(r.user_id),
       conv: String(r.conv_id),
       day: String(r.day),
       resTokens: Number(r.res_tokens),
@@ -127,7 +133,7 @@ export class TenantStore {
     );
   }
 
-  /** Folds pending settlements into the day and conversation tables and moves the checkpoint. */
+  /** Folds pending settlements into the day, conversation and visitor tables and moves the checkpoint. */
   rollup(p: PendingRollup): void {
     for (const [day, t] of p.days) {
       this.sql.exec(
@@ -151,6 +157,15 @@ export class TenantStore {
         c.at,
       );
     }
+    for (const v of p.visitors.values()) {
+      this.sql.exec(
+        `INSERT INTO visitor_month (month, user_id, tokens) VALUES (?, ?, ?)
+         ON CONFLICT(month, user_id) DO UPDATE SET tokens = tokens + excluded.tokens`,
+        v.month,
+        v.user,
+        v.tokens,
+      );
+    }
     this.setMeta("rolled", String(p.lastSettleNo));
   }
 
@@ -168,13 +183,14 @@ export class TenantStore {
   /** Settlements after the checkpoint, in order: replayed into memory on start. */
   settledAfter(settleNo: number): Settled[] {
     const rows = this.sql.exec<Row>(
-      `SELECT day, conv_id, act_in, act_out, act_nanos, closed_at, settle_no FROM admissions
+      `SELECT day, user_id, conv_id, act_in, act_out, act_nanos, closed_at, settle_no FROM admissions
        WHERE settle_no > ? ORDER BY settle_no`,
       settleNo,
     );
     return [...rows].map((r) => ({
       day: String(r.day),
       conv: String(r.conv_id),
+      user: String(r.user_id),
       inputTokens: Number(r.act_in),
       outputTokens: Number(r.act_out),
       nanos: Number(r.act_nanos),
@@ -198,6 +214,18 @@ export class TenantStore {
       .exec<{ nanos: number }>("SELECT nanos FROM conversations WHERE id = ?", conv)
       .toArray()[0];
     return r?.nanos ?? 0;
+  }
+
+  /** A browser visitor's committed tokens in a budget month, as of the last rollup. */
+  visitorTokens(month: string, user: string): number {
+    const r = this.sql
+      .exec<{ tokens: number }>(
+        "SELECT tokens FROM visitor_month WHERE month = ? AND user_id = ?",
+        month,
+        user,
+      )
+      .toArray()[0];
+    return r?.tokens ?? 0;
   }
 
   /** Committed usage per day, for days from `oldest` on. */
@@ -300,9 +328,10 @@ export class TenantStore {
 
   /**
    * Deletes closed admissions older than `before` (callers roll up first, so every settlement in
-   * them is already in the totals), conversations idle since `idle`, days before `oldestDay`.
+   * them is already in the totals), conversations idle since `idle`, days before `oldestDay`,
+   * visitors' totals of months before `oldestMonth`.
    */
-  prune(before: number, idle: number, oldestDay: string, seqHighWater: number): void {
+  prune(before: number, idle: number, oldestDay: string, oldestMonth: string, seqHighWater: number): void {
     this.setMeta("seq", String(seqHighWater));
     const first = this.sql
       .exec<{ seq: number }>("SELECT seq FROM admissions WHERE ts >= ? ORDER BY seq LIMIT 1", before)
@@ -310,5 +339,6 @@ export class TenantStore {
     this.sql.exec("DELETE FROM admissions WHERE seq < ? AND state <> ?", first ?? seqHighWater + 1, OPEN);
     this.sql.exec("DELETE FROM conversations WHERE updated_at < ?", idle);
     this.sql.exec("DELETE FROM usage_day WHERE day < ?", oldestDay);
+    this.sql.exec("DELETE FROM visitor_month WHERE month < ?", oldestMonth);
   }
 }

@@ -12,6 +12,10 @@ export const WINDOW_MS = 60_000;
 export const RESERVATION_TTL_MS = 10 * 60_000;
 /** Degradation never answers with fewer output tokens than this (or the request's own max, if smaller). */
 export const MIN_OUTPUT_TOKENS = 16;
+/** The default share of the monthly token budget one browser visitor may use in a month (1: no limit). */
+export const VISITOR_MONTHLY_TOKEN_SHARE = 0.05;
+/** End users that are browser visitors (src/chat/identity.ts): the visitor token share applies to them. */
+export const isVisitor = (userId: string): boolean => userId.startsWith("visitor:");
 /** The GlobalGate every tenant gate leases from unless told otherwise. */
 export const GLOBAL_GATE_NAME = "global";
 
@@ -37,6 +41,8 @@ export const AdmissionConfigSchema = z
     dailyCostBudgetUsd: z.number().min(0).max(1e7).nullable(),
     conversationCostCapUsd: z.number().min(0).max(1e5),
     fallbackModel: model.nullable(),
+    /** No browser visitor may use more than this fraction of the monthly token budget in a month. */
+    visitorMonthlyTokenShare: z.number().gt(0).max(1),
     timezone: z.string().max(64).refine(isTimeZone, "not an IANA time zone"),
     pricingOverrides: z
       .record(model, price)
@@ -95,7 +101,7 @@ export type UsageQuery = z.infer<typeof UsageQuerySchema>;
 export type Level = "user" | "tenant" | "global" | "budget";
 export type RateLevel = Exclude<Level, "budget">;
 /** Which budget refused or degraded a request. */
-export type BudgetKind = "monthly_tokens" | "daily_cost" | "conversation_cost";
+export type BudgetKind = "monthly_tokens" | "visitor_tokens" | "daily_cost" | "conversation_cost";
 export type Degradation = "max_tokens" | "fallback_model";
 
 /** The values of the RateLimit-* headers: the most constrained rate level. */

@@ -17,6 +17,8 @@ export interface Figures {
   avg_csat: number | null;
   csat_responses: number;
   total_turns: number;
+  disconnected_turns: number;
+  human_turns: number;
   total_tokens: number;
   total_cost_usd: number;
   avg_response_time_ms: number | null;
@@ -43,6 +45,8 @@ interface Sums {
   turns: number;
   answered: number;
   errors: number;
+  disconnected: number;
+  human: number;
   input_tokens: number;
   output_tokens: number;
   cost_usd: number;
@@ -62,6 +66,8 @@ const SUM_KEYS = [
   "turns",
   "answered",
   "errors",
+  "disconnected",
+  "human",
   "input_tokens",
   "output_tokens",
   "cost_usd",
@@ -93,6 +99,8 @@ function figures(s: Sums, activeUsers: number, p50: unknown, p99: unknown): Figu
     avg_csat: ratio(s.csat_sum, s.csat_count),
     csat_responses: s.csat_count,
     total_turns: s.turns,
+    disconnected_turns: s.disconnected,
+    human_turns: s.human,
     total_tokens: s.input_tokens + s.output_tokens,
     total_cost_usd: s.cost_usd,
     avg_response_time_ms: ratio(s.latency_sum_ms, s.answered),
@@ -127,7 +135,8 @@ export async function readDashboard(
   const { from, to, dayList } = dashboardWindow(days, now);
   const res = await db.execute(sql`
     with d as (
-      select day, turns, answered, errors, input_tokens, output_tokens, cost_usd, latency_sum_ms,
+      select day, turns, answered, errors, disconnected, human, input_tokens, output_tokens, cost_usd,
+        latency_sum_ms,
         active_users, conversations, conversation_turns, resolved, escalated, csat_sum, csat_count,
         conversation_cost_usd, safety_events
       from tenant_daily

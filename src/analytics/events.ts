@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { REFUSAL_REASONS } from "../db/schema.ts";
+import { REFUSAL_REASONS, TURN_OUTCOMES } from "../db/schema.ts";
 
 /**
  * The analytics events the worker produces and the queue consumer writes into Postgres. Each
@@ -16,12 +16,19 @@ const base = {
 
 const ratio = z.number().finite().nonnegative();
 
-/** One model answer (or refusal) inside a conversation. */
+/** One visitor message that got an answer, whatever answered it (a model, safety, the hand-over). */
 export const TurnEvent = z.object({
   type: z.literal("turn"),
   ...base,
+  /** The message's position in its conversation, from 0. */
   turnIndex: z.number().int().nonnegative(),
+  /** The model name requested (the tenant's, a variant's or the caller's), as written: maybe an alias. */
   model: z.string().max(128),
+  /**
+   * The model actually called last, an alias resolved (the fallback when it answered); null when
+   * no model was called (blocked input, hand-over). Events from before it existed read as null.
+   */
+  calledModel: z.string().max(128).nullable().default(null),
   // Several running experiments are recorded joined by commas (src/experiments/apply.ts).
   experiment: z.string().max(512).nullable(),
   variant: z.string().max(512).nullable(),
@@ -30,8 +37,12 @@ export const TurnEvent = z.object({
   costUsd: ratio,
   latencyMs: ratio,
   firstTokenMs: ratio.nullable(),
-  /** ok: answered; error: the provider failed; blocked: safety refused it; refused: admission refused it. */
-  outcome: z.enum(["ok", "error", "blocked", "refused"]),
+  /**
+   * ok: a model answered; error: the model failed; disconnected: the client left mid-answer;
+   * blocked: safety answered (input or output); human: handed to a human without a model call;
+   * refused: admission refused it (not produced: refusals travel as `refusal` events).
+   */
+  outcome: z.enum(TURN_OUTCOMES),
   error: z.string().max(500).nullable(),
   toolsUsed: z.array(z.string().max(64)).max(64),
   channel: z.string().max(32),

@@ -56,6 +56,7 @@ export function turnRow(e: TurnEvent) {
     day: utcDay(e.at),
     turn_index: e.turnIndex,
     model: e.model,
+    called_model: e.calledModel,
     experiment: e.experiment,
     variant: e.variant,
     input_tokens: e.inputTokens,
@@ -141,11 +142,12 @@ async function insertRefusals(tx: SqlExecutor, events: RefusalEvent[]): Promise<
 async function insertTurns(tx: SqlExecutor, events: TurnEvent[]): Promise<Set<string>> {
   const rows = events.map(turnRow);
   const res = await tx.execute(sql`
-    insert into turns (id, tenant_id, conversation_id, user_id, at, day, turn_index, model, experiment,
+    insert into turns (id, tenant_id, conversation_id, user_id, at, day, turn_index, model, called_model,
+      experiment, variant, input_tokens, output_tokens, cost_usd, latency_ms, first_token_ms, outcome,
+      error, tools_used, channel)
+    select id, tenant_id, conversation_id, user_id, at, day, turn_index, model, called_model, experiment,
       variant, input_tokens, output_tokens, cost_usd, latency_ms, first_token_ms, outcome, error,
-      tools_used, channel)
-    select id, tenant_id, conversation_id, user_id, at, day, turn_index, model, experiment, variant,
-      input_tokens, output_tokens, cost_usd, latency_ms, first_token_ms, outcome, error, tools_used, channel
+      tools_used, channel
     from jsonb_populate_recordset(null::turns, ${json(rows)}::jsonb)
     on conflict (id) do nothing
     returning id`);

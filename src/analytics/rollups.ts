@@ -28,7 +28,9 @@ export interface Counters {
   turns: number;
   answered: number;
   errors: number;
+  disconnected: number;
   blocked: number;
+  human: number;
   input_tokens: number;
   output_tokens: number;
   cost_usd: number;
@@ -43,7 +45,9 @@ export interface Counters {
   refused_user: number;
   refused_tenant: number;
   refused_global: number;
+  refused_address: number;
   refused_monthly_tokens: number;
+  refused_visitor_tokens: number;
   refused_daily_cost: number;
   refused_conversation_cost: number;
 }
@@ -52,7 +56,9 @@ export const COUNTER_KEYS = [
   "turns",
   "answered",
   "errors",
+  "disconnected",
   "blocked",
+  "human",
   "input_tokens",
   "output_tokens",
   "cost_usd",
@@ -67,7 +73,9 @@ export const COUNTER_KEYS = [
   "refused_user",
   "refused_tenant",
   "refused_global",
+  "refused_address",
   "refused_monthly_tokens",
+  "refused_visitor_tokens",
   "refused_daily_cost",
   "refused_conversation_cost",
 ] as const satisfies readonly (keyof Counters)[];
@@ -81,7 +89,9 @@ type TurnSums = Pick<
   | "turns"
   | "answered"
   | "errors"
+  | "disconnected"
   | "blocked"
+  | "human"
   | "input_tokens"
   | "output_tokens"
   | "cost_usd"
@@ -111,7 +121,9 @@ export interface DailyDelta {
   turns: number;
   answered: number;
   errors: number;
+  disconnected: number;
   blocked: number;
+  human: number;
   refused: number;
   input_tokens: number;
   output_tokens: number;
@@ -135,7 +147,9 @@ function emptyDelta(tenantId: string, day: string): DailyDelta {
     turns: 0,
     answered: 0,
     errors: 0,
+    disconnected: 0,
     blocked: 0,
+    human: 0,
     refused: 0,
     input_tokens: 0,
     output_tokens: 0,
@@ -195,7 +209,11 @@ export class RollupDeltas {
     return d;
   }
 
-  /** A turn counts on the UTC day (and hour) of its time; only answered turns (ok, error) carry a response time. */
+  /**
+   * A turn counts on the UTC day (and hour) of its time; only answered turns (ok, error) carry a
+   * response time. A disconnected turn reached a model but its time was cut by the client: it
+   * counts tokens and cost, not latency or the error rate.
+   */
   addTurn(t: TurnEvent): void {
     const day = utcDay(t.at);
     const d = this.#day(t.tenantId, day);
@@ -207,6 +225,8 @@ export class RollupDeltas {
       c.output_tokens += t.outputTokens;
       c.cost_usd += t.costUsd;
       if (t.outcome === "blocked") c.blocked += 1;
+      if (t.outcome === "human") c.human += 1;
+      if (t.outcome === "disconnected") c.disconnected += 1;
       if (answered) {
         c.answered += 1;
         if (t.outcome === "error") c.errors += 1;
@@ -382,11 +402,12 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
       select * from jsonb_populate_recordset(null::tenant_daily, ${JSON.stringify(daily)}::jsonb)
     )
     insert into tenant_daily as t (
-      tenant_id, day, turns, answered, errors, blocked, refused, input_tokens, output_tokens, cost_usd,
-      latency_sum_ms, active_users, conversations, conversation_turns, resolved, escalated, csat_sum,
-      csat_count, conversation_tokens, conversation_cost_usd, safety_events
+      tenant_id, day, turns, answered, errors, disconnected, blocked, human, refused, input_tokens,
+      output_tokens, cost_usd, latency_sum_ms, active_users, conversations, conversation_turns, resolved,
+      escalated, csat_sum, csat_count, conversation_tokens, conversation_cost_usd, safety_events
     )
-    select d.tenant_id, d.day, d.turns, d.answered, d.errors, d.blocked, d.refused, d.input_tokens,
+    select d.tenant_id, d.day, d.turns, d.answered, d.errors, d.disconnected, d.blocked, d.human,
+      d.refused, d.input_tokens,
       d.output_tokens, d.cost_usd, d.latency_sum_ms, coalesce(a.n, 0), d.conversations,
       d.conversation_turns, d.resolved, d.escalated, d.csat_sum, d.csat_count, d.conversation_tokens,
       d.conversation_cost_usd, d.safety_events
@@ -396,7 +417,9 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
       turns = t.turns + excluded.turns,
       answered = t.answered + excluded.answered,
       errors = t.errors + excluded.errors,
+      disconnected = t.disconnected + excluded.disconnected,
       blocked = t.blocked + excluded.blocked,
+      human = t.human + excluded.human,
       refused = t.refused + excluded.refused,
       input_tokens = t.input_tokens + excluded.input_tokens,
       output_tokens = t.output_tokens + excluded.output_tokens,

@@ -6,7 +6,7 @@ import { findApiKey, getTenantConfig } from "../tenants/config";
 import { clientIp, ipHash } from "./client-ip";
 import { hashesEqual, secretsEqual } from "./compare";
 import { bearerToken, parseKey, sha256Hex } from "./keys";
-import { failedAttempt, refuseIfThrottled } from "./throttle";
+import { failedAttempt, throttled } from "./throttle";
 
 const WWW = { "WWW-Authenticate": 'Bearer realm="chatedge"' };
 
@@ -39,17 +39,21 @@ function browserOrigin(c: Context<AppEnv>): string | undefined {
 /**
  * Tenant routes: a secret key (servers) or a publishable key (browsers, only from the tenant's
  * allowed origins). Sets `tenant`, `apiKey` and `clientIp` (the caller's address, hashed); every
- * refusal is decided before any other work. Failed attempts are counted per address, and an address
- * over its limit is refused before any lookup (src/auth/throttle.ts).
+ * refusal is decided before any other work. Failed attempts are counted per address; past the limit
+ * only keys the caches already hold get through, and nothing from that address reaches Postgres
+ * (src/auth/throttle.ts).
  */
 export const tenantAuth = createMiddleware<AppEnv>(async (c, next) => {
   const svc = c.get("svc");
   const address = clientIp(c.req.raw.headers);
   // Without an address (only in tests that call the worker directly) nothing is counted per address.
   const ip = address === "unknown" ? undefined : await ipHash(svc.env, address);
-  if (ip) refuseIfThrottled(ip);
   c.set("clientIp", ip);
+  // An address over its limit still gets through with a key the caches already know (a real
+  // visitor behind the same NAT); anything else is refused without reaching Postgres.
+  const over = ip ? throttled(ip) : undefined;
   const fail = async (message: string): Promise<never> => {
+    if (over) throw over;
     const err = new AppError("UNAUTHORIZED", message, { headers: WWW });
     throw ip ? await failedAttempt(svc, ip, err) : err;
   };
@@ -58,7 +62,10 @@ export const tenantAuth = createMiddleware<AppEnv>(async (c, next) => {
     throw new AppError("UNAUTHORIZED", "missing API key (Authorization: Bearer <key>)", { headers: WWW });
   const parsed = parseKey(token);
   if (!parsed) return fail("malformed API key");
-  const [record, presentedHash] = await Promise.all([findApiKey(svc, parsed.prefix), sha256Hex(token)]);
+  const [record, presentedHash] = await Promise.all([
+    findApiKey(svc, parsed.prefix, { cachedOnly: over !== undefined }),
+    sha256Hex(token),
+  ]);
   if (!record || !hashesEqual(presentedHash, record.hash)) return fail("invalid API key");
   if (record.revoked) return fail("API key revoked");
   const tenant = await getTenantConfig(svc, record.tenantId);

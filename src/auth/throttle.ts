@@ -22,10 +22,10 @@ function refusal(until: number, now: number): AppError {
   );
 }
 
-/** Throws 429 when this address is over its failed-attempt limit for the current minute. */
-export function refuseIfThrottled(ip: string, now = Date.now()): void {
+/** The 429 for an address over its failed-attempt limit this minute; undefined while it is not. */
+export function throttled(ip: string, now = Date.now()): AppError | undefined {
   const until = blocked.get(ip, now);
-  if (until !== undefined && until > now) throw refusal(until, now);
+  return until !== undefined && until > now ? refusal(until, now) : undefined;
 }
 
 /**

@@ -13,6 +13,8 @@ import { IsolateCache } from "./isolate";
 export interface NamedCache<T> {
   /** The value under `id`; undefined when the loader knows of none (remembered in the isolate only). */
   get(svc: Services, id: string): Promise<T | undefined>;
+  /** What this isolate or Redis holds for `id`, never asking the loader (for callers kept off Postgres). */
+  cached(svc: Services, id: string): Promise<T | undefined>;
   /** Drops `id` from this isolate and from Redis; called after the Postgres write commits. */
   invalidate(svc: Services, id: string): Promise<void>;
 }
@@ -166,6 +168,13 @@ export function namedCache<T>(
       } finally {
         if (mem.loading.get(id) === mine) mem.loading.delete(id);
       }
+    },
+
+    async cached(svc, id) {
+      const entry = memoryOf(svc.env).entries.peek(id);
+      if (entry && entry.age < STALE_MS) return entry.value.value ?? undefined;
+      const raw = await svc.cache.getJson<unknown>(stampedKey(id));
+      return isStamped<T>(raw) ? raw.v : undefined;
     },
 
     async invalidate(svc, id) {

@@ -1,7 +1,8 @@
 /**
  * Per-address limits on browser traffic (publishable keys): messages per minute and new
- * conversations per hour from one client address, counted exactly in the tenant's gate. Whatever
- * visitor tokens a script collects, one address gets at most this much of the tenant's bot.
+ * conversations per hour from one client address (the tenant's settings), counted exactly in the
+ * tenant's gate. Whatever visitor tokens a script collects, one address gets at most this much of
+ * the tenant's bot.
  */
 import type { Context } from "hono";
 import type { AddressKind } from "../admission/address-windows";
@@ -10,7 +11,10 @@ import { gateFailure } from "../admission/headers";
 import type { AppEnv } from "../app";
 import { AppError } from "../errors";
 
-/** Generous for people behind one address (an office), small for a script. */
+/**
+ * The defaults of the tenant's `address_messages_per_minute` and `address_conversations_per_hour`:
+ * generous for people behind one address (an office), small for a script.
+ */
 export const ADDRESS_MESSAGES_PER_MINUTE = 30;
 export const ADDRESS_CONVERSATIONS_PER_HOUR = 20;
 
@@ -24,7 +28,11 @@ export async function limitAddress(c: Context<AppEnv>, kind: AddressKind): Promi
   const address = c.get("clientIp");
   if (c.get("apiKey").kind !== "publishable" || !address) return;
   const tenant = c.get("tenant");
-  const limit = kind === "message" ? ADDRESS_MESSAGES_PER_MINUTE : ADDRESS_CONVERSATIONS_PER_HOUR;
+  // Configs cached before the settings existed lack them.
+  const limit =
+    kind === "message"
+      ? (tenant.addressMessagesPerMinute ?? ADDRESS_MESSAGES_PER_MINUTE)
+      : (tenant.addressConversationsPerHour ?? ADDRESS_CONVERSATIONS_PER_HOUR);
   const { windowMs, what } = WINDOWS[kind];
   let result: Awaited<ReturnType<ReturnType<typeof tenantGate>["hitAddress"]>>;
   try {

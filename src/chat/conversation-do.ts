@@ -85,10 +85,12 @@ export class Conversation extends DurableObject<RawEnv> {
     super(ctx, env);
     ctx.blockConcurrencyWhile(async () => {
       const sql = ctx.storage.sql;
-      sql.exec(`create table if not exists meta (k integer primary key check (k = 1), v text not null)`);
-      sql.exec(`create table if not exists messages (
-        idx integer primary key, role text not null, content text not null, tokens integer not null,
-        at integer not null, tool_calls text)`);
+      // A conversation's storage exists only once it was started: reaching an unknown id (a probe,
+      // a typo) reads, and writes nothing.
+      const started = sql
+        .exec("select 1 from sqlite_master where type = 'table' and name = 'meta'")
+        .toArray().length;
+      if (!started) return;
       const row = sql.exec<{ v: string }>("select v from meta where k = 1").toArray()[0];
       if (row) this.#meta = JSON.parse(row.v) as Meta;
       for (const m of sql.exec<{
@@ -117,6 +119,11 @@ export class Conversation extends DurableObject<RawEnv> {
   async #start(input: StartInput): Promise<ConversationView> {
     const s = parse(StartInput, input);
     if (this.#meta) throw new ConversationError("invalid", "conversation already exists");
+    const sql = this.ctx.storage.sql;
+    sql.exec(`create table if not exists meta (k integer primary key check (k = 1), v text not null)`);
+    sql.exec(`create table if not exists messages (
+      idx integer primary key, role text not null, content text not null, tokens integer not null,
+      at integer not null, tool_calls text)`);
     const now = this.clock.now();
     this.#meta = {
       conversationId: s.conversationId,

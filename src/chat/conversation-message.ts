@@ -1,5 +1,6 @@
 /** One visitor message on the conversation API, from admission to the recorded turn. */
 import type { Context } from "hono";
+import { countRefusal } from "../analytics/producer";
 import { type AppEnv, execCtx } from "../app";
 import { AppError } from "../errors";
 import { type AppliedExperiments, applyAssignment, switchedOnExperiments } from "../experiments/apply";
@@ -8,7 +9,15 @@ import { limitAddress } from "./address-limits";
 import { call, conversationUsers, HISTORY_TOKEN_BUDGET, stubOf } from "./conversation-access";
 import type { Outcome } from "./conversation-do";
 import type { ConversationView, PrepareResult } from "./conversation-types";
-import { admitTurn, releaseTurn, screenInput, startTurn, type TurnRequest, type TurnSummary } from "./engine";
+import {
+  admitTurn,
+  recordUnanswered,
+  releaseTurn,
+  screenInput,
+  startTurn,
+  type TurnRequest,
+  type TurnSummary,
+} from "./engine";
 import { endUserOf } from "./identity";
 import type { ChatMessage } from "./providers/types";
 import { asksForHuman } from "./safety";
@@ -25,8 +34,13 @@ export async function sendMessage(
   content: string,
   stream: boolean,
 ): Promise<Response> {
-  // A browser's message counts against its address first: blocked and hand-over messages too.
-  await limitAddress(c, "message");
+  // A browser's message counts against its address first: blocked and hand-over messages too. A
+  // refused one is still a request: counted like an admission refusal.
+  await limitAddress(c, "message").catch((err: unknown) => {
+    if (err instanceof AppError && err.code === "RATE_LIMITED")
+      countRefusal(c.get("svc").env, execCtx(c), c.get("tenant").id, "address");
+    throw err;
+  });
   const tenant = c.get("tenant");
   const stub = stubOf(c, id);
   const abort = new AbortController();
@@ -111,15 +125,26 @@ export async function sendMessage(
         outputTokens: s?.outputTokens ?? 0,
         costUsd: s?.costUsd ?? 0,
         latencyMs: s?.latencyMs ?? 0,
-        outcome: s?.outcome ?? (blocked ? "blocked" : "ok"),
+        outcome: s?.outcome ?? (blocked ? "blocked" : "human"),
         toolsUsed: [...new Set((s?.toolCalls ?? []).map((t) => t.name))],
         escalate,
         escalationEmail: tenant.escalationEmail,
       }),
     );
 
-  // Answers that need no model: a blocked topic, or a visitor asking for a human.
+  // Recorded under the conversation's own assignment, also if its experiment stopped meanwhile,
+  // at the message's position in the conversation.
+  const { experiment, variant } = p.view;
+  const turnReq = { ...admitReq, turnIndex: p.view.turnCount, experiment, variant };
+
+  // Answers that need no model: a blocked topic, or a visitor asking for a human. Each is a turn
+  // like any other: one request in every count.
   if (!admitted) {
+    recordUnanswered(
+      turnReq,
+      blocked ? { outcome: "blocked", topic: blocked.topic } : { outcome: "human" },
+      at,
+    );
     const text = blocked ? blocked.text : HUMAN_REPLY;
     const r = await record(undefined, text, human ? "visitor asked for a human" : undefined);
     const reply = replyOf(
@@ -143,13 +168,7 @@ export async function sendMessage(
   }
 
   const withHistory: ChatMessage[] = [...p.history.map(toChat), newMessage];
-  // Recorded under the conversation's own assignment, also if its experiment stopped meanwhile.
-  const { experiment, variant } = p.view;
-  const ready = startTurn(
-    { ...admitReq, turnIndex: p.view.turnCount, experiment, variant },
-    admitted,
-    withHistory,
-  );
+  const ready = startTurn(turnReq, admitted, withHistory);
   const gather = async (onText?: (t: string, event: string) => void) => {
     let text = "";
     let failed: string | undefined;

@@ -8,6 +8,7 @@ import { limitAddress } from "./address-limits";
 import { call, conversationUsers, ensureOwner, own, stubOf, viewOut } from "./conversation-access";
 import { sendMessage } from "./conversation-message";
 import { endUserOf, visitorAuth } from "./identity";
+import { requireBotCheck } from "./turnstile";
 import { issueVisitorToken } from "./visitor-token";
 
 const IDLE_TIMEOUT_MS = 30 * 60_000;
@@ -68,11 +69,15 @@ const startRoute = createRoute({
         .object({
           user: z.string().min(1).max(256).optional(),
           channel: z.enum(["web", "api", "mobile", "email"]).default("web"),
+          turnstile_token: z.string().min(1).max(4096).optional().openapi({
+            description:
+              "Browsers of a tenant with the bot check on (GET /v1/config `turnstile`) and no visitor token yet: the Turnstile token",
+          }),
         })
         .strict(),
     ),
   },
-  responses: { 201: jsonResponse(Started, "The new conversation"), ...errors(400, 401, 403, 415) },
+  responses: { 201: jsonResponse(Started, "The new conversation"), ...errors(400, 401, 403, 415, 503) },
 });
 
 const messageRoute = createRoute({
@@ -134,7 +139,10 @@ export const conversations = newRouter()
   .openapi(startRoute, async (c) => {
     const body = c.req.valid("json");
     const tenant = c.get("tenant");
+    // The address's window first, so a script sending junk tokens gets at most its hourly starts'
+    // worth of siteverify calls; then the bot check, before any visitor or conversation exists.
     await limitAddress(c, "conversation");
+    await requireBotCheck(c, body.turnstile_token);
     const id = `conv_${randomToken(24)}`;
     // A browser without a (valid) visitor token is a new visitor: it gets one, and keeps it.
     let visitorToken: string | undefined;

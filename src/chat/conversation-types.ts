@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { TURN_OUTCOMES } from "../db/schema";
 
 /** Where a conversation stands: open (talking), escalated (a human is asked in), or ended. */
 export type ConversationState = "open" | "escalated" | "resolved" | "unresolved";
@@ -53,7 +54,7 @@ export const TurnInput = z
     outputTokens: z.number().int().min(0),
     costUsd: z.number().min(0),
     latencyMs: z.number().min(0),
-    outcome: z.enum(["ok", "error", "blocked", "refused"]),
+    outcome: z.enum(TURN_OUTCOMES),
     toolsUsed: z.array(z.string().max(64)).max(64),
     /** Set when the visitor asked for a human. */
     escalate: z.string().max(200).optional(),

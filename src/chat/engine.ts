@@ -6,6 +6,7 @@ import { countRefusal, sendAnalytics } from "../analytics/producer";
 import type { Env } from "../env";
 import { AppError } from "../errors";
 import type { TenantConfig } from "../tenants/config";
+import { calledModel } from "./providers/aliases";
 import { runChain } from "./providers/chain";
 import { resolveChain } from "./providers/registry";
 import { policyFromEnv } from "./providers/retry";
@@ -62,6 +63,7 @@ export interface TurnSummary {
   outcome: TurnEvent["outcome"];
   text: string;
   toolCalls: ToolCall[];
+  /** The model called last (the one that answered, or failed last), an alias resolved. */
   model: string;
   inputTokens: number;
   outputTokens: number;
@@ -89,6 +91,9 @@ export interface BlockedTurn {
   topic: string;
   text: string;
 }
+
+/** A message answered without a model: a blocked topic, or the hand-over to a human. */
+export type UnansweredTurn = { outcome: "blocked"; topic: string } | { outcome: "human" };
 
 // Compiled topic lists per tenant config version; bounded by the number of active tenants.
 const matchers = new Map<string, TopicMatcher>();
@@ -119,15 +124,24 @@ export function checkTools(tenant: TenantConfig, tools: readonly ToolDefinition[
   }
 }
 
-/** Emits a turn event (and a safety event on a hit) to the analytics queue, off the response path. */
-function record(req: TurnRequest, s: TurnSummary, at: number, direction?: "input" | "output") {
+/**
+ * Emits a turn event (and a safety event on a hit) to the analytics queue, off the response path:
+ * one per visitor message that got an answer, whatever answered it.
+ */
+function record(
+  req: TurnRequest,
+  s: Omit<TurnSummary, "model"> & { model: string | null },
+  at: number,
+  direction?: "input" | "output",
+) {
   const base = { tenantId: req.tenant.id, conversationId: req.conversationId, userId: req.userId, at };
   const turn: TurnEvent = {
     type: "turn",
     id: crypto.randomUUID(),
     ...base,
     turnIndex: req.turnIndex,
-    model: s.model,
+    model: req.model,
+    calledModel: s.model,
     experiment: req.experiment,
     variant: req.variant,
     inputTokens: s.inputTokens,
@@ -153,34 +167,41 @@ function record(req: TurnRequest, s: TurnSummary, at: number, direction?: "input
 }
 
 /**
- * Checks the input for blocked topics. A hit answers with the policy message, records the
- * violation, and costs nothing: no admission, no model.
+ * Checks the input for blocked topics. A hit answers with the policy message and costs nothing: no
+ * admission, no model. The caller records it (`recordUnanswered`) once it knows the turn's index.
  */
 export function screenInput(req: TurnRequest): BlockedTurn | undefined {
   const last = [...req.messages].reverse().find((m) => m.role === "user");
   const topic = last ? matcherOf(req.tenant).match(last.content) : undefined;
   if (!topic) return undefined;
-  const text = policyMessage(req.tenant);
+  return { blocked: true, topic, text: policyMessage(req.tenant) };
+}
+
+/**
+ * Records a message answered without a model: its turn event (outcome `blocked` or `human`), and
+ * for a blocked topic the safety event. Nothing was called, so nothing is priced.
+ */
+export function recordUnanswered(req: TurnRequest, turn: UnansweredTurn, at = Date.now()): void {
+  const topic = turn.outcome === "blocked" ? turn.topic : null;
   record(
     req,
     {
-      outcome: "blocked",
-      text,
+      outcome: turn.outcome,
+      text: "",
       toolCalls: [],
-      model: req.model,
+      model: null,
       inputTokens: 0,
       outputTokens: 0,
       costUsd: 0,
       latencyMs: 0,
       firstTokenMs: null,
-      finishReason: "content_filter",
+      finishReason: topic ? "content_filter" : "stop",
       error: null,
       blockedTopic: topic,
     },
-    Date.now(),
+    at,
     "input",
   );
-  return { blocked: true, topic, text };
 }
 
 /** A turn that passed admission and has not run yet. */
@@ -208,11 +229,12 @@ export async function admitTurn(req: TurnRequest): Promise<AdmittedTurn> {
       details: [{ path: "model", message: "unknown model" }],
     });
   }
+  // Admission reserves at the price of the model the name calls (an alias resolved).
   const admitted = await admitMessage(req.env, req.tenant, {
     userId: req.userId,
     conversationId: req.conversationId,
     inputTokens,
-    model: req.model,
+    model: (requested[0] as (typeof requested)[number]).calledModel,
     maxTokens,
   });
   if (!admitted.ok) {
@@ -227,7 +249,7 @@ export async function admitTurn(req: TurnRequest): Promise<AdmittedTurn> {
 /** Gives back an admitted turn that will not run (its conversation turned out to be unknown). */
 export function releaseTurn(req: TurnRequest, turn: AdmittedTurn): void {
   settleMessage(req.env, req.ctx, req.tenant, turn.admitted.reservationId, {
-    model: turn.admitted.model,
+    model: calledModel(turn.admitted.model),
     inputTokens: 0,
     outputTokens: 0,
   });
@@ -259,7 +281,7 @@ export function startTurn(req: TurnRequest, turn: AdmittedTurn, messages = req.m
   return {
     admitted: turn.admitted,
     headers: turn.headers,
-    model: turn.admitted.model,
+    model: calledModel(turn.admitted.model),
     inputTokens,
     events,
     summary,
@@ -284,7 +306,8 @@ async function* run(
   const text: string[] = [];
   const calls: ToolCall[] = [];
   let usage: { inputTokens: number; outputTokens: number } | undefined;
-  let model = admitted.model;
+  // The model called last, an alias resolved: what is priced and recorded.
+  let model = calledModel(admitted.model);
   let firstTokenMs: number | null = null;
   let finishReason: TurnSummary["finishReason"] = "error";
   let error: string | null = null;
@@ -324,11 +347,11 @@ async function* run(
       } else if (ev.type === "usage") {
         usage = { inputTokens: ev.inputTokens, outputTokens: ev.outputTokens };
       } else if (ev.type === "done") {
-        model = ev.model;
+        model = calledModel(ev.model);
         finishReason = ev.finishReason;
         outcome = "ok";
       } else if (ev.type === "error") {
-        model = ev.model;
+        model = calledModel(ev.model);
         error = ev.error.message;
         timedOut = ev.error.kind === "timeout";
         outcome = "error";
@@ -352,7 +375,12 @@ async function* run(
       inputTokens: firstTokenMs === null && outcome === "error" ? 0 : inputTokens,
       outputTokens: countTextTokens(produced) + calls.reduce((n, c) => n + countTextTokens(c.arguments), 0),
     };
-    if (req.signal.aborted && outcome === "error") error = "client disconnected";
+    // The visitor left (closed the tab, cancelled the stream): not a failure of the model, so its
+    // own outcome, kept out of the error rate. What was produced is still settled and counted.
+    if (req.signal.aborted && outcome === "error") {
+      outcome = "disconnected";
+      error = "client disconnected";
+    }
     const costUsd = settleMessage(req.env, req.ctx, req.tenant, admitted.reservationId, {
       model,
       inputTokens: used.inputTokens,

@@ -144,6 +144,27 @@ function openAiType(code: ErrorCode): string {
   }
 }
 
+/** OpenAI's own `code` for an error and the `param` it is about (null: none). */
+export interface OpenAiAbout {
+  param: string | null;
+  code: string;
+}
+
+/**
+ * What refused a 429, in OpenAI's terms: a rate limit is `rate_limit_exceeded` with the level as
+ * `param` (`user`, `tenant`, `global`, `address`); a budget is `insufficient_quota` with the budget
+ * as `param` (`monthly_tokens`, `daily_cost`, `conversation_cost`, ...). Read from the refusal's
+ * details (`level`, `budget`); null for any other error.
+ */
+export function refusalAbout(code: ErrorCode, details: unknown): OpenAiAbout | null {
+  if (code !== "RATE_LIMITED" && code !== "BUDGET_EXCEEDED") return null;
+  const d = typeof details === "object" && details !== null ? (details as Record<string, unknown>) : {};
+  const name = (v: unknown) => (typeof v === "string" && v !== "" ? v : null);
+  return code === "BUDGET_EXCEEDED"
+    ? { code: "insufficient_quota", param: name(d.budget) }
+    : { code: "rate_limit_exceeded", param: name(d.level) };
+}
+
 /**
  * OpenAI's error body: `{error: {message, type, param, code}}`, with our request id alongside.
  * `about` names the offending parameter and OpenAI's own code for it, where OpenAI has one.
@@ -152,7 +173,7 @@ export function openAiError(
   code: ErrorCode,
   message: string,
   requestId: string,
-  about: { param: string; code: string } | null = null,
+  about: OpenAiAbout | null = null,
 ) {
   return {
     error: {

@@ -10,6 +10,7 @@ import { secretKeyOnly } from "../tenants/scope";
 import {
   checkTools,
   prepareTurn,
+  recordUnanswered,
   screenInput,
   type TurnOutput,
   type TurnRequest,
@@ -23,6 +24,7 @@ import {
   chunk,
   completion,
   openAiError,
+  refusalAbout,
   toInternal,
   toolChoiceOf,
   toolsOf,
@@ -72,7 +74,7 @@ const route = createRoute({
 function openAiErrorResponse(c: Context<AppEnv>, err: Error): Response {
   const rid = c.get("requestId") ?? "unknown";
   if (err instanceof AppError) {
-    const about = err instanceof ModelNotAllowed ? err.openAi : null;
+    const about = err instanceof ModelNotAllowed ? err.openAi : refusalAbout(err.code, err.details);
     return c.json(openAiError(err.code, err.message, rid, about), err.status, err.headers);
   }
   if (err instanceof HTTPException && err.status < 500) {
@@ -132,6 +134,7 @@ openAiChat.openapi(route, async (c) => {
 
   const blocked = screenInput(req);
   if (blocked) {
+    recordUnanswered(req, { outcome: "blocked", topic: blocked.topic });
     const answer = completion(meta, blocked.text, [], "content_filter", { inputTokens: 0, outputTokens: 0 });
     if (!body.stream) return c.json(answer, 200);
     const frames = (async function* () {

@@ -1,9 +1,14 @@
-// Imported per encoding so the worker bundle carries one rank table (o200k_base, GPT-4o's), not all.
-import { countTokens, decode, encode } from "gpt-tokenizer/encoding/o200k_base";
 import type { ChatMessage, ChatRequest, ToolDefinition } from "./providers/types";
+import { PIECE, PUNCT } from "./token-pieces";
+import { EMOJI_SINGLE, HAN_SINGLE, HANGUL_SINGLE, LETTER_PAIRS, PUNCT_PAIRS } from "./token-tables";
 
-// Visitor text that happens to contain "<|endoftext|>" is text: by default the tokenizer throws on it.
-const PLAIN = { disallowedSpecial: new Set<string>() };
+// Token counts in the worker are estimates, biased high: o200k_base's 200,000-entry rank table
+// would be most of the bundle and most of a cold start, and admission only needs an upper bound
+// (settlement uses the provider's reported usage). The estimator splits text the way o200k_base
+// does before BPE (its pre-tokenizer regex: a token never spans two pieces), then prices each piece
+// from what BPE does inside such pieces, learned from the exact tokenizer (local/token-tables.ts).
+// Held against the exact count in test/worker/providers/tokens.test.ts: at most 10% under, at most
+// 50% over, per text of 8 tokens or more (docs/chat.md).
 
 // OpenAI's chat format wraps each message as <|im_start|>{role}<|im_sep|>{content}<|im_end|>:
 // three framing tokens plus one for the role; every reply is primed with three more.
@@ -13,16 +18,187 @@ const REPLY_PRIMING = 3;
 const PER_TOOL_CALL = 4;
 const PER_TOOL_DEFINITION = 8;
 
-/** Tokens in a piece of text under o200k_base. */
-export function countTextTokens(text: string): number {
-  return text.length === 0 ? 0 : countTokens(text, PLAIN);
+const LETTER_OR_MARK = /[\p{L}\p{M}]/u;
+const SPACE = /\s/u;
+const LOWER = /[a-z]/;
+// Tuned on test/worker/providers/token-corpus.ts so that the estimate errs high.
+const LETTER_CUT = 1.8; // a pair of letters cut with chance p costs 1.8 p tokens (at most 1)
+const CAPS_CUT = 2; // words in capitals cut more often than the (lower-case) table says:
+const CAPS_MIN = 0.15; // at least this often between two capitals
+const PUNCT_CUT = 1.4;
+const SPACE_CHANGE = 0.5; // "\n  \n" is two tokens, "\n\n" one
+const LEAD_MARK = 0.4; // a mark before a word ("(word", "/path") is often its own token
+const CONTRACTION = 0.4; // an apostrophe after letters
+const LEAD_LIGHT = 0.2; // but "'est", "_id" are usually one
+const LONG_WORD = 16; // from this many letters, a word is priced at one token per 3 letters past 4
+const HAN = 0.75; // per single-token Han character (common ones also merge in pairs)
+const HANGUL = 0.5;
+const KANA = 0.6;
+const CJK_RARE = 2.6; // a Han or Hangul character that is not one token is two or three
+const CYRILLIC = 0.2; // per letter after the first of a word
+const GREEK = 0.45;
+const ARABIC_HEBREW = 0.35;
+const INDIC = 0.35;
+const THAI = 0.35;
+const LATIN_ACCENTED = 0.4;
+const OTHER_LETTER = 0.6;
+const SYMBOL_2_BYTES = 1;
+const SYMBOL_3_BYTES = 2;
+const EMOJI = 1.1; // per single-token emoji
+const ASTRAL = 2.8; // any other 4-byte character
+
+// Decoded on first use and kept for the isolate's life: a few kilobytes of lookup tables.
+let decoded:
+  | {
+      letters: Float64Array;
+      marks: Float64Array;
+      markIndex: Int8Array;
+      han: Uint8Array;
+      hangul: Uint8Array;
+      emoji: Uint8Array;
+    }
+  | undefined;
+function tables() {
+  if (decoded) return decoded;
+  const bits = (b64: string) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const chances = (digits: string) => Float64Array.from(digits, (d) => Number.parseInt(d, 36) / 35);
+  const markIndex = new Int8Array(128).fill(-1);
+  for (let i = 0; i < PUNCT.length; i++) markIndex[PUNCT.charCodeAt(i)] = i;
+  decoded = {
+    letters: chances(LETTER_PAIRS),
+    marks: chances(PUNCT_PAIRS),
+    markIndex,
+    han: bits(HAN_SINGLE),
+    hangul: bits(HANGUL_SINGLE),
+    emoji: bits(EMOJI_SINGLE),
+  };
+  return decoded;
+}
+const has = (bits: Uint8Array, i: number) => (((bits[i >> 3] ?? 0) >> (i & 7)) & 1) === 1;
+const isAsciiSpace = (cp: number) => cp === 32 || (cp >= 9 && cp <= 13);
+
+/** Tokens a run of one repeated mark or space costs: o200k_base has tokens for long runs of some. */
+function runTokens(ch: string, n: number): number {
+  const per =
+    ch === " " ? 32 : "-=*#_./".includes(ch) ? 16 : "\n\t\r!~".includes(ch) ? 8 : ch === "`" ? 2 : 4;
+  return Math.ceil(n / per);
 }
 
-/** The first `max` tokens of a text, and whether it had to be cut. */
+/** Tokens of one non-ASCII letter (first letters of a word included). */
+function letterTokens(cp: number): number {
+  if (cp >= 0x4e00 && cp <= 0x9fff) return has(tables().han, cp - 0x4e00) ? HAN : CJK_RARE;
+  if (cp >= 0xac00 && cp <= 0xd7a3) return has(tables().hangul, cp - 0xac00) ? HANGUL : CJK_RARE;
+  if (cp >= 0x3040 && cp <= 0x30ff) return KANA;
+  if ((cp >= 0x3400 && cp <= 0x4dbf) || (cp >= 0xf900 && cp <= 0xfaff)) return CJK_RARE;
+  if (cp >= 0x0400 && cp <= 0x052f) return CYRILLIC;
+  if (cp >= 0x0370 && cp <= 0x03ff) return GREEK;
+  if (cp >= 0x0590 && cp <= 0x06ff) return ARABIC_HEBREW;
+  if (cp >= 0x0900 && cp <= 0x0dff) return INDIC;
+  if (cp >= 0x0e00 && cp <= 0x0e7f) return THAI;
+  if ((cp >= 0x00c0 && cp <= 0x024f) || (cp >= 0x1e00 && cp <= 0x1eff)) return LATIN_ACCENTED;
+  return OTHER_LETTER;
+}
+
+/** Estimated tokens of one pre-tokenizer piece: at least one. */
+function pieceTokens(piece: string): number {
+  const c0 = piece.charCodeAt(0);
+  if (c0 >= 48 && c0 <= 57) return 1; // 1-3 digits
+  const t = tables();
+  const caps = !LOWER.test(piece);
+  let n = 0;
+  let ascii = 0; // ASCII letters and marks: the piece then costs one token before any cut
+  let other = 0; // non-ASCII letters: priced one by one, on half a token of base
+  let word = 0;
+  let prevLetter = -1;
+  let prevUpper = false;
+  let prevMark = -1;
+  let leadMark = false;
+  let leadLight = false;
+  let run = "";
+  let runLength = 0;
+  let prevSpace = false;
+  for (const ch of piece) {
+    const cp = ch.codePointAt(0) ?? 0;
+    if (ch === run) {
+      runLength++;
+      continue;
+    }
+    const afterRun = runLength > 1;
+    if (afterRun) n += runTokens(run, runLength) - 1;
+    run = "";
+    runLength = 0;
+    const wasSpace = prevSpace;
+    prevSpace = false;
+    const lower = cp >= 97 && cp <= 122;
+    const upper = cp >= 65 && cp <= 90;
+    if (lower || upper) {
+      const l = cp - (lower ? 97 : 65);
+      if (prevLetter >= 0) {
+        // A cut costs one token; the chance comes from the table, scaled up to err high.
+        const p = t.letters[prevLetter * 26 + l] ?? 1;
+        n +=
+          upper && prevUpper && caps
+            ? Math.min(1, Math.max(CAPS_MIN, CAPS_CUT * p))
+            : Math.min(1, LETTER_CUT * p);
+      } else if (leadMark && word === 0) n += leadLight ? LEAD_LIGHT : LEAD_MARK;
+      prevLetter = l;
+      prevUpper = upper;
+      prevMark = -1;
+      ascii++;
+      word++;
+      continue;
+    }
+    prevLetter = -1;
+    if (cp < 128) {
+      const m = t.markIndex[cp] ?? -1;
+      if (m >= 0) {
+        if (prevMark >= 0)
+          n += afterRun ? 1 : Math.min(1, PUNCT_CUT * (t.marks[prevMark * PUNCT.length + m] ?? 1));
+        else if (ascii > 0) n += ch === "'" ? CONTRACTION : 1; // "I'm", "don't": often one token
+        leadMark = ascii === 0 && other === 0;
+        leadLight = leadMark && (ch === "'" || ch === "_");
+        ascii++;
+      } else if (isAsciiSpace(cp)) {
+        if (wasSpace) n += SPACE_CHANGE;
+        if (ch !== " ") ascii++;
+        prevSpace = true;
+      }
+      prevMark = m;
+      run = ch;
+      runLength = 1;
+      continue;
+    }
+    prevMark = -1;
+    if (SPACE.test(ch)) continue;
+    if (cp > 0xffff)
+      n += cp >= 0x1f000 && cp <= 0x1faff && has(tables().emoji, cp - 0x1f000) ? EMOJI : ASTRAL;
+    else if (LETTER_OR_MARK.test(ch)) {
+      n += letterTokens(cp);
+      other++;
+    } else n += cp === 0x200d || cp === 0xfe0f ? 0.5 : cp < 0x800 ? SYMBOL_2_BYTES : SYMBOL_3_BYTES;
+  }
+  if (runLength > 1) n += runTokens(run, runLength) - 1;
+  if (word >= LONG_WORD) n = Math.max(n, (word - 4) / 3);
+  n += ascii > 0 ? 1 : other > 0 ? 0.5 : 0;
+  return Math.max(1, Math.round(n));
+}
+
+/** Estimated tokens in a piece of text under o200k_base; errs high (see the bounds above). */
+export function countTextTokens(text: string): number {
+  let n = 0;
+  for (const m of text.matchAll(PIECE)) n += pieceTokens(m[0]);
+  return n;
+}
+
+/** The longest prefix of a text estimated at no more than `max` tokens, cut between pieces. */
 export function truncateToTokens(text: string, max: number): { text: string; tokens: number; cut: boolean } {
-  const tokens = encode(text, PLAIN);
-  if (tokens.length <= max) return { text, tokens: tokens.length, cut: false };
-  return { text: decode(tokens.slice(0, max)), tokens: max, cut: true };
+  let n = 0;
+  for (const m of text.matchAll(PIECE)) {
+    const t = pieceTokens(m[0]);
+    if (n + t > max) return { text: text.slice(0, m.index), tokens: n, cut: true };
+    n += t;
+  }
+  return { text, tokens: n, cut: false };
 }
 
 function messageTokens(m: ChatMessage): number {

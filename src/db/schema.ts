@@ -32,6 +32,11 @@ export const tenants = pgTable("tenants", {
   userRateLimitPerMinute: integer("user_rate_limit_per_minute").notNull().default(30),
   dailyCostBudgetUsd: doublePrecision("daily_cost_budget_usd"),
   conversationCostCapUsd: doublePrecision("conversation_cost_cap_usd").notNull().default(0.5),
+  /** No browser visitor may use more than this fraction of the monthly token budget (1: no limit). */
+  visitorMonthlyTokenShare: doublePrecision("visitor_monthly_token_share").notNull().default(0.05),
+  /** Per client address, on publishable-key traffic (src/chat/address-limits.ts). */
+  addressMessagesPerMinute: integer("address_messages_per_minute").notNull().default(30),
+  addressConversationsPerHour: integer("address_conversations_per_hour").notNull().default(20),
   fallbackModel: text("fallback_model"),
   timezone: text("timezone").notNull().default("UTC"),
   pricingOverrides: jsonb("pricing_overrides").$type<PricingOverrides>().notNull().default({}),
@@ -44,6 +49,10 @@ export const tenants = pgTable("tenants", {
   /** What the bot answers when a blocked topic comes up; empty means the platform default. */
   policyMessage: text("policy_message").notNull().default(""),
   allowedOrigins: jsonb("allowed_origins").$type<string[]>().notNull().default([]),
+  /** Cloudflare Turnstile: the public site key the widget renders with; null with the secret: off. */
+  turnstileSiteKey: text("turnstile_site_key"),
+  /** Turnstile's secret key for siteverify; write-only in the API (never returned). */
+  turnstileSecretKey: text("turnstile_secret_key"),
   active: boolean("active").notNull().default(true),
   configVersion: integer("config_version").notNull().default(1),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
@@ -96,7 +105,10 @@ export type ApiKeyRow = typeof apiKeys.$inferSelect;
 const tz = { withTimezone: true } as const;
 const day = (name: string) => date(name, { mode: "string" });
 
-/** One model answer (or refusal): latency, tokens, cost, model, variant, outcome. */
+/** How one visitor message was answered (the turn's outcome; see docs/analytics.md). */
+export const TURN_OUTCOMES = ["ok", "error", "disconnected", "blocked", "human", "refused"] as const;
+
+/** One answered visitor message: latency, tokens, cost, requested and called model, variant, outcome. */
 export const turns = pgTable(
   "turns",
   {
@@ -108,7 +120,10 @@ export const turns = pgTable(
     /** The UTC day of `at`: the rollup row this turn counted into. */
     day: day("day").notNull(),
     turnIndex: integer("turn_index").notNull(),
+    /** The model name requested, as written (maybe an alias). */
     model: text("model").notNull(),
+    /** The model actually called last, an alias resolved; null when none was (blocked, hand-over). */
+    calledModel: text("called_model"),
     experiment: text("experiment"),
     variant: text("variant"),
     inputTokens: bigint("input_tokens", { mode: "number" }).notNull(),
@@ -116,7 +131,7 @@ export const turns = pgTable(
     costUsd: doublePrecision("cost_usd").notNull(),
     latencyMs: doublePrecision("latency_ms").notNull(),
     firstTokenMs: doublePrecision("first_token_ms"),
-    outcome: text("outcome", { enum: ["ok", "error", "blocked", "refused"] }).notNull(),
+    outcome: text("outcome", { enum: TURN_OUTCOMES }).notNull(),
     error: text("error"),
     toolsUsed: jsonb("tools_used").$type<string[]>().notNull(),
     channel: text("channel").notNull(),
@@ -208,7 +223,11 @@ export const tenantDaily = pgTable(
     /** Turns that reached a model (ok + error): the base of latency and error rate. */
     answered: integer("answered").notNull().default(0),
     errors: integer("errors").notNull().default(0),
+    /** Turns the client left mid-answer: neither answered nor errors. */
+    disconnected: integer("disconnected").notNull().default(0),
     blocked: integer("blocked").notNull().default(0),
+    /** Messages handed to a human without a model call. */
+    human: integer("human").notNull().default(0),
     refused: integer("refused").notNull().default(0),
     inputTokens: bigint("input_tokens", { mode: "number" }).notNull().default(0),
     outputTokens: bigint("output_tokens", { mode: "number" }).notNull().default(0),
@@ -351,12 +370,17 @@ export type ExperimentRow = typeof experiments.$inferSelect;
 // Monitoring (src/monitoring, docs/monitoring.md): hourly rollups for alert windows, all-time
 // counters for Prometheus, admission refusals, queue lag, tenants' alert settings and the alerts.
 
-/** Admission refusals by what refused: the three rate levels and the three budgets. */
+/**
+ * Refused visitor messages by what refused: the three rate levels, the client address's window
+ * (browser messages) and the four budgets.
+ */
 export const REFUSAL_REASONS = [
   "user",
   "tenant",
   "global",
+  "address",
   "monthly_tokens",
+  "visitor_tokens",
   "daily_cost",
   "conversation_cost",
 ] as const;
@@ -370,7 +394,9 @@ const counterColumns = () => ({
   turns: count("turns"),
   answered: count("answered"),
   errors: count("errors"),
+  disconnected: count("disconnected"),
   blocked: count("blocked"),
+  human: count("human"),
   inputTokens: count("input_tokens"),
   outputTokens: count("output_tokens"),
   costUsd: doublePrecision("cost_usd").notNull().default(0),
@@ -386,7 +412,9 @@ const counterColumns = () => ({
   refusedUser: count("refused_user"),
   refusedTenant: count("refused_tenant"),
   refusedGlobal: count("refused_global"),
+  refusedAddress: count("refused_address"),
   refusedMonthlyTokens: count("refused_monthly_tokens"),
+  refusedVisitorTokens: count("refused_visitor_tokens"),
   refusedDailyCost: count("refused_daily_cost"),
   refusedConversationCost: count("refused_conversation_cost"),
   updatedAt: timestamp("updated_at", tz).notNull().defaultNow(),

@@ -92,7 +92,7 @@ type Totals = Counters & { tenant_id: string };
 const COUNTERS: { name: string; help: string; samples: (t: Totals) => [Labels, number][] }[] = [
   {
     name: "requests_total",
-    help: "Chat messages received: answered, blocked by safety, or refused by admission",
+    help: "Chat messages received: every turn (a model's answer, a disconnect, blocked by safety, handed to a human) and every admission refusal",
     samples: (t) => [
       [
         {},
@@ -100,7 +100,9 @@ const COUNTERS: { name: string; help: string; samples: (t: Totals) => [Labels, n
           t.refused_user +
           t.refused_tenant +
           t.refused_global +
+          t.refused_address +
           t.refused_monthly_tokens +
+          t.refused_visitor_tokens +
           t.refused_daily_cost +
           t.refused_conversation_cost,
       ],
@@ -108,11 +110,13 @@ const COUNTERS: { name: string; help: string; samples: (t: Totals) => [Labels, n
   },
   {
     name: "turns_total",
-    help: "Model turns by outcome",
+    help: "Turns (answered visitor messages) by outcome",
     samples: (t) => [
       [{ outcome: "ok" }, t.answered - t.errors],
       [{ outcome: "error" }, t.errors],
+      [{ outcome: "disconnected" }, t.disconnected],
       [{ outcome: "blocked" }, t.blocked],
+      [{ outcome: "human" }, t.human],
     ],
   },
   {
@@ -153,11 +157,12 @@ const COUNTERS: { name: string; help: string; samples: (t: Totals) => [Labels, n
   },
   {
     name: "rate_limit_refusals_total",
-    help: "Messages refused by a rate limit, by level",
+    help: "Messages refused by a rate limit, by level (address: a browser address's messages per minute)",
     samples: (t) => [
       [{ level: "user" }, t.refused_user],
       [{ level: "tenant" }, t.refused_tenant],
       [{ level: "global" }, t.refused_global],
+      [{ level: "address" }, t.refused_address],
     ],
   },
   {
@@ -165,6 +170,7 @@ const COUNTERS: { name: string; help: string; samples: (t: Totals) => [Labels, n
     help: "Messages refused by a budget, by budget",
     samples: (t) => [
       [{ budget: "monthly_tokens" }, t.refused_monthly_tokens],
+      [{ budget: "visitor_tokens" }, t.refused_visitor_tokens],
       [{ budget: "daily_cost" }, t.refused_daily_cost],
       [{ budget: "conversation_cost" }, t.refused_conversation_cost],
     ],

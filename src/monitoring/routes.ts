@@ -37,15 +37,25 @@ export const Volume = z
     turns: z.number(),
     answered: z.number(),
     errors: z.number(),
+    disconnected: z
+      .number()
+      .openapi({ description: "Turns the client left mid-answer: not answered, not errors" }),
     blocked: z.number(),
+    human: z.number().openapi({ description: "Messages handed to a human without a model call" }),
     input_tokens: z.number(),
     output_tokens: z.number(),
     cost_usd: z.number(),
     conversations: z.number(),
     safety_violations: z.number(),
-    rate_limit_refusals: z.object({ user: z.number(), tenant: z.number(), global: z.number() }),
+    rate_limit_refusals: z.object({
+      user: z.number(),
+      tenant: z.number(),
+      global: z.number(),
+      address: z.number().openapi({ description: "Browser messages over their address's window" }),
+    }),
     budget_refusals: z.object({
       monthly_tokens: z.number(),
+      visitor_tokens: z.number().openapi({ description: "A browser visitor's share of the month used up" }),
       daily_cost: z.number(),
       conversation_cost: z.number(),
     }),

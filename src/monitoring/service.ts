@@ -116,14 +116,21 @@ export interface Volume {
   turns: number;
   answered: number;
   errors: number;
+  disconnected: number;
   blocked: number;
+  human: number;
   input_tokens: number;
   output_tokens: number;
   cost_usd: number;
   conversations: number;
   safety_violations: number;
-  rate_limit_refusals: { user: number; tenant: number; global: number };
-  budget_refusals: { monthly_tokens: number; daily_cost: number; conversation_cost: number };
+  rate_limit_refusals: { user: number; tenant: number; global: number; address: number };
+  budget_refusals: {
+    monthly_tokens: number;
+    visitor_tokens: number;
+    daily_cost: number;
+    conversation_cost: number;
+  };
   daily_active_users_today: number;
 }
 
@@ -172,7 +179,9 @@ export function volumeOf(s: WindowSums | undefined): Volume {
     n(s?.refused_user) +
     n(s?.refused_tenant) +
     n(s?.refused_global) +
+    n(s?.refused_address) +
     n(s?.refused_monthly_tokens) +
+    n(s?.refused_visitor_tokens) +
     n(s?.refused_daily_cost) +
     n(s?.refused_conversation_cost);
   return {
@@ -181,7 +190,9 @@ export function volumeOf(s: WindowSums | undefined): Volume {
     turns: n(s?.turns),
     answered: n(s?.answered),
     errors: n(s?.errors),
+    disconnected: n(s?.disconnected),
     blocked: n(s?.blocked),
+    human: n(s?.human),
     input_tokens: n(s?.input_tokens),
     output_tokens: n(s?.output_tokens),
     cost_usd: n(s?.cost_usd),
@@ -191,9 +202,11 @@ export function volumeOf(s: WindowSums | undefined): Volume {
       user: n(s?.refused_user),
       tenant: n(s?.refused_tenant),
       global: n(s?.refused_global),
+      address: n(s?.refused_address),
     },
     budget_refusals: {
       monthly_tokens: n(s?.refused_monthly_tokens),
+      visitor_tokens: n(s?.refused_visitor_tokens),
       daily_cost: n(s?.refused_daily_cost),
       conversation_cost: n(s?.refused_conversation_cost),
     },

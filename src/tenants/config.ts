@@ -50,9 +50,16 @@ export function getTenantConfig(svc: Services, tenantId: string): Promise<Tenant
   return tenantConfigs.get(svc, tenantId);
 }
 
-/** The key record behind a prefix, found through the unique prefix index. */
-export function findApiKey(svc: Services, prefix: string): Promise<ApiKeyRecord | undefined> {
-  return apiKeyRecords.get(svc, prefix);
+/**
+ * The key record behind a prefix, found through the unique prefix index. `cachedOnly`: only what the
+ * isolate or Redis already holds, never Postgres (for an address over its failed-attempt limit).
+ */
+export function findApiKey(
+  svc: Services,
+  prefix: string,
+  { cachedOnly = false } = {},
+): Promise<ApiKeyRecord | undefined> {
+  return cachedOnly ? apiKeyRecords.cached(svc, prefix) : apiKeyRecords.get(svc, prefix);
 }
 
 /** Drops a tenant's cached config here and in Redis; called after the Postgres write commits. */

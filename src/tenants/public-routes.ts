@@ -17,5 +17,12 @@ const configRoute = createRoute({
 /** Tenant-key routes about the tenant itself. */
 export const tenantPublic = newRouter().openapi(configRoute, (c) => {
   const t = c.get("tenant");
-  return c.json({ tenant_id: t.id, name: t.name, greeting: t.customGreeting, model: t.model }, 200);
+  const turnstile =
+    t.turnstileSecretKey && t.turnstileSiteKey
+      ? { site_key: t.turnstileSiteKey, script_url: c.get("svc").env.TURNSTILE_SCRIPT_URL }
+      : null;
+  return c.json(
+    { tenant_id: t.id, name: t.name, greeting: t.customGreeting, model: t.model, turnstile },
+    200,
+  );
 });

@@ -2,6 +2,8 @@ import { z } from "@hono/zod-openapi";
 
 const TENANT_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const MODEL = /^[A-Za-z0-9@][A-Za-z0-9._:/@-]{0,127}$/;
+/** Turnstile site and secret keys: "0x4AAA...", and the documented test keys "1x0000...AA". */
+const TURNSTILE_KEY = /^[0-9]x[A-Za-z0-9_-]{10,100}$/;
 
 const origin = z
   .string()
@@ -37,6 +39,14 @@ const configFields = {
   user_rate_limit_per_minute: z.number().int().min(1).max(100_000),
   daily_cost_budget_usd: z.number().min(0).max(1e7).nullable(),
   conversation_cost_cap_usd: z.number().min(0).max(1e5),
+  /** No browser visitor may use more of the monthly token budget than this fraction; 1 turns it off. */
+  visitor_monthly_token_share: z
+    .number()
+    .gt(0, "must be above 0 (1 turns the share off)")
+    .max(1, "a fraction of the monthly budget: at most 1"),
+  /** Per client address, on publishable-key traffic: messages per minute, new conversations per hour. */
+  address_messages_per_minute: z.number().int().min(1).max(100_000),
+  address_conversations_per_hour: z.number().int().min(1).max(100_000),
   fallback_model: z.string().regex(MODEL).nullable(),
   /** What an OpenAI-route caller may name besides `model` and `fallback_model`; empty: just those. */
   allowed_models: z.array(z.string().regex(MODEL, "unknown model name format")).max(20),
@@ -52,9 +62,17 @@ const configFields = {
   custom_greeting: z.string().max(2_000),
   policy_message: z.string().max(2_000),
   allowed_origins: z.array(origin).max(100),
+  /** Cloudflare Turnstile's public site key; the widget renders the check with it. */
+  turnstile_site_key: z.string().regex(TURNSTILE_KEY, "not a Turnstile site key").nullable(),
 };
 
-const ConfigFields = z.object(configFields);
+/** Settings accepted on writes and never answered: the API says `turnstile_enabled` instead. */
+const writeOnlyFields = {
+  /** Turnstile's secret key, for siteverify; setting it (with a site key) turns the bot check on, null off. */
+  turnstile_secret_key: z.string().regex(TURNSTILE_KEY, "not a Turnstile secret key").nullable(),
+};
+
+const ConfigFields = z.object({ ...configFields, ...writeOnlyFields });
 
 export const TenantCreate = ConfigFields.partial()
   .extend({
@@ -78,6 +96,10 @@ export const Tenant = z
   .object({
     tenant_id: z.string(),
     ...configFields,
+    turnstile_enabled: z.boolean().openapi({
+      description:
+        "A Turnstile secret key is set: browsers pass the bot check before their first conversation",
+    }),
     active: z.boolean(),
     config_version: z.number().int(),
     created_at: z.string(),
@@ -138,7 +160,16 @@ export const ListQuery = z.object({
 });
 
 export const PublicConfig = z
-  .object({ tenant_id: z.string(), name: z.string(), greeting: z.string(), model: z.string() })
+  .object({
+    tenant_id: z.string(),
+    name: z.string(),
+    greeting: z.string(),
+    model: z.string(),
+    turnstile: z.object({ site_key: z.string(), script_url: z.string() }).nullable().openapi({
+      description:
+        "The bot check a browser passes before its first conversation (send the token as turnstile_token); null when off",
+    }),
+  })
   .openapi("PublicConfig");
 
 export const AuditEntry = z

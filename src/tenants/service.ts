@@ -40,6 +40,9 @@ function columnsOf(input: Partial<TenantCreateInput> & { active?: boolean }): Pa
     userRateLimitPerMinute: input.user_rate_limit_per_minute,
     dailyCostBudgetUsd: input.daily_cost_budget_usd,
     conversationCostCapUsd: input.conversation_cost_cap_usd,
+    visitorMonthlyTokenShare: input.visitor_monthly_token_share,
+    addressMessagesPerMinute: input.address_messages_per_minute,
+    addressConversationsPerHour: input.address_conversations_per_hour,
     fallbackModel: input.fallback_model,
     timezone: input.timezone,
     pricingOverrides: input.pricing_overrides,
@@ -50,6 +53,8 @@ function columnsOf(input: Partial<TenantCreateInput> & { active?: boolean }): Pa
     customGreeting: input.custom_greeting,
     policyMessage: input.policy_message,
     allowedOrigins: input.allowed_origins,
+    turnstileSiteKey: input.turnstile_site_key,
+    turnstileSecretKey: input.turnstile_secret_key,
     active: input.active,
   };
   return Object.fromEntries(Object.entries(map).filter(([, v]) => v !== undefined)) as Partial<TenantRow>;
@@ -68,6 +73,9 @@ export function tenantOut(row: TenantRow) {
     user_rate_limit_per_minute: row.userRateLimitPerMinute,
     daily_cost_budget_usd: row.dailyCostBudgetUsd,
     conversation_cost_cap_usd: row.conversationCostCapUsd,
+    visitor_monthly_token_share: row.visitorMonthlyTokenShare,
+    address_messages_per_minute: row.addressMessagesPerMinute,
+    address_conversations_per_hour: row.addressConversationsPerHour,
     fallback_model: row.fallbackModel,
     allowed_models: row.allowedModels,
     timezone: row.timezone,
@@ -78,11 +86,29 @@ export function tenantOut(row: TenantRow) {
     custom_greeting: row.customGreeting,
     policy_message: row.policyMessage,
     allowed_origins: row.allowedOrigins,
+    turnstile_site_key: row.turnstileSiteKey,
+    // The secret key is write-only: whoever reads a tenant learns that it is set, never what it is.
+    turnstile_enabled: row.turnstileSecretKey !== null,
     active: row.active,
     config_version: row.configVersion,
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
   };
+}
+
+/** What the audit log keeps of a write: the Turnstile secret key only as whether it was set. */
+function redacted<T extends { turnstile_secret_key?: string | null }>(input: T) {
+  if (input.turnstile_secret_key == null) return input;
+  return { ...input, turnstile_secret_key: "[redacted]" };
+}
+
+/** A secret key without a site key would ask browsers for a check the widget cannot show. */
+function checkTurnstile(row: TenantRow): void {
+  if (row.turnstileSecretKey !== null && row.turnstileSiteKey === null) {
+    throw new AppError("VALIDATION_FAILED", "turnstile_secret_key needs a turnstile_site_key", {
+      details: [{ path: "turnstile_site_key", message: "required while turnstile_secret_key is set" }],
+    });
+  }
 }
 
 /** The API's view of a key row: never the hash. */
@@ -107,7 +133,8 @@ export async function createTenant(db: Db, who: Actor, input: TenantCreateInput)
       .onConflictDoNothing()
       .returning();
     if (!row) throw new AppError("CONFLICT", `tenant ${input.tenant_id} already exists`);
-    await audit(tx, who, row.id, "tenant.create", row.id, { config: input });
+    checkTurnstile(row);
+    await audit(tx, who, row.id, "tenant.create", row.id, { config: redacted(input) });
     return row;
   });
 }
@@ -153,8 +180,9 @@ export async function updateTenant(
       .where(eq(tenants.id, id))
       .returning();
     if (!row) throw new AppError("NOT_FOUND", `no tenant ${id}`);
+    checkTurnstile(row);
     const action = patch.active === false ? "tenant.deactivate" : "tenant.update";
-    await audit(tx, who, id, action, id, { changes: patch });
+    await audit(tx, who, id, action, id, { changes: redacted(patch) });
     return row;
   });
 }

@@ -35,6 +35,17 @@ describe("the console's configuration fields", () => {
       message: "gpt 4o: not a model name",
     });
     expect(field("name").parse("  ")).toEqual({ ok: false, message: "required" });
+    // The Turnstile secret is write-only: empty keeps it (nothing sent), "off" removes it.
+    const secret = field("turnstile_secret_key");
+    expect(secret.show(undefined)).toBe("");
+    expect(secret.parse("")).toEqual({ ok: true, value: undefined });
+    expect(secret.parse("off")).toEqual({ ok: true, value: null });
+    expect(secret.parse("1x0000000000000000000000000000000AA")).toEqual({
+      ok: true,
+      value: "1x0000000000000000000000000000000AA",
+    });
+    expect(secret.parse("hunter2")).toEqual({ ok: false, message: "not a Turnstile secret key" });
+    expect(field("turnstile_site_key").parse("")).toEqual({ ok: true, value: null });
     expect(field("timezone").parse("Mars/Olympus")).toEqual({ ok: false, message: "not an IANA time zone" });
     expect(field("pricing_overrides").parse('{"mock":{"input":1,"output":2}}')).toEqual({
       ok: true,

@@ -3,6 +3,7 @@ import { ApiError, apiErrorOf, retryAfterSeconds } from "../../web/shared/api-er
 import { NetworkError } from "../../web/widget/api";
 import { explain } from "../../web/widget/chat";
 import { parseFrame, readSse } from "../../web/widget/sse";
+import { BotCheckError } from "../../web/widget/turnstile";
 
 /** A body that delivers `chunks` one read at a time, as a slow network does. */
 function body(chunks: string[]): ReadableStream<Uint8Array> {
@@ -93,6 +94,18 @@ describe("the widget's messages", () => {
       "This chat isn't available on this site right now.",
     );
     expect(explain(new NetworkError("offline"))).toContain("We can't reach the chat right now");
+    // The bot check: refused by the server (siteverify's codes in details) or by Turnstile itself.
+    const notPerson = "We couldn't confirm that you're a person, so the chat can't start. Please try again.";
+    expect(
+      explain(
+        new ApiError("bot check failed", {
+          status: 403,
+          code: "FORBIDDEN",
+          details: { error_codes: ["invalid-input-response"] },
+        }),
+      ),
+    ).toBe(notPerson);
+    expect(explain(new BotCheckError("turnstile error 600010"))).toBe(notPerson);
   });
 });
 

@@ -70,12 +70,39 @@ describe("admin: tenants", () => {
       rate_limit_per_minute: 60,
       user_rate_limit_per_minute: 30,
       conversation_cost_cap_usd: 0.5,
+      visitor_monthly_token_share: 0.05,
+      address_messages_per_minute: 30,
+      address_conversations_per_hour: 20,
       allowed_tools: [],
       allowed_models: [],
       blocked_topics: [],
       escalation_email: "",
       custom_greeting: "Hello! How can I help you today?",
       timezone: "UTC",
+    });
+  });
+
+  it("sets the visitor token share and per-address limits on create and patch", async () => {
+    const t = await createTenant({
+      visitor_monthly_token_share: 0.1,
+      address_messages_per_minute: 12,
+      address_conversations_per_hour: 3,
+    });
+    expect(t).toMatchObject({
+      visitor_monthly_token_share: 0.1,
+      address_messages_per_minute: 12,
+      address_conversations_per_hour: 3,
+    });
+    const res = await admin("PATCH", `/tenants/${t.tenant_id}`, {
+      visitor_monthly_token_share: 1,
+      address_conversations_per_hour: 100_000,
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({
+      visitor_monthly_token_share: 1,
+      address_messages_per_minute: 12,
+      address_conversations_per_hour: 100_000,
+      config_version: 2,
     });
   });
 
@@ -201,6 +228,22 @@ describe("admin: bad input answers 4xx in the envelope and writes nothing", () =
       400,
       "VALIDATION_FAILED",
     ]),
+    ...(
+      [
+        ["a zero visitor share", { visitor_monthly_token_share: 0 }],
+        ["a visitor share above 1", { visitor_monthly_token_share: 1.5 }],
+        ["a negative visitor share", { visitor_monthly_token_share: -0.1 }],
+        ["a visitor share as a string", { visitor_monthly_token_share: "0.1" }],
+        ["zero address messages per minute", { address_messages_per_minute: 0 }],
+        ["fractional address conversations per hour", { address_conversations_per_hour: 2.5 }],
+        ["too many address conversations per hour", { address_conversations_per_hour: 100_001 }],
+      ] as const
+    ).map(([what, field]): (typeof cases)[number] => [
+      what,
+      { body: JSON.stringify({ tenant_id: "ok-id", name: "n", system_prompt: "p", ...field }) },
+      400,
+      "VALIDATION_FAILED",
+    ]),
     ["no body", { body: undefined }, 400, "VALIDATION_FAILED"],
     [
       "a text body",
@@ -249,6 +292,12 @@ describe("admin: bad input answers 4xx in the envelope and writes nothing", () =
       { allowed_models: ["gpt-4o", "bad name"] },
       { allowed_models: Array.from({ length: 21 }, (_, i) => `model-${i}`) },
       { allowed_models: null },
+      { visitor_monthly_token_share: 0 },
+      { visitor_monthly_token_share: 1.01 },
+      { visitor_monthly_token_share: null },
+      { address_messages_per_minute: -1 },
+      { address_conversations_per_hour: 0 },
+      { address_messages_per_minute: 10, address_conversations_per_hour: 0 },
     ]) {
       const res = await admin("PATCH", `/tenants/${t.tenant_id}`, body);
       expect(res.status, JSON.stringify(body)).toBe(400);

@@ -80,7 +80,9 @@ export async function query<T = Record<string, unknown>>(text: ReturnType<typeof
 
 /** Reads a JSON error envelope and checks its shape. */
 export async function envelope(res: Response) {
-  const body = (await res.json()) as { error: { code: string; message: string; requestId: string } };
+  const body = (await res.json()) as {
+    error: { code: string; message: string; requestId: string; details?: unknown };
+  };
   if (!body.error || typeof body.error.code !== "string" || typeof body.error.requestId !== "string") {
     throw new Error(`not an error envelope: ${JSON.stringify(body)}`);
   }

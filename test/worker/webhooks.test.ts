@@ -15,6 +15,7 @@ import type { AlertNotice, EscalationNotice } from "../../src/notify/messages";
 import { webhookTargetProblem } from "../../src/notify/webhook-target";
 import { TEST_ADMIN_TOKEN } from "../local-services";
 import { chatTenant, FAKE } from "./chat/helpers";
+import { eventually } from "./eventually";
 import { admin, BASE, createKey, createTenant, query, send, sql } from "./helpers";
 
 const HOOK = `${FAKE}/__webhook`;
@@ -62,15 +63,10 @@ async function hmac(secret: string, body: string) {
 }
 
 type Outbox = { status: string; channel: string; recipient: string; error: string | null };
-async function outbox(tenantId: string, timeoutMs = 0): Promise<Outbox[]> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const rows = await query<Outbox>(
-      sql`select status, channel, recipient, error from notifications where tenant_id = ${tenantId} order by created_at`,
-    );
-    if (rows.length > 0 || Date.now() >= until) return rows;
-    await new Promise((r) => setTimeout(r, 200));
-  }
+function outbox(tenantId: string): Promise<Outbox[]> {
+  return query<Outbox>(
+    sql`select status, channel, recipient, error from notifications where tenant_id = ${tenantId} order by created_at`,
+  );
 }
 
 /** Sets the tenant's webhook; answers the secret shown once. */
@@ -347,7 +343,11 @@ describe("escalation without an escalation email", () => {
     await send("POST", `/v1/conversations/${conv.id}/messages`, key, {
       content: "let me speak to a human agent",
     });
-    const rows = await outbox(id, 15_000);
+    const rows = await eventually(async () => {
+      const rows = await outbox(id);
+      expect(rows).not.toHaveLength(0);
+      return rows;
+    });
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ status: "sent", channel: "webhook", recipient: new URL(HOOK).origin });
     const [call] = await webhookCalls(conv.id);

@@ -3,6 +3,7 @@ import { ApiError } from "../shared/api-error";
 import { type Client, call, json, NetworkError } from "./api";
 import { readSse } from "./sse";
 import type { Memo } from "./storage";
+import { type BotCheck, BotCheckError, botCheck } from "./turnstile";
 import type { Actions, Step, View } from "./view";
 
 /** Retries after a lost connection: 1, 2, 4, 8, 15, 15 ... seconds, then the widget gives up. */
@@ -32,8 +33,19 @@ function wait(seconds: number): string {
   return `${Math.round(seconds / 86_400)} days`;
 }
 
+/** The server refused the start for the bot check (its details carry Turnstile's error codes). */
+function botCheckRefused(err: unknown): boolean {
+  return (
+    err instanceof ApiError &&
+    err.status === 403 &&
+    Boolean((err.details as { error_codes?: unknown })?.error_codes)
+  );
+}
+
 /** What to tell the visitor about a failure. */
 export function explain(err: unknown): string {
+  if (err instanceof BotCheckError || botCheckRefused(err))
+    return "We couldn't confirm that you're a person, so the chat can't start. Please try again.";
   if (err instanceof NetworkError)
     return "We can't reach the chat right now. Check your connection and try again.";
   if (!(err instanceof ApiError)) return "Something went wrong. Please try again.";
@@ -56,6 +68,7 @@ export class Chat implements Actions {
   #loaded = false;
   #sending = false;
   #coolUntil = 0;
+  #check: BotCheck | undefined;
 
   constructor(
     readonly api: Client,
@@ -85,6 +98,8 @@ export class Chat implements Actions {
       const config = await this.#retrying(() => json<PublicConfig>(this.api, "GET", "/v1/config"));
       this.view.setTitle(config.name);
       this.#greeting = config.greeting;
+      if (config.turnstile)
+        this.#check = botCheck(config.turnstile, this.view.checkBox, (on) => this.view.showCheck(on));
       if (this.#greeting) this.view.add("assistant", this.#greeting);
       if (this.#conversation) await this.#restore(this.#conversation);
       this.view.busy(false);
@@ -155,14 +170,39 @@ export class Chat implements Actions {
   }
 
   async #start(): Promise<void> {
-    const c = await this.#retrying(() =>
-      json<StartedConversation>(this.api, "POST", "/v1/conversations", { channel: "web" }),
-    );
+    const check = this.#check;
+    let c: StartedConversation;
+    if (!check) c = await this.#begin();
+    else if (!this.api.visitor.get()) c = await this.#checked(check);
+    else {
+      // A visitor token is the proof of an earlier check, unless the server no longer takes it.
+      c = await this.#begin().catch((err: unknown) => {
+        if (botCheckRefused(err)) return this.#checked(check);
+        throw err;
+      });
+    }
     if (c.visitor_token) this.api.visitor.set(c.visitor_token);
     this.#conversation = c.id;
     this.#recorded = 0;
     this.session.set(`${this.slot}:conversation`, c.id);
     this.#show("chat");
+  }
+
+  #begin(turnstileToken?: string): Promise<StartedConversation> {
+    const body = { channel: "web", turnstile_token: turnstileToken };
+    return this.#retrying(() => json<StartedConversation>(this.api, "POST", "/v1/conversations", body));
+  }
+
+  /** Passes the bot check, then starts with its token; the check goes away once it has worked. */
+  async #checked(check: BotCheck): Promise<StartedConversation> {
+    let passed = false;
+    try {
+      const c = await this.#begin(await check.token());
+      passed = true;
+      return c;
+    } finally {
+      check.spent(passed);
+    }
   }
 
   /**

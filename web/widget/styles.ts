@@ -21,6 +21,7 @@ header button:hover{background:rgba(255,255,255,.28)}
 .user{align-self:flex-end;background:var(--a);color:#fff}
 .msg[aria-busy=true]:empty::after{content:"…"}
 .failed{border-color:#fca5a5;background:#fef2f2}
+.check{padding:8px 14px;display:flex;justify-content:center}
 .status{padding:0 14px;font-size:13px}
 .status:not(:empty){padding:8px 14px;background:#fffbeb;color:#92400e;border-top:1px solid #fde68a}
 .status.error{background:#fef2f2;color:#991b1b;border-color:#fecaca}

@@ -54,6 +54,13 @@ export class View {
   });
   readonly sendButton = el("button", { type: "submit" }, "Send");
   readonly form = el("form", {}, this.input, this.sendButton);
+  /**
+   * Where the bot check (turnstile.ts) renders: Turnstile needs an element of the page's own DOM,
+   * so this one is a light-DOM child of the host, shown in the panel through a named slot. A custom
+   * tag name keeps a page's `div {...}` rules off it.
+   */
+  readonly checkBox = document.createElement("chatedge-check");
+  readonly #check = el("div", { class: "check", hidden: "" });
   readonly steps: Record<Exclude<Step, "chat">, HTMLElement>;
 
   constructor(root: ShadowRoot, act: Actions) {
@@ -100,12 +107,18 @@ export class View {
     this.panel.append(
       el("header", {}, this.title, this.endButton, close),
       this.log,
+      this.#check,
       this.status,
       this.form,
       ...Object.values(this.steps),
     );
     adoptStyles(root);
     root.append(this.panel, this.bubble);
+    const slot = document.createElement("slot");
+    slot.name = "check";
+    this.checkBox.slot = "check";
+    this.#check.append(slot);
+    root.host.append(this.checkBox);
 
     this.bubble.addEventListener("click", () => (this.panel.hidden ? act.open() : act.close()));
     close.addEventListener("click", () => act.close());
@@ -163,6 +176,11 @@ export class View {
   notice(text: string, kind: "info" | "error" = "info"): void {
     this.status.textContent = text;
     this.status.className = `status ${kind}`;
+  }
+
+  /** Shows or hides the bot check's place in the panel. */
+  showCheck(on: boolean): void {
+    this.#check.hidden = !on;
   }
 
   /** Disables writing while a message is on its way or sending must wait. */

@@ -80,7 +80,7 @@ export function wordPieces(text: string): string[] {
   return out;
 }
 
-/** The built-in provider: deterministic, streaming, exact usage from the tokenizer, no network. */
+/** The built-in provider: deterministic, streaming, usage from the token estimate, no network. */
 export function createMockProvider(opts: MockOptions = {}): Provider {
   const delayMs = opts.delayMs ?? 0;
   return {

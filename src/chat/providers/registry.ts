@@ -1,4 +1,5 @@
 import type { Env } from "../../env";
+import { calledModel } from "./aliases";
 import { createAnthropicProvider } from "./anthropic";
 import { ProviderError } from "./errors";
 import { createMockProvider } from "./mock";
@@ -20,17 +21,15 @@ export type ProviderEnv = Pick<
 export interface ResolvedModel {
   /** The name as the tenant configured it. */
   model: string;
+  /** The model this name calls, as a public name: an alias resolved (what pricing and analytics use). */
+  calledModel: string;
   provider: Provider;
   upstreamModel: string;
   /** false when the provider lacks its key or binding; calling it then fails with a `config` error. */
   configured: boolean;
 }
 
-// Short names tenants may use; anything else starting with "claude-" goes upstream unchanged.
-export const ANTHROPIC_ALIASES: Readonly<Record<string, string>> = {
-  "claude-haiku": "claude-haiku-4-5",
-  "claude-sonnet": "claude-sonnet-4-5",
-};
+export { ANTHROPIC_ALIASES, calledModel } from "./aliases";
 
 const OPENAI_MODEL = /^(gpt-|chatgpt-|o[1-9](-|$))/;
 
@@ -65,6 +64,7 @@ function secretNamed(env: ProviderEnv, name: string): string | undefined {
 export function resolveModel(name: string, env: ProviderEnv): ResolvedModel | undefined {
   const found = (provider: Provider, upstreamModel: string, configured = true): ResolvedModel => ({
     model: name,
+    calledModel: calledModel(name),
     provider,
     upstreamModel,
     configured,
@@ -76,7 +76,7 @@ export function resolveModel(name: string, env: ProviderEnv): ResolvedModel | un
       : found(unconfigured("workers-ai", "the AI binding"), name, false);
   }
   if (name.startsWith("claude-") && name.length > "claude-".length) {
-    const upstream = ANTHROPIC_ALIASES[name] ?? name;
+    const upstream = calledModel(name);
     const key = env.ANTHROPIC_API_KEY;
     return key
       ? found(createAnthropicProvider({ baseUrl: env.ANTHROPIC_BASE_URL, apiKey: key }), upstream)
@@ -115,7 +115,10 @@ export function resolveModel(name: string, env: ProviderEnv): ResolvedModel | un
   return undefined;
 }
 
-/** Resolves a model and its fallbacks in order, skipping blanks and repeats; unknown names are listed. */
+/**
+ * Resolves a model and its fallbacks in order, skipping blanks and repeats (two names that call the
+ * same model are one step); unknown names are listed.
+ */
 export function resolveChain(
   names: ReadonlyArray<string | null | undefined>,
   env: ProviderEnv,
@@ -127,8 +130,8 @@ export function resolveChain(
     if (!name || seen.has(name)) continue;
     seen.add(name);
     const resolved = resolveModel(name, env);
-    if (resolved) chain.push(resolved);
-    else unknown.push(name);
+    if (!resolved) unknown.push(name);
+    else if (!chain.some((c) => c.calledModel === resolved.calledModel)) chain.push(resolved);
   }
   return { chain, unknown };
 }

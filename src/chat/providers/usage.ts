@@ -22,7 +22,7 @@ export class OutputTally {
     return ev;
   }
 
-  /** Usage counted with the tokenizer: the request's input and the output seen so far. */
+  /** Usage by the token estimate (errs high): the request's input and the output seen so far. */
   estimate(req: Pick<ChatRequest, "system" | "messages" | "tools" | "inputTokens">): Usage {
     return {
       inputTokens: req.inputTokens ?? estimateRequestTokens(req),

@@ -69,6 +69,7 @@ export function config(over: Partial<AdmissionConfig> = {}): AdmissionConfig {
     dailyCostBudgetUsd: null,
     conversationCostCapUsd: 100_000,
     fallbackModel: null,
+    visitorMonthlyTokenShare: 0.05,
     timezone: "UTC",
     pricingOverrides: {},
     ...over,

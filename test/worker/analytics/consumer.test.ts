@@ -162,6 +162,70 @@ describe("analytics consumer: batch writes", () => {
     expect(Object.values(await histogram(t))).toEqual([{ 92: 1, 178: 1, 263: 1 }]);
   });
 
+  it("counts disconnects and hand-overs as their own outcomes, and stores the model called", async () => {
+    const t = uniqueId("an");
+    const events = [
+      turnEvent(t, { latencyMs: 120, model: "claude-haiku", calledModel: "claude-haiku-4-5" }),
+      turnEvent(t, { latencyMs: 900, outcome: "error", error: "timeout", userId: "u-2" }),
+      turnEvent(t, {
+        latencyMs: 4_000,
+        outcome: "disconnected",
+        error: "client disconnected",
+        userId: "u-3",
+        inputTokens: 40,
+        outputTokens: 7,
+        costUsd: 0.00001,
+      }),
+      turnEvent(t, {
+        outcome: "human",
+        calledModel: null,
+        latencyMs: 0,
+        firstTokenMs: null,
+        inputTokens: 0,
+        outputTokens: 0,
+        costUsd: 0,
+        userId: "u-4",
+      }),
+    ];
+    // An event produced before `calledModel` existed (a replayed dead letter) still validates.
+    const { calledModel: _, ...older } = turnEvent(t, { userId: "u-5" });
+    const res = await deliver(batchOf([...events, older]));
+    expect(res.explicitAcks).toHaveLength(5);
+    const rows = await query<{
+      user_id: string;
+      outcome: string;
+      model: string;
+      called_model: string | null;
+    }>(sql`select user_id, outcome, model, called_model from turns where tenant_id = ${t} order by user_id`);
+    expect(rows).toEqual([
+      { user_id: "u-1", outcome: "ok", model: "claude-haiku", called_model: "claude-haiku-4-5" },
+      { user_id: "u-2", outcome: "error", model: "gpt-4o-mini", called_model: "gpt-4o-mini" },
+      { user_id: "u-3", outcome: "disconnected", model: "gpt-4o-mini", called_model: "gpt-4o-mini" },
+      { user_id: "u-4", outcome: "human", model: "gpt-4o-mini", called_model: null },
+      { user_id: "u-5", outcome: "ok", model: "gpt-4o-mini", called_model: null },
+    ]);
+    // Every message is a turn and its user active; only ok and error turns are answered (latency,
+    // error rate); the disconnect still counts its tokens and cost.
+    const [day] = await dailyRows(t);
+    expect(day).toMatchObject({
+      turns: 5,
+      answered: 3,
+      errors: 1,
+      disconnected: 1,
+      human: 1,
+      blocked: 0,
+      active_users: 5,
+      input_tokens: 340,
+      output_tokens: 157,
+      latency_sum_ms: 120 + 900 + 800,
+    });
+    const [totals] = await query<Record<string, number>>(
+      sql`select turns::int, answered::int, errors::int, disconnected::int, human::int
+          from tenant_totals where tenant_id = ${t}`,
+    );
+    expect(totals).toEqual({ turns: 5, answered: 3, errors: 1, disconnected: 1, human: 1 });
+  });
+
   it("keeps the first of an event repeated inside one batch, whatever the case of its id", async () => {
     const t = uniqueId("an");
     const e = turnEvent(t);

@@ -64,6 +64,8 @@ function figures(
     avg_csat: ratio(sum(rated.map((x) => x.csat ?? 0)), rated.length),
     csat_responses: rated.length,
     total_turns: turns.length,
+    disconnected_turns: turns.filter((t) => t.outcome === "disconnected").length,
+    human_turns: turns.filter((t) => t.outcome === "human").length,
     total_tokens: sum(turns.map((t) => t.inputTokens + t.outputTokens)),
     total_cost_usd: sum(turns.map((t) => t.costUsd)),
     avg_response_time_ms: ratio(sum(latencies), latencies.length),

@@ -29,6 +29,7 @@ export function turnEvent(tenantId: string, o: Partial<TurnEvent> = {}): TurnEve
     at: dayTime(0),
     turnIndex: 0,
     model: "gpt-4o-mini",
+    calledModel: "gpt-4o-mini",
     experiment: null,
     variant: null,
     inputTokens: 100,

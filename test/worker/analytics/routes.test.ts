@@ -44,6 +44,8 @@ describe("dashboard routes", () => {
       avg_csat: null,
       csat_responses: 0,
       total_turns: 0,
+      disconnected_turns: 0,
+      human_turns: 0,
       total_tokens: 0,
       total_cost_usd: 0,
       avg_response_time_ms: null,

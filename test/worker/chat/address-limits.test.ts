@@ -11,7 +11,7 @@ import {
   ADDRESS_CONVERSATIONS_PER_HOUR,
   ADDRESS_MESSAGES_PER_MINUTE,
 } from "../../../src/chat/address-limits";
-import { createKey, envelope, send, uniqueId } from "../helpers";
+import { admin, createKey, envelope, send, uniqueId } from "../helpers";
 import { chatTenant } from "./helpers";
 
 const ORIGIN = "https://shop.example";
@@ -111,5 +111,36 @@ describe("per-address limits on publishable-key traffic", () => {
       (await send("POST", `/v1/conversations/${a.id}/messages`, pk, { content: "from my phone" }, elsewhere))
         .status,
     ).toBe(200);
+  });
+
+  it("follows the tenant's address settings, and a change takes effect at once", async () => {
+    const { pk, id } = await browserTenant({
+      address_conversations_per_hour: 2,
+      address_messages_per_minute: 3,
+    });
+    const ip = address();
+    const start = () => send("POST", "/v1/conversations", pk, {}, from(ip));
+    const first = (await (await start()).json()) as StartedConversation;
+    expect((await start()).status).toBe(201);
+    const third = await start();
+    expect(third.status).toBe(429);
+    expect((await envelope(third)).details).toMatchObject({ level: "address", limit: 2 });
+    // Starts and messages have windows of their own: three messages fit, the fourth does not.
+    const say = (content: string) =>
+      send("POST", `/v1/conversations/${first.id}/messages`, pk, { content }, from(ip, first.visitor_token));
+    for (let i = 0; i < 3; i++) expect((await say(`hello ${i}`)).status).toBe(200);
+    const over = await say("one more");
+    expect(over.status).toBe(429);
+    expect((await envelope(over)).details).toMatchObject({ level: "address", limit: 3 });
+    // Raised by the tenant: the same address goes on at once.
+    const patched = await admin("PATCH", `/tenants/${id}`, {
+      address_conversations_per_hour: 3,
+      address_messages_per_minute: 4,
+    });
+    expect(patched.status).toBe(200);
+    expect((await start()).status).toBe(201);
+    expect((await start()).status).toBe(429);
+    expect((await say("after the change")).status).toBe(200);
+    expect((await say("and no more")).status).toBe(429);
   });
 });

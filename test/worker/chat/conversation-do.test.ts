@@ -96,6 +96,30 @@ describe("Conversation object", () => {
     expect(row).toMatchObject({ turn_count: 0, resolved: false, escalated: false });
   });
 
+  it("stores nothing for an id nobody started, whatever is asked of it", async () => {
+    const { id, key } = await chatTenant();
+    const convId = `conv_${uniqueId("x")
+      .replace(/[^A-Za-z0-9]/g, "")
+      .padEnd(24, "Z")
+      .slice(0, 24)}`;
+    for (const [method, path, body] of [
+      ["GET", `/v1/conversations/${convId}`],
+      ["POST", `/v1/conversations/${convId}/messages`, { content: "hi" }],
+      ["POST", `/v1/conversations/${convId}/end`, { resolved: true }],
+      ["POST", `/v1/conversations/${convId}/feedback`, { csat: 1 }],
+    ] as const) {
+      expect((await send(method, path, key, body)).status, `${method} ${path}`).toBe(404);
+    }
+    const tables = await runInDurableObject(ns().getByName(`${id}:${convId}`), (_c, state) =>
+      state.storage.sql
+        .exec<{ name: string }>("select name from sqlite_master where type = 'table'")
+        .toArray()
+        .map((r) => r.name)
+        .filter((n) => !n.startsWith("_cf_")),
+    );
+    expect(tables).toEqual([]);
+  });
+
   it("refuses calls for another tenant and bad input", async () => {
     const { id } = await chatTenant();
     const convId = `conv_${"B".repeat(24)}`;

@@ -179,14 +179,35 @@ describe("POST /v1/chat/completions", () => {
     expect(refused.status).toBe(429);
     expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
     expect(refused.headers.get("ratelimit-remaining")).toBe("0");
-    const err = (await refused.json()) as { error: { type: string; code: string } };
-    expect(err.error).toMatchObject({ type: "rate_limit_error", code: "rate_limited" });
+    const err = (await refused.json()) as { error: { type: string; code: string; param: string | null } };
+    // Which limit refused: OpenAI's code for a rate limit, the level as its param.
+    expect(err.error).toMatchObject({ type: "rate_limit_error", code: "rate_limit_exceeded", param: "user" });
     const other = await completions(key, {
       model: "mock",
       user: "bob",
       messages: [{ role: "user", content: "hi" }],
     });
     expect(other.status).toBe(200);
+  });
+
+  it("names the budget that refused a 429: insufficient_quota with the budget as param", async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ monthly_token_budget: 10 }, "monthly_tokens"],
+      [{ daily_cost_budget_usd: 0.000001 }, "daily_cost"],
+      [{ conversation_cost_cap_usd: 0.000001 }, "conversation_cost"],
+    ];
+    for (const [limits, budget] of cases) {
+      const { key } = await chatTenant(limits);
+      const res = await completions(key, { model: "mock", messages: [{ role: "user", content: "hi" }] });
+      expect(res.status, budget).toBe(429);
+      const err = (await res.json()) as { error: Record<string, unknown> };
+      expect(err.error, budget).toMatchObject({
+        type: "rate_limit_error",
+        code: "insufficient_quota",
+        param: budget,
+      });
+      expect(String(err.error.message), budget).not.toBe("");
+    }
   });
 
   describe("bad input answers 4xx in OpenAI's error shape", () => {

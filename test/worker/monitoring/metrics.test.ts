@@ -59,6 +59,7 @@ describe("GET /admin/metrics", () => {
       refusal(t, "user", 3),
       refusal(t, "tenant", 2),
       refusal(t, "daily_cost", 1),
+      refusal(t, "visitor_tokens", 5),
     ]);
     await evaluate(t, now); // error rate 10% > 5%: firing
     const m = await scrape();
@@ -75,7 +76,7 @@ describe("GET /admin/metrics", () => {
     }
     const tenant = { tenant: t };
     expect(m.get("chatedge_requests_total")?.type).toBe("COUNTER");
-    expect(sample(m.get("chatedge_requests_total"), tenant)).toBe(20 + 6);
+    expect(sample(m.get("chatedge_requests_total"), tenant)).toBe(20 + 11);
     expect(sample(m.get("chatedge_turns_total"), { ...tenant, outcome: "ok" })).toBe(18);
     expect(sample(m.get("chatedge_turns_total"), { ...tenant, outcome: "error" })).toBe(2);
     expect(sample(m.get("chatedge_tokens_total"), { ...tenant, direction: "input" })).toBe(2_000);
@@ -90,6 +91,7 @@ describe("GET /admin/metrics", () => {
     expect(sample(m.get("chatedge_rate_limit_refusals_total"), { ...tenant, level: "tenant" })).toBe(2);
     expect(sample(m.get("chatedge_rate_limit_refusals_total"), { ...tenant, level: "global" })).toBe(0);
     expect(sample(m.get("chatedge_budget_refusals_total"), { ...tenant, budget: "daily_cost" })).toBe(1);
+    expect(sample(m.get("chatedge_budget_refusals_total"), { ...tenant, budget: "visitor_tokens" })).toBe(5);
 
     expect(sample(m.get("chatedge_response_time_seconds_total"), tenant)).toBeCloseTo(20, 6);
     expect(sample(m.get("chatedge_response_time_p50_seconds"), tenant)).toBeCloseTo(1, 1);
@@ -117,6 +119,42 @@ describe("GET /admin/metrics", () => {
     ).toBeGreaterThan(now / 1000 - 120);
   });
 
+  it("counts disconnects and hand-overs by outcome, as requests, and never as errors", async () => {
+    const now = Date.now();
+    const t = await alertTenant();
+    await ingest([
+      ...turns(t, 4, now, { latencyMs: 1_000 }),
+      ...turns(t, 1, now, { latencyMs: 1_000, outcome: "error", error: "provider 500" }),
+      ...turns(t, 3, now, { latencyMs: 9_000, outcome: "disconnected", error: "client disconnected" }),
+      ...turns(t, 2, now, { latencyMs: 0, outcome: "human", calledModel: null }),
+      refusal(t, "user", 1),
+    ]);
+    const m = await scrape();
+    const tenant = { tenant: t };
+    expect(sample(m.get("chatedge_requests_total"), tenant)).toBe(4 + 1 + 3 + 2 + 1);
+    const byOutcome = ["ok", "error", "disconnected", "blocked", "human"].map((outcome) =>
+      sample(m.get("chatedge_turns_total"), { ...tenant, outcome }),
+    );
+    expect(byOutcome).toEqual([4, 1, 3, 0, 2]);
+    // The error ratio and the response time are over the five answered turns only.
+    expect(sample(m.get("chatedge_error_ratio"), tenant)).toBeCloseTo(0.2, 10);
+    expect(sample(m.get("chatedge_response_time_seconds_total"), tenant)).toBeCloseTo(5, 6);
+    const mon = (await (await admin("GET", `/tenants/${t}/monitoring`)).json()) as {
+      metrics: Record<string, { value: number | null; events: number }>;
+      volume: Record<string, unknown>;
+    };
+    expect(mon.metrics.error_rate_pct).toMatchObject({ value: 20, events: 5 });
+    expect(mon.volume).toMatchObject({
+      requests: 11,
+      turns: 10,
+      answered: 5,
+      errors: 1,
+      disconnected: 3,
+      blocked: 0,
+      human: 2,
+    });
+  });
+
   it("needs the admin token", async () => {
     const res = await call("/admin/metrics");
     expect(res.status).toBe(401);
@@ -135,6 +173,7 @@ describe("monitoring JSON", () => {
       ...turns(t, 20, now, { latencyMs: 3_000 }), // P50 3 s: past the 2 s target, under the 5 s threshold
       ...conversations(t, 20, now, () => ({ resolved: true, csat: 5, totalCostUsd: 0.05 })),
       refusal(t, "monthly_tokens", 4),
+      refusal(t, "visitor_tokens", 2),
     ]);
     const res = await admin("GET", `/tenants/${t}/monitoring`);
     expect(res.status).toBe(200);
@@ -160,10 +199,10 @@ describe("monitoring JSON", () => {
     expect(body.metrics.dau_change_pct).toMatchObject({ value: null, state: "insufficient_data" });
     expect(body.metrics.safety_spike_ratio).toMatchObject({ value: 0, state: "insufficient_data" });
     expect(body.volume).toMatchObject({
-      requests: 24,
+      requests: 26,
       turns: 20,
       conversations: 20,
-      budget_refusals: { monthly_tokens: 4, daily_cost: 0, conversation_cost: 0 },
+      budget_refusals: { monthly_tokens: 4, visitor_tokens: 2, daily_cost: 0, conversation_cost: 0 },
       rate_limit_refusals: { user: 0, tenant: 0, global: 0 },
       daily_active_users_today: 20,
     });
@@ -225,5 +264,38 @@ describe("refusals, end to end", () => {
       sql`select sum(refused_user)::int as refused_user from tenant_hourly where tenant_id = ${t}`,
     );
     expect(hour?.refused_user).toBe(3);
+  });
+
+  it("a browser message refused by its address's window is a request too, at level address", async () => {
+    const origin = "https://shop.example";
+    const t = await alertTenant({ model: "mock", allowed_origins: [origin], address_messages_per_minute: 2 });
+    const pk = (await createKey(t, "publishable")).key;
+    const ip = `198.51.100.9-${crypto.randomUUID()}`;
+    const started = await send("POST", "/v1/conversations", pk, {}, { origin, "cf-connecting-ip": ip });
+    expect(started.status).toBe(201);
+    const { id, visitor_token } = (await started.json()) as { id: string; visitor_token: string };
+    const headers = { origin, "cf-connecting-ip": ip, "x-visitor-token": visitor_token };
+    const statuses = [];
+    for (let i = 0; i < 3; i++) {
+      statuses.push(
+        (await send("POST", `/v1/conversations/${id}/messages`, pk, { content: "hi" }, headers)).status,
+      );
+    }
+    expect(statuses).toEqual([200, 200, 429]);
+    const row = await eventually(
+      async () => {
+        const [row] = await query<{ refused_address: number; turns: number }>(
+          sql`select refused_address::int, turns::int from tenant_totals where tenant_id = ${t}`,
+        );
+        expect(row?.refused_address).toBe(1);
+        expect(row?.turns).toBe(2);
+        return row;
+      },
+      { timeoutMs: 20_000, intervalMs: 250 },
+    );
+    expect(row).toEqual({ refused_address: 1, turns: 2 });
+    const m = await scrape();
+    expect(sample(m.get("chatedge_requests_total"), { tenant: t })).toBe(3);
+    expect(sample(m.get("chatedge_rate_limit_refusals_total"), { tenant: t, level: "address" })).toBe(1);
   });
 });

@@ -23,7 +23,10 @@ function countingMock(): { step: ResolvedModel; calls: () => number } {
       return inner.stream(r, o);
     },
   };
-  return { step: { model: "mock", provider, upstreamModel: "mock", configured: true }, calls: () => calls };
+  return {
+    step: { model: "mock", calledModel: "mock", provider, upstreamModel: "mock", configured: true },
+    calls: () => calls,
+  };
 }
 
 function chainOf(key: string, ...names: string[]) {

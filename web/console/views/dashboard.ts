@@ -55,7 +55,12 @@ function render(d: Dashboard): HTMLElement {
         usd(t.total_cost_usd),
         `${usd(t.cost_per_conversation_usd)} per conversation`,
       ),
-      kpi("total_turns", "Messages", int(t.total_turns), `${pct(t.error_rate_pct)} errors`),
+      kpi(
+        "total_turns",
+        "Messages",
+        int(t.total_turns),
+        `${pct(t.error_rate_pct)} errors, ${int(t.disconnected_turns)} left mid-answer`,
+      ),
     ),
     el(
       "div",

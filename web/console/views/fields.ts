@@ -6,7 +6,7 @@ export type Parsed = { ok: true; value: unknown } | { ok: false; message: string
 export interface Field {
   name: string;
   label: string;
-  input: "text" | "textarea" | "number" | "email" | "checkbox";
+  input: "text" | "textarea" | "number" | "email" | "checkbox" | "password";
   help?: string;
   /** Reads the form control's text (or checked state) into the API's value. */
   parse(raw: string | boolean): Parsed;
@@ -103,6 +103,7 @@ function lines(
 }
 
 const MODEL = /^[A-Za-z0-9@][A-Za-z0-9._:/@-]{0,127}$/;
+const TURNSTILE_KEY = /^[0-9]x[A-Za-z0-9_-]{10,100}$/;
 
 function isOrigin(s: string): string | undefined {
   try {
@@ -158,6 +159,21 @@ export const FIELDS: Field[] = [
   num("rate_limit_per_minute", "Messages per minute (tenant)", 1, 1_000_000, { integer: true }),
   num("user_rate_limit_per_minute", "Messages per minute (per user)", 1, 100_000, { integer: true }),
   {
+    ...num("visitor_monthly_token_share", "Monthly token share per visitor", 0, 1, {
+      help: "the most of the monthly token budget one browser visitor may use, e.g. 0.05; 1 for no limit",
+    }),
+    parse(raw) {
+      const n = Number(String(raw).trim());
+      return String(raw).trim() !== "" && n > 0 && n <= 1 ? ok(n) : bad("above 0, at most 1");
+    },
+  },
+  num("address_messages_per_minute", "Messages per minute (per browser address)", 1, 100_000, {
+    integer: true,
+  }),
+  num("address_conversations_per_hour", "New conversations per hour (per browser address)", 1, 100_000, {
+    integer: true,
+  }),
+  {
     ...text("timezone", "Time zone", 64, { required: true, help: "IANA name, e.g. Europe/Berlin" }),
     parse(raw) {
       const s = String(raw).trim();
@@ -176,6 +192,26 @@ export const FIELDS: Field[] = [
     isOrigin,
     "one per line; the sites whose pages may use a publishable key",
   ),
+  text("turnstile_site_key", "Turnstile site key", 100, {
+    pattern: TURNSTILE_KEY,
+    patternMessage: "not a Turnstile site key",
+    nullable: true,
+    help: "Cloudflare Turnstile bot check the widget shows before a visitor's first conversation; empty for none",
+  }),
+  {
+    // Write-only: the API never answers it, so the control starts empty and empty means "keep".
+    name: "turnstile_secret_key",
+    label: "Turnstile secret key",
+    input: "password",
+    help: "write-only, never shown: empty keeps the current one, off turns the bot check off",
+    show: () => "",
+    parse(raw) {
+      const s = String(raw).trim();
+      if (s === "") return ok(undefined);
+      if (s === "off") return ok(null);
+      return TURNSTILE_KEY.test(s) ? ok(s) : bad("not a Turnstile secret key");
+    },
+  },
   lines(
     "blocked_topics",
     "Blocked topics",

@@ -68,8 +68,8 @@ function volumeBlock(v: MonitoringVolume): HTMLElement {
     kpi(
       "budget_refused",
       "Over budget",
-      int(b.monthly_tokens + b.daily_cost + b.conversation_cost),
-      `monthly tokens ${int(b.monthly_tokens)} · daily cost ${int(b.daily_cost)} · conversation ${int(b.conversation_cost)}`,
+      int(b.monthly_tokens + b.visitor_tokens + b.daily_cost + b.conversation_cost),
+      `monthly tokens ${int(b.monthly_tokens)} · visitor share ${int(b.visitor_tokens)} · daily cost ${int(b.daily_cost)} · conversation ${int(b.conversation_cost)}`,
     ),
     kpi("safety", "Safety violations", int(v.safety_violations)),
     kpi("dau_today", "Active users today", int(v.daily_active_users_today)),
