@@ -10,18 +10,13 @@
  * Latency p50/p99 and first-token p50 at concurrency 1, p50/p99 and throughput at 16, and workerd
  * CPU per request. Targets are interleaved in random order round by round: timing here is noisy.
  */
-import { randomUUID } from "node:crypto";
 import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
 import pg from "pg";
-import { startFakeLlm } from "../local/fake-llm.ts";
-import { migrateDatabase, recreateDatabase } from "../local/migrate.ts";
 import { insertKey, seedTenantWithKey } from "../local/seed-tenants.ts";
-import { startUpstashBridge } from "../local/upstash-bridge.ts";
 import { startBenchWorker } from "./analytics-worker.ts";
-import { closedLoop, cpuMs, pct, round, shuffled, workerdPids } from "./lib.ts";
+import { chatFixtures, closedLoop, cpuMs, pct, round, shuffled, workerdPids } from "./lib.ts";
 import type { Bench, BenchRow } from "./types.ts";
 
-const POSTGRES = process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432";
 const ROUNDS = Number(process.env.BENCH_CHAT_ROUNDS ?? 6);
 const SEQ = 100; // requests per target per round at c=1
 const LOADED = 400; // requests per target per round at c=16
@@ -95,16 +90,9 @@ const body = (user: string, stream: boolean) =>
 export const chatBench: Bench = {
   name: "chat",
   async run(log) {
-    const databaseUrl = `${POSTGRES}/chatedge_bench_chat`;
-    await recreateDatabase(databaseUrl);
-    await migrateDatabase(databaseUrl);
+    const fixtures = await chatFixtures("chatedge_bench_chat");
+    const { databaseUrl, fake } = fixtures;
     const keys = await seedTenant(databaseUrl);
-    const fake = await startFakeLlm();
-    const bridgeToken = randomUUID();
-    const bridge = await startUpstashBridge({
-      redisUrl: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
-      token: bridgeToken,
-    });
 
     const before = new Set(workerdPids());
     const passMf = new Miniflare(
@@ -124,8 +112,7 @@ export const chatBench: Bench = {
       bindings: {
         OPENAI_API_KEY: UPSTREAM_KEY,
         OPENAI_BASE_URL: `${fake.url}/v1`,
-        UPSTASH_REDIS_REST_URL: bridge.url,
-        UPSTASH_REDIS_REST_TOKEN: bridgeToken,
+        ...fixtures.redis,
       },
     });
     const chatPid = workerdPids().find((p) => !before.has(p));
@@ -241,7 +228,7 @@ export const chatBench: Bench = {
 
     await worker.stop();
     await passMf.dispose();
-    await Promise.all([fake.close(), bridge.close()]);
+    await fixtures.close();
 
     const p50 = (t: Target) => pct(lat1[t], 0.5);
     const p99 = (t: Target) => pct(lat1[t], 0.99);

@@ -1,6 +1,10 @@
 /** Helpers shared by the benchmarks: percentiles, workerd CPU accounting, closed-loop load. */
 import { execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
+import { startFakeLlm } from "../local/fake-llm.ts";
+import { migrateDatabase, recreateDatabase } from "../local/migrate.ts";
+import { startUpstashBridge } from "../local/upstash-bridge.ts";
 
 /** The p-quantile (0..1) of a sample, nearest rank on the sorted values. */
 export function pct(xs: readonly number[], p: number): number {
@@ -59,4 +63,27 @@ export function shuffled<T>(xs: readonly T[]): T[] {
     [a[i], a[j]] = [a[j] as T, a[i] as T];
   }
   return a;
+}
+
+/**
+ * What the chat benchmarks stand on: a fresh migrated database `name`, the fake LLM and an Upstash
+ * REST bridge to the local Redis. `close()` stops the servers.
+ */
+export async function chatFixtures(name: string) {
+  const postgres = process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432";
+  const databaseUrl = `${postgres}/${name}`;
+  await recreateDatabase(databaseUrl);
+  await migrateDatabase(databaseUrl);
+  const fake = await startFakeLlm();
+  const bridgeToken = randomUUID();
+  const bridge = await startUpstashBridge({
+    redisUrl: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
+    token: bridgeToken,
+  });
+  return {
+    databaseUrl,
+    fake,
+    redis: { UPSTASH_REDIS_REST_URL: bridge.url, UPSTASH_REDIS_REST_TOKEN: bridgeToken },
+    close: () => Promise.all([fake.close(), bridge.close()]),
+  };
 }

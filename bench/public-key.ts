@@ -11,13 +11,10 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
-import { startFakeLlm } from "../local/fake-llm.ts";
-import { migrateDatabase, recreateDatabase } from "../local/migrate.ts";
 import { insertKey, insertTenants } from "../local/seed-tenants.ts";
-import { startUpstashBridge } from "../local/upstash-bridge.ts";
 import { generateKey } from "../src/auth/keys.ts";
 import { startBenchWorker } from "./analytics-worker.ts";
-import { round } from "./lib.ts";
+import { chatFixtures, round } from "./lib.ts";
 import type { Bench, BenchRow } from "./types.ts";
 
 // The limits as configured in src/chat/address-limits.ts and src/auth/throttle.ts (those modules do
@@ -27,7 +24,6 @@ const ADDRESS_MESSAGES_PER_MINUTE = 30;
 const ADDRESS_CONVERSATIONS_PER_HOUR = 20;
 const AUTH_FAILURES_PER_MINUTE = 20;
 
-const POSTGRES = process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432";
 const DURATION_MS = Number(process.env.BENCH_PUBLIC_KEY_SECONDS ?? 70) * 1000;
 const MAX_REQUESTS = Number(process.env.BENCH_PUBLIC_KEY_REQUESTS ?? 2_700);
 const CONCURRENCY = 4;
@@ -123,23 +119,15 @@ function mostInWindow(events: { at: number; w: number }[], windowMs: number): nu
 export const publicKeyBench: Bench = {
   name: "public-key",
   async run(log) {
-    const databaseUrl = `${POSTGRES}/chatedge_bench_public_key`;
-    await recreateDatabase(databaseUrl);
-    await migrateDatabase(databaseUrl);
+    const fixtures = await chatFixtures("chatedge_bench_public_key");
+    const { databaseUrl, fake } = fixtures;
     const key = await seedTenant(databaseUrl);
-    const fake = await startFakeLlm();
-    const bridgeToken = randomUUID();
-    const bridge = await startUpstashBridge({
-      redisUrl: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
-      token: bridgeToken,
-    });
     const worker = await startBenchWorker(databaseUrl, {
       consumers: true,
       bindings: {
         OPENAI_API_KEY: UPSTREAM_KEY,
         OPENAI_BASE_URL: `${fake.url}/v1`,
-        UPSTASH_REDIS_REST_URL: bridge.url,
-        UPSTASH_REDIS_REST_TOKEN: bridgeToken,
+        ...fixtures.redis,
       },
     });
     log(
@@ -250,7 +238,7 @@ export const publicKeyBench: Bench = {
     await Promise.all([script, visitor, guesser]);
     const seconds = now() / 1000;
     await worker.stop();
-    await Promise.all([fake.close(), bridge.close()]);
+    await fixtures.close();
 
     const inFirstMinute = (xs: number[]) => xs.filter((at) => at < 60_000).length;
     const tokens = messages.tokensAt.reduce((n, x) => n + x.tokens, 0);

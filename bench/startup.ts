@@ -4,8 +4,11 @@
  * Each sample starts a fresh V8 isolate (a Node worker thread: no module, compile or code cache is
  * shared between samples) and times `import()` of the bundle: reading, parsing, compiling and
  * evaluating every module-scope statement, which is the work workerd does for a new isolate.
- * `cloudflare:workers` is stubbed (the bundle's only import). Beside it, an empty worker loaded the
- * same way in the same run is the baseline; targets alternate sample by sample.
+ * `cloudflare:workers` is stubbed (the bundle's only import). Wall time and the thread's CPU time
+ * (steadier when the machine is busy) are both reported. Then one request: the worker builds its
+ * HTTP app on the first fetch (src/index.ts), so that cost is shown apart, not hidden. Beside it,
+ * an empty worker loaded the same way in the same run is the baseline; targets alternate sample by
+ * sample.
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, statSync, writeFileSync } from "node:fs";

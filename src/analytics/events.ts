@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { REFUSAL_REASONS, TURN_OUTCOMES } from "../db/schema.ts";
+import { REFUSAL_REASONS, TURN_OUTCOMES } from "../db/enums.ts";
 
 /**
  * The analytics events the worker produces and the queue consumer writes into Postgres. Each

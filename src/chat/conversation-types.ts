@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { TURN_OUTCOMES } from "../db/schema";
+import { TURN_OUTCOMES } from "../db/enums";
 
 /** Where a conversation stands: open (talking), escalated (a human is asked in), or ended. */
 export type ConversationState = "open" | "escalated" | "resolved" | "unresolved";

@@ -16,6 +16,9 @@ import {
   uniqueIndex,
   uuid,
 } from "drizzle-orm/pg-core";
+import { REFUSAL_REASONS, TURN_OUTCOMES } from "./enums.ts";
+
+export { REFUSAL_REASONS, type RefusalReason, TURN_OUTCOMES } from "./enums.ts";
 
 /** Per-model price overrides, USD per million tokens. */
 export type PricingOverrides = Record<string, { input: number; output: number }>;
@@ -104,9 +107,6 @@ export type ApiKeyRow = typeof apiKeys.$inferSelect;
 
 const tz = { withTimezone: true } as const;
 const day = (name: string) => date(name, { mode: "string" });
-
-/** How one visitor message was answered (the turn's outcome; see docs/analytics.md). */
-export const TURN_OUTCOMES = ["ok", "error", "disconnected", "blocked", "human", "refused"] as const;
 
 /** One answered visitor message: latency, tokens, cost, requested and called model, variant, outcome. */
 export const turns = pgTable(
@@ -369,22 +369,6 @@ export type ExperimentRow = typeof experiments.$inferSelect;
 // ---------------------------------------------------------------------------------------------
 // Monitoring (src/monitoring, docs/monitoring.md): hourly rollups for alert windows, all-time
 // counters for Prometheus, admission refusals, queue lag, tenants' alert settings and the alerts.
-
-/**
- * Refused visitor messages by what refused: the three rate levels, the client address's window
- * (browser messages) and the four budgets.
- */
-export const REFUSAL_REASONS = [
-  "user",
-  "tenant",
-  "global",
-  "address",
-  "monthly_tokens",
-  "visitor_tokens",
-  "daily_cost",
-  "conversation_cost",
-] as const;
-export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 /** A count column: bigint, since a tenant's all-time totals outgrow 32 bits. */
 const count = (name: string) => bigint(name, { mode: "number" }).notNull().default(0);

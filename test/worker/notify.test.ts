@@ -6,7 +6,7 @@ import { loadEnv, type RawEnv } from "../../src/env";
 import worker from "../../src/index";
 import { consumeNotifyBatch } from "../../src/notify/consumer";
 import type { EscalationNotice } from "../../src/notify/messages";
-import { chatTenant, FAKE } from "./chat/helpers";
+import { chatTenant, escalatedConversation, FAKE } from "./chat/helpers";
 import { eventually } from "./eventually";
 import { query, send, sql } from "./helpers";
 
@@ -71,11 +71,7 @@ async function hmac(secret: string, body: string) {
 describe("notifications", () => {
   it("emails the transcript of an escalated conversation to the tenant's escalation address", async () => {
     const { id, key } = await chatTenant({ escalation_email: "desk@shop.example" });
-    const conv = (await (await send("POST", "/v1/conversations", key, {})).json()) as { id: string };
-    await send("POST", `/v1/conversations/${conv.id}/messages`, key, { content: "where is my order" });
-    await send("POST", `/v1/conversations/${conv.id}/messages`, key, {
-      content: "let me speak to a human agent",
-    });
+    const convId = await escalatedConversation(key);
     const rows = await eventually(async () => {
       const rows = await outbox(id);
       expect(rows).not.toHaveLength(0);

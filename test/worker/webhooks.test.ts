@@ -14,7 +14,7 @@ import worker from "../../src/index";
 import type { AlertNotice, EscalationNotice } from "../../src/notify/messages";
 import { webhookTargetProblem } from "../../src/notify/webhook-target";
 import { TEST_ADMIN_TOKEN } from "../local-services";
-import { chatTenant, FAKE } from "./chat/helpers";
+import { chatTenant, escalatedConversation, FAKE } from "./chat/helpers";
 import { eventually } from "./eventually";
 import { admin, BASE, createKey, createTenant, query, send, sql } from "./helpers";
 
@@ -338,11 +338,7 @@ describe("escalation without an escalation email", () => {
   it("goes to the tenant's webhook, signed with its secret (end to end)", async () => {
     const { id, key } = await chatTenant({ escalation_email: "" });
     const secret = await setHook(id);
-    const conv = (await (await send("POST", "/v1/conversations", key, {})).json()) as { id: string };
-    await send("POST", `/v1/conversations/${conv.id}/messages`, key, { content: "where is my order" });
-    await send("POST", `/v1/conversations/${conv.id}/messages`, key, {
-      content: "let me speak to a human agent",
-    });
+    const convId = await escalatedConversation(key);
     const rows = await eventually(async () => {
       const rows = await outbox(id);
       expect(rows).not.toHaveLength(0);
@@ -350,7 +346,7 @@ describe("escalation without an escalation email", () => {
     });
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ status: "sent", channel: "webhook", recipient: new URL(HOOK).origin });
-    const [call] = await webhookCalls(conv.id);
+    const [call] = await webhookCalls(convId);
     expect(JSON.parse(call?.raw ?? "{}")).toMatchObject({ kind: "escalation", tenant_id: id, to: "" });
     expect(call?.headers.signature).toBe(await hmac(secret, call?.raw ?? ""));
   });

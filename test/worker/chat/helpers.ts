@@ -37,3 +37,13 @@ export async function upstreamRequests(): Promise<Array<{ body: Record<string, u
   const res = await fetch(`${FAKE}/__requests?key=${encodeURIComponent("sk-worker-test")}`);
   return ((await res.json()) as { requests: Array<{ body: Record<string, unknown> }> }).requests;
 }
+
+/** Starts a conversation with a server key and has its visitor ask for a human: it escalates. */
+export async function escalatedConversation(key: string): Promise<string> {
+  const conv = (await (await send("POST", "/v1/conversations", key, {})).json()) as { id: string };
+  await send("POST", `/v1/conversations/${conv.id}/messages`, key, { content: "where is my order" });
+  await send("POST", `/v1/conversations/${conv.id}/messages`, key, {
+    content: "let me speak to a human agent",
+  });
+  return conv.id;
+}
