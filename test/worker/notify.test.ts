@@ -8,7 +8,7 @@ import { consumeNotifyBatch } from "../../src/notify/consumer";
 import type { EscalationNotice } from "../../src/notify/messages";
 import { chatTenant, escalatedConversation, FAKE } from "./chat/helpers";
 import { eventually } from "./eventually";
-import { query, send, sql } from "./helpers";
+import { query, sql } from "./helpers";
 
 type Row = {
   status: string;
@@ -71,7 +71,7 @@ async function hmac(secret: string, body: string) {
 describe("notifications", () => {
   it("emails the transcript of an escalated conversation to the tenant's escalation address", async () => {
     const { id, key } = await chatTenant({ escalation_email: "desk@shop.example" });
-    const convId = await escalatedConversation(key);
+    await escalatedConversation(key);
     const rows = await eventually(async () => {
       const rows = await outbox(id);
       expect(rows).not.toHaveLength(0);
