@@ -15,6 +15,7 @@ import pg from "pg";
 import { migrateDatabase, recreateDatabase } from "../local/migrate.ts";
 import { insertTenants } from "../local/seed-tenants.ts";
 import { readDashboard } from "../src/analytics/dashboard.ts";
+import { HISTOGRAM_BOUNDS_SECONDS } from "../src/analytics/latency.ts";
 import type { AnalyticsDb } from "../src/analytics/sql.ts";
 import { evaluateAlerts } from "../src/monitoring/evaluate.ts";
 import { renderMetrics } from "../src/monitoring/prometheus.ts";
@@ -63,6 +64,11 @@ async function seed(pool: pg.Pool, db: AnalyticsDb, now: number): Promise<void> 
     select tenant_id, sum(turns), sum(answered), sum(errors), sum(input_tokens), sum(output_tokens),
       sum(cost_usd), sum(latency_sum_ms), sum(conversations), sum(resolved)
     from tenant_hourly group by tenant_id`);
+  // Every Prometheus bucket of every tenant holds turns (16 rows a tenant).
+  await db.execute(sql`
+    insert into tenant_latency_totals (tenant_id, le, count)
+    select t.id, le, 1 + (random() * 1000)::int
+    from tenants t, unnest(${`{${[...HISTOGRAM_BOUNDS_SECONDS, "Infinity"].join(",")}}`}::float8[]) le`);
   await db.execute(sql`analyze`);
 }
 

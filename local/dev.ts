@@ -6,14 +6,18 @@
  * Turnstile (tenants' optional bot check): TURNSTILE_SITEVERIFY_URL/TURNSTILE_SCRIPT_URL, else the
  * local stand-in for challenges.cloudflare.com (local/turnstile.ts), where Cloudflare's test keys work.
  * Then migrations, the demo tenant, `wrangler dev` (which first builds web/ into public/: the widget,
- * the console, the demo page), and a curl line that works. Ctrl-C stops it all.
- * For tests: DEV_DATA_DIR (keys, PGlite) and DEV_PERSIST_DIR (Durable Object state) isolate a run,
- * and DEV_JSON=1 adds one machine-readable line `{"ready":true,...}` once the worker answers.
+ * the console, the demo page), and a curl line that works. Ctrl-C stops it all (a second one at once).
+ * Provider keys and the worker's other settings come from the environment, else from `.dev.vars`
+ * (local/dev-vars.ts); the launcher prints which models they make callable.
+ * For tests: DEV_DATA_DIR (keys, PGlite), DEV_PERSIST_DIR (Durable Object state) and DEV_VARS_FILE
+ * (instead of `.dev.vars`) isolate a run, and DEV_JSON=1 adds one machine-readable line
+ * `{"ready":true,...}` once the worker answers.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { envFileText, forwardedVars, modelSummary, parseDevVars } from "./dev-vars.ts";
 import { ensureDatabase, migrateDatabase } from "./migrate.ts";
 import { postgresAnswers, startPglite } from "./pglite.ts";
 import { startRelay } from "./relay.ts";
@@ -27,6 +31,7 @@ const port = Number(process.env.PORT ?? 8787);
 const adminToken = process.env.ADMIN_TOKEN ?? "dev-admin-token-change-me";
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 let wrangler: ChildProcess | undefined;
+let wranglerExited = false;
 
 const say = (msg: string) => console.log(`[chatedge] ${msg}`);
 
@@ -89,7 +94,7 @@ async function turnstile(): Promise<Record<string, string>> {
 async function waitForHealth(url: string, deadlineMs: number): Promise<boolean> {
   const until = Date.now() + deadlineMs;
   while (Date.now() < until) {
-    if (wrangler?.exitCode !== null && wrangler?.exitCode !== undefined) return false;
+    if (wranglerExited || stopping) return false;
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
       if (res.ok) return true;
@@ -122,27 +127,45 @@ async function allowDemoOrigins(base: string, token: string, origins: string[]):
 
 let stopping = false;
 
-/** Stops wrangler's whole process group (it spawns node and workerd children), then our servers. */
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Signals wrangler's whole process group; false when nothing of it is left. */
+function signalGroup(pid: number, sig: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops wrangler's whole process group (it spawns node and workerd children), then our servers.
+ * The group is signalled and watched, not wrangler's exit event awaited: wrangler may be gone
+ * already (killed by a signal, its `exitCode` null) while its workerd still runs.
+ */
 async function shutdown(code: number) {
   if (stopping) return;
   stopping = true;
-  const child = wrangler;
-  if (child?.pid && child.exitCode === null) {
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    const signal = (sig: NodeJS.Signals) => {
-      try {
-        process.kill(-(child.pid as number), sig);
-      } catch {
-        // already gone
-      }
-    };
-    signal("SIGTERM");
-    const timer = setTimeout(() => signal("SIGKILL"), 5_000);
-    await exited;
-    clearTimeout(timer);
+  const pid = wrangler?.pid;
+  if (pid && signalGroup(pid, "SIGTERM")) {
+    const until = Date.now() + 5_000;
+    while (signalGroup(pid, 0) && Date.now() < until) await sleep(100);
+    signalGroup(pid, "SIGKILL");
   }
-  for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => {});
+  // Each server gets a few seconds to close; none holds the exit up for good.
+  for (const fn of cleanups.reverse()) {
+    await Promise.race([Promise.resolve(fn()).catch(() => {}), sleep(3_000)]);
+  }
   process.exit(code);
+}
+
+/** Ctrl-C (or SIGTERM) stops everything; a second one while stopping exits at once. */
+function interrupt() {
+  if (!stopping) return void shutdown(0);
+  say("stopping now");
+  if (wrangler?.pid) signalGroup(wrangler.pid, "SIGKILL");
+  process.exit(130);
 }
 
 async function main() {
@@ -178,15 +201,18 @@ async function main() {
   if (cache)
     Object.assign(vars, { UPSTASH_REDIS_REST_URL: cache.url, UPSTASH_REDIS_REST_TOKEN: cache.token });
   Object.assign(vars, await turnstile());
+  // wrangler reads no .dev.vars when given --env-file, so the settings it would hold go in that file.
+  const devVarsFile = process.env.DEV_VARS_FILE ?? `${root}.dev.vars`;
+  const devVars = parseDevVars(existsSync(devVarsFile) ? readFileSync(devVarsFile, "utf8") : undefined);
+  const given = forwardedVars(process.env, devVars);
+  for (const note of given.notes) say(note);
+  const workerVars = { ...given.vars, ...vars };
+  const models = modelSummary(workerVars);
+  say(models);
   mkdirSync(dataDir, { recursive: true });
   const envFile = `${dataDir}/dev.env`;
-  writeFileSync(
-    envFile,
-    Object.entries(vars)
-      .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
-      .join("\n"),
-    { mode: 0o600 },
-  );
+  if (stopping) return;
+  writeFileSync(envFile, envFileText(workerVars), { mode: 0o600 });
 
   wrangler = spawn(
     "wrangler",
@@ -208,9 +234,10 @@ async function main() {
       env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
     },
   );
-  wrangler.on("exit", (code) => {
+  wrangler.on("exit", (code, signal) => {
+    wranglerExited = true;
     if (stopping) return;
-    say(`wrangler dev exited (${code})`);
+    say(`wrangler dev exited (${signal ?? code})`);
     void shutdown(code ?? 1);
   });
 
@@ -232,6 +259,7 @@ async function main() {
     demo tenant:      demo
     secret key:       ${keys.secret}
     publishable key:  ${keys.publishable}
+    ${models}
 
   Try it:
     curl -s ${base}/v1/config -H "Authorization: Bearer ${keys.secret}"
@@ -246,13 +274,14 @@ async function main() {
         adminToken,
         secretKey: keys.secret,
         publishableKey: keys.publishable,
+        wranglerPid: wrangler.pid,
       }),
     );
   }
 }
 
-process.on("SIGINT", () => void shutdown(0));
-process.on("SIGTERM", () => void shutdown(0));
+process.on("SIGINT", interrupt);
+process.on("SIGTERM", interrupt);
 main().catch((err) => {
   console.error(`[chatedge] dev failed: ${err instanceof Error ? err.message : String(err)}`);
   void shutdown(1);

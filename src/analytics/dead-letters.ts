@@ -8,7 +8,6 @@
 import { and, asc, count, eq, inArray, isNull, type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { type DeadLetterRow, deadLetters } from "../db/schema";
-import { ANALYTICS_QUEUE_NAME } from "./queue";
 
 /** The API's view of a dead letter. */
 export function deadLetterOut(r: DeadLetterRow) {
@@ -29,6 +28,8 @@ export function deadLetterOut(r: DeadLetterRow) {
 }
 
 export interface DeadLetterFilter {
+  /** The queue whose dead letters these are: the environment's ANALYTICS_QUEUE_NAME. */
+  queue: string;
   reason?: DeadLetterRow["reason"];
   tenantId?: string;
   ids?: number[];
@@ -37,7 +38,7 @@ export interface DeadLetterFilter {
 function pendingWhere(f: DeadLetterFilter): SQL | undefined {
   return and(
     isNull(deadLetters.replayedAt),
-    eq(deadLetters.queue, ANALYTICS_QUEUE_NAME),
+    eq(deadLetters.queue, f.queue),
     f.reason ? eq(deadLetters.reason, f.reason) : undefined,
     f.tenantId ? eq(deadLetters.tenantId, f.tenantId) : undefined,
     f.ids ? inArray(deadLetters.id, f.ids) : undefined,

@@ -34,3 +34,25 @@ export function bucketValue(bucket: number): number {
 export function nearestRank(q: number, n: number): number {
   return Math.floor((q * n + 99) / 100);
 }
+
+/**
+ * Upper bounds in seconds of the Prometheus response-time histogram (`tenant_latency_totals`),
+ * around the response-time rules' targets and thresholds (2, 5, 8, 15 s). Changing them means
+ * recomputing that table from `tenant_latency_daily` (as migration 0010 did).
+ */
+export const HISTOGRAM_BOUNDS_SECONDS = [
+  0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 10, 15, 20, 30, 60, 120,
+] as const;
+const BOUND_BUCKETS = HISTOGRAM_BOUNDS_SECONDS.map((s) => latencyBucket(s * 1000));
+
+/**
+ * The Prometheus bucket (its `le` in seconds, Infinity past the last bound) a latency counts in:
+ * the least bound whose stored bucket is at or after the latency's. So every latency at or below
+ * a bound counts under it, and so do latencies above it by at most its bucket's width (1/64 of
+ * the bound, plus 0.5 ms of rounding).
+ */
+export function histogramBound(latencyMs: number): number {
+  const b = latencyBucket(latencyMs);
+  const i = BOUND_BUCKETS.findIndex((x) => b <= x);
+  return HISTOGRAM_BOUNDS_SECONDS[i] ?? Number.POSITIVE_INFINITY;
+}

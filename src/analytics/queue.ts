@@ -1,17 +1,13 @@
 /**
  * The worker side of the analytics queues: hands each batch to its consumer (one database pool per
- * batch, see background.ts) and logs what went wrong. `src/index.ts` dispatches here
- * by queue name.
+ * batch, see background.ts) and logs what went wrong. `src/consumers.ts` dispatches here by the
+ * queue names the environment configures (ANALYTICS_QUEUE_NAME, ANALYTICS_DLQ_NAME).
  */
 import { consumeInBackground } from "../background";
 import type { RawEnv } from "../env";
 import { consumeAnalyticsBatch } from "./consumer";
 import { consumeDeadLetterBatch } from "./dlq";
 
-/** The queue analytics events are produced to (wrangler.jsonc `queues`). */
-export const ANALYTICS_QUEUE_NAME = "chatedge-analytics";
-/** Where the analytics queue moves messages whose retries ran out. */
-export const ANALYTICS_DLQ_NAME = "chatedge-analytics-dlq";
 /** The analytics consumer's `max_retries` in wrangler.jsonc, quoted in dead letters. */
 export const ANALYTICS_MAX_RETRIES = 10;
 
@@ -35,9 +31,9 @@ export function analyticsDeadLetterQueue(
   raw: RawEnv,
   ctx: ExecutionContext,
 ): Promise<void> {
-  return consumeInBackground(batch, raw, ctx, async ({ dbh }) => {
+  return consumeInBackground(batch, raw, ctx, async ({ env, dbh }) => {
     const report = await consumeDeadLetterBatch(batch.messages, dbh.db, {
-      source: ANALYTICS_QUEUE_NAME,
+      source: env.ANALYTICS_QUEUE_NAME,
       maxRetries: ANALYTICS_MAX_RETRIES,
     });
     console.warn(JSON.stringify({ msg: "analytics dead letters", queue: batch.queue, ...report }));

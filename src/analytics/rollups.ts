@@ -2,7 +2,8 @@
  * The rollups: per tenant per UTC day sums (`tenant_daily`), the users active that day
  * (`tenant_daily_users`, which makes daily active users exact) and the response-time histogram
  * (`tenant_latency_daily`); for monitoring, the same counters per UTC hour (`tenant_hourly`,
- * `tenant_latency_hourly`) and since the beginning (`tenant_totals`), plus admission refusals.
+ * `tenant_latency_hourly`) and since the beginning (`tenant_totals`, `tenant_latency_totals`; per
+ * queue `queue_totals`), plus admission refusals.
  * Deltas are gathered from the rows a batch actually inserted and applied in one statement inside
  * the batch's transaction, so a redelivered event adds nothing.
  * The seeding script applies its rows through this same code.
@@ -10,7 +11,7 @@
 import { sql } from "drizzle-orm";
 import type { RefusalReason } from "../db/schema.ts";
 import type { ConversationEvent, RefusalEvent, SafetyEvent, TurnEvent } from "./events.ts";
-import { latencyBucket } from "./latency.ts";
+import { histogramBound, latencyBucket } from "./latency.ts";
 import type { SqlExecutor } from "./sql.ts";
 
 /** The UTC calendar day of an epoch-milliseconds time, as YYYY-MM-DD: the day every rollup uses. */
@@ -104,7 +105,7 @@ type ConversationSums = Pick<
 >;
 
 /** Adds one to a histogram bucket's count, keyed by the row's own fields. */
-function bump<R extends { bucket: number; count: number }>(m: Map<string, R>, row: Omit<R, "count">): void {
+function bump<R extends { count: number }>(m: Map<string, R>, row: Omit<R, "count">): void {
   const key = JSON.stringify(Object.values(row));
   const h = m.get(key);
   if (h) h.count += 1;
@@ -181,6 +182,8 @@ export class RollupDeltas {
     { tenant_id: string; hour: string; bucket: number; count: number }
   >();
   readonly #totals = new Map<string, Counters & { tenant_id: string }>();
+  /** By Prometheus bucket (`le`; Infinity travels as the text Postgres reads for float8). */
+  readonly #totalsLatency = new Map<string, { tenant_id: string; le: number | "Infinity"; count: number }>();
 
   /** The hourly and all-time counters an event at `at` adds to, as one list to increment both. */
   #counters(tenantId: string, at: number): Counters[] {
@@ -238,6 +241,8 @@ export class RollupDeltas {
       const bucket = latencyBucket(t.latencyMs);
       bump(this.#latency, { tenant_id: t.tenantId, day, bucket });
       bump(this.#hourlyLatency, { tenant_id: t.tenantId, hour: utcHour(t.at), bucket });
+      const le = histogramBound(t.latencyMs);
+      bump(this.#totalsLatency, { tenant_id: t.tenantId, le: Number.isFinite(le) ? le : "Infinity" });
     }
     this.#users.set(keyOf(t.tenantId, day, t.userId), { tenant_id: t.tenantId, day, user_id: t.userId });
   }
@@ -307,6 +312,7 @@ export class RollupDeltas {
       hourly: byKey(this.#hourly).map(([, v]) => v),
       hourlyLatency: byKey(this.#hourlyLatency).map(([, v]) => v),
       totals: byKey(this.#totals).map(([, v]) => v),
+      totalsLatency: byKey(this.#totalsLatency).map(([, v]) => v),
     };
   }
 }
@@ -336,20 +342,23 @@ function counterUpsert(table: "tenant_hourly" | "tenant_totals", keys: string[],
       on conflict (${k}) do update set ${COUNTER_INCREMENTS}, updated_at = now()`;
 }
 
-/** Adds histogram rows (JSON) into the daily or the hourly response-time histogram. */
+/** Adds histogram rows (JSON, keyed by `keys`) into the daily, hourly or all-time response-time histogram. */
 function histogramUpsert(
-  table: "tenant_latency_daily" | "tenant_latency_hourly",
-  period: "day" | "hour",
+  table: "tenant_latency_daily" | "tenant_latency_hourly" | "tenant_latency_totals",
+  keys: string[],
   rows: unknown[],
 ) {
   const t = sql.identifier(table);
-  const p = sql.identifier(period);
+  const k = sql.join(
+    keys.map((c) => sql.identifier(c)),
+    sql`, `,
+  );
   return sql`
-      insert into ${t} as h (tenant_id, ${p}, bucket, count)
-      select tenant_id, ${p}, bucket, count
+      insert into ${t} as h (${k}, count)
+      select ${k}, count
       from jsonb_populate_recordset(null::${t}, ${JSON.stringify(rows)}::jsonb)
-      order by tenant_id, ${p}, bucket
-      on conflict (tenant_id, ${p}, bucket) do update set count = h.count + excluded.count`;
+      order by ${k}
+      on conflict (${k}) do update set count = h.count + excluded.count`;
 }
 
 /** How long one batch's messages waited in the queue, recorded per queue per minute. */
@@ -368,7 +377,7 @@ export interface QueueLag {
  */
 export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: QueueLag): Promise<void> {
   if (deltas.empty && !lag) return;
-  const { daily, users, latency, hourly, hourlyLatency, totals } = deltas.rows();
+  const { daily, users, latency, hourly, hourlyLatency, totals, totalsLatency } = deltas.rows();
   const lagRows = lag
     ? [{ ...lag, minute: new Date(Math.floor(lag.at / 60_000) * 60_000).toISOString() }]
     : [];
@@ -383,7 +392,17 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
         lag_sum_ms = q.lag_sum_ms + excluded.lag_sum_ms,
         lag_max_ms = greatest(q.lag_max_ms, excluded.lag_max_ms)
     ),
-    hourly_histogram as (${histogramUpsert("tenant_latency_hourly", "hour", hourlyLatency)}),
+    queue_total as (
+      insert into queue_totals as q (queue, messages, lag_sum_ms)
+      select queue, messages, lag_sum_ms
+      from jsonb_to_recordset(${JSON.stringify(lagRows)}::jsonb)
+        as r(queue text, messages int, lag_sum_ms float8)
+      on conflict (queue) do update set
+        messages = q.messages + excluded.messages,
+        lag_sum_ms = q.lag_sum_ms + excluded.lag_sum_ms
+    ),
+    hourly_histogram as (${histogramUpsert("tenant_latency_hourly", ["tenant_id", "hour", "bucket"], hourlyLatency)}),
+    totals_histogram as (${histogramUpsert("tenant_latency_totals", ["tenant_id", "le"], totalsLatency)}),
     hourly as (${counterUpsert("tenant_hourly", ["tenant_id", "hour"], hourly)}),
     totals as (${counterUpsert("tenant_totals", ["tenant_id"], totals)}),
     new_users as (
@@ -394,7 +413,7 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
       on conflict do nothing
       returning tenant_id, day
     ),
-    histogram as (${histogramUpsert("tenant_latency_daily", "day", latency)}),
+    histogram as (${histogramUpsert("tenant_latency_daily", ["tenant_id", "day", "bucket"], latency)}),
     active as (
       select tenant_id, day, count(*)::integer as n from new_users group by tenant_id, day
     ),

@@ -125,9 +125,10 @@ const replayRoute = createRoute({
 export const adminAnalytics = newRouter()
   .openapi(listDeadLettersRoute, async (c) => {
     const q = c.req.valid("query");
+    const svc = c.get("svc");
     const { rows, pending } = await listDeadLetters(
-      c.get("svc").dbh.db,
-      { reason: q.reason, tenantId: q.tenant_id },
+      svc.dbh.db,
+      { queue: svc.env.ANALYTICS_QUEUE_NAME, reason: q.reason, tenantId: q.tenant_id },
       q.limit,
     );
     return c.json({ dead_letters: rows.map(deadLetterOut), pending }, 200);
@@ -138,7 +139,7 @@ export const adminAnalytics = newRouter()
     const out = await replayDeadLetters(
       svc.dbh.db,
       svc.env.ANALYTICS_QUEUE,
-      { reason: b.reason, tenantId: b.tenant_id, ids: b.ids },
+      { queue: svc.env.ANALYTICS_QUEUE_NAME, reason: b.reason, tenantId: b.tenant_id, ids: b.ids },
       b.limit,
     );
     return c.json(out, 200);

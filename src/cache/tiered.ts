@@ -5,9 +5,10 @@
  * stale-while-revalidate and stale-if-error live here and nowhere else.
  */
 import type { Env } from "../env";
-import { AppError, errorSummary } from "../errors";
+import { AppError, errorSummary } from "../errors.ts";
 import type { Services } from "../services";
-import { IsolateCache } from "./isolate";
+import { IsolateCache } from "./isolate.ts";
+import { cacheStats } from "./stats.ts";
 
 /** A named read-through cache: isolate memory, then Redis, then its loader. */
 export interface NamedCache<T> {
@@ -18,9 +19,6 @@ export interface NamedCache<T> {
   /** Drops `id` from this isolate and from Redis; called after the Postgres write commits. */
   invalidate(svc: Services, id: string): Promise<void>;
 }
-
-/** Where lookups were answered from, across every named cache of this isolate. */
-export const cacheStats = { isolate: 0, redis: 0, postgres: 0, stale: 0 };
 
 /** How long concurrent lookups of a cold key wait for the one that went to Redis or Postgres. */
 const COALESCE_MS = 3_000;

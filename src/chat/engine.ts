@@ -214,6 +214,28 @@ export interface AdmittedTurn {
   started: number;
 }
 
+/**
+ * Refuses, before admission reserves anything, a turn that no model of its chain can serve because
+ * the operator never configured their providers: a 400 naming each missing setting, where calling
+ * would end in a 502 after retries. A configured fallback still answers for a model without its key.
+ */
+function refuseUnconfigured(req: TurnRequest): void {
+  const { chain } = resolveChain([req.model, req.tenant.fallbackModel], req.env);
+  if (chain.length === 0 || chain.some((m) => m.configured)) return;
+  const needs = chain.map((m, i) => `${m.model}${i > 0 ? " (fallback)" : ""} needs ${m.missing}`);
+  console.warn(
+    JSON.stringify({
+      msg: "model not configured",
+      tenantId: req.tenant.id,
+      models: chain.map((m) => m.model),
+      missing: [...new Set(chain.map((m) => m.missing))],
+    }),
+  );
+  throw new AppError("VALIDATION_FAILED", `model not configured on this platform: ${needs.join("; ")}`, {
+    details: [{ path: "model", message: `provider not configured: ${chain[0]?.missing} is not set` }],
+  });
+}
+
 /** Admits the turn: the one Durable Object call before the model. Refusals throw a 429 AppError. */
 export async function admitTurn(req: TurnRequest): Promise<AdmittedTurn> {
   const started = Date.now();
@@ -229,6 +251,7 @@ export async function admitTurn(req: TurnRequest): Promise<AdmittedTurn> {
       details: [{ path: "model", message: "unknown model" }],
     });
   }
+  refuseUnconfigured(req);
   // Admission reserves at the price of the model the name calls (an alias resolved).
   const admitted = await admitMessage(req.env, req.tenant, {
     userId: req.userId,

@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
-import type { ErrorCode } from "../errors";
+import type { AppError, ErrorCode } from "../errors";
+import { ModelNotAllowed } from "./model-choice";
 import type { ChatMessage, ToolCall, ToolChoice, ToolDefinition } from "./providers/types";
 
 const TextPart = z.object({ type: z.literal("text"), text: z.string() }).loose();
@@ -147,49 +148,69 @@ function openAiType(code: ErrorCode): string {
 /** OpenAI's own `code` for an error and the `param` it is about (null: none). */
 export interface OpenAiAbout {
   param: string | null;
-  code: string;
+  code: string | null;
+}
+
+/** `messages.0.content` as OpenAI writes a param: `messages[0].content`. */
+function paramOf(details: unknown): string | null {
+  const first = Array.isArray(details) ? (details[0] as { path?: unknown } | undefined) : undefined;
+  const path = typeof first?.path === "string" && first.path !== "" ? first.path : null;
+  return path?.replace(/\.(\d+)(?=\.|$)/g, "[$1]") ?? null;
 }
 
 /**
- * What refused a 429, in OpenAI's terms: a rate limit is `rate_limit_exceeded` with the level as
- * `param` (`user`, `tenant`, `global`, `address`); a budget is `insufficient_quota` with the budget
- * as `param` (`monthly_tokens`, `daily_cost`, `conversation_cost`, ...). Read from the refusal's
- * details (`level`, `budget`); null for any other error.
+ * OpenAI's `code` and `param` for one of our errors. OpenAI's own code where it has one: a bad key
+ * is `invalid_api_key`; a rate limit is `rate_limit_exceeded` with the level as `param` (`user`,
+ * `tenant`, `global`, `address`); a budget is `insufficient_quota` with the budget as `param`
+ * (`monthly_tokens`, `daily_cost`, `conversation_cost`, ...), read from the refusal's details
+ * (`level`, `budget`). Anything else has a null code, as OpenAI's own errors do, and a validation
+ * failure names its first offending field as `param`.
  */
-export function refusalAbout(code: ErrorCode, details: unknown): OpenAiAbout | null {
-  if (code !== "RATE_LIMITED" && code !== "BUDGET_EXCEEDED") return null;
+export function openAiAbout(code: ErrorCode, details: unknown): OpenAiAbout {
   const d = typeof details === "object" && details !== null ? (details as Record<string, unknown>) : {};
   const name = (v: unknown) => (typeof v === "string" && v !== "" ? v : null);
-  return code === "BUDGET_EXCEEDED"
-    ? { code: "insufficient_quota", param: name(d.budget) }
-    : { code: "rate_limit_exceeded", param: name(d.level) };
+  switch (code) {
+    case "UNAUTHORIZED":
+      return { code: "invalid_api_key", param: null };
+    case "RATE_LIMITED":
+      return { code: "rate_limit_exceeded", param: name(d.level) };
+    case "BUDGET_EXCEEDED":
+      return { code: "insufficient_quota", param: name(d.budget) };
+    case "VALIDATION_FAILED":
+      return { code: null, param: paramOf(details) };
+    default:
+      return { code: null, param: null };
+  }
 }
 
 /**
  * OpenAI's error body: `{error: {message, type, param, code}}`, with our request id alongside.
- * `about` names the offending parameter and OpenAI's own code for it, where OpenAI has one.
+ * `about` overrides what `openAiAbout` says of the code (a refused model is `model_not_found`).
  */
 export function openAiError(
   code: ErrorCode,
   message: string,
   requestId: string,
-  about: OpenAiAbout | null = null,
+  details?: unknown,
+  about: OpenAiAbout = openAiAbout(code, details),
 ) {
   return {
-    error: {
-      message,
-      type: openAiType(code),
-      param: about?.param ?? null,
-      code: about?.code ?? code.toLowerCase(),
-      request_id: requestId,
-    },
+    error: { message, type: openAiType(code), param: about.param, code: about.code, request_id: requestId },
   };
+}
+
+/** An application error in OpenAI's shape; a refused model is OpenAI's `model_not_found`. */
+export function openAiAppError(err: AppError, requestId: string) {
+  const about = err instanceof ModelNotAllowed ? err.openAi : undefined;
+  return openAiError(err.code, err.message, requestId, err.details, about);
 }
 
 export interface CompletionMeta {
   id: string;
   created: number;
   model: string;
+  /** stream_options.include_usage: every chunk but the final usage chunk then says `usage: null`. */
+  includeUsage?: boolean;
 }
 
 /** One streamed chunk in OpenAI's `chat.completion.chunk` shape. */
@@ -200,7 +221,13 @@ export function chunk(meta: CompletionMeta, delta: Record<string, unknown>, fini
     created: meta.created,
     model: meta.model,
     choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    ...(meta.includeUsage ? { usage: null } : {}),
   };
+}
+
+/** The final chunk with stream_options.include_usage: no choices, the turn's usage. */
+export function usageChunk(meta: CompletionMeta, inputTokens: number, outputTokens: number) {
+  return { ...chunk(meta, {}), choices: [], usage: usageBody(inputTokens, outputTokens) };
 }
 
 export function usageBody(inputTokens: number, outputTokens: number) {

@@ -1,11 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { Context } from "hono";
-import { HTTPException } from "hono/http-exception";
-import { type AppEnv, execCtx, newRouter } from "../app";
+import { execCtx, newRouter } from "../app";
 import { tenantAuth } from "../auth/middleware";
-import { AppError, codeOf, errorSummary } from "../errors";
+import { AppError } from "../errors";
 import { applyExperiments } from "../experiments/apply";
-import { jsonBody, tenantSecurity } from "../openapi";
+import { jsonBody, jsonResponse, tenantSecurity } from "../openapi";
 import { secretKeyOnly } from "../tenants/scope";
 import {
   checkTools,
@@ -17,19 +15,19 @@ import {
   type TurnSummary,
 } from "./engine";
 import { endUserOf } from "./identity";
-import { ModelNotAllowed, pinnedModel } from "./model-choice";
+import { allowedModels, pinnedModel } from "./model-choice";
 import {
   ChatCompletionRequest,
   type CompletionMeta,
   chunk,
   completion,
   openAiError,
-  refusalAbout,
   toInternal,
   toolChoiceOf,
   toolsOf,
-  usageBody,
+  usageChunk,
 } from "./openai-format";
+import { resolveModel } from "./providers/registry";
 import { frameStream, SSE_HEADERS, sseFrame } from "./sse";
 
 const OpenAiErrorBody = z
@@ -38,7 +36,8 @@ const OpenAiErrorBody = z
       message: z.string(),
       type: z.string(),
       param: z.string().nullable(),
-      code: z.string(),
+      code: z.string().nullable(),
+      request_id: z.string(),
     }),
   })
   .openapi("OpenAIError");
@@ -65,28 +64,56 @@ const route = createRoute({
     },
     400: { description: "Invalid request", content: errorContent },
     401: { description: "Invalid key", content: errorContent },
+    403: { description: "A publishable key, or a deactivated tenant", content: errorContent },
+    413: { description: "The body is over the size limit", content: errorContent },
+    415: { description: "The body is not JSON", content: errorContent },
     429: { description: "Rate limited or over budget", content: errorContent },
     502: { description: "The model failed", content: errorContent },
   },
 });
 
-/** OpenAI clients read `{error:{message,type,param,code}}`, so this route answers errors that way. */
-function openAiErrorResponse(c: Context<AppEnv>, err: Error): Response {
-  const rid = c.get("requestId") ?? "unknown";
-  if (err instanceof AppError) {
-    const about = err instanceof ModelNotAllowed ? err.openAi : refusalAbout(err.code, err.details);
-    return c.json(openAiError(err.code, err.message, rid, about), err.status, err.headers);
-  }
-  if (err instanceof HTTPException && err.status < 500) {
-    return c.json(openAiError(codeOf(err.status), err.message || "bad request", rid), err.status);
-  }
-  console.error(JSON.stringify({ msg: "unhandled error", requestId: rid, ...errorSummary(err) }));
-  return c.json(openAiError("INTERNAL", "internal error", rid), 500);
-}
+const OpenAiModel = z
+  .object({
+    id: z.string(),
+    object: z.literal("model"),
+    created: z.number().int(),
+    owned_by: z.string(),
+  })
+  .openapi("OpenAIModel");
+const ModelList = z
+  .object({ object: z.literal("list"), data: z.array(OpenAiModel) })
+  .openapi("OpenAIModelList");
 
-/** The OpenAI-compatible endpoint. */
+const modelsRoute = createRoute({
+  method: "get",
+  path: "/models",
+  tags: ["chat"],
+  security: tenantSecurity,
+  middleware: [tenantAuth, secretKeyOnly],
+  summary: "OpenAI-compatible list of the models this key may name in /v1/chat/completions",
+  responses: {
+    200: jsonResponse(ModelList, "The tenant's model, its fallback, then its allowed_models"),
+    401: { description: "Invalid key", content: errorContent },
+    403: { description: "A publishable key, or a deactivated tenant", content: errorContent },
+  },
+});
+
+/**
+ * The OpenAI-compatible endpoints. Their errors come in OpenAI's shape from the app's one error
+ * handler (`errorResponse` in src/app.ts), which knows these paths.
+ */
 export const openAiChat = newRouter();
-openAiChat.onError((err, c) => openAiErrorResponse(c, err));
+openAiChat.openapi(modelsRoute, (c) => {
+  const env = c.get("svc").env;
+  // OpenAI's `owned_by` is who serves the model; chatedge does not know when one was released.
+  const data = allowedModels(c.get("tenant")).map((id) => ({
+    id,
+    object: "model" as const,
+    created: 0,
+    owned_by: resolveModel(id, env)?.provider.name ?? "chatedge",
+  }));
+  return c.json({ object: "list" as const, data }, 200);
+});
 openAiChat.openapi(route, async (c) => {
   const body = c.req.valid("json");
   const { system, messages } = toInternal(body);
@@ -126,10 +153,12 @@ openAiChat.openapi(route, async (c) => {
     variant: exp.variant,
     signal: abort.signal,
   };
+  const includeUsage = body.stream === true && body.stream_options?.include_usage === true;
   const meta: CompletionMeta = {
     id: `chatcmpl-${rid}`,
     created: Math.floor(Date.now() / 1000),
     model: req.model,
+    includeUsage,
   };
 
   const blocked = screenInput(req);
@@ -140,6 +169,7 @@ openAiChat.openapi(route, async (c) => {
     const frames = (async function* () {
       yield sseFrame(JSON.stringify(chunk(meta, { role: "assistant", content: blocked.text })));
       yield sseFrame(JSON.stringify(chunk(meta, {}, "content_filter")));
+      if (includeUsage) yield sseFrame(JSON.stringify(usageChunk(meta, 0, 0)));
       yield sseFrame("[DONE]");
     })();
     return c.body(
@@ -167,19 +197,14 @@ openAiChat.openapi(route, async (c) => {
     return c.json(completion(meta, text, s.toolCalls, finish, s), 200, turn.headers);
   }
 
-  const includeUsage = body.stream_options?.include_usage === true;
   const frames = (async function* () {
     yield sseFrame(JSON.stringify(chunk(meta, { role: "assistant", content: "" })));
-    for await (const out of turn.events) yield frameOf(meta, out);
+    for await (const out of turn.events) yield frameOf(meta, out, rid);
     const s = await turn.summary;
     meta.model = s.model; // the chunks from here on name the model that answered
     const finish = finishOf(s);
     yield sseFrame(JSON.stringify(chunk(meta, {}, finish)));
-    if (includeUsage) {
-      yield sseFrame(
-        JSON.stringify({ ...chunk(meta, {}), choices: [], usage: usageBody(s.inputTokens, s.outputTokens) }),
-      );
-    }
+    if (includeUsage) yield sseFrame(JSON.stringify(usageChunk(meta, s.inputTokens, s.outputTokens)));
     yield sseFrame("[DONE]");
   })();
   return c.body(
@@ -195,7 +220,7 @@ function finishOf(s: TurnSummary): string {
   return s.finishReason === "error" ? "stop" : s.finishReason;
 }
 
-function frameOf(meta: CompletionMeta, out: TurnOutput): Uint8Array {
+function frameOf(meta: CompletionMeta, out: TurnOutput, requestId: string): Uint8Array {
   switch (out.type) {
     case "text":
       return sseFrame(JSON.stringify(chunk(meta, { content: out.delta })));
@@ -210,10 +235,6 @@ function frameOf(meta: CompletionMeta, out: TurnOutput): Uint8Array {
     }
     case "failed":
       // Mid-stream failure: OpenAI clients raise an APIError on an `error` object in the stream.
-      return sseFrame(
-        JSON.stringify({
-          error: { message: out.message, type: "server_error", param: null, code: "upstream_error" },
-        }),
-      );
+      return sseFrame(JSON.stringify(openAiError("UPSTREAM_ERROR", out.message, requestId)));
   }
 }

@@ -433,6 +433,21 @@ export const tenantTotals = pgTable("tenant_totals", {
   ...counterColumns(),
 });
 
+/**
+ * Per tenant, since the beginning: answered turns per Prometheus histogram bucket (`le` in seconds,
+ * Infinity past the last bound; HISTOGRAM_BOUNDS_SECONDS in src/analytics/latency.ts). Cumulated at
+ * read, these are the histogram's counters.
+ */
+export const tenantLatencyTotals = pgTable(
+  "tenant_latency_totals",
+  {
+    tenantId: text("tenant_id").notNull(),
+    le: doublePrecision("le").notNull(),
+    count: bigint("count", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.le] })],
+);
+
 /** Admission refusals, counted in the isolate and sent as one event per tenant, reason and flush. */
 export const refusals = pgTable(
   "refusals",
@@ -459,6 +474,13 @@ export const queueLag = pgTable(
   },
   (t) => [primaryKey({ columns: [t.queue, t.minute] })],
 );
+
+/** Per queue, since the beginning: messages written and their summed wait (Prometheus counters). */
+export const queueTotals = pgTable("queue_totals", {
+  queue: text("queue").primaryKey(),
+  messages: bigint("messages", { mode: "number" }).notNull(),
+  lagSumMs: doublePrecision("lag_sum_ms").notNull(),
+});
 
 /** A tenant's overrides of one alert rule; absent fields take the platform default. */
 export interface AlertRuleOverride {

@@ -1,15 +1,17 @@
 /**
  * `GET /admin/metrics` in the Prometheus text exposition format (version 0.0.4): counters since the
- * beginning per tenant (from `tenant_totals`), the reference metrics as gauges over each rule's
- * window per tenant and for the platform, alert thresholds and firing state, and queue lag.
+ * beginning per tenant (from `tenant_totals`), the response-time histogram since the beginning
+ * (from `tenant_latency_totals`), the reference metrics as gauges over each rule's window per tenant
+ * and for the platform, alert thresholds and firing state, and queue counters and lag.
  * Base units as Prometheus asks: seconds, ratios in 0..1, USD for money. A gauge with no value
  * (no data in its window) has no sample rather than NaN.
  */
 
 import { sql } from "drizzle-orm";
+import { HISTOGRAM_BOUNDS_SECONDS } from "../analytics/latency.ts";
 import { COUNTER_KEYS, type Counters } from "../analytics/rollups.ts";
 import type { SqlExecutor } from "../analytics/sql.ts";
-import { cacheStats } from "../cache/tiered.ts";
+import { cacheStats } from "../cache/stats.ts";
 import { effectiveRules, RULES, type RuleDef, type RuleName } from "./rules.ts";
 import {
   loadScopes,
@@ -23,6 +25,8 @@ import { readWindows } from "./windows.ts";
 
 type Labels = Record<string, string>;
 type Sample = { labels: Labels; value: number | null };
+/** One histogram series: cumulative counts per upper bound (ascending, without +Inf), count, sum. */
+type HistogramSeries = { labels: Labels; buckets: [le: number, count: number][]; count: number; sum: number };
 
 const escapeLabel = (v: string) => v.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
 const escapeHelp = (v: string) => v.replaceAll("\\", "\\\\").replaceAll("\n", "\\n");
@@ -38,21 +42,32 @@ function formatValue(v: number): string {
 export class Exposition {
   readonly #lines: string[] = [];
 
-  family(
-    name: string,
-    type: "counter" | "gauge" | "summary",
-    help: string,
-    samples: readonly Sample[],
-  ): this {
+  family(name: string, type: "counter" | "gauge", help: string, samples: readonly Sample[]): this {
     this.#lines.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`);
-    for (const s of samples) {
-      if (s.value === null) continue;
-      const labels = Object.entries(s.labels)
-        .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
-        .join(",");
-      this.#lines.push(`${name}${labels ? `{${labels}}` : ""} ${formatValue(s.value)}`);
+    for (const s of samples) this.#sample(name, s);
+    return this;
+  }
+
+  /** A histogram family: per series its cumulative `_bucket`s ending with `le="+Inf"`, `_sum`, `_count`. */
+  histogram(name: string, help: string, series: readonly HistogramSeries[]): this {
+    this.#lines.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} histogram`);
+    for (const h of series) {
+      for (const [le, count] of h.buckets) {
+        this.#sample(`${name}_bucket`, { labels: { ...h.labels, le: formatValue(le) }, value: count });
+      }
+      this.#sample(`${name}_bucket`, { labels: { ...h.labels, le: "+Inf" }, value: h.count });
+      this.#sample(`${name}_sum`, { labels: h.labels, value: h.sum });
+      this.#sample(`${name}_count`, { labels: h.labels, value: h.count });
     }
     return this;
+  }
+
+  #sample(name: string, s: Sample): void {
+    if (s.value === null) return;
+    const labels = Object.entries(s.labels)
+      .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
+      .join(",");
+    this.#lines.push(`${name}${labels ? `{${labels}}` : ""} ${formatValue(s.value)}`);
   }
 
   text(): string {
@@ -88,6 +103,33 @@ const GAUGES: Record<RuleName, { name: string; help: string }> = {
 };
 
 type Totals = Counters & { tenant_id: string };
+
+/**
+ * Every tenant's counters with its response-time histogram's counts per `le` (ascending, Infinity
+ * last), in one statement so `_sum` (from the counters) and `_count` are one snapshot.
+ */
+const TOTALS_WITH_HISTOGRAM = sql`
+  select t.*, h.les, h.counts
+  from tenant_totals t
+  left join lateral (
+    select array_agg(l.le order by l.le) as les, array_agg(l.count::float8 order by l.le) as counts
+    from tenant_latency_totals l where l.tenant_id = t.tenant_id
+  ) h on true
+  order by t.tenant_id`;
+
+/** A tenant's histogram series: its per-`le` counts made cumulative over the bounds. */
+function histogramOf(tenant: string, les: unknown, counts: unknown, latencySumMs: number): HistogramSeries {
+  // Arrays, or null for a tenant with no answered turn yet.
+  const rows: [number, number][] =
+    Array.isArray(les) && Array.isArray(counts) ? les.map((le, i) => [Number(le), Number(counts[i])]) : [];
+  const upTo = (bound: number) => rows.reduce((n, [le, c]) => (le <= bound ? n + c : n), 0);
+  return {
+    labels: { tenant },
+    buckets: HISTOGRAM_BOUNDS_SECONDS.map((le) => [le, upTo(le)]),
+    count: upTo(Number.POSITIVE_INFINITY),
+    sum: latencySumMs / 1000,
+  };
+}
 
 const COUNTERS: { name: string; help: string; samples: (t: Totals) => [Labels, number][] }[] = [
   {
@@ -126,11 +168,6 @@ const COUNTERS: { name: string; help: string; samples: (t: Totals) => [Labels, n
       [{ direction: "input" }, t.input_tokens],
       [{ direction: "output" }, t.output_tokens],
     ],
-  },
-  {
-    name: "response_time_seconds_total",
-    help: "Model response time summed over answered turns (ok and error): divide its rate by their rate for the mean",
-    samples: (t) => [[{}, t.latency_sum_ms / 1000]],
   },
   { name: "cost_usd_total", help: "Model cost in USD", samples: (t) => [[{}, t.cost_usd]] },
   { name: "conversations_total", help: "Ended conversations", samples: (t) => [[{}, t.conversations]] },
@@ -181,17 +218,21 @@ const COUNTERS: { name: string; help: string; samples: (t: Totals) => [Labels, n
 export async function renderMetrics(db: SqlExecutor, now: number): Promise<string> {
   const scopes = await loadScopes(db);
   const active = scopes.filter((s) => s.active);
-  const [sums, totalsRes, firingRes, queues] = await Promise.all([
+  const [sums, totalsRes, firingRes, queues, queueTotals] = await Promise.all([
     readWindows(db, windowRequests(scopes, { tenants: "active", platform: true }), now),
-    db.execute(sql`select * from tenant_totals order by tenant_id`),
+    db.execute(TOTALS_WITH_HISTOGRAM),
     db.execute(sql`select tenant_id, rule from alerts where state = 'firing'`),
     readQueueLag(db, now),
+    db.execute(sql`select queue, messages::float8 as messages, lag_sum_ms from queue_totals order by queue`),
   ]);
   const totals = totalsRes.rows.map((r) => {
     const t = { tenant_id: String(r.tenant_id) } as Totals;
     for (const k of COUNTER_KEYS) t[k] = Number(r[k] ?? 0);
     return t;
   });
+  const histograms = totalsRes.rows.map((r) =>
+    histogramOf(String(r.tenant_id), r.les, r.counts, Number(r.latency_sum_ms ?? 0)),
+  );
   const firing = new Set(firingRes.rows.map((r) => `${r.tenant_id}\u0000${r.rule}`));
   const views = new Map(active.map((s) => [s.id, metricViews(s.rules, sums.get(s.id))]));
   const platform = metricViews(effectiveRules(), sums.get(PLATFORM));
@@ -216,6 +257,11 @@ export async function renderMetrics(db: SqlExecutor, now: number): Promise<strin
       ),
     );
   }
+  out.histogram(
+    "chatedge_response_time_seconds",
+    "Model response time of answered turns (ok and error) since the beginning; a bound also holds turns up to 1/64 above it (the stored histogram's precision)",
+    histograms,
+  );
   for (const rule of Object.keys(GAUGES) as RuleName[]) {
     const g = GAUGES[rule];
     out.family(
@@ -279,10 +325,16 @@ export async function renderMetrics(db: SqlExecutor, now: number): Promise<strin
     ]),
   );
   out.family(
-    "chatedge_queue_messages_written",
-    "gauge",
-    "Queue messages written in the last 5 minutes",
-    queues.map((q) => ({ labels: { queue: q.queue }, value: q.messages_5m })),
+    "chatedge_queue_messages_written_total",
+    "counter",
+    "Queue messages written",
+    queueTotals.rows.map((r) => ({ labels: { queue: String(r.queue) }, value: Number(r.messages) })),
+  );
+  out.family(
+    "chatedge_queue_wait_seconds_total",
+    "counter",
+    "Time from send to write summed over written queue messages: divide its rate by the messages' rate for the mean",
+    queueTotals.rows.map((r) => ({ labels: { queue: String(r.queue) }, value: Number(r.lag_sum_ms) / 1000 })),
   );
   out.family(
     "chatedge_queue_last_write_timestamp_seconds",

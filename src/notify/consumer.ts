@@ -14,7 +14,6 @@ import { errorSummary } from "../errors";
 import { Notice, render } from "./messages";
 import { type Delivery, originOf, postWebhook, type TenantHook, tenantHooks } from "./webhook";
 
-export const NOTIFY_QUEUE_NAME = "chatedge-notify";
 /** Deliveries tried before a notice is recorded as failed (matches max_retries + 1 in wrangler.jsonc). */
 export const MAX_ATTEMPTS = 5;
 

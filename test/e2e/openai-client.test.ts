@@ -48,12 +48,85 @@ describe("the official openai client against `npm run dev`", () => {
   });
 
   it("surfaces errors as the client's typed errors", async () => {
+    const hi = { model: "mock", messages: [{ role: "user" as const, content: "hi" }] };
     const bad = new OpenAI({ baseURL: `${stack.base}/v1`, apiKey: `sk_${"x".repeat(44)}`, maxRetries: 0 });
-    await expect(
-      bad.chat.completions.create({ model: "mock", messages: [{ role: "user", content: "hi" }] }),
-    ).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
-    await expect(
-      client.chat.completions.create({ model: "no-such-model", messages: [{ role: "user", content: "hi" }] }),
-    ).rejects.toBeInstanceOf(OpenAI.BadRequestError);
+    const unauthorized = await bad.chat.completions.create(hi).catch((e: unknown) => e);
+    expect(unauthorized).toBeInstanceOf(OpenAI.AuthenticationError);
+    expect(unauthorized).toMatchObject({
+      status: 401,
+      type: "authentication_error",
+      code: "invalid_api_key",
+    });
+    await expect(bad.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+
+    const publishable = new OpenAI({
+      baseURL: `${stack.base}/v1`,
+      apiKey: stack.publishableKey,
+      maxRetries: 0,
+    });
+    const forbidden = await publishable.chat.completions.create(hi).catch((e: unknown) => e);
+    expect(forbidden).toBeInstanceOf(OpenAI.PermissionDeniedError);
+    expect(forbidden).toMatchObject({ status: 403, type: "permission_error" });
+
+    const unknownModel = await client.chat.completions
+      .create({ ...hi, model: "no-such-model" })
+      .catch((e: unknown) => e);
+    expect(unknownModel).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(unknownModel).toMatchObject({ param: "model", code: "model_not_found" });
+    const noUser = await client.chat.completions
+      .create({ model: "mock", messages: [{ role: "system", content: "x" }] })
+      .catch((e: unknown) => e);
+    expect(noUser).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(noUser).toMatchObject({ type: "invalid_request_error" });
+
+    const notFound = await client.post("/chat/completions/x", { body: hi }).catch((e: unknown) => e);
+    expect(notFound).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(notFound).toMatchObject({ status: 404, type: "not_found_error" });
+  });
+
+  it("surfaces a rate limit as RateLimitError with OpenAI's code", async () => {
+    const limited = await tenantClient({ user_rate_limit_per_minute: 1 });
+    const hi = { model: "mock", messages: [{ role: "user" as const, content: "hi" }] };
+    await limited.chat.completions.create(hi);
+    const refused = await limited.chat.completions.create(hi).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(refused).toMatchObject({ status: 429, code: "rate_limit_exceeded", param: "user" });
+  });
+
+  it("lists the models the key may name with client.models.list()", async () => {
+    const own = await tenantClient({
+      model: "mock",
+      fallback_model: "mock-slow",
+      allowed_models: ["mock-2"],
+    });
+    const ids: string[] = [];
+    for await (const model of own.models.list()) {
+      expect(model).toMatchObject({ object: "model", owned_by: "mock" });
+      ids.push(model.id);
+    }
+    expect(ids).toEqual(["mock", "mock-slow", "mock-2"]);
   });
 });
+
+/** A client on a new tenant of the stack, created through the admin API, with a secret key. */
+async function tenantClient(config: Record<string, unknown>): Promise<OpenAI> {
+  const admin = (path: string, body: unknown) =>
+    fetch(`${stack.base}/admin${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${stack.adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  const id = `e2e-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e6).toString(36)}`;
+  const made = await admin("/tenants", {
+    tenant_id: id,
+    name: id,
+    system_prompt: "You help.",
+    model: "mock",
+    ...config,
+  });
+  expect(made.status).toBe(201);
+  const key = await admin(`/tenants/${id}/keys`, { kind: "secret", name: "e2e" });
+  expect(key.status).toBe(201);
+  const { key: apiKey } = (await key.json()) as { key: string };
+  return new OpenAI({ baseURL: `${stack.base}/v1`, apiKey, maxRetries: 0 });
+}

@@ -77,9 +77,12 @@ describe("Prometheus pointed at /admin/metrics", () => {
       });
       expect(res.status).toBe(200);
     }
-    const text = await until("the chats' counters", async () => {
+    const text = await until("the chats' counters and response-time histogram", async () => {
       const t = await scrapeText();
-      return /chatedge_requests_total\{tenant="demo"\} [1-9]/.test(t) ? t : undefined;
+      return /chatedge_requests_total\{tenant="demo"\} [1-9]/.test(t) &&
+        /chatedge_response_time_seconds_count\{tenant="demo"\} [1-9]/.test(t)
+        ? t
+        : undefined;
     });
     const lint = spawnSync(PROMTOOL, ["check", "metrics"], { input: text, encoding: "utf8" });
     expect(`${lint.stdout}${lint.stderr}`.trim()).toBe("");
@@ -130,6 +133,23 @@ describe("Prometheus pointed at /admin/metrics", () => {
     expect(Number(requests[0]?.value[1])).toBeGreaterThanOrEqual(2);
     const thresholds = await promQuery('chatedge_alert_threshold{tenant="demo",rule="p99_response_time"}');
     expect(Number(thresholds[0]?.value[1])).toBe(15);
+    // The histogram: its count is the answered turns, and a quantile over it is finite.
+    const count = await promQuery('chatedge_response_time_seconds_count{tenant="demo"}');
+    const answered = await promQuery('sum(chatedge_turns_total{tenant="demo",outcome=~"ok|error"})');
+    expect(Number(count[0]?.value[1])).toBeGreaterThanOrEqual(2);
+    expect(count[0]?.value[1]).toBe(answered[0]?.value[1]);
+    const p99 = await promQuery(
+      'histogram_quantile(0.99, sum by (le) (chatedge_response_time_seconds_bucket{tenant="demo"}))',
+    );
+    expect(Number(p99[0]?.value[1])).toBeGreaterThan(0);
+    expect(Number(p99[0]?.value[1])).toBeLessThanOrEqual(120);
+    // The README's expressions are valid PromQL (their values need traffic across two scrapes).
+    await promQuery(
+      "histogram_quantile(0.99, sum by (le) (rate(chatedge_response_time_seconds_bucket[5m])))",
+    );
+    await promQuery(
+      "sum by (tenant) (rate(chatedge_response_time_seconds_sum[5m])) / sum by (tenant) (rate(chatedge_response_time_seconds_count[5m]))",
+    );
     const tenants = await promQuery('chatedge_tenants{state="active"}');
     expect(Number(tenants[0]?.value[1])).toBeGreaterThanOrEqual(1);
   });

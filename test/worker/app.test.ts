@@ -43,6 +43,7 @@ describe("the app shell", () => {
         "GET /admin/dead-letters",
         "POST /admin/dead-letters/replay",
         "POST /v1/chat/completions",
+        "GET /v1/models",
         "POST /v1/conversations",
         "POST /v1/conversations/{id}/messages",
         "GET /v1/conversations/{id}",

@@ -189,6 +189,6 @@ describe("secrets stay secret", () => {
     for (const [path, init] of requests) bodies.push(await (await call(path, init)).text());
     const haystack = [...logged, ...bodies].join("\n");
     for (const s of secrets) expect(haystack.includes(s), `leaked ${s.slice(0, 6)}...`).toBe(false);
-    expect(bodies[3]).toContain("upstream_error");
+    expect(bodies[3]).toContain('"type":"server_error"');
   });
 });

@@ -27,6 +27,8 @@ export interface ResolvedModel {
   upstreamModel: string;
   /** false when the provider lacks its key or binding; calling it then fails with a `config` error. */
   configured: boolean;
+  /** What an unconfigured provider lacks, e.g. `OPENAI_API_KEY`; set exactly when `configured` is false. */
+  missing?: string;
 }
 
 export { ANTHROPIC_ALIASES, calledModel } from "./aliases";
@@ -62,25 +64,30 @@ function secretNamed(env: ProviderEnv, name: string): string | undefined {
 
 /** Maps a public model name to its provider; undefined when no provider claims the name. */
 export function resolveModel(name: string, env: ProviderEnv): ResolvedModel | undefined {
-  const found = (provider: Provider, upstreamModel: string, configured = true): ResolvedModel => ({
+  const found = (provider: Provider, upstreamModel: string): ResolvedModel => ({
     model: name,
     calledModel: calledModel(name),
     provider,
     upstreamModel,
-    configured,
+    configured: true,
+  });
+  const lacking = (provider: string, missing: string, upstreamModel: string): ResolvedModel => ({
+    ...found(unconfigured(provider, missing), upstreamModel),
+    configured: false,
+    missing,
   });
   if (name === "mock" || name.startsWith("mock-")) return found(name === "mock-slow" ? slowMock : mock, name);
   if (name.startsWith("@cf/") || name.startsWith("@hf/")) {
     return env.AI
       ? found(createWorkersAiProvider(env.AI), name)
-      : found(unconfigured("workers-ai", "the AI binding"), name, false);
+      : lacking("workers-ai", "the AI binding", name);
   }
   if (name.startsWith("claude-") && name.length > "claude-".length) {
     const upstream = calledModel(name);
     const key = env.ANTHROPIC_API_KEY;
     return key
       ? found(createAnthropicProvider({ baseUrl: env.ANTHROPIC_BASE_URL, apiKey: key }), upstream)
-      : found(unconfigured("anthropic", "ANTHROPIC_API_KEY"), upstream, false);
+      : lacking("anthropic", "ANTHROPIC_API_KEY", upstream);
   }
   if (OPENAI_MODEL.test(name)) {
     const key = env.OPENAI_API_KEY;
@@ -94,7 +101,7 @@ export function resolveModel(name: string, env: ProviderEnv): ResolvedModel | un
           }),
           name,
         )
-      : found(unconfigured("openai", "OPENAI_API_KEY"), name, false);
+      : lacking("openai", "OPENAI_API_KEY", name);
   }
   const slash = name.indexOf("/");
   if (slash > 0 && slash < name.length - 1) {
@@ -103,7 +110,7 @@ export function resolveModel(name: string, env: ProviderEnv): ResolvedModel | un
     if (!compat) return undefined;
     const upstream = name.slice(slash + 1);
     const key = compat.apiKeyVar ? secretNamed(env, compat.apiKeyVar) : undefined;
-    if (compat.apiKeyVar && !key) return found(unconfigured(prefix, compat.apiKeyVar), upstream, false);
+    if (compat.apiKeyVar && !key) return lacking(prefix, compat.apiKeyVar, upstream);
     const provider = createOpenAiProvider({
       name: prefix,
       baseUrl: compat.baseUrl,

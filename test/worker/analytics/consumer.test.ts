@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { consumeAnalyticsBatch, type QueueMessage, retryDelaySeconds } from "../../../src/analytics/consumer";
-import { ANALYTICS_QUEUE_NAME } from "../../../src/analytics/queue";
 import { query, sql, uniqueId } from "../helpers";
 import {
+  ANALYTICS_QUEUE_NAME,
   batchOf,
   conversationEvent,
   countRows,

@@ -3,10 +3,9 @@ import { env } from "cloudflare:workers";
 import { Pool } from "@neondatabase/serverless";
 import { drizzle } from "drizzle-orm/neon-serverless";
 import type { ConversationEvent, FeedbackEvent, SafetyEvent, TurnEvent } from "../../../src/analytics/events";
-import { ANALYTICS_DLQ_NAME, ANALYTICS_QUEUE_NAME } from "../../../src/analytics/queue";
 import type { AnalyticsDb } from "../../../src/analytics/sql";
 import { openDb } from "../../../src/db/client";
-import { loadEnv, type RawEnv } from "../../../src/env";
+import { DEFAULT_QUEUE_NAMES, loadEnv, type RawEnv } from "../../../src/env";
 import worker from "../../../src/index";
 import { query, sql } from "../helpers";
 
@@ -193,4 +192,5 @@ export async function conversationCsat(tenantId: string, conversationId: string)
   return r?.csat;
 }
 
-export { ANALYTICS_DLQ_NAME, ANALYTICS_QUEUE_NAME };
+/** The queue names of the config the tests run (wrangler.jsonc's top level). */
+export const { ANALYTICS_DLQ_NAME, ANALYTICS_QUEUE_NAME } = DEFAULT_QUEUE_NAMES;

@@ -5,7 +5,8 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { cacheStats, namedCache } from "../../../src/cache/tiered";
+import { cacheStats } from "../../../src/cache/stats";
+import { namedCache } from "../../../src/cache/tiered";
 import { loadEnv, type RawEnv } from "../../../src/env";
 import { AppError } from "../../../src/errors";
 import { newServices, type Services } from "../../../src/services";

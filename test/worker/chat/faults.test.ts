@@ -1,7 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { cacheStats } from "../../../src/cache/tiered";
+import { cacheStats } from "../../../src/cache/stats";
 import type { RawEnv } from "../../../src/env";
 import worker from "../../../src/index";
 import { eventually } from "../eventually";

@@ -48,6 +48,20 @@ describe("POST /v1/chat/completions", () => {
     const usage = chunks.at(-1);
     expect(usage.choices).toEqual([]);
     expect(usage.usage.completion_tokens).toBeGreaterThan(0);
+    // As OpenAI streams it: every chunk before the final one says `usage: null`.
+    expect(chunks.slice(0, -1).every((c) => "usage" in c && c.usage === null)).toBe(true);
+  });
+
+  it("leaves usage out of the chunks when include_usage is not set", async () => {
+    const { key } = await chatTenant();
+    const res = await completions(key, {
+      model: "mock",
+      stream: true,
+      messages: [{ role: "user", content: "hello" }],
+    });
+    const chunks = (await sseFrames(res)).filter((f) => f.data !== "[DONE]").map((f) => JSON.parse(f.data));
+    expect(chunks.length).toBeGreaterThan(2);
+    expect(chunks.some((c) => "usage" in c)).toBe(false);
   });
 
   it("applies the tenant's system prompt and clamps max_tokens to the tenant's limit", async () => {
@@ -117,6 +131,22 @@ describe("POST /v1/chat/completions", () => {
     expect(res.headers.get("ratelimit-limit")).toBeNull();
   });
 
+  it("streams a blocked topic's answer with usage: null, then zero usage, when include_usage is set", async () => {
+    const { key } = await chatTenant({ blocked_topics: ["medical advice"] });
+    const res = await completions(key, {
+      model: "mock",
+      stream: true,
+      stream_options: { include_usage: true },
+      messages: [{ role: "user", content: "medical advice please" }],
+    });
+    const chunks = (await sseFrames(res)).filter((f) => f.data !== "[DONE]").map((f) => JSON.parse(f.data));
+    expect(chunks.slice(0, -1).map((c) => c.usage)).toEqual([null, null]);
+    expect(chunks.at(-1)).toMatchObject({
+      choices: [],
+      usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
+    });
+  });
+
   it("answers with the tenant's own policy message when it has one", async () => {
     const { key } = await chatTenant({
       blocked_topics: ["refund hacks"],
@@ -164,8 +194,9 @@ describe("POST /v1/chat/completions", () => {
       messages: [{ role: "user", content: "hi [[fault:500]]" }],
     });
     expect(res.status).toBe(502);
-    const err = (await res.json()) as { error: { message: string; type: string; code: string } };
-    expect(err.error).toMatchObject({ type: "server_error", code: "upstream_error" });
+    const err = (await res.json()) as { error: { message: string; type: string; code: string | null } };
+    // OpenAI's own server errors carry no code: the type and status say it.
+    expect(err.error).toMatchObject({ type: "server_error", code: null, param: null });
     expect(err.error.message).not.toContain("sk-worker-test");
   });
 

@@ -6,7 +6,7 @@
  */
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { describe, expect, it } from "vitest";
-import type { RefusalEvent } from "../../../src/analytics/events";
+import type { RefusalEvent, TurnEvent } from "../../../src/analytics/events";
 import { completions } from "../chat/helpers";
 import { eventually } from "../eventually";
 import { admin, call, createKey, envelope, query, send, sql } from "../helpers";
@@ -20,17 +20,50 @@ type Family = {
     labels?: Record<string, string>;
     value?: string;
     quantiles?: Record<string, string>;
+    buckets?: Record<string, string>;
     count?: string;
     sum?: string;
   }[];
 };
 
-async function scrape(): Promise<Map<string, Family>> {
+async function exposition(): Promise<string> {
   const res = await admin("GET", "/metrics");
   expect(res.status).toBe(200);
   expect(res.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
-  const families = parsePrometheusTextFormat(await res.text()) as Family[];
-  return new Map(families.map((f) => [f.name, f]));
+  return res.text();
+}
+
+const familiesOf = (text: string) =>
+  new Map((parsePrometheusTextFormat(text) as Family[]).map((f) => [f.name, f]));
+
+async function scrape(): Promise<Map<string, Family>> {
+  return familiesOf(await exposition());
+}
+
+/**
+ * A tenant's response-time histogram (cumulative counts by `le`, count, sum), read by the same
+ * parser. Its port flattens a histogram family's series into one, so the tenant's series is parsed
+ * alone, without its tenant label. Checks the buckets are cumulative and `+Inf` is the count.
+ */
+function histogram(text: string, tenant: string) {
+  const name = "chatedge_response_time_seconds";
+  const label = `tenant="${tenant}"`;
+  const own = text
+    .split("\n")
+    .filter((l) => l.startsWith(`${name}_`) && (l.includes(`{${label},`) || l.includes(`{${label}}`)))
+    .map((l) => l.replace(`{${label},`, "{").replace(`{${label}}`, ""));
+  if (own.length === 0) return undefined;
+  const f = familiesOf([`# TYPE ${name} histogram`, ...own, ""].join("\n")).get(name);
+  expect(f?.type).toBe("HISTOGRAM");
+  const s = f?.metrics[0];
+  const le = Object.fromEntries(Object.entries(s?.buckets ?? {}).map(([k, v]) => [k, Number(v)]));
+  const counts = Object.entries(le)
+    .map(([b, v]): [number, number] => [b === "+Inf" ? Number.POSITIVE_INFINITY : Number(b), v])
+    .sort(([a], [b]) => a - b)
+    .map(([, v]) => v);
+  expect(counts, "cumulative").toEqual([...counts].sort((a, b) => a - b));
+  expect(le["+Inf"], "+Inf is the count").toBe(Number(s?.count));
+  return { le, count: Number(s?.count), sum: Number(s?.sum) };
 }
 
 /** The value of a family's sample for a tenant (and more labels), as a number. */
@@ -62,14 +95,15 @@ describe("GET /admin/metrics", () => {
       refusal(t, "visitor_tokens", 5),
     ]);
     await evaluate(t, now); // error rate 10% > 5%: firing
-    const m = await scrape();
+    const text = await exposition();
+    const m = familiesOf(text);
 
     for (const f of m.values()) {
       expect(f.name).toMatch(/^chatedge_[a-z0-9_]+$/);
       expect(f.help.length).toBeGreaterThan(0);
       if (f.type === "COUNTER") expect(f.name).toMatch(/_total$/);
       for (const s of f.metrics) {
-        for (const v of [s.value, s.count, s.sum, ...Object.values(s.quantiles ?? {})]) {
+        for (const v of [s.value, s.count, s.sum, ...Object.values(s.buckets ?? {})]) {
           if (v !== undefined) expect(Number.isFinite(Number(v)), `${f.name} ${v}`).toBe(true);
         }
       }
@@ -93,7 +127,9 @@ describe("GET /admin/metrics", () => {
     expect(sample(m.get("chatedge_budget_refusals_total"), { ...tenant, budget: "daily_cost" })).toBe(1);
     expect(sample(m.get("chatedge_budget_refusals_total"), { ...tenant, budget: "visitor_tokens" })).toBe(5);
 
-    expect(sample(m.get("chatedge_response_time_seconds_total"), tenant)).toBeCloseTo(20, 6);
+    expect(m.get("chatedge_response_time_seconds")?.type).toBe("HISTOGRAM");
+    expect(histogram(text, t)).toMatchObject({ count: 20, le: { "1": 20, "0.5": 0 } });
+    expect(histogram(text, t)?.sum).toBeCloseTo(20, 6);
     expect(sample(m.get("chatedge_response_time_p50_seconds"), tenant)).toBeCloseTo(1, 1);
     expect(sample(m.get("chatedge_response_time_p99_seconds"), tenant)).toBeCloseTo(1, 1);
     expect(m.get("chatedge_error_ratio")?.type).toBe("GAUGE");
@@ -112,6 +148,14 @@ describe("GET /admin/metrics", () => {
 
     expect(sample(m.get("chatedge_platform_error_ratio"), {})).toBeGreaterThanOrEqual(0);
     expect(sample(m.get("chatedge_tenants"), { state: "active" })).toBeGreaterThan(0);
+    expect(m.get("chatedge_queue_messages_written_total")?.type).toBe("COUNTER");
+    // Written so far by every test: at least this one's 28 messages.
+    expect(
+      sample(m.get("chatedge_queue_messages_written_total"), { queue: "chatedge-analytics" }),
+    ).toBeGreaterThanOrEqual(28);
+    expect(
+      sample(m.get("chatedge_queue_wait_seconds_total"), { queue: "chatedge-analytics" }),
+    ).toBeGreaterThanOrEqual(0);
     const lag = m.get("chatedge_queue_lag_seconds");
     expect(sample(lag, { queue: "chatedge-analytics", stat: "max" })).toBeGreaterThanOrEqual(0);
     expect(
@@ -129,7 +173,8 @@ describe("GET /admin/metrics", () => {
       ...turns(t, 2, now, { latencyMs: 0, outcome: "human", calledModel: null }),
       refusal(t, "user", 1),
     ]);
-    const m = await scrape();
+    const text = await exposition();
+    const m = familiesOf(text);
     const tenant = { tenant: t };
     expect(sample(m.get("chatedge_requests_total"), tenant)).toBe(4 + 1 + 3 + 2 + 1);
     const byOutcome = ["ok", "error", "disconnected", "blocked", "human"].map((outcome) =>
@@ -138,7 +183,8 @@ describe("GET /admin/metrics", () => {
     expect(byOutcome).toEqual([4, 1, 3, 0, 2]);
     // The error ratio and the response time are over the five answered turns only.
     expect(sample(m.get("chatedge_error_ratio"), tenant)).toBeCloseTo(0.2, 10);
-    expect(sample(m.get("chatedge_response_time_seconds_total"), tenant)).toBeCloseTo(5, 6);
+    expect(histogram(text, t)?.count).toBe(5);
+    expect(histogram(text, t)?.sum).toBeCloseTo(5, 6);
     const mon = (await (await admin("GET", `/tenants/${t}/monitoring`)).json()) as {
       metrics: Record<string, { value: number | null; events: number }>;
       volume: Record<string, unknown>;
@@ -153,6 +199,51 @@ describe("GET /admin/metrics", () => {
       blocked: 0,
       human: 2,
     });
+  });
+
+  it("exports response time as a cumulative histogram of answered turns since the beginning", async () => {
+    const now = Date.now();
+    const t = await alertTenant();
+    const ms = (latencyMs: number, n: number, o: Partial<TurnEvent> = {}) =>
+      turns(t, n, now, { latencyMs, ...o });
+    await ingest([
+      ...ms(40, 3),
+      ...ms(700, 5),
+      ...ms(1_900, 4),
+      ...ms(2_000, 1), // at the 2 s bound: counts in it
+      ...ms(2_016, 1), // the stored bucket after the 2 s bound's (1,984..2,015 ms): counts from 3 s
+      ...ms(4_000, 2, { outcome: "error", error: "provider 500" }),
+      ...ms(14_000, 1),
+      ...ms(200_000, 1), // above the last bound: only in +Inf
+      ...ms(9_000, 3, { outcome: "disconnected", error: "client disconnected" }), // no response time
+      ...ms(0, 2, { outcome: "human", calledModel: null }),
+    ]);
+    const h = histogram(await exposition(), t);
+    expect(h?.le).toEqual({
+      "0.05": 3,
+      "0.1": 3,
+      "0.25": 3,
+      "0.5": 3,
+      "1": 8,
+      "2": 13,
+      "3": 14,
+      "5": 16,
+      "8": 16,
+      "10": 16,
+      "15": 17,
+      "20": 17,
+      "30": 17,
+      "60": 17,
+      "120": 17,
+      "+Inf": 18,
+    });
+    expect(h?.count).toBe(18); // the answered turns: ok and error
+    const summed = 3 * 40 + 5 * 700 + 4 * 1_900 + 2_000 + 2_016 + 2 * 4_000 + 14_000 + 200_000;
+    expect(h?.sum).toBeCloseTo(summed / 1000, 6);
+    // A second batch only adds: the buckets are counters.
+    await ingest(ms(700, 2));
+    const after = histogram(await exposition(), t);
+    expect([after?.le["0.5"], after?.le["1"], after?.le["+Inf"], after?.count]).toEqual([3, 10, 20, 20]);
   });
 
   it("needs the admin token", async () => {

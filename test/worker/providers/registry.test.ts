@@ -90,6 +90,7 @@ describe("model registry", () => {
     ] as const) {
       const r = resolveModel(name, bare);
       expect(r?.configured, name).toBe(false);
+      expect(r?.missing, name).toBe(missing);
       const { error } = await drain(
         r!.provider.stream({ model: r!.upstreamModel, messages: [], maxTokens: 1 }, { signal: never() }),
       );
