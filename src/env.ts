@@ -85,7 +85,8 @@ export const EnvSchema = z.object({
   ENVIRONMENT: z.enum(["production", "development", "test"]).default("production"),
   MAX_BODY_BYTES: intVar(64 * 1024, 1024, 10 * 1024 * 1024),
   ISOLATE_CACHE_TTL_MS: intVar(5_000, 0, 600_000),
-  REDIS_CACHE_TTL_SECONDS: intVar(300, 1, 86_400),
+  /** How long a Redis config copy is fresh; 0 keeps copies only for serving while Postgres is down. */
+  REDIS_CACHE_TTL_SECONDS: intVar(300, 0, 86_400),
   /** How long Redis keeps a config copy to serve when Postgres is down (stale if error). */
   REDIS_STALE_TTL_SECONDS: intVar(86_400, 1, 30 * 86_400),
   REDIS_TIMEOUT_MS: intVar(150, 10, 10_000),

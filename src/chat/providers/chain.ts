@@ -1,7 +1,7 @@
 import { ProviderError, toProviderError } from "./errors";
 import type { ResolvedModel } from "./registry";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, streamWithRetries } from "./retry";
-import type { ChatEvent, ChatRequest, FinishReason, ToolCall, Usage } from "./types";
+import type { ChatEvent, ChatRequest } from "./types";
 import { OutputTally } from "./usage";
 
 /** A request before a model is chosen: the chain fills in each step's upstream model. */
@@ -81,67 +81,4 @@ export async function* runChain(
       return;
     }
   }
-}
-
-/** A whole run, gathered: what a non-streaming route answers with. */
-export interface ChatResult {
-  text: string;
-  toolCalls: ToolCall[];
-  usage?: Usage;
-  finishReason?: FinishReason;
-  /** The model that answered (or failed last) and its provider. */
-  model?: string;
-  provider?: string;
-  error?: ProviderError;
-  retries: number;
-  fallbacks: number;
-}
-
-/** Drains a run into one result, assembling tool-call deltas by index. */
-export async function collect(events: AsyncIterable<ChatEvent>): Promise<ChatResult> {
-  const text: string[] = [];
-  const calls: ToolCall[] = [];
-  const result: ChatResult = { text: "", toolCalls: calls, retries: 0, fallbacks: 0 };
-  for await (const ev of events) {
-    switch (ev.type) {
-      case "text":
-        text.push(ev.delta);
-        break;
-      case "tool_call": {
-        const call = calls[ev.index] ?? { id: "", name: "", arguments: "" };
-        calls[ev.index] = call;
-        if (ev.id) call.id = ev.id;
-        if (ev.name) call.name = ev.name;
-        call.arguments += ev.argumentsDelta;
-        break;
-      }
-      case "usage":
-        result.usage = {
-          inputTokens: ev.inputTokens,
-          outputTokens: ev.outputTokens,
-          estimated: ev.estimated,
-        };
-        break;
-      case "retry":
-        result.retries += 1;
-        break;
-      case "fallback":
-        result.fallbacks += 1;
-        break;
-      case "done":
-        result.finishReason = ev.finishReason;
-        result.model = ev.model;
-        result.provider = ev.provider;
-        break;
-      case "error":
-        result.error = ev.error;
-        result.model = ev.model;
-        result.provider = ev.error.provider;
-        break;
-    }
-  }
-  result.text = text.join("");
-  // Indexes normally count from 0 without gaps; a gap from a sloppy upstream leaves no hole.
-  result.toolCalls = calls.filter((c) => c !== undefined);
-  return result;
 }

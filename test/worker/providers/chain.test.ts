@@ -1,10 +1,20 @@
 import { describe, expect, it } from "vitest";
-import { collect, runChain } from "../../../src/chat/providers/chain";
+import { runChain } from "../../../src/chat/providers/chain";
 import { createMockProvider } from "../../../src/chat/providers/mock";
 import { type ResolvedModel, resolveChain } from "../../../src/chat/providers/registry";
 import type { ChatEvent, ChatRequest, Provider } from "../../../src/chat/providers/types";
 import { countTextTokens, estimateRequestTokens } from "../../../src/chat/tokens";
-import { attempts, drain, fakeEnv, fastPolicy, never, queueFaults, textOf, uniqueKey } from "./helpers";
+import {
+  attempts,
+  collect,
+  drain,
+  fakeEnv,
+  fastPolicy,
+  never,
+  queueFaults,
+  textOf,
+  uniqueKey,
+} from "./helpers";
 
 const req = (content: string): Omit<ChatRequest, "model"> => ({
   system: "Be brief.",

@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { collect } from "../../../src/chat/providers/chain";
 import { ProviderError } from "../../../src/chat/providers/errors";
 import { createOpenAiProvider } from "../../../src/chat/providers/openai";
 import { resolveModel } from "../../../src/chat/providers/registry";
@@ -8,6 +7,7 @@ import type { ChatRequest, RetryEvent, StreamEvent } from "../../../src/chat/pro
 import { countTextTokens, estimateRequestTokens } from "../../../src/chat/tokens";
 import {
   attempts,
+  collect,
   drain,
   FAKE,
   fakeEnv,
