@@ -1,9 +1,32 @@
 import { AppError } from "../errors";
-import type { AdmitResult, GateErrorCode, Refused } from "./types";
+import type { AdmitResult, GateErrorCode, RateLevelInfo, Refused } from "./types";
 
-/** RateLimit-Limit/-Remaining/-Reset for any admission answer, plus Retry-After on a refusal. */
+/** A quota policy as the RateLimit fields name it: a rate level, or another limit (an address's). */
+export type RatePolicy = Omit<RateLevelInfo, "level"> & { level: string };
+
+/**
+ * RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers-11): Structured Field Lists
+ * of String items named after the level, with `q` (quota) and `w` (window, seconds) in the policy,
+ * `r` (remaining) and `t` (seconds until a slot frees) in the service limit. A level whose remaining
+ * is unknown (global, unless it refused) has a policy item and no service limit item.
+ */
+export function rateLimitFields(policies: readonly RatePolicy[]): Record<string, string> {
+  const name = (p: RatePolicy) => `"${p.level}"`; // fixed lower-case names: nothing to escape
+  const limits = policies.filter((p) => p.remaining !== null && p.resetSeconds !== null);
+  return {
+    "RateLimit-Policy": policies.map((p) => `${name(p)};q=${p.limit};w=${p.windowSeconds}`).join(", "),
+    RateLimit: limits.map((p) => `${name(p)};r=${p.remaining};t=${p.resetSeconds}`).join(", "),
+  };
+}
+
+/**
+ * RateLimit-Policy and RateLimit with every level in force, the legacy RateLimit-Limit/-Remaining/
+ * -Reset (the most constrained level; kept until 2027-06-30, docs/admission.md), and Retry-After on
+ * a refusal.
+ */
 export function rateLimitHeaders(r: AdmitResult): Record<string, string> {
   const h: Record<string, string> = {
+    ...rateLimitFields(r.rateLevels),
     "RateLimit-Limit": String(r.rateLimit.limit),
     "RateLimit-Remaining": String(r.rateLimit.remaining),
     "RateLimit-Reset": String(r.rateLimit.resetSeconds),

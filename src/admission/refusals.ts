@@ -1,12 +1,15 @@
 import { visitorTokenLimit } from "./budget";
 import { nextDayStart, nextMonthStart } from "./periods";
-import type { AdmissionConfig, BudgetKind, RateLevel, RateLimitInfo, Refused } from "./types";
+import type { AdmissionConfig, BudgetKind, RateLevel, RateLevelInfo, RateLimitInfo, Refused } from "./types";
 
 /** Whole seconds to wait, at least one: Retry-After and RateLimit-Reset never say 0 to a refusal. */
 export const ceilSeconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000));
 
-/** A refusal by a rate level: nothing left at that level until `ms` from now. */
-export function rateRefusal(level: RateLevel, limit: number, ms: number): Refused {
+/**
+ * A refusal by a rate level: nothing left at that level until `ms` from now. `levels` are every
+ * level in force as they stand (a refusal consumes nothing); the refusing one is marked empty.
+ */
+export function rateRefusal(level: RateLevel, limit: number, ms: number, levels: RateLevelInfo[]): Refused {
   const seconds = ceilSeconds(ms);
   return {
     ok: false,
@@ -16,6 +19,7 @@ export function rateRefusal(level: RateLevel, limit: number, ms: number): Refuse
     retryAfterSeconds: seconds,
     budget: null,
     rateLimit: { level, limit, remaining: 0, resetSeconds: seconds },
+    rateLevels: levels.map((l) => (l.level === level ? { ...l, remaining: 0, resetSeconds: seconds } : l)),
   };
 }
 
@@ -48,6 +52,7 @@ export function budgetRefusal(
   now: number,
   cfg: BudgetConfig,
   rate: RateLimitInfo,
+  levels: RateLevelInfo[],
 ): Refused {
   const tz = cfg.timezone;
   const resetAt =
@@ -64,5 +69,6 @@ export function budgetRefusal(
     retryAfterSeconds: ceilSeconds(resetAt - now),
     budget,
     rateLimit: rate,
+    rateLevels: levels,
   };
 }

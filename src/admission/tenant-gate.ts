@@ -18,6 +18,7 @@ import {
   type GateErrorCode,
   type GateOutcome,
   parseOrThrow,
+  type RateLevelInfo,
   type RateLimitInfo,
   RESERVATION_ID,
   RESERVATION_TTL_MS,
@@ -207,12 +208,12 @@ export class TenantGate extends DurableObject<RawEnv> {
     const userWindow = this.#users.count(input.userId, now);
     if (userWindow >= cfg.userRateLimitPerMinute) {
       const ms = this.#users.of(input.userId).msUntilBelow(cfg.userRateLimitPerMinute, now);
-      return rateRefusal("user", cfg.userRateLimitPerMinute, ms);
+      return rateRefusal("user", cfg.userRateLimitPerMinute, ms, this.#rateLevels(input, now));
     }
     const tenantWindow = this.#tenantWindow.count(now);
     if (tenantWindow >= cfg.rateLimitPerMinute) {
       const ms = this.#tenantWindow.msUntilBelow(cfg.rateLimitPerMinute, now);
-      return rateRefusal("tenant", cfg.rateLimitPerMinute, ms);
+      return rateRefusal("tenant", cfg.rateLimitPerMinute, ms, this.#rateLevels(input, now));
     }
     const day = localDay(now, cfg.timezone);
     const month = monthOf(day);
@@ -227,12 +228,16 @@ export class TenantGate extends DurableObject<RawEnv> {
       },
       headroom(this.#ledger, cfg, day, conv, input.userId),
     );
-    if (!plan.ok) return budgetRefusal(plan.budget, now, cfg, this.#rateInfo(cfg, input.userId, now));
+    if (!plan.ok) {
+      const levels = this.#rateLevels(input, now);
+      return budgetRefusal(plan.budget, now, cfg, mostConstrained(levels), levels);
+    }
     const lease = this.#leases.take(input.global.gate, now);
     if (lease === undefined) {
       const exhausted = this.#leases.exhausted(now);
       if (exhausted === undefined && !lastRound) return NEED_LEASE;
-      return rateRefusal("global", input.global.limitPerMinute, exhausted ?? 1_000);
+      const levels = this.#rateLevels(input, now);
+      return rateRefusal("global", input.global.limitPerMinute, exhausted ?? 1_000, levels);
     }
     this.#seq += 1;
     const r: Reservation = {
@@ -255,6 +260,7 @@ export class TenantGate extends DurableObject<RawEnv> {
     this.#tenantWindow.push(now);
     this.#ensureAlarm(r.expiresAt);
     this.#leases.prefetch(input.tenantId, input.global, cfg.rateLimitPerMinute, now);
+    const levels = this.#rateLevels(input, now);
     return {
       ok: true,
       reservationId: `rsv_${r.seq.toString(36)}_${r.tag}`,
@@ -267,30 +273,41 @@ export class TenantGate extends DurableObject<RawEnv> {
       reservedTokens: plan.tokens,
       reservedCostUsd: usd(plan.nanos),
       expiresAt: r.expiresAt,
-      rateLimit: this.#rateInfo(cfg, input.userId, now),
+      rateLimit: mostConstrained(levels),
+      rateLevels: levels,
     };
   }
 
-  /** The RateLimit-* values: whichever of the user and tenant windows has less room. */
-  #rateInfo(cfg: AdmissionConfig, user: string, now: number): RateLimitInfo {
-    const userLeft = Math.max(0, cfg.userRateLimitPerMinute - this.#users.count(user, now));
-    const tenantLeft = Math.max(0, cfg.rateLimitPerMinute - this.#tenantWindow.count(now));
-    if (tenantLeft < userLeft) {
-      const ms = this.#tenantWindow.msUntilOldestLeaves(now);
-      return {
+  /**
+   * Every rate level in force, as the windows stand now: user and tenant with what is left and when
+   * the oldest admission leaves; global with its limit only (this gate holds a lease, not the count).
+   */
+  #rateLevels(input: AdmitInput, now: number): RateLevelInfo[] {
+    const cfg = input.config;
+    const windowSeconds = WINDOW_MS / 1000;
+    return [
+      {
+        level: "user",
+        limit: cfg.userRateLimitPerMinute,
+        windowSeconds,
+        remaining: Math.max(0, cfg.userRateLimitPerMinute - this.#users.count(input.userId, now)),
+        resetSeconds: Math.ceil(this.#users.msUntilOldestLeaves(input.userId, now) / 1000),
+      },
+      {
         level: "tenant",
         limit: cfg.rateLimitPerMinute,
-        remaining: tenantLeft,
-        resetSeconds: Math.ceil(ms / 1000),
-      };
-    }
-    const ms = this.#users.msUntilOldestLeaves(user, now);
-    return {
-      level: "user",
-      limit: cfg.userRateLimitPerMinute,
-      remaining: userLeft,
-      resetSeconds: Math.ceil(ms / 1000),
-    };
+        windowSeconds,
+        remaining: Math.max(0, cfg.rateLimitPerMinute - this.#tenantWindow.count(now)),
+        resetSeconds: Math.ceil(this.#tenantWindow.msUntilOldestLeaves(now) / 1000),
+      },
+      {
+        level: "global",
+        limit: input.global.limitPerMinute,
+        windowSeconds,
+        remaining: null,
+        resetSeconds: null,
+      },
+    ];
   }
 
   #settle(item: SettleItem, now: number): SettleResult {
@@ -441,4 +458,17 @@ export class TenantGate extends DurableObject<RawEnv> {
 
 function randomTag(): string {
   return (crypto.getRandomValues(new Uint32Array(1))[0] ?? 0).toString(16).padStart(8, "0");
+}
+
+/** The legacy RateLimit-* values: whichever of the user and tenant levels has less room (user on a tie). */
+function mostConstrained(levels: RateLevelInfo[]): RateLimitInfo {
+  const [user, tenant] = levels.filter((l) => l.level === "user" || l.level === "tenant");
+  const pick = tenant && user && (tenant.remaining ?? 0) < (user.remaining ?? 0) ? tenant : user;
+  if (!pick) throw new Error("no user level");
+  return {
+    level: pick.level,
+    limit: pick.limit,
+    remaining: pick.remaining ?? 0,
+    resetSeconds: pick.resetSeconds ?? 0,
+  };
 }

@@ -104,13 +104,26 @@ export type RateLevel = Exclude<Level, "budget">;
 export type BudgetKind = "monthly_tokens" | "visitor_tokens" | "daily_cost" | "conversation_cost";
 export type Degradation = "max_tokens" | "fallback_model";
 
-/** The values of the RateLimit-* headers: the most constrained rate level. */
+/** The values of the legacy RateLimit-Limit/-Remaining/-Reset headers: the most constrained rate level. */
 export interface RateLimitInfo {
   level: RateLevel;
   limit: number;
   remaining: number;
   /** Seconds until the window frees a slot at this level. */
   resetSeconds: number;
+}
+
+/** One rate level in force, for the RateLimit-Policy and RateLimit fields (src/admission/headers.ts). */
+export interface RateLevelInfo {
+  level: RateLevel;
+  limit: number;
+  windowSeconds: number;
+  /**
+   * Messages left in the window, and whole seconds until it frees a slot; both null where the tenant
+   * gate cannot know them: the global level, which it only leases from, unless the global level refused.
+   */
+  remaining: number | null;
+  resetSeconds: number | null;
 }
 
 export interface Admitted {
@@ -130,6 +143,8 @@ export interface Admitted {
   /** Epoch ms at which the reservation is refunded unless settled. */
   expiresAt: number;
   rateLimit: RateLimitInfo;
+  /** Every rate level in force: user, tenant, global. */
+  rateLevels: RateLevelInfo[];
 }
 
 export interface Refused {
@@ -141,6 +156,8 @@ export interface Refused {
   /** For budget refusals: which budget. */
   budget: BudgetKind | null;
   rateLimit: RateLimitInfo;
+  /** Every rate level in force: user, tenant, global; the refusing level with nothing left. */
+  rateLevels: RateLevelInfo[];
 }
 
 export type AdmitResult = Admitted | Refused;

@@ -87,7 +87,7 @@ export const tenantAuth = createMiddleware<AppEnv>(async (c, next) => {
     c.header("Vary", "Origin", { append: true });
     c.header(
       "Access-Control-Expose-Headers",
-      "X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset",
+      "X-Request-Id, Retry-After, RateLimit-Policy, RateLimit, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset",
     );
   }
 });

@@ -7,7 +7,7 @@
 import type { Context } from "hono";
 import type { AddressKind } from "../admission/address-windows";
 import { tenantGate } from "../admission/client";
-import { gateFailure } from "../admission/headers";
+import { gateFailure, rateLimitFields } from "../admission/headers";
 import type { AppEnv } from "../app";
 import { AppError } from "../errors";
 
@@ -18,9 +18,9 @@ import { AppError } from "../errors";
 export const ADDRESS_MESSAGES_PER_MINUTE = 30;
 export const ADDRESS_CONVERSATIONS_PER_HOUR = 20;
 
-const WINDOWS: Record<AddressKind, { windowMs: number; what: string }> = {
-  message: { windowMs: 60_000, what: "messages" },
-  conversation: { windowMs: 3_600_000, what: "new conversations" },
+const WINDOWS: Record<AddressKind, { windowMs: number; what: string; policy: string }> = {
+  message: { windowMs: 60_000, what: "messages", policy: "address" },
+  conversation: { windowMs: 3_600_000, what: "new conversations", policy: "address-conversations" },
 };
 
 /** Counts one browser message or conversation start against its address; throws 429 past the limit. */
@@ -33,7 +33,7 @@ export async function limitAddress(c: Context<AppEnv>, kind: AddressKind): Promi
     kind === "message"
       ? (tenant.addressMessagesPerMinute ?? ADDRESS_MESSAGES_PER_MINUTE)
       : (tenant.addressConversationsPerHour ?? ADDRESS_CONVERSATIONS_PER_HOUR);
-  const { windowMs, what } = WINDOWS[kind];
+  const { windowMs, what, policy } = WINDOWS[kind];
   let result: Awaited<ReturnType<ReturnType<typeof tenantGate>["hitAddress"]>>;
   try {
     result = await tenantGate(c.get("svc").env, tenant.id).hitAddress({
@@ -49,7 +49,19 @@ export async function limitAddress(c: Context<AppEnv>, kind: AddressKind): Promi
   if (result.ok) return;
   const wait = result.retryAfterSeconds;
   throw new AppError("RATE_LIMITED", `too many ${what} from this address; retry in ${wait} s`, {
-    headers: { "Retry-After": String(wait) },
+    headers: {
+      "Retry-After": String(wait),
+      // The address's own policy only: this refusal comes before admission, which knows the others.
+      ...rateLimitFields([
+        {
+          level: policy,
+          limit: result.limit,
+          windowSeconds: windowMs / 1000,
+          remaining: 0,
+          resetSeconds: wait,
+        },
+      ]),
+    },
     details: { level: "address", limit: result.limit, remaining: 0, reset_seconds: wait },
   });
 }

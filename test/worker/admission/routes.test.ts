@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { admissionConfig, admitMessage, settleMessage } from "../../../src/admission/client";
 import { rateLimitHeaders, refusalError } from "../../../src/admission/headers";
+import { GLOBAL_LIMIT_PER_MINUTE } from "../../../src/admission/types";
 import { newRouter } from "../../../src/app";
 import { type Env, loadEnv } from "../../../src/env";
 import { newServices } from "../../../src/services";
@@ -206,6 +207,8 @@ describe("the worker-side admission helpers", () => {
     const e = workerEnv();
     const ok = admitted(await admitMessage(e, t, { userId: "u", conversationId: "c", inputTokens: 1 }));
     expect(rateLimitHeaders(ok)).toEqual({
+      "RateLimit-Policy": `"user";q=1;w=60, "tenant";q=60;w=60, "global";q=${GLOBAL_LIMIT_PER_MINUTE};w=60`,
+      RateLimit: '"user";r=0;t=60, "tenant";r=59;t=60',
       "RateLimit-Limit": "1",
       "RateLimit-Remaining": "0",
       "RateLimit-Reset": "60",
