@@ -2,6 +2,7 @@ import { usageRoutes } from "./admission/routes";
 import { adminAnalytics, dashboardRoutes } from "./analytics/routes";
 import { newApp } from "./app";
 import { conversations } from "./chat/conversation-routes";
+import { identitySecretRoutes } from "./chat/identity-secret";
 import { openAiChat } from "./chat/openai-routes";
 import { docsPage } from "./docs";
 import { experimentRoutes } from "./experiments/routes";
@@ -46,6 +47,7 @@ export function buildApp() {
     experimentRoutes,
     monitoringRoutes,
     webhookSecretRoutes,
+    identitySecretRoutes,
   ]) {
     mountTenantScoped(app, routes);
   }

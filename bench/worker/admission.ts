@@ -62,6 +62,7 @@ const tenant: TenantConfig = {
   allowedOrigins: [],
   turnstileSiteKey: null,
   turnstileSecretKey: null,
+  identitySecret: null,
   active: true,
   configVersion: 1,
 };

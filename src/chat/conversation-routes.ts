@@ -7,7 +7,7 @@ import { errors, jsonBody, jsonResponse, tenantSecurity } from "../openapi";
 import { limitAddress } from "./address-limits";
 import { call, conversationUsers, ensureOwner, own, stubOf, viewOut } from "./conversation-access";
 import { sendMessage } from "./conversation-message";
-import { endUserOf, visitorAuth } from "./identity";
+import { endUserOf, verifiedUserId, visitorAuth } from "./identity";
 import { requireBotCheck } from "./turnstile";
 import { issueVisitorToken } from "./visitor-token";
 
@@ -69,6 +69,18 @@ const startRoute = createRoute({
         .object({
           user: z.string().min(1).max(256).optional(),
           channel: z.enum(["web", "api", "mobile", "email"]).default("web"),
+          user_id: z.string().min(1).max(256).optional().openapi({
+            description:
+              "Browsers: the logged-in user's id in the tenant's system, with user_hash; the conversation is then user:<user_id>'s, on every device",
+          }),
+          user_hash: z
+            .string()
+            .regex(/^[0-9a-fA-F]{64}$/, "not a hex HMAC-SHA256")
+            .optional()
+            .openapi({
+              description:
+                "Hex HMAC-SHA256 of user_id under the tenant's identity secret (POST /v1/identity-secret), computed by the tenant's server",
+            }),
           turnstile_token: z.string().min(1).max(4096).optional().openapi({
             description:
               "Browsers of a tenant with the bot check on (GET /v1/config `turnstile`) and no visitor token yet: the Turnstile token",
@@ -142,13 +154,15 @@ export const conversations = newRouter()
     // The address's window first, so a script sending junk tokens gets at most its hourly starts'
     // worth of siteverify calls; then the bot check, before any visitor or conversation exists.
     await limitAddress(c, "conversation");
+    const verified = await verifiedUserId(c, body);
     await requireBotCheck(c, body.turnstile_token);
     const id = `conv_${randomToken(24)}`;
-    // A browser without a (valid) visitor token is a new visitor: it gets one, and keeps it.
+    // A browser without a (valid) visitor token is a new visitor: it gets one, and keeps it. The
+    // token names a user only when this start verified it: a claim is never renewed unchecked.
     let visitorToken: string | undefined;
     if (c.get("apiKey").kind === "publishable") {
       const known = c.get("visitor");
-      const issued = await issueVisitorToken(c.get("svc").env, tenant.id, known?.visitorId);
+      const issued = await issueVisitorToken(c.get("svc").env, tenant.id, known?.visitorId, verified);
       c.set("visitor", issued.visitor);
       visitorToken = issued.token;
     }

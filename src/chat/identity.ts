@@ -19,7 +19,8 @@ export const visitorAuth = createMiddleware<AppEnv>(async (c, next) => {
 /**
  * The end user a message counts against. Servers (secret keys) name it (`user`), or it defaults to
  * the key itself; browsers (publishable keys) are the visitor of their signed visitor token, which
- * the platform issued (a browser cannot pick a new identity by itself).
+ * the platform issued (a browser cannot pick a new identity by itself), or the user it names when the
+ * tenant's server signed that user's id: the same `user:` a server names, on every device.
  */
 export function endUserOf(c: Context<AppEnv>, given: string | undefined): string {
   const key = c.get("apiKey");
@@ -32,7 +33,56 @@ export function endUserOf(c: Context<AppEnv>, given: string | undefined): string
         { details: [{ path: "X-Visitor-Token", message: "missing, invalid or expired" }] },
       );
     }
-    return `visitor:${visitor.visitorId}`;
+    return visitor.userId !== undefined ? `user:${visitor.userId}` : `visitor:${visitor.visitorId}`;
   }
   return given ? `user:${given}` : `key:${key.id}`;
+}
+
+/** Hex to bytes; the caller has checked it is hex of even length. */
+const hexBytes = (hex: string) => Uint8Array.from(hex.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
+
+/**
+ * A browser's claim to be a logged-in user of the tenant: `user_id` with `user_hash`, the hex
+ * HMAC-SHA256 of the id under the tenant's identity secret, which only the tenant's server knows.
+ * Answers the verified id (undefined when nothing is claimed); a wrong hash is 401.
+ */
+export async function verifiedUserId(
+  c: Context<AppEnv>,
+  claim: { user_id?: string | undefined; user_hash?: string | undefined },
+): Promise<string | undefined> {
+  const { user_id: userId, user_hash: hash } = claim;
+  if (userId === undefined && hash === undefined) return undefined;
+  const invalid = (path: string, message: string) =>
+    new AppError("VALIDATION_FAILED", message, { details: [{ path, message }] });
+  if (c.get("apiKey").kind !== "publishable") {
+    throw invalid(
+      "user_id",
+      "user_id and user_hash are for browsers; a secret key names the end user with user",
+    );
+  }
+  if (userId === undefined || hash === undefined) {
+    throw invalid(userId === undefined ? "user_id" : "user_hash", "user_id and user_hash go together");
+  }
+  const secret = c.get("tenant").identitySecret;
+  if (!secret) {
+    throw invalid(
+      "user_id",
+      "the tenant has no identity secret to verify user_id with (POST /v1/identity-secret makes one)",
+    );
+  }
+  const enc = new TextEncoder();
+  const key = await crypto.subtle.importKey(
+    "raw",
+    enc.encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["verify"],
+  );
+  // subtle.verify compares in constant time.
+  if (!(await crypto.subtle.verify("HMAC", key, hexBytes(hash), enc.encode(userId)))) {
+    throw new AppError("UNAUTHORIZED", "user_hash does not match user_id", {
+      details: [{ path: "user_hash", message: "not the HMAC-SHA256 of user_id under the identity secret" }],
+    });
+  }
+  return userId;
 }

@@ -3,7 +3,9 @@
  * holding a tenant's publishable key cannot name itself a new visitor at will. A token is
  * `vt1.<payload>.<mac>` (base64url): the tenant it is for, a random visitor id and an expiry, under
  * HMAC-SHA256 with a key derived from ADMIN_TOKEN. New visitors get one when they start a
- * conversation, which the tenant gate counts per address.
+ * conversation, which the tenant gate counts per address. A logged-in user's token also carries the
+ * user id the tenant's server signed (`u`, checked in src/chat/identity.ts before it is issued);
+ * tokens without `u` are anonymous visitors.
  */
 import { derivedKey, hmac } from "../auth/derived-keys";
 import { randomToken } from "../auth/keys";
@@ -18,12 +20,16 @@ interface Payload {
   v: string;
   /** Expiry, epoch seconds. */
   e: number;
+  /** The verified user id, for a logged-in user. */
+  u?: string;
 }
 
 export interface Visitor {
   tenantId: string;
   visitorId: string;
   expiresAt: number;
+  /** The user id the tenant's server signed, when the visitor is a verified logged-in user. */
+  userId?: string;
 }
 
 const b64url = (bytes: Uint8Array) =>
@@ -33,24 +39,28 @@ const b64url = (bytes: Uint8Array) =>
     .replace(/=+$/, "");
 
 function unb64url(text: string): Uint8Array | undefined {
-  if (!/^[A-Za-z0-9_-]{1,1024}$/.test(text)) return undefined;
+  // A payload with a 256-character user id fits (JSON escapes, UTF-8 and base64 included).
+  if (!/^[A-Za-z0-9_-]{1,4096}$/.test(text)) return undefined;
   const bin = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
   return Uint8Array.from(bin, (ch) => ch.charCodeAt(0));
 }
 
-/** Issues a token for a new visitor of the tenant (or renews a known visitor's). */
+/**
+ * Issues a token for a new visitor of the tenant (or renews a known visitor's); `userId` only when
+ * the caller has verified it.
+ */
 export async function issueVisitorToken(
   env: { ADMIN_TOKEN: string },
   tenantId: string,
   visitorId = randomToken(22),
+  userId?: string,
   now = Date.now(),
 ): Promise<{ token: string; visitor: Visitor }> {
   const expiresAt = Math.floor(now / 1000) + VISITOR_TOKEN_TTL_SECONDS;
-  const payload = b64url(
-    new TextEncoder().encode(JSON.stringify({ t: tenantId, v: visitorId, e: expiresAt })),
-  );
+  const p: Payload = { t: tenantId, v: visitorId, e: expiresAt, u: userId };
+  const payload = b64url(new TextEncoder().encode(JSON.stringify(p)));
   const mac = b64url(await hmac(await derivedKey(env, "visitor token"), `vt1.${payload}`));
-  return { token: `vt1.${payload}.${mac}`, visitor: { tenantId, visitorId, expiresAt } };
+  return { token: `vt1.${payload}.${mac}`, visitor: { tenantId, visitorId, expiresAt, userId } };
 }
 
 /** The visitor a token names, if it is genuine, unexpired and for this tenant. */
@@ -77,6 +87,7 @@ export async function verifyVisitorToken(
     return undefined;
   }
   if (p.t !== tenantId || typeof p.v !== "string" || typeof p.e !== "number") return undefined;
+  if (p.u !== undefined && typeof p.u !== "string") return undefined;
   if (p.e * 1000 <= now) return undefined;
-  return { tenantId: p.t, visitorId: p.v, expiresAt: p.e };
+  return { tenantId: p.t, visitorId: p.v, expiresAt: p.e, userId: p.u };
 }

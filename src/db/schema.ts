@@ -56,6 +56,11 @@ export const tenants = pgTable("tenants", {
   turnstileSiteKey: text("turnstile_site_key"),
   /** Turnstile's secret key for siteverify; write-only in the API (never returned). */
   turnstileSecretKey: text("turnstile_secret_key"),
+  /**
+   * Signs logged-in users' ids (`user_hash`, src/chat/identity.ts): made by the platform, shown once
+   * when rotated, never returned; null: browsers cannot claim a user id.
+   */
+  identitySecret: text("identity_secret"),
   active: boolean("active").notNull().default(true),
   configVersion: integer("config_version").notNull().default(1),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),

@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -44,6 +45,7 @@ async function tenant(id: string, extra: Record<string, unknown>) {
   });
   const { key } = await admin<{ key: string }>("POST", `/tenants/${id}/keys`, { kind: "publishable" });
   pages[`/${id}`] = widgetPage(stack.base, key, `${id} shop`);
+  return key;
 }
 
 /** A screenshot into test-results/browser; README images also go to docs/images on request. */
@@ -338,6 +340,57 @@ describe.skipIf(!hasChromium && !process.env.CI)("the widget and the console in 
     await send(page, "and now");
     await page.getByRole("log").getByText(mockAnswer("and now")).waitFor();
     expect(starts.length).toBe(started);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("a logged-in user (data-user-id, data-user-hash) is the same user on another device", async () => {
+    const pk = await tenant("members", {});
+    const { identity_secret } = await admin<{ identity_secret: string }>(
+      "POST",
+      "/tenants/members/identity-secret",
+    );
+    // What the tenant's server renders into its page for the signed-in user (docs/web.md).
+    const hash = createHmac("sha256", identity_secret).update("member-7").digest("hex");
+    const anonymousPage = pages["/members"] ?? "";
+    pages["/members/in"] = anonymousPage.replace(
+      "async></script>",
+      `data-user-id="member-7" data-user-hash="${hash}" async></script>`,
+    );
+    const { page, errors } = await visit("/members/in");
+    const starts: unknown[] = [];
+    page.on("request", (r) => {
+      if (r.method() === "POST" && r.url().endsWith("/v1/conversations")) starts.push(r.postDataJSON());
+    });
+    await page.getByRole("button", { name: "Open chat" }).click();
+    await send(page, "where is my order");
+    await page.getByRole("log").getByText(mockAnswer("where is my order")).waitFor();
+    expect(starts).toEqual([{ channel: "web", user_id: "member-7", user_hash: hash }]);
+    const slot = `chatedge:${pk.slice(0, 15)}`;
+    const id = await page.evaluate((k) => sessionStorage.getItem(`${k}:conversation`), slot);
+    // Another device: its own visitor token, verified as the same user, reads the conversation.
+    const device = await fetch(`${stack.base}/v1/conversations`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${pk}`, "content-type": "application/json", origin: site.origin },
+      body: JSON.stringify({ user_id: "member-7", user_hash: hash }),
+    });
+    const token = ((await device.json()) as { visitor_token: string }).visitor_token;
+    const read = await fetch(`${stack.base}/v1/conversations/${id}`, {
+      headers: { authorization: `Bearer ${pk}`, origin: site.origin, "x-visitor-token": token },
+    });
+    expect(read.status).toBe(200);
+    expect(((await read.json()) as { messages: { content: string }[] }).messages[0]?.content).toBe(
+      "where is my order",
+    );
+    // Signed out, the same tab (the panel still open) starts fresh: not in the user's conversation.
+    await page.goto(`${site.origin}/members`);
+    await page.getByRole("dialog", { name: "Chat with members shop" }).waitFor();
+    await send(page, "hello again");
+    await page.getByRole("log").getByText(mockAnswer("hello again")).waitFor();
+    expect(await page.getByRole("log").getByText("where is my order").count()).toBe(0);
+    expect(starts.at(-1)).toEqual({ channel: "web" });
+    const fresh = await page.evaluate((k) => sessionStorage.getItem(`${k}:conversation`), slot);
+    expect(fresh).not.toBe(id);
     expect(errors).toEqual([]);
     await page.close();
   });

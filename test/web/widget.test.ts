@@ -3,6 +3,7 @@ import { ApiError, apiErrorOf, retryAfterSeconds } from "../../web/shared/api-er
 import { NetworkError } from "../../web/widget/api";
 import { explain } from "../../web/widget/chat";
 import { parseFrame, readSse } from "../../web/widget/sse";
+import { Memo, VisitorToken } from "../../web/widget/storage";
 import { BotCheckError } from "../../web/widget/turnstile";
 
 /** A body that delivers `chunks` one read at a time, as a slow network does. */
@@ -46,6 +47,23 @@ describe("the widget's SSE reader", () => {
     expect(await all(body(["event: delta\ndata: {}\n\nevent: done\ndata: {"]))).toEqual([
       { event: "delta", data: "{}" },
     ]);
+  });
+});
+
+describe("the widget's visitor token", () => {
+  it("is used only for the user it was issued for (data-user-id), anonymous or not", () => {
+    // No window here: the store falls back to memory, shared by the tokens below as one page's.
+    const local = new Memo("localStorage");
+    const anonymous = new VisitorToken(local);
+    anonymous.set("vt1.anon.mac");
+    expect(anonymous.get()).toBe("vt1.anon.mac");
+    const alice = new VisitorToken(local, "alice");
+    expect(alice.get()).toBeUndefined();
+    alice.set("vt1.alice.mac");
+    expect(alice.get()).toBe("vt1.alice.mac");
+    expect(new VisitorToken(local, "bob").get()).toBeUndefined();
+    expect(new VisitorToken(local).get()).toBeUndefined();
+    expect(new VisitorToken(local, "alice").get()).toBe("vt1.alice.mac");
   });
 });
 

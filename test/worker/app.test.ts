@@ -74,6 +74,8 @@ describe("the app shell", () => {
         "GET /v1/alert-settings",
         "PUT /v1/alert-settings",
         "POST /v1/alert-settings/webhook-secret",
+        "POST /v1/identity-secret",
+        "POST /admin/tenants/{id}/identity-secret",
       ].sort(),
     );
   });

@@ -127,6 +127,12 @@ const ID_ROUTES: Record<string, Entry> = {
     params: (i) => ({ id: i.tenant }),
     ownerStatus: 200,
   },
+  // admin: the identity secret (verified users)
+  "POST /admin/tenants/{id}/identity-secret": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant }),
+    ownerStatus: 200,
+  },
   // tenant: conversations
   "GET /v1/conversations/{id}": {
     auth: "tenant",

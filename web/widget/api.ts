@@ -9,6 +9,8 @@ export interface Client {
   base: string;
   key: string;
   visitor: VisitorToken;
+  /** A logged-in user as the tenant's server signed it (data-user-id, data-user-hash). */
+  user?: { user_id: string; user_hash: string } | undefined;
 }
 
 /** One call; resolves with an OK response, rejects with ApiError or NetworkError. */

@@ -189,7 +189,7 @@ export class Chat implements Actions {
   }
 
   #begin(turnstileToken?: string): Promise<StartedConversation> {
-    const body = { channel: "web", turnstile_token: turnstileToken };
+    const body = { channel: "web", turnstile_token: turnstileToken, ...this.api.user };
     return this.#retrying(() => json<StartedConversation>(this.api, "POST", "/v1/conversations", body));
   }
 

@@ -35,17 +35,24 @@ export class Memo {
 
 /**
  * The visitor's signed token, kept in localStorage so a returning visitor is the same visitor. The
- * server issues it when the visitor first starts a conversation; the widget cannot make one up.
+ * server issues it when the visitor first starts a conversation; the widget cannot make one up. It
+ * is kept with the user id it was issued for (`data-user-id`, "" when anonymous): a page naming
+ * another user, or none, does not use it.
  */
 export class VisitorToken {
-  constructor(readonly local: Memo) {}
+  constructor(
+    readonly local: Memo,
+    readonly user = "",
+  ) {}
 
   get(): string | undefined {
     const t = this.local.get("chatedge:visitor-token");
-    return t && /^vt1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(t) && t.length <= 2048 ? t : undefined;
+    if ((this.local.get("chatedge:visitor-user") ?? "") !== this.user) return undefined;
+    return t && /^vt1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(t) && t.length <= 8192 ? t : undefined;
   }
 
   set(token: string): void {
     this.local.set("chatedge:visitor-token", token);
+    this.local.set("chatedge:visitor-user", this.user || null);
   }
 }
