@@ -6,7 +6,7 @@ import { AppError } from "../errors";
 import { type AppliedExperiments, applyAssignment, switchedOnExperiments } from "../experiments/apply";
 import type { TenantConfig } from "../tenants/config";
 import { limitAddress } from "./address-limits";
-import { call, conversationUsers, HISTORY_TOKEN_BUDGET, stubOf } from "./conversation-access";
+import { call, conversationUsers, historyBudgetOf, knownHistoryTokens, stubOf } from "./conversation-access";
 import type { Outcome } from "./conversation-do";
 import type { ConversationView, PrepareResult } from "./conversation-types";
 import {
@@ -22,7 +22,7 @@ import { endUserOf } from "./identity";
 import type { ChatMessage } from "./providers/types";
 import { asksForHuman } from "./safety";
 import { frameStream, SSE_HEADERS, sseFrame } from "./sse";
-import { countTextTokens, estimateTokens } from "./tokens";
+import { estimateTokens, messageTokens } from "./tokens";
 
 const HUMAN_REPLY =
   "I've passed our conversation to a member of the team; they will get back to you shortly. You can keep writing here in the meantime.";
@@ -45,11 +45,14 @@ export async function sendMessage(
   const stub = stubOf(c, id);
   const abort = new AbortController();
   const at = Date.now();
-  const userTokens = countTextTokens(content) + 4;
 
   // History loads in parallel with admission: the input estimate is an upper bound (the history
-  // budget), so the reservation holds whatever history comes back.
-  const historyBudget = HISTORY_TOKEN_BUDGET;
+  // budget), so the reservation holds whatever history comes back. The budget is what the whole
+  // history costs when this isolate knows it, else the flat HISTORY_TOKEN_BUDGET; the history is
+  // trimmed to the same budget, so a stale size can only trim it, never exceed the reservation.
+  const convKey = `${tenant.id}:${id}`;
+  const sizes = knownHistoryTokens(c.get("svc").env);
+  const historyBudget = historyBudgetOf(c.get("svc").env, convKey);
   const prepared = call(
     async (): Promise<Outcome<PrepareResult>> => ({
       ok: true,
@@ -64,7 +67,6 @@ export async function sendMessage(
     );
   // The end user a message counts against: a browser's visitor id, or for servers the user the
   // conversation was started for (remembered in this isolate; else read before admission).
-  const convKey = `${tenant.id}:${id}`;
   let user: string;
   let view: ConversationView | undefined;
   if (c.get("apiKey").kind === "publishable") user = endUserOf(c, undefined);
@@ -97,7 +99,10 @@ export async function sendMessage(
     throw state.reason;
   }
   const p = state.value;
-  if (p.ok) conversationUsers.set(convKey, p.view.userId);
+  if (p.ok) {
+    conversationUsers.set(convKey, p.view.userId);
+    sizes.set(convKey, p.view.historyTokens);
+  }
   // Another visitor's conversation does not exist for this one, ended or not: a 409 would tell.
   const foreign = c.get("apiKey").kind === "publishable" && p.view?.userId !== user;
   if (!p.ok || foreign) {
@@ -109,16 +114,18 @@ export async function sendMessage(
   if (admission.status === "rejected") throw admission.reason;
   const admitted = admission.value;
 
-  const record = (s: TurnSummary | undefined, replyText: string, escalate?: string) =>
-    call(() =>
+  const record = async (s: TurnSummary | undefined, replyText: string, escalate?: string) => {
+    const toolCalls = s?.toolCalls.length ? s.toolCalls : undefined;
+    const r = await call(() =>
       stub.recordTurn(tenant.id, {
         at,
-        user: { content, tokens: userTokens },
+        user: { content, tokens: messageTokens(newMessage) },
         assistant: replyText
           ? {
               content: replyText,
-              tokens: countTextTokens(replyText) + 4,
-              toolCalls: s?.toolCalls.length ? s.toolCalls : undefined,
+              // Counted as the model is sent it (tool calls too), so history costs what it is sent.
+              tokens: messageTokens({ role: "assistant", content: replyText, toolCalls }),
+              toolCalls,
             }
           : null,
         inputTokens: s?.inputTokens ?? 0,
@@ -131,6 +138,10 @@ export async function sendMessage(
         escalationEmail: tenant.escalationEmail,
       }),
     );
+    // The next message reserves what the history now costs.
+    sizes.set(convKey, r.view.historyTokens);
+    return r;
+  };
 
   // Recorded under the conversation's own assignment, also if its experiment stopped meanwhile,
   // at the message's position in the conversation.

@@ -5,7 +5,15 @@ import { tenantAuth } from "../auth/middleware";
 import { applyExperiments } from "../experiments/apply";
 import { errors, jsonBody, jsonResponse, tenantSecurity } from "../openapi";
 import { limitAddress } from "./address-limits";
-import { call, conversationUsers, ensureOwner, own, stubOf, viewOut } from "./conversation-access";
+import {
+  call,
+  conversationUsers,
+  ensureOwner,
+  knownHistoryTokens,
+  own,
+  stubOf,
+  viewOut,
+} from "./conversation-access";
 import { sendMessage } from "./conversation-message";
 import { endUserOf, verifiedUserId, visitorAuth } from "./identity";
 import { requireBotCheck } from "./turnstile";
@@ -182,6 +190,8 @@ export const conversations = newRouter()
       }),
     );
     conversationUsers.set(`${tenant.id}:${id}`, userId);
+    // Its history is empty (the greeting is shown, not stored): its first message reserves none.
+    knownHistoryTokens(c.get("svc").env).set(`${tenant.id}:${id}`, view.historyTokens);
     return c.json({ ...viewOut(view), greeting: tenant.customGreeting, visitor_token: visitorToken }, 201, {
       "Cache-Control": "no-store",
     });

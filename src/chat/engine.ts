@@ -284,8 +284,9 @@ export function startTurn(req: TurnRequest, turn: AdmittedTurn, messages = req.m
   const summary = new Promise<TurnSummary>((r) => {
     resolveSummary = r;
   });
-  // The conversation path admits with an upper bound (the whole history budget) because the
-  // history was still loading; it holds the reservation, but it is not what the model is sent.
+  // The conversation path admits with an upper bound (its history's last known size, or the
+  // whole history budget) because the history was still loading; it holds the reservation, but
+  // it is not what the model is sent.
   // Counted now, so a provider that reports no usage of its own (the mock, a cut stream) charges
   // what was sent, not the budget. Never above the bound: the reservation stays exact.
   const inputTokens =

@@ -201,7 +201,8 @@ export function truncateToTokens(text: string, max: number): { text: string; tok
   return { text, tokens: n, cut: false };
 }
 
-function messageTokens(m: ChatMessage): number {
+/** Estimated tokens of one message with its framing, as `estimateTokens` counts it in a list. */
+export function messageTokens(m: ChatMessage): number {
   let n = PER_MESSAGE + countTextTokens(m.content);
   if (m.role === "assistant" && m.toolCalls) {
     for (const call of m.toolCalls) {

@@ -82,8 +82,9 @@ describe("conversation API", () => {
   });
 
   it("charges the mock what it was sent, not the history budget the reservation holds", async () => {
-    // Admission reserves with an upper bound (the whole history budget, about 6,000 tokens) while
-    // the history loads; the mock reports the input it was given, so the bound used to be charged.
+    // Admission reserves with an upper bound (the history budget, 6,000 tokens, in an isolate that
+    // does not know the history) while it loads; the mock reports the input it was given, so the
+    // bound used to be charged.
     const system = "You help.";
     const { key } = await chatTenant({ system_prompt: system });
     const conv = await start(key);
