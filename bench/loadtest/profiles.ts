@@ -26,11 +26,12 @@ const GENEROUS = {
  * Tenant i's limits: of every ten, two have a low tenant rate, one a low per-user rate, one a small
  * monthly token budget, one small cost caps (daily and per conversation), five are generous.
  * Sizes, for the mock (priced like gpt-4o-mini: $0.15 / $0.60 per million): a message reserves its
- * input bound (about 6,030 tokens: the 6,000-token history budget plus the message) and
- * max_tokens (200), about 6,230 tokens or $0.001; it then uses 50-200 tokens, about $0.00003.
- * So 15,000 tokens a month holds two messages in flight and runs out after some tens; a $0.00096
- * conversation cap refuses the third message of a conversation (the second is degraded to fewer
- * output tokens); $0.004 a day holds four messages in flight.
+ * input bound (the message and the conversation's history as it stands: tens to a few hundred
+ * tokens) and max_tokens (200), about $0.00013 for a first message; it then uses 50-200 tokens,
+ * at least $0.00003. So 15,000 tokens a month runs out after some tens of messages; a $0.00008
+ * conversation cap admits a first message only with fewer output tokens and refuses the third
+ * message of a conversation whatever the answers were (two cost at least $0.00007, and a message
+ * needs room for 16 output tokens); $0.004 a day holds some tens of messages in flight.
  */
 export function profileOf(i: number): Profile {
   switch (i % 10) {
@@ -42,7 +43,7 @@ export function profileOf(i: number): Profile {
     case 2:
       return { ...GENEROUS, name: "token-budget", monthlyTokenBudget: 15_000 };
     case 3:
-      return { ...GENEROUS, name: "cost-caps", dailyCostBudgetUsd: 0.004, conversationCostCapUsd: 0.00096 };
+      return { ...GENEROUS, name: "cost-caps", dailyCostBudgetUsd: 0.004, conversationCostCapUsd: 0.00008 };
     default:
       return { ...GENEROUS, name: "generous" };
   }
