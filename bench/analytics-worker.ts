@@ -3,11 +3,12 @@
  * Miniflare API (not `wrangler dev`, which adds a proxy process and trace recording), reaching
  * Postgres through the local WebSocket relay the way it reaches Neon's proxy in production.
  */
-import { spawnSync } from "node:child_process";
+
 import { fileURLToPath } from "node:url";
 import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
 import { unstable_readConfig } from "wrangler";
 import { startRelay } from "../local/relay.ts";
+import { buildWorkerBundle } from "./lib.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -74,12 +75,7 @@ export async function startBenchWorker(
   opts: BenchWorkerOptions = {},
 ): Promise<BenchWorker> {
   const outdir = `${root}.cache/bench-worker`;
-  const built = spawnSync("wrangler", ["deploy", "--dry-run", "--outdir", outdir], {
-    cwd: root,
-    encoding: "utf8",
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
-  });
-  if (built.status !== 0) throw new Error(`wrangler bundle failed: ${built.stderr || built.stdout}`);
+  buildWorkerBundle(outdir);
   const config = readConfig();
   const pgUrl = new URL(databaseUrl);
   const relay = await startRelay({ target: { host: pgUrl.hostname, port: Number(pgUrl.port || 5432) } });

@@ -1,9 +1,8 @@
-/** The worker bundle's size, raw and gzipped, as `wrangler deploy` would upload it. */
-import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
+import { buildWorkerBundle } from "./lib.ts";
 import type { Bench } from "./types.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -15,12 +14,7 @@ export const bundleBench: Bench = {
   name: "bundle",
   async run(log) {
     const outdir = join(root, ".cache/bundle-size");
-    const built = spawnSync("wrangler", ["deploy", "--dry-run", "--outdir", outdir], {
-      cwd: root,
-      encoding: "utf8",
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
-    });
-    if (built.status !== 0) throw new Error(`wrangler bundle failed: ${built.stderr || built.stdout}`);
+    buildWorkerBundle(outdir);
     let raw = 0;
     let gz = 0;
     for (const f of readdirSync(outdir)) {

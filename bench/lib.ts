@@ -1,7 +1,8 @@
 /** Helpers shared by the benchmarks: percentiles, workerd CPU accounting, closed-loop load. */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { startFakeLlm } from "../local/fake-llm.ts";
 import { migrateDatabase, recreateDatabase } from "../local/migrate.ts";
 import { startUpstashBridge } from "../local/upstash-bridge.ts";
@@ -86,4 +87,14 @@ export async function chatFixtures(name: string) {
     redis: { UPSTASH_REDIS_REST_URL: bridge.url, UPSTASH_REDIS_REST_TOKEN: bridgeToken },
     close: () => Promise.all([fake.close(), bridge.close()]),
   };
+}
+
+/** Bundles the worker into `outdir` as `wrangler deploy` would upload it (a dry run). */
+export function buildWorkerBundle(outdir: string): void {
+  const built = spawnSync("wrangler", ["deploy", "--dry-run", "--outdir", outdir], {
+    cwd: fileURLToPath(new URL("..", import.meta.url)),
+    encoding: "utf8",
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+  });
+  if (built.status !== 0) throw new Error(`wrangler bundle failed: ${built.stderr || built.stdout}`);
 }

@@ -1,21 +1,8 @@
-/**
- * Module startup: what a cold isolate pays to load the worker bundle before it can serve anything.
- * The bundle is built as `wrangler deploy` ships it (`deploy --dry-run`, minified, as bundle.ts).
- * Each sample starts a fresh V8 isolate (a Node worker thread: no module, compile or code cache is
- * shared between samples) and times `import()` of the bundle: reading, parsing, compiling and
- * evaluating every module-scope statement, which is the work workerd does for a new isolate.
- * `cloudflare:workers` is stubbed (the bundle's only import). Wall time and the thread's CPU time
- * (steadier when the machine is busy) are both reported. Then one request: the worker builds its
- * HTTP app on the first fetch (src/index.ts), so that cost is shown apart, not hidden. Beside it,
- * an empty worker loaded the same way in the same run is the baseline; targets alternate sample by
- * sample.
- */
-import { spawnSync } from "node:child_process";
 import { mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
-import { pct, round } from "./lib.ts";
+import { buildWorkerBundle, pct, round } from "./lib.ts";
 import type { Bench } from "./types.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -80,12 +67,7 @@ export const startupBench: Bench = {
   name: "startup",
   async run(log) {
     const outdir = join(root, ".cache/startup");
-    const built = spawnSync("wrangler", ["deploy", "--dry-run", "--outdir", outdir], {
-      cwd: root,
-      encoding: "utf8",
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
-    });
-    if (built.status !== 0) throw new Error(`wrangler bundle failed: ${built.stderr || built.stdout}`);
+    buildWorkerBundle(outdir);
     const bundle = join(outdir, "index.js");
     const emptyDir = join(root, ".cache/startup-empty");
     mkdirSync(emptyDir, { recursive: true });
