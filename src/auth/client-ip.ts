@@ -5,6 +5,7 @@
  * derived from the ADMIN_TOKEN secret (src/auth/derived-keys.ts), comparable but not readable.
  */
 import { derivedKey, hmac } from "./derived-keys";
+import { toHex } from "./keys";
 
 /** The client's address as Cloudflare reports it; "unknown" where nothing reports one. */
 export function clientIp(headers: Headers): string {
@@ -14,5 +15,5 @@ export function clientIp(headers: Headers): string {
 /** A keyed hash of an address: 16 bytes of HMAC-SHA256, hex. */
 export async function ipHash(env: { ADMIN_TOKEN: string }, ip: string): Promise<string> {
   const mac = await hmac(await derivedKey(env, "ip hash"), ip);
-  return [...mac.subarray(0, 16)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(mac.subarray(0, 16));
 }

@@ -70,9 +70,26 @@ export function parseKey(key: string): { kind: KeyKind; prefix: string } | undef
   return { kind: m[1] === "sk" ? "secret" : "publishable", prefix: key.slice(0, 3 + ID_CHARS) };
 }
 
+/** Bytes as lower-case hex. */
+export function toHex(bytes: Uint8Array): string {
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 export async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))));
+}
+
+/** HMAC-SHA256 of `text` under `secret`, hex (webhook signatures). */
+export async function hmacSha256Hex(secret: string, text: string): Promise<string> {
+  const enc = new TextEncoder();
+  const key = await crypto.subtle.importKey(
+    "raw",
+    enc.encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  return toHex(new Uint8Array(await crypto.subtle.sign("HMAC", key, enc.encode(text))));
 }
 
 /** Reads `Authorization: Bearer <token>`; undefined when absent or not of that form. */

@@ -10,6 +10,7 @@
  */
 import { sql } from "drizzle-orm";
 import type { SqlExecutor } from "../analytics/sql.ts";
+import { toHex } from "../auth/keys.ts";
 import type { Env } from "../env.ts";
 import type { AlertNotice } from "../notify/messages.ts";
 import { crosses, RULES, type RuleName } from "./rules.ts";
@@ -46,7 +47,7 @@ async function derivedId(text: string): Promise<string> {
   );
   h[6] = ((h[6] ?? 0) & 0x0f) | 0x80;
   h[8] = ((h[8] ?? 0) & 0x3f) | 0x80;
-  const hex = [...h].map((b) => b.toString(16).padStart(2, "0")).join("");
+  const hex = toHex(h);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 

@@ -5,6 +5,7 @@
  * `X-Chatedge-Signature: sha256=<hex HMAC-SHA256 of the raw body>` (docs/monitoring.md).
  */
 import { inArray } from "drizzle-orm";
+import { hmacSha256Hex, toHex } from "../auth/keys.ts";
 import type { Db } from "../db/client.ts";
 import { alertSettings } from "../db/schema.ts";
 import type { Env } from "../env.ts";
@@ -66,18 +67,6 @@ export function webhookTarget(env: Env, n: Notice, hook: TenantHook | undefined)
   return t;
 }
 
-async function hmacHex(secret: string, body: string): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const sig = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body));
-  return [...new Uint8Array(sig)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** A webhook URL for the outbox: it may hold a token (Slack's do), so only its origin. */
 export function originOf(url: string): string {
   try {
@@ -107,7 +96,7 @@ export async function postWebhook(
     notice: n,
   });
   const headers: Record<string, string> = { "content-type": "application/json" };
-  if (target.secret) headers["x-chatedge-signature"] = `sha256=${await hmacHex(target.secret, body)}`;
+  if (target.secret) headers["x-chatedge-signature"] = `sha256=${await hmacSha256Hex(target.secret, body)}`;
   const recipient = originOf(target.url);
   try {
     // No redirects: a public URL must not bounce the POST to a private one.
@@ -130,5 +119,5 @@ export async function postWebhook(
 /** A new webhook signing secret: 32 random bytes, hex, with a prefix that says what it is. */
 export function newWebhookSecret(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return `whsec_${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+  return `whsec_${toHex(bytes)}`;
 }

@@ -89,4 +89,21 @@ export async function envelope(res: Response) {
   return body.error;
 }
 
+/**
+ * Hex HMAC-SHA256 of `text` under `secret`, computed here apart from the worker's code: what a
+ * webhook receiver checks a signature with, and what a tenant's server signs a user id with.
+ */
+export async function hmacHex(secret: string, text: string): Promise<string> {
+  const enc = new TextEncoder();
+  const key = await crypto.subtle.importKey(
+    "raw",
+    enc.encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, enc.encode(text)));
+  return [...mac].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 export { sql };

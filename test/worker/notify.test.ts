@@ -8,7 +8,7 @@ import { consumeNotifyBatch } from "../../src/notify/consumer";
 import type { EscalationNotice } from "../../src/notify/messages";
 import { chatTenant, escalatedConversation, FAKE } from "./chat/helpers";
 import { eventually } from "./eventually";
-import { query, sql } from "./helpers";
+import { hmacHex, query, sql } from "./helpers";
 
 type Row = {
   status: string;
@@ -56,18 +56,6 @@ async function webhookCalls(): Promise<{ raw: string; headers: { signature?: str
   return ((await res.json()) as { requests: { raw: string; headers: { signature?: string } }[] }).requests;
 }
 
-async function hmac(secret: string, body: string) {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const sig = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body)));
-  return [...sig].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 describe("notifications", () => {
   it("emails the transcript of an escalated conversation to the tenant's escalation address", async () => {
     const { id, key } = await chatTenant({ escalation_email: "desk@shop.example" });
@@ -100,7 +88,7 @@ describe("notifications", () => {
     expect(result.explicitAcks).toEqual(["m0"]);
     const call = (await webhookCalls()).find((c) => c.raw.includes(n.id));
     expect(call).toBeDefined();
-    expect(call?.headers.signature).toBe(`sha256=${await hmac(secret, call?.raw ?? "")}`);
+    expect(call?.headers.signature).toBe(`sha256=${await hmacHex(secret, call?.raw ?? "")}`);
     expect(JSON.parse(call?.raw ?? "{}")).toMatchObject({
       kind: "escalation",
       tenant_id: id,

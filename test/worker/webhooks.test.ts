@@ -16,7 +16,7 @@ import { webhookTargetProblem } from "../../src/notify/webhook-target";
 import { TEST_ADMIN_TOKEN } from "../local-services";
 import { chatTenant, escalatedConversation, FAKE } from "./chat/helpers";
 import { eventually } from "./eventually";
-import { admin, BASE, createKey, createTenant, query, send, sql } from "./helpers";
+import { admin, BASE, createKey, createTenant, hmacHex, query, send, sql } from "./helpers";
 
 const HOOK = `${FAKE}/__webhook`;
 
@@ -48,18 +48,6 @@ type Call = { raw: string; headers: { signature?: string } };
 async function webhookCalls(containing: string): Promise<Call[]> {
   const res = await fetch(`${FAKE}/__requests?key=webhook`);
   return ((await res.json()) as { requests: Call[] }).requests.filter((c) => c.raw.includes(containing));
-}
-
-async function hmac(secret: string, body: string) {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const sig = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body)));
-  return `sha256=${[...sig].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
 type Outbox = { status: string; channel: string; recipient: string; error: string | null };
@@ -277,8 +265,8 @@ describe("webhook signing secrets", () => {
     const n = alert(id, HOOK);
     await consume([n], { EMAIL_FROM: undefined });
     const [call] = await webhookCalls(n.id);
-    expect(call?.headers.signature).toBe(await hmac(body.webhook_secret, call?.raw ?? ""));
-    expect(call?.headers.signature).not.toBe(await hmac(old, call?.raw ?? ""));
+    expect(call?.headers.signature).toBe(`sha256=${await hmacHex(body.webhook_secret, call?.raw ?? "")}`);
+    expect(call?.headers.signature).not.toBe(`sha256=${await hmacHex(old, call?.raw ?? "")}`);
     const audit = await query<{ action: string }>(
       sql`select action from audit_log where tenant_id = ${id} and action = 'alert_settings.rotate_webhook_secret'`,
     );
@@ -320,8 +308,8 @@ describe("webhook signing secrets", () => {
     });
     expect(result.explicitAcks).toEqual(["m0"]);
     const [call] = await webhookCalls(n.id);
-    expect(call?.headers.signature).toBe(await hmac(secret, call?.raw ?? ""));
-    expect(call?.headers.signature).not.toBe(await hmac(platform, call?.raw ?? ""));
+    expect(call?.headers.signature).toBe(`sha256=${await hmacHex(secret, call?.raw ?? "")}`);
+    expect(call?.headers.signature).not.toBe(`sha256=${await hmacHex(platform, call?.raw ?? "")}`);
   });
 
   it("an alert queued for a webhook the tenant has since changed goes nowhere", async () => {
@@ -348,7 +336,7 @@ describe("escalation without an escalation email", () => {
     expect(rows[0]).toMatchObject({ status: "sent", channel: "webhook", recipient: new URL(HOOK).origin });
     const [call] = await webhookCalls(convId);
     expect(JSON.parse(call?.raw ?? "{}")).toMatchObject({ kind: "escalation", tenant_id: id, to: "" });
-    expect(call?.headers.signature).toBe(await hmac(secret, call?.raw ?? ""));
+    expect(call?.headers.signature).toBe(`sha256=${await hmacHex(secret, call?.raw ?? "")}`);
   });
 
   it("goes to the platform's webhook when the tenant has none, signed with the platform secret", async () => {
@@ -357,7 +345,7 @@ describe("escalation without an escalation email", () => {
     const n = escalation(id);
     await consume([n], { NOTIFY_WEBHOOK_URL: HOOK, NOTIFY_WEBHOOK_SECRET: platform });
     const [call] = await webhookCalls(n.id);
-    expect(call?.headers.signature).toBe(await hmac(platform, call?.raw ?? ""));
+    expect(call?.headers.signature).toBe(`sha256=${await hmacHex(platform, call?.raw ?? "")}`);
     expect((await outbox(id))[0]).toMatchObject({ status: "sent", channel: "webhook" });
   });
 

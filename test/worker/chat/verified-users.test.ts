@@ -7,24 +7,10 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { StartedConversation } from "../../../src/api-types";
 import { issueVisitorToken } from "../../../src/chat/visitor-token";
-import { admin, createKey, envelope, send } from "../helpers";
+import { admin, createKey, envelope, hmacHex, send } from "../helpers";
 import { chatTenant } from "./helpers";
 
 const ORIGIN = "https://app.example";
-
-/** What the tenant's server computes: hex HMAC-SHA256 of the user id under the identity secret. */
-async function userHash(secret: string, userId: string): Promise<string> {
-  const enc = new TextEncoder();
-  const key = await crypto.subtle.importKey(
-    "raw",
-    enc.encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, enc.encode(userId)));
-  return [...mac].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 /** A tenant with a secret key, a publishable key and an identity secret. */
 async function identityTenant() {
@@ -99,18 +85,18 @@ describe("identity secret", () => {
       "POST",
       "/v1/conversations",
       pk,
-      { user_id: "u-1", user_hash: await userHash(one.identity_secret, "u-1") },
+      { user_id: "u-1", user_hash: await hmacHex(one.identity_secret, "u-1") },
       browser(),
     );
     expect(stale.status).toBe(401);
-    await start(pk, { user_id: "u-1", user_hash: await userHash(two.identity_secret, "u-1") });
+    await start(pk, { user_id: "u-1", user_hash: await hmacHex(two.identity_secret, "u-1") });
   });
 });
 
 describe("verified users", () => {
   it("follow the user across devices; anonymous visitors do not see their conversations", async () => {
     const { key, pk, secret } = await identityTenant();
-    const claim = { user_id: "customer-42", user_hash: await userHash(secret, "customer-42") };
+    const claim = { user_id: "customer-42", user_hash: await hmacHex(secret, "customer-42") };
     const deviceA = await start(pk, claim);
     expect(payloadOf(deviceA.token).u).toBe("customer-42");
     const deviceB = await start(pk, claim);
@@ -148,7 +134,7 @@ describe("verified users", () => {
     expect((await read(pk, deviceA.id, anonymous.token)).status).toBe(404);
     const other = await start(pk, {
       user_id: "customer-43",
-      user_hash: await userHash(secret, "customer-43"),
+      user_hash: await hmacHex(secret, "customer-43"),
     });
     expect((await read(pk, deviceA.id, other.token)).status).toBe(404);
 
@@ -162,8 +148,8 @@ describe("verified users", () => {
   it("refuses a wrong hash and creates nothing", async () => {
     const { pk, secret } = await identityTenant();
     const bodies = [
-      { user_id: "customer-42", user_hash: await userHash(secret, "customer-43") },
-      { user_id: "customer-42", user_hash: await userHash(`${secret}x`, "customer-42") },
+      { user_id: "customer-42", user_hash: await hmacHex(secret, "customer-43") },
+      { user_id: "customer-42", user_hash: await hmacHex(`${secret}x`, "customer-42") },
       { user_id: "customer-42", user_hash: "0".repeat(64) },
     ];
     for (const body of bodies) {
@@ -208,7 +194,7 @@ describe("verified users", () => {
     const { pk, secret } = await identityTenant();
     const mine = await start(pk, {
       user_id: "customer-42",
-      user_hash: await userHash(secret, "customer-42"),
+      user_hash: await hmacHex(secret, "customer-42"),
     });
     const anonymous = await start(pk, {});
     const [, , mac] = anonymous.token.split(".");
