@@ -1,6 +1,8 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../app";
+import { hashesEqual } from "../auth/compare";
+import { hmacSha256Hex } from "../auth/keys";
 import { AppError } from "../errors";
 import { verifyVisitorToken } from "./visitor-token";
 
@@ -38,9 +40,6 @@ export function endUserOf(c: Context<AppEnv>, given: string | undefined): string
   return given ? `user:${given}` : `key:${key.id}`;
 }
 
-/** Hex to bytes; the caller has checked it is hex of even length. */
-const hexBytes = (hex: string) => Uint8Array.from(hex.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
-
 /**
  * A browser's claim to be a logged-in user of the tenant: `user_id` with `user_hash`, the hex
  * HMAC-SHA256 of the id under the tenant's identity secret, which only the tenant's server knows.
@@ -70,16 +69,8 @@ export async function verifiedUserId(
       "the tenant has no identity secret to verify user_id with (POST /v1/identity-secret makes one)",
     );
   }
-  const enc = new TextEncoder();
-  const key = await crypto.subtle.importKey(
-    "raw",
-    enc.encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["verify"],
-  );
-  // subtle.verify compares in constant time.
-  if (!(await crypto.subtle.verify("HMAC", key, hexBytes(hash), enc.encode(userId)))) {
+  // The project's constant-time comparison of hex digests (the schema allows either case).
+  if (!hashesEqual(await hmacSha256Hex(secret, userId), hash.toLowerCase())) {
     throw new AppError("UNAUTHORIZED", "user_hash does not match user_id", {
       details: [{ path: "user_hash", message: "not the HMAC-SHA256 of user_id under the identity secret" }],
     });

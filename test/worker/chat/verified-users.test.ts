@@ -99,7 +99,9 @@ describe("verified users", () => {
     const claim = { user_id: "customer-42", user_hash: await hmacHex(secret, "customer-42") };
     const deviceA = await start(pk, claim);
     expect(payloadOf(deviceA.token).u).toBe("customer-42");
-    const deviceB = await start(pk, claim);
+    // The hash in upper-case hex is the same hash.
+    const deviceB = await start(pk, { ...claim, user_hash: claim.user_hash.toUpperCase() });
+    expect(payloadOf(deviceB.token).u).toBe("customer-42");
     expect(deviceB.token).not.toBe(deviceA.token);
     // Device B, with its own token, reads what device A started, and the other way round.
     const onB = await read(pk, deviceA.id, deviceB.token);
