@@ -15,6 +15,15 @@ export class ModelNotAllowed extends AppError {
   }
 }
 
+/** GET /v1/models/{model} for a model this key may not name: OpenAI's 404 `model_not_found`. */
+export class ModelNotFound extends AppError {
+  readonly openAi = { param: "model", code: "model_not_found" } as const;
+
+  constructor(model: string) {
+    super("NOT_FOUND", `The model \`${model}\` does not exist or this key may not use it`);
+  }
+}
+
 /** The models a caller may name: the tenant's model, its fallback, then its allowed_models. */
 export function allowedModels(tenant: TenantConfig): string[] {
   // A config Redis cached before the allowed_models column existed has no such field.

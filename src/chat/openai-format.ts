@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import type { AppError, ErrorCode } from "../errors";
-import { ModelNotAllowed } from "./model-choice";
+import { ModelNotAllowed, ModelNotFound } from "./model-choice";
 import type { ChatMessage, ToolCall, ToolChoice, ToolDefinition } from "./providers/types";
 
 const TextPart = z.object({ type: z.literal("text"), text: z.string() }).loose();
@@ -199,9 +199,9 @@ export function openAiError(
   };
 }
 
-/** An application error in OpenAI's shape; a refused model is OpenAI's `model_not_found`. */
+/** An application error in OpenAI's shape; a refused or unknown model is OpenAI's `model_not_found`. */
 export function openAiAppError(err: AppError, requestId: string) {
-  const about = err instanceof ModelNotAllowed ? err.openAi : undefined;
+  const about = err instanceof ModelNotAllowed || err instanceof ModelNotFound ? err.openAi : undefined;
   return openAiError(err.code, err.message, requestId, err.details, about);
 }
 

@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { execCtx, newRouter } from "../app";
 import { tenantAuth } from "../auth/middleware";
+import type { Env } from "../env";
 import { AppError } from "../errors";
 import { applyExperiments } from "../experiments/apply";
 import { jsonBody, jsonResponse, tenantSecurity } from "../openapi";
@@ -15,7 +16,7 @@ import {
   type TurnSummary,
 } from "./engine";
 import { endUserOf } from "./identity";
-import { allowedModels, pinnedModel } from "./model-choice";
+import { allowedModels, ModelNotFound, pinnedModel } from "./model-choice";
 import {
   ChatCompletionRequest,
   type CompletionMeta,
@@ -98,6 +99,32 @@ const modelsRoute = createRoute({
   },
 });
 
+const modelRoute = createRoute({
+  method: "get",
+  path: "/models/{model}",
+  tags: ["chat"],
+  security: tenantSecurity,
+  middleware: [tenantAuth, secretKeyOnly],
+  summary: "OpenAI-compatible: one model this key may name (404 `model_not_found` otherwise)",
+  request: { params: z.object({ model: z.string().min(1).max(200) }) },
+  responses: {
+    200: jsonResponse(OpenAiModel, "The model"),
+    401: { description: "Invalid key", content: errorContent },
+    403: { description: "A publishable key, or a deactivated tenant", content: errorContent },
+    404: { description: "Not a model this key may name", content: errorContent },
+  },
+});
+
+/** A model as OpenAI's clients list it; `owned_by` is who serves it (chatedge knows no release date). */
+function modelEntry(id: string, env: Env) {
+  return {
+    id,
+    object: "model" as const,
+    created: 0,
+    owned_by: resolveModel(id, env)?.provider.name ?? "chatedge",
+  };
+}
+
 /**
  * The OpenAI-compatible endpoints. Their errors come in OpenAI's shape from the app's one error
  * handler (`errorResponse` in src/app.ts), which knows these paths.
@@ -105,14 +132,13 @@ const modelsRoute = createRoute({
 export const openAiChat = newRouter();
 openAiChat.openapi(modelsRoute, (c) => {
   const env = c.get("svc").env;
-  // OpenAI's `owned_by` is who serves the model; chatedge does not know when one was released.
-  const data = allowedModels(c.get("tenant")).map((id) => ({
-    id,
-    object: "model" as const,
-    created: 0,
-    owned_by: resolveModel(id, env)?.provider.name ?? "chatedge",
-  }));
+  const data = allowedModels(c.get("tenant")).map((id) => modelEntry(id, env));
   return c.json({ object: "list" as const, data }, 200);
+});
+openAiChat.openapi(modelRoute, (c) => {
+  const { model } = c.req.valid("param");
+  if (!allowedModels(c.get("tenant")).includes(model)) throw new ModelNotFound(model);
+  return c.json(modelEntry(model, c.get("svc").env), 200);
 });
 openAiChat.openapi(route, async (c) => {
   const body = c.req.valid("json");
@@ -152,6 +178,7 @@ openAiChat.openapi(route, async (c) => {
     experiment: exp.experiment,
     variant: exp.variant,
     signal: abort.signal,
+    timing: c.get("timing"),
   };
   const includeUsage = body.stream === true && body.stream_options?.include_usage === true;
   const meta: CompletionMeta = {

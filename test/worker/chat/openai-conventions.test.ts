@@ -171,6 +171,34 @@ describe("GET /v1/models", () => {
     expect(res.status).toBe(200);
   });
 
+  it("GET /v1/models/{model} answers a model the key may name, and 404 model_not_found otherwise", async () => {
+    const { key } = await chatTenant({
+      model: "gpt-4o-mini",
+      allowed_models: ["@cf/meta/llama-3.1-8b-instruct"],
+    });
+    const res = await send("GET", "/v1/models/gpt-4o-mini", key);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ id: "gpt-4o-mini", object: "model", created: 0, owned_by: "openai" });
+    // OpenAI's clients percent-encode the id as one path segment.
+    const slashed = await send(
+      "GET",
+      `/v1/models/${encodeURIComponent("@cf/meta/llama-3.1-8b-instruct")}`,
+      key,
+    );
+    expect(slashed.status).toBe(200);
+    expect(await slashed.json()).toMatchObject({ id: "@cf/meta/llama-3.1-8b-instruct", object: "model" });
+    // A model that exists elsewhere but not for this key is not found for it: no enumeration of others.
+    for (const model of ["gpt-4o", "claude-haiku", "nope"]) {
+      const missing = await send("GET", `/v1/models/${model}`, key);
+      expect(missing.status, model).toBe(404);
+      expect(await openAiErr(missing), model).toMatchObject({
+        type: "not_found_error",
+        param: "model",
+        code: "model_not_found",
+      });
+    }
+  });
+
   it("refuses a missing key with 401 in OpenAI's shape", async () => {
     const res = await call("/v1/models");
     expect(res.status).toBe(401);
