@@ -67,6 +67,8 @@ export interface BenchWorkerOptions {
   bindings?: Record<string, string>;
   /** Also run the queue consumers, as production does (their work shares workerd's thread). */
   consumers?: boolean;
+  /** Opens workerd's DevTools inspector on this port (CPU profiles: bench/profile-chat.ts). */
+  inspectorPort?: number;
 }
 
 /** Bundles and starts the worker against `databaseUrl`; call `stop()` when done. */
@@ -100,6 +102,7 @@ export async function startBenchWorker(
       queueProducers: config.queueProducers,
       email: { send_email: config.sendEmail },
       ...(opts.consumers ? { queueConsumers: config.queueConsumers } : {}),
+      ...(opts.inspectorPort ? { inspectorPort: opts.inspectorPort } : {}),
     }),
   );
   const url = (await mf.ready).toString().replace(/\/$/, "");

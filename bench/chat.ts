@@ -25,6 +25,14 @@ const UPSTREAM_KEY = "sk-bench-upstream";
 
 const ORIGIN = "https://shop.bench.example";
 
+// Long streams: answers of these many chunks (the fake's [[words:n]]), streamed whole. Equal steps,
+// so the CPU each added chunk costs can be compared between the first and the second half: work
+// that grows with the text so far (re-scanning the output) makes the second step dearer.
+const STREAM_LENGTHS = [20, 260, 500] as const;
+const STREAM_ROUNDS = Number(process.env.BENCH_CHAT_STREAM_ROUNDS ?? 3);
+const STREAMS = 30; // streams per target, length and round, at c=1
+type StreamTarget = "passthrough" | "openai" | "conversation";
+
 type Target = "direct" | "passthrough" | "openai" | "conversation" | "widget";
 const ALL: Target[] = ["direct", "passthrough", "openai", "conversation", "widget"];
 // BENCH_CHAT_SKIP_CONVERSATION=1 measures only the OpenAI path and its baselines (quicker).
@@ -226,6 +234,14 @@ export const chatBench: Bench = {
       );
     }
 
+    const streams = await longStreams({
+      passthrough: { url: `${passUrl}/v1/chat/completions`, pid: passPid },
+      openai: { url: `${worker.url}/v1/chat/completions`, pid: chatPid },
+      conversation: TARGETS.includes("conversation") ? { url: worker.url, pid: chatPid } : undefined,
+      auth,
+      log,
+    });
+
     await worker.stop();
     await passMf.dispose();
     await fixtures.close();
@@ -350,9 +366,11 @@ export const chatBench: Bench = {
         vs("cpu ms/request vs pass-through", cpuPer("widget"), cpuPer("passthrough")),
       );
     }
+    rows.push(...streams.rows);
     return {
       rows,
       notes: {
+        longStreams: streams.notes,
         rounds: ROUNDS,
         perRound: { c1: SEQ, c1Streams: SEQ / 2, c16: LOADED },
         widget:
@@ -364,6 +382,170 @@ export const chatBench: Bench = {
 };
 
 const round3 = (n: number) => round(n, 2);
+
+interface StreamSetup {
+  passthrough: { url: string; pid: number };
+  openai: { url: string; pid: number };
+  /** The worker's base URL; undefined skips the conversation API. */
+  conversation: { url: string; pid: number } | undefined;
+  auth: Record<string, string>;
+  log: (msg: string) => void;
+}
+
+/**
+ * Streams answers of STREAM_LENGTHS chunks through the pass-through worker, the OpenAI path and the
+ * conversation API (one message per conversation, so no history grows with the answers; the
+ * start is counted in the CPU of every length alike and cancels out of the per-chunk figures).
+ * Per chunk: the CPU each added chunk costs, from the step 20 -> 260 and from 260 -> 500.
+ */
+async function longStreams(s: StreamSetup): Promise<{ rows: BenchRow[]; notes: Record<string, unknown> }> {
+  const targets: StreamTarget[] = s.conversation
+    ? ["passthrough", "openai", "conversation"]
+    : ["passthrough", "openai"];
+  const key = (t: StreamTarget, n: number) => `${t}:${n}`;
+  const cpu = new Map<string, { ms: number; n: number }>();
+  const lat = new Map<string, number[]>();
+  let seq = 0;
+  const content = (n: number) => `hello there, where is my order [[words:${n}]]`;
+  const one = async (t: StreamTarget, n: number): Promise<number> => {
+    seq += 1;
+    let url: string;
+    let init: RequestInit;
+    if (t === "conversation" && s.conversation) {
+      const started = await fetch(`${s.conversation.url}/v1/conversations`, {
+        method: "POST",
+        headers: s.auth,
+        body: JSON.stringify({ user: `long${seq}` }),
+      });
+      if (started.status !== 201) throw new Error(`conversation start: HTTP ${started.status}`);
+      const { id } = (await started.json()) as { id: string };
+      url = `${s.conversation.url}/v1/conversations/${id}/messages`;
+      init = { method: "POST", headers: s.auth, body: JSON.stringify({ content: content(n), stream: true }) };
+    } else {
+      url = t === "passthrough" ? s.passthrough.url : s.openai.url;
+      const headers =
+        t === "passthrough"
+          ? { authorization: `Bearer ${UPSTREAM_KEY}`, "content-type": "application/json" }
+          : s.auth;
+      init = {
+        method: "POST",
+        headers,
+        body: JSON.stringify({
+          model: "gpt-4o-mini",
+          user: `u${seq % 1000}`,
+          stream: true,
+          messages: [{ role: "user", content: content(n) }],
+        }),
+      };
+    }
+    const t0 = performance.now();
+    const res = await fetch(url, init);
+    if (res.status !== 200) throw new Error(`${t} stream: HTTP ${res.status} ${await res.text()}`);
+    const text = await res.text();
+    const ms = performance.now() - t0;
+    // The whole answer arrived: n words, the last one padding ("word").
+    if (!text.includes(" word")) throw new Error(`${t} stream of ${n}: answer not streamed whole`);
+    return ms;
+  };
+  s.log("long streams: warming up");
+  for (const t of targets) for (const n of STREAM_LENGTHS) for (let i = 0; i < 5; i++) await one(t, n);
+  await new Promise((r) => setTimeout(r, 2_500));
+  for (let r = 1; r <= STREAM_ROUNDS; r++) {
+    for (const t of shuffled(targets)) {
+      for (const n of shuffled([...STREAM_LENGTHS])) {
+        const pid = s[t]?.pid ?? 0;
+        const c0 = cpuMs(pid);
+        const xs = lat.get(key(t, n)) ?? [];
+        for (let i = 0; i < STREAMS; i++) xs.push(await one(t, n));
+        lat.set(key(t, n), xs);
+        // Background work (settlements, analytics batches) counts against the streams that caused it.
+        await new Promise((res) => setTimeout(res, 2_200));
+        const c = cpu.get(key(t, n)) ?? { ms: 0, n: 0 };
+        c.ms += cpuMs(pid) - c0;
+        c.n += STREAMS;
+        cpu.set(key(t, n), c);
+      }
+    }
+    s.log(`long streams: round ${r}/${STREAM_ROUNDS}`);
+  }
+  const per = (t: StreamTarget, n: number) => {
+    const c = cpu.get(key(t, n));
+    return c ? c.ms / c.n : Number.NaN;
+  };
+  const p50 = (t: StreamTarget, n: number) => pct(lat.get(key(t, n)) ?? [], 0.5);
+  const [short, mid, long] = STREAM_LENGTHS;
+  // ms of CPU per added chunk over a step of lengths, reported in microseconds.
+  const slope = (t: StreamTarget, a: number, b: number) => ((per(t, b) - per(t, a)) / (b - a)) * 1000;
+  const rows: BenchRow[] = [];
+  const cpuRow = (name: string, metric: string, value: number, baseline: number) => ({
+    name,
+    metric,
+    value: round(value),
+    baseline: round(baseline),
+    ratio: round(baseline / value),
+  });
+  rows.push(
+    {
+      name: `pass-through worker, ${long}-chunk stream`,
+      metric: "cpu ms/request",
+      value: round(per("passthrough", long)),
+      baseline: null,
+      ratio: null,
+    },
+    {
+      // About nothing: it forwards the upstream's bytes without looking at them.
+      name: `pass-through worker, ${long}-chunk stream`,
+      metric: `cpu us/chunk (${mid}->${long} step)`,
+      value: round(slope("passthrough", mid, long)),
+      baseline: null,
+      ratio: null,
+    },
+  );
+  for (const t of targets.filter((x) => x !== "passthrough")) {
+    const name = `${t === "openai" ? "chat (OpenAI path)" : "chat (conversation API)"}, ${long}-chunk stream`;
+    rows.push(
+      cpuRow(name, "cpu ms/request vs pass-through", per(t, long), per("passthrough", long)),
+      {
+        name,
+        metric: `cpu us/chunk (${mid}->${long} step)`,
+        value: round(slope(t, mid, long)),
+        baseline: null,
+        ratio: null,
+      },
+      // The same CPU per chunk in both halves (ratio about 1): nothing per chunk grows with the text so far.
+      cpuRow(
+        name,
+        `cpu us/chunk, ${mid}->${long} step vs ${short}->${mid} step`,
+        slope(t, mid, long),
+        slope(t, short, mid),
+      ),
+      {
+        name,
+        metric: "p50 ms c=1 (whole stream)",
+        value: round(p50(t, long)),
+        baseline: round(p50("passthrough", long)),
+        ratio: round(p50("passthrough", long) / p50(t, long)),
+      },
+      {
+        name,
+        metric: `p50 ms added over pass-through c=1 (baseline: at ${short} chunks)`,
+        value: round(p50(t, long) - p50("passthrough", long)),
+        baseline: round(p50(t, short) - p50("passthrough", short)),
+        ratio: null,
+      },
+    );
+  }
+  const notes = {
+    lengths: STREAM_LENGTHS,
+    rounds: STREAM_ROUNDS,
+    streamsPerRound: STREAMS,
+    cpuMsPerStream: Object.fromEntries([...cpu].map(([k, c]) => [k, round(c.ms / c.n)])),
+    p50Ms: Object.fromEntries([...lat].map(([k, xs]) => [k, round(pct(xs, 0.5))])),
+    added:
+      "p50 ms added over pass-through: value at the long length, baseline the same at the short one (the difference is what streaming the extra chunks adds)",
+  };
+  return { rows, notes };
+}
 
 if (import.meta.main) {
   const out = await chatBench.run((m) => console.error(m));

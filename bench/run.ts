@@ -13,10 +13,12 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   bundle: async () => (await import("./bundle.ts")).bundleBench,
   admission: async () => (await import("./admission.ts")).admissionBench,
   chat: async () => (await import("./chat.ts")).chatBench,
+  tools: async () => (await import("./tools.ts")).toolsBench,
   "public-key": async () => (await import("./public-key.ts")).publicKeyBench,
   analytics: async () => (await import("./analytics.ts")).analyticsBench,
   monitoring: async () => (await import("./monitoring.ts")).monitoringBench,
   startup: async () => (await import("./startup.ts")).startupBench,
+  knowledge: async () => (await import("./knowledge.ts")).knowledgeBench,
 };
 
 const fmt = (n: number | null) =>

@@ -1,7 +1,8 @@
 /**
  * Builds the browser code in web/ into public/, the folder wrangler serves as static assets
  * (wrangler.jsonc "assets"): the widget (one small script, no dependencies), the console (a
- * single-page app with chart.js) and the demo page. public/ is generated: never edit it, never
+ * single-page app with chart.js), the widget's translations (widget/<locale>.json, fetched only by
+ * visitors who need one) and the demo page. public/ is generated: never edit it, never
  * commit it. Wrangler runs `node local/build-web.ts` before `dev` (and again when web/ changes)
  * and before `deploy` (wrangler.jsonc "build"). Several dev stacks may start at once (tests), so a
  * file is only replaced when its content changed, and then atomically (write, then rename).
@@ -11,6 +12,7 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { type BuildOptions, build } from "esbuild";
+import { TRANSLATIONS } from "../web/widget/locales.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -75,6 +77,8 @@ export async function buildWeb(outDir = join(root, "public")): Promise<WebBuild>
     "console/app.css": consoleCss,
   };
   for (const [from, to] of Object.entries(COPIED)) out[to] = readFileSync(join(root, from));
+  for (const [locale, strings] of Object.entries(TRANSLATIONS))
+    out[`widget/${locale}.json`] = new TextEncoder().encode(JSON.stringify(strings));
   for (const [name, content] of Object.entries(out)) put(join(outDir, name), content);
   for (const name of files(outDir)) if (!(name in out) && !name.endsWith(".tmp")) rmSync(join(outDir, name));
   return { outDir, widgetBytes: widget.length, widgetGzipBytes: gzipSync(widget, { level: 9 }).length };

@@ -20,7 +20,12 @@ export const LAUNCHER_VARS = [
 ] as const;
 
 /** Declared in wrangler.jsonc's `vars` next to the queue bindings they name: never overridden here. */
-export const WRANGLER_VARS = ["ANALYTICS_QUEUE_NAME", "ANALYTICS_DLQ_NAME", "NOTIFY_QUEUE_NAME"] as const;
+export const WRANGLER_VARS = [
+  "ANALYTICS_QUEUE_NAME",
+  "ANALYTICS_DLQ_NAME",
+  "NOTIFY_QUEUE_NAME",
+  "KNOWLEDGE_QUEUE_NAME",
+] as const;
 
 /** Every other EnvSchema key, passed through; test/local/dev-vars.test.ts keeps the three lists whole. */
 export const FORWARDED_VARS = [
@@ -40,6 +45,8 @@ export const FORWARDED_VARS = [
   "REDIS_STALE_TTL_SECONDS",
   "REDIS_TIMEOUT_MS",
   "GLOBAL_LIMIT_PER_MINUTE",
+  "RETENTION_DAYS_DEFAULT",
+  "RETENTION_DAYS_MAX",
   "TURNSTILE_TIMEOUT_MS",
 ] as const;
 

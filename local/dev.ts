@@ -20,14 +20,19 @@ import { fileURLToPath } from "node:url";
 import { envFileText, forwardedVars, modelSummary, parseDevVars } from "./dev-vars.ts";
 import { ensureDatabase, migrateDatabase } from "./migrate.ts";
 import { postgresAnswers, startPglite } from "./pglite.ts";
+import { freePort } from "./ports.ts";
 import { startRelay } from "./relay.ts";
-import { DEMO_TENANT, seedDemo } from "./seed.ts";
+import { DEMO_TENANT, registerDemoTool, seedDemo } from "./seed.ts";
+import { seedDemoKnowledge } from "./seed-knowledge.ts";
+import { spawnOrderStatusTool } from "./tools.ts";
 import { startTurnstile } from "./turnstile.ts";
 import { redisAnswers, startUpstashBridge } from "./upstash-bridge.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const dataDir = process.env.DEV_DATA_DIR ?? `${root}.dev-data`;
 const port = Number(process.env.PORT ?? 8787);
+/** The example tool (examples/order-status) the demo tenant calls; TOOL_PORT=0 takes any free port. */
+const toolPort = Number(process.env.TOOL_PORT ?? 8795);
 const adminToken = process.env.ADMIN_TOKEN ?? "dev-admin-token-change-me";
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 let wrangler: ChildProcess | undefined;
@@ -250,13 +255,25 @@ async function main() {
     say("could not allow the demo page's origin for the demo tenant");
     return shutdown(1);
   }
+  // The demo tenant's order_status tool: registered first (its secret is made by the platform),
+  // then the example worker starts in workerd with that secret. ENVIRONMENT=development lets the
+  // platform call it over plain http on 127.0.0.1.
+  const chosenToolPort = toolPort === 0 ? await freePort() : toolPort;
+  const toolUrl = `http://127.0.0.1:${chosenToolPort}/`;
+  const toolSecret = await registerDemoTool(base, adminToken, toolUrl);
+  const tool = await spawnOrderStatusTool({ secret: toolSecret, port: chosenToolPort });
+  cleanups.push(() => tool.close());
+  say(`tool: order_status (examples/order-status) at ${tool.url}`);
+  // The demo's shipping policy and returns FAQ (src/knowledge), indexed by the worker's own queue.
+  const added = await seedDemoKnowledge(base, adminToken, DEMO_TENANT);
+  if (added > 0) say(`knowledge: ${added} demo sources queued for indexing`);
   console.log(`
   chatedge is running at ${base}
     API docs:         ${base}/docs
     console:          ${base}/console  (sign in with the admin token or the secret key)
     demo chat page:   ${base}/demo/?key=${keys.publishable}
     admin token:      ${adminToken}
-    demo tenant:      demo
+    demo tenant:      demo (its bot may call the order_status tool: try "where is my order 1234?")
     secret key:       ${keys.secret}
     publishable key:  ${keys.publishable}
     ${models}

@@ -1,6 +1,8 @@
 // The wire half of the fake LLM server (local/fake-llm.ts): the deterministic reply plan and its
 // encodings as OpenAI chat.completion(.chunk) and Anthropic Messages bodies and SSE events.
 
+import { firstReference, unknownAnswerOf } from "../src/knowledge/reference.ts";
+
 export type Protocol = "openai" | "anthropic";
 export type Json = Record<string, unknown>;
 export type Turn = { role: string; text: string; toolResult: boolean };
@@ -50,9 +52,44 @@ function toolNames(proto: Protocol, body: Json): string[] {
   return (body.tools as Json[]).map((t) => String(proto === "openai" ? (t.function as Json)?.name : t.name));
 }
 
+const ORDER = /\border\s*#?\s*(\d{1,12})\b/i;
+const LONG = /\[\[words:(\d{1,5})\]\]/;
+
+/**
+ * Which tool the model calls, if any, and with what arguments. A user message naming an offered
+ * tool calls it with {"query": <message>}; one asking about "order <digits>" calls the offered tool
+ * whose name contains "order" with {"order_id": "<digits>"}. Markers in the latest user message
+ * stage the tool loop's faults: `[[call:<name>]]` calls that tool (offered or not), `[[args:<text>]]`
+ * sends <text> verbatim as the arguments, `[[again]]` calls a tool again after every tool result.
+ */
+function toolCallOf(
+  proto: Protocol,
+  body: Json,
+  turns: Turn[],
+  said: string,
+): { tool?: string; args: string } {
+  const offered = toolNames(proto, body);
+  const last = turns[turns.length - 1];
+  const user = [...turns].reverse().find((t) => t.role === "user" && !t.toolResult)?.text ?? "";
+  const forced = /\[\[call:([^\]]+)\]\]/.exec(user)?.[1];
+  const raw = /\[\[args:([^\]]*)\]\]/.exec(user)?.[1];
+  if (!last || offered.length === 0) return { args: "" };
+  if (last.toolResult && !user.includes("[[again]]")) return { args: "" };
+  const question = last.toolResult ? user.replace(MARKERS, "").trim() : said;
+  const named = offered.find((n) => question.includes(n));
+  const order = ORDER.exec(question);
+  const tool = forced ?? named ?? (order ? offered.find((n) => /order/i.test(n)) : undefined);
+  if (!tool) return { args: "" };
+  const args = raw ?? JSON.stringify(!named && order ? { order_id: order[1] } : { query: question });
+  return { tool, args };
+}
+
 /**
  * What to answer, derived from the request alone: a tool call when the last user message names a
- * request tool, else an echo; usage counts words so tests can predict it.
+ * request tool; the tenant's exact "I don't know" sentence when the system text asks for it
+ * (src/knowledge) without references and the message is a question ("?") no tool answers; else
+ * an echo. Usage counts
+ * words so tests can predict it.
  */
 export function plan(proto: Protocol, body: Json, reqNo: number): Plan {
   const turns = turnsOf(body);
@@ -62,9 +99,8 @@ export function plan(proto: Protocol, body: Json, reqNo: number): Plan {
   const said = (last?.text ?? "").replace(MARKERS, "").trim();
   const usage = !(last?.text ?? "").includes("[[nousage]]");
   const max = Number(body.max_completion_tokens ?? body.max_tokens ?? Number.POSITIVE_INFINITY);
-  const tool = last && !last.toolResult ? toolNames(proto, body).find((n) => said.includes(n)) : undefined;
+  const { tool, args } = toolCallOf(proto, body, turns, said);
   if (tool) {
-    const args = JSON.stringify({ query: said });
     const third = Math.ceil(args.length / 3);
     const fragments = [args.slice(0, third), args.slice(third, 2 * third), args.slice(2 * third)];
     // Claude usually says something before it calls a tool; OpenAI models usually do not.
@@ -79,8 +115,26 @@ export function plan(proto: Protocol, body: Json, reqNo: number): Plan {
       usage,
     };
   }
-  const reply = last?.toolResult ? `Tool result received: ${said}` : `Fake ${proto} reply: ${said}`;
+  const systemText =
+    proto === "anthropic"
+      ? system
+      : turns
+          .filter((t) => t.role === "system" || t.role === "developer")
+          .map((t) => t.text)
+          .join("\n");
+  // With references it echoes as ever (it does not answer from them); without, a question gets the
+  // tenant's sentence the knowledge block asks for.
+  const unknown =
+    last?.toolResult || !said.endsWith("?") || firstReference(systemText)
+      ? undefined
+      : unknownAnswerOf(systemText);
+  const reply =
+    unknown ?? (last?.toolResult ? `Tool result received: ${said}` : `Fake ${proto} reply: ${said}`);
   let out = pieces(reply);
+  // `[[words:<n>]]` pads the reply to n words ("word", one chunk each): a long stream from a short
+  // question (bench/chat.ts streams 500).
+  const long = LONG.exec(last?.text ?? "");
+  if (long) while (out.length < Number(long[1])) out.push(" word");
   const cut = out.length > max;
   if (cut) out = out.slice(0, max);
   return { pieces: out, finish: cut ? "length" : "stop", input, output: out.length, usage };

@@ -3,7 +3,9 @@
  * Anthropic `POST /v1/messages`, streaming (SSE, event shapes as the real APIs send them) and not.
  * Replies are deterministic: "Fake <protocol> reply: <last user text>", one SSE chunk per word;
  * usage counts words (input: every word of system and messages; output: chunks emitted), so tests
- * can predict it exactly. A user message naming one of the request's tools gets a tool call.
+ * can predict it exactly. A user message naming one of the request's tools gets a tool call. A
+ * question ("?") when the system text asks for the tenant's "I don't know" sentence (src/knowledge,
+ * no references given) gets exactly that sentence.
  *
  * Faults, chosen per request, first match wins:
  *  1. header `x-fake-fault: <spec>`;
@@ -210,6 +212,17 @@ export async function startFakeLlm(opts: { port?: number; host?: string } = {}):
       });
       if (recent.length > 200) recent.shift();
       return send(res, Number(url.searchParams.get("status") ?? 200), { ok: true });
+    }
+    // A web page for knowledge URL sources (src/knowledge): the body, Content-Type and status the
+    // query names, and Location for a redirect.
+    if (req.method === "GET" && url.pathname === "/__page") {
+      const headers: Record<string, string> = {
+        "content-type": url.searchParams.get("type") ?? "text/html; charset=utf-8",
+      };
+      const location = url.searchParams.get("location");
+      if (location) headers.location = location;
+      res.writeHead(Number(url.searchParams.get("status") ?? 200), headers);
+      return res.end(url.searchParams.get("body") ?? "");
     }
     if (req.method === "POST" && url.pathname === "/__reset") {
       counts.clear();

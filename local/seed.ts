@@ -63,3 +63,56 @@ async function ensureKey(client: pg.Client, kind: KeyKind, saved: string | undef
   );
   return made.key;
 }
+
+/** The demo tenant's tool: the example in examples/order-status, which `npm run dev` runs beside the worker. */
+export const DEMO_TOOL = {
+  name: "order_status",
+  description:
+    "Looks up the status of a Demo Shop order by its number: shipping status, carrier, tracking number, estimated delivery and items.",
+  parameters: {
+    type: "object",
+    properties: { order_id: { type: "string", description: "The order number, e.g. 1234" } },
+    required: ["order_id"],
+    additionalProperties: false,
+  },
+};
+
+/**
+ * Registers (or re-points) the demo tenant's order_status tool at `toolUrl`, allows it in the demo
+ * tenant's allowed_tools, and rotates its secret: the admin API shows a secret only when it makes
+ * one, and the tool worker started next must be given it. Through the API, so caches and the
+ * audit log see it like any change. Returns the secret.
+ */
+export async function registerDemoTool(base: string, adminToken: string, toolUrl: string): Promise<string> {
+  const headers = { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/json" };
+  const api = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${base}/admin/tenants/${DEMO_TENANT}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  };
+  const target = { kind: "https", url: toolUrl };
+  const existing = await api("GET", `/tools/${DEMO_TOOL.name}`);
+  let secret: string | undefined;
+  if (existing.status === 404) {
+    const made = await api("POST", "/tools", { ...DEMO_TOOL, target });
+    if (made.status !== 201)
+      throw new Error(`registering the demo tool: ${made.status} ${JSON.stringify(made.json)}`);
+    secret = made.json.secret as string;
+  } else {
+    const patched = await api("PATCH", `/tools/${DEMO_TOOL.name}`, { target, enabled: true });
+    if (patched.status !== 200) throw new Error(`updating the demo tool: ${patched.status}`);
+    const rotated = await api("POST", `/tools/${DEMO_TOOL.name}/secret`);
+    if (rotated.status !== 200) throw new Error(`rotating the demo tool's secret: ${rotated.status}`);
+    secret = rotated.json.secret as string;
+  }
+  const tenant = await api("GET", "");
+  const allowed = (tenant.json.allowed_tools as string[] | undefined) ?? [];
+  if (!allowed.includes(DEMO_TOOL.name)) {
+    const res = await api("PATCH", "", { allowed_tools: [...allowed, DEMO_TOOL.name] });
+    if (res.status !== 200) throw new Error(`allowing the demo tool: ${res.status}`);
+  }
+  return secret;
+}

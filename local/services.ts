@@ -3,12 +3,14 @@
  * Upstash REST bridge in front of Redis — and prints their ports as one JSON line on stdout. Runs as
  * its own Node process so test runners (Vite transforms) never load the bridges' Node-only code.
  * Usage: node local/services.ts --pg 127.0.0.1:5432 --redis redis://127.0.0.1:6379 --token T [--hang] [--fake-llm] [--turnstile]
+ *   [--tool-secret S] (the example tool and the faulty tool of local/tools.ts, both checking secret S)
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
 import { startFakeLlm } from "./fake-llm.ts";
 import { startRelay } from "./relay.ts";
+import { startFaultyTool, startOrderStatusTool } from "./tools.ts";
 import { startTurnstile } from "./turnstile.ts";
 import { startUpstashBridge } from "./upstash-bridge.ts";
 
@@ -20,6 +22,7 @@ const { values } = parseArgs({
     hang: { type: "boolean", default: false },
     "fake-llm": { type: "boolean", default: false },
     turnstile: { type: "boolean", default: false },
+    "tool-secret": { type: "string" },
   },
 });
 
@@ -36,6 +39,10 @@ if (hang) await new Promise<void>((resolve) => hang.listen(0, "127.0.0.1", resol
 const fakeLlm = values["fake-llm"] ? await startFakeLlm() : undefined;
 // Cloudflare Turnstile's siteverify API and client script (local/turnstile.ts).
 const turnstile = values.turnstile ? await startTurnstile() : undefined;
+// Tools (local/tools.ts): the example order-status worker in workerd, and one with faults on demand.
+const toolSecret = values["tool-secret"];
+const orderStatus = toolSecret ? await startOrderStatusTool({ secret: toolSecret }) : undefined;
+const faultyTool = toolSecret ? await startFaultyTool({ secret: toolSecret }) : undefined;
 
 process.stdout.write(
   `${JSON.stringify({
@@ -44,6 +51,8 @@ process.stdout.write(
     hangPort: hang ? (hang.address() as AddressInfo).port : null,
     fakeLlmPort: fakeLlm?.port ?? null,
     turnstilePort: turnstile?.port ?? null,
+    orderStatusPort: orderStatus?.port ?? null,
+    faultyToolPort: faultyTool?.port ?? null,
   })}\n`,
 );
 
@@ -54,6 +63,8 @@ async function shutdown() {
     bridge?.close(),
     fakeLlm?.close(),
     turnstile?.close(),
+    orderStatus?.close(),
+    faultyTool?.close(),
     hang && new Promise((r) => hang.close(r)),
   ]);
   process.exit(0);

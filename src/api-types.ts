@@ -13,7 +13,11 @@ import type * as experiments from "./experiments/schemas";
 import type * as monitoring from "./monitoring/routes";
 import type * as rules from "./monitoring/rules";
 import type * as openapi from "./openapi";
+import type * as operators from "./operators/routes";
+import type * as privacy from "./privacy/routes";
 import type * as tenants from "./tenants/schemas";
+import type * as toolRoutes from "./tools/routes";
+import type * as tools from "./tools/schemas";
 
 export type { ErrorCode } from "./errors";
 
@@ -25,6 +29,8 @@ export type TenantList = z.infer<typeof tenants.TenantList>;
 export type PublicConfig = z.infer<typeof tenants.PublicConfig>;
 export type ApiKey = z.infer<typeof tenants.ApiKey>;
 export type CreatedKey = z.infer<typeof tenants.CreatedKey>;
+export type SubjectExport = z.infer<typeof privacy.SubjectExport>;
+export type ErasureResult = z.infer<typeof privacy.ErasureResult>;
 
 export type Dashboard = z.infer<typeof analytics.Dashboard>;
 export type Usage = z.infer<typeof admission.Usage>;
@@ -32,6 +38,11 @@ export type Usage = z.infer<typeof admission.Usage>;
 export type Experiment = z.infer<typeof experiments.Experiment>;
 export type ExperimentList = z.infer<typeof experimentRoutes.ExperimentList>;
 export type ExperimentResults = z.infer<typeof experiments.Results>;
+
+export type Tool = z.infer<typeof tools.Tool>;
+export type ToolWithSecret = z.infer<typeof tools.ToolWithSecret>;
+export type ToolList = z.infer<typeof tools.ToolList>;
+export type RotatedToolSecret = z.infer<typeof toolRoutes.RotatedToolSecret>;
 
 export type MonitoringMetric = z.infer<typeof monitoring.Metric>;
 export type MonitoringVolume = z.infer<typeof monitoring.Volume>;
@@ -51,3 +62,8 @@ export type StartedConversation = z.infer<typeof conversations.Started>;
 export type Transcript = z.infer<typeof conversations.Transcript>;
 /** A message's answer: the JSON reply, and the data of the stream's `done` event. */
 export type Reply = z.infer<typeof conversations.Reply>;
+/** The data of the conversation stream's `tool` event: a tool starting or ending (src/tools/loop.ts). */
+export type { ToolFrame } from "./tools/loop";
+
+export type Operator = z.infer<typeof operators.Operator>;
+export type InvitedOperator = z.infer<typeof operators.InvitedOperator>;

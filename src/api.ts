@@ -7,11 +7,15 @@ import { openAiChat } from "./chat/openai-routes";
 import { docsPage } from "./docs";
 import { experimentRoutes } from "./experiments/routes";
 import { health } from "./health";
+import { knowledgeRoutes } from "./knowledge/routes";
 import { adminMonitoring, monitoringRoutes } from "./monitoring/routes";
 import { webhookSecretRoutes } from "./monitoring/webhook-secret";
+import { operatorRoutes, operatorSessions } from "./operators/routes";
+import { privacyRoutes } from "./privacy/routes";
 import { adminTenants } from "./tenants/admin-routes";
 import { tenantPublic } from "./tenants/public-routes";
 import { mountTenantScoped } from "./tenants/scope";
+import { toolRoutes } from "./tools/routes";
 
 /** Builds the whole API; every feature's router is mounted here and documented at /openapi.json. */
 export function buildApp() {
@@ -39,6 +43,7 @@ export function buildApp() {
   app.route("/v1", conversations);
   app.route("/admin", adminAnalytics);
   app.route("/admin", adminMonitoring);
+  app.route("/operator", operatorSessions);
   // The tenant's own business: each router is declared once, mounted under /v1 for its secret
   // keys and under /admin/tenants/{id} for the admin (src/tenants/scope.ts).
   for (const routes of [
@@ -48,6 +53,10 @@ export function buildApp() {
     monitoringRoutes,
     webhookSecretRoutes,
     identitySecretRoutes,
+    toolRoutes,
+    operatorRoutes,
+    knowledgeRoutes,
+    privacyRoutes,
   ]) {
     mountTenantScoped(app, routes);
   }
@@ -56,6 +65,12 @@ export function buildApp() {
     type: "http",
     scheme: "bearer",
     description: "The ADMIN_TOKEN secret",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "OperatorSession", {
+    type: "apiKey",
+    in: "cookie",
+    name: "__Host-chatedge_session",
+    description: "A console session (POST /operator/session); writes also need X-CSRF-Token",
   });
   app.openAPIRegistry.registerComponent("securitySchemes", "TenantKey", {
     type: "http",

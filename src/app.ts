@@ -7,7 +7,9 @@ import { openAiAppError, openAiError } from "./chat/openai-format";
 import type { Visitor } from "./chat/visitor-token";
 import { loadEnv, type RawEnv } from "./env";
 import { AppError, codeOf, errorBody, errorSummary } from "./errors";
+import type { OperatorIdentity } from "./operators/service";
 import { type InputIssue, inputIssues } from "./request-checks";
+import { ResponseTiming } from "./response-timing";
 import { newServices, type Services } from "./services";
 import type { ApiKeyRecord, TenantConfig } from "./tenants/config";
 import type { Actor } from "./tenants/service";
@@ -19,12 +21,16 @@ export interface AppEnv {
     svc: Services;
     tenant: TenantConfig;
     apiKey: ApiKeyRecord;
-    /** The caller's address as a keyed hash (src/auth/client-ip.ts), set by tenantAuth. */
+    /** A browser's (publishable key's) address as a keyed hash (src/auth/client-ip.ts), set by tenantAuth. */
     clientIp: string | undefined;
     /** A browser's visitor, from its signed visitor token (src/chat/visitor-token.ts). */
     visitor: Visitor | undefined;
-    /** Who acts on the tenant (a tenant-scoped route's admin or secret key), for the audit log. */
+    /** Who acts on the tenant (a tenant-scoped route's admin, secret key or operator), for the audit log. */
     actor: Actor;
+    /** The operator signed into the console (src/operators/middleware.ts), on `/operator` routes. */
+    operator: OperatorIdentity | undefined;
+    /** The request's arrival and its response's last byte: the response time turns record. */
+    timing: ResponseTiming;
   };
 }
 
@@ -101,6 +107,16 @@ const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
 /** The application: request ids, env validation, per-request services, body rules, 404s. */
 export function newApp(): App {
   const app = newRouter();
+  // First: the response time runs from the request's arrival to its last byte, whatever answered.
+  app.use(async (c, next) => {
+    const timing = ResponseTiming.of(c.req.raw);
+    c.set("timing", timing);
+    try {
+      await next();
+    } finally {
+      c.res = timing.watch(c.res);
+    }
+  });
   app.use(requestId({ headerName: "X-Request-Id", limitLength: 128 }));
   app.use(async (c, next) => {
     const loaded = loadEnv(c.env);

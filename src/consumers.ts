@@ -1,6 +1,7 @@
 import { analyticsDeadLetterQueue, analyticsQueue } from "./analytics/queue";
 import { retryBatch } from "./background";
 import { loadEnv, type RawEnv } from "./env";
+import { knowledgeQueue } from "./knowledge/consumer";
 import { notifyQueue } from "./notify/consumer";
 
 /**
@@ -31,12 +32,14 @@ export async function consume(
       return analyticsDeadLetterQueue(batch, raw, ctx);
     case env.NOTIFY_QUEUE_NAME:
       return notifyQueue(batch, raw, ctx);
+    case env.KNOWLEDGE_QUEUE_NAME:
+      return knowledgeQueue(batch, raw, ctx);
     default:
       // A queue this environment does not name (a var out of step with its `queues`): keep its
       // messages, retried with backoff, rather than lose them; the log names the vars to check.
       console.error(
         JSON.stringify({
-          msg: "no consumer for queue; check ANALYTICS_QUEUE_NAME, ANALYTICS_DLQ_NAME, NOTIFY_QUEUE_NAME",
+          msg: "no consumer for queue; check ANALYTICS_QUEUE_NAME, ANALYTICS_DLQ_NAME, NOTIFY_QUEUE_NAME, KNOWLEDGE_QUEUE_NAME",
           queue: batch.queue,
         }),
       );

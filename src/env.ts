@@ -12,6 +12,7 @@ export type Bindings = Omit<WranglerEnv, keyof Vars>;
 const BINDINGS = {
   ANALYTICS_QUEUE: "analytics events queue, src/analytics",
   NOTIFY_QUEUE: "escalation and alert notices queue, src/notify",
+  KNOWLEDGE_QUEUE: "knowledge ingestion queue, src/knowledge",
   SEND_EMAIL: "notification email, src/notify",
   TENANT_GATE: "per-tenant admission Durable Object, src/admission",
   GLOBAL_GATE: "global rate-limit Durable Object, src/admission",
@@ -48,6 +49,7 @@ export const DEFAULT_QUEUE_NAMES = {
   ANALYTICS_QUEUE_NAME: "chatedge-analytics",
   ANALYTICS_DLQ_NAME: "chatedge-analytics-dlq",
   NOTIFY_QUEUE_NAME: "chatedge-notify",
+  KNOWLEDGE_QUEUE_NAME: "chatedge-knowledge",
 } as const;
 
 /** A Cloudflare queue name: lowercase letters, digits and dashes, at most 63 characters. */
@@ -65,6 +67,8 @@ export const EnvSchema = z.object({
   ANALYTICS_DLQ_NAME: queueName(DEFAULT_QUEUE_NAMES.ANALYTICS_DLQ_NAME),
   /** The queue NOTIFY_QUEUE produces to and whose batches are delivered as notifications. */
   NOTIFY_QUEUE_NAME: queueName(DEFAULT_QUEUE_NAMES.NOTIFY_QUEUE_NAME),
+  /** The queue KNOWLEDGE_QUEUE produces to: sources to fetch, chunk and index (src/knowledge). */
+  KNOWLEDGE_QUEUE_NAME: queueName(DEFAULT_QUEUE_NAMES.KNOWLEDGE_QUEUE_NAME),
   DATABASE_URL: z
     .string({ error: "DATABASE_URL is required (a Neon or local Postgres connection string)" })
     .regex(/^postgres(ql)?:\/\//, "DATABASE_URL must be a postgres:// URL"),
@@ -90,6 +94,10 @@ export const EnvSchema = z.object({
   /** How long Redis keeps a config copy to serve when Postgres is down (stale if error). */
   REDIS_STALE_TTL_SECONDS: intVar(86_400, 1, 30 * 86_400),
   REDIS_TIMEOUT_MS: intVar(150, 10, 10_000),
+  /** Days transcripts and per-event analytics are kept for a tenant without retention_days (docs/privacy.md). */
+  RETENTION_DAYS_DEFAULT: intVar(365, 1, 3650),
+  /** The longest retention any tenant gets: a larger retention_days is capped to it. */
+  RETENTION_DAYS_MAX: intVar(730, 1, 3650),
   /** Messages per minute across all tenants (src/admission). */
   GLOBAL_LIMIT_PER_MINUTE: intVar(GLOBAL_LIMIT_PER_MINUTE, 1, 1_000_000_000),
   OPENAI_API_KEY: z.string().min(1).optional(),

@@ -1,5 +1,6 @@
 import type { buildApp } from "./api";
 import type { RawEnv } from "./env";
+import { markArrival } from "./response-timing";
 
 export { GlobalGate } from "./admission/global-gate";
 export { TenantGate } from "./admission/tenant-gate";
@@ -22,7 +23,11 @@ function api() {
 }
 
 export default {
-  fetch: async (request, env, ctx) => (await api()).fetch(request, env, ctx),
+  fetch: async (request, env, ctx) => {
+    // Before anything else (the app's first load included): response times start here.
+    markArrival(request);
+    return (await api()).fetch(request, env, ctx);
+  },
   async queue(batch, env, ctx) {
     await (await import("./consumers")).consume(batch, env, ctx);
   },

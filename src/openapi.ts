@@ -45,3 +45,4 @@ export function jsonResponse<T extends z.ZodType>(schema: T, description: string
 
 export const adminSecurity = [{ AdminToken: [] }];
 export const tenantSecurity = [{ TenantKey: [] }];
+export const operatorSecurity = [{ OperatorSession: [] }];

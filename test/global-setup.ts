@@ -3,7 +3,13 @@ import { createInterface } from "node:readline";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { migrateDatabase, recreateDatabase } from "../local/migrate.ts";
-import { TEST_POSTGRES_URL, TEST_REDIS_TOKEN, TEST_REDIS_URL, type TestServices } from "./local-services.ts";
+import {
+  TEST_POSTGRES_URL,
+  TEST_REDIS_TOKEN,
+  TEST_REDIS_URL,
+  TEST_TOOL_SECRET,
+  type TestServices,
+} from "./local-services.ts";
 
 declare module "vitest" {
   export interface ProvidedContext extends TestServices {}
@@ -27,8 +33,9 @@ async function startServices(
 /**
  * Starts what the worker tests talk to: a freshly migrated Postgres database, the WebSocket relay
  * standing in for Neon's proxy, the Upstash REST bridge in front of the real Redis, a server
- * that never answers (a hung dependency), the fake LLM server (local/fake-llm.ts) and the
- * Turnstile stand-in (local/turnstile.ts).
+ * that never answers (a hung dependency), the fake LLM server (local/fake-llm.ts), the
+ * Turnstile stand-in (local/turnstile.ts) and the tools of local/tools.ts (the example tool in
+ * workerd and a faulty one).
  */
 export default async function setup(project: TestProject) {
   // One database per test run, so concurrent runs on one machine never drop each other's data.
@@ -48,12 +55,16 @@ export default async function setup(project: TestProject) {
     "--hang",
     "--fake-llm",
     "--turnstile",
+    "--tool-secret",
+    TEST_TOOL_SECRET,
   ]);
   project.provide("relayPort", ports.relayPort as number);
   project.provide("bridgePort", ports.bridgePort as number);
   project.provide("hangPort", ports.hangPort as number);
   project.provide("fakeLlmPort", ports.fakeLlmPort as number);
   project.provide("turnstilePort", ports.turnstilePort as number);
+  project.provide("orderStatusPort", ports.orderStatusPort as number);
+  project.provide("faultyToolPort", ports.faultyToolPort as number);
   return async () => {
     child.kill("SIGTERM");
     await admin((c) => c.query(`drop database if exists "chatedge_test_${process.pid}" with (force)`));

@@ -4,6 +4,8 @@ export const TEST_POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? "postgres://po
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 export const TEST_REDIS_TOKEN = "test-redis-token";
 export const TEST_ADMIN_TOKEN = "test-admin-token-0123456789";
+/** The secret the local test tools (local/tools.ts) check signatures with. */
+export const TEST_TOOL_SECRET = "tsec_test-tool-secret-0123456789";
 
 /** What global-setup.ts starts for the worker tests and hands over through vitest's `inject`. */
 export interface TestServices {
@@ -13,6 +15,8 @@ export interface TestServices {
   hangPort: number;
   fakeLlmPort: number;
   turnstilePort: number;
+  orderStatusPort: number;
+  faultyToolPort: number;
 }
 
 /**
@@ -42,5 +46,8 @@ export function workerTestBindings(inject: <K extends keyof TestServices>(key: K
     // Turnstile's siteverify, spoken by local/turnstile.ts; TURNSTILE_URL reaches its /__requests.
     TURNSTILE_URL: `http://127.0.0.1:${inject("turnstilePort")}`,
     TURNSTILE_SITEVERIFY_URL: `http://127.0.0.1:${inject("turnstilePort")}/turnstile/v0/siteverify`,
+    // Tools (local/tools.ts), both checking TEST_TOOL_SECRET: the example order-status worker and a faulty one.
+    ORDER_STATUS_URL: `http://127.0.0.1:${inject("orderStatusPort")}`,
+    FAULTY_TOOL_URL: `http://127.0.0.1:${inject("faultyToolPort")}`,
   };
 }

@@ -4,31 +4,32 @@
  * the last hour. They bound what one script with the tenant's publishable key gets, whatever
  * visitor identities it collects. Addresses arrive as keyed hashes (src/auth/client-ip.ts).
  */
-import { z } from "zod";
+import type { z } from "zod";
+import type { AddressHitSchema } from "./schemas";
+import type { AdmitResult } from "./types";
 
 export const ADDRESS_KINDS = ["message", "conversation"] as const;
 export type AddressKind = (typeof ADDRESS_KINDS)[number];
 
 /** The longest window any kind uses; older hits are pruned. */
-const LONGEST_WINDOW_MS = 3_600_000;
+export const LONGEST_WINDOW_MS = 3_600_000;
 /** Prune once per this many hits, so pruning costs nothing per request. */
 const PRUNE_EVERY = 256;
 
-export const AddressHitSchema = z
-  .object({
-    tenantId: z.string().min(1).max(63),
-    /** The address's keyed hash. */
-    address: z.string().regex(/^[0-9a-f]{32}$/, "not an address hash"),
-    kind: z.enum(ADDRESS_KINDS),
-    limit: z.number().int().min(1).max(1_000_000),
-    windowMs: z.number().int().min(1_000).max(LONGEST_WINDOW_MS),
-  })
-  .strict();
 export type AddressHit = z.infer<typeof AddressHitSchema>;
 
 export type AddressHitResult =
   | { ok: true; limit: number; remaining: number }
   | { ok: false; limit: number; remaining: 0; retryAfterSeconds: number };
+
+/**
+ * A gate call that counts an address hit, admits, or both (a browser's message): what each part
+ * answered. An address over its limit admits nothing.
+ */
+export interface AddressedAdmission {
+  address?: AddressHitResult;
+  admission?: AdmitResult;
+}
 
 export class AddressWindows {
   #sincePrune = 0;

@@ -40,7 +40,7 @@ export function admissionConfig(t: TenantConfig): AdmissionConfig {
  * through what a gate that cannot answer throws (`gateFailure` makes that a 503).
  */
 export function tenantGate(env: Pick<Env, "TENANT_GATE">, tenantId: string) {
-  const stub: DurableObjectStub<TenantGate> = env.TENANT_GATE.getByName(tenantId);
+  const stub: DurableObjectStub<TenantGate> = env.TENANT_GATE.get(gateId(env.TENANT_GATE, tenantId));
   return {
     admit: (input: AdmitInput) => unwrap(stub.admit(input)),
     settle: (reservationId: string, usage: Usage) => unwrap(stub.settle(reservationId, usage)),
@@ -50,6 +50,27 @@ export function tenantGate(env: Pick<Env, "TENANT_GATE">, tenantId: string) {
     /** Resolves once the gate's background lease traffic has finished. */
     drain: () => stub.drain(),
   };
+}
+
+// Isolate-wide on purpose: deriving an id from a name hashes it, on every admit and flush, and ids
+// are plain values. Per namespace object (tests make several); bounded by starting over when full.
+const gateIds = new WeakMap<DurableObjectNamespace, Map<string, DurableObjectId>>();
+const MAX_GATE_IDS = 10_000;
+
+/** The id of tenant `tenantId`'s gate, as `getByName` would derive it. */
+function gateId(ns: DurableObjectNamespace, tenantId: string): DurableObjectId {
+  let ids = gateIds.get(ns);
+  if (!ids) {
+    ids = new Map();
+    gateIds.set(ns, ids);
+  }
+  let id = ids.get(tenantId);
+  if (!id) {
+    if (ids.size >= MAX_GATE_IDS) ids.clear();
+    id = ns.idFromName(tenantId);
+    ids.set(tenantId, id);
+  }
+  return id;
 }
 
 async function unwrap<T>(call: Promise<GateOutcome<T>>): Promise<T> {
@@ -73,6 +94,8 @@ export interface MessageRequest {
   model?: string;
   /** Defaults to the tenant's max_tokens_per_response. */
   maxTokens?: number;
+  /** The reservation of the message this call is a later tool-loop step of (see AdmitInput). */
+  continues?: string;
 }
 
 interface Pending {
@@ -193,9 +216,31 @@ export async function admitMessage(
   tenant: TenantConfig,
   req: MessageRequest,
 ): Promise<AdmitResult> {
-  const batch = take(tenant.id, 100);
+  const call = admissionCall(env, tenant, req);
   try {
-    const result = await tenantGate(env, tenant.id).admit({
+    const result = await tenantGate(env, tenant.id).admit(call.input);
+    call.done(true);
+    return result;
+  } catch (err) {
+    call.done(false);
+    throw gateFailure(err);
+  }
+}
+
+/**
+ * The gate's admit input for one message, carrying the settlements queued in this isolate for the
+ * tenant, for `admitMessage` and for a caller that reaches the gate another way (the Conversation
+ * object asks it on the conversation path). `done(true)` once the gate applied the input;
+ * `done(false)` otherwise: what it carried is pending again, and the flush that is due sends it.
+ */
+export function admissionCall(
+  env: Env,
+  tenant: TenantConfig,
+  req: MessageRequest,
+): { input: AdmitInput; done: (delivered: boolean) => void } {
+  const batch = take(tenant.id, 100);
+  return {
+    input: {
       tenantId: tenant.id,
       userId: req.userId,
       conversationId: req.conversationId,
@@ -205,14 +250,10 @@ export async function admitMessage(
       config: admissionConfig(tenant),
       global: globalOf(env),
       settle: batch.length > 0 ? batch.map((p) => p.item) : undefined,
-    });
-    finish(tenant.id, batch, true);
-    return result;
-  } catch (err) {
-    // What it carried is pending again; the flush that is due for them sends it.
-    finish(tenant.id, batch, false);
-    throw gateFailure(err);
-  }
+      continues: req.continues,
+    },
+    done: (delivered) => finish(tenant.id, batch, delivered),
+  };
 }
 
 /**

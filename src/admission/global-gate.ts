@@ -1,25 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
-import { z } from "zod";
 import { Clock } from "../clock";
 import type { RawEnv } from "../env";
 import { guard } from "../outcome";
 import { type AcquireRequest, type Grant, LEASE_MARGIN_MS, LEASE_MS, type LeaseRelease } from "./lease";
-import { type GateOutcome, parseOrThrow, WINDOW_MS } from "./types";
-
-const Releases = z
-  .array(z.object({ leaseId: z.string().regex(/^g\d{1,15}$/), used: z.number().int().min(0) }).strict())
-  .max(1_000);
-const Holder = z.string().min(1).max(128);
-
-const AcquireSchema = z
-  .object({
-    holder: Holder,
-    want: z.number().int().min(1).max(1_000_000),
-    limitPerMinute: z.number().int().min(1).max(1_000_000_000),
-    release: Releases,
-  })
-  .strict();
-const ReleaseSchema = z.object({ holder: Holder, release: Releases }).strict();
+import { type GateOutcome, gateShapes, parseOrThrow, WINDOW_MS } from "./types";
 
 interface Held {
   seq: number;
@@ -55,6 +39,7 @@ export class GlobalGate extends DurableObject<RawEnv> {
   constructor(ctx: DurableObjectState, env: RawEnv) {
     super(ctx, env);
     ctx.blockConcurrencyWhile(async () => {
+      await gateShapes.load();
       const sql = ctx.storage.sql;
       sql.exec(`CREATE TABLE IF NOT EXISTS grants (
         seq INTEGER PRIMARY KEY, holder TEXT NOT NULL, amount INTEGER NOT NULL,
@@ -87,7 +72,7 @@ export class GlobalGate extends DurableObject<RawEnv> {
   }
 
   #acquire(raw: AcquireRequest): Grant {
-    const req = parseOrThrow(AcquireSchema, raw, "acquire");
+    const req = parseOrThrow(gateShapes.get().AcquireSchema, raw, "acquire");
     const now = this.clock.now();
     this.#limit = req.limitPerMinute;
     this.#takeBack(req.holder, req.release, now);
@@ -112,7 +97,7 @@ export class GlobalGate extends DurableObject<RawEnv> {
   /** Takes back leases without asking for more (a tenant gate's alarm found them spent or expired). */
   release(raw: { holder: string; release: LeaseRelease[] }): Promise<GateOutcome<void>> {
     return guard(() => {
-      const req = parseOrThrow(ReleaseSchema, raw, "release");
+      const req = parseOrThrow(gateShapes.get().ReleaseSchema, raw, "release");
       const now = this.clock.now();
       this.#takeBack(req.holder, req.release, now);
       this.#expire(now);

@@ -2,7 +2,12 @@ import { DurableObject } from "cloudflare:workers";
 import { Clock } from "../clock";
 import type { RawEnv } from "../env";
 import { guard, Rejection } from "../outcome";
-import { type AddressHit, type AddressHitResult, AddressHitSchema, AddressWindows } from "./address-windows";
+import {
+  type AddressedAdmission,
+  type AddressHit,
+  type AddressHitResult,
+  AddressWindows,
+} from "./address-windows";
 import { headroom, Ledger, planBudget, type Reservation } from "./budget";
 import { LeaseClient } from "./lease-client";
 import { lastDays, localDay, monthOf } from "./periods";
@@ -13,21 +18,19 @@ import { TenantStore } from "./tenant-store";
 import {
   type AdmissionConfig,
   type AdmitInput,
-  AdmitInputSchema,
   type AdmitResult,
   type GateErrorCode,
   type GateOutcome,
+  gateShapes,
   parseOrThrow,
   type RateLevelInfo,
   type RateLimitInfo,
   RESERVATION_ID,
   RESERVATION_TTL_MS,
   type SettleItem,
-  SettleItemSchema,
   type SettleResult,
   type Usage,
   type UsageQuery,
-  UsageQuerySchema,
   WINDOW_MS,
 } from "./types";
 import { buildUsageView, type UsageView } from "./usage-view";
@@ -43,8 +46,8 @@ const VISITOR_MONTH_RETENTION_DAYS = 35;
 /** Settlements are folded into the per-day and per-conversation tables within this long. */
 const ROLLUP_MS = 10_000;
 const NEED_LEASE = Symbol("need lease");
-
-const settleSchema = SettleItemSchema.array().max(500);
+/** The reason a purged gate resets with: its `purge` call rejects with it. */
+export const PURGED_GATE = "tenant gate purged";
 
 /**
  * One tenant's admission: exact sliding-window rate limits (per user, per tenant), its share of
@@ -62,6 +65,7 @@ export class TenantGate extends DurableObject<RawEnv> {
   readonly #leases: LeaseClient;
   readonly #rollup = new PendingRollup();
   #settleNo = 0;
+  #validTarget: Pick<AdmitInput, "config" | "global"> | undefined;
   #tenantId: string | undefined;
   #configJson: string | undefined;
   #overrides: PricingOverrides = {};
@@ -87,6 +91,7 @@ export class TenantGate extends DurableObject<RawEnv> {
       waitUntil: (p) => ctx.waitUntil(p),
     });
     ctx.blockConcurrencyWhile(async () => {
+      await gateShapes.load();
       this.#load();
       this.#alarmAt = (await ctx.storage.getAlarm()) ?? undefined;
     });
@@ -94,11 +99,55 @@ export class TenantGate extends DurableObject<RawEnv> {
 
   /** Checks every limit and reserves the worst-case cost in one serialized step. */
   admit(raw: AdmitInput): Promise<GateOutcome<AdmitResult>> {
-    return guard(() => this.#admit(raw));
+    return guard(() => this.#admit(this.#admitInput(raw)));
   }
 
-  async #admit(raw: AdmitInput): Promise<AdmitResult> {
-    const input = parseOrThrow(AdmitInputSchema, raw, "admit input");
+  /**
+   * A browser's message in one call: counts it against its address's window and, unless that
+   * refuses, admits it. An address over its limit admits nothing; the hit counts either way, as
+   * with `hitAddress` followed by `admit`.
+   */
+  admitAddressed(rawHit: AddressHit, raw: AdmitInput): Promise<GateOutcome<AddressedAdmission>> {
+    return guard(async () => {
+      const h = parseOrThrow(gateShapes.get().AddressHitSchema, rawHit, "address hit");
+      const input = this.#admitInput(raw);
+      if (h.tenantId !== input.tenantId)
+        throw new Rejection<GateErrorCode>(
+          "INVALID_INPUT",
+          "address hit and admission name different tenants",
+        );
+      this.#bind(h.tenantId);
+      const address = this.#addresses.hit(h, this.#now());
+      if (!address.ok) return { address };
+      return { address, admission: await this.#admit(input) };
+    });
+  }
+
+  /**
+   * Validates an admit input. A tenant's config and global target arrive unchanged on nearly every
+   * call, and checking them was a third of an admission's CPU: when both equal the ones last
+   * validated here, only the rest is checked and the validated values are reused (equal input,
+   * equal verdict); anything else gets the whole check, with the same messages.
+   */
+  #admitInput(raw: AdmitInput): AdmitInput {
+    const shapes = gateShapes.get();
+    const known = this.#validTarget;
+    if (
+      known &&
+      typeof raw === "object" &&
+      raw !== null &&
+      samePlain(raw.config, known.config) &&
+      samePlain(raw.global, known.global)
+    ) {
+      const rest = parseOrThrow(shapes.AdmitInputRestSchema, raw, "admit input");
+      return { ...rest, config: known.config, global: known.global };
+    }
+    const input = parseOrThrow(shapes.AdmitInputSchema, raw, "admit input");
+    this.#validTarget = { config: input.config, global: input.global };
+    return input;
+  }
+
+  async #admit(input: AdmitInput): Promise<AdmitResult> {
     this.#bind(input.tenantId);
     this.#remember(input.config);
     for (const item of input.settle ?? []) {
@@ -119,7 +168,7 @@ export class TenantGate extends DurableObject<RawEnv> {
   /** Commits actual usage and refunds the rest of the reservation; repeating it changes nothing. */
   settle(reservationId: string, usage: Usage): Promise<GateOutcome<SettleResult>> {
     return guard(() => {
-      const item = parseOrThrow(SettleItemSchema, { reservationId, usage }, "settle input");
+      const item = parseOrThrow(gateShapes.get().SettleItemSchema, { reservationId, usage }, "settle input");
       return this.#settle(item, this.#now());
     });
   }
@@ -129,7 +178,7 @@ export class TenantGate extends DurableObject<RawEnv> {
     items: SettleItem[],
   ): Promise<GateOutcome<Array<SettleResult | { reservationId: string; status: "unknown" }>>> {
     return guard(() => {
-      const batch = parseOrThrow(settleSchema, items, "settle batch");
+      const batch = parseOrThrow(gateShapes.get().SettleBatchSchema, items, "settle batch");
       const now = this.#now();
       return batch.map((item) => {
         try {
@@ -147,7 +196,7 @@ export class TenantGate extends DurableObject<RawEnv> {
    */
   hitAddress(raw: AddressHit): Promise<GateOutcome<AddressHitResult>> {
     return guard(() => {
-      const h = parseOrThrow(AddressHitSchema, raw, "address hit");
+      const h = parseOrThrow(gateShapes.get().AddressHitSchema, raw, "address hit");
       this.#bind(h.tenantId);
       return this.#addresses.hit(h, this.#now());
     });
@@ -159,7 +208,7 @@ export class TenantGate extends DurableObject<RawEnv> {
   }
 
   #usage(raw: UsageQuery): UsageView {
-    const q = parseOrThrow(UsageQuerySchema, raw, "usage query");
+    const q = parseOrThrow(gateShapes.get().UsageQuerySchema, raw, "usage query");
     this.#bind(q.tenantId);
     const now = this.#now();
     const gateNames = new Set(this.#leases.book.leases.map((l) => l.gate));
@@ -179,6 +228,19 @@ export class TenantGate extends DurableObject<RawEnv> {
   /** Resolves once background lease traffic has finished (tests and the bench wait on it). */
   async drain(): Promise<void> {
     await this.#leases.drain();
+  }
+
+  /**
+   * Deletes the whole storage of a purged tenant's gate (src/privacy/purge.ts), then resets the
+   * instance: its in-memory windows and prepared tables must not outlive the storage. The reset
+   * rejects this call with PURGED_GATE, which the caller takes as success.
+   */
+  async purge(): Promise<void> {
+    await this.#leases.drain();
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.ctx.abort(PURGED_GATE);
+    throw new Error(PURGED_GATE);
   }
 
   /** Refunds expired reservations, gives back spent or expired leases, prunes old rows. */
@@ -205,12 +267,14 @@ export class TenantGate extends DurableObject<RawEnv> {
   #decide(input: AdmitInput, lastRound: boolean): AdmitResult | typeof NEED_LEASE {
     const now = this.#now();
     const cfg = input.config;
-    const userWindow = this.#users.count(input.userId, now);
+    // A tool-loop step of an admitted message: budgets as ever, no second request in any window.
+    const step = input.continues !== undefined && this.#continues(input.continues, input);
+    const userWindow = step ? 0 : this.#users.count(input.userId, now);
     if (userWindow >= cfg.userRateLimitPerMinute) {
       const ms = this.#users.of(input.userId).msUntilBelow(cfg.userRateLimitPerMinute, now);
       return rateRefusal("user", cfg.userRateLimitPerMinute, ms, this.#rateLevels(input, now));
     }
-    const tenantWindow = this.#tenantWindow.count(now);
+    const tenantWindow = step ? 0 : this.#tenantWindow.count(now);
     if (tenantWindow >= cfg.rateLimitPerMinute) {
       const ms = this.#tenantWindow.msUntilBelow(cfg.rateLimitPerMinute, now);
       return rateRefusal("tenant", cfg.rateLimitPerMinute, ms, this.#rateLevels(input, now));
@@ -232,7 +296,7 @@ export class TenantGate extends DurableObject<RawEnv> {
       const levels = this.#rateLevels(input, now);
       return budgetRefusal(plan.budget, now, cfg, mostConstrained(levels), levels);
     }
-    const lease = this.#leases.take(input.global.gate, now);
+    const lease = step ? null : this.#leases.take(input.global.gate, now);
     if (lease === undefined) {
       const exhausted = this.#leases.exhausted(now);
       if (exhausted === undefined && !lastRound) return NEED_LEASE;
@@ -256,10 +320,12 @@ export class TenantGate extends DurableObject<RawEnv> {
     };
     this.#store.insertAdmission(r);
     this.#ledger.reserve(r);
-    this.#users.of(r.user).push(now);
-    this.#tenantWindow.push(now);
+    if (!step) {
+      this.#users.of(r.user).push(now);
+      this.#tenantWindow.push(now);
+    }
     this.#ensureAlarm(r.expiresAt);
-    this.#leases.prefetch(input.tenantId, input.global, cfg.rateLimitPerMinute, now);
+    if (!step) this.#leases.prefetch(input.tenantId, input.global, cfg.rateLimitPerMinute, now);
     const levels = this.#rateLevels(input, now);
     return {
       ok: true,
@@ -276,6 +342,21 @@ export class TenantGate extends DurableObject<RawEnv> {
       rateLimit: mostConstrained(levels),
       rateLevels: levels,
     };
+  }
+
+  /**
+   * Whether `reservationId` is an admission of the same conversation and end user, so a step may
+   * continue it; anything else is refused, so a forged id cannot buy a message past the windows.
+   */
+  #continues(reservationId: string, input: AdmitInput): true {
+    const m = RESERVATION_ID.exec(reservationId);
+    const seq = Number.parseInt(m?.[1] ?? "", 36);
+    const open = this.#ledger.open.get(seq);
+    const row = open && open.tag === m?.[2] ? open : this.#store.findAdmission(seq);
+    if (!row || row.tag !== m?.[2] || row.conv !== input.conversationId || row.user !== input.userId) {
+      throw new Rejection<GateErrorCode>("INVALID_INPUT", `no admission ${reservationId} to continue`);
+    }
+    return true;
   }
 
   /**
@@ -456,8 +537,35 @@ export class TenantGate extends DurableObject<RawEnv> {
   }
 }
 
+// Random words drawn 256 at a time: one getRandomValues call per admission cost about as much as
+// the admission's SQL insert (bench/admission.ts profile).
+const tags = new Uint32Array(256);
+let nextTag = tags.length;
+
 function randomTag(): string {
-  return (crypto.getRandomValues(new Uint32Array(1))[0] ?? 0).toString(16).padStart(8, "0");
+  if (nextTag === tags.length) {
+    crypto.getRandomValues(tags);
+    nextTag = 0;
+  }
+  const word = tags[nextTag] ?? 0;
+  nextTag += 1;
+  return word.toString(16).padStart(8, "0");
+}
+
+/** Deep equality of plain data (plain objects, arrays and primitives) as RPC delivers it. */
+function samePlain(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  const proto = Object.getPrototypeOf(a);
+  if (proto !== Object.getPrototypeOf(b) || (proto !== Object.prototype && proto !== Array.prototype))
+    return false;
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const k of keys) {
+    if (!Object.hasOwn(b, k)) return false;
+    if (!samePlain((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  }
+  return true;
 }
 
 /** The legacy RateLimit-* values: whichever of the user and tenant levels has less room (user on a tie). */

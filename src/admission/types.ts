@@ -1,6 +1,13 @@
-import { z } from "zod";
+import type { z } from "zod";
 import { type Outcome, Rejection } from "../outcome";
-import { isTimeZone } from "./periods";
+import { preloaded } from "../preload";
+import type {
+  AdmissionConfigSchema,
+  AdmitInputSchema,
+  SettleItemSchema,
+  UsageQuerySchema,
+  UsageSchema,
+} from "./schemas";
 
 /** The default global limit, messages per minute across all tenants; env GLOBAL_LIMIT_PER_MINUTE overrides it. */
 export const GLOBAL_LIMIT_PER_MINUTE = 10_000;
@@ -19,82 +26,19 @@ export const isVisitor = (userId: string): boolean => userId.startsWith("visitor
 /** The GlobalGate every tenant gate leases from unless told otherwise. */
 export const GLOBAL_GATE_NAME = "global";
 
-// Same shapes as the tenant admin API accepts (src/tenants/schemas.ts).
-const TENANT_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-const MODEL = /^[A-Za-z0-9@][A-Za-z0-9._:/@-]{0,127}$/;
 /** Reservation ids: `rsv_<sequence base36>_<8 hex tag>`; the tag catches ids from another gate. */
 export const RESERVATION_ID = /^rsv_([0-9a-z]{1,11})_([0-9a-f]{8})$/;
 
-const model = z.string().regex(MODEL, "not a model name");
-const count = (max: number) => z.number().int().min(0).max(max);
-const price = z
-  .object({ input: z.number().min(0).max(10_000), output: z.number().min(0).max(10_000) })
-  .strict();
+/**
+ * The gates' input shapes (./schemas, zod): each gate loads them in its constructor, so an isolate
+ * evaluating its modules at start does not build zod (bench/startup.ts).
+ */
+export const gateShapes = preloaded(() => import("./schemas"));
 
-/** The part of a tenant's configuration admission needs; the worker resolves it and passes it in. */
-export const AdmissionConfigSchema = z
-  .object({
-    version: count(2 ** 31),
-    rateLimitPerMinute: z.number().int().min(1).max(1_000_000),
-    userRateLimitPerMinute: z.number().int().min(1).max(100_000),
-    monthlyTokenBudget: count(1e13),
-    dailyCostBudgetUsd: z.number().min(0).max(1e7).nullable(),
-    conversationCostCapUsd: z.number().min(0).max(1e5),
-    fallbackModel: model.nullable(),
-    /** No browser visitor may use more than this fraction of the monthly token budget in a month. */
-    visitorMonthlyTokenShare: z.number().gt(0).max(1),
-    timezone: z.string().max(64).refine(isTimeZone, "not an IANA time zone"),
-    pricingOverrides: z
-      .record(model, price)
-      .refine((o) => Object.keys(o).length <= 100, "at most 100 overrides"),
-  })
-  .strict();
 export type AdmissionConfig = z.infer<typeof AdmissionConfigSchema>;
-
-/** Actual usage of one answered message. */
-export const UsageSchema = z
-  .object({ model, inputTokens: count(10_000_000), outputTokens: count(10_000_000) })
-  .strict();
 export type Usage = z.infer<typeof UsageSchema>;
-
-export const SettleItemSchema = z
-  .object({ reservationId: z.string().regex(RESERVATION_ID, "not a reservation id"), usage: UsageSchema })
-  .strict();
 export type SettleItem = z.infer<typeof SettleItemSchema>;
-
-export const AdmitInputSchema = z
-  .object({
-    tenantId: z.string().regex(TENANT_ID, "not a tenant id"),
-    userId: z.string().min(1).max(256),
-    conversationId: z.string().min(1).max(256),
-    /** The model the request wants (the tenant's model unless an experiment overrides it). */
-    model,
-    /** Estimated input tokens; an upper bound keeps the budget exact. */
-    inputTokens: count(10_000_000),
-    /** The largest answer the request allows. */
-    maxTokens: z.number().int().min(1).max(1_000_000),
-    config: AdmissionConfigSchema,
-    global: z
-      .object({
-        gate: z.string().regex(/^[a-z0-9-]{1,64}$/, "not a gate name"),
-        limitPerMinute: z.number().int().min(1).max(1_000_000_000),
-      })
-      .strict(),
-    /** How long the reservation lives unsettled (default RESERVATION_TTL_MS). */
-    ttlMs: z.number().int().min(1_000).max(3_600_000).optional(),
-    /** Settlements of earlier messages riding along, so they cost no RPC of their own. */
-    settle: z.array(SettleItemSchema).max(500).optional(),
-  })
-  .strict();
 export type AdmitInput = z.infer<typeof AdmitInputSchema>;
-
-export const UsageQuerySchema = z
-  .object({
-    tenantId: z.string().regex(TENANT_ID, "not a tenant id"),
-    days: z.number().int().min(1).max(90),
-    config: AdmissionConfigSchema,
-  })
-  .strict();
 export type UsageQuery = z.infer<typeof UsageQuerySchema>;
 
 /** Who refused: a rate level, or the budget. */
@@ -179,7 +123,7 @@ export type GateErrorCode = "INVALID_INPUT" | "NOT_FOUND" | "CONFLICT";
 /** What every gate method that can refuse its call answers across RPC. */
 export type GateOutcome<T> = Outcome<T, GateErrorCode>;
 
-/** Parses `raw` with `schema` or rejects the call as INVALID_INPUT, naming each bad field. */
+/** Parses `raw` with `schema` (from ./schemas) or rejects the call as INVALID_INPUT, naming each bad field. */
 export function parseOrThrow<T extends z.ZodType>(schema: T, raw: unknown, what: string): z.infer<T> {
   const r = schema.safeParse(raw);
   if (r.success) return r.data;

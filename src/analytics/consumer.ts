@@ -10,6 +10,8 @@
  *   exponential backoff by attempt; after max_retries the queue moves them to the dead-letter queue.
  * Node can import this module (bench, seeding), so it reaches no Workers API and no env.
  */
+import { erasedAmong } from "../privacy/erasure.ts";
+import { redactEvent } from "../privacy/events.ts";
 import { AnalyticsEvent } from "./events.ts";
 import { type DeadLetterInput, type WriteResult, writeEvents } from "./ingest.ts";
 import type { QueueLag } from "./rollups.ts";
@@ -102,7 +104,7 @@ export function parseEvent(body: unknown, now: number): Parsed {
   if (times.some((t) => t < MIN_TIME_MS || t > now + MAX_FUTURE_MS)) {
     return { ok: false, error: "invalid event: a time is before 2000 or more than a day in the future" };
   }
-  return { ok: true, event: e };
+  return { ok: true, event: redactEvent(e) };
 }
 
 interface Item {
@@ -237,8 +239,23 @@ export async function consumeAnalyticsBatch(
     }
   };
 
+  // Events of an erased visitor (src/privacy/erasure.ts) still in flight are dropped, not written.
+  let kept = items;
   try {
-    if (items.length > 0 || invalid.length > 0) await write(items, invalid);
+    const erased = await erasedAmong(
+      db,
+      items.map((i) => i.event),
+    );
+    if (erased.size > 0) {
+      kept = items.filter((i) => !erased.has(i.event));
+      ack(items.filter((i) => erased.has(i.event)).map((i) => i.msg));
+    }
+  } catch (err) {
+    down = err;
+  }
+
+  try {
+    if (kept.length > 0 || invalid.length > 0) await write(kept, invalid);
   } catch (err) {
     // Only a bug gets here (write answers database errors itself); leave no message unanswered.
     retry(

@@ -38,6 +38,36 @@ export interface DashboardData {
   to: string;
   totals: Figures;
   series: (Figures & { day: string })[];
+  /** The tool loop's calls per tool over the window, most called first. */
+  tools: ToolFigures[];
+  /** Answers from the tenant's knowledge over the window. */
+  knowledge: KnowledgeFigures;
+}
+
+/** Sources listed in the dashboard's "most used": the most cited ones. */
+export const TOP_SOURCES = 10;
+
+/**
+ * Answers to messages the tenant's knowledge was searched for (knowledge on, a source indexed, a
+ * model answered): those citing a source and those that are the tenant's "I don't know".
+ */
+export interface KnowledgeFigures {
+  answers: number;
+  grounded: number;
+  grounded_pct: number | null;
+  unanswered: number;
+  unanswered_pct: number | null;
+  /** The most cited sources, most first; `title` is null for a source deleted since. */
+  top_sources: { source_id: string; title: string | null; citations: number }[];
+}
+
+/** One tool's calls over the dashboard's window. */
+export interface ToolFigures {
+  tool: string;
+  calls: number;
+  failures: number;
+  failure_rate_pct: number | null;
+  avg_latency_ms: number | null;
 }
 
 /** The sums a day (or the window) has; figures are derived from them. */
@@ -169,7 +199,22 @@ export async function readDashboard(
         from (select d.*, p.p50, p.p99 from d left join day_pct p using (day)) x) as days,
       (select json_build_object(
         'p50', min(bucket) filter (where cum * 2 >= n),
-        'p99', min(bucket) filter (where cum * 100 >= n * 99)) from whole) as pct`);
+        'p99', min(bucket) filter (where cum * 100 >= n * 99)) from whole) as pct,
+      (select coalesce(json_agg(x order by x.calls desc, x.tool), '[]'::json) from (
+        select tool, sum(calls)::float8 as calls, sum(failures)::float8 as failures,
+          sum(latency_sum_ms) as latency_sum_ms
+        from tool_daily where tenant_id = ${tenantId} and day between ${from}::date and ${to}::date
+        group by tool) x) as tools,
+      (select json_build_object('answers', coalesce(sum(answers), 0), 'grounded', coalesce(sum(grounded), 0),
+          'unanswered', coalesce(sum(unanswered), 0))
+        from knowledge_daily where tenant_id = ${tenantId} and day between ${from}::date and ${to}::date
+      ) as knowledge,
+      (select coalesce(json_agg(x order by x.citations desc, x.source_id), '[]'::json) from (
+        select k.source_id, s.title, sum(k.citations)::float8 as citations
+        from knowledge_source_daily k
+        left join knowledge_sources s on s.id = k.source_id and s.tenant_id = k.tenant_id
+        where k.tenant_id = ${tenantId} and k.day between ${from}::date and ${to}::date
+        group by k.source_id, s.title order by citations desc, k.source_id limit ${TOP_SOURCES}) x) as sources`);
   const row = res.rows[0] ?? {};
   if (row.known !== true) return undefined;
   const rows = (typeof row.days === "string" ? JSON.parse(row.days) : (row.days ?? [])) as (Sums & {
@@ -197,5 +242,47 @@ export async function readDashboard(
     to,
     totals: figures(total, total.active_users / days, whole.p50, whole.p99),
     series,
+    tools: toolFigures(row.tools),
+    knowledge: knowledgeFigures(row.knowledge, row.sources),
   };
+}
+
+function knowledgeFigures(raw: unknown, rawSources: unknown): KnowledgeFigures {
+  const k = (typeof raw === "string" ? JSON.parse(raw) : (raw ?? {})) as Record<string, unknown>;
+  const sources = (typeof rawSources === "string" ? JSON.parse(rawSources) : (rawSources ?? [])) as {
+    source_id: string;
+    title: string | null;
+    citations: number;
+  }[];
+  const answers = Number(k.answers ?? 0);
+  const grounded = Number(k.grounded ?? 0);
+  const unanswered = Number(k.unanswered ?? 0);
+  return {
+    answers,
+    grounded,
+    grounded_pct: pct(grounded, answers),
+    unanswered,
+    unanswered_pct: pct(unanswered, answers),
+    top_sources: sources.map((r) => ({
+      source_id: r.source_id,
+      title: r.title,
+      citations: Number(r.citations),
+    })),
+  };
+}
+
+function toolFigures(raw: unknown): ToolFigures[] {
+  const rows = (typeof raw === "string" ? JSON.parse(raw) : (raw ?? [])) as {
+    tool: string;
+    calls: number;
+    failures: number;
+    latency_sum_ms: number;
+  }[];
+  return rows.map((r) => ({
+    tool: r.tool,
+    calls: Number(r.calls),
+    failures: Number(r.failures),
+    failure_rate_pct: r.calls > 0 ? (Number(r.failures) * 100) / Number(r.calls) : null,
+    avg_latency_ms: r.calls > 0 ? Number(r.latency_sum_ms) / Number(r.calls) : null,
+  }));
 }

@@ -16,6 +16,25 @@ const base = {
 
 const ratio = z.number().finite().nonnegative();
 
+/** One tool call the platform ran for a turn (src/tools/loop.ts); `failure` is a ToolFailure. */
+export const ToolCallRecord = z.object({
+  name: z.string().max(64),
+  ok: z.boolean(),
+  failure: z.string().max(32).nullable(),
+  latencyMs: ratio,
+});
+
+/**
+ * What one answer made of the tenant's knowledge (src/knowledge, docs/knowledge.md); only on
+ * answers (`ok`) to messages retrieval ran for.
+ */
+export const TurnKnowledge = z.object({
+  /** The sources the answer cites, first cited first: grounded when there is one. */
+  sources: z.array(z.uuid()).max(32),
+  /** The answer is the tenant's "I don't know". */
+  unanswered: z.boolean(),
+});
+
 /** One visitor message that got an answer, whatever answered it (a model, safety, the hand-over). */
 export const TurnEvent = z.object({
   type: z.literal("turn"),
@@ -45,6 +64,10 @@ export const TurnEvent = z.object({
   outcome: z.enum(TURN_OUTCOMES),
   error: z.string().max(500).nullable(),
   toolsUsed: z.array(z.string().max(64)).max(64),
+  /** Each tool call the tool loop ran for the message; absent: none (and events from before it). */
+  tools: z.array(ToolCallRecord).max(64).optional(),
+  /** Absent: knowledge off or no indexed source, the message not answered, or an older event. */
+  knowledge: TurnKnowledge.optional(),
   channel: z.string().max(32),
 });
 
@@ -109,6 +132,8 @@ export const AnalyticsEvent = z.discriminatedUnion("type", [
 ]);
 
 export type TurnEvent = z.infer<typeof TurnEvent>;
+export type ToolCallRecord = z.infer<typeof ToolCallRecord>;
+export type TurnKnowledge = z.infer<typeof TurnKnowledge>;
 export type ConversationEvent = z.infer<typeof ConversationEvent>;
 export type FeedbackEvent = z.infer<typeof FeedbackEvent>;
 export type SafetyEvent = z.infer<typeof SafetyEvent>;

@@ -67,6 +67,7 @@ export function turnRow(e: TurnEvent) {
     outcome: e.outcome,
     error: e.error,
     tools_used: e.toolsUsed,
+    tools: e.tools ?? null,
     channel: e.channel,
   };
 }
@@ -144,10 +145,10 @@ async function insertTurns(tx: SqlExecutor, events: TurnEvent[]): Promise<Set<st
   const res = await tx.execute(sql`
     insert into turns (id, tenant_id, conversation_id, user_id, at, day, turn_index, model, called_model,
       experiment, variant, input_tokens, output_tokens, cost_usd, latency_ms, first_token_ms, outcome,
-      error, tools_used, channel)
+      error, tools_used, tools, channel)
     select id, tenant_id, conversation_id, user_id, at, day, turn_index, model, called_model, experiment,
       variant, input_tokens, output_tokens, cost_usd, latency_ms, first_token_ms, outcome, error,
-      tools_used, channel
+      tools_used, tools, channel
     from jsonb_populate_recordset(null::turns, ${json(rows)}::jsonb)
     on conflict (id) do nothing
     returning id`);

@@ -3,14 +3,15 @@
  * (`tenant_daily_users`, which makes daily active users exact) and the response-time histogram
  * (`tenant_latency_daily`); for monitoring, the same counters per UTC hour (`tenant_hourly`,
  * `tenant_latency_hourly`) and since the beginning (`tenant_totals`, `tenant_latency_totals`; per
- * queue `queue_totals`), plus admission refusals.
+ * queue `queue_totals`), plus admission refusals, the tool loop's calls (`tool_daily`) and the
+ * answers from the tenant's knowledge (`knowledge_daily`, `knowledge_source_daily`).
  * Deltas are gathered from the rows a batch actually inserted and applied in one statement inside
  * the batch's transaction, so a redelivered event adds nothing.
  * The seeding script applies its rows through this same code.
  */
 import { sql } from "drizzle-orm";
 import type { RefusalReason } from "../db/schema.ts";
-import type { ConversationEvent, RefusalEvent, SafetyEvent, TurnEvent } from "./events.ts";
+import type { ConversationEvent, RefusalEvent, SafetyEvent, TurnEvent, TurnKnowledge } from "./events.ts";
 import { histogramBound, latencyBucket } from "./latency.ts";
 import type { SqlExecutor } from "./sql.ts";
 
@@ -51,6 +52,8 @@ export interface Counters {
   refused_visitor_tokens: number;
   refused_daily_cost: number;
   refused_conversation_cost: number;
+  tool_calls: number;
+  tool_failures: number;
 }
 
 export const COUNTER_KEYS = [
@@ -79,6 +82,8 @@ export const COUNTER_KEYS = [
   "refused_visitor_tokens",
   "refused_daily_cost",
   "refused_conversation_cost",
+  "tool_calls",
+  "tool_failures",
 ] as const satisfies readonly (keyof Counters)[];
 
 const zeroCounters = (): Counters =>
@@ -182,6 +187,18 @@ export class RollupDeltas {
     { tenant_id: string; hour: string; bucket: number; count: number }
   >();
   readonly #totals = new Map<string, Counters & { tenant_id: string }>();
+  readonly #tools = new Map<
+    string,
+    { tenant_id: string; day: string; tool: string; calls: number; failures: number; latency_sum_ms: number }
+  >();
+  readonly #knowledge = new Map<
+    string,
+    { tenant_id: string; day: string; answers: number; grounded: number; unanswered: number }
+  >();
+  readonly #sources = new Map<
+    string,
+    { tenant_id: string; day: string; source_id: string; citations: number }
+  >();
   /** By Prometheus bucket (`le`; Infinity travels as the text Postgres reads for float8). */
   readonly #totalsLatency = new Map<string, { tenant_id: string; le: number | "Infinity"; count: number }>();
 
@@ -237,6 +254,31 @@ export class RollupDeltas {
       }
     }
     if (t.outcome === "refused") d.refused += 1;
+    // The monitoring error rate is "failed LLM calls + tool failures": tool calls count beside turns.
+    const tools = t.tools ?? [];
+    const failures = tools.filter((x) => !x.ok && x.failure !== "cancelled").length;
+    if (tools.length > 0) {
+      for (const c of this.#counters(t.tenantId, t.at)) {
+        c.tool_calls += tools.length;
+        c.tool_failures += failures;
+      }
+    }
+    for (const x of tools) {
+      const key = keyOf(t.tenantId, day, x.name);
+      const row = this.#tools.get(key) ?? {
+        tenant_id: t.tenantId,
+        day,
+        tool: x.name,
+        calls: 0,
+        failures: 0,
+        latency_sum_ms: 0,
+      };
+      row.calls += 1;
+      if (!x.ok && x.failure !== "cancelled") row.failures += 1;
+      row.latency_sum_ms += x.latencyMs;
+      this.#tools.set(key, row);
+    }
+    if (t.knowledge) this.#addKnowledge(t.tenantId, day, t.knowledge);
     if (answered) {
       const bucket = latencyBucket(t.latencyMs);
       bump(this.#latency, { tenant_id: t.tenantId, day, bucket });
@@ -245,6 +287,28 @@ export class RollupDeltas {
       bump(this.#totalsLatency, { tenant_id: t.tenantId, le: Number.isFinite(le) ? le : "Infinity" });
     }
     this.#users.set(keyOf(t.tenantId, day, t.userId), { tenant_id: t.tenantId, day, user_id: t.userId });
+  }
+
+  /** An answer the tenant's knowledge was searched for: grounded when it cites a source. */
+  #addKnowledge(tenantId: string, day: string, k: TurnKnowledge): void {
+    const key = keyOf(tenantId, day);
+    const row = this.#knowledge.get(key) ?? {
+      tenant_id: tenantId,
+      day,
+      answers: 0,
+      grounded: 0,
+      unanswered: 0,
+    };
+    row.answers += 1;
+    if (k.sources.length > 0) row.grounded += 1;
+    if (k.unanswered) row.unanswered += 1;
+    this.#knowledge.set(key, row);
+    for (const source_id of new Set(k.sources)) {
+      const sk = keyOf(tenantId, day, source_id);
+      const src = this.#sources.get(sk) ?? { tenant_id: tenantId, day, source_id, citations: 0 };
+      src.citations += 1;
+      this.#sources.set(sk, src);
+    }
   }
 
   /**
@@ -313,6 +377,9 @@ export class RollupDeltas {
       hourlyLatency: byKey(this.#hourlyLatency).map(([, v]) => v),
       totals: byKey(this.#totals).map(([, v]) => v),
       totalsLatency: byKey(this.#totalsLatency).map(([, v]) => v),
+      tools: byKey(this.#tools).map(([, v]) => v),
+      knowledge: byKey(this.#knowledge).map(([, v]) => v),
+      sources: byKey(this.#sources).map(([, v]) => v),
     };
   }
 }
@@ -377,7 +444,8 @@ export interface QueueLag {
  */
 export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: QueueLag): Promise<void> {
   if (deltas.empty && !lag) return;
-  const { daily, users, latency, hourly, hourlyLatency, totals, totalsLatency } = deltas.rows();
+  const { daily, users, latency, hourly, hourlyLatency, totals, totalsLatency, tools, knowledge, sources } =
+    deltas.rows();
   const lagRows = lag
     ? [{ ...lag, minute: new Date(Math.floor(lag.at / 60_000) * 60_000).toISOString() }]
     : [];
@@ -405,6 +473,33 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
     totals_histogram as (${histogramUpsert("tenant_latency_totals", ["tenant_id", "le"], totalsLatency)}),
     hourly as (${counterUpsert("tenant_hourly", ["tenant_id", "hour"], hourly)}),
     totals as (${counterUpsert("tenant_totals", ["tenant_id"], totals)}),
+    tool_days as (
+      insert into tool_daily as t (tenant_id, day, tool, calls, failures, latency_sum_ms)
+      select tenant_id, day, tool, calls, failures, latency_sum_ms
+      from jsonb_populate_recordset(null::tool_daily, ${JSON.stringify(tools)}::jsonb)
+      order by tenant_id, day, tool
+      on conflict (tenant_id, day, tool) do update set
+        calls = t.calls + excluded.calls,
+        failures = t.failures + excluded.failures,
+        latency_sum_ms = t.latency_sum_ms + excluded.latency_sum_ms
+    ),
+    knowledge_days as (
+      insert into knowledge_daily as k (tenant_id, day, answers, grounded, unanswered)
+      select tenant_id, day, answers, grounded, unanswered
+      from jsonb_populate_recordset(null::knowledge_daily, ${JSON.stringify(knowledge)}::jsonb)
+      order by tenant_id, day
+      on conflict (tenant_id, day) do update set
+        answers = k.answers + excluded.answers,
+        grounded = k.grounded + excluded.grounded,
+        unanswered = k.unanswered + excluded.unanswered
+    ),
+    source_days as (
+      insert into knowledge_source_daily as k (tenant_id, day, source_id, citations)
+      select tenant_id, day, source_id, citations
+      from jsonb_populate_recordset(null::knowledge_source_daily, ${JSON.stringify(sources)}::jsonb)
+      order by tenant_id, day, source_id
+      on conflict (tenant_id, day, source_id) do update set citations = k.citations + excluded.citations
+    ),
     new_users as (
       insert into tenant_daily_users (tenant_id, day, user_id)
       select tenant_id, day, user_id

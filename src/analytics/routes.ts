@@ -51,6 +51,34 @@ export const Dashboard = z
     to: z.string().openapi({ example: "2026-11-29" }),
     totals: z.object(FigureFields),
     series: z.array(z.object({ day: z.string(), ...FigureFields })),
+    /** The tool loop's calls per tool over the window, most called first. */
+    tools: z.array(
+      z.object({
+        tool: z.string(),
+        calls: z.number(),
+        failures: z.number(),
+        failure_rate_pct: z.number().nullable(),
+        avg_latency_ms: z.number().nullable(),
+      }),
+    ),
+    knowledge: z
+      .object({
+        answers: num.openapi({
+          description: "Model answers to messages the tenant's knowledge was searched for",
+        }),
+        grounded: num.openapi({ description: "Of them, answers citing at least one source" }),
+        grounded_pct: maybe,
+        unanswered: num.openapi({ description: "Of them, answers that are the tenant's \"I don't know\"" }),
+        unanswered_pct: maybe,
+        top_sources: z.array(
+          z.object({
+            source_id: z.string(),
+            title: z.string().nullable().openapi({ description: "Null for a source deleted since" }),
+            citations: num,
+          }),
+        ),
+      })
+      .openapi({ description: "Answers from the tenant's knowledge (docs/knowledge.md)" }),
   })
   .openapi("Dashboard");
 

@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../app";
 import { AppError } from "../errors";
-import { findApiKey, getTenantConfig } from "../tenants/config";
+import { findApiKey, freshApiKey, getTenantConfig } from "../tenants/config";
 import { clientIp, ipHash } from "./client-ip";
 import { hashesEqual, secretsEqual } from "./compare";
 import { bearerToken, parseKey, sha256Hex } from "./keys";
@@ -38,7 +38,7 @@ function browserOrigin(c: Context<AppEnv>): string | undefined {
 
 /**
  * Tenant routes: a secret key (servers) or a publishable key (browsers, only from the tenant's
- * allowed origins). Sets `tenant`, `apiKey` and `clientIp` (the caller's address, hashed); every
+ * allowed origins). Sets `tenant`, `apiKey` and, for browsers, `clientIp` (the address, hashed); every
  * refusal is decided before any other work. Failed attempts are counted per address; past the limit
  * only keys the caches already hold get through, and nothing from that address reaches Postgres
  * (src/auth/throttle.ts).
@@ -46,13 +46,16 @@ function browserOrigin(c: Context<AppEnv>): string | undefined {
 export const tenantAuth = createMiddleware<AppEnv>(async (c, next) => {
   const svc = c.get("svc");
   const address = clientIp(c.req.raw.headers);
-  // Without an address (only in tests that call the worker directly) nothing is counted per address.
-  const ip = address === "unknown" ? undefined : await ipHash(svc.env, address);
-  c.set("clientIp", ip);
-  // An address over its limit still gets through with a key the caches already know (a real
-  // visitor behind the same NAT); anything else is refused without reaching Postgres.
-  const over = ip ? throttled(ip) : undefined;
+  // The address's keyed hash, computed once and only when something needs it: a lookup past this
+  // isolate's memory (the throttle decides how far it may go), a failure, or a browser key. A
+  // server key this isolate knows costs no HMAC. Without an address (only in tests that call the
+  // worker directly) nothing is counted per address.
+  let hashing: Promise<string | undefined> | undefined;
+  const ipOf = () =>
+    (hashing ??= address === "unknown" ? Promise.resolve(undefined) : ipHash(svc.env, address));
   const fail = async (message: string): Promise<never> => {
+    const ip = await ipOf();
+    const over = ip ? throttled(ip) : undefined;
     if (over) throw over;
     const err = new AppError("UNAUTHORIZED", message, { headers: WWW });
     throw ip ? await failedAttempt(svc, ip, err) : err;
@@ -62,10 +65,17 @@ export const tenantAuth = createMiddleware<AppEnv>(async (c, next) => {
     throw new AppError("UNAUTHORIZED", "missing API key (Authorization: Bearer <key>)", { headers: WWW });
   const parsed = parseKey(token);
   if (!parsed) return fail("malformed API key");
-  const [record, presentedHash] = await Promise.all([
-    findApiKey(svc, parsed.prefix, { cachedOnly: over !== undefined }),
-    sha256Hex(token),
-  ]);
+  const presented = sha256Hex(token);
+  // A key this isolate holds fresh gets through whatever its address did (a real visitor behind
+  // the same NAT as a script). Any other lookup asks first whether the address is over its limit:
+  // then only keys the caches already hold get through, and nothing from it reaches Postgres.
+  let record = freshApiKey(svc, parsed.prefix);
+  if (!record) {
+    const ip = await ipOf();
+    const over = ip ? throttled(ip) : undefined;
+    record = await findApiKey(svc, parsed.prefix, { cachedOnly: over !== undefined });
+  }
+  const presentedHash = await presented;
   if (!record || !hashesEqual(presentedHash, record.hash)) return fail("invalid API key");
   if (record.revoked) return fail("API key revoked");
   const tenant = await getTenantConfig(svc, record.tenantId);
@@ -78,6 +88,8 @@ export const tenantAuth = createMiddleware<AppEnv>(async (c, next) => {
       throw new AppError("FORBIDDEN", `origin ${origin} is not allowed for this tenant`);
     }
   }
+  // Only browsers' traffic is counted per address (src/chat/address-limits.ts).
+  c.set("clientIp", record.kind === "publishable" ? await ipOf() : undefined);
   c.set("apiKey", record);
   c.set("tenant", tenant);
   await next();

@@ -17,7 +17,7 @@ function refusal(until: number, now: number): AppError {
   const seconds = Math.max(1, Math.ceil((until - now) / 1000));
   return new AppError(
     "RATE_LIMITED",
-    `too many failed API key attempts from this address; retry in ${seconds} s`,
+    `too many failed API key or sign-in attempts from this address; retry in ${seconds} s`,
     { headers: { "Retry-After": String(seconds) } },
   );
 }

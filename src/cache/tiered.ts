@@ -16,6 +16,8 @@ export interface NamedCache<T> {
   get(svc: Services, id: string): Promise<T | undefined>;
   /** What this isolate or Redis holds for `id`, never asking the loader (for callers kept off Postgres). */
   cached(svc: Services, id: string): Promise<T | undefined>;
+  /** The value this isolate holds fresh for `id`, with no I/O; undefined for anything else. */
+  fresh(svc: Services, id: string): T | undefined;
   /** Drops `id` from this isolate and from Redis; called after the Postgres write commits. */
   invalidate(svc: Services, id: string): Promise<void>;
 }
@@ -166,6 +168,13 @@ export function namedCache<T>(
       } finally {
         if (mem.loading.get(id) === mine) mem.loading.delete(id);
       }
+    },
+
+    fresh(svc, id) {
+      const entry = memoryOf(svc.env).entries.peek(id);
+      if (!entry?.fresh || entry.value.value === null) return undefined;
+      cacheStats.isolate++;
+      return entry.value.value;
     },
 
     async cached(svc, id) {

@@ -5,7 +5,7 @@
  * the tenant's bot.
  */
 import type { Context } from "hono";
-import type { AddressKind } from "../admission/address-windows";
+import type { AddressHit, AddressHitResult, AddressKind } from "../admission/address-windows";
 import { tenantGate } from "../admission/client";
 import { gateFailure, rateLimitFields } from "../admission/headers";
 import type { AppEnv } from "../app";
@@ -23,32 +23,37 @@ const WINDOWS: Record<AddressKind, { windowMs: number; what: string; policy: str
   conversation: { windowMs: 3_600_000, what: "new conversations", policy: "address-conversations" },
 };
 
-/** Counts one browser message or conversation start against its address; throws 429 past the limit. */
-export async function limitAddress(c: Context<AppEnv>, kind: AddressKind): Promise<void> {
+/** The address hit a browser's message or conversation start counts; none for servers (secret keys). */
+export function addressHitOf(c: Context<AppEnv>, kind: AddressKind): AddressHit | undefined {
   const address = c.get("clientIp");
-  if (c.get("apiKey").kind !== "publishable" || !address) return;
+  if (c.get("apiKey").kind !== "publishable" || !address) return undefined;
   const tenant = c.get("tenant");
   // Configs cached before the settings existed lack them.
   const limit =
     kind === "message"
       ? (tenant.addressMessagesPerMinute ?? ADDRESS_MESSAGES_PER_MINUTE)
       : (tenant.addressConversationsPerHour ?? ADDRESS_CONVERSATIONS_PER_HOUR);
-  const { windowMs, what, policy } = WINDOWS[kind];
-  let result: Awaited<ReturnType<ReturnType<typeof tenantGate>["hitAddress"]>>;
+  return { tenantId: tenant.id, address, kind, limit, windowMs: WINDOWS[kind].windowMs };
+}
+
+/** Counts one browser message or conversation start against its address; throws 429 past the limit. */
+export async function limitAddress(c: Context<AppEnv>, kind: AddressKind): Promise<void> {
+  const hit = addressHitOf(c, kind);
+  if (!hit) return;
+  let result: AddressHitResult;
   try {
-    result = await tenantGate(c.get("svc").env, tenant.id).hitAddress({
-      tenantId: tenant.id,
-      address,
-      kind,
-      limit,
-      windowMs,
-    });
+    result = await tenantGate(c.get("svc").env, hit.tenantId).hitAddress(hit);
   } catch (err) {
     throw gateFailure(err);
   }
-  if (result.ok) return;
+  if (!result.ok) throw addressRefusal(kind, result);
+}
+
+/** The 429 of an address over its limit, with the address's own policy in the RateLimit fields. */
+export function addressRefusal(kind: AddressKind, result: AddressHitResult & { ok: false }): AppError {
+  const { windowMs, what, policy } = WINDOWS[kind];
   const wait = result.retryAfterSeconds;
-  throw new AppError("RATE_LIMITED", `too many ${what} from this address; retry in ${wait} s`, {
+  return new AppError("RATE_LIMITED", `too many ${what} from this address; retry in ${wait} s`, {
     headers: {
       "Retry-After": String(wait),
       // The address's own policy only: this refusal comes before admission, which knows the others.

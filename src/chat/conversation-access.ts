@@ -10,27 +10,6 @@ import { endUserOf } from "./identity";
 /** History sent with each message is capped at this many tokens (and at what the model holds). */
 export const HISTORY_TOKEN_BUDGET = 6_000;
 
-// Conversation -> estimated tokens of its whole stored history, as the Conversation object last
-// reported it to this isolate, so a message reserves what its history costs rather than the whole
-// budget. One memory per env object (workerd hands an isolate one env; a fresh env starts empty),
-// bounded like conversationUsers. A stale value is safe: history is trimmed to what was reserved.
-const historySizes = new WeakMap<object, IsolateCache<number>>();
-
-/** This isolate's memory of each conversation's stored history size, in estimated tokens. */
-export function knownHistoryTokens(env: object): IsolateCache<number> {
-  let sizes = historySizes.get(env);
-  if (!sizes) {
-    sizes = new IsolateCache<number>(20_000, 3_600_000);
-    historySizes.set(env, sizes);
-  }
-  return sizes;
-}
-
-/** The history budget of a conversation's next message: what its history costs, when known here. */
-export function historyBudgetOf(env: object, convKey: string): number {
-  return Math.min(HISTORY_TOKEN_BUDGET, knownHistoryTokens(env).get(convKey) ?? HISTORY_TOKEN_BUDGET);
-}
-
 /** The API's view of a conversation. */
 export function viewOut(v: ConversationView) {
   return {
@@ -91,6 +70,12 @@ export async function ensureOwner(
   own(c, r.ok ? r.view : (r.view ?? { userId: "" }), user);
 }
 
-// Conversation -> its end user, isolate-wide, so a server's message can be admitted against the
-// right user without first asking the Conversation object. Bounded; entries are immutable facts.
-export const conversationUsers = new IsolateCache<string>(20_000, 3_600_000);
+/** The experiment assignment a conversation was started under. */
+export interface StoredAssignment {
+  experiment: string | null;
+  variant: string | null;
+}
+
+// Conversation -> the assignment it was started under, isolate-wide, so a tenant with experiments
+// admits a message without first asking the Conversation object. Bounded; entries are immutable facts.
+export const conversationAssignments = new IsolateCache<StoredAssignment>(20_000, 3_600_000);

@@ -1,22 +1,27 @@
 import { DurableObject } from "cloudflare:workers";
+import type { AddressedAdmission, AddressHit } from "../admission/address-windows";
+import type { GateOutcome } from "../admission/types";
 import type { ConversationEvent, FeedbackEvent } from "../analytics/events";
 import { sha256Hex } from "../auth/keys";
 import { Clock } from "../clock";
 import type { RawEnv } from "../env";
 import { guard, Rejection, type Outcome as RpcOutcome } from "../outcome";
-import {
-  type ConversationState,
-  type ConversationView,
-  EndInput,
-  type EscalationNotice,
-  FeedbackInput,
-  type PrepareResult,
+import { preloaded } from "../preload";
+import type {
+  ConversationState,
+  ConversationView,
+  EscalationNotice,
+  PrepareResult,
   StartInput,
-  type StoredMessage,
-  type TurnInput,
-  TurnInput as TurnInputSchema,
-  type TurnResult,
+  StoredMessage,
+  TurnCall,
+  TurnCallResult,
+  TurnInput,
+  TurnResult,
 } from "./conversation-types";
+
+/** The input shapes (zod), loaded when an object starts, not when the isolate does (bench/startup.ts). */
+const shapes = preloaded(() => import("./conversation-schemas"));
 
 /** Two failed answers in a row hand the conversation to a human. */
 const FAILURES_BEFORE_ESCALATION = 2;
@@ -43,6 +48,8 @@ interface Meta {
   variant: string | null;
   csat: number | null;
   escalationEmail: string;
+  /** How long the transcript outlives the last activity (docs/privacy.md); absent: until the cron's sweep. */
+  retentionMs?: number;
 }
 
 export type ConversationErrorCode = "not_found" | "ended" | "invalid";
@@ -84,6 +91,7 @@ export class Conversation extends DurableObject<RawEnv> {
   constructor(ctx: DurableObjectState, env: RawEnv) {
     super(ctx, env);
     ctx.blockConcurrencyWhile(async () => {
+      await shapes.load();
       const sql = ctx.storage.sql;
       // A conversation's storage exists only once it was started: reaching an unknown id (a probe,
       // a typo) reads, and writes nothing.
@@ -117,7 +125,7 @@ export class Conversation extends DurableObject<RawEnv> {
   }
 
   async #start(input: StartInput): Promise<ConversationView> {
-    const s = parse(StartInput, input);
+    const s = parse(shapes.get().StartInput, input);
     if (this.#meta) throw new ConversationError("invalid", "conversation already exists");
     const sql = this.ctx.storage.sql;
     sql.exec(`create table if not exists meta (k integer primary key check (k = 1), v text not null)`);
@@ -147,6 +155,7 @@ export class Conversation extends DurableObject<RawEnv> {
       variant: s.variant,
       csat: null,
       escalationEmail: "",
+      retentionMs: s.retentionMs,
     };
     this.#save();
     await this.ctx.storage.setAlarm(now + s.idleTimeoutMs);
@@ -172,13 +181,48 @@ export class Conversation extends DurableObject<RawEnv> {
     return { ok: true, view: this.#view(), history };
   }
 
+  /**
+   * A message's one call before its model: `prepare`, and the tenant's gate asked from here (the
+   * address count; admission when the conversation can take the message), so the worker makes one
+   * round trip. Admission reserves exactly the history this answer returns: the snapshot is taken
+   * before the gate is asked, so a turn recorded meanwhile cannot grow it.
+   */
+  async prepareTurn(tenantId: string, call: TurnCall): Promise<TurnCallResult> {
+    let conversation = this.prepare(tenantId, call.historyBudget);
+    // Another user's conversation does not exist for this one, ended or not: a 409 would tell.
+    if (call.owner !== undefined && conversation.view && conversation.view.userId !== call.owner)
+      conversation = { ok: false, reason: "not_found" };
+    const historyTokens = conversation.ok ? conversation.history.reduce((n, m) => n + m.tokens, 0) : 0;
+    const admit =
+      conversation.ok && call.admit
+        ? {
+            ...call.admit,
+            userId: conversation.view.userId,
+            inputTokens: call.admit.inputTokens + historyTokens,
+          }
+        : undefined;
+    if (!admit && !call.address) return { conversation, historyTokens };
+    const gate = this.env.TENANT_GATE.getByName(tenantId);
+    try {
+      const outcome: GateOutcome<AddressedAdmission> =
+        admit && call.address
+          ? await gate.admitAddressed(call.address, admit)
+          : admit
+            ? wrapOutcome(await gate.admit(admit), (admission) => ({ admission }))
+            : wrapOutcome(await gate.hitAddress(call.address as AddressHit), (address) => ({ address }));
+      return { conversation, historyTokens, gate: { reached: true, outcome } };
+    } catch (err) {
+      return { conversation, historyTokens, gate: { reached: false, error: String(err) } };
+    }
+  }
+
   /** Records one turn: both messages, the totals, and escalation when asked or after repeated failures. */
   recordTurn(tenantId: string, input: TurnInput): Promise<Outcome<TurnResult>> {
     return guard(() => this.#recordTurn(tenantId, input));
   }
 
   async #recordTurn(tenantId: string, input: TurnInput): Promise<TurnResult> {
-    const t = parse(TurnInputSchema, input);
+    const t = parse(shapes.get().TurnInput, input);
     const meta = this.#require(tenantId);
     if (isEnded(meta)) throw new ConversationError("ended", "conversation has ended");
     const userMsg: StoredMessage = { role: "user", content: t.user.content, tokens: t.user.tokens, at: t.at };
@@ -230,7 +274,7 @@ export class Conversation extends DurableObject<RawEnv> {
   }
 
   async #end(tenantId: string, input: { resolved: boolean; reason: string }): Promise<ConversationView> {
-    const e = parse(EndInput, input);
+    const e = parse(shapes.get().EndInput, input);
     const meta = this.#require(tenantId);
     if (isEnded(meta)) return this.#view();
     const escalated = meta.state === "escalated";
@@ -244,7 +288,7 @@ export class Conversation extends DurableObject<RawEnv> {
     meta.state = state;
     meta.endedAt = endedAt;
     this.#save();
-    await this.ctx.storage.deleteAlarm();
+    await this.#armExpiry(meta);
     return this.#view();
   }
 
@@ -260,7 +304,7 @@ export class Conversation extends DurableObject<RawEnv> {
     tenantId: string,
     input: { csat: number; comment: string | null },
   ): Promise<ConversationView> {
-    const f = parse(FeedbackInput, input);
+    const f = parse(shapes.get().FeedbackInput, input);
     const meta = this.#require(tenantId);
     meta.csat = f.csat;
     this.#save();
@@ -289,13 +333,59 @@ export class Conversation extends DurableObject<RawEnv> {
   /** Idle timeout: an open or escalated conversation nobody touched ends unresolved. */
   override async alarm(): Promise<void> {
     const meta = this.#meta;
-    if (!meta || isEnded(meta)) return;
+    if (!meta) return;
+    // An ended conversation's alarm is its retention: the transcript goes once it is old enough.
+    if (isEnded(meta)) {
+      if (meta.retentionMs !== undefined) await this.#expire(this.clock.now() - meta.retentionMs);
+      return;
+    }
     const due = meta.lastActivityAt + meta.idleTimeoutMs;
     if (this.clock.now() < due) {
       await this.ctx.storage.setAlarm(due);
       return;
     }
     await this.#end(meta.tenantId, { resolved: false, reason: "idle" });
+  }
+
+  /**
+   * Deletes this conversation's whole storage when its last activity is before `cutoffMs`: the
+   * retention sweep's call (src/privacy/retention.ts) for a tenant whose retention was shortened.
+   */
+  async expire(tenantId: string, cutoffMs: number): Promise<boolean> {
+    if (this.#meta?.tenantId !== tenantId) return false;
+    return this.#expire(cutoffMs);
+  }
+
+  /** Deletes this conversation's whole storage now (a visitor's erasure, a tenant's purge). */
+  async forget(tenantId: string): Promise<boolean> {
+    if (this.#meta?.tenantId !== tenantId) return false;
+    await this.#forget();
+    return true;
+  }
+
+  async #expire(cutoffMs: number): Promise<boolean> {
+    const meta = this.#meta;
+    if (!meta) return false;
+    if (meta.lastActivityAt <= cutoffMs) {
+      await this.#forget();
+      return true;
+    }
+    // Not yet: an ended conversation is woken again when its own retention runs out.
+    if (isEnded(meta)) await this.#armExpiry(meta);
+    return false;
+  }
+
+  async #forget(): Promise<void> {
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.#meta = undefined;
+    this.#messages = [];
+  }
+
+  /** After the end, the only alarm left is the transcript's expiry (none without a retention). */
+  async #armExpiry(meta: Meta): Promise<void> {
+    if (meta.retentionMs === undefined) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(meta.lastActivityAt + meta.retentionMs);
   }
 
   #require(tenantId: string): Meta {
@@ -386,6 +476,10 @@ export class Conversation extends DurableObject<RawEnv> {
     };
     await this.env.NOTIFY_QUEUE.send(notice, { contentType: "json" });
   }
+}
+
+function wrapOutcome<T, U>(out: GateOutcome<T>, wrap: (v: T) => U): GateOutcome<U> {
+  return out.ok ? { ok: true, value: wrap(out.value) } : out;
 }
 
 function isEnded(meta: Meta): boolean {

@@ -1,20 +1,40 @@
 /** One visitor message on the conversation API, from admission to the recorded turn. */
 import type { Context } from "hono";
+import { admissionCall } from "../admission/client";
+import { gateFailure, rejectionError } from "../admission/headers";
+import type { AdmitInput, AdmitResult } from "../admission/types";
 import { countRefusal } from "../analytics/producer";
 import { type AppEnv, execCtx } from "../app";
+import type { Env } from "../env";
 import { AppError } from "../errors";
 import { type AppliedExperiments, applyAssignment, switchedOnExperiments } from "../experiments/apply";
-import type { TenantConfig } from "../tenants/config";
-import { limitAddress } from "./address-limits";
-import { call, conversationUsers, historyBudgetOf, knownHistoryTokens, stubOf } from "./conversation-access";
-import type { Outcome } from "./conversation-do";
-import type { ConversationView, PrepareResult } from "./conversation-types";
 import {
+  citedSources,
+  contextTokens,
+  groundMessage,
+  knowledgeOf,
+  recordUnansweredQuestion,
+  saysUnknown,
+} from "../knowledge/retrieve";
+import type { AnswerSource } from "../knowledge/schemas";
+import { redact, redactorOf } from "../privacy/redact";
+import type { TenantConfig } from "../tenants/config";
+import { registryRunner, startToolTurn, toolFrame } from "../tools/loop";
+import { addressHitOf, addressRefusal } from "./address-limits";
+import {
+  call,
+  conversationAssignments,
+  HISTORY_TOKEN_BUDGET,
+  type StoredAssignment,
+  stubOf,
+} from "./conversation-access";
+import type { Outcome } from "./conversation-do";
+import type { ConversationView, PrepareResult, TurnCallResult } from "./conversation-types";
+import {
+  type AdmittedTurn,
   admitTurn,
   recordUnanswered,
-  releaseTurn,
   screenInput,
-  startTurn,
   type TurnRequest,
   type TurnSummary,
 } from "./engine";
@@ -27,102 +47,107 @@ import { estimateTokens, messageTokens } from "./tokens";
 const HUMAN_REPLY =
   "I've passed our conversation to a member of the team; they will get back to you shortly. You can keep writing here in the meantime.";
 
-/** Sends the visitor's next message: admission and history in parallel, the model, the record. */
+/** Sends the visitor's next message: history and admission in one call, the model, the record. */
 export async function sendMessage(
   c: Context<AppEnv>,
   id: string,
   content: string,
   stream: boolean,
 ): Promise<Response> {
-  // A browser's message counts against its address first: blocked and hand-over messages too. A
-  // refused one is still a request: counted like an admission refusal.
-  await limitAddress(c, "message").catch((err: unknown) => {
-    if (err instanceof AppError && err.code === "RATE_LIMITED")
-      countRefusal(c.get("svc").env, execCtx(c), c.get("tenant").id, "address");
-    throw err;
-  });
   const tenant = c.get("tenant");
+  const svc = c.get("svc");
+  // PII is redacted before the transcript stores it; before the model sees it too when the tenant asks.
+  const redactor = redactorOf(tenant);
   const stub = stubOf(c, id);
   const abort = new AbortController();
   const at = Date.now();
-
-  // History loads in parallel with admission: the input estimate is an upper bound (the history
-  // budget), so the reservation holds whatever history comes back. The budget is what the whole
-  // history costs when this isolate knows it, else the flat HISTORY_TOKEN_BUDGET; the history is
-  // trimmed to the same budget, so a stale size can only trim it, never exceed the reservation.
   const convKey = `${tenant.id}:${id}`;
-  const sizes = knownHistoryTokens(c.get("svc").env);
-  const historyBudget = historyBudgetOf(c.get("svc").env, convKey);
-  const prepared = call(
-    async (): Promise<Outcome<PrepareResult>> => ({
-      ok: true,
-      value: await stub.prepare(tenant.id, historyBudget),
-    }),
-  );
-  const newMessage: ChatMessage = { role: "user", content };
-  const early = () =>
-    prepared.then(
-      (r) => (r.ok ? r.view : undefined),
-      () => undefined,
+  const newMessage: ChatMessage = {
+    role: "user",
+    content: redactor.beforeModel ? redact(content, redactor) : content,
+  };
+  // A browser's message counts against its address (blocked and hand-over messages too), and may
+  // reach only a conversation its own visitor (or verified user) started.
+  const address = addressHitOf(c, "message");
+  const owner = c.get("apiKey").kind === "publishable" ? endUserOf(c, undefined) : undefined;
+  // The one round trip before the model: the conversation answers its state and newest history,
+  // and asks the tenant's gate itself (the address count; admission, when it can take the message).
+  let answer: TurnCallResult | undefined;
+  const visit = async (admit?: AdmitInput): Promise<TurnCallResult> => {
+    answer = await call(
+      async (): Promise<Outcome<TurnCallResult>> => ({
+        ok: true,
+        value: await stub.prepareTurn(tenant.id, {
+          owner,
+          historyBudget: HISTORY_TOKEN_BUDGET,
+          address,
+          admit,
+        }),
+      }),
     );
-  // The end user a message counts against: a browser's visitor id, or for servers the user the
-  // conversation was started for (remembered in this isolate; else read before admission).
-  let user: string;
-  let view: ConversationView | undefined;
-  if (c.get("apiKey").kind === "publishable") user = endUserOf(c, undefined);
-  else {
-    const known = conversationUsers.get(convKey);
-    if (!known) view = await early();
-    user = known ?? view?.userId ?? endUserOf(c, undefined);
-  }
+    return answer;
+  };
   // The conversation's variant was fixed at its start and is stored with it. A tenant with
-  // experiments waits for it before admission (a variant may change the model and the limits);
-  // the others load history and admit in parallel, as ever.
-  const svc = c.get("svc");
-  const stored =
-    (await switchedOnExperiments(svc, tenant.id)).length > 0 ? (view ?? (await early())) : undefined;
+  // experiments needs it before admission (a variant may change the model and the limits): this
+  // isolate remembers it, else it is read first (a second round trip, once per isolate).
+  let stored: StoredAssignment | undefined;
+  if ((await switchedOnExperiments(svc, tenant.id)).length > 0) {
+    stored = conversationAssignments.get(convKey);
+    if (!stored) {
+      const r = await call(
+        async (): Promise<Outcome<PrepareResult>> => ({ ok: true, value: await stub.prepare(tenant.id, 0) }),
+      );
+      stored = r.ok ? r.view : undefined;
+    }
+  }
   const exp = await applyAssignment(svc, tenant, stored ?? { experiment: null, variant: null });
-  const base = { tenant: exp.config, userId: user, conversationId: id };
+  // Admission counts the message against the conversation's own user: the object puts it in.
+  const base = { tenant: exp.config, userId: owner ?? endUserOf(c, undefined), conversationId: id };
   const screenReq: TurnRequest = turnRequest(c, base, [newMessage], 0, abort.signal, exp);
   const blocked = screenInput(screenReq);
   const human = !blocked && asksForHuman(content);
-  const estimate = estimateTokens([newMessage], { system: exp.config.systemPrompt }) + historyBudget;
-  const admitReq = { ...screenReq, inputTokens: estimate };
-  const admitting = blocked || human ? undefined : admitTurn(admitReq);
-  // Both run at once; when the conversation turns out unusable, an admitted turn is released.
-  const [state, admission] = await Promise.allSettled([prepared, admitting ?? Promise.resolve(undefined)]);
-  const release = () => {
-    if (admission.status === "fulfilled" && admission.value) releaseTurn(admitReq, admission.value);
-  };
-  if (state.status === "rejected") {
-    release();
-    throw state.reason;
+  // The tenant's knowledge (src/knowledge): reference data for the prompt, and when nothing
+  // relevant is found, the instruction to answer the tenant's "I don't know" sentence.
+  const grounding = blocked || human ? undefined : await groundMessage(svc, tenant.id, newMessage.content);
+  // The new message; the object adds what the history it returns costs, so the reservation holds
+  // exactly what is sent, in any isolate.
+  const estimate =
+    estimateTokens([newMessage], { system: exp.config.systemPrompt }) + contextTokens(grounding);
+  const admitReq = { ...screenReq, inputTokens: estimate, knowledge: knowledgeOf(grounding), grounding };
+  const refusals = { env: svc.env, ctx: execCtx(c), tenantId: tenant.id, addressed: address !== undefined };
+  let turn: AdmittedTurn | undefined;
+  if (!blocked && !human) {
+    turn = await admitTurn(admitReq, async (m) => {
+      const gateCall = admissionCall(svc.env, admitReq.tenant, m);
+      const r = await visit(gateCall.input);
+      gateCall.done(
+        r.gate?.reached === true && r.gate.outcome.ok && r.gate.outcome.value.admission !== undefined,
+      );
+      const { admission } = verdict(r, refusals);
+      if (!admission) throw new Error("the conversation did not ask for admission");
+      return admission;
+    }).catch(async (err: unknown) => {
+      // Refused before the conversation was reached (an unknown or unconfigured model): the
+      // address still counts, and its refusals and the conversation's come first, as ever.
+      if (!answer) verdict(await visit(), refusals);
+      throw err;
+    });
   }
-  const p = state.value;
-  if (p.ok) {
-    conversationUsers.set(convKey, p.view.userId);
-    sizes.set(convKey, p.view.historyTokens);
-  }
-  // Another visitor's conversation does not exist for this one, ended or not: a 409 would tell.
-  const foreign = c.get("apiKey").kind === "publishable" && p.view?.userId !== user;
-  if (!p.ok || foreign) {
-    release();
-    if (!foreign && !p.ok && p.reason === "ended")
-      throw new AppError("CONFLICT", "conversation has ended; start a new one");
-    throw new AppError("NOT_FOUND", "no such conversation");
-  }
-  if (admission.status === "rejected") throw admission.reason;
-  const admitted = admission.value;
+  const visited = answer ?? (await visit());
+  const { conversation: p } = verdict(visited, refusals);
+  conversationAssignments.set(convKey, { experiment: p.view.experiment, variant: p.view.variant });
+  // The turn holds what was reserved: the new message and the history returned with it.
+  const admitted = turn && { ...turn, inputTokens: turn.inputTokens + visited.historyTokens };
 
   const record = async (s: TurnSummary | undefined, replyText: string, escalate?: string) => {
     const toolCalls = s?.toolCalls.length ? s.toolCalls : undefined;
     const r = await call(() =>
       stub.recordTurn(tenant.id, {
         at,
-        user: { content, tokens: messageTokens(newMessage) },
+        user: { content: redact(content, redactor), tokens: messageTokens(newMessage) },
         assistant: replyText
           ? {
-              content: replyText,
+              content: redact(replyText, redactor),
               // Counted as the model is sent it (tool calls too), so history costs what it is sent.
               tokens: messageTokens({ role: "assistant", content: replyText, toolCalls }),
               toolCalls,
@@ -133,20 +158,24 @@ export async function sendMessage(
         costUsd: s?.costUsd ?? 0,
         latencyMs: s?.latencyMs ?? 0,
         outcome: s?.outcome ?? (blocked ? "blocked" : "human"),
-        toolsUsed: [...new Set((s?.toolCalls ?? []).map((t) => t.name))],
+        toolsUsed: s?.toolsUsed ?? [...new Set((s?.toolCalls ?? []).map((t) => t.name))],
         escalate,
         escalationEmail: tenant.escalationEmail,
       }),
     );
-    // The next message reserves what the history now costs.
-    sizes.set(convKey, r.view.historyTokens);
     return r;
   };
 
   // Recorded under the conversation's own assignment, also if its experiment stopped meanwhile,
   // at the message's position in the conversation.
   const { experiment, variant } = p.view;
-  const turnReq = { ...admitReq, turnIndex: p.view.turnCount, experiment, variant };
+  const turnReq = {
+    ...admitReq,
+    userId: p.view.userId,
+    turnIndex: p.view.turnCount,
+    experiment,
+    variant,
+  };
 
   // Answers that need no model: a blocked topic, or a visitor asking for a human. Each is a turn
   // like any other: one request in every count.
@@ -179,8 +208,11 @@ export async function sendMessage(
   }
 
   const withHistory: ChatMessage[] = [...p.history.map(toChat), newMessage];
-  const ready = startTurn(turnReq, admitted, withHistory);
-  const gather = async (onText?: (t: string, event: string) => void) => {
+  // The conversation API always runs the tenant's tools (src/tools/loop.ts).
+  const tools = registryRunner(c.get("svc"), c.get("svc").env, turnReq, c.get("requestId"));
+  const ready = await startToolTurn(turnReq, admitted, withHistory, tools);
+  // Streamed, it runs after the handler returned and closed the request's pool.
+  const gather = async (onText?: (t: string, event: string, data?: object) => void) => {
     let text = "";
     let failed: string | undefined;
     let policy = false;
@@ -192,20 +224,32 @@ export async function sendMessage(
         text += (text ? "\n\n" : "") + out.text;
         policy = true;
         onText?.(out.text, "policy");
-      } else if (out.type === "failed") failed = out.message;
+      } else if (out.type === "tool") onText?.("", "tool", toolFrame(out));
+      else if (out.type === "failed") failed = out.message;
     }
     const s = await ready.summary;
     const willEscalate =
       s.outcome === "error" && p.view.consecutiveFailures + 1 >= 2 && p.view.state !== "escalated";
     const shown = failed ? (willEscalate ? `${failed} ${HUMAN_REPLY}` : failed) : text;
     const r = await record(s, failed ? "" : text);
+    // The model said the tenant's "I don't know": the question is listed for the tenant to answer.
+    if (!failed && saysUnknown(text, grounding))
+      await recordUnansweredQuestion(svc, tenant.id, redact(content, redactor), { ownPool: stream });
     return {
       s,
       r,
       failed,
       policy,
       shown,
-      reply: replyOf(id, shown, r.view.state, r.view.state === "escalated", policy, s),
+      reply: replyOf(
+        id,
+        shown,
+        r.view.state,
+        r.view.state === "escalated",
+        policy,
+        s,
+        failed ? [] : citedSources(text, grounding),
+      ),
     };
   };
   if (!stream) {
@@ -217,8 +261,8 @@ export async function sendMessage(
     let wake: (() => void) | undefined;
     let finished: Awaited<ReturnType<typeof gather>> | undefined;
     let failure: unknown;
-    const done = gather((t, event) => {
-      queue.push(sseFrame(JSON.stringify({ text: t }), event));
+    const done = gather((t, event, data) => {
+      queue.push(sseFrame(JSON.stringify(data ?? { text: t }), event));
       wake?.();
     }).then(
       (g) => {
@@ -253,6 +297,38 @@ export async function sendMessage(
   );
 }
 
+/**
+ * What a visit answered, refused in the order a message always was: its address (503 when the
+ * gate could not count it, 429 over the limit, counted as a refusal), then the conversation (404
+ * unknown or another visitor's, 409 ended), then admission's own rejection. A rate or budget
+ * refusal is returned in `admission` for the engine to answer.
+ */
+function verdict(
+  r: TurnCallResult,
+  refusals: { env: Env; ctx: ExecutionContext; tenantId: string; addressed: boolean },
+): { conversation: Extract<PrepareResult, { ok: true }>; admission: AdmitResult | undefined } {
+  const gate = r.gate;
+  if (refusals.addressed && gate) {
+    if (!gate.reached) throw gateFailure(new Error(gate.error));
+    if (!gate.outcome.ok) throw rejectionError(gate.outcome);
+    const hit = gate.outcome.value.address;
+    if (hit && !hit.ok) {
+      countRefusal(refusals.env, refusals.ctx, refusals.tenantId, "address");
+      throw addressRefusal("message", hit);
+    }
+  }
+  const conversation = r.conversation;
+  if (!conversation.ok) {
+    if (conversation.reason === "ended")
+      throw new AppError("CONFLICT", "conversation has ended; start a new one");
+    throw new AppError("NOT_FOUND", "no such conversation");
+  }
+  if (!gate) return { conversation, admission: undefined };
+  if (!gate.reached) throw gateFailure(new Error(gate.error));
+  if (!gate.outcome.ok) throw rejectionError(gate.outcome);
+  return { conversation, admission: gate.outcome.value.admission };
+}
+
 function toChat(m: {
   role: "user" | "assistant";
   content: string;
@@ -270,6 +346,7 @@ function replyOf(
   escalated: boolean,
   blocked: boolean,
   s: TurnSummary | undefined,
+  sources: AnswerSource[] = [],
 ) {
   return {
     conversation_id: id,
@@ -277,6 +354,7 @@ function replyOf(
     state,
     escalated,
     blocked,
+    sources,
     usage: {
       input_tokens: s?.inputTokens ?? 0,
       output_tokens: s?.outputTokens ?? 0,
@@ -305,5 +383,6 @@ function turnRequest(
     experiment: exp.experiment,
     variant: exp.variant,
     signal,
+    timing: c.get("timing"),
   };
 }

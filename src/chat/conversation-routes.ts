@@ -3,17 +3,12 @@ import { newRouter } from "../app";
 import { randomToken } from "../auth/keys";
 import { tenantAuth } from "../auth/middleware";
 import { applyExperiments } from "../experiments/apply";
+import { AnswerSource } from "../knowledge/schemas";
 import { errors, jsonBody, jsonResponse, tenantSecurity } from "../openapi";
+import { redactNullable, redactorOf } from "../privacy/redact";
+import { DAY_MS, retentionDaysOf } from "../privacy/retention";
 import { limitAddress } from "./address-limits";
-import {
-  call,
-  conversationUsers,
-  ensureOwner,
-  knownHistoryTokens,
-  own,
-  stubOf,
-  viewOut,
-} from "./conversation-access";
+import { call, conversationAssignments, ensureOwner, own, stubOf, viewOut } from "./conversation-access";
 import { sendMessage } from "./conversation-message";
 import { endUserOf, verifiedUserId, visitorAuth } from "./identity";
 import { requireBotCheck } from "./turnstile";
@@ -59,6 +54,8 @@ export const Reply = z
     state: z.enum(["open", "escalated", "resolved", "unresolved"]),
     escalated: z.boolean(),
     blocked: z.boolean(),
+    /** The tenant's knowledge sources the answer cites (src/knowledge); empty when it cites none. */
+    sources: z.array(AnswerSource),
     usage: z.object({ input_tokens: z.number(), output_tokens: z.number(), cost_usd: z.number() }),
   })
   .openapi("Reply");
@@ -187,11 +184,10 @@ export const conversations = newRouter()
         experiment: exp.experiment,
         variant: exp.variant,
         idleTimeoutMs: IDLE_TIMEOUT_MS,
+        retentionMs: retentionDaysOf(c.get("svc").env, tenant.retentionDays) * DAY_MS,
       }),
     );
-    conversationUsers.set(`${tenant.id}:${id}`, userId);
-    // Its history is empty (the greeting is shown, not stored): its first message reserves none.
-    knownHistoryTokens(c.get("svc").env).set(`${tenant.id}:${id}`, view.historyTokens);
+    conversationAssignments.set(`${tenant.id}:${id}`, { experiment: exp.experiment, variant: exp.variant });
     return c.json({ ...viewOut(view), greeting: tenant.customGreeting, visitor_token: visitorToken }, 201, {
       "Cache-Control": "no-store",
     });
@@ -228,7 +224,10 @@ export const conversations = newRouter()
     const tenantId = c.get("tenant").id;
     await ensureOwner(c, stub, tenantId);
     const view = await call(() =>
-      stub.feedback(tenantId, { csat: body.csat, comment: body.comment ?? null }),
+      stub.feedback(tenantId, {
+        csat: body.csat,
+        comment: redactNullable(body.comment ?? null, redactorOf(c.get("tenant"))),
+      }),
     );
     return c.json(viewOut(view), 200);
   })

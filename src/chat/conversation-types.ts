@@ -1,5 +1,7 @@
-import { z } from "zod";
-import { TURN_OUTCOMES } from "../db/enums";
+import type { z } from "zod";
+import type { AddressedAdmission, AddressHit } from "../admission/address-windows";
+import type { AdmitInput, GateOutcome } from "../admission/types";
+import type * as Shapes from "./conversation-schemas";
 
 /** Where a conversation stands: open (talking), escalated (a human is asked in), or ended. */
 export type ConversationState = "open" | "escalated" | "resolved" | "unresolved";
@@ -13,60 +15,10 @@ export interface StoredMessage {
   toolCalls?: { id: string; name: string; arguments: string }[];
 }
 
-const ID = z.string().min(1).max(256);
-
-export const StartInput = z
-  .object({
-    tenantId: z.string().min(1).max(63),
-    conversationId: ID,
-    userId: ID,
-    channel: z.string().min(1).max(32),
-    greeting: z.string().max(2_000),
-    // Several running experiments are recorded joined by commas (src/experiments/apply.ts).
-    experiment: z.string().max(512).nullable(),
-    variant: z.string().max(512).nullable(),
-    idleTimeoutMs: z
-      .number()
-      .int()
-      .min(1_000)
-      .max(7 * 86_400_000),
-  })
-  .strict();
-export type StartInput = z.infer<typeof StartInput>;
-
-const Message = z
-  .object({
-    content: z.string().max(200_000),
-    tokens: z.number().int().min(0).max(10_000_000),
-    toolCalls: z
-      .array(z.object({ id: z.string(), name: z.string(), arguments: z.string() }).strict())
-      .optional(),
-  })
-  .strict();
-
-export const TurnInput = z
-  .object({
-    at: z.number().int().nonnegative(),
-    user: Message,
-    /** null when no answer was produced (the provider failed, or safety blocked it and sent a policy message). */
-    assistant: Message.nullable(),
-    inputTokens: z.number().int().min(0),
-    outputTokens: z.number().int().min(0),
-    costUsd: z.number().min(0),
-    latencyMs: z.number().min(0),
-    outcome: z.enum(TURN_OUTCOMES),
-    toolsUsed: z.array(z.string().max(64)).max(64),
-    /** Set when the visitor asked for a human. */
-    escalate: z.string().max(200).optional(),
-    escalationEmail: z.string().max(320),
-  })
-  .strict();
-export type TurnInput = z.infer<typeof TurnInput>;
-
-export const EndInput = z.object({ resolved: z.boolean(), reason: z.string().max(100) }).strict();
-export const FeedbackInput = z
-  .object({ csat: z.number().int().min(1).max(5), comment: z.string().max(2_000).nullable() })
-  .strict();
+// The shapes are in ./conversation-schemas (zod), loaded by the object when it starts rather than
+// when the isolate evaluates its modules (bench/startup.ts).
+export type StartInput = z.infer<typeof Shapes.StartInput>;
+export type TurnInput = z.infer<typeof Shapes.TurnInput>;
 
 /** What the worker needs of a conversation before a turn. */
 export interface ConversationView {
@@ -92,6 +44,33 @@ export interface ConversationView {
 export type PrepareResult =
   | { ok: true; view: ConversationView; history: StoredMessage[] }
   | { ok: false; reason: "not_found" | "ended"; view?: ConversationView };
+
+/**
+ * A message's one call to its conversation before the model: the object answers its state and
+ * history and asks the tenant's gate itself (the address count, admission), so the worker makes a
+ * single round trip.
+ */
+export interface TurnCall {
+  /** A browser's end user: a conversation another user started reads as unknown. */
+  owner?: string;
+  /** The newest history that fits in this many tokens is sent (and reserved). */
+  historyBudget: number;
+  /** A browser's address hit: counted whatever the conversation's state. */
+  address?: AddressHit;
+  /**
+   * Admission, asked only when the conversation can take the message: counted against the
+   * conversation's own user, its input estimate raised by the history returned.
+   */
+  admit?: AdmitInput;
+}
+
+export interface TurnCallResult {
+  conversation: PrepareResult;
+  /** Estimated tokens of the history returned: what admission reserved for it. */
+  historyTokens: number;
+  /** What the tenant's gate answered, or why it could not be asked; absent when nothing was asked. */
+  gate?: { reached: true; outcome: GateOutcome<AddressedAdmission> } | { reached: false; error: string };
+}
 
 export interface TurnResult {
   view: ConversationView;

@@ -1,10 +1,13 @@
-import { admitMessage, settleMessage } from "../admission/client";
+import { admitMessage, type MessageRequest, settleMessage } from "../admission/client";
 import { rateLimitHeaders, refusalError } from "../admission/headers";
-import type { Admitted } from "../admission/types";
-import type { TurnEvent } from "../analytics/events";
+import type { AdmitResult, Admitted } from "../admission/types";
+import type { ToolCallRecord, TurnEvent } from "../analytics/events";
 import { countRefusal, sendAnalytics } from "../analytics/producer";
 import type { Env } from "../env";
 import { AppError } from "../errors";
+import type { Grounding } from "../knowledge/retrieve";
+import { turnKnowledge } from "../knowledge/turn-knowledge";
+import type { ResponseTiming } from "../response-timing";
 import type { TenantConfig } from "../tenants/config";
 import { calledModel } from "./providers/aliases";
 import { runChain } from "./providers/chain";
@@ -34,6 +37,10 @@ export interface TurnRequest {
   messages: ChatMessage[];
   /** The caller's own system text (OpenAI path); it follows the tenant's system prompt. */
   clientSystem?: string;
+  /** The tenant's reference data for this message (src/knowledge), marked untrusted; it comes last. */
+  knowledge?: string;
+  /** What retrieval decided for this message: the turn event records the sources its answer cites. */
+  grounding?: Grounding;
   tools?: ToolDefinition[];
   toolChoice?: ToolChoice;
   temperature?: number;
@@ -45,10 +52,19 @@ export interface TurnRequest {
   variant: string | null;
   /** Fires when the client goes away; the upstream call is cancelled with it. */
   signal: AbortSignal;
+  /**
+   * The HTTP request's arrival and last byte (src/response-timing.ts): turn times then run from
+   * arrival, and the turn's latency to the response's last byte. Without it, from admission to the model's end.
+   */
+  timing?: ResponseTiming;
   /** An input estimate known to be an upper bound (conversation path); else the engine counts. */
   inputTokens?: number;
   /** Whether the caller streams; a caller that does not gets one upstream answer, not SSE to re-parse. */
   stream?: boolean;
+  /** A tool-loop step: the reservation of the message's first call (src/tools/loop.ts). */
+  continues?: string;
+  /** Set by the tool loop, which records one turn event for all the steps of a message. */
+  deferRecord?: boolean;
 }
 
 /** What the route streams or gathers. `policy` replaces blocked output with the tenant's message. */
@@ -73,6 +89,9 @@ export interface TurnSummary {
   finishReason: FinishReason | "error";
   error: string | null;
   blockedTopic: string | null;
+  /** Set by the tool loop: the tools it ran (else the names of `toolCalls` are recorded). */
+  toolsUsed?: string[];
+  tools?: ToolCallRecord[];
 }
 
 /** A turn ready to run: admission passed; `events` yields the output, `summary` settles when it ends. */
@@ -92,8 +111,11 @@ export interface BlockedTurn {
   text: string;
 }
 
-/** A message answered without a model: a blocked topic, or the hand-over to a human. */
-export type UnansweredTurn = { outcome: "blocked"; topic: string } | { outcome: "human" };
+/**
+ * A message answered without a model: a blocked topic, the hand-over to a human, or (`ok`) the
+ * tenant's own "I don't know" when its knowledge has nothing relevant (src/knowledge).
+ */
+export type UnansweredTurn = { outcome: "blocked"; topic: string } | { outcome: "human" } | { outcome: "ok" };
 
 // Compiled topic lists per tenant config version; bounded by the number of active tenants.
 const matchers = new Map<string, TopicMatcher>();
@@ -135,6 +157,7 @@ function record(
   direction?: "input" | "output",
 ) {
   const base = { tenantId: req.tenant.id, conversationId: req.conversationId, userId: req.userId, at };
+  const knowledge = turnKnowledge(s.outcome, s.text, req.grounding);
   const turn: TurnEvent = {
     type: "turn",
     id: crypto.randomUUID(),
@@ -151,10 +174,20 @@ function record(
     firstTokenMs: s.firstTokenMs,
     outcome: s.outcome,
     error: s.error,
-    toolsUsed: [...new Set(s.toolCalls.map((c) => c.name))],
+    toolsUsed: s.toolsUsed ?? [...new Set(s.toolCalls.map((c) => c.name))],
+    ...(s.tools?.length ? { tools: s.tools } : {}),
+    ...(knowledge ? { knowledge } : {}),
     channel: req.channel,
   };
-  sendAnalytics(req.env, req.ctx, turn);
+  // Sent once the response's last byte left (a write-back after the model included): its latency.
+  const timing = req.timing;
+  if (timing)
+    req.ctx.waitUntil(
+      timing.sent.then((end) =>
+        sendAnalytics(req.env, req.ctx, { ...turn, latencyMs: Math.max(end - timing.arrivedAt, 0) }),
+      ),
+    );
+  else sendAnalytics(req.env, req.ctx, turn);
   if (s.blockedTopic && direction) {
     sendAnalytics(req.env, req.ctx, {
       type: "safety",
@@ -164,6 +197,11 @@ function record(
       topic: s.blockedTopic,
     });
   }
+}
+
+/** Records the turn event of a message the tool loop answered in several model calls. */
+export function recordAnswered(req: TurnRequest, s: TurnSummary, at: number): void {
+  record(req, s, at, "output");
 }
 
 /**
@@ -237,9 +275,13 @@ function refuseUnconfigured(req: TurnRequest): void {
 }
 
 /** Admits the turn: the one Durable Object call before the model. Refusals throw a 429 AppError. */
-export async function admitTurn(req: TurnRequest): Promise<AdmittedTurn> {
-  const started = Date.now();
-  const system = [req.tenant.systemPrompt, req.clientSystem].filter(Boolean).join("\n\n");
+export async function admitTurn(
+  req: TurnRequest,
+  /** How the gate is asked: directly, or through the conversation's object (one round trip). */
+  admit: (m: MessageRequest) => Promise<AdmitResult> = (m) => admitMessage(req.env, req.tenant, m),
+): Promise<AdmittedTurn> {
+  const started = req.timing?.arrivedAt ?? Date.now();
+  const system = [req.tenant.systemPrompt, req.clientSystem, req.knowledge].filter(Boolean).join("\n\n");
   const inputTokens = req.inputTokens ?? estimateTokens(req.messages, { system, tools: req.tools });
   const maxTokens = Math.min(
     req.maxTokens ?? req.tenant.maxTokensPerResponse,
@@ -253,12 +295,13 @@ export async function admitTurn(req: TurnRequest): Promise<AdmittedTurn> {
   }
   refuseUnconfigured(req);
   // Admission reserves at the price of the model the name calls (an alias resolved).
-  const admitted = await admitMessage(req.env, req.tenant, {
+  const admitted = await admit({
     userId: req.userId,
     conversationId: req.conversationId,
     inputTokens,
     model: (requested[0] as (typeof requested)[number]).calledModel,
     maxTokens,
+    continues: req.continues,
   });
   if (!admitted.ok) {
     const reason = admitted.level === "budget" ? (admitted.budget ?? "monthly_tokens") : admitted.level;
@@ -424,7 +467,7 @@ async function* run(
       error,
       blockedTopic: guard.blocked ?? null,
     };
-    record(req, summary, started, "output");
+    if (!req.deferRecord) record(req, summary, started, "output");
     done(summary);
   }
 }

@@ -1,14 +1,24 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { execCtx, newRouter } from "../app";
+import type { Context } from "hono";
+import { type AppEnv, execCtx, newRouter } from "../app";
 import { tenantAuth } from "../auth/middleware";
 import type { Env } from "../env";
 import { AppError } from "../errors";
 import { applyExperiments } from "../experiments/apply";
-import { jsonBody, jsonResponse, tenantSecurity } from "../openapi";
-import { secretKeyOnly } from "../tenants/scope";
 import {
+  citedSources,
+  groundMessage,
+  knowledgeOf,
+  recordUnansweredQuestion,
+  saysUnknown,
+} from "../knowledge/retrieve";
+import { jsonBody, jsonResponse, tenantSecurity } from "../openapi";
+import { redact, redactorOf } from "../privacy/redact";
+import { secretKeyOnly } from "../tenants/scope";
+import { registryRunner, startToolTurn, type ToolRunner, toolDefinition } from "../tools/loop";
+import {
+  admitTurn,
   checkTools,
-  prepareTurn,
   recordUnanswered,
   screenInput,
   type TurnOutput,
@@ -189,13 +199,29 @@ openAiChat.openapi(route, async (c) => {
   };
 
   const blocked = screenInput(req);
+  // The tenant's knowledge (src/knowledge): reference data for the prompt, and when nothing
+  // relevant is found, the instruction to answer the tenant's "I don't know" sentence. Cited sources
+  // travel in `chatedge_sources`, an extension field OpenAI clients ignore.
+  const question = [...messages].reverse().find((m) => m.role === "user")?.content ?? "";
+  const grounding = blocked ? undefined : await groundMessage(c.get("svc"), req.tenant.id, question);
+  req.knowledge = knowledgeOf(grounding);
+  req.grounding = grounding;
+  // An answer that is the tenant's "I don't know" lists the question for the tenant to answer.
+  const noteUnknown = async (text: string, ownPool: boolean) => {
+    if (!saysUnknown(text, grounding)) return;
+    const redacted = redact(question, redactorOf(req.tenant));
+    await recordUnansweredQuestion(c.get("svc"), req.tenant.id, redacted, { ownPool });
+  };
   if (blocked) {
     recordUnanswered(req, { outcome: "blocked", topic: blocked.topic });
-    const answer = completion(meta, blocked.text, [], "content_filter", { inputTokens: 0, outputTokens: 0 });
+    const answer = {
+      ...completion(meta, blocked.text, [], "content_filter", { inputTokens: 0, outputTokens: 0 }),
+      chatedge_sources: [],
+    };
     if (!body.stream) return c.json(answer, 200);
     const frames = (async function* () {
       yield sseFrame(JSON.stringify(chunk(meta, { role: "assistant", content: blocked.text })));
-      yield sseFrame(JSON.stringify(chunk(meta, {}, "content_filter")));
+      yield sseFrame(JSON.stringify({ ...chunk(meta, {}, "content_filter"), chatedge_sources: [] }));
       if (includeUsage) yield sseFrame(JSON.stringify(usageChunk(meta, 0, 0)));
       yield sseFrame("[DONE]");
     })();
@@ -206,7 +232,9 @@ openAiChat.openapi(route, async (c) => {
     );
   }
 
-  const turn = await prepareTurn(req);
+  // A tenant that runs its tools on the server offers its registered tools; the loop runs them.
+  const runner = await serverTools(c, req);
+  const turn = await startToolTurn(req, await admitTurn(req), req.messages, runner);
   meta.model = turn.model;
   if (!body.stream) {
     let text = "";
@@ -221,16 +249,24 @@ openAiChat.openapi(route, async (c) => {
       throw new AppError("UPSTREAM_ERROR", failed, { headers: turn.headers });
     meta.model = s.model; // the model that answered: the fallback, when the first one failed
     const finish = finishOf(s);
-    return c.json(completion(meta, text, s.toolCalls, finish, s), 200, turn.headers);
+    const sources = citedSources(text, grounding);
+    await noteUnknown(text, false);
+    return c.json(
+      { ...completion(meta, text, s.toolCalls, finish, s), chatedge_sources: sources },
+      200,
+      turn.headers,
+    );
   }
 
   const frames = (async function* () {
     yield sseFrame(JSON.stringify(chunk(meta, { role: "assistant", content: "" })));
-    for await (const out of turn.events) yield frameOf(meta, out, rid);
+    for await (const out of turn.events) if (out.type !== "tool") yield frameOf(meta, out, rid);
     const s = await turn.summary;
     meta.model = s.model; // the chunks from here on name the model that answered
     const finish = finishOf(s);
-    yield sseFrame(JSON.stringify(chunk(meta, {}, finish)));
+    const sources = citedSources(s.text, grounding);
+    await noteUnknown(s.text, true); // the handler has returned: its pool is closed
+    yield sseFrame(JSON.stringify({ ...chunk(meta, {}, finish), chatedge_sources: sources }));
     if (includeUsage) yield sseFrame(JSON.stringify(usageChunk(meta, s.inputTokens, s.outputTokens)));
     yield sseFrame("[DONE]");
   })();
@@ -239,6 +275,32 @@ openAiChat.openapi(route, async (c) => {
     200,
     { ...SSE_HEADERS, ...turn.headers },
   );
+});
+
+/**
+ * The tenant's registered tools when it runs them on the server (`tool_execution: "server"`), put
+ * on `req` so admission counts their definitions; a caller's own tools are refused then, since
+ * nothing could run them. None for a tenant whose callers run their tools.
+ */
+async function serverTools(c: Context<AppEnv>, req: TurnRequest): Promise<ToolRunner> {
+  if (req.tenant.toolExecution !== "server") return { tools: [], invoke: noInvoke };
+  if (req.tools?.length) {
+    throw new AppError("VALIDATION_FAILED", "this tenant runs its tools on the server; send no tools", {
+      details: [{ path: "tools", message: "tool_execution is server: the registered tools are offered" }],
+    });
+  }
+  const runner = await registryRunner(c.get("svc"), c.get("svc").env, req, c.get("requestId"));
+  if (runner.tools.length > 0) req.tools = runner.tools.map(toolDefinition);
+  return runner;
+}
+
+// Never called (no tools are offered), and like any invoker it answers rather than throws.
+const noInvoke: ToolRunner["invoke"] = async (tool) => ({
+  ok: false,
+  name: tool.name,
+  failure: "not_allowed",
+  content: `Error: the tool ${tool.name} is not available to you.`,
+  latencyMs: 0,
 });
 
 /** OpenAI's finish_reason for a finished turn: blocked output is a content filter stop. */

@@ -3,6 +3,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  customType,
   date,
   doublePrecision,
   index,
@@ -44,6 +45,15 @@ export const tenants = pgTable("tenants", {
   timezone: text("timezone").notNull().default("UTC"),
   pricingOverrides: jsonb("pricing_overrides").$type<PricingOverrides>().notNull().default({}),
   allowedTools: jsonb("allowed_tools").$type<string[]>().notNull().default([]),
+  /**
+   * Who runs the tools a model asks for on the OpenAI route: the caller ("client", tool calls pass
+   * through) or the platform ("server", the tool loop). The conversation API always runs them.
+   */
+  toolExecution: text("tool_execution", { enum: ["client", "server"] })
+    .notNull()
+    .default("client"),
+  /** Tool rounds the loop runs for one message before the model must answer without tools. */
+  maxToolSteps: integer("max_tool_steps").notNull().default(3),
   /** Models an OpenAI-route caller may name besides model and fallback_model. */
   allowedModels: jsonb("allowed_models").$type<string[]>().notNull().default([]),
   blockedTopics: jsonb("blocked_topics").$type<string[]>().notNull().default([]),
@@ -52,6 +62,15 @@ export const tenants = pgTable("tenants", {
   /** What the bot answers when a blocked topic comes up; empty means the platform default. */
   policyMessage: text("policy_message").notNull().default(""),
   allowedOrigins: jsonb("allowed_origins").$type<string[]>().notNull().default([]),
+  /** The widget's look (web/widget): its title (null: the tenant's name), "#rrggbb" accent, https avatar. */
+  widgetTitle: text("widget_title"),
+  widgetAccentColor: text("widget_accent_color"),
+  widgetAvatarUrl: text("widget_avatar_url"),
+  widgetPosition: text("widget_position", { enum: ["bottom-right", "bottom-left"] })
+    .notNull()
+    .default("bottom-right"),
+  /** The widget's language; null: the visitor's browser language (English when unsupported). */
+  widgetLocale: text("widget_locale", { enum: ["en", "de", "fr", "es", "ja"] }),
   /** Cloudflare Turnstile: the public site key the widget renders with; null with the secret: off. */
   turnstileSiteKey: text("turnstile_site_key"),
   /** Turnstile's secret key for siteverify; write-only in the API (never returned). */
@@ -61,6 +80,12 @@ export const tenants = pgTable("tenants", {
    * when rotated, never returned; null: browsers cannot claim a user id.
    */
   identitySecret: text("identity_secret"),
+  /** Days transcripts and per-event analytics are kept (src/privacy/retention.ts); null: the platform default. */
+  retentionDays: integer("retention_days"),
+  /** The tenant's own PII patterns (regular expressions, src/privacy/redact.ts), redacted like emails. */
+  redactPatterns: jsonb("redact_patterns").$type<string[]>().notNull().default([]),
+  /** Redact visitors' messages before they reach the model provider too, not only before storage. */
+  redactBeforeModel: boolean("redact_before_model").notNull().default(false),
   active: boolean("active").notNull().default(true),
   configVersion: integer("config_version").notNull().default(1),
   createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
@@ -139,12 +164,16 @@ export const turns = pgTable(
     outcome: text("outcome", { enum: TURN_OUTCOMES }).notNull(),
     error: text("error"),
     toolsUsed: jsonb("tools_used").$type<string[]>().notNull(),
+    /** Each tool call the tool loop ran: name, ok, failure, latencyMs; null when none ran. */
+    tools: jsonb("tools").$type<{ name: string; ok: boolean; failure: string | null; latencyMs: number }[]>(),
     channel: text("channel").notNull(),
     receivedAt: timestamp("received_at", tz).notNull().defaultNow(),
   },
   (t) => [
     index("turns_tenant_at_idx").on(t.tenantId, t.at),
     index("turns_conversation_idx").on(t.tenantId, t.conversationId),
+    // A visitor's export and erasure (src/privacy).
+    index("turns_tenant_user_idx").on(t.tenantId, t.userId),
   ],
 );
 
@@ -181,6 +210,8 @@ export const conversations = pgTable(
   (t) => [
     uniqueIndex("conversations_tenant_conversation_idx").on(t.tenantId, t.conversationId),
     index("conversations_tenant_started_idx").on(t.tenantId, t.startedAt),
+    // A visitor's export and erasure (src/privacy).
+    index("conversations_tenant_user_idx").on(t.tenantId, t.userId),
   ],
 );
 
@@ -198,7 +229,11 @@ export const feedback = pgTable(
     comment: text("comment"),
     receivedAt: timestamp("received_at", tz).notNull().defaultNow(),
   },
-  (t) => [index("feedback_conversation_idx").on(t.tenantId, t.conversationId, t.at)],
+  (t) => [
+    index("feedback_conversation_idx").on(t.tenantId, t.conversationId, t.at),
+    // Retention deletes by time (src/privacy/retention.ts).
+    index("feedback_tenant_at_idx").on(t.tenantId, t.at),
+  ],
 );
 
 /** A blocked topic hit on the visitor's input or the model's output. */
@@ -299,6 +334,8 @@ export const deadLetters = pgTable(
   (t) => [
     uniqueIndex("dead_letters_message_idx").on(t.messageId),
     index("dead_letters_pending_idx").on(t.id).where(sql`${t.replayedAt} is null`),
+    // Dead letters keep message bodies: retention deletes them by tenant and time.
+    index("dead_letters_tenant_created_idx").on(t.tenantId, t.createdAt),
   ],
 );
 
@@ -406,8 +443,54 @@ const counterColumns = () => ({
   refusedVisitorTokens: count("refused_visitor_tokens"),
   refusedDailyCost: count("refused_daily_cost"),
   refusedConversationCost: count("refused_conversation_cost"),
+  /** Tool calls the tool loop ran, and those that failed (a visitor leaving is not a failure). */
+  toolCalls: count("tool_calls"),
+  toolFailures: count("tool_failures"),
   updatedAt: timestamp("updated_at", tz).notNull().defaultNow(),
 });
+
+/** Per tenant, UTC day and tool: the tool loop's calls, failures and time (dashboard and Prometheus). */
+export const toolDaily = pgTable(
+  "tool_daily",
+  {
+    tenantId: text("tenant_id").notNull(),
+    day: day("day").notNull(),
+    tool: text("tool").notNull(),
+    calls: count("calls"),
+    /** Calls that failed; a visitor leaving mid-call is not a failure. */
+    failures: count("failures"),
+    latencySumMs: doublePrecision("latency_sum_ms").notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.day, t.tool] })],
+);
+
+/**
+ * Per tenant and UTC day: answers to messages the tenant's knowledge was searched for, those that
+ * cite a source (grounded) and those that are its "I don't know" (dashboard and Prometheus).
+ */
+export const knowledgeDaily = pgTable(
+  "knowledge_daily",
+  {
+    tenantId: text("tenant_id").notNull(),
+    day: day("day").notNull(),
+    answers: count("answers"),
+    grounded: count("grounded"),
+    unanswered: count("unanswered"),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.day] })],
+);
+
+/** Per tenant, UTC day and knowledge source: the answers that cite it (no foreign key: history outlives it). */
+export const knowledgeSourceDaily = pgTable(
+  "knowledge_source_daily",
+  {
+    tenantId: text("tenant_id").notNull(),
+    day: day("day").notNull(),
+    sourceId: uuid("source_id").notNull(),
+    citations: count("citations"),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.day, t.sourceId] })],
+);
 
 /** Per tenant per UTC hour: what alert windows are summed from. */
 export const tenantHourly = pgTable(
@@ -539,3 +622,214 @@ export const alerts = pgTable(
 );
 
 export type AlertRow = typeof alerts.$inferSelect;
+
+// ---------------------------------------------------------------------------------------------
+// Tools (src/tools, docs/tools.md): what a tenant's bot may call.
+
+/** Where a tool is reached: a signed https request, or a script in the Workers for Platforms namespace. */
+export type ToolTargetColumn = { kind: "https"; url: string } | { kind: "dispatch"; script: string };
+
+/** A tool a tenant registered; `allowed_tools` in the tenant's config decides whether the bot may use it. */
+export const tools = pgTable(
+  "tools",
+  {
+    id: uuid("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    name: text("name").notNull(),
+    description: text("description").notNull(),
+    /** JSON Schema (an object schema) of the arguments. */
+    parameters: jsonb("parameters").$type<Record<string, unknown>>().notNull(),
+    target: jsonb("target").$type<ToolTargetColumn>().notNull(),
+    timeoutMs: integer("timeout_ms").notNull().default(5000),
+    enabled: boolean("enabled").notNull().default(true),
+    /**
+     * Signs every request to the tool (HMAC-SHA256). Stored as it is because it must sign; made by
+     * the platform, shown only at creation and rotation, never in a read.
+     */
+    secret: text("secret").notNull(),
+    createdAt: timestamp("created_at", tz).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", tz).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("tools_tenant_name_idx").on(t.tenantId, t.name)],
+);
+
+export type ToolRow = typeof tools.$inferSelect;
+
+/**
+ * A tenant's support staff, signed into the console as themselves (src/operators/). Owners manage
+ * the tenant and its operators; agents read and answer conversations. Email is unique per tenant.
+ */
+export const operators = pgTable(
+  "operators",
+  {
+    id: uuid("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    email: text("email").notNull(),
+    name: text("name").notNull(),
+    role: text("role", { enum: ["owner", "agent"] }).notNull(),
+    /** `pbkdf2-sha256$<iterations>$<salt>$<hash>` (src/operators/password.ts); null until the invite is accepted. */
+    passwordHash: text("password_hash"),
+    /** Failed sign-ins in a row, and until when sign-in is refused after too many (never in the password check). */
+    failedSignIns: integer("failed_sign_ins").notNull().default(0),
+    lockedUntil: timestamp("locked_until", { withTimezone: true }),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    /** Removed operators keep their row (the audit log names them) but cannot sign in. */
+    removedAt: timestamp("removed_at", { withTimezone: true }),
+  },
+  (t) => [uniqueIndex("operators_tenant_email_idx").on(t.tenantId, t.email)],
+);
+
+export type OperatorRow = typeof operators.$inferSelect;
+
+/** Console sessions: only the SHA-256 of the cookie's token is stored; revoked by setting revoked_at. */
+export const operatorSessions = pgTable(
+  "operator_sessions",
+  {
+    id: text("id").primaryKey(),
+    operatorId: uuid("operator_id")
+      .notNull()
+      .references(() => operators.id),
+    tenantId: text("tenant_id").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+  },
+  (t) => [index("operator_sessions_operator_idx").on(t.operatorId)],
+);
+
+/** One-use tokens an operator proves an email address with: an invitation or a magic sign-in link. */
+export const operatorTokens = pgTable(
+  "operator_tokens",
+  {
+    /** SHA-256 of the token the link carries. */
+    id: text("id").primaryKey(),
+    operatorId: uuid("operator_id")
+      .notNull()
+      .references(() => operators.id),
+    tenantId: text("tenant_id").notNull(),
+    purpose: text("purpose", { enum: ["invite", "magic"] }).notNull(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+    usedAt: timestamp("used_at", { withTimezone: true }),
+  },
+  (t) => [index("operator_tokens_operator_idx").on(t.operatorId)],
+);
+
+// ---------------------------------------------------------------------------------------------
+// Knowledge (src/knowledge, docs/knowledge.md): a tenant's own content, chunked and searched on
+// every visitor message.
+
+/** Postgres full-text search vector; written by the database (a generated column), never by code. */
+const tsvector = customType<{ data: string }>({ dataType: () => "tsvector" });
+
+/** A question-and-answer pair of a `qa` source. */
+export type KnowledgePair = { question: string; answer: string };
+
+/** A tenant's knowledge settings; no row means the defaults (on, platform's "I don't know"). */
+export const knowledgeSettings = pgTable("knowledge_settings", {
+  tenantId: text("tenant_id")
+    .primaryKey()
+    .references(() => tenants.id),
+  /** Off: no retrieval, no "I don't know"; the bot answers from its system prompt alone. */
+  enabled: boolean("enabled").notNull().default(true),
+  /** What the bot says when nothing relevant is found; empty means the platform's sentence. */
+  unknownAnswerMessage: text("unknown_answer_message").notNull().default(""),
+  /** The lowest keyword rank (ts_rank_cd normalised to [0, 1)) a chunk needs to count as relevant. */
+  minScore: doublePrecision("min_score").notNull().default(0.1),
+  /** Tokens of reference text a prompt may carry. */
+  maxContextTokens: integer("max_context_tokens").notNull().default(1500),
+  updatedAt: timestamp("updated_at", tz).notNull().defaultNow(),
+});
+
+/** One source of a tenant's knowledge: a document, Q&A pairs, or a URL fetched by the consumer. */
+export const knowledgeSources = pgTable(
+  "knowledge_sources",
+  {
+    id: uuid("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    kind: text("kind", { enum: ["document", "qa", "url"] }).notNull(),
+    /** How a document's text is read; a URL's comes from its Content-Type. */
+    format: text("format", { enum: ["markdown", "text", "html", "pdf_text"] }),
+    title: text("title").notNull(),
+    url: text("url"),
+    content: text("content"),
+    pairs: jsonb("pairs").$type<KnowledgePair[]>(),
+    status: text("status", { enum: ["queued", "indexing", "ready", "failed"] })
+      .notNull()
+      .default("queued"),
+    error: text("error"),
+    /** Bumped by every update; a queue message names the version it indexes. */
+    version: integer("version").notNull().default(1),
+    /** The version whose chunks answer; null until the first indexing lands. */
+    indexedVersion: integer("indexed_version"),
+    chunkCount: integer("chunk_count").notNull().default(0),
+    createdAt: timestamp("created_at", tz).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", tz).notNull().defaultNow(),
+    indexedAt: timestamp("indexed_at", tz),
+  },
+  (t) => [index("knowledge_sources_tenant_idx").on(t.tenantId, t.createdAt)],
+);
+
+/** A searchable piece of a source: unique by (source, version, ordinal), so re-delivery adds nothing. */
+export const knowledgeChunks = pgTable(
+  "knowledge_chunks",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    sourceId: uuid("source_id")
+      .notNull()
+      .references(() => knowledgeSources.id, { onDelete: "cascade" }),
+    version: integer("version").notNull(),
+    ordinal: integer("ordinal").notNull(),
+    /** The headings above the chunk, outermost first, joined by " > ". */
+    heading: text("heading").notNull().default(""),
+    content: text("content").notNull(),
+    tokens: integer("tokens").notNull(),
+    tsv: tsvector("tsv")
+      .notNull()
+      .generatedAlwaysAs(
+        sql`setweight(to_tsvector('english', heading), 'A') || setweight(to_tsvector('english', content), 'B')`,
+      ),
+  },
+  (t) => [
+    uniqueIndex("knowledge_chunks_source_version_ordinal_idx").on(t.sourceId, t.version, t.ordinal),
+    index("knowledge_chunks_tsv_idx").using("gin", t.tsv),
+    index("knowledge_chunks_tenant_idx").on(t.tenantId),
+  ],
+);
+
+/** A visitor question that no source answered, for the tenant to see what content is missing. */
+export const knowledgeUnanswered = pgTable(
+  "knowledge_unanswered",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    question: text("question").notNull(),
+    /** Lower case, punctuation and extra spaces dropped: what groups repeats of one question. */
+    normalized: text("normalized").notNull(),
+    at: timestamp("at", tz).notNull().defaultNow(),
+  },
+  (t) => [index("knowledge_unanswered_tenant_idx").on(t.tenantId, t.normalized)],
+);
+
+export type KnowledgeSourceRow = typeof knowledgeSources.$inferSelect;
+
+// ---------------------------------------------------------------------------------------------
+// Privacy (src/privacy, docs/privacy.md).
+
+/**
+ * Tombstones of erased visitors: queue messages about them that arrive after the erasure are
+ * dropped, not written. Only a hash of tenant and user is kept (no personal data), and only as long
+ * as a message can still be in flight (the retention sweep deletes older ones).
+ */
+export const erasures = pgTable("erasures", {
+  /** SHA-256 hex of `${tenantId}:${userId}` (src/privacy/erasure.ts). */
+  subjectHash: text("subject_hash").primaryKey(),
+  tenantId: text("tenant_id").notNull(),
+  erasedAt: timestamp("erased_at", tz).notNull().defaultNow(),
+});

@@ -10,16 +10,28 @@ import type { ExperimentRow } from "../db/schema";
 import { statusAt } from "./assign";
 import {
   ALPHA,
+  type ClusteredSample,
+  clusteredDifferenceTest,
   type Interval,
   MIN_SAMPLE_PER_ARM,
   type Moments,
   meanInterval,
+  type SharedClusters,
   sampleRatioMismatch,
   type TestResult,
-  twoProportionTest,
-  welchTest,
   wilsonInterval,
 } from "./stats";
+
+/** The metrics compared with control, each per conversation and clustered by user. */
+const METRICS = ["resolution_rate", "escalation_rate", "csat", "cost_per_conversation_usd"] as const;
+type Metric = (typeof METRICS)[number];
+
+/** A metric's clusters in one arm: users, Σ E_g², and what it shares with control (users in both). */
+interface MetricClusters {
+  clusters: number;
+  residualSquares: number;
+  shared: SharedClusters;
+}
 
 /** One variant's sums, as the statement answers them. */
 export interface VariantAggregate {
@@ -31,6 +43,7 @@ export interface VariantAggregate {
   csat: Moments;
   cost: Moments;
   p50LatencyMs: number | null;
+  clusters: Record<Metric, MetricClusters>;
 }
 
 const num = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
@@ -47,6 +60,7 @@ export async function readAggregates(
   tenantId: string,
   experiment: string,
   since: Date,
+  control: string,
 ): Promise<VariantAggregate[]> {
   const from = since.toISOString();
   const res = await db.execute(sql`
@@ -76,10 +90,36 @@ export async function readAggregates(
     ), lat as (
       select v, percentile_cont(0.5) within group (order by latency_ms) as p50
       from t where v is not null and outcome in ('ok', 'error') group by v
+    ), per_user as (
+      select v, user_id, count(*)::float8 as n, count(*) filter (where resolved)::float8 as r,
+             count(*) filter (where escalated)::float8 as e, count(csat)::float8 as k,
+             coalesce(sum(csat), 0)::float8 as s, sum(total_cost_usd)::float8 as cost
+      from c where v is not null group by v, user_id
+    ), resid as (
+      -- Each user's residual sum per metric: what the cluster-robust variance adds up.
+      select p.v, p.user_id, p.k,
+             p.r - p.n * conv.resolved::float8 / conv.conversations as er,
+             p.e - p.n * conv.escalated::float8 / conv.conversations as ee,
+             p.s - p.k * coalesce(conv.csat_mean, 0) as ec,
+             p.cost - p.n * conv.cost_mean as ek
+      from per_user p join conv on conv.v = p.v
+    ), clu as (
+      select v, count(*) as g, count(*) filter (where k > 0) as g_csat,
+             sum(er * er) as rr, sum(ee * ee) as ee, sum(ec * ec) as cc, sum(ek * ek) as kk
+      from resid group by v
+    ), shared as (
+      select a.v, count(*) as g, count(*) filter (where a.k > 0 and b.k > 0) as g_csat,
+             sum(a.er * b.er) as rr, sum(a.ee * b.ee) as ee, sum(a.ec * b.ec) as cc, sum(a.ek * b.ek) as kk
+      from resid a join resid b on b.user_id = a.user_id and b.v = ${control}::text and a.v <> b.v
+      group by a.v
     )
     select users.v as variant, users.users, conv.conversations, conv.resolved, conv.escalated,
-           conv.csat_n, conv.csat_mean, conv.csat_var, conv.cost_mean, conv.cost_var, lat.p50
+           conv.csat_n, conv.csat_mean, conv.csat_var, conv.cost_mean, conv.cost_var, lat.p50,
+           clu.g, clu.g_csat, clu.rr, clu.ee, clu.cc, clu.kk,
+           shared.g as s_g, shared.g_csat as s_g_csat, shared.rr as s_rr, shared.ee as s_ee,
+           shared.cc as s_cc, shared.kk as s_kk
     from users left join conv on conv.v = users.v left join lat on lat.v = users.v
+      left join clu on clu.v = users.v left join shared on shared.v = users.v
     order by users.v`);
   return res.rows.map((r) => ({
     variant: String(r.variant),
@@ -90,8 +130,55 @@ export async function readAggregates(
     csat: { n: num(r.csat_n), mean: num(r.csat_mean), variance: num(r.csat_var) },
     cost: { n: num(r.conversations), mean: num(r.cost_mean), variance: num(r.cost_var) },
     p50LatencyMs: maybe(r.p50),
+    clusters: {
+      resolution_rate: metricClusters(r.g, r.rr, r.s_g, r.s_rr),
+      escalation_rate: metricClusters(r.g, r.ee, r.s_g, r.s_ee),
+      csat: metricClusters(r.g_csat, r.cc, r.s_g_csat, r.s_cc),
+      cost_per_conversation_usd: metricClusters(r.g, r.kk, r.s_g, r.s_kk),
+    },
   }));
 }
+
+function metricClusters(g: unknown, squares: unknown, sharedG: unknown, products: unknown): MetricClusters {
+  return {
+    clusters: num(g),
+    residualSquares: num(squares),
+    shared: { clusters: num(sharedG), residualProducts: num(products) },
+  };
+}
+
+/** An arm's sample of one metric, as the clustered comparison reads it. */
+function sampleOf(a: VariantAggregate, metric: Metric): ClusteredSample {
+  const { clusters, residualSquares } = a.clusters[metric];
+  const n = metric === "csat" ? a.csat.n : a.conversations;
+  const mean =
+    metric === "resolution_rate"
+      ? a.resolved / Math.max(n, 1)
+      : metric === "escalation_rate"
+        ? a.escalated / Math.max(n, 1)
+        : metric === "csat"
+          ? a.csat.mean
+          : a.cost.mean;
+  return { n, clusters, mean, residualSquares };
+}
+
+/** Variant against control on one metric, conversations clustered by user (stats.ts). */
+function versus(control: VariantAggregate, a: VariantAggregate, metric: Metric): TestResult | null {
+  return clusteredDifferenceTest(sampleOf(control, metric), sampleOf(a, metric), a.clusters[metric].shared);
+}
+
+/**
+ * How results are analysed, stated in every answer: users are randomized, conversations observed;
+ * comparisons with control use a variance clustered by user, so repeat visitors do not count as
+ * independent evidence. The per-variant intervals treat conversations as independent.
+ */
+const ANALYSIS = {
+  randomization_unit: "user",
+  observation_unit: "conversation",
+  comparison_variance: "user_clustered",
+  comparison_test: "z",
+  interval_variance: "conversation",
+} as const;
 
 const estimate = (value: number, ci: Interval | null) => (ci ? { value, ci95: ci } : null);
 
@@ -115,6 +202,12 @@ type Verdict =
   | "worse"
   | "no_significant_difference";
 
+const noClusters = (): MetricClusters => ({
+  clusters: 0,
+  residualSquares: 0,
+  shared: { clusters: 0, residualProducts: 0 },
+});
+
 const empty = (variant: string): VariantAggregate => ({
   variant,
   users: 0,
@@ -124,6 +217,12 @@ const empty = (variant: string): VariantAggregate => ({
   csat: { n: 0, mean: 0, variance: 0 },
   cost: { n: 0, mean: 0, variance: 0 },
   p50LatencyMs: null,
+  clusters: {
+    resolution_rate: noClusters(),
+    escalation_rate: noClusters(),
+    csat: noClusters(),
+    cost_per_conversation_usd: noClusters(),
+  },
 });
 
 /**
@@ -141,9 +240,7 @@ export function buildResults(row: ExperimentRow, aggregates: VariantAggregate[],
   const variants = names.map((name) => {
     const a = byName.get(name) ?? empty(name);
     const isControl = name === row.controlVariant;
-    const resolution = isControl
-      ? null
-      : twoProportionTest(control.resolved, control.conversations, a.resolved, a.conversations);
+    const resolution = isControl ? null : versus(control, a, "resolution_rate");
     let verdict: Verdict = "control";
     if (!isControl) {
       if (srm?.flagged) verdict = "sample_ratio_mismatch";
@@ -170,11 +267,9 @@ export function buildResults(row: ExperimentRow, aggregates: VariantAggregate[],
         ? null
         : {
             resolution_rate: comparison(resolution),
-            escalation_rate: comparison(
-              twoProportionTest(control.escalated, control.conversations, a.escalated, a.conversations),
-            ),
-            csat: comparison(welchTest(control.csat, a.csat)),
-            cost_per_conversation_usd: comparison(welchTest(control.cost, a.cost)),
+            escalation_rate: comparison(versus(control, a, "escalation_rate")),
+            csat: comparison(versus(control, a, "csat")),
+            cost_per_conversation_usd: comparison(versus(control, a, "cost_per_conversation_usd")),
           },
       verdict,
     };
@@ -194,6 +289,7 @@ export function buildResults(row: ExperimentRow, aggregates: VariantAggregate[],
     since: row.createdAt.toISOString(),
     min_sample_per_arm: MIN_SAMPLE_PER_ARM,
     alpha: ALPHA,
+    analysis: ANALYSIS,
     variants,
     srm: srm && {
       // JSON has no Infinity: an arm with no share but with users reads as null (and p = 0).

@@ -113,6 +113,9 @@ export const experimentRoutes = (scope: TenantScope) =>
         const db = c.get("svc").dbh.db;
         const tenantId = c.get("tenant").id;
         const row = await getExperiment(db, tenantId, c.req.valid("param").name);
-        return c.json(buildResults(row, await readAggregates(db, tenantId, row.name, row.createdAt)), 200);
+        return c.json(
+          buildResults(row, await readAggregates(db, tenantId, row.name, row.createdAt, row.controlVariant)),
+          200,
+        );
       },
     );

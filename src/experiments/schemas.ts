@@ -158,6 +158,18 @@ export const Results = z
     since: z.string().openapi({ description: "Data counts from the experiment's creation" }),
     min_sample_per_arm: z.number(),
     alpha: z.number(),
+    analysis: z
+      .object({
+        randomization_unit: z.literal("user"),
+        observation_unit: z.literal("conversation"),
+        comparison_variance: z.literal("user_clustered"),
+        comparison_test: z.literal("z"),
+        interval_variance: z.literal("conversation"),
+      })
+      .openapi({
+        description:
+          "vs_control compares per conversation with a user-clustered (CR1) variance and a normal test; the per-variant ci95 intervals treat conversations as independent",
+      }),
     variants: z.array(
       z.object({
         name: z.string(),

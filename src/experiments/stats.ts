@@ -1,7 +1,7 @@
 /**
  * The statistics behind experiment results (formulas in docs/experiments.md): Wilson intervals for
- * rates, Student-t intervals for means, the pooled two-proportion z-test, Welch's t-test, and the
- * chi-square goodness-of-fit test for sample ratio mismatch. The distributions come from the
+ * rates, Student-t intervals for means, the user-clustered (cluster-robust) difference test, and
+ * the chi-square goodness-of-fit test for sample ratio mismatch. The distributions come from the
  * regularized incomplete beta and gamma functions (Numerical Recipes, 3rd ed., §6.1, §6.2, §6.4),
  * good to about 1e-12 here, so p-values far into the tails stay meaningful.
  */
@@ -194,47 +194,58 @@ export interface TestResult {
 const lift = (diff: number, base: number) => (base === 0 ? null : diff / base);
 
 /**
- * Two-proportion z-test with pooled variance, variant (x2 of n2) against control (x1 of n1):
- * z = (p2 − p1) / √(p̂(1 − p̂)(1/n1 + 1/n2)), p̂ = (x1 + x2)/(n1 + n2). Null when an arm is empty.
+ * One arm of a comparison whose observations (conversations) cluster in randomized units (users):
+ * `n` observations in `clusters` users, their mean, and Σ over users of E_g², E_g being the sum of
+ * the user's residuals (y − mean).
  */
-export function twoProportionTest(x1: number, n1: number, x2: number, n2: number): TestResult | null {
-  if (n1 <= 0 || n2 <= 0) return null;
-  const p1 = x1 / n1;
-  const p2 = x2 / n2;
-  const pooled = (x1 + x2) / (n1 + n2);
-  const se = Math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2));
-  const diff = p2 - p1;
-  // Both arms all-0 or all-1: no variance, and no difference to test.
-  if (se === 0) return { difference: diff, relativeLift: lift(diff, p1), statistic: 0, df: null, pValue: 1 };
-  const z = diff / se;
-  return {
-    difference: diff,
-    relativeLift: lift(diff, p1),
-    statistic: z,
-    df: null,
-    pValue: normalTwoSided(z),
-  };
+export interface ClusteredSample {
+  n: number;
+  clusters: number;
+  mean: number;
+  residualSquares: number;
+}
+
+/** Users seen in both arms (a split changed under them): how many, and Σ E_control,g · E_variant,g. */
+export interface SharedClusters {
+  clusters: number;
+  residualProducts: number;
 }
 
 /**
- * Welch's t-test, variant (b) against control (a): t = (m_b − m_a) / √(s_a²/n_a + s_b²/n_b), with
- * Welch–Satterthwaite degrees of freedom. Null below two observations per arm or with no variance.
+ * Variant (b) minus control (a) with a user-clustered (cluster-robust, CR1) standard error: the
+ * coefficient of an OLS of the outcome on a variant dummy, V = Σ_g (E_b,g/n_b − E_a,g/n_a)² ·
+ * G/(G−1) · (N−1)/(N−2), G users and N observations in both arms, two-sided normal p-value. It is
+ * what statsmodels' OLS(...).fit(cov_type="cluster", groups=user) answers, and stays valid when one
+ * user has many conversations. Null when an arm is empty or below two users in all; p = 1 with no
+ * variance and no difference; null with no variance but a difference (nothing to test it against).
  */
-export function welchTest(a: Moments, b: Moments): TestResult | null {
-  if (a.n < 2 || b.n < 2) return null;
-  const va = a.variance / a.n;
-  const vb = b.variance / b.n;
-  const se2 = va + vb;
-  if (!(se2 > 0)) return null;
+export function clusteredDifferenceTest(
+  a: ClusteredSample,
+  b: ClusteredSample,
+  shared: SharedClusters = { clusters: 0, residualProducts: 0 },
+): TestResult | null {
+  const n = a.n + b.n;
+  const g = a.clusters + b.clusters - shared.clusters;
+  if (a.n < 1 || b.n < 1 || g < 2 || n < 3) return null;
+  const v =
+    a.residualSquares / (a.n * a.n) +
+    b.residualSquares / (b.n * b.n) -
+    (2 * shared.residualProducts) / (a.n * b.n);
+  const se = Math.sqrt(Math.max(v, 0) * (g / (g - 1)) * ((n - 1) / (n - 2)));
   const diff = b.mean - a.mean;
-  const t = diff / Math.sqrt(se2);
-  const df = (se2 * se2) / ((va * va) / (a.n - 1) + (vb * vb) / (b.n - 1));
+  // Residuals of constant arms are rounding noise, not variance.
+  const noise = 1e-12 * Math.max(Math.abs(a.mean), Math.abs(b.mean));
+  if (!(se > noise)) {
+    if (Math.abs(diff) > noise) return null;
+    return { difference: diff, relativeLift: lift(diff, a.mean), statistic: 0, df: null, pValue: 1 };
+  }
+  const z = diff / se;
   return {
     difference: diff,
     relativeLift: lift(diff, a.mean),
-    statistic: t,
-    df,
-    pValue: studentTwoSided(t, df),
+    statistic: z,
+    df: null,
+    pValue: normalTwoSided(z),
   };
 }
 

@@ -1,6 +1,7 @@
 /** The cron trigger: evaluates alert rules and prunes old queue-lag rows. */
 import { runInBackground } from "../background.ts";
 import type { RawEnv } from "../env.ts";
+import { sweepRetention } from "../privacy/retention.ts";
 import { evaluateAlerts, pruneQueueLag } from "./evaluate.ts";
 
 export function runScheduled(
@@ -21,5 +22,8 @@ export function runScheduled(
         resolved: report.resolved.length,
       }),
     );
+    // After the alerts: a slow sweep must not delay them. Bounded per run (src/privacy/retention.ts).
+    const retention = await sweepRetention(dbh.db, env, controller.scheduledTime);
+    console.log(JSON.stringify({ msg: "retention swept", ...retention }));
   });
 }

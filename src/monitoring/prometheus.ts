@@ -89,7 +89,10 @@ const GAUGES: Record<RuleName, { name: string; help: string }> = {
   p99_response_time: { name: "response_time_p99_seconds", help: "P99 response time over the rule's window" },
   resolution_rate: { name: "resolution_ratio", help: "Resolved conversations / ended conversations" },
   escalation_rate: { name: "escalation_ratio", help: "Escalated conversations / ended conversations" },
-  error_rate: { name: "error_ratio", help: "Failed model answers / model answers" },
+  error_rate: {
+    name: "error_ratio",
+    help: "(Failed model answers + tool failures) / (model answers + tool calls)",
+  },
   dau_change: {
     name: "daily_active_users_change_ratio",
     help: "Average daily active users of the window's days vs the same number of days before, minus 1",
@@ -214,16 +217,30 @@ const COUNTERS: { name: string; help: string; samples: (t: Totals) => [Labels, n
   },
 ];
 
+/** The knowledge rollups summed over all days, per tenant and per tenant and source. */
+async function readKnowledgeTotals(db: SqlExecutor) {
+  const [answers, sources] = await Promise.all([
+    db.execute(sql`select tenant_id, sum(answers)::float8 as answers, sum(grounded)::float8 as grounded,
+      sum(unanswered)::float8 as unanswered from knowledge_daily group by tenant_id order by tenant_id`),
+    db.execute(sql`select tenant_id, source_id, sum(citations)::float8 as citations
+      from knowledge_source_daily group by tenant_id, source_id order by tenant_id, source_id`),
+  ]);
+  return { answers, sources };
+}
+
 /** Renders every metric; reads tenants, totals, windows, alerts and queue lag. */
 export async function renderMetrics(db: SqlExecutor, now: number): Promise<string> {
   const scopes = await loadScopes(db);
   const active = scopes.filter((s) => s.active);
-  const [sums, totalsRes, firingRes, queues, queueTotals] = await Promise.all([
+  const [sums, totalsRes, firingRes, queues, queueTotals, toolsRes, knowledgeRes] = await Promise.all([
     readWindows(db, windowRequests(scopes, { tenants: "active", platform: true }), now),
     db.execute(TOTALS_WITH_HISTOGRAM),
     db.execute(sql`select tenant_id, rule from alerts where state = 'firing'`),
     readQueueLag(db, now),
     db.execute(sql`select queue, messages::float8 as messages, lag_sum_ms from queue_totals order by queue`),
+    db.execute(sql`select tenant_id, tool, sum(calls)::float8 as calls, sum(failures)::float8 as failures,
+      sum(latency_sum_ms) as latency_sum_ms from tool_daily group by tenant_id, tool order by tenant_id, tool`),
+    readKnowledgeTotals(db),
   ]);
   const totals = totalsRes.rows.map((r) => {
     const t = { tenant_id: String(r.tenant_id) } as Totals;
@@ -257,6 +274,61 @@ export async function renderMetrics(db: SqlExecutor, now: number): Promise<strin
       ),
     );
   }
+  // Per tool, from the daily tool rollup: calls by result, and the seconds they took.
+  const tools = toolsRes.rows.map((r) => ({
+    labels: { tenant: String(r.tenant_id), tool: String(r.tool) },
+    calls: Number(r.calls),
+    failures: Number(r.failures),
+    seconds: Number(r.latency_sum_ms) / 1000,
+  }));
+  out.family(
+    "chatedge_tool_calls_total",
+    "counter",
+    "Tool calls the tool loop ran, by tool and result (failure: the tool failed or was refused; a visitor leaving is ok)",
+    tools.flatMap((t) => [
+      { labels: { ...t.labels, result: "ok" }, value: t.calls - t.failures },
+      { labels: { ...t.labels, result: "failure" }, value: t.failures },
+    ]),
+  );
+  out.family(
+    "chatedge_tool_call_seconds_total",
+    "counter",
+    "Seconds spent in tool calls, by tool (divide by chatedge_tool_calls_total for the mean)",
+    tools.map((t) => ({ labels: t.labels, value: t.seconds })),
+  );
+  // Answers from the tenant's knowledge, from its daily rollups (docs/knowledge.md "Analytics").
+  const knowledge = (column: string) =>
+    knowledgeRes.answers.rows.map((r) => ({
+      labels: { tenant: String(r.tenant_id) },
+      value: Number(r[column]),
+    }));
+  out.family(
+    "chatedge_knowledge_answers_total",
+    "counter",
+    "Model answers to messages the tenant's knowledge was searched for",
+    knowledge("answers"),
+  );
+  out.family(
+    "chatedge_knowledge_grounded_answers_total",
+    "counter",
+    "Of chatedge_knowledge_answers_total, the answers citing at least one source",
+    knowledge("grounded"),
+  );
+  out.family(
+    "chatedge_knowledge_unanswered_total",
+    "counter",
+    "Of chatedge_knowledge_answers_total, the answers that are the tenant's \"I don't know\"",
+    knowledge("unanswered"),
+  );
+  out.family(
+    "chatedge_knowledge_source_citations_total",
+    "counter",
+    "Answers citing a knowledge source, by source id (at most 500 sources a tenant)",
+    knowledgeRes.sources.rows.map((r) => ({
+      labels: { tenant: String(r.tenant_id), source: String(r.source_id) },
+      value: Number(r.citations),
+    })),
+  );
   out.histogram(
     "chatedge_response_time_seconds",
     "Model response time of answered turns (ok and error) since the beginning; a bound also holds turns up to 1/64 above it (the stored histogram's precision)",

@@ -90,7 +90,8 @@ export const RULES: Record<RuleName, RuleDef> = {
   },
   error_rate: {
     metric: "error_rate_pct",
-    description: "Error rate above the threshold: provider failures, timeouts",
+    description:
+      "Error rate above the threshold: failed model calls (provider failures, timeouts) and tool failures",
     unit: "pct",
     op: "gt",
     threshold: 5,

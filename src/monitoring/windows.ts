@@ -287,7 +287,8 @@ export function readRule(name: RuleName, s: WindowSums, windowHours: number): Ru
           ? s.p50_ms
           : name === "p99_response_time"
             ? s.p99_ms
-            : pct(s.errors, s.answered);
+            : // The reference's error rate: failed LLM calls plus tool failures, of calls of both.
+              pct(s.errors + s.tool_failures, s.answered + s.tool_calls);
       return { value, events: s.answered };
     }
     case "conversations": {

@@ -11,6 +11,7 @@ import type { Db } from "../db/client";
 import { notifications } from "../db/schema";
 import type { Env, RawEnv } from "../env";
 import { errorSummary } from "../errors";
+import { redact } from "../privacy/redact";
 import { Notice, render } from "./messages";
 import { type Delivery, originOf, postWebhook, type TenantHook, tenantHooks } from "./webhook";
 
@@ -19,7 +20,8 @@ export const MAX_ATTEMPTS = 5;
 
 type Outcome = Delivery;
 
-async function sendEmail(env: Env, to: string, subject: string, text: string): Promise<Outcome> {
+/** Sends one plain-text email through the `send_email` binding, from EMAIL_FROM. */
+export async function sendEmail(env: Env, to: string, subject: string, text: string): Promise<Outcome> {
   if (!env.EMAIL_FROM) {
     return { status: "skipped", channel: "none", error: "email is not configured (EMAIL_FROM)" };
   }
@@ -66,7 +68,8 @@ async function recordOutcomes(db: Db, rows: { n: Notice; o: Outcome; attempts: n
           channel: o.channel,
           recipient: o.recipient ?? recipientOf(n),
           subject,
-          body: text,
+          // The outbox keeps what was sent for inspection, not the personal data in it.
+          body: redact(text),
           status: o.status,
           attempts,
           error: o.error,

@@ -1,7 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { newRouter } from "../app";
 import { adminAuth } from "../auth/middleware";
+import { AppError } from "../errors";
 import { adminSecurity, errors, jsonBody, jsonResponse } from "../openapi";
+import { purgeTenant } from "../privacy/purge";
 import { invalidateApiKey, invalidateTenant } from "./config";
 import {
   ApiKey,
@@ -75,6 +77,34 @@ const deactivateTenantRoute = createRoute({
   summary: "Deactivate a tenant: its keys stop working; its data is kept",
   request: { params: TenantIdParam },
   responses: { 200: jsonResponse(Tenant, "The deactivated tenant"), ...errors(400, 401, 404) },
+});
+
+const PurgeConfirm = z
+  .object({ confirm: z.string().openapi({ description: "The tenant's id again: a purge cannot be undone" }) })
+  .strict()
+  .openapi("TenantPurgeConfirm");
+
+const PurgeProgressOut = z
+  .object({
+    done: z.boolean().openapi({ description: "false: more is left; call again (202)" }),
+    transcripts_deleted: z.number().int(),
+    gate_deleted: z.boolean(),
+    rows_deleted: z.record(z.string(), z.number().int()),
+    redis_keys_deleted: z.number().int(),
+  })
+  .openapi("TenantPurge");
+
+const purgeTenantRoute = createRoute({
+  ...common,
+  method: "post",
+  path: "/tenants/{id}/purge",
+  summary: "Delete everything of a deactivated tenant: rows, Durable Objects, Redis keys",
+  request: { params: TenantIdParam, body: jsonBody(PurgeConfirm) },
+  responses: {
+    200: jsonResponse(PurgeProgressOut, "The tenant is gone"),
+    202: jsonResponse(PurgeProgressOut, "Part done; call again to go on"),
+    ...errors(400, 401, 404, 409, 415),
+  },
 });
 
 const createKeyRoute = createRoute({
@@ -152,6 +182,19 @@ export const adminTenants = newRouter()
     const row = await updateTenant(svc.dbh.db, actorOf(c), id, { active: false });
     await invalidateTenant(svc, id);
     return c.json(tenantOut(row), 200);
+  })
+  .openapi(purgeTenantRoute, async (c) => {
+    const svc = c.get("svc");
+    const { id } = c.req.valid("param");
+    if (c.req.valid("json").confirm !== id) {
+      throw new AppError("VALIDATION_FAILED", "confirm must repeat the tenant id", {
+        details: [{ path: "confirm", message: "must equal the tenant id" }],
+      });
+    }
+    const row = await getTenant(svc.dbh.db, id);
+    if (row.active) throw new AppError("CONFLICT", "deactivate the tenant (DELETE) before purging it");
+    const progress = await purgeTenant(svc, actorOf(c), id);
+    return progress.done ? c.json(progress, 200) : c.json(progress, 202);
   })
   .openapi(createKeyRoute, async (c) => {
     const { row, key } = await createApiKey(

@@ -62,6 +62,11 @@ export function findApiKey(
   return cachedOnly ? apiKeyRecords.cached(svc, prefix) : apiKeyRecords.get(svc, prefix);
 }
 
+/** The key record this isolate holds fresh under `prefix`, with no I/O (see `findApiKey`). */
+export function freshApiKey(svc: Services, prefix: string): ApiKeyRecord | undefined {
+  return apiKeyRecords.fresh(svc, prefix);
+}
+
 /** Drops a tenant's cached config here and in Redis; called after the Postgres write commits. */
 export function invalidateTenant(svc: Services, tenantId: string): Promise<void> {
   return tenantConfigs.invalidate(svc, tenantId);

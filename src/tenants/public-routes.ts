@@ -21,8 +21,16 @@ export const tenantPublic = newRouter().openapi(configRoute, (c) => {
     t.turnstileSecretKey && t.turnstileSiteKey
       ? { site_key: t.turnstileSiteKey, script_url: c.get("svc").env.TURNSTILE_SCRIPT_URL }
       : null;
+  // `?? null`: a configuration cached before the widget_* columns existed lacks them.
+  const widget = {
+    title: t.widgetTitle ?? t.name,
+    accent_color: t.widgetAccentColor ?? null,
+    avatar_url: t.widgetAvatarUrl ?? null,
+    position: t.widgetPosition ?? "bottom-right",
+    locale: t.widgetLocale ?? null,
+  };
   return c.json(
-    { tenant_id: t.id, name: t.name, greeting: t.customGreeting, model: t.model, turnstile },
+    { tenant_id: t.id, name: t.name, greeting: t.customGreeting, model: t.model, widget, turnstile },
     200,
   );
 });

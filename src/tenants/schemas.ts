@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { CUSTOM_PATTERN_LIMITS, patternProblem } from "../privacy/redact";
 
 const TENANT_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const MODEL = /^[A-Za-z0-9@][A-Za-z0-9._:/@-]{0,127}$/;
@@ -16,6 +17,18 @@ const origin = z
       return false;
     }
   }, "must be an origin like https://shop.example.com (scheme, host, optional port; no path)");
+
+const httpsUrl = z
+  .string()
+  .max(2_048)
+  .refine((s) => {
+    try {
+      const u = new URL(s);
+      return u.protocol === "https:" && u.href === s && !u.username && !u.password;
+    } catch {
+      return false;
+    }
+  }, "must be an https URL in its normal form (https://cdn.example.com/avatar.png)");
 
 const price = z.object({ input: z.number().min(0).max(10_000), output: z.number().min(0).max(10_000) });
 
@@ -57,11 +70,40 @@ const configFields = {
   allowed_tools: z
     .array(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "tool names are [A-Za-z0-9_-]{1,64}"))
     .max(128),
+  /** OpenAI route: "server" runs the tenant's registered tools in the platform's tool loop. */
+  tool_execution: z.enum(["client", "server"]),
+  /** Tool rounds per message before the model must answer without tools (docs/tools.md). */
+  max_tool_steps: z.number().int().min(1).max(8),
   blocked_topics: z.array(z.string().trim().min(1).max(200)).max(500),
   escalation_email: z.union([z.email(), z.literal("")]),
   custom_greeting: z.string().max(2_000),
   policy_message: z.string().max(2_000),
   allowed_origins: z.array(origin).max(100),
+  /** The widget's title bar; null: the tenant's name. */
+  widget_title: z.string().trim().min(1).max(80).nullable(),
+  /** The widget's accent (bubble, header, the visitor's messages); its text is black or white, whichever reads. */
+  widget_accent_color: z
+    .string()
+    .regex(/^#[0-9a-fA-F]{6}$/, "a hex colour like #2457d6")
+    .nullable(),
+  /** An image shown in the bubble and the title bar: an https URL (the page's CSP must allow it in img-src). */
+  widget_avatar_url: httpsUrl.nullable(),
+  widget_position: z.enum(["bottom-right", "bottom-left"]),
+  /** The widget's language; null: the visitor's browser language, English when unsupported. */
+  widget_locale: z.enum(["en", "de", "fr", "es", "ja"]).nullable(),
+  /** Days transcripts and per-event analytics are kept; null: the platform default (capped at the platform maximum). */
+  retention_days: z.number().int().min(1).max(3650).nullable(),
+  /** The tenant's own PII patterns (docs/privacy.md): bounded, compiled, no nested quantifiers. */
+  redact_patterns: z
+    .array(
+      z.string().superRefine((p, ctx) => {
+        const problem = patternProblem(p);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }),
+    )
+    .max(CUSTOM_PATTERN_LIMITS.count),
+  /** Redact visitors' messages before the model provider sees them, not only before storage. */
+  redact_before_model: z.boolean(),
   /** Cloudflare Turnstile's public site key; the widget renders the check with it. */
   turnstile_site_key: z.string().regex(TURNSTILE_KEY, "not a Turnstile site key").nullable(),
 };
@@ -165,6 +207,17 @@ export const PublicConfig = z
     name: z.string(),
     greeting: z.string(),
     model: z.string(),
+    widget: z
+      .object({
+        title: z.string(),
+        accent_color: z.string().nullable(),
+        avatar_url: z.string().nullable(),
+        position: z.enum(["bottom-right", "bottom-left"]),
+        locale: z.enum(["en", "de", "fr", "es", "ja"]).nullable(),
+      })
+      .openapi({
+        description: "How the widget looks: the tenant's widget_* settings, the title defaulting to the name",
+      }),
     turnstile: z.object({ site_key: z.string(), script_url: z.string() }).nullable().openapi({
       description:
         "The bot check a browser passes before its first conversation (send the token as turnstile_token); null when off",

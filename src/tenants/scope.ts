@@ -1,6 +1,7 @@
 /**
- * Tenant-scoped routes are declared once and mounted twice: under `/v1` for the tenant's own secret
- * key, and under `/admin/tenants/{id}` for the platform admin. A scope's middleware resolves the
+ * Tenant-scoped routes are declared once and mounted three times: under `/v1` for the tenant's own
+ * secret key, under `/admin/tenants/{id}` for the platform admin, and under `/operator` for the
+ * tenant's operators signed into the console (src/operators/). A scope's middleware resolves the
  * tenant and the actor onto the context (`c.var.tenant`, `c.var.actor`), so a handler never asks
  * where the tenant came from.
  */
@@ -10,22 +11,25 @@ import { createMiddleware } from "hono/factory";
 import type { App, AppEnv } from "../app";
 import { adminAuth, tenantAuth } from "../auth/middleware";
 import { AppError } from "../errors";
-import { adminSecurity, errors, tenantSecurity } from "../openapi";
+import { adminSecurity, errors, operatorSecurity, tenantSecurity } from "../openapi";
+import { operatorAuth, ownersOnly } from "../operators/middleware";
 import { getTenantConfig } from "./config";
 import { TenantIdParam } from "./schemas";
 
-/** Which credential reached the tenant. */
-export type ScopeKind = "key" | "admin";
+/** Which credential reached the tenant: a secret key, the admin token, or an operator's console session. */
+export type ScopeKind = "key" | "admin" | "operator";
 
 /** A route of a tenant scope: a route config whose tags, security, auth and scope errors are added. */
 export type ScopedRoute = Omit<RouteConfig, "security" | "middleware"> & {
   middleware?: MiddlewareHandler<AppEnv>[];
+  /** Operators with the agent role may call it too; otherwise only owners may, for anything but GET. */
+  agents?: boolean;
 };
 
 export interface TenantScope {
   readonly kind: ScopeKind;
   /** Where the scope's routers are mounted. */
-  readonly prefix: "/v1" | "/admin/tenants/:id";
+  readonly prefix: "/v1" | "/admin/tenants/:id" | "/operator";
   /** Declares a route in this scope (the admin scope adds the `{id}` path parameter). */
   route<const R extends ScopedRoute>(def: R): R;
 }
@@ -71,31 +75,42 @@ function withTenantId(params: Params): Params {
   throw new Error("scoped routes declare their path params as a z.object");
 }
 
+const AUTH: Record<ScopeKind, MiddlewareHandler<AppEnv>[]> = {
+  key: [tenantAuth, secretKeyOnly],
+  admin: [adminAuth, adminScopeAuth],
+  operator: [operatorAuth],
+};
+const PREFIX = { key: "/v1", admin: "/admin/tenants/:id", operator: "/operator" } as const;
+const SECURITY = { key: tenantSecurity, admin: adminSecurity, operator: operatorSecurity };
+
 function scope(kind: ScopeKind): TenantScope {
-  const auth = kind === "key" ? [tenantAuth, secretKeyOnly] : [adminAuth, adminScopeAuth];
-  const statuses = kind === "key" ? [401, 403] : [400, 401, 404];
+  const statuses = kind === "admin" ? [400, 401, 404] : [401, 403];
   return {
     kind,
-    prefix: kind === "key" ? "/v1" : "/admin/tenants/:id",
+    prefix: PREFIX[kind],
     route(def) {
       const request =
         kind === "admin" ? { ...def.request, params: withTenantId(def.request?.params) } : def.request;
+      const roles = kind === "operator" && def.method !== "get" && !def.agents ? [ownersOnly] : [];
+      // `agents` is this scope's own field: kept out of the route config (and so out of /openapi.json).
+      const { agents: _agents, ...config } = def;
       return createRoute({
-        ...def,
-        tags: (def.tags ?? []).map((t) => (kind === "admin" ? `admin: ${t}` : t)),
-        security: kind === "key" ? tenantSecurity : adminSecurity,
-        middleware: [...auth, ...(def.middleware ?? [])],
+        ...config,
+        tags: (def.tags ?? []).map((t) => (kind === "key" ? t : `${kind}: ${t}`)),
+        security: SECURITY[kind],
+        middleware: [...AUTH[kind], ...roles, ...(def.middleware ?? [])],
         request,
         responses: { ...errors(...statuses), ...def.responses },
-      }) as typeof def;
+      }) as unknown as typeof def;
     },
   };
 }
 
 export const keyScope = scope("key");
 export const adminScope = scope("admin");
+export const operatorScope = scope("operator");
 
-/** Mounts a scoped router under both prefixes. */
+/** Mounts a scoped router under the three prefixes. */
 export function mountTenantScoped(app: App, routes: (scope: TenantScope) => App): void {
-  for (const s of [keyScope, adminScope]) app.route(s.prefix, routes(s));
+  for (const s of [keyScope, adminScope, operatorScope]) app.route(s.prefix, routes(s));
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MOCK_GREETING_REPLY } from "../../src/chat/providers/mock";
@@ -108,8 +109,39 @@ describe("the official openai client against `npm run dev`", () => {
   });
 });
 
+// The README's TypeScript example is this file, word for word: the test runs what readers copy.
+describe("the README's openai snippet (docs/snippets/openai-client.ts)", () => {
+  it("is in the README exactly", () => {
+    const snippet = readFileSync("docs/snippets/openai-client.ts", "utf8");
+    expect(readFileSync("README.md", "utf8")).toContain(`\`\`\`ts\n${snippet}\`\`\``);
+  });
+
+  it("answers, streams, and turns a rate limit into a wait, against `npm run dev`", async () => {
+    process.env.CHATEDGE_URL = stack.base;
+    process.env.CHATEDGE_SECRET_KEY = await tenantKey({ user_rate_limit_per_minute: 2 });
+    process.env.CHATEDGE_MODEL = "mock";
+    const { ask, askStreaming, askOrWait } = await import("../../docs/snippets/openai-client");
+    expect(await ask("hello", "customer-42")).toBe(MOCK_GREETING_REPLY);
+    const pieces: string[] = [];
+    const usage = await askStreaming("when do you open on sunday", "customer-42", (t) => pieces.push(t));
+    expect(pieces.length).toBeGreaterThan(5);
+    expect(pieces.join("")).toContain("when do you open on sunday");
+    expect(usage?.total_tokens).toBeGreaterThan(0);
+    // customer-42 has had its 2 messages this minute; another user has not.
+    expect(await askOrWait("hello", "customer-42")).toMatch(
+      /^Busy \(rate_limit_exceeded: user\), try again in \d+ s\.$/,
+    );
+    expect(await askOrWait("hello", "customer-7")).toBe(MOCK_GREETING_REPLY);
+  });
+});
+
 /** A client on a new tenant of the stack, created through the admin API, with a secret key. */
 async function tenantClient(config: Record<string, unknown>): Promise<OpenAI> {
+  return new OpenAI({ baseURL: `${stack.base}/v1`, apiKey: await tenantKey(config), maxRetries: 0 });
+}
+
+/** A secret key of a new tenant of the stack, created through the admin API. */
+async function tenantKey(config: Record<string, unknown>): Promise<string> {
   const admin = (path: string, body: unknown) =>
     fetch(`${stack.base}/admin${path}`, {
       method: "POST",
@@ -127,6 +159,5 @@ async function tenantClient(config: Record<string, unknown>): Promise<OpenAI> {
   expect(made.status).toBe(201);
   const key = await admin(`/tenants/${id}/keys`, { kind: "secret", name: "e2e" });
   expect(key.status).toBe(201);
-  const { key: apiKey } = (await key.json()) as { key: string };
-  return new OpenAI({ baseURL: `${stack.base}/v1`, apiKey, maxRetries: 0 });
+  return ((await key.json()) as { key: string }).key;
 }

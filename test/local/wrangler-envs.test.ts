@@ -25,11 +25,17 @@ describe("wrangler.jsonc environments", () => {
     const analytics = c.queues.consumers?.find((q) => q.queue === vars.ANALYTICS_QUEUE_NAME);
     expect(analytics?.dead_letter_queue).toBe(vars.ANALYTICS_DLQ_NAME);
     expect(c.queues.consumers?.map((q) => q.queue).sort()).toEqual(
-      [vars.ANALYTICS_QUEUE_NAME, vars.ANALYTICS_DLQ_NAME, vars.NOTIFY_QUEUE_NAME].sort(),
+      [
+        vars.ANALYTICS_QUEUE_NAME,
+        vars.ANALYTICS_DLQ_NAME,
+        vars.NOTIFY_QUEUE_NAME,
+        vars.KNOWLEDGE_QUEUE_NAME,
+      ].sort(),
     );
     expect(Object.fromEntries((c.queues.producers ?? []).map((p) => [p.binding, p.queue]))).toEqual({
       ANALYTICS_QUEUE: vars.ANALYTICS_QUEUE_NAME,
       NOTIFY_QUEUE: vars.NOTIFY_QUEUE_NAME,
+      KNOWLEDGE_QUEUE: vars.KNOWLEDGE_QUEUE_NAME,
     });
     // What wrangler does not inherit, each environment declares: the worker fails closed without it.
     expect(c.durable_objects.bindings.map((b) => b.name).sort()).toEqual([
@@ -51,6 +57,7 @@ describe("wrangler.jsonc environments", () => {
       ANALYTICS_QUEUE_NAME: "chatedge-analytics",
       ANALYTICS_DLQ_NAME: "chatedge-analytics-dlq",
       NOTIFY_QUEUE_NAME: "chatedge-notify",
+      KNOWLEDGE_QUEUE_NAME: "chatedge-knowledge",
     });
     const queues = (c: Resolved) => (c.queues.consumers ?? []).map((q) => q.queue);
     expect(queues(staging).filter((q) => queues(production).includes(q))).toEqual([]);

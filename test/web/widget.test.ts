@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { ApiError, apiErrorOf, retryAfterSeconds } from "../../web/shared/api-error";
 import { NetworkError } from "../../web/widget/api";
-import { explain } from "../../web/widget/chat";
+import { explain, toolStatus } from "../../web/widget/chat";
+import { TRANSLATIONS } from "../../web/widget/locales";
 import { parseFrame, readSse } from "../../web/widget/sse";
 import { Memo, VisitorToken } from "../../web/widget/storage";
 import { BotCheckError } from "../../web/widget/turnstile";
@@ -158,5 +159,15 @@ describe("the shared error envelope reader", () => {
     ]);
     const nul = await apiErrorOf(new Response("null", { status: 500, statusText: "Internal Server Error" }));
     expect([nul.code, nul.message]).toEqual(["HTTP_500", "Internal Server Error"]);
+  });
+});
+
+describe("the widget's tool status line", () => {
+  it("says a tool is running, with its label, in the visitor's language, and clears when it ends", () => {
+    const start = { phase: "start" as const, name: "order_status", label: "Looks up an order." };
+    expect(toolStatus(start)).toBe("Checking… Looks up an order.");
+    expect(toolStatus({ ...start, label: "" })).toBe("Checking…");
+    expect(toolStatus(start, TRANSLATIONS.de)).toBe("Wird geprüft… Looks up an order.");
+    expect(toolStatus({ phase: "end", name: "order_status", ok: false })).toBe("");
   });
 });

@@ -20,7 +20,23 @@ import { call, createKey, createTenant, query, send, sql, uniqueId } from "./hel
 
 /** The ids of one tenant's objects a probe fills a path with. */
 /** `doomed`: a second experiment, so the tenant's and the admin's deletes each have one to delete. */
-type Ids = { tenant: string; conversation: string; experiment: string; doomed: string; key: string };
+/** `tool`, `doomedTool`: the same for registered tools; `source`, `doomedSource` for knowledge sources. */
+type Ids = {
+  tenant: string;
+  conversation: string;
+  experiment: string;
+  doomed: string;
+  key: string;
+  tool: string;
+  doomedTool: string;
+  source: string;
+  doomedSource: string;
+  /** Console operators (src/operators): an agent every route can name, one to remove. */
+  operator: string;
+  doomedOperator: string;
+  /** A model only this tenant's callers may name (allowed_models). */
+  model: string;
+};
 
 type Entry = {
   /** Which credential the route takes, as its `security` in /openapi.json says. */
@@ -31,8 +47,11 @@ type Entry = {
   body?: unknown;
   /** Tenant routes: "refused" when publishable keys get 403 on the route whatever the ids. */
   publishable?: "allowed" | "refused";
-  /** What the owner gets sending the same request (the control that shows the probe is real). */
-  ownerStatus: 200 | 201;
+  /**
+   * What the owner gets sending the same request (the control that shows the probe is real); 400
+   * for the purge, whose handler (past auth) refuses a confirmation that is not the tenant's id.
+   */
+  ownerStatus: 200 | 201 | 400;
 };
 
 /**
@@ -40,6 +59,9 @@ type Entry = {
  * the tenant `{id}` have no sub-resource to cross; they are still swept with tenant keys (401).
  * Admin routes with more params are also swept with the admin token on A's id and B's sub-resource.
  */
+/** A valid knowledge source (a probe must reach the handler, not the validator). */
+const KNOWLEDGE_BODY = { type: "text", title: "Sweep", content: "Written by the isolation sweep." };
+
 const ID_ROUTES: Record<string, Entry> = {
   // admin: tenants
   "GET /admin/tenants/{id}": { auth: "admin", params: (i) => ({ id: i.tenant }), ownerStatus: 200 },
@@ -50,6 +72,12 @@ const ID_ROUTES: Record<string, Entry> = {
     ownerStatus: 200,
   },
   "DELETE /admin/tenants/{id}": { auth: "admin", params: (i) => ({ id: i.tenant }), ownerStatus: 200 },
+  "POST /admin/tenants/{id}/purge": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant }),
+    body: { confirm: "the probe's own tenant id is checked against this" },
+    ownerStatus: 400,
+  },
   "POST /admin/tenants/{id}/keys": {
     auth: "admin",
     params: (i) => ({ id: i.tenant }),
@@ -103,6 +131,35 @@ const ID_ROUTES: Record<string, Entry> = {
     params: (i) => ({ id: i.tenant, name: i.experiment }),
     ownerStatus: 200,
   },
+  // admin: tools
+  "POST /admin/tenants/{id}/tools": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant }),
+    body: toolBody("created_by_sweep"),
+    ownerStatus: 201,
+  },
+  "GET /admin/tenants/{id}/tools": { auth: "admin", params: (i) => ({ id: i.tenant }), ownerStatus: 200 },
+  "GET /admin/tenants/{id}/tools/{name}": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant, name: i.tool }),
+    ownerStatus: 200,
+  },
+  "PATCH /admin/tenants/{id}/tools/{name}": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant, name: i.tool }),
+    body: { enabled: false },
+    ownerStatus: 200,
+  },
+  "DELETE /admin/tenants/{id}/tools/{name}": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant, name: i.tool }),
+    ownerStatus: 200,
+  },
+  "POST /admin/tenants/{id}/tools/{name}/secret": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant, name: i.tool }),
+    ownerStatus: 200,
+  },
   // admin: monitoring
   "GET /admin/tenants/{id}/monitoring": {
     auth: "admin",
@@ -131,6 +188,26 @@ const ID_ROUTES: Record<string, Entry> = {
   "POST /admin/tenants/{id}/identity-secret": {
     auth: "admin",
     params: (i) => ({ id: i.tenant }),
+    ownerStatus: 200,
+  },
+  // admin: a visitor's export and erasure (src/privacy)
+  "POST /admin/tenants/{id}/privacy/export": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant }),
+    body: { user_id: "isolation-sweep" },
+    ownerStatus: 200,
+  },
+  "POST /admin/tenants/{id}/privacy/erase": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant }),
+    body: { user_id: "isolation-sweep", confirm: "isolation-sweep" },
+    ownerStatus: 200,
+  },
+  // tenant: the OpenAI-compatible model list
+  "GET /v1/models/{model}": {
+    auth: "tenant",
+    params: (i) => ({ model: i.model }),
+    publishable: "refused",
     ownerStatus: 200,
   },
   // tenant: conversations
@@ -187,10 +264,152 @@ const ID_ROUTES: Record<string, Entry> = {
     publishable: "refused",
     ownerStatus: 200,
   },
+  // tenant: tools (secret keys only)
+  "GET /v1/tools/{name}": {
+    auth: "tenant",
+    params: (i) => ({ name: i.tool }),
+    publishable: "refused",
+    ownerStatus: 200,
+  },
+  "PATCH /v1/tools/{name}": {
+    auth: "tenant",
+    params: (i) => ({ name: i.tool }),
+    body: { enabled: false },
+    publishable: "refused",
+    ownerStatus: 200,
+  },
+  "DELETE /v1/tools/{name}": {
+    auth: "tenant",
+    params: (i) => ({ name: i.doomedTool }),
+    publishable: "refused",
+    ownerStatus: 200,
+  },
+  "POST /v1/tools/{name}/secret": {
+    auth: "tenant",
+    params: (i) => ({ name: i.tool }),
+    publishable: "refused",
+    ownerStatus: 200,
+  },
+  // operators (src/operators): the admin side, then the tenant's own keys (secret keys only)
+  "GET /admin/tenants/{id}/operators": { auth: "admin", params: (i) => ({ id: i.tenant }), ownerStatus: 200 },
+  "POST /admin/tenants/{id}/operators": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant }),
+    body: { email: "invited-by-admin@example.com", name: "Sweep", role: "agent" },
+    ownerStatus: 201,
+  },
+  "PATCH /admin/tenants/{id}/operators/{operator_id}": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant, operator_id: i.operator }),
+    body: { name: "Renamed by the admin" },
+    ownerStatus: 200,
+  },
+  "DELETE /admin/tenants/{id}/operators/{operator_id}/sessions": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant, operator_id: i.operator }),
+    ownerStatus: 200,
+  },
+  "DELETE /admin/tenants/{id}/operators/{operator_id}": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant, operator_id: i.operator }),
+    ownerStatus: 200,
+  },
+  "PATCH /v1/operators/{operator_id}": {
+    auth: "tenant",
+    params: (i) => ({ operator_id: i.operator }),
+    body: { name: "Renamed by a key" },
+    publishable: "refused",
+    ownerStatus: 200,
+  },
+  "DELETE /v1/operators/{operator_id}/sessions": {
+    auth: "tenant",
+    params: (i) => ({ operator_id: i.operator }),
+    publishable: "refused",
+    ownerStatus: 200,
+  },
+  "DELETE /v1/operators/{operator_id}": {
+    auth: "tenant",
+    params: (i) => ({ operator_id: i.doomedOperator }),
+    publishable: "refused",
+    ownerStatus: 200,
+  },
+  // knowledge (src/knowledge): the admin side, then the tenant's own keys (secret keys only)
+  "POST /admin/tenants/{id}/knowledge/sources": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant }),
+    body: KNOWLEDGE_BODY,
+    ownerStatus: 201,
+  },
+  "GET /admin/tenants/{id}/knowledge/sources": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant }),
+    ownerStatus: 200,
+  },
+  "GET /admin/tenants/{id}/knowledge/sources/{sourceId}": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant, sourceId: i.source }),
+    ownerStatus: 200,
+  },
+  "PUT /admin/tenants/{id}/knowledge/sources/{sourceId}": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant, sourceId: i.source }),
+    body: KNOWLEDGE_BODY,
+    ownerStatus: 200,
+  },
+  "DELETE /admin/tenants/{id}/knowledge/sources/{sourceId}": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant, sourceId: i.source }),
+    ownerStatus: 200,
+  },
+  "GET /admin/tenants/{id}/knowledge/settings": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant }),
+    ownerStatus: 200,
+  },
+  "PATCH /admin/tenants/{id}/knowledge/settings": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant }),
+    body: { unknown_answer_message: "patched by the isolation sweep" },
+    ownerStatus: 200,
+  },
+  "GET /admin/tenants/{id}/knowledge/unanswered": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant }),
+    ownerStatus: 200,
+  },
+  "GET /v1/knowledge/sources/{sourceId}": {
+    auth: "tenant",
+    params: (i) => ({ sourceId: i.source }),
+    publishable: "refused",
+    ownerStatus: 200,
+  },
+  "PUT /v1/knowledge/sources/{sourceId}": {
+    auth: "tenant",
+    params: (i) => ({ sourceId: i.source }),
+    body: KNOWLEDGE_BODY,
+    publishable: "refused",
+    ownerStatus: 200,
+  },
+  "DELETE /v1/knowledge/sources/{sourceId}": {
+    auth: "tenant",
+    params: (i) => ({ sourceId: i.doomedSource }),
+    publishable: "refused",
+    ownerStatus: 200,
+  },
 };
 
 const SHARED_EXPERIMENT = "shared-name";
 const METHODS = ["get", "put", "post", "patch", "delete"];
+
+/** A valid tool definition (the probes must reach the handler, not the validator). */
+function toolBody(name: string) {
+  return {
+    name,
+    description: "Looks up an order",
+    parameters: { type: "object", properties: { order_id: { type: "string" } } },
+    target: { kind: "https", url: "https://tools.example.com/order" },
+  };
+}
 
 function twoArms(name: string) {
   return {
@@ -211,6 +430,17 @@ type Fixture = {
   /** An experiment name only this tenant has, and the one both have. */
   onlyExperiment: string;
   doomedExperiment: string;
+  /** Tool names only this tenant has (tool routes take names). */
+  onlyTool: string;
+  doomedTool: string;
+  /** Knowledge source ids (uuids) of this tenant. */
+  onlySource: string;
+  doomedSource: string;
+  /** Operator ids, and the owner's console session the operator sweep signs in with. */
+  onlyOperator: string;
+  doomedOperator: string;
+  owner: { cookie: string; csrf: string };
+  onlyModel: string;
   /** The visitor who started the browser conversations, and another visitor of the same tenant. */
   visitorToken: string;
   otherVisitorToken: string;
@@ -229,16 +459,51 @@ async function ok(res: Response, status: number, what: string) {
 }
 
 /** A tenant with keys of both kinds, two experiments and four conversations. */
-async function tenantWithEverything(stem: string): Promise<Fixture> {
+async function tenantWithEverything(stem: string, onlyModel: string): Promise<Fixture> {
   const origin = `https://${stem}.example`;
-  const t = await createTenant({ tenant_id: uniqueId(stem), model: "mock", allowed_origins: [origin] });
+  const t = await createTenant({
+    tenant_id: uniqueId(stem),
+    model: "mock",
+    allowed_origins: [origin],
+    allowed_models: [onlyModel],
+  });
   const id = t.tenant_id;
   const sk = await createKey(id, "secret");
+  const invite = async (role: "owner" | "agent") => {
+    const body = { email: `${role}-${uniqueId("op")}@example.com`, name: role, role };
+    const res = await ok(await send("POST", "/v1/operators", sk.key, body), 201, "operator");
+    return res as { operator: { id: string }; invite_url: string };
+  };
+  const [ownerInvite, onlyOperator, doomedOperator] = [
+    await invite("owner"),
+    (await invite("agent")).operator.id,
+    (await invite("agent")).operator.id,
+  ];
+  const accepted = await call("/operator/invitations/accept", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      token: ownerInvite.invite_url.split("#invite=")[1],
+      password: "isolation sweep pw",
+    }),
+  });
+  const owner = {
+    cookie: (accepted.headers.get("set-cookie") ?? "").split(";")[0] as string,
+    csrf: ((await ok(accepted, 200, "accept")) as { csrf_token: string }).csrf_token,
+  };
   const pk = await createKey(id, "publishable");
   const onlyExperiment = `only-${id}`.slice(0, 40);
   await ok(await send("POST", "/v1/experiments", sk.key, twoArms(onlyExperiment)), 201, "experiment");
   const doomedExperiment = `doomed-${id}`.slice(0, 40);
   await ok(await send("POST", "/v1/experiments", sk.key, twoArms(doomedExperiment)), 201, "experiment");
+  const onlyTool = `only_${id}`.slice(0, 64);
+  await ok(await send("POST", "/v1/tools", sk.key, toolBody(onlyTool)), 201, "tool");
+  const doomedTool = `doomed_${id}`.slice(0, 64);
+  await ok(await send("POST", "/v1/tools", sk.key, toolBody(doomedTool)), 201, "tool");
+  const source = async () =>
+    (await ok(await send("POST", "/v1/knowledge/sources", sk.key, KNOWLEDGE_BODY), 201, "source"))
+      .id as string;
+  const [onlySource, doomedSource] = [await source(), await source()];
   const shared = await ok(
     await send("POST", "/v1/experiments", sk.key, twoArms(SHARED_EXPERIMENT)),
     201,
@@ -291,6 +556,14 @@ async function tenantWithEverything(stem: string): Promise<Fixture> {
     pk: { id: pk.id, key: pk.key },
     onlyExperiment,
     doomedExperiment,
+    onlyTool,
+    doomedTool,
+    onlySource,
+    doomedSource,
+    onlyOperator,
+    doomedOperator,
+    owner,
+    onlyModel,
     visitorToken,
     otherVisitorToken,
     sharedExperimentId: shared.id as string,
@@ -304,6 +577,13 @@ async function stateOf(t: Fixture) {
     'tenant', (select row_to_json(x) from tenants x where x.id = ${t.id}),
     'keys', (select json_agg(k order by k.id) from api_keys k where k.tenant_id = ${t.id}),
     'experiments', (select json_agg(e order by e.name) from experiments e where e.tenant_id = ${t.id}),
+    'tools', (select json_agg(x order by x.name) from tools x where x.tenant_id = ${t.id}),
+    'knowledge', (select json_agg(json_build_array(k.id, k.title, k.version) order by k.id)
+                  from knowledge_sources k where k.tenant_id = ${t.id}),
+    'operators', (select json_agg(json_build_array(o.id, o.name, o.role, o.removed_at) order by o.id)
+                  from operators o where o.tenant_id = ${t.id}),
+    'sessions', (select json_agg(json_build_array(x.id, x.revoked_at) order by x.id)
+                 from operator_sessions x where x.tenant_id = ${t.id}),
     'audit', (select json_agg(json_build_array(a.id, a.action, a.target, a.actor) order by a.id)
               from audit_log a where a.tenant_id = ${t.id})
   ) as state`);
@@ -328,12 +608,18 @@ function fill(path: string, params: Record<string, string>): string {
 const pathParams = (path: string) => [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1] as string).sort();
 
 const CODE_OF: Record<number, string> = { 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND" };
+const OPENAI_TYPE_OF: Record<number, string> = {
+  401: "authentication_error",
+  403: "permission_error",
+  404: "not_found_error",
+};
 
 type Probe = {
   label: string;
   route: string;
   path: string;
-  token: string;
+  /** A bearer token; none for the console's operator sessions (a cookie in `headers`). */
+  token?: string;
   body?: unknown;
   headers?: Record<string, string>;
   expect: number;
@@ -355,6 +641,14 @@ async function run(p: Probe): Promise<string | undefined> {
     return `${where}: not JSON: ${text.slice(0, 300)}`;
   }
   const e = body.error;
+  // The paths OpenAI's clients call answer in OpenAI's error shape (src/app.ts).
+  if (/^\/v1\/(?:models|chat\/completions)(?:\/|$)/.test(p.path)) {
+    const o = e as { type?: unknown; message?: unknown; request_id?: unknown } | undefined;
+    const type = OPENAI_TYPE_OF[p.expect];
+    if (typeof o?.message !== "string" || typeof o.request_id !== "string" || o.type !== type)
+      return `${where}: not OpenAI's error shape with type ${type}: ${text.slice(0, 300)}`;
+    return undefined;
+  }
   if (!e || typeof e.message !== "string" || typeof e.requestId !== "string" || e.requestId === "")
     return `${where}: not an error envelope: ${text.slice(0, 300)}`;
   const code = CODE_OF[p.expect];
@@ -396,6 +690,18 @@ let b: Fixture;
 /** Every documented operation: "METHOD /path" -> its operation. */
 let operations: Map<string, Operation>;
 
+/**
+ * `/operator/...` mounts the same routers as `/v1/...` for operators' console sessions
+ * (src/tenants/scope.ts): such a route is swept with its `/v1` twin's ids and body.
+ */
+function operatorTwin(route: string): Entry | undefined {
+  const [method, path] = route.split(" ") as [string, string];
+  if (!path.startsWith("/operator/")) return undefined;
+  return ID_ROUTES[`${method} /v1/${path.slice("/operator/".length)}`];
+}
+
+const sessionHeaders = (t: Fixture) => ({ cookie: t.owner.cookie, "x-csrf-token": t.owner.csrf });
+
 const idRoutesOf = (auth: Entry["auth"]) =>
   Object.entries(ID_ROUTES).filter(([route, e]) => e.auth === auth && operations.has(route));
 
@@ -407,11 +713,21 @@ const bagsOf = (t: Fixture): Ids[] =>
     experiment: t.onlyExperiment,
     doomed: t.doomedExperiment,
     key: t.sk.id,
+    tool: t.onlyTool,
+    doomedTool: t.doomedTool,
+    source: t.onlySource,
+    doomedSource: t.doomedSource,
+    operator: t.onlyOperator,
+    doomedOperator: t.doomedOperator,
+    model: t.onlyModel,
   }));
 
 describe("tenant isolation sweep", () => {
   beforeAll(async () => {
-    [a, b] = await Promise.all([tenantWithEverything("iso-a"), tenantWithEverything("iso-b")]);
+    [a, b] = await Promise.all([
+      tenantWithEverything("iso-a", "gpt-4o"),
+      tenantWithEverything("iso-b", "claude-haiku"),
+    ]);
     const res = await call("/openapi.json");
     expect(res.status).toBe(200);
     const doc = (await res.json()) as Doc;
@@ -423,10 +739,23 @@ describe("tenant isolation sweep", () => {
 
   it("covers every documented route that takes an id", () => {
     const documented = [...operations.keys()].filter((r) => r.includes("{"));
-    const missing = documented.filter((r) => !(r in ID_ROUTES));
+    const missing = documented.filter((r) => !(r in ID_ROUTES) && !operatorTwin(r));
     const stale = Object.keys(ID_ROUTES).filter((r) => !operations.has(r));
     const wrong: string[] = [];
-    const sample: Ids = { tenant: "t", conversation: "c", experiment: "e", doomed: "d", key: "k" };
+    const sample: Ids = {
+      tenant: "t",
+      conversation: "c",
+      experiment: "e",
+      doomed: "d",
+      key: "k",
+      tool: "x",
+      doomedTool: "y",
+      source: "s",
+      doomedSource: "z",
+      operator: "o",
+      doomedOperator: "p",
+      model: "m",
+    };
     for (const [route, e] of Object.entries(ID_ROUTES)) {
       const op = operations.get(route);
       if (!op) continue;
@@ -445,6 +774,11 @@ describe("tenant isolation sweep", () => {
         );
       if (e.auth === "tenant" && !e.publishable)
         wrong.push(`${route}: say whether publishable keys may call it`);
+    }
+    for (const route of documented.filter((r) => !(r in ID_ROUTES) && operatorTwin(r))) {
+      const schemes = (operations.get(route)?.security ?? []).flatMap((s) => Object.keys(s));
+      if (schemes.join() !== "OperatorSession")
+        wrong.push(`${route}: documented security is ${schemes.join()}`);
     }
     // An entry for a route that is gone is skipped by every sweep: a warning, not a failure.
     for (const r of stale) console.warn(`isolation sweep: ${r} is in ID_ROUTES but not in /openapi.json`);
@@ -533,6 +867,45 @@ describe("tenant isolation sweep", () => {
       },
     );
     expect(crossed.status).toBe(401);
+  });
+
+  it("operator sessions do not reach another tenant's objects, and keys do not open /operator", async () => {
+    const before = { a: await stateOf(a), b: await stateOf(b) };
+    const probes: Probe[] = [];
+    const reads: [string, string, Entry][] = [];
+    for (const route of operations.keys()) {
+      const e = operatorTwin(route);
+      if (!e) continue;
+      const path = fill(route.split(" ")[1] as string, e.params(bagsOf(b)[0]!));
+      // A's owner, with its own valid CSRF token: the tenant comes from the session, never the path.
+      probes.push({
+        label: "A's owner session",
+        route,
+        path,
+        body: e.body,
+        headers: sessionHeaders(a),
+        expect: 404,
+      });
+      probes.push({
+        label: "B's secret key on /operator",
+        route,
+        path,
+        token: b.sk.key,
+        body: e.body,
+        expect: 401,
+      });
+      if (route.startsWith("GET ")) reads.push([route, path, e]);
+    }
+    expect(probes.length).toBeGreaterThan(0);
+    const problems = await sweep(probes);
+    // The control: B's own owner reads the same objects through the same paths.
+    for (const [route, path, e] of reads) {
+      const res = await send("GET", path, undefined, undefined, sessionHeaders(b));
+      if (res.status !== e.ownerStatus)
+        problems.push(`${route}: B's owner got ${res.status}: ${await res.text()}`);
+    }
+    noProblems(problems);
+    expect({ a: await stateOf(a), b: await stateOf(b) }, "A's or B's state changed").toEqual(before);
   });
 
   it("admin sub-resources are found only under their own tenant", async () => {

@@ -19,6 +19,7 @@ const STAGING = {
   ANALYTICS_QUEUE_NAME: "chatedge-analytics-staging",
   ANALYTICS_DLQ_NAME: "chatedge-analytics-dlq-staging",
   NOTIFY_QUEUE_NAME: "chatedge-notify-staging",
+  KNOWLEDGE_QUEUE_NAME: "chatedge-knowledge-staging",
 } satisfies Partial<RawEnv>;
 
 const deadLetters = (tenantId: string) =>

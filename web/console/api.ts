@@ -17,14 +17,21 @@ export function issuesOf({ details }: ApiError): Issue[] {
   });
 }
 
-/** A tenant's resources: the same paths under /v1 (its own key) and /admin/tenants/{id} (the admin). */
+/**
+ * A tenant's resources: the same paths under /v1 (its own key), /admin/tenants/{id} (the admin)
+ * and /operator (an operator's console session).
+ */
 type TenantResource =
   | "analytics/dashboard"
   | "usage"
   | "experiments"
   | "monitoring"
   | "alerts"
-  | "alert-settings";
+  | "alert-settings"
+  | "tools"
+  | "privacy/export"
+  | "privacy/erase"
+  | "operators";
 
 /** Calls the API as the signed-in operator; a 401 calls `onUnauthorized` (the session is over). */
 export class Api {
@@ -38,22 +45,32 @@ export class Api {
   }
 
   async send<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = { Authorization: `Bearer ${this.session.token}` };
+    const headers: Record<string, string> = {};
+    // An operator's session rides in its HttpOnly cookie; writes carry the CSRF token.
+    if (this.session.kind !== "operator") headers.Authorization = `Bearer ${this.session.token}`;
+    else if (method !== "GET") headers["X-CSRF-Token"] = this.session.csrf;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const res = await fetch(path, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
+    if (res.status === 204) return undefined as T;
     if (res.ok) return (await res.json()) as T;
     const err = await apiErrorOf(res);
     if (res.status === 401) this.onUnauthorized();
     throw err;
   }
 
-  /** The path of a per-tenant resource, for the admin (any tenant) or a tenant key (its own). */
+  /** The path of a per-tenant resource, for the admin (any tenant), a tenant key or an operator (its own). */
   tenantPath(tenantId: string, what: TenantResource): string {
-    const base = this.session.kind === "admin" ? `/admin/tenants/${encodeURIComponent(tenantId)}` : "/v1";
+    const kind = this.session.kind;
+    const base =
+      kind === "admin"
+        ? `/admin/tenants/${encodeURIComponent(tenantId)}`
+        : kind === "operator"
+          ? "/operator"
+          : "/v1";
     return `${base}/${what}`;
   }
 }

@@ -1,32 +1,49 @@
 /**
- * The operator console at /console: a single-page app over the admin API (admin token) or a
- * tenant's own API (secret key). Routes live in the URL hash: #/tenants, #/new, #/monitoring,
+ * The console at /console: a single-page app over the admin API (admin token), a tenant's own API
+ * (secret key) or an operator's console session (/operator). Routes live in the URL hash: #/tenants, #/new, #/monitoring,
  * #/t/<id>/<tab>.
  */
 import { el } from "../shared/dom";
 import { Api } from "./api";
 import { destroyCharts } from "./charts";
 import { loadSession, type Session, saveSession } from "./session";
-import { button } from "./ui";
+import { button, errorBox } from "./ui";
 import { createTenantView } from "./views/config";
 import { platformView } from "./views/monitoring";
-import { signInView } from "./views/signin";
+import { acceptInviteView, redeemMagicLink, signInView } from "./views/signin";
 import { tenantView } from "./views/tenant";
 import { tenantsView } from "./views/tenants";
 
 const app = document.getElementById("app") ?? document.body;
 
 function signOut(): void {
+  const s = loadSession();
   saveSession(null);
+  // An operator's cookie ends on the server too (the key and admin sessions live only in this tab).
+  if (s?.kind === "operator") void new Api(s, () => {}).send("DELETE", "/operator/session").catch(() => {});
   location.hash = "#/signin";
   route();
+}
+
+function signedIn(s: Session): void {
+  saveSession(s);
+  location.hash = s.kind === "admin" ? "#/tenants" : `#/t/${s.tenantId}/dashboard`;
+  route();
+}
+
+/** One-use links carry their token in the fragment (never sent to a server): `#magic=` or `#invite=`. */
+function linkToken(): { kind: "magic" | "invite"; token: string } | null {
+  const m = /^#(magic|invite)=([A-Za-z0-9]{43})$/.exec(location.hash);
+  return m ? { kind: m[1] as "magic" | "invite", token: m[2] as string } : null;
 }
 
 function shell(s: Session, main: HTMLElement): HTMLElement {
   const who =
     s.kind === "admin"
       ? "admin"
-      : `${s.name} (${s.tenantId}), key ${s.token.slice(0, 7)}…${s.token.slice(-4)}`;
+      : s.kind === "operator"
+        ? `${s.name} <${s.email}> (${s.role}, ${s.tenantId})`
+        : `${s.name} (${s.tenantId}), key ${s.token.slice(0, 7)}…${s.token.slice(-4)}`;
   return el(
     "div",
     { class: "shell" },
@@ -34,12 +51,16 @@ function shell(s: Session, main: HTMLElement): HTMLElement {
       "header",
       { class: "top" },
       el(
-        "a",
-        { class: "brand", href: s.kind === "admin" ? "#/tenants" : `#/t/${s.tenantId}/dashboard` },
-        "chatedge console",
+        "nav",
+        { "aria-label": "Console" },
+        el(
+          "a",
+          { class: "brand", href: s.kind === "admin" ? "#/tenants" : `#/t/${s.tenantId}/dashboard` },
+          "chatedge console",
+        ),
+        s.kind === "admin" ? el("a", { href: "#/tenants" }, "Tenants") : null,
+        s.kind === "admin" ? el("a", { href: "#/monitoring" }, "Platform monitoring") : null,
       ),
-      s.kind === "admin" ? el("a", { href: "#/tenants" }, "Tenants") : null,
-      s.kind === "admin" ? el("a", { href: "#/monitoring" }, "Platform monitoring") : null,
       el("span", { class: "who" }, `Signed in as ${who}`),
       button("Sign out", signOut),
     ),
@@ -50,16 +71,26 @@ function shell(s: Session, main: HTMLElement): HTMLElement {
 /** Draws the page the hash names. */
 function route(): void {
   destroyCharts();
+  const link = linkToken();
+  if (link) {
+    // A link opens a new session, whoever was signed in in this tab.
+    saveSession(null);
+    history.replaceState(null, "", "#/signin");
+    if (link.kind === "invite") {
+      app.replaceChildren(el("main", { id: "main" }, acceptInviteView(link.token, signedIn)));
+    } else {
+      const status = el("p", { "aria-live": "polite" }, "Signing you in…");
+      app.replaceChildren(el("main", { id: "main" }, el("h1", {}, "chatedge console"), status));
+      redeemMagicLink(link.token).then(signedIn, (err: unknown) =>
+        status.replaceChildren(errorBox(err), el("a", { href: "#/signin" }, "Back to sign-in")),
+      );
+    }
+    return;
+  }
   const session = loadSession();
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
   if (!session) {
-    app.replaceChildren(
-      signInView((s) => {
-        saveSession(s);
-        location.hash = s.kind === "admin" ? "#/tenants" : `#/t/${s.tenantId}/dashboard`;
-        route();
-      }),
-    );
+    app.replaceChildren(el("main", { id: "main" }, signInView(signedIn)));
     return;
   }
   const api = new Api(session, signOut);

@@ -1,14 +1,15 @@
-import type { PublicConfig, Reply, StartedConversation, Transcript } from "../../src/api-types";
+import type { PublicConfig, Reply, StartedConversation, ToolFrame, Transcript } from "../../src/api-types";
 import { ApiError } from "../shared/api-error";
 import { type Client, call, json, NetworkError } from "./api";
+import { EN, fill, type Strings, waitFor } from "./i18n";
+import { showSources } from "./sources";
 import { readSse } from "./sse";
-import type { Memo } from "./storage";
+import { type Memo, VisitorToken } from "./storage";
 import { type BotCheck, BotCheckError, botCheck } from "./turnstile";
-import type { Actions, Step, View } from "./view";
+import type { Actions, Message, Step, View } from "./view";
 
 /** Retries after a lost connection: 1, 2, 4, 8, 15, 15 ... seconds, then the widget gives up. */
 const MAX_RETRIES = 8;
-const OFFLINE = "Connection lost. Reconnecting…";
 const ENDED = new Set(["resolved", "unresolved"]);
 
 /** Waits before retry `n` with jitter, or less if the browser comes back online. */
@@ -25,14 +26,6 @@ function backoff(n: number): Promise<void> {
   });
 }
 
-/** "12 s", "4 min", "3 h", "5 days": how long a visitor must wait. */
-function wait(seconds: number): string {
-  if (seconds < 90) return `${seconds} s`;
-  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`;
-  if (seconds < 48 * 3600) return `${Math.round(seconds / 3600)} h`;
-  return `${Math.round(seconds / 86_400)} days`;
-}
-
 /** The server refused the start for the bot check (its details carry Turnstile's error codes). */
 function botCheckRefused(err: unknown): boolean {
   return (
@@ -42,22 +35,25 @@ function botCheckRefused(err: unknown): boolean {
   );
 }
 
-/** What to tell the visitor about a failure. */
-export function explain(err: unknown): string {
-  if (err instanceof BotCheckError || botCheckRefused(err))
-    return "We couldn't confirm that you're a person, so the chat can't start. Please try again.";
-  if (err instanceof NetworkError)
-    return "We can't reach the chat right now. Check your connection and try again.";
-  if (!(err instanceof ApiError)) return "Something went wrong. Please try again.";
-  const after = err.retryAfterSeconds;
+/** The status line while a tool runs ("Checking… Looks up an order."); empty once it ended. */
+export function toolStatus(frame: ToolFrame, t: Strings = EN): string {
+  return frame.phase === "start" ? `${t.checking} ${frame.label}`.trim() : "";
+}
+
+/** What to tell the visitor about a failure, in `t`'s language; `after`: seconds left to wait. */
+export function explain(err: unknown, t: Strings = EN, after?: number): string {
+  if (err instanceof BotCheckError || botCheckRefused(err)) return t.notPerson;
+  if (err instanceof NetworkError) return t.unreachable;
+  if (!(err instanceof ApiError)) return t.generic;
+  const wait = after ?? err.retryAfterSeconds;
   const level = (err.details as { level?: unknown } | undefined)?.level;
   if (err.status === 429 && (level === "budget" || err.code === "BUDGET_EXCEEDED"))
-    return `This assistant has reached its usage limit for now. Please try again ${after ? `in ${wait(after)}` : "later"}.`;
-  if (err.status === 429)
-    return `You're sending messages faster than this chat allows. You can send again in ${wait(after ?? 10)}.`;
-  if (err.status === 401 || err.status === 403) return "This chat isn't available on this site right now.";
-  if (err.status === 400 || err.status === 413) return `That message couldn't be sent: ${err.message}`;
-  return "The assistant is unavailable right now. Please try again in a moment.";
+    return fill(t.budget, wait ? fill(t.inWait, waitFor(t, wait)) : t.later);
+  if (err.status === 429) return fill(t.tooFast, waitFor(t, wait ?? 10));
+  if (err.status === 401 || err.status === 403) return t.site;
+  // The server's own words (English): what was wrong with the message.
+  if (err.status === 400 || err.status === 413) return fill(t.cantSend, err.message);
+  return t.down;
 }
 
 /** The conversation's life: greeting, messages with streamed answers, recovery, end, rating. */
@@ -69,14 +65,22 @@ export class Chat implements Actions {
   #sending = false;
   #coolUntil = 0;
   #check: BotCheck | undefined;
+  #config: PublicConfig | undefined;
 
   constructor(
     readonly api: Client,
     readonly session: Memo,
     readonly slot: string,
     readonly view: View,
+    /** The configuration as fetched when the widget mounted; undefined if that failed. */
+    config?: PublicConfig,
   ) {
     this.#conversation = session.get(`${slot}:conversation`);
+    this.#config = config;
+  }
+
+  get #t(): Strings {
+    return this.view.t;
   }
 
   /** Opens the panel; the first time, loads the greeting and this tab's conversation. */
@@ -93,10 +97,14 @@ export class Chat implements Actions {
 
   async #load(focus: boolean): Promise<void> {
     this.#loaded = true;
-    this.view.busy(true);
+    // Busy only while something is fetched: disabling the message box the panel just focused
+    // would take the focus away for good.
+    if (!this.#config || this.#conversation) this.view.busy(true);
     try {
-      const config = await this.#retrying(() => json<PublicConfig>(this.api, "GET", "/v1/config"));
-      this.view.setTitle(config.name);
+      const config =
+        this.#config ?? (await this.#retrying(() => json<PublicConfig>(this.api, "GET", "/v1/config")));
+      this.#config = config;
+      this.view.theme(config.widget);
       this.#greeting = config.greeting;
       if (config.turnstile)
         this.#check = botCheck(config.turnstile, this.view.checkBox, (on) => this.view.showCheck(on));
@@ -106,8 +114,22 @@ export class Chat implements Actions {
       if (focus) this.view.focusInput();
     } catch (err) {
       this.#loaded = false;
-      this.view.notice(explain(err), "error");
+      this.view.notice(explain(err, this.#t), "error");
     }
+  }
+
+  /**
+   * The logged-in user from now on (`chatedge.identify`), or an anonymous visitor (undefined): the
+   * same mechanism as data-user-id and data-user-hash. Another identity than the current one does
+   * not continue its conversation: the log starts again from the greeting.
+   */
+  identify(user: Client["user"]): void {
+    const id = user?.user_id ?? "";
+    const same = id === this.api.visitor.user;
+    this.api.user = user;
+    if (same) return;
+    this.api.visitor = new VisitorToken(this.api.visitor.local, id);
+    if (this.#conversation) this.restart();
   }
 
   /** Shows a conversation kept from an earlier page of this tab, and where it stands. */
@@ -144,10 +166,10 @@ export class Chat implements Actions {
     const mine = this.view.add("user", text);
     void this.#send(text)
       .catch((err: unknown) => {
-        mine.remove();
+        mine.el.remove();
         this.view.input.value = text;
-        this.view.notice(explain(err), "error");
-        if (err instanceof ApiError && err.status === 429) this.#coolDown(err.retryAfterSeconds);
+        this.view.notice(explain(err, this.#t), "error");
+        if (err instanceof ApiError && err.status === 429) this.#coolDown(err);
       })
       .finally(() => {
         this.#sending = false;
@@ -211,7 +233,8 @@ export class Chat implements Actions {
    */
   async #deliver(text: string): Promise<void> {
     const reply = this.view.add("assistant", "");
-    reply.setAttribute("aria-busy", "true");
+    reply.el.setAttribute("aria-busy", "true");
+    this.view.announce(this.#t.answering);
     try {
       let resend = true;
       for (let n = 0; ; n++) {
@@ -231,19 +254,27 @@ export class Chat implements Actions {
           }
         }
         if (n >= MAX_RETRIES) throw new NetworkError("gave up reconnecting");
-        this.view.notice(OFFLINE);
+        this.view.notice(this.#t.offline);
         await backoff(n);
         resend = false;
       }
     } catch (err) {
-      reply.remove();
+      reply.el.remove();
+      this.view.announce("");
       throw err;
     } finally {
-      reply.removeAttribute("aria-busy");
+      reply.el.removeAttribute("aria-busy");
     }
   }
 
-  async #stream(text: string, reply: HTMLElement): Promise<void> {
+  /** The finished answer: shown, and said once to screen readers. */
+  #answered(reply: Message, content: string): void {
+    reply.show(content);
+    this.view.announce(`${this.#t.bot} ${reply.shown()}`);
+    this.view.scroll();
+  }
+
+  async #stream(text: string, reply: Message): Promise<void> {
     const res = await call(
       this.api,
       "POST",
@@ -253,19 +284,24 @@ export class Chat implements Actions {
     );
     if (!res.body) throw new NetworkError("no response body");
     let shown = "";
-    reply.textContent = "";
+    reply.show("");
     try {
       for await (const ev of readSse(res.body)) {
         if (ev.event === "delta" || ev.event === "policy") {
           shown += (JSON.parse(ev.data) as { text: string }).text;
-          reply.textContent = shown;
+          reply.show(shown);
           this.view.scroll();
+        } else if (ev.event === "tool") {
+          // A tool is running server-side (an order lookup...): say so until it ends.
+          this.view.notice(toolStatus(JSON.parse(ev.data) as ToolFrame, this.#t));
         } else if (ev.event === "error") {
-          reply.classList.add("failed");
+          reply.el.classList.add("failed");
         } else if (ev.event === "done") {
-          reply.textContent = (JSON.parse(ev.data) as Reply).message.content;
+          this.view.notice("");
+          const done = JSON.parse(ev.data) as Reply;
+          this.#answered(reply, done.message.content);
+          showSources(reply.el, done.sources ?? [], this.#t.sources);
           this.#recorded += 1;
-          this.view.scroll();
           return;
         }
       }
@@ -276,7 +312,7 @@ export class Chat implements Actions {
   }
 
   /** True: the server has the message (its answer is shown); false: it never arrived; undefined: unknown. */
-  async #arrived(reply: HTMLElement): Promise<boolean | undefined> {
+  async #arrived(reply: Message): Promise<boolean | undefined> {
     let t: Transcript;
     try {
       t = await json<Transcript>(this.api, "GET", `/v1/conversations/${this.#conversation}`);
@@ -287,7 +323,7 @@ export class Chat implements Actions {
     const users = t.messages.filter((m) => m.role === "user").length;
     if (users <= this.#recorded) return false;
     const last = t.messages[t.messages.length - 1];
-    reply.textContent = last?.role === "assistant" ? last.content : "";
+    this.#answered(reply, last?.role === "assistant" ? last.content : "");
     this.#recorded = users;
     return true;
   }
@@ -301,19 +337,18 @@ export class Chat implements Actions {
         return out;
       } catch (err) {
         if (!(err instanceof NetworkError) || n >= MAX_RETRIES) throw err;
-        this.view.notice(OFFLINE);
+        this.view.notice(this.#t.offline);
         await backoff(n);
       }
     }
   }
 
   /** Keeps the composer disabled until Retry-After has passed, counting down. */
-  #coolDown(seconds: number | undefined): void {
-    const s = Math.max(1, seconds ?? 10);
+  #coolDown(err: ApiError): void {
+    const s = Math.max(1, err.retryAfterSeconds ?? 10);
     if (s > 120) return;
     this.#coolUntil = Date.now() + s * 1_000;
     this.view.busy(true);
-    const message = this.view.status.textContent ?? "";
     const tick = () => {
       const left = Math.ceil((this.#coolUntil - Date.now()) / 1_000);
       if (left <= 0) {
@@ -322,7 +357,7 @@ export class Chat implements Actions {
         this.view.focusInput();
         return;
       }
-      this.view.notice(message.replace(/in \d+ s\.$/, `in ${left} s.`), "error");
+      this.view.notice(explain(err, this.#t, left), "error");
       setTimeout(tick, 1_000);
     };
     tick();
@@ -372,7 +407,7 @@ export class Chat implements Actions {
       await fn();
       this.view.notice("");
     } catch (err) {
-      this.view.notice(explain(err), "error");
+      this.view.notice(explain(err, this.#t), "error");
     } finally {
       for (const b of buttons) b.disabled = false;
     }

@@ -1,5 +1,9 @@
+import type { PublicConfig } from "../../src/api-types";
 import { el } from "../shared/dom";
+import { fill, type Strings } from "./i18n";
+import { MarkdownView } from "./markdown";
 import { CSS } from "./styles";
+import { accentColors } from "./theme";
 
 /** What the visitor can do; the controller (chat.ts) implements it. */
 export interface Actions {
@@ -16,7 +20,30 @@ export interface Actions {
 export type Step = "chat" | "resolve" | "rate" | "thanks";
 
 const SVG = "http://www.w3.org/2000/svg";
-const RATINGS = ["very poor", "poor", "okay", "good", "excellent"];
+
+/** One message in the log: a visually hidden speaker label, then its text (the assistant's as Markdown). */
+export class Message {
+  readonly el: HTMLElement;
+  readonly #body = el("div", { class: "body" });
+  readonly #md: MarkdownView | undefined;
+
+  constructor(role: "user" | "assistant", label: string) {
+    this.el = el("div", { class: `msg ${role}` }, el("span", { class: "sr" }, label), this.#body);
+    if (role === "assistant") this.#md = new MarkdownView(this.#body);
+  }
+
+  /** Shows `text`; while an answer streams, each call carries the longer text. */
+  show(text: string): void {
+    if (this.#md) this.#md.show(text);
+    else this.#body.textContent = text;
+  }
+
+  /** The text as shown (Markdown rendered, blocks on their own lines): what a screen reader hears. */
+  shown(): string {
+    // biome-ignore lint/performance/useDomNodeTextContent: only the rendered text keeps paragraphs and list items apart
+    return this.#body.innerText;
+  }
+}
 
 /** A speech-bubble icon, built node by node (no innerHTML: pages with Trusted Types refuse it). */
 function icon(): SVGSVGElement {
@@ -40,20 +67,22 @@ function adoptStyles(root: ShadowRoot): void {
 
 /** The widget's DOM inside its shadow root: a bubble and a chat panel, all native controls. */
 export class View {
-  readonly bubble = el("button", { class: "bubble", "aria-label": "Open chat", "aria-expanded": "false" });
-  readonly panel = el("section", { class: "panel", role: "dialog", "aria-label": "Chat", hidden: "" });
-  readonly title = el("h2", {}, "Chat");
-  readonly endButton = el("button", { type: "button", hidden: "" }, "End chat");
-  readonly log = el("div", { class: "log", role: "log", "aria-live": "polite" });
+  readonly bubble: HTMLButtonElement;
+  readonly panel: HTMLElement;
+  readonly title: HTMLElement;
+  readonly endButton: HTMLButtonElement;
+  /**
+   * The transcript. Not itself live: a streamed answer would be read out word by word. Finished
+   * answers are announced once, whole, through `#said`.
+   */
+  readonly log = el("div", { class: "log", role: "log", "aria-live": "off" });
+  readonly #said = el("div", { class: "sr", "aria-live": "polite", "aria-atomic": "true" });
   readonly status = el("div", { class: "status", role: "status", "aria-live": "polite" });
-  readonly input = el("textarea", {
-    rows: "1",
-    maxlength: "8000",
-    placeholder: "Type your message…",
-    "aria-label": "Message",
-  });
-  readonly sendButton = el("button", { type: "submit" }, "Send");
-  readonly form = el("form", {}, this.input, this.sendButton);
+  readonly input: HTMLTextAreaElement;
+  readonly sendButton: HTMLButtonElement;
+  readonly form: HTMLFormElement;
+  readonly #avatars: HTMLImageElement[] = [];
+  readonly #icon = icon();
   /**
    * Where the bot check (turnstile.ts) renders: Turnstile needs an element of the page's own DOM,
    * so this one is a light-DOM child of the host, shown in the panel through a named slot. A custom
@@ -63,31 +92,48 @@ export class View {
   readonly #check = el("div", { class: "check", hidden: "" });
   readonly steps: Record<Exclude<Step, "chat">, HTMLElement>;
 
-  constructor(root: ShadowRoot, act: Actions) {
-    const close = el("button", { type: "button", "aria-label": "Close chat" }, "✕");
+  constructor(
+    readonly root: ShadowRoot,
+    act: Actions,
+    readonly t: Strings,
+  ) {
+    this.bubble = el("button", { class: "bubble", "aria-label": t.open, "aria-expanded": "false" });
+    this.panel = el("section", { class: "panel", role: "dialog", "aria-label": t.chat, hidden: "" });
+    this.title = el("h2", {}, t.chat);
+    this.endButton = el("button", { type: "button", hidden: "" }, t.end);
+    this.input = el("textarea", {
+      rows: "1",
+      maxlength: "8000",
+      placeholder: t.placeholder,
+      "aria-label": t.message,
+    });
+    this.sendButton = el("button", { type: "submit" }, t.send);
+    this.form = el("form", {}, this.input, this.sendButton);
+    const close = el("button", { type: "button", "aria-label": t.close }, "✕");
+    const ratings = t.ratings.split("|");
     this.steps = {
       resolve: el(
         "div",
         { class: "step", hidden: "" },
-        el("p", {}, "Did we answer your question?"),
+        el("p", {}, t.answered),
         el(
           "div",
           { class: "row" },
-          this.#button("Yes", () => act.end(true)),
-          this.#button("No", () => act.end(false)),
+          this.#button(t.yes, () => act.end(true)),
+          this.#button(t.no, () => act.end(false)),
         ),
-        this.#button("Back to the chat", () => act.end(null)),
+        this.#button(t.back, () => act.end(null)),
       ),
       rate: el(
         "div",
-        { class: "step", hidden: "", role: "group", "aria-label": "Rate this chat" },
-        el("p", {}, "How would you rate this chat? (1 = very poor, 5 = excellent)"),
+        { class: "step", hidden: "", role: "group", "aria-label": t.rateLabel },
+        el("p", {}, t.rateAsk),
         el(
           "div",
           { class: "row stars" },
-          ...RATINGS.map((label, i) => {
+          ...ratings.map((label, i) => {
             const b = this.#button(String(i + 1), () => act.rate(i + 1));
-            b.setAttribute("aria-label", `${i + 1} of 5, ${label}`);
+            b.setAttribute("aria-label", fill(t.ofFive, i + 1, label));
             b.dataset.csat = String(i + 1);
             return b;
           }),
@@ -96,11 +142,11 @@ export class View {
       thanks: el(
         "div",
         { class: "step", hidden: "" },
-        el("p", {}, "Thanks for your feedback! This chat has ended."),
-        this.#button("Start a new chat", () => act.restart()),
+        el("p", {}, t.thanks),
+        this.#button(t.restart, () => act.restart()),
       ),
     };
-    this.bubble.append(icon());
+    this.bubble.append(this.#icon);
     this.bubble.setAttribute("aria-controls", "chatedge-panel");
     this.panel.id = "chatedge-panel";
     this.panel.tabIndex = -1;
@@ -109,6 +155,7 @@ export class View {
       this.log,
       this.#check,
       this.status,
+      this.#said,
       this.form,
       ...Object.values(this.steps),
     );
@@ -149,7 +196,7 @@ export class View {
   setOpen(open: boolean, focus = true): void {
     this.panel.hidden = !open;
     this.bubble.setAttribute("aria-expanded", String(open));
-    this.bubble.setAttribute("aria-label", open ? "Close chat" : "Open chat");
+    this.bubble.setAttribute("aria-label", open ? this.t.close : this.t.open);
     if (!focus) return;
     if (open) (this.form.hidden || this.input.disabled ? this.panel : this.input).focus();
     else this.bubble.focus();
@@ -157,15 +204,52 @@ export class View {
 
   setTitle(name: string): void {
     this.title.textContent = name;
-    this.panel.setAttribute("aria-label", `Chat with ${name}`);
+    this.panel.setAttribute("aria-label", fill(this.t.chatWith, name));
+  }
+
+  /**
+   * The tenant's look: title, accent (with black or white text on it, whichever reads), avatar in
+   * the bubble and the title bar, and the corner. Values that are not what the API promises are
+   * ignored (the API validates them; this keeps a bad one from reaching the styles).
+   */
+  theme(w: PublicConfig["widget"]): void {
+    this.setTitle(w.title);
+    const host = this.root.host as HTMLElement;
+    const colors = accentColors(w.accent_color);
+    if (colors) {
+      host.style.setProperty("--a", colors.a);
+      host.style.setProperty("--f", colors.f);
+    }
+    host.toggleAttribute("data-left", w.position === "bottom-left");
+    for (const img of this.#avatars.splice(0)) img.remove();
+    this.#icon.style.display = "";
+    if (!w.avatar_url?.startsWith("https://")) return;
+    for (const big of [true, false]) {
+      // Decorative: the bubble and the title already say what they are.
+      const img = el("img", { class: "avatar", alt: "", src: w.avatar_url, referrerpolicy: "no-referrer" });
+      img.addEventListener("error", () => {
+        img.remove();
+        this.#icon.style.display = "";
+      });
+      if (big) this.bubble.prepend(img);
+      else this.title.before(img);
+      this.#avatars.push(img);
+    }
+    this.#icon.style.display = "none";
   }
 
   /** Appends a message and keeps the newest in view. */
-  add(role: "user" | "assistant", text: string): HTMLElement {
-    const m = el("div", { class: `msg ${role}` }, text);
-    this.log.append(m);
+  add(role: "user" | "assistant", text: string): Message {
+    const m = new Message(role, role === "user" ? this.t.you : this.t.bot);
+    m.show(text);
+    this.log.append(m.el);
     this.scroll();
     return m;
+  }
+
+  /** Says `text` to screen readers once (a finished answer, not each word of it). */
+  announce(text: string): void {
+    this.#said.textContent = text;
   }
 
   scroll(): void {

@@ -1,3 +1,4 @@
+import { firstReference, unknownAnswerOf } from "../../knowledge/reference";
 import { countTextTokens, estimateRequestTokens, truncateToTokens } from "../tokens";
 import { ProviderError } from "./errors";
 import { sleep } from "./retry";
@@ -27,22 +28,41 @@ const GREETINGS = new Set([
 const PREVIEW_WORDS = 12;
 const TRAILING_PUNCTUATION = /[\s!.?,]+$/;
 const WHITESPACE = /\s+/;
+const ORDER = /\border\s*#?\s*(\d{1,12})\b/i;
 
 function lastOf(req: ChatRequest) {
   return req.messages[req.messages.length - 1];
 }
 
-function pickTool(req: ChatRequest, text: string): string | undefined {
+/**
+ * The tool the mock calls and its arguments: one the text names ({"query": text}); for "order
+ * <digits>", an offered tool whose name has "order" in it ({"order_id": digits}), as a model would
+ * look an order up; the first when the caller requires one.
+ */
+function pickTool(
+  req: ChatRequest,
+  text: string,
+): { name: string; args: Record<string, string> } | undefined {
   const tools = req.tools ?? [];
   const choice = req.toolChoice;
+  const query = { query: text.slice(0, 200) };
   if (tools.length === 0 || choice === "none") return undefined;
-  if (typeof choice === "object") return choice.name;
+  if (typeof choice === "object") return { name: choice.name, args: query };
   const lower = text.toLowerCase();
   const named = tools.find((t) => lower.includes(t.name.toLowerCase()));
-  return named?.name ?? (choice === "required" ? tools[0]?.name : undefined);
+  if (named) return { name: named.name, args: query };
+  const order = ORDER.exec(text);
+  const orderTool = order ? tools.find((t) => /order/i.test(t.name)) : undefined;
+  if (order && orderTool) return { name: orderTool.name, args: { order_id: order[1] ?? "" } };
+  const first = choice === "required" ? tools[0] : undefined;
+  return first && { name: first.name, args: query };
 }
 
-/** The mock's answer, a pure function of the request: a canned greeting, an echo summary, or a tool call. */
+/**
+ * The mock's answer, a pure function of the request: a canned greeting, an echo summary, a tool
+ * call, the first knowledge reference cited, or, for a question when the prompt asks for the
+ * tenant's "I don't know" sentence and nothing else answers it, that sentence.
+ */
 export function mockReply(req: ChatRequest): { text: string } | { toolCall: ToolCall } {
   const last = lastOf(req);
   if (last?.role === "tool") {
@@ -53,13 +73,20 @@ export function mockReply(req: ChatRequest): { text: string } | { toolCall: Tool
   const tool = pickTool(req, said);
   if (tool) {
     // Stringified once per reply; the query is the visitor's text so tests can see it pass through.
-    return {
-      toolCall: { id: "call_mock_1", name: tool, arguments: JSON.stringify({ query: said.slice(0, 200) }) },
-    };
+    return { toolCall: { id: "call_mock_1", name: tool.name, arguments: JSON.stringify(tool.args) } };
   }
   if (said === "") return { text: MOCK_EMPTY_REPLY };
   if (GREETINGS.has(said.toLowerCase().replace(TRAILING_PUNCTUATION, "")))
     return { text: MOCK_GREETING_REPLY };
+  // Given the tenant's knowledge (src/knowledge), answer with the best reference, cited as a model should.
+  const ref = firstReference(req.system);
+  if (ref) {
+    const excerpt = ref.text.replace(/\s+/g, " ").trim();
+    const cut = excerpt.length > 300 ? `${excerpt.slice(0, 300)}...` : excerpt;
+    return { text: `${cut} [${ref.id}]` };
+  }
+  const unknown = unknownAnswerOf(req.system);
+  if (unknown !== undefined && said.endsWith("?")) return { text: unknown };
   const words = said.split(WHITESPACE);
   const preview = words.slice(0, PREVIEW_WORDS).join(" ") + (words.length > PREVIEW_WORDS ? " ..." : "");
   const n = words.length;

@@ -61,6 +61,41 @@ describe("gate input validation", () => {
     expect(n).toBe(0);
   });
 
+  // A gate checks only the rest of an input whose config and global target equal the ones it last
+  // validated: any difference in them, however deep, must still be refused with its field named.
+  const afterValid: typeof cases = [
+    ...cases,
+    [
+      "a bad price in the overrides",
+      (i) => ({
+        ...i,
+        config: { ...i.config, pricingOverrides: { "gpt-4o-mini": { input: -1, output: 1 } } },
+      }),
+      "config.pricingOverrides",
+    ],
+    ["an unknown config field", (i) => ({ ...i, config: { ...i.config, sneaky: 1 } }), "sneaky"],
+    [
+      "an array for the overrides",
+      (i) => ({ ...i, config: { ...i.config, pricingOverrides: [] } }),
+      "pricingOverrides",
+    ],
+    ["an unknown global field", (i) => ({ ...i, global: { ...i.global, sneaky: 1 } }), "sneaky"],
+  ];
+
+  it.each(afterValid)("refuses admit input with %s after a valid admit too", async (_name, mutate, field) => {
+    const { tenantId, stub, gate } = await freshGate();
+    admitted(await gate.admit(input(tenantId)));
+    const f = await failure(stub.admit(mutate(input(tenantId)) as AdmitInput));
+    expect(f).toMatchObject({ code: "INVALID_INPUT", status: 400, appCode: "VALIDATION_FAILED" });
+    expect(f.message).toContain(field);
+    const n = await runInDurableObject(stub, (_g: TenantGate, state) =>
+      Number(state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM admissions").one().n),
+    );
+    expect(n).toBe(1);
+    // The remembered config still admits.
+    admitted(await gate.admit(input(tenantId)));
+  });
+
   it("refuses malformed, unknown and forged reservation ids on settle", async () => {
     const { tenantId, stub, gate } = await freshGate();
     const usage = { model: "gpt-4o-mini", inputTokens: 1, outputTokens: 1 };

@@ -73,6 +73,8 @@ describe("analytics consumer: batch writes", () => {
         return m ? m[1] : q.slice(0, 40);
       });
       expect(kinds).toEqual([
+        // Tombstones of erased visitors (src/privacy/erasure.ts): their late events are dropped.
+        "select subject_hash from erasures where ",
         "begin",
         "lock",
         "turns",

@@ -1,7 +1,8 @@
 /**
  * Issue #15 (item 4): a conversation message reserves what its history really costs, not a flat
  * 6,000 tokens, so a small budget serves as many messages on the conversation API as on the
- * OpenAI route. An isolate that does not know the conversation still reserves the flat budget.
+ * OpenAI route. The Conversation object asks for admission itself, so any isolate reserves exactly
+ * the history it sends.
  */
 import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
@@ -128,30 +129,47 @@ describe("conversation history reservation", () => {
     expect(await reservations(id, conv)).toEqual(expected);
   });
 
-  it("falls back to the flat history budget in an isolate that does not know the conversation", async () => {
+  it("reserves what the history costs in an isolate that never saw the conversation", async () => {
     const { id, key } = await chatTenant({ system_prompt: SYSTEM, max_tokens_per_response: MAX_OUT });
     const conv = await start(key);
     expect((await say(key, conv, "where is my order")).status).toBe(200);
 
+    // The Conversation object counts its own history when it asks for admission: another isolate,
+    // which remembers nothing about the conversation, reserves exactly what is sent, not 6,000.
     const other = anotherIsolate();
     const path = `/v1/conversations/${conv}/messages`;
-    const newMessage = (content: string): ChatMessage[] => [{ role: "user", content }];
     const first = await sendOn(other, path, key, { content: "and when does it ship" });
     expect(first.status).toBe(200);
     const history = await historyOf(key, conv);
-    // The whole history went to the model.
-    expect(((await first.json()) as { usage: { input_tokens: number } }).usage.input_tokens).toBe(
-      estimateTokens(history.slice(0, 3), { system: SYSTEM }),
+    const sent = estimateTokens(history.slice(0, 3), { system: SYSTEM });
+    expect(((await first.json()) as { usage: { input_tokens: number } }).usage.input_tokens).toBe(sent);
+    const [, fresh] = await reservations(id, conv);
+    expect(fresh).toBe(sent + MAX_OUT);
+    expect(fresh).toBeLessThan(HISTORY_TOKEN_BUDGET);
+  });
+
+  it("trims a history longer than the budget and reserves only what is sent", async () => {
+    const { id, key } = await chatTenant({ system_prompt: SYSTEM, max_tokens_per_response: MAX_OUT });
+    const conv = await start(key);
+    const long = (i: number) => `order ${i} details 4711 `.repeat(300);
+    let sent = 0;
+    while (estimateTokens(await historyOf(key, conv)) <= HISTORY_TOKEN_BUDGET) {
+      expect((await say(key, conv, long(sent++))).status).toBe(200);
+    }
+    const res = await say(key, conv, "thanks");
+    expect(res.status).toBe(200);
+    const used = ((await res.json()) as { usage: { input_tokens: number } }).usage.input_tokens;
+    expect((await reservations(id, conv)).at(-1)).toBe(used + MAX_OUT);
+    expect(used).toBeLessThanOrEqual(
+      estimateTokens([{ role: "user", content: "thanks" }], { system: SYSTEM }) + HISTORY_TOKEN_BUDGET,
     );
-    // Its next message there reserves what the history costs: it learned the size.
-    const second = await sendOn(other, path, key, { content: "thanks" });
-    expect(second.status).toBe(200);
-    const [, flat, known] = await reservations(id, conv);
-    expect(flat).toBe(
-      estimateTokens(newMessage("and when does it ship"), { system: SYSTEM }) +
-        HISTORY_TOKEN_BUDGET +
-        MAX_OUT,
-    );
-    expect(known).toBe(estimateTokens([...history, ...newMessage("thanks")], { system: SYSTEM }) + MAX_OUT);
+  });
+
+  it("admits nothing for an unknown conversation", async () => {
+    const UNKNOWN = `conv_${"0".repeat(24)}`;
+    const { id, key } = await chatTenant({ system_prompt: SYSTEM });
+    const res = await say(key, UNKNOWN, "hello");
+    expect(res.status).toBe(404);
+    expect(await reservations(id, UNKNOWN)).toEqual([]);
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { ConversationEvent, TurnEvent } from "../../../src/analytics/events";
 import { batchOf, conversationEvent, deliver, turnEvent } from "../analytics/helpers";
 import { admin, createKey, createTenant, send } from "../helpers";
+import { clusteredOls } from "./clustered-oracle";
 import { createExperiment, twoArms } from "./helpers";
 
 type Estimate = { value: number; ci95: [number, number] } | null;
@@ -164,23 +165,33 @@ describe("experiment results", () => {
     expect(v?.escalation_rate?.ci95[0]).toBeCloseTo(0.02738264560076392, 12);
     expect(v?.escalation_rate?.ci95[1]).toBeCloseTo(0.08957814813877599, 12);
 
-    // Resolution: hand-computed in stats.test.ts (z = 0.15/√(0.575·0.425·0.01)).
-    const res = v?.vs_control?.resolution_rate;
-    expect(res?.difference).toBeCloseTo(0.15, 12);
-    expect(res?.relative_lift).toBeCloseTo(0.3, 12);
-    expect(res?.statistic).toBeCloseTo(3.034330424545042, 10);
-    expect(res?.p_value).toBeCloseTo(0.0024107023750756166, 12);
-    // Escalation 10/200 vs 20/200 (scipy norm.sf on the pooled z).
-    expect(v?.vs_control?.escalation_rate?.statistic).toBeCloseTo(-1.898315991504998, 10);
-    expect(v?.vs_control?.escalation_rate?.p_value).toBeCloseTo(0.05765446863352114, 12);
-    // CSAT means 4.5 vs 4.6: scipy.stats.ttest_ind(b, c, equal_var=False) and t.interval.
+    // Against control: per conversation, variance clustered by user (here one conversation each),
+    // as the independent reference computes it (clustered-oracle.ts).
+    const obs = (y: (e: ConversationEvent) => number | null) =>
+      [...control, ...b].flatMap((e) => {
+        const v = y(e);
+        return v === null ? [] : [{ cluster: e.userId, treated: e.variant !== "control", y: v }];
+      });
+    const metrics = {
+      resolution_rate: (e: ConversationEvent) => (e.resolved ? 1 : 0),
+      escalation_rate: (e: ConversationEvent) => (e.escalated ? 1 : 0),
+      csat: (e: ConversationEvent) => e.csat,
+      cost_per_conversation_usd: (e: ConversationEvent) => e.totalCostUsd,
+    };
+    for (const [name, y] of Object.entries(metrics)) {
+      const ref = clusteredOls(obs(y));
+      const got = v?.vs_control?.[name];
+      expect(got?.difference, name).toBeCloseTo(ref.difference, 12);
+      expect(got?.statistic, name).toBeCloseTo(ref.z, 9);
+      expect(got?.p_value, name).toBeCloseTo(ref.p, 10);
+      expect(got?.df, name).toBeNull();
+    }
+    expect(v?.vs_control?.resolution_rate?.relative_lift).toBeCloseTo(0.3, 12);
+    // CSAT means 4.5 vs 4.6: scipy.stats.t.interval per arm.
     expect(c?.csat?.value).toBeCloseTo(4.5, 12);
     expect(c?.csat?.ci95[0]).toBeCloseTo(4.400289346498865, 10);
     expect(v?.csat?.ci95[1]).toBeCloseTo(4.7595370456018165, 10);
-    expect(v?.vs_control?.csat?.statistic).toBeCloseTo(1.0546845739659747, 10);
-    expect(v?.vs_control?.csat?.df).toBeCloseTo(166.10442702817195, 8);
-    expect(v?.vs_control?.csat?.p_value).toBeCloseTo(0.29310128600588786, 10);
-    // Cost per conversation: 0.02 in both arms, so no difference (t = 0, p = 1).
+    // Cost per conversation: 0.02 in both arms, so no difference (z = 0, p = 1).
     expect(c?.cost_per_conversation_usd?.value).toBeCloseTo(0.02, 12);
     expect(c?.cost_per_conversation_usd?.ci95[0]).toBeCloseTo(0.01860211706868675, 12);
     expect(v?.vs_control?.cost_per_conversation_usd?.statistic).toBeCloseTo(0, 10);

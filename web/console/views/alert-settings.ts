@@ -139,7 +139,8 @@ export async function alertSettingsView(
           reset,
         );
       },
-      { "aria-label": `Reset ${label} to default` },
+      // The name starts with the visible text, so speech input ("click Reset to default") finds it.
+      { "aria-label": `Reset to default: ${label}` },
     );
     rows.set(r.rule, { threshold, window_hours: windowHours, min_events: minEvents, enabled, reset });
     body.append(
@@ -180,8 +181,8 @@ export async function alertSettingsView(
         el(
           "tr",
           {},
-          ...["Rule", "Alerts when", "Threshold", "Window (hours)", "Min. events", "On", ""].map((h) =>
-            el("th", { scope: "col" }, h),
+          ...["Rule", "Alerts when", "Threshold", "Window (hours)", "Min. events", "On", "Override"].map(
+            (h) => el("th", { scope: "col" }, h),
           ),
         ),
       ),

@@ -142,5 +142,5 @@ export function createTenantView(api: Api, onCreated: (t: Tenant) => void): HTML
       .then(onCreated)
       .catch((err: unknown) => status.replaceChildren(errorBox(err)));
   });
-  return el("section", {}, el("h2", {}, "New tenant"), form);
+  return el("section", {}, el("h1", {}, "New tenant"), form);
 }

@@ -90,7 +90,7 @@ export function resultsView(api: Api, tenantId: string, name: string, back: stri
     "section",
     {},
     el("p", {}, el("a", { href: back }, "← All experiments")),
-    el("h3", {}, `Experiment ${name}`),
+    el("h2", {}, `Experiment ${name}`),
     body,
   );
 }

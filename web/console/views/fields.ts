@@ -226,6 +226,58 @@ export const FIELDS: Field[] = [
     (s) => (/^[A-Za-z0-9_-]{1,64}$/.test(s) ? undefined : "tool names are [A-Za-z0-9_-]{1,64}"),
     "one per line",
   ),
+  text("tool_execution", "Tool execution (OpenAI route)", 6, {
+    required: true,
+    pattern: /^(client|server)$/,
+    patternMessage: "client or server",
+    help: "server: the platform runs the registered tools on /v1/chat/completions too (docs/tools.md)",
+  }),
+  num("max_tool_steps", "Max tool steps per message", 1, 8, { integer: true }),
+  text("widget_title", "Widget title", 80, {
+    nullable: true,
+    help: "the chat panel's title; empty shows the tenant's name",
+  }),
+  text("widget_accent_color", "Widget accent colour", 7, {
+    pattern: /^#[0-9a-fA-F]{6}$/,
+    patternMessage: "a colour like #1d4ed8",
+    nullable: true,
+    help: "#rrggbb; the text on it is black or white, whichever reads better",
+  }),
+  text("widget_avatar_url", "Widget avatar URL", 2048, {
+    pattern: /^https:\/\/[^\s]+$/,
+    patternMessage: "an https URL",
+    nullable: true,
+  }),
+  text("widget_position", "Widget position", 12, {
+    required: true,
+    pattern: /^bottom-(right|left)$/,
+    patternMessage: "bottom-right or bottom-left",
+  }),
+  text("widget_locale", "Widget language", 2, {
+    pattern: /^(en|de|fr|es|ja)$/,
+    patternMessage: "en, de, fr, es or ja",
+    nullable: true,
+    help: "empty: each visitor's browser language (English when not one of the five)",
+  }),
+  num("retention_days", "Retention (days)", 1, 3650, {
+    integer: true,
+    nullable: true,
+    help: "transcripts and per-event analytics older than this are deleted; empty: the platform default (docs/privacy.md)",
+  }),
+  lines(
+    "redact_patterns",
+    "Redaction patterns",
+    20,
+    (s) => (s.length > 200 ? "at most 200 characters" : undefined),
+    "one regular expression per line, redacted like emails and card numbers (the server checks each)",
+  ),
+  {
+    name: "redact_before_model",
+    label: "Redact before the model too",
+    input: "checkbox",
+    show: (v) => v === true,
+    parse: (raw) => ok(raw === true),
+  },
   {
     name: "pricing_overrides",
     label: "Pricing overrides (JSON)",

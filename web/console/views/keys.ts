@@ -13,7 +13,7 @@ export function keysView(api: Api, tenantId: string): HTMLElement {
     load(list, async () => {
       const { keys } = await api.get<{ keys: ApiKey[] }>(path);
       return table(
-        ["Name", "Kind", "Key", "Created", "Status", ""],
+        ["Name", "Kind", "Key", "Created", "Status", "Action"],
         keys.map((k) => [
           k.name || "—",
           k.kind,

@@ -198,9 +198,9 @@ export function monitoringView(api: Api, tenantId: string): HTMLElement {
               "a rule alerts only with at least its minimum of events. The rules are evaluated every 5 minutes.",
           ),
           metricsTable(m.metrics, "Alert rules and their metrics"),
-          el("h3", {}, `Last ${m.volume.window_hours} hours`),
+          el("h2", {}, `Last ${m.volume.window_hours} hours`),
           volumeBlock(m.volume),
-          el("h3", {}, "Alert history"),
+          el("h2", {}, "Alert history"),
           historyTable(history.alerts, m.metrics),
         );
       },
@@ -220,7 +220,7 @@ export function monitoringView(api: Api, tenantId: string): HTMLElement {
     ),
     status,
     body,
-    el("h3", {}, "Alert settings"),
+    el("h2", {}, "Alert settings"),
     settings,
   );
 }
@@ -265,9 +265,9 @@ export function platformView(api: Api): HTMLElement {
               "All tenants together under the default rules; each tenant's own thresholds are on its Monitoring tab.",
           ),
           metricsTable(p.metrics, "Platform metrics (default rules)"),
-          el("h3", {}, `Last ${p.volume.window_hours} hours`),
+          el("h2", {}, `Last ${p.volume.window_hours} hours`),
           volumeBlock(p.volume),
-          el("h3", {}, "Queues"),
+          el("h2", {}, "Queues"),
           p.queues.length === 0
             ? el("p", { class: "muted" }, "No queue batches written yet.")
             : table(
@@ -292,7 +292,7 @@ export function platformView(api: Api): HTMLElement {
     el(
       "div",
       { class: "toolbar" },
-      el("h2", {}, "Platform monitoring"),
+      el("h1", {}, "Platform monitoring"),
       button("Refresh", () => void refresh()),
       evaluateButton(api, undefined, status, () => void refresh()),
     ),

@@ -7,23 +7,58 @@ import { dashboardView } from "./dashboard";
 import { experimentsView, resultsView } from "./experiments";
 import { keysView } from "./keys";
 import { monitoringView } from "./monitoring";
+import { operatorsView } from "./operators";
+import { privacyView } from "./privacy";
+import { toolsView } from "./tools";
 import { usageView } from "./usage";
 
-const ADMIN_TABS = ["dashboard", "monitoring", "usage", "experiments", "config", "keys"] as const;
-const TENANT_TABS = ["dashboard", "monitoring", "usage", "experiments", "config"] as const;
+const ADMIN_TABS = [
+  "dashboard",
+  "monitoring",
+  "usage",
+  "experiments",
+  "tools",
+  "privacy",
+  "config",
+  "keys",
+  "operators",
+] as const;
+const TENANT_TABS = [
+  "dashboard",
+  "monitoring",
+  "usage",
+  "experiments",
+  "tools",
+  "privacy",
+  "config",
+  "operators",
+] as const;
+/** An operator's pages: the tenant's own, under /operator; the configuration stays the admin's. */
+const OPERATOR_TABS = [
+  "dashboard",
+  "monitoring",
+  "usage",
+  "experiments",
+  "tools",
+  "privacy",
+  "operators",
+] as const;
 const TITLES: Record<string, string> = {
   dashboard: "Dashboard",
   monitoring: "Monitoring",
   usage: "Usage",
   experiments: "Experiments",
+  tools: "Tools",
+  privacy: "Privacy",
   config: "Configuration",
   keys: "Keys",
+  operators: "Operators",
 };
 
 /** One tenant's pages under tabs; `rest` is the path after the tab (an experiment's name). */
 export function tenantView(api: Api, tenantId: string, tab: string, rest: string[]): HTMLElement {
   const admin = api.session.kind === "admin";
-  const tabs = admin ? ADMIN_TABS : TENANT_TABS;
+  const tabs = admin ? ADMIN_TABS : api.session.kind === "operator" ? OPERATOR_TABS : TENANT_TABS;
   const base = `#/t/${encodeURIComponent(tenantId)}`;
   const nav = el(
     "nav",
@@ -33,7 +68,7 @@ export function tenantView(api: Api, tenantId: string, tab: string, rest: string
     ),
   );
   const heading = el(
-    "h2",
+    "h1",
     {},
     api.session.kind === "tenant" ? `${api.session.name} (${tenantId})` : tenantId,
   );
@@ -45,7 +80,10 @@ export function tenantView(api: Api, tenantId: string, tab: string, rest: string
   else if (tab === "experiments" && rest[0])
     show(resultsView(api, tenantId, decodeURIComponent(rest[0]), `${base}/experiments`));
   else if (tab === "experiments") show(experimentsView(api, tenantId, `${base}/experiments`));
+  else if (tab === "tools") show(toolsView(api, tenantId));
+  else if (tab === "privacy") show(privacyView(api, tenantId));
   else if (tab === "keys" && admin) show(keysView(api, tenantId));
+  else if (tab === "operators") show(operatorsView(api, tenantId));
   else if (tab === "config" && admin) {
     const render = (t: Tenant, saved?: string): HTMLElement => {
       heading.textContent = `${t.name} (${t.tenant_id})`;
@@ -59,14 +97,18 @@ export function tenantView(api: Api, tenantId: string, tab: string, rest: string
     void load(body, async () => {
       const c = await api.get<PublicConfig>("/v1/config");
       return el(
-        "dl",
-        { class: "facts" },
-        el("dt", {}, "Name"),
-        el("dd", {}, c.name),
-        el("dt", {}, "Model"),
-        el("dd", {}, c.model),
-        el("dt", {}, "Greeting"),
-        el("dd", {}, c.greeting),
+        "div",
+        {},
+        el(
+          "dl",
+          { class: "facts" },
+          el("dt", {}, "Name"),
+          el("dd", {}, c.name),
+          el("dt", {}, "Model"),
+          el("dd", {}, c.model),
+          el("dt", {}, "Greeting"),
+          el("dd", {}, c.greeting),
+        ),
         el("p", { class: "muted" }, "Only the admin can change the configuration."),
       );
     });

@@ -45,7 +45,7 @@ export function tenantsView(api: Api): HTMLElement {
     el(
       "div",
       { class: "toolbar" },
-      el("h2", {}, "Tenants"),
+      el("h1", {}, "Tenants"),
       el("label", { class: "check" }, inactive, " show inactive"),
       el("a", { class: "button primary", href: "#/new" }, "New tenant"),
     ),

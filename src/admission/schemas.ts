@@ -1,0 +1,120 @@
+/**
+ * The admission gates' input shapes (zod). Loaded by each gate in its constructor's
+ * blockConcurrencyWhile, not imported by the modules an isolate evaluates at start: building zod
+ * costs about half the worker's startup (bench/startup.ts), and an isolate that only serves HTTP
+ * loads it with the app anyway. Types are in ./types.
+ */
+import { z } from "zod";
+import { ADDRESS_KINDS, LONGEST_WINDOW_MS } from "./address-windows";
+import { isTimeZone } from "./periods";
+import { RESERVATION_ID } from "./types";
+
+// Same shapes as the tenant admin API accepts (src/tenants/schemas.ts).
+const TENANT_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const MODEL = /^[A-Za-z0-9@][A-Za-z0-9._:/@-]{0,127}$/;
+
+const model = z.string().regex(MODEL, "not a model name");
+const count = (max: number) => z.number().int().min(0).max(max);
+const price = z
+  .object({ input: z.number().min(0).max(10_000), output: z.number().min(0).max(10_000) })
+  .strict();
+
+/** The part of a tenant's configuration admission needs; the worker resolves it and passes it in. */
+export const AdmissionConfigSchema = z
+  .object({
+    version: count(2 ** 31),
+    rateLimitPerMinute: z.number().int().min(1).max(1_000_000),
+    userRateLimitPerMinute: z.number().int().min(1).max(100_000),
+    monthlyTokenBudget: count(1e13),
+    dailyCostBudgetUsd: z.number().min(0).max(1e7).nullable(),
+    conversationCostCapUsd: z.number().min(0).max(1e5),
+    fallbackModel: model.nullable(),
+    /** No browser visitor may use more than this fraction of the monthly token budget in a month. */
+    visitorMonthlyTokenShare: z.number().gt(0).max(1),
+    timezone: z.string().max(64).refine(isTimeZone, "not an IANA time zone"),
+    pricingOverrides: z
+      .record(model, price)
+      .refine((o) => Object.keys(o).length <= 100, "at most 100 overrides"),
+  })
+  .strict();
+
+/** Actual usage of one answered message. */
+export const UsageSchema = z
+  .object({ model, inputTokens: count(10_000_000), outputTokens: count(10_000_000) })
+  .strict();
+
+export const SettleItemSchema = z
+  .object({ reservationId: z.string().regex(RESERVATION_ID, "not a reservation id"), usage: UsageSchema })
+  .strict();
+
+/** A batch of settlements in one call. */
+export const SettleBatchSchema = SettleItemSchema.array().max(500);
+
+export const AdmitInputSchema = z
+  .object({
+    tenantId: z.string().regex(TENANT_ID, "not a tenant id"),
+    userId: z.string().min(1).max(256),
+    conversationId: z.string().min(1).max(256),
+    /** The model the request wants (the tenant's model unless an experiment overrides it). */
+    model,
+    /** Estimated input tokens; an upper bound keeps the budget exact. */
+    inputTokens: count(10_000_000),
+    /** The largest answer the request allows. */
+    maxTokens: z.number().int().min(1).max(1_000_000),
+    config: AdmissionConfigSchema,
+    global: z
+      .object({
+        gate: z.string().regex(/^[a-z0-9-]{1,64}$/, "not a gate name"),
+        limitPerMinute: z.number().int().min(1).max(1_000_000_000),
+      })
+      .strict(),
+    /** How long the reservation lives unsettled (default RESERVATION_TTL_MS). */
+    ttlMs: z.number().int().min(1_000).max(3_600_000).optional(),
+    /** Settlements of earlier messages riding along, so they cost no RPC of their own. */
+    settle: z.array(SettleItemSchema).max(500).optional(),
+    /**
+     * A later model call of a message admitted as this reservation (a tool-loop step): its tokens
+     * and cost count in every budget, but the message is already one request in the rate windows.
+     */
+    continues: z.string().regex(RESERVATION_ID, "not a reservation id").optional(),
+  })
+  .strict();
+
+/** An admit input whose config and global target are checked apart (TenantGate's #admitInput). */
+export const AdmitInputRestSchema = AdmitInputSchema.extend({ config: z.unknown(), global: z.unknown() });
+
+export const UsageQuerySchema = z
+  .object({
+    tenantId: z.string().regex(TENANT_ID, "not a tenant id"),
+    days: z.number().int().min(1).max(90),
+    config: AdmissionConfigSchema,
+  })
+  .strict();
+
+/** A browser address's hit on its window (address-windows.ts). */
+export const AddressHitSchema = z
+  .object({
+    tenantId: z.string().min(1).max(63),
+    /** The address's keyed hash. */
+    address: z.string().regex(/^[0-9a-f]{32}$/, "not an address hash"),
+    kind: z.enum(ADDRESS_KINDS),
+    limit: z.number().int().min(1).max(1_000_000),
+    windowMs: z.number().int().min(1_000).max(LONGEST_WINDOW_MS),
+  })
+  .strict();
+
+// The GlobalGate's calls (global-gate.ts).
+const Releases = z
+  .array(z.object({ leaseId: z.string().regex(/^g\d{1,15}$/), used: z.number().int().min(0) }).strict())
+  .max(1_000);
+const Holder = z.string().min(1).max(128);
+
+export const AcquireSchema = z
+  .object({
+    holder: Holder,
+    want: z.number().int().min(1).max(1_000_000),
+    limitPerMinute: z.number().int().min(1).max(1_000_000_000),
+    release: Releases,
+  })
+  .strict();
+export const ReleaseSchema = z.object({ holder: Holder, release: Releases }).strict();

@@ -1,0 +1,93 @@
+/**
+ * Splits a document's text into chunks for search: sections never share a chunk (a heading starts
+ * a new one), paragraphs stay whole while they fit, and each chunk keeps the path of headings above
+ * it, so a chunk about "Refunds" under "Returns" is found by either word. Sizes are counted with the
+ * same token estimator as the prompt (src/chat/tokens.ts).
+ */
+import { countTextTokens } from "../chat/tokens";
+
+/** A chunk aims at this many tokens; paragraphs are added while the chunk stays under it. */
+export const TARGET_CHUNK_TOKENS = 300;
+/** No chunk is longer: a paragraph over it is cut at sentences, a sentence over it at words. */
+export const MAX_CHUNK_TOKENS = 400;
+
+export interface Chunk {
+  /** The headings above the chunk, outermost first, joined by " > ". */
+  heading: string;
+  content: string;
+  tokens: number;
+}
+
+const HEADING = /^(#{1,6})\s+(.+?)\s*#*\s*$/;
+
+/** Cuts a piece of text over MAX_CHUNK_TOKENS at sentence ends, then at words. */
+function splitLong(text: string): string[] {
+  if (countTextTokens(text) <= MAX_CHUNK_TOKENS) return [text];
+  const sentences = text.match(/[^.!?]+(?:[.!?]+|$)\s*/g) ?? [text];
+  const out: string[] = [];
+  let cur = "";
+  const push = () => {
+    if (cur.trim()) out.push(cur.trim());
+    cur = "";
+  };
+  for (const s of sentences) {
+    if (countTextTokens(cur + s) <= MAX_CHUNK_TOKENS) {
+      cur += s;
+      continue;
+    }
+    push();
+    if (countTextTokens(s) <= MAX_CHUNK_TOKENS) {
+      cur = s;
+      continue;
+    }
+    for (const word of s.split(/\s+/)) {
+      if (cur && countTextTokens(`${cur} ${word}`) > MAX_CHUNK_TOKENS) push();
+      cur = cur ? `${cur} ${word}` : word;
+    }
+  }
+  push();
+  return out;
+}
+
+/** The chunks of `text`; with `headings`, Markdown `#` lines open sections. */
+export function chunkText(text: string, headings: boolean): Chunk[] {
+  const chunks: Chunk[] = [];
+  const path: string[] = [];
+  let paragraphs: string[] = [];
+  let tokens = 0;
+  const flush = () => {
+    if (paragraphs.length === 0) return;
+    const content = paragraphs.join("\n\n");
+    chunks.push({ heading: path.filter(Boolean).join(" > "), content, tokens: countTextTokens(content) });
+    paragraphs = [];
+    tokens = 0;
+  };
+  const add = (paragraph: string) => {
+    for (const piece of splitLong(paragraph)) {
+      const n = countTextTokens(piece);
+      if (paragraphs.length > 0 && tokens + n > TARGET_CHUNK_TOKENS) flush();
+      paragraphs.push(piece);
+      tokens += n;
+    }
+  };
+  let block: string[] = [];
+  const endBlock = () => {
+    const p = block.join("\n").trim();
+    block = [];
+    if (p) add(p);
+  };
+  for (const line of text.split("\n")) {
+    const h = headings ? HEADING.exec(line) : null;
+    if (h) {
+      endBlock();
+      flush();
+      const level = (h[1] ?? "#").length;
+      path.length = level - 1;
+      path[level - 1] = (h[2] ?? "").trim();
+    } else if (line.trim() === "") endBlock();
+    else block.push(line);
+  }
+  endBlock();
+  flush();
+  return chunks;
+}

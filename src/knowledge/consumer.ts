@@ -1,0 +1,233 @@
+/**
+ * The ingestion queue: one message per source version. The consumer reads the source (by the
+ * tenant AND the id the message names, so a message can never index one tenant's source under
+ * another), extracts its text (fetching a URL source), chunks it and writes the chunks in batches
+ * that a redelivery cannot duplicate (unique source, version, ordinal). The new version answers
+ * once all its chunks landed; the old version's chunks go in the same transaction. Each message
+ * stands alone: one source failing is recorded on that source and never holds up the others.
+ */
+import { and, eq, ne, sql } from "drizzle-orm";
+import { z } from "zod";
+import { retryDelaySeconds } from "../analytics/consumer";
+import { consumeInBackground } from "../background";
+import { countTextTokens } from "../chat/tokens";
+import type { Db } from "../db/client";
+import { type KnowledgeSourceRow, knowledgeChunks, knowledgeSources } from "../db/schema";
+import type { Env, RawEnv } from "../env";
+import { errorSummary } from "../errors";
+import { strictWebhookTargets, webhookTargetProblem } from "../notify/webhook-target";
+import type { Services } from "../services";
+import { type Chunk, chunkText } from "./chunk";
+import { extractText, formatOfContentType, hasHeadings } from "./extract";
+import { invalidateKnowledge } from "./retrieve";
+import { MAX_CHUNKS_PER_SOURCE, MAX_FETCH_BYTES } from "./schemas";
+
+/** Deliveries tried before a source is recorded as failed (max_retries + 1 in wrangler.jsonc). */
+export const MAX_ATTEMPTS = 5;
+/** Rows per INSERT: large sources land in several statements, each idempotent. */
+export const INSERT_BATCH = 200;
+/** How long a URL source's fetch may take, redirects included. */
+const FETCH_TIMEOUT_MS = 10_000;
+const MAX_REDIRECTS = 3;
+
+const IngestMessage = z.object({
+  tenantId: z.string().min(1).max(64),
+  sourceId: z.uuid(),
+  version: z.number().int().min(1),
+});
+
+/** A failure that retrying cannot fix (bad content, a page that is not there): recorded at once. */
+class SourceProblem extends Error {}
+
+/** Fetches a URL source's page; every redirect hop is checked like the URL itself. */
+async function fetchPage(env: Env, start: string): Promise<{ text: string; contentType: string | null }> {
+  const strict = strictWebhookTargets(env);
+  const signal = AbortSignal.timeout(FETCH_TIMEOUT_MS);
+  let url = start;
+  for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+    const problem = webhookTargetProblem(url, strict);
+    if (problem) throw new SourceProblem(`url ${problem}`);
+    const res = await fetch(url, {
+      redirect: "manual",
+      signal,
+      headers: { accept: "text/html, text/markdown, text/plain" },
+    });
+    const location = res.headers.get("location");
+    if (res.status >= 300 && res.status < 400 && location) {
+      await res.body?.cancel();
+      url = new URL(location, url).toString();
+      continue;
+    }
+    if (res.status >= 500) throw new Error(`fetching the page answered ${res.status}`);
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new SourceProblem(`fetching the page answered ${res.status}`);
+    }
+    return { text: await readCapped(res), contentType: res.headers.get("content-type") };
+  }
+  throw new SourceProblem(`more than ${MAX_REDIRECTS} redirects`);
+}
+
+/** The body as text, refusing one longer than MAX_FETCH_BYTES without reading it all. */
+async function readCapped(res: Response): Promise<string> {
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_FETCH_BYTES) {
+      await reader.cancel();
+      throw new SourceProblem(`the page is larger than ${MAX_FETCH_BYTES} bytes`);
+    }
+    parts.push(value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
+/** The chunks of a source's content. */
+export async function chunksOf(env: Env, row: KnowledgeSourceRow): Promise<Chunk[]> {
+  if (row.kind === "qa") {
+    return (row.pairs ?? []).map((p) => {
+      const content = `Q: ${p.question}\nA: ${p.answer}`;
+      return { heading: p.question, content, tokens: countTextTokens(content) };
+    });
+  }
+  let text: string;
+  let headings: boolean;
+  if (row.kind === "url") {
+    const page = await fetchPage(env, row.url ?? "");
+    const format = formatOfContentType(page.contentType);
+    if (!format) throw new SourceProblem(`the page is ${page.contentType}, not text or HTML`);
+    text = extractText(page.text, format);
+    headings = hasHeadings(format);
+  } else {
+    const format = row.format ?? "text";
+    text = extractText(row.content ?? "", format);
+    headings = hasHeadings(format);
+  }
+  return chunkText(text, headings);
+}
+
+/** Sets a source's status for one version; a newer version's row is left alone. */
+async function setStatus(
+  db: Db,
+  row: KnowledgeSourceRow,
+  status: "indexing" | "failed",
+  error: string | null,
+) {
+  await db
+    .update(knowledgeSources)
+    .set({ status, error })
+    .where(and(eq(knowledgeSources.id, row.id), eq(knowledgeSources.version, row.version)));
+}
+
+/** Writes a version's chunks and makes it the one that answers. Safe to run again for the same version. */
+export async function indexChunks(
+  db: Db,
+  row: KnowledgeSourceRow,
+  chunks: readonly Chunk[],
+): Promise<boolean> {
+  for (let i = 0; i < chunks.length; i += INSERT_BATCH) {
+    await db
+      .insert(knowledgeChunks)
+      .values(
+        chunks.slice(i, i + INSERT_BATCH).map((c, j) => ({
+          tenantId: row.tenantId,
+          sourceId: row.id,
+          version: row.version,
+          ordinal: i + j,
+          heading: c.heading,
+          content: c.content,
+          tokens: c.tokens,
+        })),
+      )
+      .onConflictDoNothing();
+  }
+  return db.transaction(async (tx) => {
+    const [done] = await tx
+      .update(knowledgeSources)
+      .set({
+        status: "ready",
+        error: null,
+        indexedVersion: row.version,
+        chunkCount: chunks.length,
+        indexedAt: sql`now()`,
+      })
+      .where(and(eq(knowledgeSources.id, row.id), eq(knowledgeSources.version, row.version)))
+      .returning({ id: knowledgeSources.id });
+    // Updated meanwhile: this version will never answer, so its chunks go instead of the old ones.
+    if (!done) {
+      await tx
+        .delete(knowledgeChunks)
+        .where(and(eq(knowledgeChunks.sourceId, row.id), eq(knowledgeChunks.version, row.version)));
+      return false;
+    }
+    await tx
+      .delete(knowledgeChunks)
+      .where(and(eq(knowledgeChunks.sourceId, row.id), ne(knowledgeChunks.version, row.version)));
+    return true;
+  });
+}
+
+/** Indexes one message's source; what goes wrong is recorded on the source or retried. */
+async function ingestOne(svc: Services, m: Message<unknown>): Promise<void> {
+  const parsed = IngestMessage.safeParse(m.body);
+  if (!parsed.success) {
+    console.error(JSON.stringify({ msg: "knowledge: invalid message dropped", id: m.id }));
+    return m.ack();
+  }
+  const { tenantId, sourceId, version } = parsed.data;
+  const db = svc.dbh.db;
+  let row: KnowledgeSourceRow | undefined;
+  try {
+    [row] = await db
+      .select()
+      .from(knowledgeSources)
+      .where(and(eq(knowledgeSources.tenantId, tenantId), eq(knowledgeSources.id, sourceId)));
+    // Deleted, another tenant's id, or superseded by a newer version with its own message.
+    if (!row || row.version !== version || row.indexedVersion === version) return m.ack();
+    await setStatus(db, row, "indexing", null);
+    const chunks = await chunksOf(svc.env, row);
+    if (chunks.length === 0) throw new SourceProblem("no text to index");
+    if (chunks.length > MAX_CHUNKS_PER_SOURCE)
+      throw new SourceProblem(`${chunks.length} chunks; a source may have at most ${MAX_CHUNKS_PER_SOURCE}`);
+    if (await indexChunks(db, row, chunks)) await invalidateKnowledge(svc, tenantId);
+    m.ack();
+  } catch (err) {
+    const permanent = err instanceof SourceProblem;
+    if (!permanent && m.attempts < MAX_ATTEMPTS) {
+      console.warn(JSON.stringify({ msg: "knowledge: source retried", sourceId, ...errorSummary(err) }));
+      return m.retry({ delaySeconds: retryDelaySeconds(m.attempts) });
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    const reason = permanent ? message : `indexing failed: ${message}`;
+    if (row) await setStatus(db, row, "failed", reason.slice(0, 500)).catch(() => undefined);
+    m.ack();
+  }
+}
+
+/** Ingests a batch, message by message. */
+export async function consumeKnowledgeBatch(
+  messages: readonly Message<unknown>[],
+  svc: Services,
+): Promise<void> {
+  for (const m of messages) await ingestOne(svc, m);
+}
+
+/** Queue handler of the knowledge ingestion queue. */
+export function knowledgeQueue(
+  batch: MessageBatch<unknown>,
+  raw: RawEnv,
+  ctx: ExecutionContext,
+): Promise<void> {
+  return consumeInBackground(batch, raw, ctx, (svc) => consumeKnowledgeBatch(batch.messages, svc));
+}

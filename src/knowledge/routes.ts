@@ -1,0 +1,166 @@
+import { z } from "@hono/zod-openapi";
+import { newRouter } from "../app";
+import { errors, jsonBody, jsonResponse } from "../openapi";
+import type { TenantScope } from "../tenants/scope";
+import { invalidateKnowledge } from "./retrieve";
+import {
+  Settings,
+  SettingsPatch,
+  Source,
+  SourceIdParam,
+  SourceInput,
+  SourceList,
+  Unanswered,
+} from "./schemas";
+import {
+  createSource,
+  deleteSource,
+  getSource,
+  listSources,
+  readSettings,
+  sourceOut,
+  unansweredQuestions,
+  updateSource,
+  writeSettings,
+} from "./service";
+
+const tags = ["knowledge"];
+
+/** A tenant's knowledge: under /v1 (secret key) and /admin/tenants/{id} (admin). */
+export const knowledgeRoutes = (scope: TenantScope) =>
+  newRouter()
+    .openapi(
+      scope.route({
+        method: "get",
+        path: "/knowledge/sources",
+        tags,
+        summary: "The tenant's knowledge sources with their indexing status, newest first",
+        responses: { 200: jsonResponse(SourceList, "The sources") },
+      }),
+      async (c) => {
+        const rows = await listSources(c.get("svc").dbh.db, c.get("tenant").id);
+        return c.json({ sources: rows.map(sourceOut) }, 200);
+      },
+    )
+    .openapi(
+      scope.route({
+        method: "post",
+        path: "/knowledge/sources",
+        tags,
+        summary: "Add a document, Q&A pairs or a URL; it is indexed in the background (status queued)",
+        request: { body: jsonBody(SourceInput) },
+        responses: { 201: jsonResponse(Source, "The source, queued"), ...errors(400, 409, 413, 415) },
+      }),
+      async (c) => {
+        const svc = c.get("svc");
+        const row = await createSource(
+          svc.env,
+          svc.dbh.db,
+          c.get("actor"),
+          c.get("tenant").id,
+          c.req.valid("json"),
+        );
+        return c.json(sourceOut(row), 201);
+      },
+    )
+    .openapi(
+      scope.route({
+        method: "get",
+        path: "/knowledge/sources/{sourceId}",
+        tags,
+        summary: "One source: its status (queued, indexing, ready, failed with the reason) and chunk count",
+        request: { params: SourceIdParam },
+        responses: { 200: jsonResponse(Source, "The source"), ...errors(400, 404) },
+      }),
+      async (c) => {
+        const row = await getSource(c.get("svc").dbh.db, c.get("tenant").id, c.req.valid("param").sourceId);
+        return c.json(sourceOut(row), 200);
+      },
+    )
+    .openapi(
+      scope.route({
+        method: "put",
+        path: "/knowledge/sources/{sourceId}",
+        tags,
+        summary: "Replace a source's content and re-index it; the indexed version answers until then",
+        request: { params: SourceIdParam, body: jsonBody(SourceInput) },
+        responses: { 200: jsonResponse(Source, "The source, queued"), ...errors(400, 404, 413, 415) },
+      }),
+      async (c) => {
+        const svc = c.get("svc");
+        const { sourceId } = c.req.valid("param");
+        const row = await updateSource(
+          svc.env,
+          svc.dbh.db,
+          c.get("actor"),
+          c.get("tenant").id,
+          sourceId,
+          c.req.valid("json"),
+        );
+        return c.json(sourceOut(row), 200);
+      },
+    )
+    .openapi(
+      scope.route({
+        method: "delete",
+        path: "/knowledge/sources/{sourceId}",
+        tags,
+        summary: "Delete a source; its chunks go in the same transaction, so answers stop using it at once",
+        request: { params: SourceIdParam },
+        responses: { 200: jsonResponse(Source, "The deleted source"), ...errors(400, 404) },
+      }),
+      async (c) => {
+        const svc = c.get("svc");
+        const tenantId = c.get("tenant").id;
+        const row = await deleteSource(svc.dbh.db, c.get("actor"), tenantId, c.req.valid("param").sourceId);
+        await invalidateKnowledge(svc, tenantId);
+        return c.json(sourceOut(row), 200);
+      },
+    )
+    .openapi(
+      scope.route({
+        method: "get",
+        path: "/knowledge/settings",
+        tags,
+        summary:
+          'Knowledge settings: on or off, the "I don\'t know" answer, the relevance threshold, the context budget',
+        responses: { 200: jsonResponse(Settings, "The settings") },
+      }),
+      async (c) => c.json(await readSettings(c.get("svc").dbh.db, c.get("tenant").id), 200),
+    )
+    .openapi(
+      scope.route({
+        method: "patch",
+        path: "/knowledge/settings",
+        tags,
+        summary: "Change knowledge settings",
+        request: { body: jsonBody(SettingsPatch) },
+        responses: { 200: jsonResponse(Settings, "The settings"), ...errors(400, 413, 415) },
+      }),
+      async (c) => {
+        const svc = c.get("svc");
+        const tenantId = c.get("tenant").id;
+        const out = await writeSettings(svc.dbh.db, c.get("actor"), tenantId, c.req.valid("json"));
+        await invalidateKnowledge(svc, tenantId);
+        return c.json(out, 200);
+      },
+    )
+    .openapi(
+      scope.route({
+        method: "get",
+        path: "/knowledge/unanswered",
+        tags,
+        summary: "Questions no source answered, grouped by their normalized text, most asked first",
+        request: {
+          query: z.object({ limit: z.coerce.number().int().min(1).max(500).default(100) }),
+        },
+        responses: { 200: jsonResponse(Unanswered, "The questions"), ...errors(400) },
+      }),
+      async (c) => {
+        const { limit } = c.req.valid("query");
+        return c.json(
+          { questions: await unansweredQuestions(c.get("svc").dbh.db, c.get("tenant").id, limit) },
+          200,
+        );
+      },
+    );

@@ -1,0 +1,114 @@
+import { z } from "@hono/zod-openapi";
+
+/** Characters of a document's content; a request body is also bounded by MAX_BODY_BYTES (64 KiB by default). */
+export const MAX_DOCUMENT_CHARS = 60_000;
+/** Pairs of one Q&A source. */
+export const MAX_PAIRS = 200;
+/** Bytes read from a fetched URL; a longer page fails its source. */
+export const MAX_FETCH_BYTES = 1_000_000;
+/** Chunks one source may produce; a longer text fails its source. */
+export const MAX_CHUNKS_PER_SOURCE = 2_000;
+/** Sources one tenant may have. */
+export const MAX_SOURCES_PER_TENANT = 500;
+
+const Title = z.string().trim().min(1).max(200);
+
+const DocumentInput = z
+  .object({
+    type: z.enum(["markdown", "text", "html", "pdf_text"]).openapi({
+      description:
+        "How content is written; pdf_text is text already extracted from a PDF (no PDF parsing here)",
+    }),
+    title: Title,
+    content: z.string().min(1).max(MAX_DOCUMENT_CHARS),
+    url: z
+      .url({ protocol: /^https?$/ })
+      .max(2048)
+      .optional()
+      .openapi({ description: "Shown as the source's link" }),
+  })
+  .strict();
+
+const Pair = z
+  .object({ question: z.string().trim().min(1).max(500), answer: z.string().trim().min(1).max(4_000) })
+  .strict();
+
+const QaInput = z
+  .object({
+    type: z.literal("qa"),
+    title: Title,
+    pairs: z.array(Pair).min(1).max(MAX_PAIRS),
+    url: z
+      .url({ protocol: /^https?$/ })
+      .max(2048)
+      .optional(),
+  })
+  .strict();
+
+const UrlInput = z
+  .object({
+    type: z.literal("url"),
+    url: z.url({ protocol: /^https?$/ }).max(2048),
+    title: Title.optional(),
+  })
+  .strict();
+
+/** A new source, or the whole new content of one (an update re-indexes it). */
+export const SourceInput = z
+  .discriminatedUnion("type", [DocumentInput, QaInput, UrlInput])
+  .openapi("KnowledgeSourceInput");
+export type SourceInput = z.infer<typeof SourceInput>;
+
+export const Source = z
+  .object({
+    id: z.uuid(),
+    type: z.enum(["markdown", "text", "html", "pdf_text", "qa", "url"]),
+    title: z.string(),
+    url: z.string().nullable(),
+    status: z.enum(["queued", "indexing", "ready", "failed"]),
+    error: z.string().nullable(),
+    version: z.number().int(),
+    chunk_count: z.number().int(),
+    created_at: z.string(),
+    updated_at: z.string(),
+    indexed_at: z.string().nullable(),
+  })
+  .openapi("KnowledgeSource");
+export type Source = z.infer<typeof Source>;
+
+export const SourceList = z.object({ sources: z.array(Source) }).openapi("KnowledgeSourceList");
+
+export const SourceIdParam = z.object({
+  sourceId: z.uuid("not a source id").openapi({ param: { name: "sourceId", in: "path" } }),
+});
+
+export const Settings = z
+  .object({
+    enabled: z.boolean(),
+    unknown_answer_message: z.string().max(1_000),
+    min_score: z.number().min(0).max(1),
+    max_context_tokens: z.number().int().min(100).max(8_000),
+  })
+  .openapi("KnowledgeSettings");
+export type Settings = z.infer<typeof Settings>;
+
+export const SettingsPatch = Settings.partial().strict().openapi("KnowledgeSettingsPatch");
+
+export const Unanswered = z
+  .object({
+    questions: z.array(
+      z.object({
+        question: z.string().openapi({ description: "The latest wording of the question" }),
+        normalized: z.string(),
+        count: z.number().int(),
+        last_asked_at: z.string(),
+      }),
+    ),
+  })
+  .openapi("KnowledgeUnanswered");
+
+/** A source cited by an answer, as chat responses carry it. */
+export const AnswerSource = z
+  .object({ id: z.string(), title: z.string(), url: z.string().nullable() })
+  .openapi("AnswerSource");
+export type AnswerSource = z.infer<typeof AnswerSource>;

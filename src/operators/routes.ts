@@ -1,0 +1,369 @@
+/**
+ * Operator accounts: signing into the console (`/operator/session`, magic links, invitations) and
+ * managing a tenant's operators (`/operators` in every tenant scope: the tenant's secret key, the
+ * admin, and the tenant's owners in the console).
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { type AppEnv, execCtx, newRouter } from "../app";
+import { clientIp, ipHash } from "../auth/client-ip";
+import { failedAttempt, throttled } from "../auth/throttle";
+import type { Env } from "../env";
+import { AppError } from "../errors";
+import { sendEmail } from "../notify/consumer";
+import { errors, jsonBody, jsonResponse, operatorSecurity } from "../openapi";
+import type { TenantScope } from "../tenants/scope";
+import { clearSessionCookie, operatorAuth, sessionToken, setSessionCookie } from "./middleware";
+import { PASSWORD_MAX, PASSWORD_MIN } from "./password";
+import {
+  acceptInvite,
+  csrfToken,
+  endSession,
+  INVITE_TTL_MS,
+  inviteOperator,
+  listOperators,
+  MAGIC_TTL_MS,
+  magicLinkToken,
+  type OperatorIdentity,
+  operatorOut,
+  redeemMagicLink,
+  removeOperator,
+  revokeSessions,
+  signIn,
+  updateOperator,
+} from "./service";
+
+const TenantId = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, "not a tenant id");
+const Email = z.email().max(254);
+const Password = z.string().min(PASSWORD_MIN).max(PASSWORD_MAX);
+const OneUseToken = z.string().regex(/^[A-Za-z0-9]{43}$/, "not a link token");
+const Role = z.enum(["owner", "agent"]);
+
+export const Operator = z
+  .object({
+    id: z.uuid(),
+    tenant_id: z.string(),
+    email: z.string(),
+    name: z.string(),
+    role: Role,
+    status: z.enum(["invited", "active", "removed"]),
+    created_at: z.string(),
+  })
+  .openapi("Operator");
+
+export const ConsoleSession = z
+  .object({
+    operator: Operator.omit({ status: true, created_at: true }),
+    csrf_token: z.string().openapi({ description: "Send as X-CSRF-Token on every write under /operator" }),
+  })
+  .openapi("ConsoleSession");
+
+const SignInBody = z.object({
+  tenant_id: TenantId,
+  email: Email,
+  password: z.string().min(1).max(PASSWORD_MAX),
+});
+const MagicLinkBody = z.object({ tenant_id: TenantId, email: Email });
+const RedeemBody = z.object({ token: OneUseToken });
+const AcceptBody = z.object({ token: OneUseToken, password: Password });
+
+const tags = ["console sessions"];
+const noStore = { "Cache-Control": "no-store" };
+
+/**
+ * A write to the session routes must come from the console's own origin when a browser says where
+ * it comes from: no other site can sign a visitor in or out (login CSRF).
+ */
+function sameOriginOnly(c: Context<AppEnv>): void {
+  const origin = c.req.header("origin");
+  if (origin && origin !== new URL(c.req.url).origin) {
+    throw new AppError("FORBIDDEN", "console sessions are only for the console's own origin");
+  }
+}
+
+/** The caller's address, hashed, for the failed-attempt throttle shared with API keys. */
+async function addressOf(c: Context<AppEnv>): Promise<string | undefined> {
+  const address = clientIp(c.req.raw.headers);
+  return address === "unknown" ? undefined : ipHash(c.get("svc").env, address);
+}
+
+async function sessionBody(op: Omit<OperatorIdentity, "sessionId">, token: string) {
+  return {
+    operator: { id: op.id, tenant_id: op.tenantId, email: op.email, name: op.name, role: op.role },
+    csrf_token: await csrfToken(token),
+  };
+}
+
+/** The console's address for a link: this deployment's own origin, the token in the fragment (never sent to a server). */
+function consoleLink(c: Context<AppEnv>, kind: "magic" | "invite", token: string): string {
+  return `${new URL(c.req.url).origin}/console/#${kind}=${token}`;
+}
+
+/**
+ * Sends a link by email where the platform sends email; outside production it is also logged, so
+ * `npm run dev` prints it. Off the request path: the answer takes as long whoever asked.
+ */
+function deliverLink(c: Context<AppEnv>, to: string, subject: string, text: string, url: string): void {
+  const env: Env = c.get("svc").env;
+  const work = (async () => {
+    if (env.ENVIRONMENT !== "production") {
+      console.log(JSON.stringify({ msg: "console link (development: not emailed)", to, url }));
+      return;
+    }
+    const sent = await sendEmail(env, to, subject, text);
+    if (sent.status !== "sent")
+      console.error(JSON.stringify({ msg: "console link not sent", error: sent.error }));
+  })();
+  execCtx(c).waitUntil(work);
+}
+
+const signInRoute = createRoute({
+  method: "post",
+  path: "/session",
+  tags,
+  summary: "Sign into the console with email and password; sets an HttpOnly session cookie",
+  request: { body: jsonBody(SignInBody) },
+  responses: { 200: jsonResponse(ConsoleSession, "Signed in"), ...errors(400, 401, 403, 415, 429) },
+});
+const sessionRoute = createRoute({
+  method: "get",
+  path: "/session",
+  tags,
+  security: operatorSecurity,
+  middleware: [operatorAuth],
+  summary: "Who is signed in, and the CSRF token for writes",
+  responses: { 200: jsonResponse(ConsoleSession, "The session"), ...errors(401, 403) },
+});
+const signOutRoute = createRoute({
+  method: "delete",
+  path: "/session",
+  tags,
+  security: operatorSecurity,
+  middleware: [operatorAuth],
+  summary: "Sign out: this session ends everywhere at once",
+  responses: { 204: { description: "Signed out" }, ...errors(401, 403) },
+});
+const magicLinkRoute = createRoute({
+  method: "post",
+  path: "/magic-link",
+  tags,
+  summary: "Email a one-use sign-in link (15 minutes); the answer is the same whether the account exists",
+  request: { body: jsonBody(MagicLinkBody) },
+  responses: { 202: { description: "Sent if such an operator exists" }, ...errors(400, 403, 415, 429) },
+});
+const redeemRoute = createRoute({
+  method: "post",
+  path: "/magic-link/redeem",
+  tags,
+  summary: "Exchange a magic link's token for a session",
+  request: { body: jsonBody(RedeemBody) },
+  responses: { 200: jsonResponse(ConsoleSession, "Signed in"), ...errors(400, 401, 403, 415, 429) },
+});
+const acceptRoute = createRoute({
+  method: "post",
+  path: "/invitations/accept",
+  tags,
+  summary: "Accept an invitation: set a password (12 to 200 characters) and sign in",
+  request: { body: jsonBody(AcceptBody) },
+  responses: { 200: jsonResponse(ConsoleSession, "Signed in"), ...errors(400, 401, 403, 415, 429) },
+});
+
+/** Counts a failed token or password against the address, then answers the caller's 401 (or 429). */
+async function refuse(c: Context<AppEnv>, ip: string | undefined, message: string): Promise<never> {
+  const err = new AppError("UNAUTHORIZED", message);
+  throw ip ? await failedAttempt(c.get("svc"), ip, err) : err;
+}
+
+/** The session routes under `/operator`; they make the cookie the operator scope then reads. */
+export const operatorSessions = newRouter()
+  .openapi(signInRoute, async (c) => {
+    sameOriginOnly(c);
+    const ip = await addressOf(c);
+    const over = ip ? throttled(ip) : undefined;
+    if (over) throw over;
+    const { tenant_id, email, password } = c.req.valid("json");
+    const result = await signIn(c.get("svc").dbh.db, tenant_id, email, password);
+    if (!result.ok && result.lockedForMs) {
+      const seconds = Math.ceil(result.lockedForMs / 1000);
+      throw new AppError("RATE_LIMITED", `too many failed sign-ins for this account; retry in ${seconds} s`, {
+        headers: { "Retry-After": String(seconds) },
+      });
+    }
+    if (!result.ok) return refuse(c, ip, "email or password is wrong");
+    setSessionCookie(c, result.token);
+    return c.json(await sessionBody(result.operator, result.token), 200, noStore);
+  })
+  .openapi(sessionRoute, async (c) => {
+    const op = c.get("operator") as OperatorIdentity;
+    return c.json(await sessionBody(op, sessionToken(c) as string), 200, noStore);
+  })
+  .openapi(signOutRoute, async (c) => {
+    await endSession(c.get("svc").dbh.db, (c.get("operator") as OperatorIdentity).sessionId);
+    clearSessionCookie(c);
+    return c.body(null, 204, noStore);
+  })
+  .openapi(magicLinkRoute, async (c) => {
+    sameOriginOnly(c);
+    const { tenant_id, email } = c.req.valid("json");
+    const issued = await magicLinkToken(c.get("svc").dbh.db, tenant_id, email);
+    if (issued) {
+      const url = consoleLink(c, "magic", issued.token);
+      const minutes = MAGIC_TTL_MS / 60_000;
+      deliverLink(
+        c,
+        issued.operator.email,
+        "Your chatedge console sign-in link",
+        `Sign in to the ${tenant_id} console (valid ${minutes} minutes, once):\n\n${url}\n\nIf you did not ask for it, ignore this email.`,
+        url,
+      );
+    }
+    return c.body(null, 202, noStore);
+  })
+  .openapi(redeemRoute, async (c) => {
+    sameOriginOnly(c);
+    const ip = await addressOf(c);
+    const over = ip ? throttled(ip) : undefined;
+    if (over) throw over;
+    const out = await redeemMagicLink(c.get("svc").dbh.db, c.req.valid("json").token);
+    if (!out) return refuse(c, ip, "this sign-in link is unknown, used or expired; ask for a new one");
+    setSessionCookie(c, out.token);
+    return c.json(await sessionBody(out.operator, out.token), 200, noStore);
+  })
+  .openapi(acceptRoute, async (c) => {
+    sameOriginOnly(c);
+    const ip = await addressOf(c);
+    const over = ip ? throttled(ip) : undefined;
+    if (over) throw over;
+    const { token, password } = c.req.valid("json");
+    const out = await acceptInvite(c.get("svc").dbh.db, token, password);
+    if (!out) return refuse(c, ip, "this invitation is unknown, used or expired; ask for a new one");
+    setSessionCookie(c, out.token);
+    return c.json(await sessionBody(out.operator, out.token), 200, noStore);
+  });
+
+const OperatorInvite = z.object({ email: Email, name: z.string().trim().min(1).max(100), role: Role });
+const OperatorPatch = z
+  .object({ name: z.string().trim().min(1).max(100).optional(), role: Role.optional() })
+  .refine((p) => p.name !== undefined || p.role !== undefined, "nothing to change: give name or role");
+const OperatorIdParam = z.object({
+  operator_id: z.uuid().openapi({ param: { name: "operator_id", in: "path" } }),
+});
+export const InvitedOperator = z
+  .object({
+    operator: Operator,
+    invite_url: z.string().openapi({ description: "One use, valid 7 days; shown only here (and emailed)" }),
+  })
+  .openapi("InvitedOperator");
+
+/** `/operators` in a tenant scope: list, invite, change, remove, sign out everywhere. */
+export const operatorRoutes = (scope: TenantScope) =>
+  newRouter()
+    .openapi(
+      scope.route({
+        method: "get",
+        path: "/operators",
+        tags: ["operators"],
+        summary: "The tenant's operators (console accounts)",
+        responses: { 200: jsonResponse(z.object({ data: z.array(Operator) }), "The operators") },
+      }),
+      async (c) => {
+        const rows = await listOperators(c.get("svc").dbh.db, c.get("tenant").id);
+        return c.json({ data: rows.map(operatorOut) }, 200);
+      },
+    )
+    .openapi(
+      scope.route({
+        method: "post",
+        path: "/operators",
+        tags: ["operators"],
+        summary: "Invite an operator; the invitation link is in this answer only (and emailed in production)",
+        request: { body: jsonBody(OperatorInvite) },
+        responses: {
+          201: jsonResponse(InvitedOperator, "The invited operator"),
+          ...errors(400, 409, 413, 415),
+        },
+      }),
+      async (c) => {
+        const tenant = c.get("tenant");
+        const { row, token } = await inviteOperator(
+          c.get("svc").dbh.db,
+          c.get("actor"),
+          tenant.id,
+          c.req.valid("json"),
+        );
+        const url = consoleLink(c, "invite", token);
+        const days = INVITE_TTL_MS / 86_400_000;
+        deliverLink(
+          c,
+          row.email,
+          `You are invited to the ${tenant.name} chatbot console`,
+          `Set your password and sign in (valid ${days} days, once):\n\n${url}`,
+          url,
+        );
+        return c.json({ operator: operatorOut(row), invite_url: url }, 201, noStore);
+      },
+    )
+    .openapi(
+      scope.route({
+        method: "patch",
+        path: "/operators/{operator_id}",
+        tags: ["operators"],
+        summary: "Rename an operator or change their role (a tenant keeps at least one owner)",
+        request: { params: OperatorIdParam, body: jsonBody(OperatorPatch) },
+        responses: { 200: jsonResponse(Operator, "The operator"), ...errors(400, 404, 409, 413, 415) },
+      }),
+      async (c) => {
+        const { operator_id } = c.req.valid("param");
+        const row = await updateOperator(
+          c.get("svc").dbh.db,
+          c.get("actor"),
+          c.get("tenant").id,
+          operator_id,
+          c.req.valid("json"),
+        );
+        return c.json(operatorOut(row), 200);
+      },
+    )
+    .openapi(
+      scope.route({
+        method: "delete",
+        path: "/operators/{operator_id}",
+        tags: ["operators"],
+        summary: "Remove an operator: their sessions end at once; the audit log keeps their name",
+        request: { params: OperatorIdParam },
+        responses: { 200: jsonResponse(Operator, "The removed operator"), ...errors(400, 404, 409) },
+      }),
+      async (c) => {
+        const { operator_id } = c.req.valid("param");
+        const row = await removeOperator(
+          c.get("svc").dbh.db,
+          c.get("actor"),
+          c.get("tenant").id,
+          operator_id,
+        );
+        return c.json(operatorOut(row), 200);
+      },
+    )
+    .openapi(
+      scope.route({
+        method: "delete",
+        path: "/operators/{operator_id}/sessions",
+        tags: ["operators"],
+        summary: "Sign an operator out everywhere",
+        request: { params: OperatorIdParam },
+        responses: {
+          200: jsonResponse(z.object({ revoked: z.number().int() }), "How many live sessions ended"),
+          ...errors(400, 404),
+        },
+      }),
+      async (c) => {
+        const { operator_id } = c.req.valid("param");
+        const revoked = await revokeSessions(
+          c.get("svc").dbh.db,
+          c.get("actor"),
+          c.get("tenant").id,
+          operator_id,
+        );
+        return c.json({ revoked }, 200);
+      },
+    );

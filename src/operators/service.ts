@@ -1,0 +1,363 @@
+/**
+ * Operator accounts and their console sessions. A session is a random token in an HttpOnly cookie;
+ * Postgres keeps only its SHA-256, so a session is revoked (sign-out, removal, "sign out
+ * everywhere") the moment its row says so, in every isolate. Invitations and magic links are
+ * one-use tokens stored the same way.
+ */
+import { and, asc, eq, gt, isNull, sql } from "drizzle-orm";
+import { hmacSha256Hex, randomToken, sha256Hex } from "../auth/keys";
+import type { Db } from "../db/client";
+import { type OperatorRow, operatorSessions, operators, operatorTokens } from "../db/schema";
+import { AppError } from "../errors";
+import { type Actor, audit, type Tx } from "../tenants/service";
+import { hashPassword, PBKDF2_ITERATIONS, verifyPassword } from "./password";
+
+export type OperatorRole = OperatorRow["role"];
+
+/** Who is signed in, as the request path carries it. */
+export interface OperatorIdentity {
+  id: string;
+  tenantId: string;
+  email: string;
+  name: string;
+  role: OperatorRole;
+  sessionId: string;
+}
+
+export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
+export const INVITE_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+export const MAGIC_TTL_MS = 15 * 60 * 1000;
+/** Failed sign-ins in a row before the account refuses sign-in for LOCK_MS (then five more tries). */
+export const SIGN_IN_FAILURES = 5;
+export const LOCK_MS = 15 * 60 * 1000;
+
+/** The audit log's name for an operator: their id and email, so the entry outlives a rename. */
+export function operatorActor(op: Pick<OperatorIdentity, "id" | "email">, requestId: string): Actor {
+  return { actor: `operator:${op.id} ${op.email}`, requestId };
+}
+
+/** The CSRF token of a session: derived from the cookie's secret, so only its holder's page can read it. */
+export function csrfToken(sessionToken: string): Promise<string> {
+  return hmacSha256Hex(sessionToken, "chatedge console csrf");
+}
+
+export function operatorOut(row: OperatorRow) {
+  return {
+    id: row.id,
+    tenant_id: row.tenantId,
+    email: row.email,
+    name: row.name,
+    role: row.role,
+    status: row.removedAt
+      ? ("removed" as const)
+      : row.passwordHash
+        ? ("active" as const)
+        : ("invited" as const),
+    created_at: row.createdAt.toISOString(),
+  };
+}
+
+const normalEmail = (email: string) => email.trim().toLowerCase();
+
+export async function listOperators(db: Db, tenantId: string): Promise<OperatorRow[]> {
+  return db
+    .select()
+    .from(operators)
+    .where(eq(operators.tenantId, tenantId))
+    .orderBy(asc(operators.createdAt));
+}
+
+async function operatorOf(db: Db | Tx, tenantId: string, id: string): Promise<OperatorRow> {
+  const [row] = await db
+    .select()
+    .from(operators)
+    .where(and(eq(operators.tenantId, tenantId), eq(operators.id, id)))
+    .limit(1);
+  if (!row) throw new AppError("NOT_FOUND", `no operator ${id}`);
+  return row;
+}
+
+/** A one-use token for `purpose`; the link carries the token, Postgres its hash. */
+async function issueToken(
+  db: Db,
+  op: Pick<OperatorRow, "id" | "tenantId">,
+  purpose: "invite" | "magic",
+  ttlMs: number,
+  now: number,
+): Promise<string> {
+  const token = randomToken(43);
+  await db.insert(operatorTokens).values({
+    id: await sha256Hex(token),
+    operatorId: op.id,
+    tenantId: op.tenantId,
+    purpose,
+    expiresAt: new Date(now + ttlMs),
+  });
+  return token;
+}
+
+/** Invites an operator: a row without a password and an invitation token to set one. */
+export async function inviteOperator(
+  db: Db,
+  who: Actor,
+  tenantId: string,
+  input: { email: string; name: string; role: OperatorRole },
+  now = Date.now(),
+): Promise<{ row: OperatorRow; token: string }> {
+  const email = normalEmail(input.email);
+  const row = await db.transaction(async (tx) => {
+    const [created] = await tx
+      .insert(operators)
+      .values({ id: crypto.randomUUID(), tenantId, email, name: input.name, role: input.role })
+      .onConflictDoNothing()
+      .returning();
+    if (!created) throw new AppError("CONFLICT", `an operator with email ${email} already exists`);
+    await audit(tx, who, tenantId, "operator.invite", created.id, { email, role: input.role });
+    return created;
+  });
+  return { row, token: await issueToken(db, row, "invite", INVITE_TTL_MS, now) };
+}
+
+/** Changes an operator's name or role; the last owner cannot stop being one. */
+export async function updateOperator(
+  db: Db,
+  who: Actor,
+  tenantId: string,
+  id: string,
+  patch: { name?: string; role?: OperatorRole },
+): Promise<OperatorRow> {
+  return db.transaction(async (tx) => {
+    const current = await operatorOf(tx, tenantId, id);
+    if (patch.role === "agent" && current.role === "owner") await keepAnOwner(tx, tenantId, id);
+    const [row] = await tx
+      .update(operators)
+      .set({ ...(patch.name ? { name: patch.name } : {}), ...(patch.role ? { role: patch.role } : {}) })
+      .where(and(eq(operators.tenantId, tenantId), eq(operators.id, id)))
+      .returning();
+    await audit(tx, who, tenantId, "operator.update", id, patch);
+    return row as OperatorRow;
+  });
+}
+
+async function keepAnOwner(db: Db | Tx, tenantId: string, leaving: string): Promise<void> {
+  const [other] = await db
+    .select({ id: operators.id })
+    .from(operators)
+    .where(
+      and(
+        eq(operators.tenantId, tenantId),
+        eq(operators.role, "owner"),
+        isNull(operators.removedAt),
+        sql`${operators.id} <> ${leaving}`,
+      ),
+    )
+    .limit(1);
+  // The platform admin and the tenant's secret keys can always add another owner; an operator
+  // cannot lock everyone else out by demoting or removing the last one.
+  if (!other) throw new AppError("CONFLICT", "the tenant's last owner cannot be removed or made an agent");
+}
+
+/** Removes an operator: no more sign-in, every session revoked; the row stays for the audit log. */
+export async function removeOperator(db: Db, who: Actor, tenantId: string, id: string): Promise<OperatorRow> {
+  return db.transaction(async (tx) => {
+    const current = await operatorOf(tx, tenantId, id);
+    if (current.role === "owner" && !current.removedAt) await keepAnOwner(tx, tenantId, id);
+    const [row] = await tx
+      .update(operators)
+      .set({ removedAt: sql`coalesce(${operators.removedAt}, now())` })
+      .where(and(eq(operators.tenantId, tenantId), eq(operators.id, id)))
+      .returning();
+    await tx
+      .update(operatorSessions)
+      .set({ revokedAt: sql`now()` })
+      .where(and(eq(operatorSessions.operatorId, id), isNull(operatorSessions.revokedAt)));
+    await audit(tx, who, tenantId, "operator.remove", id, {});
+    return row as OperatorRow;
+  });
+}
+
+/** Revokes every session of an operator ("sign out everywhere"); answers how many were live. */
+export async function revokeSessions(db: Db, who: Actor, tenantId: string, id: string): Promise<number> {
+  await operatorOf(db, tenantId, id);
+  return db.transaction(async (tx) => {
+    const revoked = await tx
+      .update(operatorSessions)
+      .set({ revokedAt: sql`now()` })
+      .where(
+        and(
+          eq(operatorSessions.operatorId, id),
+          isNull(operatorSessions.revokedAt),
+          gt(operatorSessions.expiresAt, sql`now()`),
+        ),
+      )
+      .returning({ id: operatorSessions.id });
+    await audit(tx, who, tenantId, "operator.sessions.revoke", id, { sessions: revoked.length });
+    return revoked.length;
+  });
+}
+
+/** A new session for a signed-in operator; the token goes into the cookie and nowhere else. */
+async function startSession(db: Db, op: OperatorRow, now: number): Promise<string> {
+  const token = randomToken(43);
+  await db.insert(operatorSessions).values({
+    id: await sha256Hex(token),
+    operatorId: op.id,
+    tenantId: op.tenantId,
+    expiresAt: new Date(now + SESSION_TTL_MS),
+  });
+  return token;
+}
+
+async function findByEmail(db: Db, tenantId: string, email: string): Promise<OperatorRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(operators)
+    .where(and(eq(operators.tenantId, tenantId), eq(operators.email, normalEmail(email))))
+    .limit(1);
+  return row;
+}
+
+export type SignIn = { ok: true; operator: OperatorRow; token: string } | { ok: false; lockedForMs?: number };
+
+/**
+ * Email and password. A locked account is refused before the password is checked; a wrong
+ * password counts towards the lock; every failure looks the same to the caller.
+ */
+export async function signIn(
+  db: Db,
+  tenantId: string,
+  email: string,
+  password: string,
+  now = Date.now(),
+): Promise<SignIn> {
+  const op = await findByEmail(db, tenantId, email);
+  if (op?.lockedUntil && op.lockedUntil.getTime() > now) {
+    return { ok: false, lockedForMs: op.lockedUntil.getTime() - now };
+  }
+  const usable = op && !op.removedAt ? op.passwordHash : null;
+  if (!(await verifyPassword(password, usable)) || !op) {
+    if (op) {
+      // One statement: concurrent failures cannot lose a count.
+      await db
+        .update(operators)
+        .set({
+          failedSignIns: sql`${operators.failedSignIns} + 1`,
+          lockedUntil: sql`case when (${operators.failedSignIns} + 1) % ${SIGN_IN_FAILURES} = 0
+            then ${new Date(now + LOCK_MS).toISOString()}::timestamptz else ${operators.lockedUntil} end`,
+        })
+        .where(eq(operators.id, op.id));
+    }
+    return { ok: false };
+  }
+  const rehash = !op.passwordHash?.startsWith(`pbkdf2-sha256$${PBKDF2_ITERATIONS}$`);
+  await db
+    .update(operators)
+    .set({
+      failedSignIns: 0,
+      lockedUntil: null,
+      ...(rehash ? { passwordHash: await hashPassword(password) } : {}),
+    })
+    .where(eq(operators.id, op.id));
+  return { ok: true, operator: op, token: await startSession(db, op, now) };
+}
+
+/** Spends a one-use token; the operator it belongs to, or undefined when unknown, used or expired. */
+async function spendToken(
+  db: Db,
+  token: string,
+  purpose: "invite" | "magic",
+  now: number,
+): Promise<OperatorRow | undefined> {
+  const [spent] = await db
+    .update(operatorTokens)
+    .set({ usedAt: new Date(now) })
+    .where(
+      and(
+        eq(operatorTokens.id, await sha256Hex(token)),
+        eq(operatorTokens.purpose, purpose),
+        isNull(operatorTokens.usedAt),
+        gt(operatorTokens.expiresAt, new Date(now)),
+      ),
+    )
+    .returning({ operatorId: operatorTokens.operatorId });
+  if (!spent) return undefined;
+  const [op] = await db.select().from(operators).where(eq(operators.id, spent.operatorId)).limit(1);
+  return op && !op.removedAt ? op : undefined;
+}
+
+/** Accepts an invitation: sets the password and signs in. */
+export async function acceptInvite(
+  db: Db,
+  token: string,
+  password: string,
+  now = Date.now(),
+): Promise<{ operator: OperatorRow; token: string } | undefined> {
+  const op = await spendToken(db, token, "invite", now);
+  if (!op) return undefined;
+  const [row] = await db
+    .update(operators)
+    .set({ passwordHash: await hashPassword(password), failedSignIns: 0, lockedUntil: null })
+    .where(eq(operators.id, op.id))
+    .returning();
+  const updated = row ?? op;
+  return { operator: updated, token: await startSession(db, updated, now) };
+}
+
+/** A magic sign-in token for an existing, active operator; undefined (and no token) otherwise. */
+export async function magicLinkToken(
+  db: Db,
+  tenantId: string,
+  email: string,
+  now = Date.now(),
+): Promise<{ operator: OperatorRow; token: string } | undefined> {
+  const op = await findByEmail(db, tenantId, email);
+  if (!op || op.removedAt) return undefined;
+  return { operator: op, token: await issueToken(db, op, "magic", MAGIC_TTL_MS, now) };
+}
+
+/** Redeems a magic link: a session, or undefined when the link is unknown, used or expired. */
+export async function redeemMagicLink(
+  db: Db,
+  token: string,
+  now = Date.now(),
+): Promise<{ operator: OperatorRow; token: string } | undefined> {
+  const op = await spendToken(db, token, "magic", now);
+  return op ? { operator: op, token: await startSession(db, op, now) } : undefined;
+}
+
+/** The live session behind a cookie's token, with its operator; undefined when none. */
+export async function sessionOf(
+  db: Db,
+  token: string,
+  now = Date.now(),
+): Promise<OperatorIdentity | undefined> {
+  const id = await sha256Hex(token);
+  const [row] = await db
+    .select({ op: operators, sessionId: operatorSessions.id })
+    .from(operatorSessions)
+    .innerJoin(operators, eq(operators.id, operatorSessions.operatorId))
+    .where(
+      and(
+        eq(operatorSessions.id, id),
+        isNull(operatorSessions.revokedAt),
+        gt(operatorSessions.expiresAt, new Date(now)),
+        isNull(operators.removedAt),
+      ),
+    )
+    .limit(1);
+  if (!row) return undefined;
+  const { op } = row;
+  return {
+    id: op.id,
+    tenantId: op.tenantId,
+    email: op.email,
+    name: op.name,
+    role: op.role,
+    sessionId: row.sessionId,
+  };
+}
+
+/** Ends one session (sign-out). */
+export async function endSession(db: Db, sessionId: string): Promise<void> {
+  await db.update(operatorSessions).set({ revokedAt: sql`now()` }).where(eq(operatorSessions.id, sessionId));
+}

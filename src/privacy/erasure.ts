@@ -1,0 +1,118 @@
+/**
+ * A visitor's export and erasure (docs/privacy.md). A subject is one end user of one tenant, as
+ * stored: `visitor:<id>` (a browser) or `user:<id>` (a verified or server-named user).
+ * - Export reads every store: the conversation objects' transcripts, the per-event rows, the
+ *   experiment assignments in Redis.
+ * - Erasure first writes a tombstone (a hash of tenant and user, no personal data), so analytics
+ *   still in the queue are dropped by the consumer instead of written; then deletes the objects'
+ *   storage, the rows and the Redis keys; the rollups (counts) stay. The audit entry names the hash.
+ * Node imports the tombstone check through the analytics consumer: runtime imports carry `.ts`.
+ */
+import { sql } from "drizzle-orm";
+import type { AnalyticsEvent } from "../analytics/events.ts";
+import type { AnalyticsDb, SqlExecutor } from "../analytics/sql.ts";
+import { sha256Hex } from "../auth/keys.ts";
+
+/** The hash a tombstone and the audit entry name a subject by. */
+export function subjectHash(tenantId: string, userId: string): Promise<string> {
+  return sha256Hex(`${tenantId}:${userId}`);
+}
+
+/** How long a tombstone is kept: longer than a message can wait in the queue (retries, DLQ replay). */
+export const TOMBSTONE_DAYS = 14;
+
+/** The events of a batch whose subject was erased: the consumer acks and drops them. */
+export async function erasedAmong(
+  db: AnalyticsDb,
+  events: readonly AnalyticsEvent[],
+): Promise<Set<AnalyticsEvent>> {
+  const bySubject = new Map<string, AnalyticsEvent[]>();
+  for (const e of events) {
+    if (e.type === "refusal") continue; // counts of a tenant, no user
+    const h = await subjectHash(e.tenantId, e.userId);
+    bySubject.set(h, [...(bySubject.get(h) ?? []), e]);
+  }
+  const out = new Set<AnalyticsEvent>();
+  if (bySubject.size === 0) return out;
+  const { rows } = await db.execute(
+    sql`select subject_hash from erasures
+      where subject_hash in (select jsonb_array_elements_text(${JSON.stringify([...bySubject.keys()])}::jsonb))`,
+  );
+  for (const r of rows) for (const e of bySubject.get(String(r.subject_hash)) ?? []) out.add(e);
+  return out;
+}
+
+/** Tables holding a subject's per-event rows, each with tenant_id and user_id. */
+export const SUBJECT_TABLES = [
+  "turns",
+  "conversations",
+  "feedback",
+  "safety_events",
+  "tenant_daily_users",
+] as const;
+
+/** The ids of a subject's conversations known to Postgres (ended, or with a turn written). */
+export async function conversationIdsOf(
+  db: SqlExecutor,
+  tenantId: string,
+  userId: string,
+): Promise<string[]> {
+  const { rows } = await db.execute(sql`
+    select conversation_id from turns where tenant_id = ${tenantId} and user_id = ${userId}
+    union select conversation_id from conversations where tenant_id = ${tenantId} and user_id = ${userId}
+    union select conversation_id from feedback where tenant_id = ${tenantId} and user_id = ${userId}
+    union select conversation_id from safety_events where tenant_id = ${tenantId} and user_id = ${userId}`);
+  return rows.map((r) => String(r.conversation_id));
+}
+
+/** A subject's rows of one table, oldest first (without the tenant id, which the caller knows). */
+export async function rowsOf(
+  db: SqlExecutor,
+  table: (typeof SUBJECT_TABLES)[number],
+  tenantId: string,
+  userId: string,
+): Promise<Record<string, unknown>[]> {
+  const { rows } = await db.execute(
+    sql`select * from ${sql.raw(table)} where tenant_id = ${tenantId} and user_id = ${userId}`,
+  );
+  return rows;
+}
+
+/**
+ * Deletes a subject's per-event rows and the dead letters that carry it; counts per table. With
+ * `only`, just the rows of those conversations (a subject erased over several requests).
+ */
+export async function deleteSubjectRows(
+  db: SqlExecutor,
+  tenantId: string,
+  userId: string,
+  only?: readonly string[],
+): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const table of SUBJECT_TABLES) {
+    if (only && table === "tenant_daily_users") continue;
+    const which = only
+      ? sql` and conversation_id in (select jsonb_array_elements_text(${JSON.stringify(only)}::jsonb))`
+      : sql``;
+    const { rows } = await db.execute(
+      sql`delete from ${sql.raw(table)} where tenant_id = ${tenantId} and user_id = ${userId}${which} returning 1`,
+    );
+    counts[table] = rows.length;
+  }
+  if (only) return counts;
+  // A dead letter keeps the whole message body (JSON text): the subject's are found by its user id.
+  const needle = `"userId":${JSON.stringify(userId)}`;
+  const { rows } = await db.execute(
+    sql`delete from dead_letters where tenant_id = ${tenantId} and strpos(body, ${needle}) > 0 returning 1`,
+  );
+  counts.dead_letters = rows.length;
+  return counts;
+}
+
+/** Writes (or renews) a subject's tombstone. */
+export async function writeTombstone(db: SqlExecutor, tenantId: string, userId: string): Promise<string> {
+  const hash = await subjectHash(tenantId, userId);
+  await db.execute(sql`insert into erasures (subject_hash, tenant_id) values (${hash}, ${tenantId})
+    on conflict (subject_hash) do update set erased_at = now()`);
+  return hash;
+}

@@ -1,0 +1,205 @@
+/**
+ * PII redaction (docs/privacy.md): email addresses, phone numbers, payment card numbers (Luhn),
+ * IBANs (mod 97) and a tenant's own patterns are replaced by a `[kind]` placeholder before text is
+ * stored (transcripts, analytics text, notification bodies) and, when the tenant asks, before it
+ * reaches the model provider. Built-in detection is one pass of one combined regular expression;
+ * candidates that fail their checksum stay as written. Node imports this module (the analytics
+ * consumer is shared with local tools), so it reaches no Workers API.
+ */
+
+/** Placeholders written in place of what was found. */
+export const PLACEHOLDERS = {
+  email: "[email]",
+  phone: "[phone]",
+  card: "[card]",
+  iban: "[iban]",
+  custom: "[redacted]",
+} as const;
+
+/** Bounds of a tenant's own patterns (docs/privacy.md). */
+export const CUSTOM_PATTERN_LIMITS = { count: 20, length: 200 } as const;
+
+// One alternation, one scan. Groups: 1 email, 2 IBAN, 3 digit run (card or phone). Lookbehinds keep
+// a match from starting inside a longer word or number.
+// An email address: RFC 5322's atoms before the @ (quoted local parts are not looked for), a dotted domain.
+const ATEXT = "A-Za-z0-9.!#$%&'*+/=?^_`{|}~-";
+const EMAIL = String.raw`[${ATEXT}]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,16}[A-Za-z]{2,63}`;
+// An IBAN: country, check digits, 11-30 alphanumerics, printed in groups of four or not at all.
+const IBAN = String.raw`[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?`;
+// A run of digits a card or a phone number is printed as: an optional +, groups separated by one
+// space, dash, dot or slash, optional parentheses around an area code.
+const DIGITS = String.raw`(?:\+|\(\d{1,5}\) ?)?\d(?:[ \-./]?\(?\d\)?){6,22}`;
+const SCAN = new RegExp(
+  String.raw`(?<![${ATEXT}])(${EMAIL})|(?<![A-Za-z0-9])(${IBAN})(?![A-Za-z0-9])|(?<![\w+.\-/])(${DIGITS})(?![\w]|[.\-/]\d)`,
+  "g",
+);
+
+/** Luhn's check (payment cards): doubling every second digit from the right, the sum ends in 0. */
+export function luhnValid(digits: string): boolean {
+  let sum = 0;
+  let double = false;
+  for (let i = digits.length - 1; i >= 0; i--) {
+    let d = digits.charCodeAt(i) - 48;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+  }
+  return sum % 10 === 0;
+}
+
+/** The IBAN check (ISO 13616): the account moved behind country and check digits, read base 36, mod 97 is 1. */
+export function ibanValid(iban: string): boolean {
+  const s = iban.replaceAll(" ", "");
+  if (s.length < 15 || s.length > 34) return false;
+  const moved = s.slice(4) + s.slice(0, 4);
+  let rest = 0;
+  for (const ch of moved) {
+    const code = ch.charCodeAt(0);
+    const v = code <= 57 ? code - 48 : code - 55;
+    rest = v >= 10 ? (rest * 100 + v) % 97 : (rest * 10 + v) % 97;
+  }
+  return rest === 1;
+}
+
+// A date (2024-05-01, 01/05/2024, 1.5.2024) and a time are runs of digits too; they are not PII.
+const DATE = /^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4})$/;
+// A date followed by a time or more ("2026-12-05 17:32") starts with one.
+const DATED = /^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4}) /;
+// Neither are an IPv4 address and an amount written with thousands separators (1.250.000, 1 250 000).
+const IPV4 = /^\d{1,3}(?:\.\d{1,3}){3}$/;
+const THOUSANDS = /^[1-9]\d{0,2}(?:([ .])\d{3})(?:\1\d{3})*$/;
+
+/** What a run of digits is: a card (13-19 digits, Luhn), a phone number, or neither. */
+function classifyDigits(run: string): "card" | "phone" | undefined {
+  if (DATE.test(run) || DATED.test(run) || IPV4.test(run) || THOUSANDS.test(run)) return undefined;
+  const digits = run.replace(/\D/g, "");
+  if (digits.length >= 13 && digits.length <= 19 && !run.startsWith("+") && luhnValid(digits)) return "card";
+  // An international number: + and 8-15 digits (E.164).
+  if (run.startsWith("+")) return digits.length >= 8 && digits.length <= 15 ? "phone" : undefined;
+  // A national number is printed with separators or a leading 0 / area code in parentheses; a bare
+  // run of digits without either is an order number, an amount or an id, not a phone.
+  if (digits.length < 7 || digits.length > 12) return undefined;
+  const grouped = /[ \-./()]/.test(run);
+  if (!grouped && !digits.startsWith("0")) return undefined;
+  if (/^\d+\.\d+$/.test(run)) return undefined; // a decimal number
+  // Dots mixed with other separators are decimals and networks ("0.67-1.13", "192.168/16"); more
+  // than one slash is a list ("107/429/747"); a phone number is written with one kind.
+  if (run.includes(".") && /[-/()]/.test(run)) return undefined;
+  if (run.indexOf("/") !== run.lastIndexOf("/")) return undefined;
+  return "phone";
+}
+
+/** A tenant's compiled patterns: redaction applies the built-in kinds, then these. */
+export interface Redactor {
+  readonly custom: readonly RegExp[];
+  /** Whether text goes to the model provider redacted too. */
+  readonly beforeModel: boolean;
+}
+
+/** The built-in redactor: no tenant patterns, the model sees text as written. */
+export const BUILT_IN: Redactor = { custom: [], beforeModel: false };
+
+/** Replaces every email, phone, card, IBAN and tenant pattern in `text` with its placeholder. */
+export function redact(text: string, redactor: Redactor = BUILT_IN): string {
+  // The cheap common case: nothing that could start PII (no @, no digit) and no tenant pattern.
+  let out = /[@\d]/.test(text) ? text.replace(SCAN, builtIn) : text;
+  for (const re of redactor.custom) out = out.replace(re, PLACEHOLDERS.custom);
+  return out;
+}
+
+function builtIn(match: string, email?: string, iban?: string, digits?: string): string {
+  if (email) return PLACEHOLDERS.email;
+  if (iban) return ibanValid(iban) ? PLACEHOLDERS.iban : match;
+  if (digits) {
+    // A closing parenthesis with no opening one belongs to the text around ("(call 555-1234)").
+    const stray = !digits.includes("(") && digits.endsWith(")");
+    const kind = classifyDigits(stray ? digits.slice(0, -1) : digits);
+    return kind ? PLACEHOLDERS[kind] + (stray ? ")" : "") : match;
+  }
+  return match;
+}
+
+/** `redact` for nullable text. */
+export function redactNullable(text: string | null, redactor: Redactor = BUILT_IN): string | null {
+  return text === null ? null : redact(text, redactor);
+}
+
+/**
+ * Why a tenant pattern is refused, or undefined when it is acceptable. Patterns are bounded in
+ * length, must compile, must not match the empty string, and may not nest quantifiers (`(a+)+`,
+ * `(\w*)*`, `(a|b+){2,}`): those are what makes a backtracking engine take exponential time.
+ */
+export function patternProblem(source: string): string | undefined {
+  if (source.length === 0) return "empty pattern";
+  if (source.length > CUSTOM_PATTERN_LIMITS.length)
+    return `longer than ${CUSTOM_PATTERN_LIMITS.length} characters`;
+  let re: RegExp;
+  try {
+    re = new RegExp(source, "gu");
+  } catch (err) {
+    return `does not compile: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  if (re.test("")) return "matches the empty string";
+  if (/\\[1-9]|\\k</.test(source)) return "backreferences are not allowed";
+  if (hasNestedQuantifier(source)) return "nested quantifiers (like (a+)+) are not allowed";
+  return undefined;
+}
+
+/**
+ * Whether a repeated group contains a quantifier or an alternation: `(a+)+`, `(\w*)*`, `(a|ab)*`,
+ * the shapes that make a backtracking engine take exponential time. `(a+)?` is allowed (it cannot repeat).
+ */
+function hasNestedQuantifier(source: string): boolean {
+  // Per open group: whether a quantifier or `|` appeared inside it.
+  const stack: boolean[] = [];
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const ch = source[i];
+    if (ch === "\\") {
+      i++;
+      continue;
+    }
+    if (inClass) {
+      if (ch === "]") inClass = false;
+      continue;
+    }
+    if (ch === "[") inClass = true;
+    else if (ch === "(") stack.push(false);
+    else if (ch === ")") {
+      const inner = stack.pop() ?? false;
+      const next = source[i + 1];
+      const repeats = next === "*" || next === "+" || next === "{";
+      if (inner && repeats) return true;
+      if ((inner || repeats || next === "?") && stack.length > 0) stack[stack.length - 1] = true;
+    } else if ((ch === "*" || ch === "+" || ch === "{" || ch === "|") && stack.length > 0)
+      stack[stack.length - 1] = true;
+  }
+  return false;
+}
+
+// Compiled tenant redactors, by the tenant's patterns: compiling is per pattern set, not per message.
+// Bounded: the oldest entry goes past 1,000 distinct pattern sets.
+const compiled = new Map<string, readonly RegExp[]>();
+
+/** The redactor of a tenant's settings; patterns that would be refused on write are skipped. */
+export function redactorOf(settings: {
+  redactPatterns: readonly string[];
+  redactBeforeModel: boolean;
+}): Redactor {
+  if (settings.redactPatterns.length === 0)
+    return settings.redactBeforeModel ? { custom: [], beforeModel: true } : BUILT_IN;
+  const key = JSON.stringify(settings.redactPatterns);
+  let custom = compiled.get(key);
+  if (!custom) {
+    custom = settings.redactPatterns
+      .slice(0, CUSTOM_PATTERN_LIMITS.count)
+      .filter((p) => patternProblem(p) === undefined)
+      .map((p) => new RegExp(p, "gu"));
+    if (compiled.size >= 1_000) compiled.delete(compiled.keys().next().value ?? "");
+    compiled.set(key, custom);
+  }
+  return { custom, beforeModel: settings.redactBeforeModel };
+}

@@ -1,0 +1,67 @@
+/**
+ * A browser's message asks the gate once (`admitAddressed`): its address's window, then admission.
+ * An address over its limit admits nothing; bad input changes nothing, also after a valid admit.
+ */
+import { runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import type { AddressHit } from "../../../src/admission/address-windows";
+import type { TenantGate } from "../../../src/admission/tenant-gate";
+import { config, freshGate, input } from "./helpers";
+
+const ADDRESS = "0123456789abcdef0123456789abcdef";
+
+const hit = (tenantId: string, limit = 2): AddressHit => ({
+  tenantId,
+  address: ADDRESS,
+  kind: "message",
+  limit,
+  windowMs: 60_000,
+});
+
+/** Admission rows and address hits the gate holds. */
+function counts(stub: DurableObjectStub<TenantGate>) {
+  return runInDurableObject(stub, (_g, state) => ({
+    admissions: Number(state.storage.sql.exec("SELECT COUNT(*) AS n FROM admissions").one().n),
+    hits: Number(state.storage.sql.exec("SELECT COUNT(*) AS n FROM address_hits").one().n),
+  }));
+}
+
+describe("admitAddressed", () => {
+  it("counts the address, then admits; past the address limit it admits nothing", async () => {
+    const { tenantId, stub } = await freshGate();
+    for (const remaining of [1, 0]) {
+      const out = await stub.admitAddressed(hit(tenantId), input(tenantId));
+      if (!out.ok) throw new Error(out.message);
+      expect(out.value.address).toEqual({ ok: true, limit: 2, remaining });
+      expect(out.value.admission?.ok).toBe(true);
+    }
+    const over = await stub.admitAddressed(hit(tenantId), input(tenantId));
+    if (!over.ok) throw new Error(over.message);
+    expect(over.value.address).toMatchObject({ ok: false, limit: 2, remaining: 0, retryAfterSeconds: 60 });
+    expect(over.value.admission).toBeUndefined();
+    expect(await counts(stub)).toEqual({ admissions: 2, hits: 2 });
+  });
+
+  it("refuses a hit and an admission of different tenants, changing nothing", async () => {
+    const { tenantId, stub } = await freshGate();
+    const out = await stub.admitAddressed(hit("another-tenant"), input(tenantId));
+    expect(out).toMatchObject({ ok: false, code: "INVALID_INPUT" });
+    expect(await counts(stub)).toEqual({ admissions: 0, hits: 0 });
+  });
+
+  it("checks every admit's input, also after a valid one", async () => {
+    const { tenantId, stub } = await freshGate();
+    expect((await stub.admit(input(tenantId))).ok).toBe(true);
+    const bad = { ...input(tenantId), config: { ...config(), timezone: "Mars/Olympus" } };
+    const out = await stub.admit(bad);
+    expect(out).toMatchObject({ ok: false, code: "INVALID_INPUT" });
+    if (!out.ok) expect(out.message).toContain("config.timezone");
+    const extra = { ...input(tenantId), config: { ...config(), surprise: 1 } };
+    expect(await stub.admit(extra as never)).toMatchObject({ ok: false, code: "INVALID_INPUT" });
+    expect(await stub.admit({ ...input(tenantId), inputTokens: -1 })).toMatchObject({
+      ok: false,
+      code: "INVALID_INPUT",
+    });
+    expect((await counts(stub)).admissions).toBe(1);
+  });
+});

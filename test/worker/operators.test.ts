@@ -1,0 +1,328 @@
+import { describe, expect, it } from "vitest";
+import { magicLinkToken } from "../../src/operators/service";
+import { services } from "./experiments/helpers";
+import { admin, call, createKey, createTenant, envelope, query, send, sql, uniqueId } from "./helpers";
+
+const PASSWORD = "correct horse battery staple";
+
+interface SessionBody {
+  operator: { id: string; tenant_id: string; email: string; name: string; role: string };
+  csrf_token: string;
+}
+
+/** A JSON request as the console's page sends it: the session cookie, and the CSRF header on writes. */
+function consoleSend(
+  method: string,
+  path: string,
+  session?: { cookie: string; csrf?: string },
+  body?: unknown,
+  headers: Record<string, string> = {},
+) {
+  const h: Record<string, string> = { ...headers };
+  if (session) h.cookie = session.cookie;
+  if (session?.csrf) h["x-csrf-token"] = session.csrf;
+  if (body !== undefined) h["content-type"] = "application/json";
+  return call(path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+}
+
+/** The `name=value` of the session cookie a response sets, with its attributes checked. */
+function sessionCookie(res: Response): string {
+  const set = res.headers.get("set-cookie") ?? "";
+  expect(set).toMatch(/^__Host-chatedge_session=[A-Za-z0-9]{43};/);
+  for (const attr of ["HttpOnly", "Secure", "SameSite=Strict", "Path=/", "Max-Age=43200"])
+    expect(set).toContain(attr);
+  expect(set).not.toContain("Domain=");
+  return set.split(";")[0] as string;
+}
+
+/** Invites an operator through the admin API and accepts the invitation: a signed-in console session. */
+async function operator(tenantId: string, role: "owner" | "agent", email = `${uniqueId("op")}@example.com`) {
+  const invited = await admin("POST", `/tenants/${tenantId}/operators`, { email, name: `Op ${role}`, role });
+  expect(invited.status).toBe(201);
+  const { operator: op, invite_url } = (await invited.json()) as {
+    operator: { id: string };
+    invite_url: string;
+  };
+  const token = invite_url.split("#invite=")[1] as string;
+  const accepted = await consoleSend("POST", "/operator/invitations/accept", undefined, {
+    token,
+    password: PASSWORD,
+  });
+  expect(accepted.status).toBe(200);
+  const cookie = sessionCookie(accepted);
+  const body = (await accepted.json()) as SessionBody;
+  return { id: op.id, email, token, session: { cookie, csrf: body.csrf_token }, body };
+}
+
+describe("operator accounts and console sessions", () => {
+  it("an invitation is accepted once, sets a strict HttpOnly cookie, and the session knows who it is", async () => {
+    const { tenant_id } = await createTenant();
+    const owner = await operator(tenant_id, "owner");
+    expect(owner.body.operator).toMatchObject({ tenant_id, email: owner.email, role: "owner" });
+    const me = await consoleSend("GET", "/operator/session", { cookie: owner.session.cookie });
+    expect(me.status).toBe(200);
+    expect(me.headers.get("cache-control")).toBe("no-store");
+    expect(((await me.json()) as SessionBody).csrf_token).toBe(owner.session.csrf);
+    // The token is spent: a second use (a forwarded email, a link scanner) gets nothing.
+    const again = await consoleSend("POST", "/operator/invitations/accept", undefined, {
+      token: owner.token,
+      password: PASSWORD,
+    });
+    expect(again.status).toBe(401);
+    // Only the token's hash is stored.
+    const stored = await query<{ n: number }>(
+      sql`select count(*)::int as n from operator_tokens where id = ${owner.token}`,
+    );
+    expect(stored[0]?.n).toBe(0);
+    const list = await admin("GET", `/tenants/${tenant_id}/operators`);
+    expect(((await list.json()) as { data: { status: string }[] }).data.map((o) => o.status)).toEqual([
+      "active",
+    ]);
+  });
+
+  it("refuses a short password, a malformed token, no cookie and a made-up cookie", async () => {
+    const { tenant_id } = await createTenant();
+    const invited = await admin("POST", `/tenants/${tenant_id}/operators`, {
+      email: "short@example.com",
+      name: "Short",
+      role: "owner",
+    });
+    const token = ((await invited.json()) as { invite_url: string }).invite_url.split("#invite=")[1];
+    const short = await consoleSend("POST", "/operator/invitations/accept", undefined, {
+      token,
+      password: "tooshort",
+    });
+    expect(short.status).toBe(400);
+    expect((await envelope(short)).code).toBe("VALIDATION_FAILED");
+    const bad = await consoleSend("POST", "/operator/invitations/accept", undefined, {
+      token: "x",
+      password: PASSWORD,
+    });
+    expect(bad.status).toBe(400);
+    // The refused attempts spent nothing: the invitation still works.
+    expect(
+      (await consoleSend("POST", "/operator/invitations/accept", undefined, { token, password: PASSWORD }))
+        .status,
+    ).toBe(200);
+    expect((await consoleSend("GET", "/operator/session")).status).toBe(401);
+    const forged = await consoleSend("GET", "/operator/session", {
+      cookie: `__Host-chatedge_session=${"A".repeat(43)}`,
+    });
+    expect(forged.status).toBe(401);
+  });
+
+  it("signs in with email and password; a wrong password and an unknown email look the same; five in a row lock", async () => {
+    const { tenant_id } = await createTenant();
+    const owner = await operator(tenant_id, "owner");
+    const ok = await consoleSend("POST", "/operator/session", undefined, {
+      tenant_id,
+      email: owner.email.toUpperCase(),
+      password: PASSWORD,
+    });
+    expect(ok.status).toBe(200);
+    sessionCookie(ok);
+    const wrong = await consoleSend("POST", "/operator/session", undefined, {
+      tenant_id,
+      email: owner.email,
+      password: "nope",
+    });
+    const unknown = await consoleSend("POST", "/operator/session", undefined, {
+      tenant_id,
+      email: "nobody@example.com",
+      password: PASSWORD,
+    });
+    expect([wrong.status, unknown.status]).toEqual([401, 401]);
+    expect((await envelope(wrong)).message).toBe((await envelope(unknown)).message);
+    expect(wrong.headers.get("set-cookie")).toBeNull();
+    for (let i = 0; i < 4; i++) {
+      const r = await consoleSend("POST", "/operator/session", undefined, {
+        tenant_id,
+        email: owner.email,
+        password: `nope${i}`,
+      });
+      expect(r.status).toBe(401);
+    }
+    // Five failures in a row: even the right password is refused until the lock ends.
+    const locked = await consoleSend("POST", "/operator/session", undefined, {
+      tenant_id,
+      email: owner.email,
+      password: PASSWORD,
+    });
+    expect(locked.status).toBe(429);
+    expect(Number(locked.headers.get("retry-after"))).toBeGreaterThan(800);
+    // The same email in another tenant is another account, not locked.
+    const [row] = await query<{ failed_sign_ins: number }>(
+      sql`select failed_sign_ins from operators where id = ${owner.id}`,
+    );
+    expect(row?.failed_sign_ins).toBe(5);
+  });
+
+  it("refuses a sign-in posted from another origin (login CSRF)", async () => {
+    const { tenant_id } = await createTenant();
+    const owner = await operator(tenant_id, "owner");
+    const res = await consoleSend(
+      "POST",
+      "/operator/session",
+      undefined,
+      { tenant_id, email: owner.email, password: PASSWORD },
+      { origin: "https://evil.example" },
+    );
+    expect(res.status).toBe(403);
+    expect(res.headers.get("set-cookie")).toBeNull();
+  });
+
+  it("runs the tenant's routes under /operator: owners write with the CSRF header, agents only read, the audit log names the operator", async () => {
+    const { tenant_id } = await createTenant();
+    const owner = await operator(tenant_id, "owner");
+    const agent = await operator(tenant_id, "agent");
+    for (const who of [owner, agent]) {
+      const usage = await consoleSend("GET", "/operator/usage", { cookie: who.session.cookie });
+      expect(usage.status).toBe(200);
+    }
+    const invite = { email: "new@example.com", name: "New", role: "agent" };
+    // No CSRF header: refused, nothing written.
+    const noCsrf = await consoleSend("POST", "/operator/operators", { cookie: owner.session.cookie }, invite);
+    expect(noCsrf.status).toBe(403);
+    expect((await envelope(noCsrf)).message).toContain("X-CSRF-Token");
+    const wrongCsrf = await consoleSend(
+      "POST",
+      "/operator/operators",
+      { cookie: owner.session.cookie, csrf: agent.session.csrf },
+      invite,
+    );
+    expect(wrongCsrf.status).toBe(403);
+    const byAgent = await consoleSend("POST", "/operator/operators", agent.session, invite);
+    expect(byAgent.status).toBe(403);
+    expect((await envelope(byAgent)).message).toContain("owner");
+    const byOwner = await consoleSend("POST", "/operator/operators", owner.session, invite);
+    expect(byOwner.status).toBe(201);
+    const audit = await query<{ actor: string; action: string }>(
+      sql`select actor, action from audit_log where tenant_id = ${tenant_id} order by id`,
+    );
+    expect(audit.map((a) => a.action)).toEqual([
+      "tenant.create",
+      "operator.invite",
+      "operator.invite",
+      "operator.invite",
+    ]);
+    expect(audit.at(-1)?.actor).toBe(`operator:${owner.id} ${owner.email}`);
+    expect(audit[1]?.actor).toBe("admin");
+  });
+
+  it("keeps an operator inside their tenant", async () => {
+    const a = await createTenant();
+    const b = await createTenant();
+    const ownerA = await operator(a.tenant_id, "owner");
+    const ownerB = await operator(b.tenant_id, "owner");
+    // Another tenant's operator id is not found through A's session.
+    for (const [method, path] of [
+      ["PATCH", `/operator/operators/${ownerB.id}`],
+      ["DELETE", `/operator/operators/${ownerB.id}`],
+      ["DELETE", `/operator/operators/${ownerB.id}/sessions`],
+    ] as const) {
+      const res = await consoleSend(
+        method,
+        path,
+        ownerA.session,
+        method === "PATCH" ? { name: "Mallory" } : undefined,
+      );
+      expect(res.status, path).toBe(404);
+    }
+    const list = await consoleSend("GET", "/operator/operators", ownerA.session);
+    expect(((await list.json()) as { data: { id: string }[] }).data.map((o) => o.id)).toEqual([ownerA.id]);
+    // The session is not a key: the tenant API and the admin API refuse it.
+    expect((await consoleSend("GET", "/v1/usage", ownerA.session)).status).toBe(401);
+    expect((await consoleSend("GET", `/admin/tenants/${a.tenant_id}/usage`, ownerA.session)).status).toBe(
+      401,
+    );
+    // B's tenant key cannot act on A's operators.
+    const keyB = await createKey(b.tenant_id);
+    expect((await send("DELETE", `/v1/operators/${ownerA.id}`, keyB.key)).status).toBe(404);
+    expect((await consoleSend("GET", "/operator/session", ownerA.session)).status).toBe(200);
+  });
+
+  it("ends sessions at once: sign-out, sign out everywhere, removal; a tenant keeps its last owner", async () => {
+    const { tenant_id } = await createTenant();
+    const owner = await operator(tenant_id, "owner");
+    const agent = await operator(tenant_id, "agent");
+    const out = await consoleSend("DELETE", "/operator/session", owner.session);
+    expect(out.status).toBe(204);
+    expect(out.headers.get("set-cookie")).toContain("Max-Age=0");
+    expect((await consoleSend("GET", "/operator/session", owner.session)).status).toBe(401);
+
+    const again = await consoleSend("POST", "/operator/session", undefined, {
+      tenant_id,
+      email: owner.email,
+      password: PASSWORD,
+    });
+    const session = { cookie: sessionCookie(again), csrf: ((await again.json()) as SessionBody).csrf_token };
+    const revoked = await admin("DELETE", `/tenants/${tenant_id}/operators/${agent.id}/sessions`);
+    expect(await revoked.json()).toEqual({ revoked: 1 });
+    expect((await consoleSend("GET", "/operator/session", agent.session)).status).toBe(401);
+
+    const demote = await consoleSend("PATCH", `/operator/operators/${owner.id}`, session, { role: "agent" });
+    expect(demote.status).toBe(409);
+    const promote = await consoleSend("PATCH", `/operator/operators/${agent.id}`, session, { role: "owner" });
+    expect(promote.status).toBe(200);
+    const removed = await consoleSend("DELETE", `/operator/operators/${owner.id}`, session);
+    expect(removed.status).toBe(200);
+    expect(((await removed.json()) as { status: string }).status).toBe("removed");
+    // Removing oneself ends one's own session too; signing in again is refused.
+    expect((await consoleSend("GET", "/operator/session", session)).status).toBe(401);
+    const after = await consoleSend("POST", "/operator/session", undefined, {
+      tenant_id,
+      email: owner.email,
+      password: PASSWORD,
+    });
+    expect(after.status).toBe(401);
+  });
+
+  it("magic links: the same answer whoever asks, one use, and a deactivated tenant's operators are refused", async () => {
+    const { tenant_id } = await createTenant();
+    const owner = await operator(tenant_id, "owner");
+    for (const email of [owner.email, "nobody@example.com"]) {
+      const res = await consoleSend("POST", "/operator/magic-link", undefined, { tenant_id, email });
+      expect(res.status).toBe(202);
+    }
+    const issued = await magicLinkToken(services().dbh.db, tenant_id, owner.email);
+    expect(await magicLinkToken(services().dbh.db, tenant_id, "nobody@example.com")).toBeUndefined();
+    const token = issued?.token as string;
+    const redeemed = await consoleSend("POST", "/operator/magic-link/redeem", undefined, { token });
+    expect(redeemed.status).toBe(200);
+    const cookie = sessionCookie(redeemed);
+    expect((await consoleSend("POST", "/operator/magic-link/redeem", undefined, { token })).status).toBe(401);
+
+    await admin("DELETE", `/tenants/${tenant_id}`);
+    expect((await consoleSend("GET", "/operator/usage", { cookie })).status).toBe(403);
+  });
+
+  it("validates invitations: a bad email or role is 400, a duplicate email 409, in the envelope", async () => {
+    const { tenant_id } = await createTenant();
+    const key = await createKey(tenant_id);
+    const ok = await send("POST", "/v1/operators", key.key, {
+      email: "Dup@Example.com",
+      name: "A",
+      role: "owner",
+    });
+    expect(ok.status).toBe(201);
+    const dup = await send("POST", "/v1/operators", key.key, {
+      email: "dup@example.com",
+      name: "B",
+      role: "agent",
+    });
+    expect(dup.status).toBe(409);
+    for (const body of [
+      { email: "not an email", name: "A", role: "owner" },
+      { email: "a@example.com", name: "A", role: "admin" },
+      { email: "a@example.com", name: "", role: "agent" },
+    ]) {
+      const res = await send("POST", "/v1/operators", key.key, body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect((await envelope(res)).code).toBe("VALIDATION_FAILED");
+    }
+    const count = await query<{ n: number }>(
+      sql`select count(*)::int as n from operators where tenant_id = ${tenant_id}`,
+    );
+    expect(count[0]?.n).toBe(1);
+  });
+});

@@ -1,0 +1,121 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { ibanValid, luhnValid, patternProblem, redact, redactorOf } from "../../../src/privacy/redact";
+import { after, before, card, email, iban, ordinary, phone } from "./pii";
+
+const RUNS = { numRuns: 300 };
+
+describe("redact: built-in kinds", () => {
+  it("leaves no email address", () => {
+    fc.assert(
+      fc.property(before, email, after, (b, e, a) => {
+        const out = redact(`${b}${e}${a}`);
+        expect(out).toContain("[email]");
+        expect(out).not.toContain("@");
+      }),
+      RUNS,
+    );
+  });
+
+  it("leaves no digit of a phone number, international or national", () => {
+    fc.assert(
+      fc.property(before, phone, after, (b, p, a) => {
+        const out = redact(`${b}${p}${a}`);
+        expect(out).toMatch(/\[(phone|card)\]/);
+        expect(out).not.toMatch(/\d/);
+      }),
+      RUNS,
+    );
+  });
+
+  it("leaves no digit of a Luhn-valid card number, plain or grouped", () => {
+    fc.assert(
+      fc.property(before, card, after, (b, c, a) => {
+        const out = redact(`${b}${c}${a}`);
+        expect(out).toContain("[card]");
+        expect(out).not.toMatch(/\d/);
+      }),
+      RUNS,
+    );
+  });
+
+  it("leaves no IBAN with valid check digits, compact or in fours", () => {
+    fc.assert(
+      fc.property(before, iban, after, (b, i, a) => {
+        expect(ibanValid(i)).toBe(true);
+        const out = redact(`${b}${i}${a}`);
+        expect(out).toContain("[iban]");
+        expect(out).not.toMatch(/\d/);
+      }),
+      RUNS,
+    );
+  });
+
+  it("finds every kind when they share one message", () => {
+    fc.assert(
+      fc.property(email, phone, card, iban, (e, p, c, i) => {
+        const out = redact(`Me: ${e}, tel ${p}; pay with ${c} or to ${i}.`);
+        expect(out).not.toMatch(/[\d@]/);
+      }),
+      RUNS,
+    );
+  });
+
+  it("keeps dates, times, amounts, order numbers, versions and addresses as written", () => {
+    fc.assert(
+      fc.property(ordinary, (text) => {
+        expect(redact(`See ${text} please`)).toBe(`See ${text} please`);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("keeps card-shaped numbers that fail Luhn, and IBAN-shaped text that fails mod 97", () => {
+    expect(luhnValid("4111111111111111")).toBe(true);
+    expect(redact("ref 4111 1111 1111 1112")).toBe("ref 4111 1111 1111 1112");
+    expect(redact("GB82WEST12345698765433")).toBe("GB82WEST12345698765433");
+    expect(redact("GB82 WEST 1234 5698 7654 32")).toBe("[iban]");
+  });
+
+  it("answers known shapes exactly", () => {
+    expect(redact("Write to jane.doe+shop@mail.example.co.uk today.")).toBe("Write to [email] today.");
+    expect(redact("Call +44 20 7946 0958 or (555) 123-4567.")).toBe("Call [phone] or [phone].");
+    expect(redact("Card 4242-4242-4242-4242, exp 12/27")).toBe("Card [card], exp 12/27");
+    expect(redact("Order 123456789 shipped on 2024-05-01 at 10:30")).toBe(
+      "Order 123456789 shipped on 2024-05-01 at 10:30",
+    );
+  });
+});
+
+describe("redact: tenant patterns", () => {
+  it("applies a tenant's patterns after the built-in kinds", () => {
+    const r = redactorOf({
+      redactPatterns: ["\\bACME-\\d{6}\\b", "(?:member|client) no\\.? \\w{4,8}"],
+      redactBeforeModel: false,
+    });
+    expect(redact("ticket ACME-123456, member no. X9Y8Z7 at a@b.io", r)).toBe(
+      "ticket [redacted], [redacted] at [email]",
+    );
+  });
+
+  it("refuses patterns that could backtrack catastrophically, match nothing or do not compile", () => {
+    expect(patternProblem("(a+)+$")).toMatch(/nested quantifiers/);
+    expect(patternProblem("(\\w*x)*y")).toMatch(/nested quantifiers/);
+    expect(patternProblem("(a|ab){2,}c")).toMatch(/nested quantifiers/);
+    expect(patternProblem("((ab)?c)+")).toMatch(/nested quantifiers/);
+    expect(patternProblem("(a)\\1")).toMatch(/backreferences/);
+    expect(patternProblem("a*")).toMatch(/empty string/);
+    expect(patternProblem("(x")).toMatch(/does not compile/);
+    expect(patternProblem("x".repeat(201))).toMatch(/longer than 200/);
+    expect(patternProblem("[(+*]+x")).toBeUndefined();
+    expect(patternProblem("\\(\\d+\\)+x")).toBeUndefined();
+    expect(patternProblem("(?:ab)+c")).toBeUndefined();
+  });
+
+  it("runs accepted patterns in linear time on hostile input", () => {
+    const r = redactorOf({ redactPatterns: ["(?:ab)+c", "\\d+x"], redactBeforeModel: false });
+    const t0 = performance.now();
+    redact(`${"ab".repeat(20_000)}${"1".repeat(20_000)}`, r);
+    expect(performance.now() - t0).toBeLessThan(1_000);
+  });
+});
