@@ -23,7 +23,7 @@ import { postgresAnswers, startPglite } from "./pglite.ts";
 import { freePort } from "./ports.ts";
 import { startRelay } from "./relay.ts";
 import { DEMO_TENANT, registerDemoTool, seedDemo } from "./seed.ts";
-import { seedDemoKnowledge } from "./seed-knowledge.ts";
+import { demoKnowledgeReady, seedDemoKnowledge } from "./seed-knowledge.ts";
 import { spawnOrderStatusTool } from "./tools.ts";
 import { startTurnstile } from "./turnstile.ts";
 import { redisAnswers, startUpstashBridge } from "./upstash-bridge.ts";
@@ -267,6 +267,7 @@ async function main() {
   // The demo's shipping policy and returns FAQ (src/knowledge), indexed by the worker's own queue.
   const added = await seedDemoKnowledge(base, adminToken, DEMO_TENANT);
   if (added > 0) say(`knowledge: ${added} demo sources queued for indexing`);
+  say(`knowledge: ${await demoKnowledgeReady(base, adminToken, DEMO_TENANT)} demo sources ready`);
   console.log(`
   chatedge is running at ${base}
     API docs:         ${base}/docs

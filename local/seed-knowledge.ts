@@ -65,3 +65,25 @@ export async function seedDemoKnowledge(base: string, adminToken: string, tenant
   }
   return docs.length;
 }
+
+/**
+ * Waits until every source of `tenant` is indexed (or failed), so the demo answers from its
+ * documents from the first message; answers how many are ready, or throws after `timeoutMs`.
+ */
+export async function demoKnowledgeReady(
+  base: string,
+  adminToken: string,
+  tenant: string,
+  timeoutMs = 30_000,
+): Promise<number> {
+  const url = `${base}/admin/tenants/${tenant}/knowledge/sources`;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fetch(url, { headers: { Authorization: `Bearer ${adminToken}` } });
+    const { sources } = (await res.json()) as { sources: { status: string }[] };
+    const pending = sources.filter((s) => s.status === "queued" || s.status === "indexing");
+    if (res.ok && pending.length === 0) return sources.filter((s) => s.status === "ready").length;
+    if (Date.now() > deadline) throw new Error(`demo knowledge not indexed after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -3,7 +3,7 @@
  * then runs every test project (Node-side bridges, and the worker inside workerd) with vitest, and
  * ends with one plain summary line. Extra arguments go to vitest.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -17,22 +17,48 @@ if (services.status !== 0) {
   process.exit(1);
 }
 
-const report = `${root}.cache/vitest-report.json`;
-rmSync(report, { force: true });
-const run = spawnSync(
-  "vitest",
-  ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...process.argv.slice(2)],
-  { cwd: root, stdio: "inherit" },
-);
+type Report = { numPassedTests: number; numFailedTests: number; numPendingTests: number };
 
-if (existsSync(report)) {
-  const r = JSON.parse(readFileSync(report, "utf8")) as {
-    numPassedTests: number;
-    numFailedTests: number;
-    numPendingTests: number;
-  };
-  console.log(
-    `\ntests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`,
+/** Runs vitest with `args`; its JSON report goes to `.cache/vitest-report<suffix>.json`. */
+function vitest(args: string[], suffix: string, output: "inherit" | "buffer") {
+  const report = `${root}.cache/vitest-report${suffix}.json`;
+  rmSync(report, { force: true });
+  const child = spawn(
+    "vitest",
+    ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...args],
+    { cwd: root, stdio: output === "inherit" ? "inherit" : ["ignore", "pipe", "pipe"] },
+  );
+  let text = "";
+  child.stdout?.on("data", (d) => (text += d));
+  child.stderr?.on("data", (d) => (text += d));
+  return new Promise<{ status: number; report?: Report; text: string }>((resolve) =>
+    child.on("close", (code) =>
+      resolve({
+        status: code ?? 1,
+        report: existsSync(report) ? (JSON.parse(readFileSync(report, "utf8")) as Report) : undefined,
+        text,
+      }),
+    ),
   );
 }
-process.exit(run.status ?? 1);
+
+const extra = process.argv.slice(2);
+// The whole suite: the worker project (inside workerd, one file at a time) runs beside the Node
+// projects (which mostly wait on the `npm run dev` stacks they start), so the machine's two cores
+// are both busy; the Node side's output is printed when it ends. Any argument: one plain run.
+const runs =
+  extra.length > 0
+    ? [vitest(extra, "", "inherit")]
+    : [
+        vitest(["--project", "worker"], "", "inherit"),
+        vitest(["--project", "node", "--project", "e2e", "--project", "browser"], "-node", "buffer"),
+      ];
+const results = await Promise.all(runs);
+for (const r of results.slice(1)) process.stdout.write(r.text);
+const sum = (k: keyof Report) => results.reduce((n, r) => n + (r.report?.[k] ?? 0), 0);
+if (results.some((r) => r.report)) {
+  console.log(
+    `\ntests: ${sum("numPassedTests")} passed, ${sum("numFailedTests")} failed, ${sum("numPendingTests")} skipped`,
+  );
+}
+process.exit(results.every((r) => r.status === 0) ? 0 : 1);

@@ -24,6 +24,10 @@ export interface Figures {
   avg_response_time_ms: number | null;
   p50_response_time_ms: number | null;
   p99_response_time_ms: number | null;
+  /** Answered turns that were streamed: those with a first-token time. */
+  streamed_answers: number;
+  p50_first_token_ms: number | null;
+  p95_first_token_ms: number | null;
   error_rate_pct: number | null;
   daily_active_users: number;
   cost_per_conversation_usd: number | null;
@@ -119,8 +123,17 @@ const pct = (a: number, b: number) => (b === 0 ? null : (a / b) * 100);
 const pick = (bucket: unknown) =>
   bucket === null || bucket === undefined ? null : bucketValue(Number(bucket));
 
+/** Percentiles read from the histograms (bucket numbers) and the streamed answers' count. */
+interface Pcts {
+  p50?: number | null;
+  p99?: number | null;
+  ft_n?: number | null;
+  ft_p50?: number | null;
+  ft_p95?: number | null;
+}
+
 /** Derives the figures from sums; a rate over nothing is null, not zero. */
-function figures(s: Sums, activeUsers: number, p50: unknown, p99: unknown): Figures {
+function figures(s: Sums, activeUsers: number, p: Pcts): Figures {
   return {
     total_conversations: s.conversations,
     avg_turns_per_conversation: ratio(s.conversation_turns, s.conversations),
@@ -134,8 +147,11 @@ function figures(s: Sums, activeUsers: number, p50: unknown, p99: unknown): Figu
     total_tokens: s.input_tokens + s.output_tokens,
     total_cost_usd: s.cost_usd,
     avg_response_time_ms: ratio(s.latency_sum_ms, s.answered),
-    p50_response_time_ms: pick(p50),
-    p99_response_time_ms: pick(p99),
+    p50_response_time_ms: pick(p.p50),
+    p99_response_time_ms: pick(p.p99),
+    streamed_answers: Number(p.ft_n ?? 0),
+    p50_first_token_ms: pick(p.ft_p50),
+    p95_first_token_ms: pick(p.ft_p95),
     error_rate_pct: pct(s.errors, s.answered),
     daily_active_users: activeUsers,
     cost_per_conversation_usd: ratio(s.conversation_cost_usd, s.conversations),
@@ -192,14 +208,39 @@ export async function readDashboard(
     whole as (
       select bucket, sum(c) over (order by bucket) as cum, sum(c) over () as n
       from (select bucket, sum(count) as c from h group by bucket) b
+    ),
+    -- The same nearest ranks over the first-token histogram of streamed answers.
+    fh as not materialized (
+      select day, bucket, count from tenant_first_token_daily
+      where tenant_id = ${tenantId} and day between ${from}::date and ${to}::date
+    ),
+    ft_day as (
+      select day, max(n) as ft_n,
+        min(bucket) filter (where cum * 2 >= n) as ft_p50,
+        min(bucket) filter (where cum * 100 >= n * 95) as ft_p95
+      from (
+        select day, bucket,
+          sum(count) over (partition by day order by bucket) as cum,
+          sum(count) over (partition by day) as n
+        from fh) x
+      group by day
+    ),
+    ft_whole as (
+      select bucket, sum(c) over (order by bucket) as cum, sum(c) over () as n
+      from (select bucket, sum(count) as c from fh group by bucket) b
     )
     select
       exists (select 1 from tenants where id = ${tenantId}) as known,
       (select coalesce(json_agg(x order by x.day), '[]'::json)
-        from (select d.*, p.p50, p.p99 from d left join day_pct p using (day)) x) as days,
+        from (select d.*, p.p50, p.p99, f.ft_n, f.ft_p50, f.ft_p95
+          from d left join day_pct p using (day) left join ft_day f using (day)) x) as days,
       (select json_build_object(
         'p50', min(bucket) filter (where cum * 2 >= n),
         'p99', min(bucket) filter (where cum * 100 >= n * 99)) from whole) as pct,
+      (select json_build_object(
+        'ft_n', max(n),
+        'ft_p50', min(bucket) filter (where cum * 2 >= n),
+        'ft_p95', min(bucket) filter (where cum * 100 >= n * 95)) from ft_whole) as ft_pct,
       (select coalesce(json_agg(x order by x.calls desc, x.tool), '[]'::json) from (
         select tool, sum(calls)::float8 as calls, sum(failures)::float8 as failures,
           sum(latency_sum_ms) as latency_sum_ms
@@ -217,15 +258,10 @@ export async function readDashboard(
         group by k.source_id, s.title order by citations desc, k.source_id limit ${TOP_SOURCES}) x) as sources`);
   const row = res.rows[0] ?? {};
   if (row.known !== true) return undefined;
-  const rows = (typeof row.days === "string" ? JSON.parse(row.days) : (row.days ?? [])) as (Sums & {
-    day: string;
-    p50: number | null;
-    p99: number | null;
-  })[];
-  const whole = (typeof row.pct === "string" ? JSON.parse(row.pct) : (row.pct ?? {})) as {
-    p50?: number | null;
-    p99?: number | null;
-  };
+  const rows = (typeof row.days === "string" ? JSON.parse(row.days) : (row.days ?? [])) as (Sums &
+    Pcts & { day: string })[];
+  const json = (v: unknown) => (typeof v === "string" ? JSON.parse(v) : (v ?? {})) as Pcts;
+  const whole = { ...json(row.pct), ...json(row.ft_pct) };
   const byDay = new Map(rows.map((r) => [r.day, r]));
   const total = zero();
   const series = dayList.map((day) => {
@@ -233,14 +269,14 @@ export async function readDashboard(
     const s = zero();
     if (r) for (const k of SUM_KEYS) s[k] = Number(r[k]);
     for (const k of SUM_KEYS) total[k] += s[k];
-    return { day, ...figures(s, s.active_users, r?.p50, r?.p99) };
+    return { day, ...figures(s, s.active_users, r ?? {}) };
   });
   return {
     tenant_id: tenantId,
     days,
     from,
     to,
-    totals: figures(total, total.active_users / days, whole.p50, whole.p99),
+    totals: figures(total, total.active_users / days, whole),
     series,
     tools: toolFigures(row.tools),
     knowledge: knowledgeFigures(row.knowledge, row.sources),

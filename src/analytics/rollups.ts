@@ -3,7 +3,8 @@
  * (`tenant_daily_users`, which makes daily active users exact) and the response-time histogram
  * (`tenant_latency_daily`); for monitoring, the same counters per UTC hour (`tenant_hourly`,
  * `tenant_latency_hourly`) and since the beginning (`tenant_totals`, `tenant_latency_totals`; per
- * queue `queue_totals`), plus admission refusals, the tool loop's calls (`tool_daily`) and the
+ * queue `queue_totals`), the first-token histograms of streamed answers (`tenant_first_token_daily`,
+ * `tenant_first_token_totals`), plus admission refusals, the tool loop's calls (`tool_daily`) and the
  * answers from the tenant's knowledge (`knowledge_daily`, `knowledge_source_daily`).
  * Deltas are gathered from the rows a batch actually inserted and applied in one statement inside
  * the batch's transaction, so a redelivered event adds nothing.
@@ -173,6 +174,12 @@ function emptyDelta(tenantId: string, day: string): DailyDelta {
   };
 }
 
+/** A latency's Prometheus bucket as a row value: Infinity travels as the text Postgres reads for float8. */
+function promLe(latencyMs: number): number | "Infinity" {
+  const le = histogramBound(latencyMs);
+  return Number.isFinite(le) ? le : "Infinity";
+}
+
 const keyOf = (...parts: (string | number)[]) => JSON.stringify(parts);
 const byKey = <T>(m: Map<string, T>) => [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
@@ -201,6 +208,12 @@ export class RollupDeltas {
   >();
   /** By Prometheus bucket (`le`; Infinity travels as the text Postgres reads for float8). */
   readonly #totalsLatency = new Map<string, { tenant_id: string; le: number | "Infinity"; count: number }>();
+  /** First-token times of answered streamed turns, in the response-time histogram's buckets. */
+  readonly #firstToken = new Map<string, { tenant_id: string; day: string; bucket: number; count: number }>();
+  readonly #totalsFirstToken = new Map<
+    string,
+    { tenant_id: string; le: number | "Infinity"; count: number; sum_ms: number }
+  >();
 
   /** The hourly and all-time counters an event at `at` adds to, as one list to increment both. */
   #counters(tenantId: string, at: number): Counters[] {
@@ -283,8 +296,17 @@ export class RollupDeltas {
       const bucket = latencyBucket(t.latencyMs);
       bump(this.#latency, { tenant_id: t.tenantId, day, bucket });
       bump(this.#hourlyLatency, { tenant_id: t.tenantId, hour: utcHour(t.at), bucket });
-      const le = histogramBound(t.latencyMs);
-      bump(this.#totalsLatency, { tenant_id: t.tenantId, le: Number.isFinite(le) ? le : "Infinity" });
+      bump(this.#totalsLatency, { tenant_id: t.tenantId, le: promLe(t.latencyMs) });
+    }
+    // Only a streamed answer has a first token; alerts stay on the full response time, so no hourly.
+    if (answered && t.firstTokenMs !== null) {
+      bump(this.#firstToken, { tenant_id: t.tenantId, day, bucket: latencyBucket(t.firstTokenMs) });
+      const le = promLe(t.firstTokenMs);
+      const key = keyOf(t.tenantId, le);
+      const row = this.#totalsFirstToken.get(key) ?? { tenant_id: t.tenantId, le, count: 0, sum_ms: 0 };
+      row.count += 1;
+      row.sum_ms += t.firstTokenMs;
+      this.#totalsFirstToken.set(key, row);
     }
     this.#users.set(keyOf(t.tenantId, day, t.userId), { tenant_id: t.tenantId, day, user_id: t.userId });
   }
@@ -377,6 +399,8 @@ export class RollupDeltas {
       hourlyLatency: byKey(this.#hourlyLatency).map(([, v]) => v),
       totals: byKey(this.#totals).map(([, v]) => v),
       totalsLatency: byKey(this.#totalsLatency).map(([, v]) => v),
+      firstToken: byKey(this.#firstToken).map(([, v]) => v),
+      totalsFirstToken: byKey(this.#totalsFirstToken).map(([, v]) => v),
       tools: byKey(this.#tools).map(([, v]) => v),
       knowledge: byKey(this.#knowledge).map(([, v]) => v),
       sources: byKey(this.#sources).map(([, v]) => v),
@@ -409,23 +433,41 @@ function counterUpsert(table: "tenant_hourly" | "tenant_totals", keys: string[],
       on conflict (${k}) do update set ${COUNTER_INCREMENTS}, updated_at = now()`;
 }
 
-/** Adds histogram rows (JSON, keyed by `keys`) into the daily, hourly or all-time response-time histogram. */
+/**
+ * Adds histogram rows (JSON, keyed by `keys`) into a response-time or first-token histogram, daily,
+ * hourly or all-time; `sums` are further columns added like the count (the first-token `_sum`).
+ */
 function histogramUpsert(
-  table: "tenant_latency_daily" | "tenant_latency_hourly" | "tenant_latency_totals",
+  table:
+    | "tenant_latency_daily"
+    | "tenant_latency_hourly"
+    | "tenant_latency_totals"
+    | "tenant_first_token_daily"
+    | "tenant_first_token_totals",
   keys: string[],
   rows: unknown[],
+  sums: string[] = [],
 ) {
   const t = sql.identifier(table);
-  const k = sql.join(
-    keys.map((c) => sql.identifier(c)),
+  const ids = (cs: string[]) =>
+    sql.join(
+      cs.map((c) => sql.identifier(c)),
+      sql`, `,
+    );
+  const k = ids(keys);
+  const added = ids(["count", ...sums]);
+  const increments = sql.join(
+    ["count", ...sums].map(
+      (c) => sql`${sql.identifier(c)} = h.${sql.identifier(c)} + excluded.${sql.identifier(c)}`,
+    ),
     sql`, `,
   );
   return sql`
-      insert into ${t} as h (${k}, count)
-      select ${k}, count
+      insert into ${t} as h (${k}, ${added})
+      select ${k}, ${added}
       from jsonb_populate_recordset(null::${t}, ${JSON.stringify(rows)}::jsonb)
       order by ${k}
-      on conflict (${k}) do update set count = h.count + excluded.count`;
+      on conflict (${k}) do update set ${increments}`;
 }
 
 /** How long one batch's messages waited in the queue, recorded per queue per minute. */
@@ -444,8 +486,20 @@ export interface QueueLag {
  */
 export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: QueueLag): Promise<void> {
   if (deltas.empty && !lag) return;
-  const { daily, users, latency, hourly, hourlyLatency, totals, totalsLatency, tools, knowledge, sources } =
-    deltas.rows();
+  const {
+    daily,
+    users,
+    latency,
+    hourly,
+    hourlyLatency,
+    totals,
+    totalsLatency,
+    firstToken,
+    totalsFirstToken,
+    tools,
+    knowledge,
+    sources,
+  } = deltas.rows();
   const lagRows = lag
     ? [{ ...lag, minute: new Date(Math.floor(lag.at / 60_000) * 60_000).toISOString() }]
     : [];
@@ -471,6 +525,8 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
     ),
     hourly_histogram as (${histogramUpsert("tenant_latency_hourly", ["tenant_id", "hour", "bucket"], hourlyLatency)}),
     totals_histogram as (${histogramUpsert("tenant_latency_totals", ["tenant_id", "le"], totalsLatency)}),
+    first_token_histogram as (${histogramUpsert("tenant_first_token_daily", ["tenant_id", "day", "bucket"], firstToken)}),
+    first_token_totals as (${histogramUpsert("tenant_first_token_totals", ["tenant_id", "le"], totalsFirstToken, ["sum_ms"])}),
     hourly as (${counterUpsert("tenant_hourly", ["tenant_id", "hour"], hourly)}),
     totals as (${counterUpsert("tenant_totals", ["tenant_id"], totals)}),
     tool_days as (

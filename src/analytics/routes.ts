@@ -38,6 +38,15 @@ const FigureFields = {
   avg_response_time_ms: maybe,
   p50_response_time_ms: maybe.openapi({ description: "Nearest rank, within 1/64 + 0.5 ms" }),
   p99_response_time_ms: maybe.openapi({ description: "Nearest rank, within 1/64 + 0.5 ms" }),
+  streamed_answers: num.openapi({
+    description: "Answered turns that were streamed (have a first-token time)",
+  }),
+  p50_first_token_ms: maybe.openapi({
+    description: "Streamed answers: arrival to the first content token; nearest rank, within 1/64 + 0.5 ms",
+  }),
+  p95_first_token_ms: maybe.openapi({
+    description: "Streamed answers: arrival to the first content token; nearest rank, within 1/64 + 0.5 ms",
+  }),
   error_rate_pct: maybe,
   daily_active_users: num.openapi({ description: "Window: the average over its days" }),
   cost_per_conversation_usd: maybe,

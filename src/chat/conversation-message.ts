@@ -102,7 +102,7 @@ export async function sendMessage(
   }
   const exp = await applyAssignment(svc, tenant, stored ?? { experiment: null, variant: null });
   // Admission counts the message against the conversation's own user: the object puts it in.
-  const base = { tenant: exp.config, userId: owner ?? endUserOf(c, undefined), conversationId: id };
+  const base = { tenant: exp.config, userId: owner ?? endUserOf(c, undefined), conversationId: id, stream };
   const screenReq: TurnRequest = turnRequest(c, base, [newMessage], 0, abort.signal, exp);
   const blocked = screenInput(screenReq);
   const human = !blocked && asksForHuman(content);
@@ -365,7 +365,7 @@ function replyOf(
 
 function turnRequest(
   c: Context<AppEnv>,
-  base: { tenant: TenantConfig; userId: string; conversationId: string },
+  base: { tenant: TenantConfig; userId: string; conversationId: string; stream: boolean },
   messages: ChatMessage[],
   turnIndex: number,
   signal: AbortSignal,

@@ -462,7 +462,8 @@ async function* run(
       outputTokens: used.outputTokens,
       costUsd,
       latencyMs: Date.now() - started,
-      firstTokenMs,
+      // A caller that does not stream reads nothing before the last byte: no first token to report.
+      firstTokenMs: req.stream === false ? null : firstTokenMs,
       finishReason,
       error,
       blockedTopic: guard.blocked ?? null,

@@ -536,6 +536,36 @@ export const tenantLatencyTotals = pgTable(
   (t) => [primaryKey({ columns: [t.tenantId, t.le] })],
 );
 
+/**
+ * First-token-time histogram per tenant per UTC day: answered streamed turns only (those with a
+ * `first_token_ms`), in the buckets of tenant_latency_daily.
+ */
+export const tenantFirstTokenDaily = pgTable(
+  "tenant_first_token_daily",
+  {
+    tenantId: text("tenant_id").notNull(),
+    day: day("day").notNull(),
+    bucket: smallint("bucket").notNull(),
+    count: integer("count").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.day, t.bucket] })],
+);
+
+/**
+ * Per tenant, since the beginning: answered streamed turns per Prometheus bucket of their first-token
+ * time (the bounds of tenant_latency_totals), with the sum of those times (the histogram's `_sum`).
+ */
+export const tenantFirstTokenTotals = pgTable(
+  "tenant_first_token_totals",
+  {
+    tenantId: text("tenant_id").notNull(),
+    le: doublePrecision("le").notNull(),
+    count: bigint("count", { mode: "number" }).notNull(),
+    sumMs: doublePrecision("sum_ms").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.le] })],
+);
+
 /** Admission refusals, counted in the isolate and sent as one event per tenant, reason and flush. */
 export const refusals = pgTable(
   "refusals",

@@ -1,7 +1,7 @@
 /**
  * `GET /admin/metrics` in the Prometheus text exposition format (version 0.0.4): counters since the
- * beginning per tenant (from `tenant_totals`), the response-time histogram since the beginning
- * (from `tenant_latency_totals`), the reference metrics as gauges over each rule's window per tenant
+ * beginning per tenant (from `tenant_totals`), the response-time and first-token histograms since
+ * the beginning (from `tenant_latency_totals`, `tenant_first_token_totals`), the reference metrics as gauges over each rule's window per tenant
  * and for the platform, alert thresholds and firing state, and queue counters and lag.
  * Base units as Prometheus asks: seconds, ratios in 0..1, USD for money. A gauge with no value
  * (no data in its window) has no sample rather than NaN.
@@ -108,16 +108,21 @@ const GAUGES: Record<RuleName, { name: string; help: string }> = {
 type Totals = Counters & { tenant_id: string };
 
 /**
- * Every tenant's counters with its response-time histogram's counts per `le` (ascending, Infinity
- * last), in one statement so `_sum` (from the counters) and `_count` are one snapshot.
+ * Every tenant's counters with its response-time and first-token histograms' counts per `le`
+ * (ascending, Infinity last), in one statement so each `_sum` and `_count` are one snapshot.
  */
 const TOTALS_WITH_HISTOGRAM = sql`
-  select t.*, h.les, h.counts
+  select t.*, h.les, h.counts, f.ft_les, f.ft_counts, f.ft_sum_ms
   from tenant_totals t
   left join lateral (
     select array_agg(l.le order by l.le) as les, array_agg(l.count::float8 order by l.le) as counts
     from tenant_latency_totals l where l.tenant_id = t.tenant_id
   ) h on true
+  left join lateral (
+    select array_agg(l.le order by l.le) as ft_les, array_agg(l.count::float8 order by l.le) as ft_counts,
+      sum(l.sum_ms) as ft_sum_ms
+    from tenant_first_token_totals l where l.tenant_id = t.tenant_id
+  ) f on true
   order by t.tenant_id`;
 
 /** A tenant's histogram series: its per-`le` counts made cumulative over the bounds. */
@@ -250,6 +255,9 @@ export async function renderMetrics(db: SqlExecutor, now: number): Promise<strin
   const histograms = totalsRes.rows.map((r) =>
     histogramOf(String(r.tenant_id), r.les, r.counts, Number(r.latency_sum_ms ?? 0)),
   );
+  const firstTokens = totalsRes.rows.map((r) =>
+    histogramOf(String(r.tenant_id), r.ft_les, r.ft_counts, Number(r.ft_sum_ms ?? 0)),
+  );
   const firing = new Set(firingRes.rows.map((r) => `${r.tenant_id}\u0000${r.rule}`));
   const views = new Map(active.map((s) => [s.id, metricViews(s.rules, sums.get(s.id))]));
   const platform = metricViews(effectiveRules(), sums.get(PLATFORM));
@@ -333,6 +341,11 @@ export async function renderMetrics(db: SqlExecutor, now: number): Promise<strin
     "chatedge_response_time_seconds",
     "Model response time of answered turns (ok and error) since the beginning; a bound also holds turns up to 1/64 above it (the stored histogram's precision)",
     histograms,
+  );
+  out.histogram(
+    "chatedge_first_token_seconds",
+    "Time from a request's arrival to the model's first token, of answered streamed turns (ok and error) since the beginning; a bound also holds turns up to 1/64 above it",
+    firstTokens,
   );
   for (const rule of Object.keys(GAUGES) as RuleName[]) {
     const g = GAUGES[rule];

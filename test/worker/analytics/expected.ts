@@ -56,6 +56,10 @@ function figures(
   const rated = convs.filter((x) => x.csat !== null);
   const p50 = exactPercentile(latencies, 50);
   const p99 = exactPercentile(latencies, 99);
+  // Streamed answers are the answered turns with a first-token time.
+  const firstTokens = answered.flatMap((t) => (t.firstTokenMs === null ? [] : [t.firstTokenMs]));
+  const ft50 = exactPercentile(firstTokens, 50);
+  const ft95 = exactPercentile(firstTokens, 95);
   return {
     total_conversations: convs.length,
     avg_turns_per_conversation: ratio(sum(convs.map((x) => x.c.turnCount)), convs.length),
@@ -71,6 +75,9 @@ function figures(
     avg_response_time_ms: ratio(sum(latencies), latencies.length),
     p50_response_time_ms: p50 === null ? null : bucketMidpoint(p50),
     p99_response_time_ms: p99 === null ? null : bucketMidpoint(p99),
+    streamed_answers: firstTokens.length,
+    p50_first_token_ms: ft50 === null ? null : bucketMidpoint(ft50),
+    p95_first_token_ms: ft95 === null ? null : bucketMidpoint(ft95),
     error_rate_pct: pct(answered.filter((t) => t.outcome === "error").length, answered.length),
     daily_active_users: dau,
     cost_per_conversation_usd: ratio(sum(convs.map((x) => x.c.totalCostUsd)), convs.length),

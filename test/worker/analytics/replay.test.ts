@@ -42,6 +42,8 @@ interface Sent {
   costNanos: number;
   /** Client time from just before the request to the last byte read. */
   clientMs: number;
+  /** Whether the client asked for a stream (SSE): only then is a first-token time recorded. */
+  stream: boolean;
   /** The UTC day the request was sent on. */
   day: string;
 }
@@ -149,6 +151,7 @@ class Workload {
         output: 0,
         costNanos: 0,
         clientMs,
+        stream,
         day: new Date(t0).toISOString().slice(0, 10),
       });
       return;
@@ -179,6 +182,7 @@ class Workload {
       output,
       costNanos,
       clientMs,
+      stream,
       day: new Date(t0).toISOString().slice(0, 10),
     });
     conv.turns += 1;
@@ -250,6 +254,7 @@ class Workload {
       output,
       costNanos: priced ? nanos(model as string, input, output) : 0,
       clientMs,
+      stream,
       day: new Date(t0).toISOString().slice(0, 10),
     });
   }
@@ -423,6 +428,7 @@ describe("replay: every figure equals what happened", () => {
     // Each turn's recorded outcome is what the client saw, and its latency (arrival to last byte)
     // fits inside the client's own time for the same request.
     const latency = new Map<string, number>();
+    const firstToken = new Map<string, number>();
     for (const w of [wa, wb]) {
       const byKey = new Map(
         (rows.get(w.tenant) ?? []).map((r) => [`${r.conversation_id}#${r.turn_index}`, r]),
@@ -432,8 +438,13 @@ describe("replay: every figure equals what happened", () => {
         expect(r?.outcome, `${s.conversation}#${s.turnIndex}`).toBe(s.outcome);
         expect(r?.latency_ms).toBeGreaterThanOrEqual(0);
         expect(r?.latency_ms).toBeLessThanOrEqual(s.clientMs);
+        // A first token is recorded for a streamed answer only, never for a JSON one.
+        if (!s.stream) expect(r?.first_token_ms, `${s.conversation}#${s.turnIndex}`).toBeNull();
+        if (s.stream && s.outcome === "ok") expect(r?.first_token_ms).not.toBeNull();
         if (r?.first_token_ms != null) expect(r.first_token_ms).toBeLessThanOrEqual(r.latency_ms);
         latency.set(`${w.tenant}/${s.conversation}#${s.turnIndex}`, r?.latency_ms as number);
+        if (r?.first_token_ms != null)
+          firstToken.set(`${w.tenant}/${s.conversation}#${s.turnIndex}`, r.first_token_ms);
       }
     }
     const answered = (w: Workload) => turnsOf(w).filter((s) => s.outcome === "ok" || s.outcome === "error");
@@ -448,6 +459,11 @@ describe("replay: every figure equals what happened", () => {
       const ends = w.ended;
       const rated = ends.filter((e) => e.csat !== null);
       const lat = latencies(w);
+      // Streamed answers that reached the model (the fake fails a faulted message before any token).
+      const streamed = answered(w).filter((s) => s.stream && s.outcome === "ok");
+      const ft = streamed.map(
+        (s) => firstToken.get(`${w.tenant}/${s.conversation}#${s.turnIndex}`) as number,
+      );
       const refusals = (reason: string) => w.sent.filter((s) => s.refusal === reason).length;
 
       // /v1/usage: the ledger, in nano-dollars and tokens.
@@ -488,6 +504,9 @@ describe("replay: every figure equals what happened", () => {
         avg_response_time_ms: ratio(sum(lat), lat.length),
         p50_response_time_ms: percentile(lat, 50),
         p99_response_time_ms: percentile(lat, 99),
+        streamed_answers: streamed.length,
+        p50_first_token_ms: percentile(ft, 50),
+        p95_first_token_ms: percentile(ft, 95),
         error_rate_pct: ratio(100 * turns.filter((s) => s.outcome === "error").length, answered(w).length),
         // The window's figure is the average over its days of each day's distinct users.
         daily_active_users:
@@ -542,20 +561,23 @@ describe("replay: every figure equals what happened", () => {
       // The histogram: cumulative counts per bound, recomputed from the latencies with the
       // documented rule (a latency counts under the least bound whose bucket is at or after its own).
       const bounds = [0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 10, 15, 20, 30, 60, 120];
-      const line = (suffix: string, le?: string) => {
-        const tail = le === undefined ? `{tenant="${w.tenant}"} ` : `{tenant="${w.tenant}",le="${le}"} `;
-        const l = text
-          .split("\n")
-          .find((x) => x.startsWith(`chatedge_response_time_seconds_${suffix}${tail}`));
-        return l === undefined ? undefined : Number(l.slice(l.lastIndexOf(" ") + 1));
-      };
-      for (const bound of bounds) {
-        const under = lat.filter((ms) => bucketOf(ms) <= bucketOf(bound * 1000)).length;
-        expect(line("bucket", String(bound)), `le=${bound}`).toBe(under);
+      for (const [name, values] of [
+        ["chatedge_response_time_seconds", lat],
+        ["chatedge_first_token_seconds", ft],
+      ] as const) {
+        const line = (suffix: string, le?: string) => {
+          const tail = le === undefined ? `{tenant="${w.tenant}"} ` : `{tenant="${w.tenant}",le="${le}"} `;
+          const l = text.split("\n").find((x) => x.startsWith(`${name}_${suffix}${tail}`));
+          return l === undefined ? undefined : Number(l.slice(l.lastIndexOf(" ") + 1));
+        };
+        for (const bound of bounds) {
+          const under = values.filter((ms) => bucketOf(ms) <= bucketOf(bound * 1000)).length;
+          expect(line("bucket", String(bound)), `${name} le=${bound}`).toBe(under);
+        }
+        expect(line("bucket", "+Inf"), name).toBe(values.length);
+        expect(line("count"), name).toBe(values.length);
+        expect(line("sum"), name).toBeCloseTo(sum(values) / 1000, 9);
       }
-      expect(line("bucket", "+Inf")).toBe(lat.length);
-      expect(line("count")).toBe(lat.length);
-      expect(line("sum")).toBeCloseTo(sum(lat) / 1000, 9);
     }
 
     // The experiment's results: per variant, from the test's own record of who was priced at which

@@ -41,12 +41,11 @@ async function scrape(): Promise<Map<string, Family>> {
 }
 
 /**
- * A tenant's response-time histogram (cumulative counts by `le`, count, sum), read by the same
+ * A tenant's response-time (or `name`) histogram (cumulative counts by `le`, count, sum), read by the same
  * parser. Its port flattens a histogram family's series into one, so the tenant's series is parsed
  * alone, without its tenant label. Checks the buckets are cumulative and `+Inf` is the count.
  */
-function histogram(text: string, tenant: string) {
-  const name = "chatedge_response_time_seconds";
+function histogram(text: string, tenant: string, name = "chatedge_response_time_seconds") {
   const label = `tenant="${tenant}"`;
   const own = text
     .split("\n")
@@ -244,6 +243,62 @@ describe("GET /admin/metrics", () => {
     await ingest(ms(700, 2));
     const after = histogram(await exposition(), t);
     expect([after?.le["0.5"], after?.le["1"], after?.le["+Inf"], after?.count]).toEqual([3, 10, 20, 20]);
+  });
+
+  it("exports first-token time of answered streamed turns as a histogram, and the dashboard's P50/P95", async () => {
+    const now = Date.now();
+    const t = await alertTenant();
+    const ft = (firstTokenMs: number | null, n: number, o: Partial<TurnEvent> = {}) =>
+      turns(t, n, now, { latencyMs: 250_000, firstTokenMs, ...o });
+    const events = [
+      ...ft(40, 3),
+      ...ft(300, 4),
+      ...ft(1_000, 2), // at the 1 s bound: counts in it
+      ...ft(2_016, 1, { outcome: "error", error: "stream cut" }), // past the 2 s bound's bucket: from 3 s
+      ...ft(200_000, 1), // above the last bound: only in +Inf
+      ...ft(null, 5), // answered as JSON: no first token, not counted
+      ...ft(100, 2, { outcome: "disconnected", error: "client disconnected" }), // not answered
+      ...ft(null, 1, { outcome: "human", calledModel: null }),
+    ];
+    await ingest(events);
+    // A redelivery of every event adds nothing.
+    await ingest(events);
+    const text = await exposition();
+    expect(familiesOf(text).get("chatedge_first_token_seconds")?.type).toBe("HISTOGRAM");
+    const h = histogram(text, t, "chatedge_first_token_seconds");
+    expect(h?.le).toEqual({
+      "0.05": 3,
+      "0.1": 3,
+      "0.25": 3,
+      "0.5": 7,
+      "1": 9,
+      "2": 9,
+      "3": 10,
+      "5": 10,
+      "8": 10,
+      "10": 10,
+      "15": 10,
+      "20": 10,
+      "30": 10,
+      "60": 10,
+      "120": 10,
+      "+Inf": 11,
+    });
+    expect(h?.count).toBe(11);
+    expect(h?.sum).toBeCloseTo((3 * 40 + 4 * 300 + 2 * 1_000 + 2_016 + 200_000) / 1000, 6);
+    // The response-time histogram still counts every answered turn, streamed or not.
+    expect(histogram(text, t)?.count).toBe(16);
+
+    const res = await admin("GET", `/tenants/${t}/analytics/dashboard?days=2`);
+    expect(res.status).toBe(200);
+    const { totals } = (await res.json()) as { totals: Record<string, unknown> };
+    // Nearest rank over 40×3, 300×4, 1000×2, 2016, 200000: rank 6 is 300 ms (bucket 296..303,
+    // midpoint 299.5), rank ceil(95·11/100) = 11 is 200000 ms (bucket 196608..200703, midpoint 198655.5).
+    expect(totals).toMatchObject({
+      streamed_answers: 11,
+      p50_first_token_ms: 299.5,
+      p95_first_token_ms: 198_655.5,
+    });
   });
 
   it("needs the admin token", async () => {

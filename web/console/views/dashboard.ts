@@ -50,6 +50,12 @@ function render(d: Dashboard): HTMLElement {
       kpi("p50_response_time_ms", "Latency P50", ms(t.p50_response_time_ms)),
       kpi("p99_response_time_ms", "Latency P99", ms(t.p99_response_time_ms)),
       kpi(
+        "p50_first_token_ms",
+        "First token P50",
+        ms(t.p50_first_token_ms),
+        `P95 ${ms(t.p95_first_token_ms)}, ${int(t.streamed_answers)} streamed`,
+      ),
+      kpi(
         "total_cost_usd",
         "Cost",
         usd(t.total_cost_usd),
