@@ -53,7 +53,8 @@ const SHORTLIST_FACTOR = 2;
  * have them all, chunks with some (a visitor's wording rarely matches a document's word for word):
  * any of one or two words, any two of three or more. Each tier ranks at most MAX_RANKED matches,
  * the first the index returns, so the work per message is bounded whatever the tenant's size. Both
- * tiers are scored against the loose query, so `min_score` means the same in either. Only the
+ * tiers are scored against the loose query, so `min_score` means the same in either; a chunk with
+ * every word ranks before any chunk with only some of them. Only the
  * indexed version of each source answers, so a re-index in progress never doubles a source.
  */
 export async function searchChunks(
@@ -82,31 +83,31 @@ export async function searchChunks(
         ) end) as loose
       from l
     ), strict as materialized (
-      select c.id, c.tsv, ts_rank(c.tsv, q.loose, 32) as pre
+      select c.id, c.tsv, ts_rank(c.tsv, q.loose, 32) as pre, 0 as tier
       from q, knowledge_chunks c
       join knowledge_sources s on s.id = c.source_id and s.indexed_version = c.version
       where c.tenant_id = ${tenantId} and s.tenant_id = ${tenantId} and c.tsv @@ q.strict
       limit ${MAX_RANKED}
     ), loose as materialized (
-      select c.id, c.tsv, ts_rank(c.tsv, q.loose, 32) as pre
+      select c.id, c.tsv, ts_rank(c.tsv, q.loose, 32) as pre, 1 as tier
       from q, knowledge_chunks c
       join knowledge_sources s on s.id = c.source_id and s.indexed_version = c.version
       where c.tenant_id = ${tenantId} and s.tenant_id = ${tenantId} and c.tsv @@ q.loose
         and (select count(*) from strict) < ${limit}
       limit ${MAX_RANKED}
     ), shortlist as (
-      select distinct on (id) id, tsv, pre from (select * from strict union all select * from loose) r
-      order by id
+      select distinct on (id) id, tsv, pre, tier from (select * from strict union all select * from loose) r
+      order by id, tier
     ), best as (
-      select s.id, ts_rank_cd(s.tsv, q.loose, 32) as score
-      from (select id, tsv from shortlist order by pre desc, id limit ${limit * SHORTLIST_FACTOR}) s, q
-      order by score desc, s.id limit ${limit}
+      select s.id, s.tier, ts_rank_cd(s.tsv, q.loose, 32) as score
+      from (select id, tsv, tier from shortlist order by tier, pre desc, id limit ${limit * SHORTLIST_FACTOR}) s, q
+      order by s.tier, score desc, s.id limit ${limit}
     )
     select c.id as chunk_id, c.source_id, s.title, s.url, c.heading, c.content, c.tokens, best.score
     from best
     join knowledge_chunks c on c.id = best.id and c.tenant_id = ${tenantId}
     join knowledge_sources s on s.id = c.source_id and s.tenant_id = ${tenantId}
-    order by best.score desc, c.id`);
+    order by best.tier, best.score desc, c.id`);
   return (rows.rows as Row[]).map((r) => ({
     chunkId: Number(r.chunk_id),
     sourceId: r.source_id,
