@@ -17,7 +17,7 @@ import {
   saysUnknown,
 } from "../knowledge/retrieve";
 import type { AnswerSource } from "../knowledge/schemas";
-import { redact, redactorOf } from "../privacy/redact";
+import { redact, redactorOf, redactReply } from "../privacy/redact";
 import type { TenantConfig } from "../tenants/config";
 import { registryRunner, startToolTurn, toolFrame } from "../tools/loop";
 import { addressHitOf, addressRefusal } from "./address-limits";
@@ -147,7 +147,7 @@ export async function sendMessage(
         user: { content: redact(content, redactor), tokens: messageTokens(newMessage) },
         assistant: replyText
           ? {
-              content: redact(replyText, redactor),
+              content: redactReply(replyText, content, redactor),
               // Counted as the model is sent it (tool calls too), so history costs what it is sent.
               tokens: messageTokens({ role: "assistant", content: replyText, toolCalls }),
               toolCalls,

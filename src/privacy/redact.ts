@@ -122,6 +122,46 @@ function builtIn(match: string, email?: string, iban?: string, digits?: string):
   return match;
 }
 
+/** The PII `redact` would replace in `text`, as written there. */
+function piiIn(text: string, redactor: Redactor): string[] {
+  const found: string[] = [];
+  if (/[@\d]/.test(text)) {
+    for (const m of text.matchAll(
+      new RegExp(SCAN.source, SCAN.flags.includes("g") ? SCAN.flags : `${SCAN.flags}g`),
+    ))
+      if (builtIn(m[0], m[1], m[2], m[3]) !== m[0]) found.push(m[0]);
+  }
+  for (const re of redactor.custom) {
+    for (const m of text.matchAll(new RegExp(re.source, re.flags.includes("g") ? re.flags : `${re.flags}g`)))
+      found.push(m[0]);
+  }
+  return found;
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/**
+ * Redacts an answer, and the pieces of the visitor's own PII it quotes: a model echoing the first
+ * groups of an IBAN or a card number leaves a fragment no longer valid on its own, which `redact`
+ * alone would keep. Every group of three or more characters with a digit in it, of every PII the
+ * visitor's message held, is redacted where the answer has it as a word.
+ */
+export function redactReply(reply: string, visitorText: string, redactor: Redactor = BUILT_IN): string {
+  let out = redact(reply, redactor);
+  const groups = new Set(
+    piiIn(visitorText, redactor).flatMap((p) =>
+      p.split(/[\s\-./()@]+/).filter((g) => g.length >= 3 && /\d/.test(g)),
+    ),
+  );
+  for (const g of groups) {
+    out = out.replace(
+      new RegExp(`(?<![\\p{L}\\p{N}])${escapeRe(g)}(?![\\p{L}\\p{N}])`, "gu"),
+      PLACEHOLDERS.custom,
+    );
+  }
+  return out;
+}
+
 /** `redact` for nullable text. */
 export function redactNullable(text: string | null, redactor: Redactor = BUILT_IN): string | null {
   return text === null ? null : redact(text, redactor);

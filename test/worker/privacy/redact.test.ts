@@ -1,6 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ibanValid, luhnValid, patternProblem, redact, redactorOf } from "../../../src/privacy/redact";
+import {
+  ibanValid,
+  luhnValid,
+  patternProblem,
+  redact,
+  redactorOf,
+  redactReply,
+} from "../../../src/privacy/redact";
 import { after, before, card, email, iban, ordinary, phone } from "./pii";
 
 const RUNS = { numRuns: 300 };
@@ -117,5 +124,17 @@ describe("redact: tenant patterns", () => {
     const t0 = performance.now();
     redact(`${"ab".repeat(20_000)}${"1".repeat(20_000)}`, r);
     expect(performance.now() - t0).toBeLessThan(1_000);
+  });
+});
+
+describe("redactReply", () => {
+  it("redacts the groups of the visitor's PII an answer quotes, even cut short", () => {
+    const visitor = "my iban is GB82 WEST 1234 5698 7654 32 and card 4111 1111 1111 1111";
+    const reply = 'You said: "my iban is GB82 WEST 1234 ..." and 4111 1111 ...; order 2026 ships';
+    const out = redactReply(reply, visitor);
+    expect(out).not.toMatch(/GB82|1234|4111|1111/);
+    // Words that were not part of the visitor's PII stay.
+    expect(out).toContain("order 2026 ships");
+    expect(redactReply("nothing to see 1234", "no pii here")).toBe("nothing to see 1234");
   });
 });
