@@ -12,6 +12,7 @@ import type { Env } from "../env";
 import { AppError } from "../errors";
 import { sendEmail } from "../notify/consumer";
 import { errors, jsonBody, jsonResponse, operatorSecurity } from "../openapi";
+import { TENANT_ID } from "../tenants/schemas";
 import type { TenantScope } from "../tenants/scope";
 import { clearSessionCookie, operatorAuth, sessionToken, setSessionCookie } from "./middleware";
 import { PASSWORD_MAX, PASSWORD_MIN } from "./password";
@@ -33,7 +34,7 @@ import {
   updateOperator,
 } from "./service";
 
-const TenantId = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, "not a tenant id");
+const TenantId = z.string().regex(TENANT_ID, "not a tenant id");
 const Email = z.email().max(254);
 const Password = z.string().min(PASSWORD_MIN).max(PASSWORD_MAX);
 const OneUseToken = z.string().regex(/^[A-Za-z0-9]{43}$/, "not a link token");
@@ -168,6 +169,24 @@ const acceptRoute = createRoute({
   responses: { 200: jsonResponse(ConsoleSession, "Signed in"), ...errors(400, 401, 403, 415, 429) },
 });
 
+/**
+ * Before a route that opens a session checks anything: the console's own origin, and the caller's
+ * address not over its failed-attempt limit. Answers the hashed address to count failures against.
+ */
+async function openingAllowed(c: Context<AppEnv>): Promise<string | undefined> {
+  sameOriginOnly(c);
+  const ip = await addressOf(c);
+  const over = ip ? throttled(ip) : undefined;
+  if (over) throw over;
+  return ip;
+}
+
+/** Sets the new session's cookie and answers its body. */
+function opened(c: Context<AppEnv>, op: Omit<OperatorIdentity, "sessionId">, token: string) {
+  setSessionCookie(c, token);
+  return sessionBody(op, token);
+}
+
 /** Counts a failed token or password against the address, then answers the caller's 401 (or 429). */
 async function refuse(c: Context<AppEnv>, ip: string | undefined, message: string): Promise<never> {
   const err = new AppError("UNAUTHORIZED", message);
@@ -177,10 +196,7 @@ async function refuse(c: Context<AppEnv>, ip: string | undefined, message: strin
 /** The session routes under `/operator`; they make the cookie the operator scope then reads. */
 export const operatorSessions = newRouter()
   .openapi(signInRoute, async (c) => {
-    sameOriginOnly(c);
-    const ip = await addressOf(c);
-    const over = ip ? throttled(ip) : undefined;
-    if (over) throw over;
+    const ip = await openingAllowed(c);
     const { tenant_id, email, password } = c.req.valid("json");
     const result = await signIn(c.get("svc").dbh.db, tenant_id, email, password);
     if (!result.ok && result.lockedForMs) {
@@ -190,8 +206,7 @@ export const operatorSessions = newRouter()
       });
     }
     if (!result.ok) return refuse(c, ip, "email or password is wrong");
-    setSessionCookie(c, result.token);
-    return c.json(await sessionBody(result.operator, result.token), 200, noStore);
+    return c.json(await opened(c, result.operator, result.token), 200, noStore);
   })
   .openapi(sessionRoute, async (c) => {
     const op = c.get("operator") as OperatorIdentity;
@@ -220,25 +235,17 @@ export const operatorSessions = newRouter()
     return c.body(null, 202, noStore);
   })
   .openapi(redeemRoute, async (c) => {
-    sameOriginOnly(c);
-    const ip = await addressOf(c);
-    const over = ip ? throttled(ip) : undefined;
-    if (over) throw over;
+    const ip = await openingAllowed(c);
     const out = await redeemMagicLink(c.get("svc").dbh.db, c.req.valid("json").token);
     if (!out) return refuse(c, ip, "this sign-in link is unknown, used or expired; ask for a new one");
-    setSessionCookie(c, out.token);
-    return c.json(await sessionBody(out.operator, out.token), 200, noStore);
+    return c.json(await opened(c, out.operator, out.token), 200, noStore);
   })
   .openapi(acceptRoute, async (c) => {
-    sameOriginOnly(c);
-    const ip = await addressOf(c);
-    const over = ip ? throttled(ip) : undefined;
-    if (over) throw over;
+    const ip = await openingAllowed(c);
     const { token, password } = c.req.valid("json");
     const out = await acceptInvite(c.get("svc").dbh.db, token, password);
     if (!out) return refuse(c, ip, "this invitation is unknown, used or expired; ask for a new one");
-    setSessionCookie(c, out.token);
-    return c.json(await sessionBody(out.operator, out.token), 200, noStore);
+    return c.json(await opened(c, out.operator, out.token), 200, noStore);
   });
 
 const OperatorInvite = z.object({ email: Email, name: z.string().trim().min(1).max(100), role: Role });

@@ -1,7 +1,8 @@
 import { z } from "@hono/zod-openapi";
 import { CUSTOM_PATTERN_LIMITS, patternProblem } from "../privacy/redact";
 
-const TENANT_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/** A tenant id: 1-63 of [a-z0-9-], not starting or ending with -. */
+export const TENANT_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const MODEL = /^[A-Za-z0-9@][A-Za-z0-9._:/@-]{0,127}$/;
 /** Turnstile site and secret keys: "0x4AAA...", and the documented test keys "1x0000...AA". */
 const TURNSTILE_KEY = /^[0-9]x[A-Za-z0-9_-]{10,100}$/;
