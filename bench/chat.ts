@@ -23,7 +23,8 @@ const LOADED = 400; // requests per target per round at c=16
 const C = 16;
 const UPSTREAM_KEY = "sk-bench-upstream";
 
-const ORIGIN = "https://shop.bench.example";
+/** The origin the bench tenant allows its widget on. */
+export const ORIGIN = "https://shop.bench.example";
 
 // Long streams: answers of these many chunks (the fake's [[words:n]]), streamed whole. Equal steps,
 // so the CPU each added chunk costs can be compared between the first and the second half: work
@@ -87,6 +88,31 @@ async function seedTenant(databaseUrl: string): Promise<{ secret: string; publis
   }
 }
 
+/**
+ * What the chat benchmarks run against (this one and bench/profile-chat.ts): a fresh database
+ * `name` with the bench tenant, the fake upstream, and the real worker pointed at it with its queue
+ * consumers. `beforeWorker` runs between the fixtures and the worker (the pass-through baseline
+ * starts there, so each workerd's process can be told apart).
+ */
+export async function chatSetup(
+  name: string,
+  opts: { inspectorPort?: number; beforeWorker?: (fake: { url: string }) => Promise<void> } = {},
+) {
+  const fixtures = await chatFixtures(name);
+  const keys = await seedTenant(fixtures.databaseUrl);
+  await opts.beforeWorker?.(fixtures.fake);
+  const worker = await startBenchWorker(fixtures.databaseUrl, {
+    consumers: true,
+    inspectorPort: opts.inspectorPort,
+    bindings: {
+      OPENAI_API_KEY: UPSTREAM_KEY,
+      OPENAI_BASE_URL: `${fixtures.fake.url}/v1`,
+      ...fixtures.redis,
+    },
+  });
+  return { fixtures, keys, worker };
+}
+
 const body = (user: string, stream: boolean) =>
   JSON.stringify({
     model: "gpt-4o-mini",
@@ -98,31 +124,27 @@ const body = (user: string, stream: boolean) =>
 export const chatBench: Bench = {
   name: "chat",
   async run(log) {
-    const fixtures = await chatFixtures("chatedge_bench_chat");
-    const { databaseUrl, fake } = fixtures;
-    const keys = await seedTenant(databaseUrl);
-
     const before = new Set(workerdPids());
-    const passMf = new Miniflare(
-      convertV4MiniflareOptions({
-        log: new Log(LogLevel.ERROR),
-        modules: true,
-        script: PASS_THROUGH,
-        compatibilityDate: "2026-10-15",
-        bindings: { UPSTREAM: fake.url },
-      }),
-    );
-    const passUrl = (await passMf.ready).toString().replace(/\/$/, "");
-    const passPid = workerdPids().find((p) => !before.has(p));
-    before.add(passPid ?? -1);
-    const worker = await startBenchWorker(databaseUrl, {
-      consumers: true,
-      bindings: {
-        OPENAI_API_KEY: UPSTREAM_KEY,
-        OPENAI_BASE_URL: `${fake.url}/v1`,
-        ...fixtures.redis,
+    let passMf: Miniflare | undefined;
+    let passUrl = "";
+    let passPid: number | undefined;
+    const { fixtures, keys, worker } = await chatSetup("chatedge_bench_chat", {
+      async beforeWorker(upstream) {
+        passMf = new Miniflare(
+          convertV4MiniflareOptions({
+            log: new Log(LogLevel.ERROR),
+            modules: true,
+            script: PASS_THROUGH,
+            compatibilityDate: "2026-10-15",
+            bindings: { UPSTREAM: upstream.url },
+          }),
+        );
+        passUrl = (await passMf.ready).toString().replace(/\/$/, "");
+        passPid = workerdPids().find((p) => !before.has(p));
+        before.add(passPid ?? -1);
       },
     });
+    const { fake } = fixtures;
     const chatPid = workerdPids().find((p) => !before.has(p));
     if (!passPid || !chatPid) throw new Error("could not find the workerd processes");
     log(`upstream ${fake.url}, pass-through ${passUrl}, chatedge ${worker.url}`);
@@ -243,7 +265,7 @@ export const chatBench: Bench = {
     });
 
     await worker.stop();
-    await passMf.dispose();
+    await passMf?.dispose();
     await fixtures.close();
 
     const p50 = (t: Target) => pct(lat1[t], 0.5);

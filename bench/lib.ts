@@ -3,9 +3,11 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { type SQL, sql } from "drizzle-orm";
 import { startFakeLlm } from "../local/fake-llm.ts";
 import { migrateDatabase, recreateDatabase } from "../local/migrate.ts";
 import { startUpstashBridge } from "../local/upstash-bridge.ts";
+import type { SqlExecutor } from "../src/analytics/sql.ts";
 
 /** The p-quantile (0..1) of a sample, nearest rank on the sorted values. */
 export function pct(xs: readonly number[], p: number): number {
@@ -97,4 +99,26 @@ export function buildWorkerBundle(outdir: string): void {
     env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
   });
   if (built.status !== 0) throw new Error(`wrangler bundle failed: ${built.stderr || built.stdout}`);
+}
+
+/**
+ * Inserts `rows` into `table` in one statement: they travel as one JSON parameter, read back with
+ * `jsonb_to_recordset` as the given column types (`{tenant_id: "text", ordinal: "int"}`). `computed`
+ * adds columns computed in SQL per row (they may refer to the row as `r`). Table and column names
+ * are the caller's constants, never input.
+ */
+export async function bulkInsert(
+  db: SqlExecutor,
+  table: string,
+  columns: Record<string, string>,
+  rows: readonly Record<string, unknown>[],
+  computed: Record<string, SQL> = {},
+): Promise<void> {
+  if (rows.length === 0) return;
+  const names = [...Object.keys(columns), ...Object.keys(computed)];
+  const values = [...Object.keys(columns).map((c) => sql.raw(`r.${c}`)), ...Object.values(computed)];
+  const types = Object.entries(columns).map(([c, t]) => `${c} ${t}`);
+  await db.execute(sql`insert into ${sql.raw(table)} (${sql.raw(names.join(", "))})
+    select ${sql.join(values, sql`, `)}
+    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(${sql.raw(types.join(", "))})`);
 }

@@ -4,21 +4,19 @@
  * (its Durable Objects included). Prints self and inclusive time per source function (mapped
  * through the bundle's source map) and writes the .cpuprofile for DevTools.
  *
- *   bash scripts/node.sh node bench/profile-chat.ts [openai|conversation|widget] [requests]
+ *   bash scripts/node.sh node bench/profile-chat.ts [openai|conversation|widget|stream] [requests]
+ *
+ * `stream` sends the OpenAI path streamed answers of 500 chunks: per-chunk work, in us per stream.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { SourceMap } from "node:module";
 import { fileURLToPath } from "node:url";
-import pg from "pg";
-import { insertKey, seedTenantWithKey } from "../local/seed-tenants.ts";
-import { startBenchWorker } from "./analytics-worker.ts";
-import { chatFixtures } from "./lib.ts";
+import { chatSetup, ORIGIN } from "./chat.ts";
 
-const target = (process.argv[2] ?? "openai") as "openai" | "conversation" | "widget";
-const REQUESTS = Number(process.argv[3] ?? 1_500);
-const WARMUP = 300;
+const target = (process.argv[2] ?? "openai") as "openai" | "conversation" | "widget" | "stream";
+const REQUESTS = Number(process.argv[3] ?? (target === "stream" ? 200 : 1_500));
+const WARMUP = target === "stream" ? 40 : 300;
 const INSPECTOR_PORT = 9_339;
-const ORIGIN = "https://shop.bench.example";
 const root = fileURLToPath(new URL("..", import.meta.url));
 
 interface CallFrame {
@@ -61,56 +59,26 @@ async function devtools(wsUrl: string) {
   };
 }
 
-async function seed(databaseUrl: string) {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    const secret = await seedTenantWithKey(
-      client,
-      {
-        id: "bench",
-        name: "Bench",
-        systemPrompt: "You help.",
-        model: "gpt-4o-mini",
-        monthlyTokenBudget: 10_000_000_000_000,
-        rateLimitPerMinute: 1_000_000,
-        userRateLimitPerMinute: 100_000,
-        conversationCostCapUsd: 100_000,
-        allowedOrigins: [ORIGIN],
-      },
-      "bench",
-    );
-    const publishable = (await insertKey(client, "bench", "publishable", "bench widget")).key;
-    return { secret, publishable };
-  } finally {
-    await client.end();
-  }
-}
-
-const fixtures = await chatFixtures("chatedge_profile_chat");
-const keys = await seed(fixtures.databaseUrl);
-const worker = await startBenchWorker(fixtures.databaseUrl, {
-  consumers: true,
+const { fixtures, keys, worker } = await chatSetup("chatedge_profile_chat", {
   inspectorPort: INSPECTOR_PORT,
-  bindings: {
-    OPENAI_API_KEY: "sk-bench-upstream",
-    OPENAI_BASE_URL: `${fixtures.fake.url}/v1`,
-    ...fixtures.redis,
-  },
 });
 
 let slot = 0;
 let sent = 0;
 let session: { id: string; headers: Record<string, string> } | undefined;
 async function one(): Promise<void> {
-  if (target === "openai") {
+  if (target === "openai" || target === "stream") {
+    const long = target === "stream";
     const res = await fetch(`${worker.url}/v1/chat/completions`, {
       method: "POST",
       headers: { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" },
       body: JSON.stringify({
         model: "gpt-4o-mini",
         user: `u${sent % 50}`,
-        messages: [{ role: "user", content: "hello there, where is my order" }],
+        stream: long,
+        messages: [
+          { role: "user", content: `hello there, where is my order${long ? " [[words:500]]" : ""}` },
+        ],
       }),
     });
     await res.arrayBuffer();

@@ -19,6 +19,8 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   monitoring: async () => (await import("./monitoring.ts")).monitoringBench,
   startup: async () => (await import("./startup.ts")).startupBench,
   knowledge: async () => (await import("./knowledge.ts")).knowledgeBench,
+  privacy: async () => (await import("./privacy.ts")).privacyBench,
+  handoff: async () => (await import("./handoff.ts")).handoffBench,
 };
 
 const fmt = (n: number | null) =>

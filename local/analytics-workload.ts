@@ -27,6 +27,23 @@ export interface WorkloadOptions {
   openShare?: number;
 }
 
+/**
+ * The human handoff fields of a summary: escalated conversations mostly reach an operator (who
+ * sometimes never writes), some open ones are taken over too, and a share of summaries carry no
+ * handoff fields at all, as from before handoff existed.
+ */
+function handoff(
+  h: () => number,
+  resolved: boolean,
+  escalated: boolean,
+): Pick<ConversationEvent, "humanHandled" | "firstHumanReplyMs" | "resolvedBy"> {
+  if (h() < 0.2) return {};
+  const humanHandled = escalated ? h() < 0.8 : h() < 0.15;
+  const firstHumanReplyMs = humanHandled && h() < 0.9 ? Math.round(5_000 + h() * 1_800_000) : null;
+  const resolvedBy = resolved ? (humanHandled && h() < 0.7 ? "human" : "bot") : null;
+  return { humanHandled, firstHumanReplyMs, resolvedBy };
+}
+
 /** mulberry32: small, fast, seeded. */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -64,6 +81,8 @@ function latency(r: () => number): number {
  */
 export function* workload(o: WorkloadOptions): Generator<AnalyticsEvent[]> {
   const r = rng(o.seed);
+  // Its own stream: the handoff fields leave every other draw (and so older seeded figures) as it was.
+  const h = rng(o.seed ^ 0x5eed);
   const base = Math.floor(o.turns / o.conversations);
   const extra = o.turns - base * o.conversations;
   const todayStart = Math.floor(o.now / DAY) * DAY;
@@ -149,9 +168,12 @@ export function* workload(o: WorkloadOptions): Generator<AnalyticsEvent[]> {
     const rated = r() < 0.4 ? 1 + Math.floor(r() * 5) : null;
     const resolved = r() < 0.75;
     if (!open) {
+      // Drawn in the order of the summary's fields before handoff: id, then escalated.
+      const summaryId = uuidFrom(r);
+      const escalated = !resolved && r() < 0.5;
       const summary: ConversationEvent = {
         type: "conversation",
-        id: uuidFrom(r),
+        id: summaryId,
         tenantId: o.tenantId,
         conversationId: id,
         userId,
@@ -160,7 +182,7 @@ export function* workload(o: WorkloadOptions): Generator<AnalyticsEvent[]> {
         endedAt,
         turnCount: n,
         resolved,
-        escalated: !resolved && r() < 0.5,
+        escalated: escalated,
         csat: rated,
         totalTokens: tokens,
         totalCostUsd: cost,
@@ -170,6 +192,7 @@ export function* workload(o: WorkloadOptions): Generator<AnalyticsEvent[]> {
         experiment,
         variant,
         errorCount: errors,
+        ...handoff(h, resolved, escalated),
       };
       events.push(summary);
     }

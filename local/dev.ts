@@ -18,12 +18,13 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { envFileText, forwardedVars, modelSummary, parseDevVars } from "./dev-vars.ts";
+import { startEmbedder } from "./embedder.ts";
 import { ensureDatabase, migrateDatabase } from "./migrate.ts";
 import { postgresAnswers, startPglite } from "./pglite.ts";
 import { freePort } from "./ports.ts";
 import { startRelay } from "./relay.ts";
 import { DEMO_TENANT, registerDemoTool, seedDemo } from "./seed.ts";
-import { demoKnowledgeReady, seedDemoKnowledge } from "./seed-knowledge.ts";
+import { demoKnowledgeReady, seedDemoKnowledge, useLocalEmbedder } from "./seed-knowledge.ts";
 import { spawnOrderStatusTool } from "./tools.ts";
 import { startTurnstile } from "./turnstile.ts";
 import { redisAnswers, startUpstashBridge } from "./upstash-bridge.ts";
@@ -33,6 +34,8 @@ const dataDir = process.env.DEV_DATA_DIR ?? `${root}.dev-data`;
 const port = Number(process.env.PORT ?? 8787);
 /** The example tool (examples/order-status) the demo tenant calls; TOOL_PORT=0 takes any free port. */
 const toolPort = Number(process.env.TOOL_PORT ?? 8795);
+/** Fixed by default: the demo's chunks are tagged with the embedder's URL, so a new port would not match them. */
+const embedderPort = Number(process.env.EMBEDDER_PORT ?? 8796);
 const adminToken = process.env.ADMIN_TOKEN ?? "dev-admin-token-change-me";
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 let wrangler: ChildProcess | undefined;
@@ -264,7 +267,12 @@ async function main() {
   const tool = await spawnOrderStatusTool({ secret: toolSecret, port: chosenToolPort });
   cleanups.push(() => tool.close());
   say(`tool: order_status (examples/order-status) at ${tool.url}`);
-  // The demo's shipping policy and returns FAQ (src/knowledge), indexed by the worker's own queue.
+  // The demo's shipping policy and returns FAQ (src/knowledge), indexed by the worker's own queue,
+  // embedded by the local embedder (lexical hashed features, local/embedder.ts) for hybrid search.
+  const embedder = await startEmbedder({ port: embedderPort });
+  cleanups.push(() => embedder.close());
+  await useLocalEmbedder(base, adminToken, DEMO_TENANT, `${embedder.url}/v1`);
+  say(`knowledge: local embedder at ${embedder.url}/v1`);
   const added = await seedDemoKnowledge(base, adminToken, DEMO_TENANT);
   if (added > 0) say(`knowledge: ${added} demo sources queued for indexing`);
   say(`knowledge: ${await demoKnowledgeReady(base, adminToken, DEMO_TENANT)} demo sources ready`);

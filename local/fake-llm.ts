@@ -16,11 +16,13 @@
  * answers), "cut" (half the stream, then the socket closes), "slow:800" (headers, then 800 ms of
  * silence before the first token). `[[nousage]]` drops OpenAI's usage chunk. Keys starting with
  * "sk-bad" or "sk-ant-bad" get a 401 that quotes the key whole (callers must redact it).
+ * `POST /v1/embeddings` is the local embedding model (local/embedder.ts).
  * `GET /__stats` counts requests per path, overall and per key; `GET /__requests?key=` shows recent
  * bodies; `POST /__reset` clears everything. Usage: node local/fake-llm.ts [--port 8790]
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { parseArgs } from "node:util";
+import { serveEmbeddings } from "./embedder.ts";
 import {
   anthropicEvents,
   anthropicMessage,
@@ -253,6 +255,11 @@ export async function startFakeLlm(opts: { port?: number; host?: string } = {}):
           return model("openai", req, res, raw);
         if (req.method === "POST" && url.pathname === "/v1/messages")
           return model("anthropic", req, res, raw);
+        if (req.method === "POST" && url.pathname === "/v1/embeddings") {
+          // The local embedding model (local/embedder.ts), counted per key like the models.
+          bump((req.headers.authorization ?? "").replace(/^Bearer\s+/i, "") || "-", url.pathname);
+          return serveEmbeddings(req, res, raw);
+        }
         return control(req, res, url, raw);
       };
       run().catch((err: unknown) => {

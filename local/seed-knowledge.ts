@@ -3,6 +3,7 @@
  * once (when the tenant has no source yet), so the worker's own queue indexes them and the demo
  * widget answers "is shipping free?" from them, with the sources under the answer.
  */
+import { LOCAL_EMBEDDING_MODEL } from "./embedder.ts";
 
 const SHIPPING_POLICY = `# Shipping policy
 
@@ -86,4 +87,26 @@ export async function demoKnowledgeReady(
     if (Date.now() > deadline) throw new Error(`demo knowledge not indexed after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * Points `tenant`'s semantic search at the local embedder (local/embedder.ts) before its sources
+ * are added, so the demo ingests vectors and answers with hybrid retrieval. Its similarity floor
+ * suits that embedder's lexical vectors (a real model's cosines sit higher).
+ */
+export async function useLocalEmbedder(
+  base: string,
+  adminToken: string,
+  tenant: string,
+  embedderBaseUrl: string,
+): Promise<void> {
+  const res = await fetch(`${base}/admin/tenants/${tenant}/knowledge/settings`, {
+    method: "PATCH",
+    headers: { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/json" },
+    body: JSON.stringify({
+      embedding: { provider: "openai", model: LOCAL_EMBEDDING_MODEL, base_url: embedderBaseUrl },
+      min_similarity: 0.2,
+    }),
+  });
+  if (!res.ok) throw new Error(`configuring the demo's embedder: ${res.status} ${await res.text()}`);
 }

@@ -10,6 +10,7 @@ import type * as analytics from "./analytics/routes";
 import type * as conversations from "./chat/conversation-routes";
 import type * as experimentRoutes from "./experiments/routes";
 import type * as experiments from "./experiments/schemas";
+import type * as inbox from "./inbox/schemas";
 import type * as monitoring from "./monitoring/routes";
 import type * as rules from "./monitoring/rules";
 import type * as openapi from "./openapi";
@@ -67,3 +68,9 @@ export type { ToolFrame } from "./tools/loop";
 
 export type Operator = z.infer<typeof operators.Operator>;
 export type InvitedOperator = z.infer<typeof operators.InvitedOperator>;
+
+export type InboxItem = z.infer<typeof inbox.InboxItem>;
+export type InboxPage = z.infer<typeof inbox.InboxPage>;
+export type InboxConversation = z.infer<typeof inbox.InboxConversation>;
+export type InboxEntry = z.infer<typeof inbox.InboxEntry>;
+export type { InboxStatus, LiveClientFrame, LiveServerFrame } from "./handoff/types";

@@ -6,7 +6,10 @@ import { identitySecretRoutes } from "./chat/identity-secret";
 import { openAiChat } from "./chat/openai-routes";
 import { docsPage } from "./docs";
 import { experimentRoutes } from "./experiments/routes";
+import { liveRoutes } from "./handoff/live";
+import { handoffRoutes } from "./handoff/routes";
 import { health } from "./health";
+import { inboxRoutes } from "./inbox/routes";
 import { knowledgeRoutes } from "./knowledge/routes";
 import { adminMonitoring, monitoringRoutes } from "./monitoring/routes";
 import { webhookSecretRoutes } from "./monitoring/webhook-secret";
@@ -41,6 +44,8 @@ export function buildApp() {
   app.route("/v1", tenantPublic);
   app.route("/v1", openAiChat);
   app.route("/v1", conversations);
+  // Live sockets (src/handoff/live.ts): a visitor's ticket and an operator's session, no API key.
+  app.route("/", liveRoutes);
   app.route("/admin", adminAnalytics);
   app.route("/admin", adminMonitoring);
   app.route("/operator", operatorSessions);
@@ -57,6 +62,8 @@ export function buildApp() {
     operatorRoutes,
     knowledgeRoutes,
     privacyRoutes,
+    handoffRoutes,
+    inboxRoutes,
   ]) {
     mountTenantScoped(app, routes);
   }

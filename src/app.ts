@@ -114,7 +114,9 @@ export function newApp(): App {
     try {
       await next();
     } finally {
-      c.res = timing.watch(c.res);
+      // Assigning c.res copies the response and every header onto the copy: only when it changed.
+      const watched = timing.watch(c.res);
+      if (watched !== c.res) c.res = watched;
     }
   });
   app.use(requestId({ headerName: "X-Request-Id", limitLength: 128 }));
@@ -142,18 +144,28 @@ export function newApp(): App {
         );
       }
     }
-    const limit = c.get("svc").env.MAX_BODY_BYTES;
-    return bodyLimit({
-      maxSize: limit,
-      onError: () => {
-        throw new AppError("PAYLOAD_TOO_LARGE", `request body exceeds ${limit} bytes`);
-      },
-    })(c, next);
+    return bodyLimitOf(c.get("svc").env.MAX_BODY_BYTES)(c, next);
   });
   app.notFound((c) =>
     errorResponse(c, new AppError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)),
   );
   return app;
+}
+
+// One body-limit middleware per configured limit, built once, not per request (one limit per env).
+const bodyLimits = new Map<number, ReturnType<typeof bodyLimit>>();
+function bodyLimitOf(limit: number): ReturnType<typeof bodyLimit> {
+  let limiter = bodyLimits.get(limit);
+  if (!limiter) {
+    limiter = bodyLimit({
+      maxSize: limit,
+      onError: () => {
+        throw new AppError("PAYLOAD_TOO_LARGE", `request body exceeds ${limit} bytes`);
+      },
+    });
+    bodyLimits.set(limit, limiter);
+  }
+  return limiter;
 }
 
 function hasBody(req: Request): boolean {

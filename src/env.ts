@@ -86,6 +86,8 @@ export const EnvSchema = z.object({
   /** Where notifications are POSTed when email is not configured; signed with NOTIFY_WEBHOOK_SECRET. */
   NOTIFY_WEBHOOK_URL: z.url().optional(),
   NOTIFY_WEBHOOK_SECRET: z.string().min(16).optional(),
+  /** The public origin of the console (https://chat.example.com): links in notifications (docs/handoff.md). */
+  PUBLIC_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
   ENVIRONMENT: z.enum(["production", "development", "test"]).default("production"),
   MAX_BODY_BYTES: intVar(64 * 1024, 1024, 10 * 1024 * 1024),
   ISOLATE_CACHE_TTL_MS: intVar(5_000, 0, 600_000),

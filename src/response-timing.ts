@@ -21,6 +21,7 @@ export class ResponseTiming {
   readonly sent: Promise<number>;
   #resolve: (at: number) => void = () => {};
   #done = false;
+  #selfTimed: ReadableStream | undefined;
 
   constructor(arrivedAt: number) {
     this.arrivedAt = arrivedAt;
@@ -42,12 +43,24 @@ export class ResponseTiming {
   }
 
   /**
+   * Marks `body` as one that calls `end()` itself when its last byte is read or the client goes
+   * away (src/chat/sse.ts): `watch` then hands its response over as it is, without a reader of
+   * its own copying every chunk from one stream into another.
+   */
+  timedBy<S extends ReadableStream>(body: S): S {
+    this.#selfTimed = body;
+    return body;
+  }
+
+  /**
    * The response, its end marked when its last byte is read by the runtime or the client goes
    * away. A body given whole (JSON, an error) is handed over at once: its end is now. A streamed
-   * body (SSE) is passed through a reader of its own that notes when it finished.
+   * body (SSE) is passed through a reader of its own that notes when it finished, unless it
+   * notes that itself (`timedBy`).
    */
   watch(res: Response): Response {
     const streamed = res.headers.get("content-type")?.startsWith("text/event-stream") ?? false;
+    if (streamed && res.body !== null && res.body === this.#selfTimed) return res;
     if (!streamed || !res.body) {
       this.end();
       return res;

@@ -139,6 +139,7 @@ function addInto(report: BatchReport, r: WriteResult): void {
   report.duplicates += r.duplicates;
   report.csatUpdates += r.csatUpdates;
   report.deadLetters += r.deadLetters;
+  report.inbox += r.inbox;
 }
 
 /**
@@ -166,6 +167,7 @@ export async function consumeAnalyticsBatch(
     duplicates: 0,
     csatUpdates: 0,
     deadLetters: 0,
+    inbox: 0,
   };
   const items: Item[] = [];
   const invalid: { msg: QueueMessage; letter: DeadLetterInput }[] = [];

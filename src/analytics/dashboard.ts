@@ -1,9 +1,10 @@
 /**
  * The tenant dashboard: every figure of the reference design's get_dashboard_data and monitoring
- * table, for the last N UTC days and per day. It reads only the rollups (`tenant_daily` and the
- * latency histogram), never raw turns, in one parameterized statement. Definitions: docs/analytics.md.
+ * table, for the last N UTC days and per day, and the figures of human handoff. It reads only the
+ * rollups (`tenant_daily` and the response-time, first-token and first-human-reply histograms),
+ * never raw turns, in one parameterized statement. Definitions: docs/analytics.md.
  */
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { bucketValue } from "./latency.ts";
 import { utcDay } from "./rollups.ts";
 import type { SqlExecutor } from "./sql.ts";
@@ -32,6 +33,19 @@ export interface Figures {
   daily_active_users: number;
   cost_per_conversation_usd: number | null;
   safety_violations_blocked: number;
+  /** Ended conversations an operator held (human handoff, docs/handoff.md). */
+  human_handled_conversations: number;
+  human_handled_pct: number | null;
+  /** Resolved conversations by who resolved them, and their share of ended conversations. */
+  resolved_by_human: number;
+  resolved_by_bot: number;
+  resolved_by_human_pct: number | null;
+  resolved_by_bot_pct: number | null;
+  /** Ended conversations an operator wrote in: the base of the first-human-reply times. */
+  human_replies: number;
+  avg_first_human_reply_ms: number | null;
+  p50_first_human_reply_ms: number | null;
+  p95_first_human_reply_ms: number | null;
 }
 
 export interface DashboardData {
@@ -94,6 +108,10 @@ interface Sums {
   csat_count: number;
   conversation_cost_usd: number;
   safety_events: number;
+  human_handled: number;
+  resolved_by_human: number;
+  human_replies: number;
+  human_reply_ms: number;
 }
 
 const SUM_KEYS = [
@@ -115,6 +133,10 @@ const SUM_KEYS = [
   "csat_count",
   "conversation_cost_usd",
   "safety_events",
+  "human_handled",
+  "resolved_by_human",
+  "human_replies",
+  "human_reply_ms",
 ] as const satisfies readonly (keyof Sums)[];
 
 const zero = (): Sums => Object.fromEntries(SUM_KEYS.map((k) => [k, 0])) as unknown as Sums;
@@ -125,11 +147,13 @@ const pick = (bucket: unknown) =>
 
 /** Percentiles read from the histograms (bucket numbers) and the streamed answers' count. */
 interface Pcts {
-  p50?: number | null;
-  p99?: number | null;
+  lat_p50?: number | null;
+  lat_p99?: number | null;
   ft_n?: number | null;
   ft_p50?: number | null;
   ft_p95?: number | null;
+  hr_p50?: number | null;
+  hr_p95?: number | null;
 }
 
 /** Derives the figures from sums; a rate over nothing is null, not zero. */
@@ -147,8 +171,8 @@ function figures(s: Sums, activeUsers: number, p: Pcts): Figures {
     total_tokens: s.input_tokens + s.output_tokens,
     total_cost_usd: s.cost_usd,
     avg_response_time_ms: ratio(s.latency_sum_ms, s.answered),
-    p50_response_time_ms: pick(p.p50),
-    p99_response_time_ms: pick(p.p99),
+    p50_response_time_ms: pick(p.lat_p50),
+    p99_response_time_ms: pick(p.lat_p99),
     streamed_answers: Number(p.ft_n ?? 0),
     p50_first_token_ms: pick(p.ft_p50),
     p95_first_token_ms: pick(p.ft_p95),
@@ -156,7 +180,62 @@ function figures(s: Sums, activeUsers: number, p: Pcts): Figures {
     daily_active_users: activeUsers,
     cost_per_conversation_usd: ratio(s.conversation_cost_usd, s.conversations),
     safety_violations_blocked: s.safety_events,
+    human_handled_conversations: s.human_handled,
+    human_handled_pct: pct(s.human_handled, s.conversations),
+    resolved_by_human: s.resolved_by_human,
+    // Every resolved conversation a human did not resolve, the bot did (src/analytics/rollups.ts).
+    resolved_by_bot: s.resolved - s.resolved_by_human,
+    resolved_by_human_pct: pct(s.resolved_by_human, s.conversations),
+    resolved_by_bot_pct: pct(s.resolved - s.resolved_by_human, s.conversations),
+    human_replies: s.human_replies,
+    avg_first_human_reply_ms: ratio(s.human_reply_ms, s.human_replies),
+    p50_first_human_reply_ms: pick(p.hr_p50),
+    p95_first_human_reply_ms: pick(p.hr_p95),
   };
+}
+
+/**
+ * Nearest-rank percentiles of one daily histogram table over the window, per day (`<name>_day`:
+ * day, n, p<q>...) and for the whole window (`<name>_whole`: n, p<q>...), as CTEs; columns are
+ * named `<name>_n` and `<name>_p<q>`. The rank test is integer arithmetic: cum·100 >= n·q.
+ */
+function percentileCtes(
+  name: "lat" | "ft" | "hr",
+  table: "tenant_latency_daily" | "tenant_first_token_daily" | "tenant_human_reply_daily",
+  tenantId: string,
+  from: string,
+  to: string,
+  qs: readonly number[],
+): SQL {
+  const id = (suffix: string) => sql.identifier(`${name}_${suffix}`);
+  const ranks = sql.join(
+    qs.map(
+      (q) =>
+        sql`min(bucket) filter (where cum * 100 >= n * ${sql.raw(String(Math.trunc(q)))}) as ${id(`p${q}`)}`,
+    ),
+    sql`, `,
+  );
+  return sql`
+    -- Not materialized: each use then reads the primary key in (day, bucket) order, with no sort.
+    ${id("h")} as not materialized (
+      select day, bucket, count from ${sql.identifier(table)}
+      where tenant_id = ${tenantId} and day between ${from}::date and ${to}::date
+    ),
+    ${id("day")} as (
+      select day, max(n) as ${id("n")}, ${ranks}
+      from (
+        select day, bucket,
+          sum(count) over (partition by day order by bucket) as cum,
+          sum(count) over (partition by day) as n
+        from ${id("h")}) x
+      group by day
+    ),
+    ${id("whole")} as (
+      select max(n) as ${id("n")}, ${ranks}
+      from (
+        select bucket, sum(c) over (order by bucket) as cum, sum(c) over () as n
+        from (select bucket, sum(count) as c from ${id("h")} group by bucket) b) x
+    )`;
 }
 
 /** The window of `days` UTC days ending on the day of `now`. */
@@ -184,63 +263,23 @@ export async function readDashboard(
       select day, turns, answered, errors, disconnected, human, input_tokens, output_tokens, cost_usd,
         latency_sum_ms,
         active_users, conversations, conversation_turns, resolved, escalated, csat_sum, csat_count,
-        conversation_cost_usd, safety_events
+        conversation_cost_usd, safety_events, human_handled, resolved_by_human, human_replies, human_reply_ms
       from tenant_daily
       where tenant_id = ${tenantId} and day between ${from}::date and ${to}::date
     ),
-    -- Not materialized: each use then reads the primary key in (day, bucket) order, with no sort.
-    h as not materialized (
-      select day, bucket, count from tenant_latency_daily
-      where tenant_id = ${tenantId} and day between ${from}::date and ${to}::date
-    ),
-    per_day as (
-      select day, bucket,
-        sum(count) over (partition by day order by bucket) as cum,
-        sum(count) over (partition by day) as n
-      from h
-    ),
-    day_pct as (
-      select day,
-        min(bucket) filter (where cum * 2 >= n) as p50,
-        min(bucket) filter (where cum * 100 >= n * 99) as p99
-      from per_day group by day
-    ),
-    whole as (
-      select bucket, sum(c) over (order by bucket) as cum, sum(c) over () as n
-      from (select bucket, sum(count) as c from h group by bucket) b
-    ),
-    -- The same nearest ranks over the first-token histogram of streamed answers.
-    fh as not materialized (
-      select day, bucket, count from tenant_first_token_daily
-      where tenant_id = ${tenantId} and day between ${from}::date and ${to}::date
-    ),
-    ft_day as (
-      select day, max(n) as ft_n,
-        min(bucket) filter (where cum * 2 >= n) as ft_p50,
-        min(bucket) filter (where cum * 100 >= n * 95) as ft_p95
-      from (
-        select day, bucket,
-          sum(count) over (partition by day order by bucket) as cum,
-          sum(count) over (partition by day) as n
-        from fh) x
-      group by day
-    ),
-    ft_whole as (
-      select bucket, sum(c) over (order by bucket) as cum, sum(c) over () as n
-      from (select bucket, sum(count) as c from fh group by bucket) b
-    )
+    ${percentileCtes("lat", "tenant_latency_daily", tenantId, from, to, [50, 99])},
+    -- Streamed answers' first tokens, and the first human replies of conversations operators answered.
+    ${percentileCtes("ft", "tenant_first_token_daily", tenantId, from, to, [50, 95])},
+    ${percentileCtes("hr", "tenant_human_reply_daily", tenantId, from, to, [50, 95])}
     select
       exists (select 1 from tenants where id = ${tenantId}) as known,
       (select coalesce(json_agg(x order by x.day), '[]'::json)
-        from (select d.*, p.p50, p.p99, f.ft_n, f.ft_p50, f.ft_p95
-          from d left join day_pct p using (day) left join ft_day f using (day)) x) as days,
-      (select json_build_object(
-        'p50', min(bucket) filter (where cum * 2 >= n),
-        'p99', min(bucket) filter (where cum * 100 >= n * 99)) from whole) as pct,
-      (select json_build_object(
-        'ft_n', max(n),
-        'ft_p50', min(bucket) filter (where cum * 2 >= n),
-        'ft_p95', min(bucket) filter (where cum * 100 >= n * 95)) from ft_whole) as ft_pct,
+        from (select d.*, l.lat_p50, l.lat_p99, f.ft_n, f.ft_p50, f.ft_p95, r.hr_p50, r.hr_p95
+          from d left join lat_day l using (day) left join ft_day f using (day)
+            left join hr_day r using (day)) x) as days,
+      (select row_to_json(w) from lat_whole w) as lat_pct,
+      (select row_to_json(w) from ft_whole w) as ft_pct,
+      (select row_to_json(w) from hr_whole w) as hr_pct,
       (select coalesce(json_agg(x order by x.calls desc, x.tool), '[]'::json) from (
         select tool, sum(calls)::float8 as calls, sum(failures)::float8 as failures,
           sum(latency_sum_ms) as latency_sum_ms
@@ -261,7 +300,7 @@ export async function readDashboard(
   const rows = (typeof row.days === "string" ? JSON.parse(row.days) : (row.days ?? [])) as (Sums &
     Pcts & { day: string })[];
   const json = (v: unknown) => (typeof v === "string" ? JSON.parse(v) : (v ?? {})) as Pcts;
-  const whole = { ...json(row.pct), ...json(row.ft_pct) };
+  const whole = { ...json(row.lat_pct), ...json(row.ft_pct), ...json(row.hr_pct) };
   const byDay = new Map(rows.map((r) => [r.day, r]));
   const total = zero();
   const series = dayList.map((day) => {

@@ -91,6 +91,11 @@ export const ConversationEvent = z.object({
   experiment: z.string().max(512).nullable(),
   variant: z.string().max(512).nullable(),
   errorCount: z.number().int().nonnegative(),
+  // Human handoff (docs/handoff.md); absent on summaries from before it.
+  humanHandled: z.boolean().optional(),
+  /** First operator message minus the moment a human was first asked for (escalation, else takeover). */
+  firstHumanReplyMs: ratio.nullable().optional(),
+  resolvedBy: z.enum(["human", "bot"]).nullable().optional(),
 });
 
 /** A visitor's rating of a conversation. */
@@ -123,12 +128,49 @@ export const RefusalEvent = z.object({
   count: z.number().int().min(1).max(1_000_000),
 });
 
+const holder = z.object({ operatorId: z.string().min(1).max(128), name: z.string().max(200) });
+
+/**
+ * A conversation's state for the inbox index (docs/handoff.md), emitted by its object after each
+ * change: `version` is the object's highest entry seq then, so an older event never overwrites a
+ * newer one; `entries` are those added since the previous inbox event (stored, redacted text).
+ */
+export const InboxEvent = z.object({
+  type: z.literal("inbox"),
+  ...base,
+  version: z.number().int().nonnegative(),
+  status: z.enum(["open", "waiting", "human", "resolved", "ended"]),
+  channel: z.string().max(32),
+  experiment: z.string().max(512).nullable(),
+  variant: z.string().max(512).nullable(),
+  csat: z.number().int().min(1).max(5).nullable(),
+  totalCostUsd: ratio,
+  totalTokens: z.number().int().nonnegative(),
+  turnCount: z.number().int().nonnegative(),
+  startedAt: z.number().int().nonnegative(),
+  lastActivityAt: z.number().int().nonnegative(),
+  waitingSince: z.number().int().nonnegative().nullable(),
+  holder: holder.nullable(),
+  entries: z
+    .array(
+      z.object({
+        seq: z.number().int().positive(),
+        role: z.enum(["user", "assistant", "operator", "system"]),
+        author: z.string().max(200).nullable(),
+        content: z.string().max(200_000),
+        at: z.number().int().nonnegative(),
+      }),
+    )
+    .max(500),
+});
+
 export const AnalyticsEvent = z.discriminatedUnion("type", [
   TurnEvent,
   ConversationEvent,
   FeedbackEvent,
   SafetyEvent,
   RefusalEvent,
+  InboxEvent,
 ]);
 
 export type TurnEvent = z.infer<typeof TurnEvent>;
@@ -138,4 +180,5 @@ export type ConversationEvent = z.infer<typeof ConversationEvent>;
 export type FeedbackEvent = z.infer<typeof FeedbackEvent>;
 export type SafetyEvent = z.infer<typeof SafetyEvent>;
 export type RefusalEvent = z.infer<typeof RefusalEvent>;
+export type InboxEvent = z.infer<typeof InboxEvent>;
 export type AnalyticsEvent = z.infer<typeof AnalyticsEvent>;

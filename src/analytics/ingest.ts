@@ -5,15 +5,17 @@
  * (jsonb_populate_recordset), so every statement is parameterized whatever the batch size.
  */
 import { sql } from "drizzle-orm";
+import { writeInboxEvents } from "../inbox/ingest.ts";
 import type {
   AnalyticsEvent,
   ConversationEvent,
   FeedbackEvent,
+  InboxEvent,
   RefusalEvent,
   SafetyEvent,
   TurnEvent,
 } from "./events.ts";
-import { applyRollups, type QueueLag, RollupDeltas, utcDay } from "./rollups.ts";
+import { applyRollups, handling, type QueueLag, RollupDeltas, utcDay } from "./rollups.ts";
 import type { AnalyticsDb, SqlExecutor } from "./sql.ts";
 
 /** A message that will not be written, kept in `dead_letters`. */
@@ -39,6 +41,8 @@ export interface WriteResult {
   duplicates: number;
   csatUpdates: number;
   deadLetters: number;
+  /** Inbox events that changed the inbox index (src/inbox/ingest.ts). */
+  inbox: number;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -74,6 +78,7 @@ export function turnRow(e: TurnEvent) {
 
 /** A conversation summary as a `conversations` row; `csat` is decided by the insert. */
 export function conversationRow(e: ConversationEvent) {
+  const h = handling(e);
   return {
     id: e.id,
     tenant_id: e.tenantId,
@@ -94,6 +99,9 @@ export function conversationRow(e: ConversationEvent) {
     experiment: e.experiment,
     variant: e.variant,
     error_count: e.errorCount,
+    human_handled: h.humanHandled,
+    first_human_reply_ms: h.firstHumanReplyMs,
+    resolved_by: h.resolvedBy,
   };
 }
 
@@ -150,7 +158,7 @@ async function insertTurns(tx: SqlExecutor, events: TurnEvent[]): Promise<Set<st
       variant, input_tokens, output_tokens, cost_usd, latency_ms, first_token_ms, outcome, error,
       tools_used, tools, channel
     from jsonb_populate_recordset(null::turns, ${json(rows)}::jsonb)
-    on conflict (id) do nothing
+    on conflict (id, at) do nothing
     returning id`);
   return idsOf(res.rows);
 }
@@ -167,10 +175,11 @@ async function insertConversations(
   const res = await tx.execute(sql`
     insert into conversations (id, tenant_id, conversation_id, user_id, day, started_at, ended_at,
       turn_count, resolved, escalated, csat, summary_csat, total_tokens, total_cost_usd, avg_response_ms,
-      tools_used, channel, experiment, variant, error_count)
+      tools_used, channel, experiment, variant, error_count, human_handled, first_human_reply_ms, resolved_by)
     select r.id, r.tenant_id, r.conversation_id, r.user_id, r.day, r.started_at, r.ended_at, r.turn_count,
       r.resolved, r.escalated, coalesce(f.csat, r.summary_csat), r.summary_csat, r.total_tokens,
-      r.total_cost_usd, r.avg_response_ms, r.tools_used, r.channel, r.experiment, r.variant, r.error_count
+      r.total_cost_usd, r.avg_response_ms, r.tools_used, r.channel, r.experiment, r.variant, r.error_count,
+      r.human_handled, r.first_human_reply_ms, r.resolved_by
     from jsonb_populate_recordset(null::conversations, ${json(rows)}::jsonb) r
     left join lateral (
       select fb.csat from feedback fb
@@ -229,7 +238,7 @@ async function insertFeedback(
       update conversations c set csat = l.csat
       from latest l, conversations old
       where c.tenant_id = l.tenant_id and c.conversation_id = l.conversation_id
-        and old.id = c.id and c.csat is distinct from l.csat
+        and old.id = c.id and old.started_at = c.started_at and c.csat is distinct from l.csat
       returning c.tenant_id, c.day::text as day, c.ended_at, old.csat as before, c.csat as after
     )
     select 'new' as kind, id::text as id, null::text as tenant_id, null::text as day,
@@ -317,6 +326,7 @@ function byTable(input: readonly AnalyticsEvent[]) {
     feedback: [] as FeedbackEvent[],
     safety: [] as SafetyEvent[],
     refusal: [] as RefusalEvent[],
+    inbox: [] as InboxEvent[],
     repeated: 0,
   };
   for (const e of events) {
@@ -329,7 +339,9 @@ function byTable(input: readonly AnalyticsEvent[]) {
     else if (e.type === "conversation") out.conversation.push(e);
     else if (e.type === "feedback") out.feedback.push(e);
     else if (e.type === "safety") out.safety.push(e);
-    else out.refusal.push(e);
+    else if (e.type === "refusal") out.refusal.push(e);
+    // Inbox events (docs/handoff.md) index conversations for the console, not analytics.
+    else out.inbox.push(e);
   }
   return out;
 }
@@ -356,6 +368,7 @@ export async function writeEvents(
       duplicates: t.repeated,
       csatUpdates: 0,
       deadLetters: 0,
+      inbox: 0,
     };
     if (t.conversation.length + t.feedback.length > 0) {
       await lockConversations(tx, [...t.conversation, ...t.feedback]);
@@ -390,15 +403,18 @@ export async function writeEvents(
       for (const e of t.refusal) if (fresh.has(e.id)) deltas.addRefusal(e);
       result.refusals = fresh.size;
     }
+    if (t.inbox.length > 0) result.inbox = (await writeInboxEvents(tx, t.inbox)).events;
     await applyRollups(tx, deltas, lag && lag.messages > 0 ? lag : undefined);
     result.deadLetters = await insertDeadLetters(tx, deadLetters);
-    const written = result.turns + result.conversations + result.feedback + result.safety + result.refusals;
+    const written =
+      result.turns + result.conversations + result.feedback + result.safety + result.refusals + result.inbox;
     result.duplicates +=
       t.turn.length +
       t.conversation.length +
       t.feedback.length +
       t.safety.length +
-      t.refusal.length -
+      t.refusal.length +
+      t.inbox.length -
       written;
     return result;
   });

@@ -4,7 +4,8 @@
  * (`tenant_latency_daily`); for monitoring, the same counters per UTC hour (`tenant_hourly`,
  * `tenant_latency_hourly`) and since the beginning (`tenant_totals`, `tenant_latency_totals`; per
  * queue `queue_totals`), the first-token histograms of streamed answers (`tenant_first_token_daily`,
- * `tenant_first_token_totals`), plus admission refusals, the tool loop's calls (`tool_daily`) and the
+ * `tenant_first_token_totals`), the first human reply times of conversations operators answered
+ * (`tenant_human_reply_daily`), plus admission refusals, the tool loop's calls (`tool_daily`) and the
  * answers from the tenant's knowledge (`knowledge_daily`, `knowledge_source_daily`).
  * Deltas are gathered from the rows a batch actually inserted and applied in one statement inside
  * the batch's transaction, so a redelivered event adds nothing.
@@ -24,6 +25,24 @@ export function utcDay(ms: number): string {
 /** The UTC hour of an epoch-milliseconds time, as an ISO timestamp: the hour every hourly rollup uses. */
 export function utcHour(ms: number): string {
   return new Date(Math.floor(ms / 3_600_000) * 3_600_000).toISOString();
+}
+
+/**
+ * How humans took part in an ended conversation, as stored and counted. Summaries from before
+ * human handoff carry none of its fields: no operator could take part then, so a resolved one was
+ * resolved by the bot.
+ */
+export function handling(c: ConversationEvent): {
+  humanHandled: boolean;
+  firstHumanReplyMs: number | null;
+  resolvedBy: "human" | "bot" | null;
+} {
+  return {
+    humanHandled: c.humanHandled ?? false,
+    firstHumanReplyMs: c.firstHumanReplyMs ?? null,
+    // Only a resolved conversation has a resolver, and one no human resolved was resolved by the bot.
+    resolvedBy: c.resolved ? (c.resolvedBy === "human" ? "human" : "bot") : null,
+  };
 }
 
 /** Increments of the counters `tenant_hourly` and `tenant_totals` share; names are their columns. */
@@ -55,6 +74,10 @@ export interface Counters {
   refused_conversation_cost: number;
   tool_calls: number;
   tool_failures: number;
+  human_handled: number;
+  resolved_by_human: number;
+  human_replies: number;
+  human_reply_ms: number;
 }
 
 export const COUNTER_KEYS = [
@@ -85,6 +108,10 @@ export const COUNTER_KEYS = [
   "refused_conversation_cost",
   "tool_calls",
   "tool_failures",
+  "human_handled",
+  "resolved_by_human",
+  "human_replies",
+  "human_reply_ms",
 ] as const satisfies readonly (keyof Counters)[];
 
 const zeroCounters = (): Counters =>
@@ -107,7 +134,16 @@ type TurnSums = Pick<
 /** What an ended conversation adds to its day (when it started) and its hour and totals (when it ended). */
 type ConversationSums = Pick<
   Counters,
-  "conversations" | "resolved" | "escalated" | "csat_sum" | "csat_count" | "conversation_cost_usd"
+  | "conversations"
+  | "resolved"
+  | "escalated"
+  | "csat_sum"
+  | "csat_count"
+  | "conversation_cost_usd"
+  | "human_handled"
+  | "resolved_by_human"
+  | "human_replies"
+  | "human_reply_ms"
 >;
 
 /** Adds one to a histogram bucket's count, keyed by the row's own fields. */
@@ -145,6 +181,10 @@ export interface DailyDelta {
   conversation_tokens: number;
   conversation_cost_usd: number;
   safety_events: number;
+  human_handled: number;
+  resolved_by_human: number;
+  human_replies: number;
+  human_reply_ms: number;
 }
 
 function emptyDelta(tenantId: string, day: string): DailyDelta {
@@ -171,6 +211,10 @@ function emptyDelta(tenantId: string, day: string): DailyDelta {
     conversation_tokens: 0,
     conversation_cost_usd: 0,
     safety_events: 0,
+    human_handled: 0,
+    resolved_by_human: 0,
+    human_replies: 0,
+    human_reply_ms: 0,
   };
 }
 
@@ -214,6 +258,8 @@ export class RollupDeltas {
     string,
     { tenant_id: string; le: number | "Infinity"; count: number; sum_ms: number }
   >();
+  /** First human reply times of ended conversations, on their start day, in the same buckets. */
+  readonly #humanReply = new Map<string, { tenant_id: string; day: string; bucket: number; count: number }>();
 
   /** The hourly and all-time counters an event at `at` adds to, as one list to increment both. */
   #counters(tenantId: string, at: number): Counters[] {
@@ -338,9 +384,11 @@ export class RollupDeltas {
    * finished, in the hour it ended; with the CSAT that counts for it.
    */
   addConversation(c: ConversationEvent, csat: number | null): void {
-    const d = this.#day(c.tenantId, utcDay(c.startedAt));
+    const day = utcDay(c.startedAt);
+    const d = this.#day(c.tenantId, day);
     d.conversation_turns += c.turnCount;
     d.conversation_tokens += c.totalTokens;
+    const h = handling(c);
     const sums: ConversationSums[] = [d, ...this.#counters(c.tenantId, c.endedAt)];
     for (const s of sums) {
       s.conversations += 1;
@@ -351,6 +399,15 @@ export class RollupDeltas {
         s.csat_count += 1;
       }
       s.conversation_cost_usd += c.totalCostUsd;
+      if (h.humanHandled) s.human_handled += 1;
+      if (h.resolvedBy === "human") s.resolved_by_human += 1;
+      if (h.firstHumanReplyMs !== null) {
+        s.human_replies += 1;
+        s.human_reply_ms += h.firstHumanReplyMs;
+      }
+    }
+    if (h.firstHumanReplyMs !== null) {
+      bump(this.#humanReply, { tenant_id: c.tenantId, day, bucket: latencyBucket(h.firstHumanReplyMs) });
     }
   }
 
@@ -401,6 +458,7 @@ export class RollupDeltas {
       totalsLatency: byKey(this.#totalsLatency).map(([, v]) => v),
       firstToken: byKey(this.#firstToken).map(([, v]) => v),
       totalsFirstToken: byKey(this.#totalsFirstToken).map(([, v]) => v),
+      humanReply: byKey(this.#humanReply).map(([, v]) => v),
       tools: byKey(this.#tools).map(([, v]) => v),
       knowledge: byKey(this.#knowledge).map(([, v]) => v),
       sources: byKey(this.#sources).map(([, v]) => v),
@@ -443,7 +501,8 @@ function histogramUpsert(
     | "tenant_latency_hourly"
     | "tenant_latency_totals"
     | "tenant_first_token_daily"
-    | "tenant_first_token_totals",
+    | "tenant_first_token_totals"
+    | "tenant_human_reply_daily",
   keys: string[],
   rows: unknown[],
   sums: string[] = [],
@@ -496,6 +555,7 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
     totalsLatency,
     firstToken,
     totalsFirstToken,
+    humanReply,
     tools,
     knowledge,
     sources,
@@ -527,6 +587,7 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
     totals_histogram as (${histogramUpsert("tenant_latency_totals", ["tenant_id", "le"], totalsLatency)}),
     first_token_histogram as (${histogramUpsert("tenant_first_token_daily", ["tenant_id", "day", "bucket"], firstToken)}),
     first_token_totals as (${histogramUpsert("tenant_first_token_totals", ["tenant_id", "le"], totalsFirstToken, ["sum_ms"])}),
+    human_reply_histogram as (${histogramUpsert("tenant_human_reply_daily", ["tenant_id", "day", "bucket"], humanReply)}),
     hourly as (${counterUpsert("tenant_hourly", ["tenant_id", "hour"], hourly)}),
     totals as (${counterUpsert("tenant_totals", ["tenant_id"], totals)}),
     tool_days as (
@@ -574,13 +635,15 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
     insert into tenant_daily as t (
       tenant_id, day, turns, answered, errors, disconnected, blocked, human, refused, input_tokens,
       output_tokens, cost_usd, latency_sum_ms, active_users, conversations, conversation_turns, resolved,
-      escalated, csat_sum, csat_count, conversation_tokens, conversation_cost_usd, safety_events
+      escalated, csat_sum, csat_count, conversation_tokens, conversation_cost_usd, safety_events,
+      human_handled, resolved_by_human, human_replies, human_reply_ms
     )
     select d.tenant_id, d.day, d.turns, d.answered, d.errors, d.disconnected, d.blocked, d.human,
       d.refused, d.input_tokens,
       d.output_tokens, d.cost_usd, d.latency_sum_ms, coalesce(a.n, 0), d.conversations,
       d.conversation_turns, d.resolved, d.escalated, d.csat_sum, d.csat_count, d.conversation_tokens,
-      d.conversation_cost_usd, d.safety_events
+      d.conversation_cost_usd, d.safety_events, d.human_handled, d.resolved_by_human, d.human_replies,
+      d.human_reply_ms
     from deltas d left join active a on a.tenant_id = d.tenant_id and a.day = d.day
     order by d.tenant_id, d.day
     on conflict (tenant_id, day) do update set
@@ -605,6 +668,10 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
       conversation_tokens = t.conversation_tokens + excluded.conversation_tokens,
       conversation_cost_usd = t.conversation_cost_usd + excluded.conversation_cost_usd,
       safety_events = t.safety_events + excluded.safety_events,
+      human_handled = t.human_handled + excluded.human_handled,
+      resolved_by_human = t.resolved_by_human + excluded.resolved_by_human,
+      human_replies = t.human_replies + excluded.human_replies,
+      human_reply_ms = t.human_reply_ms + excluded.human_reply_ms,
       updated_at = now()
   `);
 }

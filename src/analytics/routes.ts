@@ -51,6 +51,22 @@ const FigureFields = {
   daily_active_users: num.openapi({ description: "Window: the average over its days" }),
   cost_per_conversation_usd: maybe,
   safety_violations_blocked: num,
+  human_handled_conversations: num.openapi({
+    description: "Ended conversations an operator held (took over) at some point",
+  }),
+  human_handled_pct: maybe.openapi({ description: "Of ended conversations" }),
+  resolved_by_human: num.openapi({ description: "Resolved conversations an operator resolved" }),
+  resolved_by_bot: num.openapi({ description: "Resolved conversations no operator resolved" }),
+  resolved_by_human_pct: maybe.openapi({ description: "Of ended conversations" }),
+  resolved_by_bot_pct: maybe.openapi({ description: "Of ended conversations" }),
+  human_replies: num.openapi({
+    description: "Ended conversations with an operator message: the base of the first-human-reply times",
+  }),
+  avg_first_human_reply_ms: maybe.openapi({
+    description: "First operator message minus when a human was first asked for (escalation, else takeover)",
+  }),
+  p50_first_human_reply_ms: maybe.openapi({ description: "Nearest rank, within 1/64 + 0.5 ms" }),
+  p95_first_human_reply_ms: maybe.openapi({ description: "Nearest rank, within 1/64 + 0.5 ms" }),
 };
 export const Dashboard = z
   .object({

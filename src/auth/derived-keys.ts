@@ -5,7 +5,7 @@
  */
 const keys = new WeakMap<object, Map<string, Promise<CryptoKey>>>();
 
-export type KeyPurpose = "ip hash" | "visitor token";
+export type KeyPurpose = "ip hash" | "visitor token" | "live ticket";
 
 /** The HMAC-SHA256 key for one purpose, once per env object (per isolate). */
 export function derivedKey(env: { ADMIN_TOKEN: string }, purpose: KeyPurpose): Promise<CryptoKey> {

@@ -70,9 +70,13 @@ export function parseKey(key: string): { kind: KeyKind; prefix: string } | undef
   return { kind: m[1] === "sk" ? "secret" : "publishable", prefix: key.slice(0, 3 + ID_CHARS) };
 }
 
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+
 /** Bytes as lower-case hex. */
 export function toHex(bytes: Uint8Array): string {
-  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  let out = "";
+  for (const b of bytes) out += HEX[b];
+  return out;
 }
 
 export async function sha256Hex(text: string): Promise<string> {

@@ -10,6 +10,13 @@ import { failedAttempt, throttled } from "./throttle";
 
 const WWW = { "WWW-Authenticate": 'Bearer realm="chatedge"' };
 
+// The SHA-256 of keys this isolate has seen match their record, so a key's next request skips the
+// digest (about 7% of the OpenAI path's CPU profile). Only verified keys get in, so made-up keys
+// cannot fill it; the hash is still compared with the record's on every request, so revocation
+// and rotation work as before. Bounded: dropped whole when full.
+const verifiedHashes = new Map<string, string>();
+const VERIFIED_MAX = 1_000;
+
 /** Admin routes: `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time. */
 export const adminAuth = createMiddleware<AppEnv>(async (c, next) => {
   const token = bearerToken(c.req.header("authorization"));
@@ -65,7 +72,8 @@ export const tenantAuth = createMiddleware<AppEnv>(async (c, next) => {
     throw new AppError("UNAUTHORIZED", "missing API key (Authorization: Bearer <key>)", { headers: WWW });
   const parsed = parseKey(token);
   if (!parsed) return fail("malformed API key");
-  const presented = sha256Hex(token);
+  const known = verifiedHashes.get(token);
+  const presented = known ?? sha256Hex(token);
   // A key this isolate holds fresh gets through whatever its address did (a real visitor behind
   // the same NAT as a script). Any other lookup asks first whether the address is over its limit:
   // then only keys the caches already hold get through, and nothing from it reaches Postgres.
@@ -77,6 +85,10 @@ export const tenantAuth = createMiddleware<AppEnv>(async (c, next) => {
   }
   const presentedHash = await presented;
   if (!record || !hashesEqual(presentedHash, record.hash)) return fail("invalid API key");
+  if (known === undefined) {
+    if (verifiedHashes.size >= VERIFIED_MAX) verifiedHashes.clear();
+    verifiedHashes.set(token, presentedHash);
+  }
   if (record.revoked) return fail("API key revoked");
   const tenant = await getTenantConfig(svc, record.tenantId);
   if (!tenant) return fail("invalid API key");

@@ -43,6 +43,7 @@ export async function call<T>(run: () => Promise<Outcome<T>>): Promise<T> {
   if (out.ok) return out.value;
   if (out.code === "not_found") throw new AppError("NOT_FOUND", "no such conversation");
   if (out.code === "ended") throw new AppError("CONFLICT", "conversation has ended; start a new one");
+  if (out.code === "conflict") throw new AppError("CONFLICT", out.message);
   throw new AppError("VALIDATION_FAILED", out.message);
 }
 

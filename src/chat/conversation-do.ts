@@ -1,16 +1,21 @@
 import { DurableObject } from "cloudflare:workers";
 import type { AddressedAdmission, AddressHit } from "../admission/address-windows";
 import type { GateOutcome } from "../admission/types";
-import type { ConversationEvent, FeedbackEvent } from "../analytics/events";
+import type { ConversationEvent, FeedbackEvent, InboxEvent } from "../analytics/events";
 import { sha256Hex } from "../auth/keys";
 import { Clock } from "../clock";
 import type { RawEnv } from "../env";
+import type { Holder, LiveClientFrame, LiveServerFrame, TranscriptEntry } from "../handoff/types";
+import { inboxStatus } from "../handoff/types";
 import { guard, Rejection, type Outcome as RpcOutcome } from "../outcome";
 import { preloaded } from "../preload";
 import type {
   ConversationState,
   ConversationView,
   EscalationNotice,
+  HandoffActor,
+  HandoffResult,
+  HistoryMessage,
   PrepareResult,
   StartInput,
   StoredMessage,
@@ -50,9 +55,57 @@ interface Meta {
   escalationEmail: string;
   /** How long the transcript outlives the last activity (docs/privacy.md); absent: until the cron's sweep. */
   retentionMs?: number;
+  // Human handoff (docs/handoff.md). Conversations stored before it read the defaults.
+  holder: Holder | null;
+  /** Set on escalation, cleared on takeover. */
+  waitingSince: number | null;
+  /** When a human was first asked for: the first escalation, else the first takeover. */
+  askedAt: number | null;
+  /** It was escalated at some point (a takeover or a hand-back since does not undo that). */
+  wasEscalated: boolean;
+  takenAt: number | null;
+  firstHumanReplyAt: number | null;
+  humanHandled: boolean;
+  resolvedBy: "human" | "bot" | null;
+  /** The highest seq an inbox event carried: the next one carries the entries after it. */
+  inboxSeq: number;
 }
 
-export type ConversationErrorCode = "not_found" | "ended" | "invalid";
+const HANDOFF_DEFAULTS = {
+  holder: null,
+  waitingSince: null,
+  askedAt: null,
+  wasEscalated: false,
+  takenAt: null,
+  firstHumanReplyAt: null,
+  humanHandled: false,
+  resolvedBy: null,
+  inboxSeq: 0,
+} satisfies Partial<Meta>;
+
+/** A live socket's state, kept in its attachment so it survives the object's hibernation. */
+interface LiveAttachment {
+  kind: "operator" | "visitor";
+  /** Set once the client sent `resume`: only then are entries pushed to it. */
+  resumed: boolean;
+  /** The highest seq sent on this socket: nothing at or below it is sent again. */
+  sent: number;
+  /**
+   * Operators: when the socket must reconnect. Only the worker can check a session (Postgres),
+   * and only when a socket opens, so an operator's socket is closed at this age (4001) and the
+   * console reconnects through the check, resuming by seq: a revoked session reads no longer.
+   */
+  until?: number;
+}
+
+/** How many live sockets one conversation holds (operators' tabs and the visitor's). */
+const MAX_SOCKETS = 32;
+/** How long an operator's socket lives before it must reconnect (and pass the session check again). */
+export const OPERATOR_SOCKET_MS = 10 * 60_000;
+/** At most this many entries in one inbox event; the rest follow in the next. */
+const INBOX_BATCH = 200;
+
+export type ConversationErrorCode = "not_found" | "ended" | "invalid" | "conflict";
 
 /** Thrown inside the object for calls that do not fit the conversation; `guard` answers it. */
 class ConversationError extends Rejection<ConversationErrorCode> {}
@@ -100,16 +153,23 @@ export class Conversation extends DurableObject<RawEnv> {
         .toArray().length;
       if (!started) return;
       const row = sql.exec<{ v: string }>("select v from meta where k = 1").toArray()[0];
-      if (row) this.#meta = JSON.parse(row.v) as Meta;
+      if (row) this.#meta = { ...HANDOFF_DEFAULTS, ...(JSON.parse(row.v) as Partial<Meta>) } as Meta;
+      // Conversations stored before operators could write in them have no author column.
+      const columns = sql.exec<{ name: string }>("select name from pragma_table_info('messages')").toArray();
+      if (!columns.some((c) => c.name === "author")) sql.exec("alter table messages add column author text");
       for (const m of sql.exec<{
+        idx: number;
         role: string;
+        author: string | null;
         content: string;
         tokens: number;
         at: number;
         tool_calls: string | null;
-      }>("select role, content, tokens, at, tool_calls from messages order by idx")) {
+      }>("select idx, role, author, content, tokens, at, tool_calls from messages order by idx")) {
         this.#messages.push({
-          role: m.role === "assistant" ? "assistant" : "user",
+          seq: m.idx,
+          role: ROLES.has(m.role) ? (m.role as StoredMessage["role"]) : "user",
+          author: m.author,
           content: m.content,
           tokens: m.tokens,
           at: m.at,
@@ -131,7 +191,7 @@ export class Conversation extends DurableObject<RawEnv> {
     sql.exec(`create table if not exists meta (k integer primary key check (k = 1), v text not null)`);
     sql.exec(`create table if not exists messages (
       idx integer primary key, role text not null, content text not null, tokens integer not null,
-      at integer not null, tool_calls text)`);
+      at integer not null, tool_calls text, author text)`);
     const now = this.clock.now();
     this.#meta = {
       conversationId: s.conversationId,
@@ -156,9 +216,11 @@ export class Conversation extends DurableObject<RawEnv> {
       csat: null,
       escalationEmail: "",
       retentionMs: s.retentionMs,
+      ...HANDOFF_DEFAULTS,
     };
     this.#save();
     await this.ctx.storage.setAlarm(now + s.idleTimeoutMs);
+    this.#index();
     return this.#view();
   }
 
@@ -167,13 +229,15 @@ export class Conversation extends DurableObject<RawEnv> {
     const meta = this.#meta;
     if (!meta || meta.tenantId !== tenantId) return { ok: false, reason: "not_found" };
     if (isEnded(meta)) return { ok: false, reason: "ended", view: this.#view() };
-    const history: StoredMessage[] = [];
+    const history: HistoryMessage[] = [];
     let used = 0;
     for (let i = this.#messages.length - 1; i >= 0; i--) {
       const m = this.#messages[i] as StoredMessage;
+      // Notices are for people; an operator's words are the assistant's side of the conversation.
+      if (m.role === "system") continue;
       if (used + m.tokens > budgetTokens) break;
       used += m.tokens;
-      history.push(m);
+      history.push({ ...m, role: m.role === "user" ? "user" : "assistant" });
     }
     history.reverse();
     // A history must not open with an assistant message (some providers refuse that).
@@ -193,8 +257,9 @@ export class Conversation extends DurableObject<RawEnv> {
     if (call.owner !== undefined && conversation.view && conversation.view.userId !== call.owner)
       conversation = { ok: false, reason: "not_found" };
     const historyTokens = conversation.ok ? conversation.history.reduce((n, m) => n + m.tokens, 0) : 0;
+    // A conversation an operator holds calls no model: nothing to admit.
     const admit =
-      conversation.ok && call.admit
+      conversation.ok && call.admit && conversation.view.state !== "human"
         ? {
             ...call.admit,
             userId: conversation.view.userId,
@@ -225,9 +290,19 @@ export class Conversation extends DurableObject<RawEnv> {
     const t = parse(shapes.get().TurnInput, input);
     const meta = this.#require(tenantId);
     if (isEnded(meta)) throw new ConversationError("ended", "conversation has ended");
-    const userMsg: StoredMessage = { role: "user", content: t.user.content, tokens: t.user.tokens, at: t.at };
+    const next = this.#lastSeq() + 1;
+    const userMsg: StoredMessage = {
+      seq: next,
+      role: "user",
+      content: t.user.content,
+      tokens: t.user.tokens,
+      at: t.at,
+    };
+    // A held conversation's turns carry no answer (src/chat/conversation-message.ts); one that was
+    // streaming when an operator took over is kept: the visitor saw it.
     const answer: StoredMessage | undefined = t.assistant
       ? {
+          seq: next + 1,
           role: "assistant",
           content: t.assistant.content,
           tokens: t.assistant.tokens,
@@ -252,8 +327,13 @@ export class Conversation extends DurableObject<RawEnv> {
     let reason = t.escalate;
     if (!reason && meta.consecutiveFailures >= FAILURES_BEFORE_ESCALATION)
       reason = "the assistant failed twice in a row";
-    const escalatedNow = reason !== undefined && meta.state !== "escalated";
-    if (escalatedNow) meta.state = "escalated";
+    const escalatedNow = reason !== undefined && meta.state === "open";
+    if (escalatedNow) {
+      meta.state = "escalated";
+      meta.waitingSince = meta.lastActivityAt;
+      meta.askedAt ??= meta.lastActivityAt;
+      meta.wasEscalated = true;
+    }
 
     this.ctx.storage.transactionSync(() => {
       this.#insert(userMsg);
@@ -262,9 +342,11 @@ export class Conversation extends DurableObject<RawEnv> {
     });
     this.#messages.push(userMsg);
     if (answer) this.#messages.push(answer);
+    this.#deliver(escalatedNow);
     // The idle alarm is not moved on every turn (a storage write each time): when it fires early
     // it re-arms itself for lastActivityAt + idleTimeoutMs.
     if (escalatedNow && reason) await this.#notifyEscalation(meta, reason);
+    this.#index();
     return { view: this.#view(), escalatedNow, consecutiveFailures: meta.consecutiveFailures };
   }
 
@@ -273,22 +355,35 @@ export class Conversation extends DurableObject<RawEnv> {
     return guard(() => this.#end(tenantId, input));
   }
 
-  async #end(tenantId: string, input: { resolved: boolean; reason: string }): Promise<ConversationView> {
+  async #end(
+    tenantId: string,
+    input: { resolved: boolean; reason: string },
+    by: "human" | "bot" = "bot",
+  ): Promise<ConversationView> {
     const e = parse(shapes.get().EndInput, input);
     const meta = this.#require(tenantId);
     if (isEnded(meta)) return this.#view();
-    const escalated = meta.state === "escalated";
+    // Escalated at some point, whether a human took it over since or not.
+    const escalated = meta.state === "escalated" || meta.wasEscalated;
     const endedAt = this.clock.now();
     const state = e.resolved ? "resolved" : "unresolved";
+    const resolvedBy = e.resolved ? by : null;
     // Emit before recording the end: if the queue fails the caller can retry, and the summary's
     // id is derived from the conversation, so a retry after a half-done end cannot count twice.
-    await this.#emit(await this.#summary({ ...meta, state, endedAt }, escalated));
+    await this.#emit(await this.#summary({ ...meta, state, endedAt, resolvedBy }, escalated));
     // Another end may have finished while this one waited on the queue.
     if (isEnded(meta)) return this.#view();
     meta.state = state;
     meta.endedAt = endedAt;
+    meta.resolvedBy = resolvedBy;
+    meta.holder = null;
+    meta.waitingSince = null;
     this.#save();
+    this.#deliver(true);
+    // The conversation is over: its live sockets are closed (the last state frame said so).
+    for (const ws of this.ctx.getWebSockets()) ws.close(1000, "conversation ended");
     await this.#armExpiry(meta);
+    this.#index(true);
     return this.#view();
   }
 
@@ -319,6 +414,7 @@ export class Conversation extends DurableObject<RawEnv> {
       comment: f.comment,
     };
     await this.#emit(event);
+    this.#index(true);
     return this.#view();
   }
 
@@ -328,6 +424,305 @@ export class Conversation extends DurableObject<RawEnv> {
       this.#require(tenantId);
       return { view: this.#view(), messages: [...this.#messages] };
     });
+  }
+
+  // ---- Human handoff (docs/handoff.md) ----
+
+  /** An operator takes the conversation over: the bot stops answering until it is handed back. */
+  takeover(tenantId: string, holder: Holder): Promise<Outcome<HandoffResult>> {
+    return guard(async () => {
+      const meta = this.#require(tenantId);
+      if (isEnded(meta)) throw new ConversationError("ended", "conversation has ended");
+      if (meta.state === "human") {
+        // Taking over twice is the same hold; another operator's is not this one's to take.
+        if (meta.holder?.operatorId === holder.operatorId) return this.#result();
+        throw new ConversationError("conflict", "another operator holds this conversation");
+      }
+      const now = this.clock.now();
+      meta.state = "human";
+      meta.holder = holder;
+      meta.waitingSince = null;
+      meta.askedAt ??= now;
+      meta.takenAt ??= now;
+      meta.humanHandled = true;
+      meta.consecutiveFailures = 0;
+      const entry = this.#add(meta, { role: "system", author: null, content: `${holder.name} joined` }, now);
+      this.#deliver(true);
+      this.#index(true);
+      return this.#result(entry);
+    });
+  }
+
+  /** The holder's message to the visitor (stored as given: redacted and checked by the caller). */
+  operatorMessage(
+    tenantId: string,
+    operatorId: string,
+    input: { content: string; tokens: number },
+  ): Promise<Outcome<HandoffResult>> {
+    return guard(async () => {
+      const meta = this.#require(tenantId);
+      if (isEnded(meta)) throw new ConversationError("ended", "conversation has ended");
+      const holder = meta.holder;
+      if (meta.state !== "human" || holder?.operatorId !== operatorId)
+        throw new ConversationError("conflict", "only the operator holding the conversation can write in it");
+      const content = parse(shapes.get().OperatorMessage, input);
+      const now = this.clock.now();
+      meta.firstHumanReplyAt ??= now;
+      const entry = this.#add(
+        meta,
+        { role: "operator", author: holder.name, content: content.content, tokens: content.tokens },
+        now,
+      );
+      this.#deliver(false);
+      this.#index();
+      return this.#result(entry);
+    });
+  }
+
+  /** The holder (or someone who may override it) gives the conversation back to the bot. */
+  handback(tenantId: string, by: HandoffActor): Promise<Outcome<HandoffResult>> {
+    return guard(async () => {
+      const meta = this.#require(tenantId);
+      if (isEnded(meta)) throw new ConversationError("ended", "conversation has ended");
+      if (meta.state !== "human")
+        throw new ConversationError("conflict", "no operator holds this conversation");
+      this.#mayAct(meta, by);
+      meta.state = "open";
+      meta.holder = null;
+      const entry = this.#add(meta, { role: "system", author: null, content: "The assistant is back" });
+      this.#deliver(true);
+      this.#index(true);
+      return this.#result(entry);
+    });
+  }
+
+  /** Ends the conversation as resolved by a person; a held one only by its holder (or an override). */
+  resolve(tenantId: string, by: HandoffActor): Promise<Outcome<HandoffResult>> {
+    return guard(async () => {
+      const meta = this.#require(tenantId);
+      // Resolving again (a second click, a retry) answers the same; an unresolved end is final.
+      if (meta.state === "resolved") return this.#result();
+      if (isEnded(meta)) throw new ConversationError("ended", "conversation has ended");
+      if (meta.state === "human") this.#mayAct(meta, by);
+      meta.humanHandled = true;
+      const entry = this.#add(meta, { role: "system", author: null, content: `Resolved by ${by.name}` });
+      this.#deliver(false);
+      await this.#end(tenantId, { resolved: true, reason: "resolved by an operator" }, "human");
+      return this.#result(entry);
+    });
+  }
+
+  #mayAct(meta: Meta, by: HandoffActor) {
+    if (!by.override && meta.holder?.operatorId !== by.operatorId)
+      throw new ConversationError("conflict", "another operator holds this conversation");
+  }
+
+  /** Appends one entry (an operator's message or a notice) and saves it with the meta. */
+  #add(
+    meta: Meta,
+    e: { role: "operator" | "system"; author: string | null; content: string; tokens?: number },
+    at = this.clock.now(),
+  ): TranscriptEntry {
+    const m: StoredMessage = { seq: this.#lastSeq() + 1, tokens: 0, ...e, at };
+    meta.lastActivityAt = at;
+    this.ctx.storage.transactionSync(() => {
+      this.#insert(m);
+      this.#save();
+    });
+    this.#messages.push(m);
+    return entryOf(m);
+  }
+
+  #result(entry?: TranscriptEntry): HandoffResult {
+    const last = this.#messages.findLast((m) => m.role !== "system");
+    return { view: this.#view(), preview: (last?.content ?? "").slice(0, 200), ...(entry ? { entry } : {}) };
+  }
+
+  /**
+   * A live socket (docs/handoff.md), reached only through the worker, which checked the caller
+   * (an operator's session and origin, or a visitor's ticket) and says who it is in these headers:
+   * the request from the outside never reaches here as it came.
+   */
+  override async fetch(request: Request): Promise<Response> {
+    const meta = this.#meta;
+    const tenantId = request.headers.get("x-live-tenant");
+    if (!meta || meta.tenantId !== tenantId) return liveRefusal(404, "no such conversation");
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket")
+      return liveRefusal(426, "a WebSocket upgrade is expected");
+    if (isEnded(meta)) return liveRefusal(409, "conversation has ended");
+    const kind = request.headers.get("x-live-kind");
+    if (kind === "visitor") {
+      // The ticket is bound to this conversation's user and spent on first use.
+      const ticket = request.headers.get("x-live-ticket") ?? "";
+      const expires = Number(request.headers.get("x-live-expires"));
+      if (request.headers.get("x-live-user") !== meta.userId) return liveRefusal(404, "no such conversation");
+      if (!this.#spendTicket(ticket, expires)) return liveRefusal(401, "the live ticket is spent or expired");
+    } else if (kind !== "operator") return liveRefusal(400, "unknown live client");
+    if (this.ctx.getWebSockets().length >= MAX_SOCKETS)
+      return liveRefusal(429, "too many live connections to this conversation");
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server, [kind]);
+    const att: LiveAttachment = {
+      kind,
+      resumed: false,
+      sent: 0,
+      ...(kind === "operator" ? { until: this.clock.now() + OPERATOR_SOCKET_MS } : {}),
+    };
+    server.serializeAttachment(att);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  #spendTicket(id: string, expires: number): boolean {
+    const now = this.clock.now();
+    if (!id || !Number.isFinite(expires) || expires <= now) return false;
+    const sql = this.ctx.storage.sql;
+    sql.exec("create table if not exists live_tickets (id text primary key, expires integer not null)");
+    sql.exec("delete from live_tickets where expires <= ?", now);
+    if (sql.exec("select 1 from live_tickets where id = ?", id).toArray().length > 0) return false;
+    sql.exec("insert into live_tickets (id, expires) values (?, ?)", id, expires);
+    return true;
+  }
+
+  /** A client's frame: `resume` (everything after a seq, then live entries) or `ping`; nothing else. */
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const frame = clientFrame(message);
+    if (!frame) {
+      // The socket only listens: messages and notices are written through the REST routes.
+      send(ws, {
+        type: "error",
+        code: "invalid",
+        message: 'expected {"type":"resume","after":<seq>} or ping',
+      });
+      return;
+    }
+    if (frame.type === "ping") {
+      send(ws, { type: "pong" });
+      return;
+    }
+    const att = ws.deserializeAttachment() as LiveAttachment;
+    if (this.#expired(ws, att)) return;
+    // Resuming again starts over from the client's own count: it ignores seqs it already has.
+    att.sent = Math.max(0, Math.min(frame.after, this.#lastSeq()));
+    att.resumed = true;
+    ws.serializeAttachment(att);
+    this.#sendState(ws);
+    this.#catchUp(ws, att);
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    // Completes the closing handshake the client started (1005/1006 cannot be sent back).
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+    } catch {
+      // Already closed.
+    }
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    try {
+      ws.close(1011, "socket error");
+    } catch {
+      // Already closed.
+    }
+  }
+
+  /**
+   * Pushes what is new to every resumed socket: each gets the entries after the last seq it was
+   * sent (its attachment, so a hibernated object resumes the count), then the state if it changed.
+   * Runs synchronously after the entries are stored, so nothing is sent before it is kept.
+   */
+  #deliver(stateChanged: boolean) {
+    for (const ws of this.ctx.getWebSockets()) {
+      const att = ws.deserializeAttachment() as LiveAttachment | null;
+      if (!att?.resumed || this.#expired(ws, att)) continue;
+      if (stateChanged) this.#sendState(ws);
+      this.#catchUp(ws, att);
+    }
+  }
+
+  /** Closes an operator's socket past its age; true when it did. */
+  #expired(ws: WebSocket, att: LiveAttachment): boolean {
+    if (att.until === undefined || this.clock.now() < att.until) return false;
+    try {
+      ws.close(4001, "reconnect: the session is checked again");
+    } catch {
+      // Already closed.
+    }
+    return true;
+  }
+
+  #catchUp(ws: WebSocket, att: LiveAttachment) {
+    const last = this.#lastSeq();
+    if (att.sent >= last) return;
+    // Entries are seq-ordered and seqs are dense from 1: the next one to send is at index `sent`.
+    for (let i = att.sent; i < this.#messages.length; i++) {
+      const m = this.#messages[i] as StoredMessage;
+      if (m.seq > att.sent) send(ws, { type: "entry", ...entryOf(m) });
+    }
+    att.sent = last;
+    ws.serializeAttachment(att);
+  }
+
+  #sendState(ws: WebSocket) {
+    const meta = this.#meta;
+    if (!meta) return;
+    send(ws, {
+      type: "state",
+      status: inboxStatus(meta.state),
+      holder: meta.holder,
+      version: this.#lastSeq(),
+    });
+  }
+
+  /** Sends the inbox event off the caller's path: a visitor's answer does not wait on the queue. */
+  #index(always = false) {
+    this.ctx.waitUntil(this.#emitInbox(always));
+  }
+
+  /**
+   * The inbox index's event (docs/handoff.md): the state now and the entries since the last one
+   * sent. `always`: also when no entry was added (a state change). A queue failure is logged and
+   * the entries go with the next event.
+   */
+  async #emitInbox(always = false): Promise<void> {
+    const meta = this.#meta;
+    if (!meta) return;
+    const fresh = this.#messages.filter((m) => m.seq > meta.inboxSeq).slice(0, INBOX_BATCH);
+    if (!always && fresh.length === 0 && meta.inboxSeq > 0) return;
+    const event: InboxEvent = {
+      type: "inbox",
+      id: crypto.randomUUID(),
+      tenantId: meta.tenantId,
+      conversationId: meta.conversationId,
+      userId: meta.userId,
+      version: this.#lastSeq(),
+      at: this.clock.now(),
+      status: inboxStatus(meta.state),
+      channel: meta.channel,
+      experiment: meta.experiment,
+      variant: meta.variant,
+      csat: meta.csat,
+      totalCostUsd: meta.totalCostUsd,
+      totalTokens: meta.totalTokens,
+      turnCount: meta.turnCount,
+      startedAt: meta.startedAt,
+      lastActivityAt: meta.lastActivityAt,
+      waitingSince: meta.waitingSince,
+      holder: meta.holder,
+      entries: fresh.map(entryOf),
+    };
+    try {
+      await this.#emit(event);
+    } catch (err) {
+      console.error(JSON.stringify({ msg: "inbox event not sent", error: String(err) }));
+      return;
+    }
+    const top = fresh.at(-1)?.seq;
+    // Another emit may have carried more meanwhile: the mark only moves forward. It is stored with
+    // the next write, not by a write of its own: an object evicted before then sends a few entries
+    // again, which the index ignores (entries are keyed by seq).
+    if (this.#meta === meta && top !== undefined && top > meta.inboxSeq) meta.inboxSeq = top;
   }
 
   /** Idle timeout: an open or escalated conversation nobody touched ends unresolved. */
@@ -376,6 +771,7 @@ export class Conversation extends DurableObject<RawEnv> {
   }
 
   async #forget(): Promise<void> {
+    for (const ws of this.ctx.getWebSockets()) ws.close(1000, "conversation deleted");
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.#meta = undefined;
@@ -397,13 +793,19 @@ export class Conversation extends DurableObject<RawEnv> {
 
   #insert(m: StoredMessage) {
     this.ctx.storage.sql.exec(
-      "insert into messages (role, content, tokens, at, tool_calls) values (?, ?, ?, ?, ?)",
+      "insert into messages (idx, role, author, content, tokens, at, tool_calls) values (?, ?, ?, ?, ?, ?, ?)",
+      m.seq,
       m.role,
+      m.author ?? null,
       m.content,
       m.tokens,
       m.at,
       m.toolCalls ? JSON.stringify(m.toolCalls) : null,
     );
+  }
+
+  #lastSeq(): number {
+    return this.#messages.at(-1)?.seq ?? 0;
   }
 
   #save() {
@@ -428,6 +830,9 @@ export class Conversation extends DurableObject<RawEnv> {
       csat: m.csat,
       consecutiveFailures: m.consecutiveFailures,
       historyTokens: this.#messages.reduce((n, x) => n + x.tokens, 0),
+      holder: m.holder,
+      waitingSince: m.waitingSince,
+      version: this.#lastSeq(),
     };
   }
 
@@ -454,10 +859,16 @@ export class Conversation extends DurableObject<RawEnv> {
       experiment: m.experiment,
       variant: m.variant,
       errorCount: m.errorCount,
+      humanHandled: m.humanHandled,
+      firstHumanReplyMs:
+        m.firstHumanReplyAt !== null && m.askedAt !== null
+          ? Math.max(0, m.firstHumanReplyAt - m.askedAt)
+          : null,
+      resolvedBy: m.resolvedBy,
     };
   }
 
-  async #emit(event: ConversationEvent | FeedbackEvent) {
+  async #emit(event: ConversationEvent | FeedbackEvent | InboxEvent) {
     await this.env.ANALYTICS_QUEUE.send(event, { contentType: "json" });
   }
 
@@ -472,7 +883,9 @@ export class Conversation extends DurableObject<RawEnv> {
       to: m.escalationEmail,
       reason,
       at: this.clock.now(),
-      transcript: this.#messages.map((x) => ({ role: x.role, content: x.content, at: x.at })),
+      transcript: this.#messages
+        .filter((x) => x.role !== "system")
+        .map((x) => ({ role: x.role, content: x.content, at: x.at })),
     };
     await this.env.NOTIFY_QUEUE.send(notice, { contentType: "json" });
   }
@@ -480,6 +893,49 @@ export class Conversation extends DurableObject<RawEnv> {
 
 function wrapOutcome<T, U>(out: GateOutcome<T>, wrap: (v: T) => U): GateOutcome<U> {
   return out.ok ? { ok: true, value: wrap(out.value) } : out;
+}
+
+function send(ws: WebSocket, frame: LiveServerFrame) {
+  try {
+    ws.send(JSON.stringify(frame));
+  } catch {
+    // A socket closing meanwhile: its client resumes by seq when it reconnects.
+  }
+}
+
+function clientFrame(message: string | ArrayBuffer): LiveClientFrame | undefined {
+  if (typeof message !== "string" || message.length > 200) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(message);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== "object" || v === null) return undefined;
+  const f = v as Record<string, unknown>;
+  if (f.type === "ping") return { type: "ping" };
+  if (f.type === "resume" && Number.isSafeInteger(f.after) && (f.after as number) >= 0)
+    return { type: "resume", after: f.after as number };
+  return undefined;
+}
+
+function liveRefusal(status: number, message: string): Response {
+  const code =
+    {
+      400: "VALIDATION_FAILED",
+      401: "UNAUTHORIZED",
+      404: "NOT_FOUND",
+      409: "CONFLICT",
+      426: "VALIDATION_FAILED",
+      429: "RATE_LIMITED",
+    }[status] ?? "ERROR";
+  return Response.json({ error: { code, message } }, { status });
+}
+
+const ROLES = new Set(["user", "assistant", "operator", "system"]);
+
+function entryOf(m: StoredMessage): TranscriptEntry {
+  return { seq: m.seq, role: m.role, author: m.author ?? null, content: m.content, at: m.at };
 }
 
 function isEnded(meta: Meta): boolean {

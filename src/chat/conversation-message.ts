@@ -44,6 +44,9 @@ import { asksForHuman } from "./safety";
 import { frameStream, SSE_HEADERS, sseFrame } from "./sse";
 import { estimateTokens, messageTokens } from "./tokens";
 
+/** Thrown out of admission when an operator holds the conversation: nothing is admitted. */
+const HELD = new Error("held by an operator");
+
 const HUMAN_REPLY =
   "I've passed our conversation to a member of the team; they will get back to you shortly. You can keep writing here in the meantime.";
 
@@ -123,10 +126,13 @@ export async function sendMessage(
       gateCall.done(
         r.gate?.reached === true && r.gate.outcome.ok && r.gate.outcome.value.admission !== undefined,
       );
-      const { admission } = verdict(r, refusals);
+      const { conversation, admission } = verdict(r, refusals);
+      // An operator holds it: the object asked no admission, and no model will be called.
+      if (conversation.view.state === "human") throw HELD;
       if (!admission) throw new Error("the conversation did not ask for admission");
       return admission;
     }).catch(async (err: unknown) => {
+      if (err === HELD) return undefined;
       // Refused before the conversation was reached (an unknown or unconfigured model): the
       // address still counts, and its refusals and the conversation's come first, as ever.
       if (!answer) verdict(await visit(), refusals);
@@ -176,6 +182,23 @@ export async function sendMessage(
     experiment,
     variant,
   };
+
+  // An operator holds the conversation: the message is recorded (and reaches the operator live,
+  // src/handoff) and nothing answers here. Blocked topics are still refused as ever.
+  if (p.view.state === "human" && !blocked) {
+    recordUnanswered(turnReq, { outcome: "human" }, at);
+    const r = await record(undefined, "");
+    const reply = { ...replyOf(id, "", r.view.state, false, false, undefined), message: null };
+    if (!stream) return c.json(reply, 200);
+    const frames = (async function* () {
+      yield sseFrame(JSON.stringify(reply), "done");
+    })();
+    return c.body(
+      frameStream(frames, () => {}),
+      200,
+      SSE_HEADERS,
+    );
+  }
 
   // Answers that need no model: a blocked topic, or a visitor asking for a human. Each is a turn
   // like any other: one request in every count.
@@ -291,7 +314,7 @@ export async function sendMessage(
     yield sseFrame(JSON.stringify(finished.reply), "done");
   })();
   return c.body(
-    frameStream(frames, () => abort.abort(new Error("client disconnected"))),
+    frameStream(frames, () => abort.abort(new Error("client disconnected")), c.get("timing")),
     200,
     { ...SSE_HEADERS, ...ready.headers },
   );

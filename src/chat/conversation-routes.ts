@@ -2,19 +2,24 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { newRouter } from "../app";
 import { randomToken } from "../auth/keys";
 import { tenantAuth } from "../auth/middleware";
+import { AppError } from "../errors";
 import { applyExperiments } from "../experiments/apply";
+import { issueLiveTicket } from "../handoff/ticket";
 import { AnswerSource } from "../knowledge/schemas";
 import { errors, jsonBody, jsonResponse, tenantSecurity } from "../openapi";
 import { redactNullable, redactorOf } from "../privacy/redact";
 import { DAY_MS, retentionDaysOf } from "../privacy/retention";
 import { limitAddress } from "./address-limits";
 import { call, conversationAssignments, ensureOwner, own, stubOf, viewOut } from "./conversation-access";
+import type { Outcome } from "./conversation-do";
 import { sendMessage } from "./conversation-message";
+import type { PrepareResult } from "./conversation-types";
 import { endUserOf, verifiedUserId, visitorAuth } from "./identity";
 import { requireBotCheck } from "./turnstile";
 import { issueVisitorToken } from "./visitor-token";
 
 const IDLE_TIMEOUT_MS = 30 * 60_000;
+const CONVERSATION_STATES = ["open", "escalated", "human", "resolved", "unresolved"] as const;
 const CONVERSATION_ID = /^conv_[A-Za-z0-9]{24}$/;
 
 const ConversationParam = z.object({
@@ -27,7 +32,7 @@ const ConversationParam = z.object({
 export const ConversationOut = z
   .object({
     id: z.string(),
-    state: z.enum(["open", "escalated", "resolved", "unresolved"]),
+    state: z.enum(CONVERSATION_STATES),
     turns: z.number(),
     started_at: z.string(),
     last_activity_at: z.string(),
@@ -45,13 +50,23 @@ export const Started = ConversationOut.extend({
   }),
 }).openapi("StartedConversation");
 export const Transcript = ConversationOut.extend({
-  messages: z.array(z.object({ role: z.enum(["user", "assistant"]), content: z.string(), at: z.string() })),
+  messages: z.array(
+    z.object({
+      seq: z.number(),
+      role: z.enum(["user", "assistant", "operator", "system"]),
+      /** An operator entry's display name. */
+      author: z.string().nullable(),
+      content: z.string(),
+      at: z.string(),
+    }),
+  ),
 }).openapi("Transcript");
 export const Reply = z
   .object({
     conversation_id: z.string(),
-    message: z.object({ role: z.literal("assistant"), content: z.string() }),
-    state: z.enum(["open", "escalated", "resolved", "unresolved"]),
+    /** null while an operator holds the conversation (state human): the operator answers live. */
+    message: z.object({ role: z.literal("assistant"), content: z.string() }).nullable(),
+    state: z.enum(CONVERSATION_STATES),
     escalated: z.boolean(),
     blocked: z.boolean(),
     /** The tenant's knowledge sources the answer cites (src/knowledge); empty when it cites none. */
@@ -151,6 +166,22 @@ const feedbackRoute = createRoute({
   responses: { 200: jsonResponse(ConversationOut, "The rated conversation"), ...errors(400, 401, 404, 415) },
 });
 
+const liveRoute = createRoute({
+  ...common,
+  method: "post",
+  path: "/conversations/{id}/live",
+  summary:
+    "A ticket for the conversation's live socket (operator messages, notices): open `new WebSocket(url)` within 60 s, once",
+  request: { params: ConversationParam },
+  responses: {
+    200: jsonResponse(
+      z.object({ url: z.string(), ticket: z.string(), expires_at: z.number() }).openapi("LiveTicket"),
+      "The socket's URL (the ticket in its query) and the ticket",
+    ),
+    ...errors(400, 401, 403, 404, 409),
+  },
+});
+
 /** The conversation API for widgets and servers. */
 export const conversations = newRouter()
   .openapi(startRoute, async (c) => {
@@ -198,7 +229,9 @@ export const conversations = newRouter()
     const t = await call(() => stubOf(c, id).transcript(c.get("tenant").id));
     own(c, t.view, user);
     const messages = t.messages.map((m) => ({
+      seq: m.seq,
       role: m.role,
+      author: m.author ?? null,
       content: m.content,
       at: new Date(m.at).toISOString(),
     }));
@@ -230,6 +263,33 @@ export const conversations = newRouter()
       }),
     );
     return c.json(viewOut(view), 200);
+  })
+  .openapi(liveRoute, async (c) => {
+    const { id } = c.req.valid("param");
+    await limitAddress(c, "message");
+    const tenantId = c.get("tenant").id;
+    // Only the conversation's own visitor (or the tenant's server) gets a ticket, bound to its user.
+    const r = await call(
+      async (): Promise<Outcome<PrepareResult>> => ({
+        ok: true,
+        value: await stubOf(c, id).prepare(tenantId, 0),
+      }),
+    );
+    if (!r.ok && r.reason === "not_found") throw new AppError("NOT_FOUND", "no such conversation");
+    const view = r.view as NonNullable<typeof r.view>;
+    own(c, view, endUserOf(c, undefined));
+    if (!r.ok) throw new AppError("CONFLICT", "conversation has ended; start a new one");
+    const { ticket, claims } = await issueLiveTicket(c.get("svc").env, {
+      tenantId,
+      conversationId: id,
+      userId: view.userId,
+    });
+    const url = new URL(`/v1/conversations/${id}/live`, c.req.url);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    url.searchParams.set("ticket", ticket);
+    return c.json({ url: url.toString(), ticket, expires_at: claims.expiresAt }, 200, {
+      "Cache-Control": "no-store",
+    });
   })
   .openapi(messageRoute, async (c) => {
     const { id } = c.req.valid("param");

@@ -65,3 +65,7 @@ export const EndInput = z.object({ resolved: z.boolean(), reason: z.string().max
 export const FeedbackInput = z
   .object({ csat: z.number().int().min(1).max(5), comment: z.string().max(2_000).nullable() })
   .strict();
+/** An operator's message (docs/handoff.md): already redacted and checked by the worker. */
+export const OperatorMessage = z
+  .object({ content: z.string().min(1).max(8_000), tokens: z.number().int().min(0).max(10_000_000) })
+  .strict();

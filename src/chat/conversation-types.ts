@@ -1,18 +1,45 @@
 import type { z } from "zod";
 import type { AddressedAdmission, AddressHit } from "../admission/address-windows";
 import type { AdmitInput, GateOutcome } from "../admission/types";
+import type { EntryRole, Holder, TranscriptEntry } from "../handoff/types";
 import type * as Shapes from "./conversation-schemas";
 
-/** Where a conversation stands: open (talking), escalated (a human is asked in), or ended. */
-export type ConversationState = "open" | "escalated" | "resolved" | "unresolved";
+/**
+ * Where a conversation stands: open (the bot answers), escalated (a human is asked in), human (an
+ * operator holds it and the bot does not answer), or ended.
+ */
+export type ConversationState = "open" | "escalated" | "human" | "resolved" | "unresolved";
 
-/** A stored message; `tokens` is the worker's estimate, kept so history can be trimmed without re-tokenizing. */
+/**
+ * A stored message; `tokens` is the worker's estimate, kept so history can be trimmed without
+ * re-tokenizing. `seq` is its place in the conversation (1, 2, ...; docs/handoff.md); `author`
+ * names an operator entry's operator.
+ */
 export interface StoredMessage {
-  role: "user" | "assistant";
+  seq: number;
+  role: EntryRole;
+  author?: string | null;
   content: string;
   tokens: number;
   at: number;
   toolCalls?: { id: string; name: string; arguments: string }[];
+}
+
+/** A message of the history the model is sent: operator entries as the assistant's, no notices. */
+export type HistoryMessage = Omit<StoredMessage, "role"> & { role: "user" | "assistant" };
+
+/** Who acts on a held conversation: the operator, and whether it may act on another's hold (owners, keys). */
+export interface HandoffActor {
+  operatorId: string | null;
+  name: string;
+  override: boolean;
+}
+
+/** What a handoff call answers: the conversation, its last entry (the inbox preview), the entry it added. */
+export interface HandoffResult {
+  view: ConversationView;
+  preview: string;
+  entry?: TranscriptEntry;
 }
 
 // The shapes are in ./conversation-schemas (zod), loaded by the object when it starts rather than
@@ -39,10 +66,16 @@ export interface ConversationView {
   consecutiveFailures: number;
   /** Estimated tokens of the whole stored history. */
   historyTokens: number;
+  /** The operator holding it (state human). */
+  holder: Holder | null;
+  /** Since when it waits for a human (state escalated). */
+  waitingSince: number | null;
+  /** The highest entry seq: the inbox version. */
+  version: number;
 }
 
 export type PrepareResult =
-  | { ok: true; view: ConversationView; history: StoredMessage[] }
+  | { ok: true; view: ConversationView; history: HistoryMessage[] }
   | { ok: false; reason: "not_found" | "ended"; view?: ConversationView };
 
 /**

@@ -226,7 +226,7 @@ openAiChat.openapi(route, async (c) => {
       yield sseFrame("[DONE]");
     })();
     return c.body(
-      frameStream(frames, () => {}),
+      frameStream(frames, () => {}, c.get("timing")),
       200,
       SSE_HEADERS,
     );
@@ -260,7 +260,11 @@ openAiChat.openapi(route, async (c) => {
 
   const frames = (async function* () {
     yield sseFrame(JSON.stringify(chunk(meta, { role: "assistant", content: "" })));
-    for await (const out of turn.events) if (out.type !== "tool") yield frameOf(meta, out, rid);
+    const text = textFrame(meta);
+    for await (const out of turn.events) {
+      if (out.type === "text") yield text(out.delta);
+      else if (out.type !== "tool") yield frameOf(meta, out, rid);
+    }
     const s = await turn.summary;
     meta.model = s.model; // the chunks from here on name the model that answered
     const finish = finishOf(s);
@@ -271,7 +275,7 @@ openAiChat.openapi(route, async (c) => {
     yield sseFrame("[DONE]");
   })();
   return c.body(
-    frameStream(frames, () => abort.abort(new Error("client disconnected"))),
+    frameStream(frames, () => abort.abort(new Error("client disconnected")), c.get("timing")),
     200,
     { ...SSE_HEADERS, ...turn.headers },
   );
@@ -307,6 +311,20 @@ const noInvoke: ToolRunner["invoke"] = async (tool) => ({
 function finishOf(s: TurnSummary): string {
   if (s.outcome === "blocked") return "content_filter";
   return s.finishReason === "error" ? "stop" : s.finishReason;
+}
+
+/**
+ * The frame of a text delta, as `frameOf` writes it. Every text chunk of a stream has the same
+ * shape but for its text, so the rest is serialised once and only the text per chunk.
+ */
+function textFrame(meta: CompletionMeta): (delta: string) => Uint8Array {
+  const MARK = '"content":""';
+  // A JSON string cannot hold MARK unescaped (its quotes would be \"), so it splits the shape in two.
+  const whole = JSON.stringify(chunk(meta, { content: "" }));
+  const at = whole.indexOf(MARK);
+  const head = `${whole.slice(0, at)}"content":`;
+  const tail = whole.slice(at + MARK.length);
+  return (delta) => sseFrame(head + JSON.stringify(delta) + tail);
 }
 
 function frameOf(meta: CompletionMeta, out: TurnOutput, requestId: string): Uint8Array {

@@ -11,6 +11,7 @@ import {
   jsonb,
   pgTable,
   primaryKey,
+  real,
   smallint,
   text,
   timestamp,
@@ -138,11 +139,14 @@ export type ApiKeyRow = typeof apiKeys.$inferSelect;
 const tz = { withTimezone: true } as const;
 const day = (name: string) => date(name, { mode: "string" });
 
-/** One answered visitor message: latency, tokens, cost, requested and called model, variant, outcome. */
+/**
+ * One answered visitor message: latency, tokens, cost, requested and called model, variant, outcome.
+ * Partitioned by month of `at` (drizzle/0023, src/privacy/partitions.ts), so keys include `at`.
+ */
 export const turns = pgTable(
   "turns",
   {
-    id: uuid("id").primaryKey(),
+    id: uuid("id").notNull(),
     tenantId: text("tenant_id").notNull(),
     conversationId: text("conversation_id").notNull(),
     userId: text("user_id").notNull(),
@@ -170,6 +174,7 @@ export const turns = pgTable(
     receivedAt: timestamp("received_at", tz).notNull().defaultNow(),
   },
   (t) => [
+    primaryKey({ columns: [t.id, t.at] }),
     index("turns_tenant_at_idx").on(t.tenantId, t.at),
     index("turns_conversation_idx").on(t.tenantId, t.conversationId),
     // A visitor's export and erasure (src/privacy).
@@ -177,12 +182,15 @@ export const turns = pgTable(
   ],
 );
 
-/** One row per ended conversation: the reference design's ConversationMetrics. */
+/**
+ * One row per ended conversation: the reference design's ConversationMetrics. Partitioned by month
+ * of `started_at` like turns, so keys include `started_at` (a conversation's summaries share it).
+ */
 export const conversations = pgTable(
   "conversations",
   {
     /** The summary event's id; a second summary of the same conversation is ignored. */
-    id: uuid("id").primaryKey(),
+    id: uuid("id").notNull(),
     tenantId: text("tenant_id").notNull(),
     conversationId: text("conversation_id").notNull(),
     userId: text("user_id").notNull(),
@@ -205,10 +213,17 @@ export const conversations = pgTable(
     experiment: text("experiment"),
     variant: text("variant"),
     errorCount: integer("error_count").notNull(),
+    /** An operator held the conversation at some point (human handoff, docs/handoff.md). */
+    humanHandled: boolean("human_handled").notNull().default(false),
+    /** First operator message minus when a human was first asked for; null: no operator wrote. */
+    firstHumanReplyMs: doublePrecision("first_human_reply_ms"),
+    /** Who resolved it; null when it ended unresolved. Summaries from before handoff: the bot. */
+    resolvedBy: text("resolved_by", { enum: ["human", "bot"] }),
     receivedAt: timestamp("received_at", tz).notNull().defaultNow(),
   },
   (t) => [
-    uniqueIndex("conversations_tenant_conversation_idx").on(t.tenantId, t.conversationId),
+    primaryKey({ columns: [t.id, t.startedAt] }),
+    uniqueIndex("conversations_tenant_conversation_idx").on(t.tenantId, t.conversationId, t.startedAt),
     index("conversations_tenant_started_idx").on(t.tenantId, t.startedAt),
     // A visitor's export and erasure (src/privacy).
     index("conversations_tenant_user_idx").on(t.tenantId, t.userId),
@@ -283,6 +298,12 @@ export const tenantDaily = pgTable(
     conversationTokens: bigint("conversation_tokens", { mode: "number" }).notNull().default(0),
     conversationCostUsd: doublePrecision("conversation_cost_usd").notNull().default(0),
     safetyEvents: integer("safety_events").notNull().default(0),
+    /** Conversations an operator held; of the resolved, those a human resolved (the bot: the rest). */
+    humanHandled: integer("human_handled").notNull().default(0),
+    resolvedByHuman: integer("resolved_by_human").notNull().default(0),
+    /** Conversations with a first human reply time, and the sum of those times. */
+    humanReplies: integer("human_replies").notNull().default(0),
+    humanReplyMs: doublePrecision("human_reply_ms").notNull().default(0),
     updatedAt: timestamp("updated_at", tz).notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.day] })],
@@ -446,6 +467,12 @@ const counterColumns = () => ({
   /** Tool calls the tool loop ran, and those that failed (a visitor leaving is not a failure). */
   toolCalls: count("tool_calls"),
   toolFailures: count("tool_failures"),
+  /** Human handoff, by end time like the conversations: held by an operator, resolved by a human. */
+  humanHandled: count("human_handled"),
+  resolvedByHuman: count("resolved_by_human"),
+  /** Conversations with a first human reply time, and the sum of those times. */
+  humanReplies: count("human_replies"),
+  humanReplyMs: doublePrecision("human_reply_ms").notNull().default(0),
   updatedAt: timestamp("updated_at", tz).notNull().defaultNow(),
 });
 
@@ -564,6 +591,21 @@ export const tenantFirstTokenTotals = pgTable(
     sumMs: doublePrecision("sum_ms").notNull(),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.le] })],
+);
+
+/**
+ * Time-to-first-human-reply histogram per tenant per UTC day (the buckets of tenant_latency_daily):
+ * conversations with a first operator message, on the day they started, like their other figures.
+ */
+export const tenantHumanReplyDaily = pgTable(
+  "tenant_human_reply_daily",
+  {
+    tenantId: text("tenant_id").notNull(),
+    day: day("day").notNull(),
+    bucket: smallint("bucket").notNull(),
+    count: integer("count").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.day, t.bucket] })],
 );
 
 /** Admission refusals, counted in the isolate and sent as one event per tenant, reason and flush. */
@@ -771,6 +813,17 @@ export const knowledgeSettings = pgTable("knowledge_settings", {
   minScore: doublePrecision("min_score").notNull().default(0.1),
   /** Tokens of reference text a prompt may carry. */
   maxContextTokens: integer("max_context_tokens").notNull().default(1500),
+  /** Semantic search (src/knowledge/embed.ts): "none", Workers AI, or an OpenAI-compatible embeddings API. */
+  embeddingProvider: text("embedding_provider", { enum: ["none", "workers-ai", "openai"] })
+    .notNull()
+    .default("none"),
+  embeddingModel: text("embedding_model"),
+  /** The OpenAI-compatible API's base URL (".../v1"); checked like webhook targets. */
+  embeddingBaseUrl: text("embedding_base_url"),
+  /** Write-only in the API (never returned), like the Turnstile secret. */
+  embeddingApiKey: text("embedding_api_key"),
+  /** The lowest cosine similarity a chunk needs to count as relevant on the semantic side. */
+  minSimilarity: doublePrecision("min_similarity").notNull().default(0.3),
   updatedAt: timestamp("updated_at", tz).notNull().defaultNow(),
 });
 
@@ -825,6 +878,13 @@ export const knowledgeChunks = pgTable(
       .generatedAlwaysAs(
         sql`setweight(to_tsvector('english', heading), 'A') || setweight(to_tsvector('english', content), 'B')`,
       ),
+    /**
+     * The chunk's embedding, L2-normalised, when the tenant configured a model; `real[]` so the local
+     * PostgreSQL without pgvector can rank by cosine in SQL, and pgvector casts it (`embedding::vector`).
+     */
+    embedding: real("embedding").array(),
+    /** Which model made `embedding`: vectors of another model are never compared with the question's. */
+    embeddingModel: text("embedding_model"),
   },
   (t) => [
     uniqueIndex("knowledge_chunks_source_version_ordinal_idx").on(t.sourceId, t.version, t.ordinal),
@@ -863,3 +923,69 @@ export const erasures = pgTable("erasures", {
   tenantId: text("tenant_id").notNull(),
   erasedAt: timestamp("erased_at", tz).notNull().defaultNow(),
 });
+
+// ---------------------------------------------------------------------------------------------
+// The inbox (src/inbox, docs/handoff.md): the console's index of conversations, written by the
+// analytics consumer from the conversation objects' `inbox` events. No foreign keys to tenants,
+// like the analytics tables: one orphan must not fail a batch.
+
+/** One row per conversation: its latest state; an event with an older `version` never overwrites it. */
+export const inboxConversations = pgTable(
+  "inbox_conversations",
+  {
+    tenantId: text("tenant_id").notNull(),
+    conversationId: text("conversation_id").notNull(),
+    userId: text("user_id").notNull(),
+    status: text("status", { enum: ["open", "waiting", "human", "resolved", "ended"] }).notNull(),
+    channel: text("channel").notNull(),
+    experiment: text("experiment"),
+    variant: text("variant"),
+    csat: smallint("csat"),
+    totalCostUsd: doublePrecision("total_cost_usd").notNull(),
+    totalTokens: bigint("total_tokens", { mode: "number" }).notNull(),
+    turnCount: integer("turn_count").notNull(),
+    startedAt: timestamp("started_at", tz).notNull(),
+    lastActivityAt: timestamp("last_activity_at", tz).notNull(),
+    waitingSince: timestamp("waiting_since", tz),
+    holderOperatorId: text("holder_operator_id"),
+    holderName: text("holder_name"),
+    /** The object's highest entry seq when it emitted the event this row holds. */
+    version: integer("version").notNull(),
+    /** That event's time: among events of one version, the later one wins. */
+    eventAt: timestamp("event_at", tz).notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.conversationId] }),
+    // The inbox list's keyset order; retention deletes by it too.
+    index("inbox_conversations_activity_idx").on(t.tenantId, t.lastActivityAt, t.conversationId),
+    // The waiting-too-long alert (src/monitoring).
+    index("inbox_conversations_waiting_idx")
+      .on(t.tenantId, t.waitingSince)
+      .where(sql`${t.status} = 'waiting'`),
+    // A visitor's export and erasure (src/privacy).
+    index("inbox_conversations_user_idx").on(t.tenantId, t.userId),
+  ],
+);
+
+/** A conversation's transcript entries as stored (redacted), searchable by full text. */
+export const inboxEntries = pgTable(
+  "inbox_entries",
+  {
+    tenantId: text("tenant_id").notNull(),
+    conversationId: text("conversation_id").notNull(),
+    seq: integer("seq").notNull(),
+    userId: text("user_id").notNull(),
+    role: text("role", { enum: ["user", "assistant", "operator", "system"] }).notNull(),
+    author: text("author"),
+    content: text("content").notNull(),
+    at: timestamp("at", tz).notNull(),
+    tsv: tsvector("tsv").notNull().generatedAlwaysAs(sql`to_tsvector('english', content)`),
+  },
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.conversationId, t.seq] }),
+    index("inbox_entries_tsv_idx").using("gin", t.tsv),
+    // Retention deletes by time; erasure by user.
+    index("inbox_entries_tenant_at_idx").on(t.tenantId, t.at),
+    index("inbox_entries_user_idx").on(t.tenantId, t.userId),
+  ],
+);

@@ -19,6 +19,8 @@ export interface Chunk {
 }
 
 const HEADING = /^(#{1,6})\s+(.+?)\s*#*\s*$/;
+/** A Markdown code fence: three or more backticks or tildes at the start of a line. */
+const FENCE = /^\s{0,3}(`{3,}|~{3,})/;
 
 /** Cuts a piece of text over MAX_CHUNK_TOKENS at sentence ends, then at words. */
 function splitLong(text: string): string[] {
@@ -76,8 +78,12 @@ export function chunkText(text: string, headings: boolean): Chunk[] {
     block = [];
     if (p) add(p);
   };
+  // Inside a fenced code block a `#` line is code (a shell comment), not a heading.
+  let fence: string | null = null;
   for (const line of text.split("\n")) {
-    const h = headings ? HEADING.exec(line) : null;
+    const f = headings ? FENCE.exec(line) : null;
+    if (f?.[1] && (fence === null || f[1].startsWith(fence))) fence = fence === null ? f[1] : null;
+    const h = headings && fence === null ? HEADING.exec(line) : null;
     if (h) {
       endBlock();
       flush();

@@ -18,9 +18,11 @@ import { errorSummary } from "../errors";
 import { strictWebhookTargets, webhookTargetProblem } from "../notify/webhook-target";
 import type { Services } from "../services";
 import { type Chunk, chunkText } from "./chunk";
+import { EmbeddingError, embedTexts, modelTag } from "./embed";
 import { extractText, formatOfContentType, hasHeadings } from "./extract";
 import { invalidateKnowledge } from "./retrieve";
 import { MAX_CHUNKS_PER_SOURCE, MAX_FETCH_BYTES } from "./schemas";
+import { readKnowledgeConfig } from "./service";
 
 /** Deliveries tried before a source is recorded as failed (max_retries + 1 in wrangler.jsonc). */
 export const MAX_ATTEMPTS = 5;
@@ -130,11 +132,56 @@ async function setStatus(
     .where(and(eq(knowledgeSources.id, row.id), eq(knowledgeSources.version, row.version)));
 }
 
+/** The text a chunk is embedded as: its headings say what it is about. */
+export function embeddingText(c: Chunk): string {
+  return c.heading ? `${c.heading}\n${c.content}` : c.content;
+}
+
+/** The vectors of a source's chunks and the model that made them, when the tenant configured one. */
+export interface ChunkVectors {
+  model: string;
+  vectors: number[][];
+}
+
+/**
+ * Embeds the chunks with the tenant's model. A failure that a retry may cure (a 5xx, a timeout)
+ * retries the message; one it cannot, or the last attempt, indexes the source for keyword search
+ * only and says so in the log: the source answers either way.
+ */
+async function embedChunks(
+  svc: Services,
+  row: KnowledgeSourceRow,
+  chunks: readonly Chunk[],
+  attempts: number,
+): Promise<ChunkVectors | undefined> {
+  const { embedding } = await readKnowledgeConfig(svc.dbh.db, row.tenantId);
+  if (!embedding) return undefined;
+  try {
+    return {
+      model: modelTag(embedding),
+      vectors: await embedTexts(svc.env, embedding, chunks.map(embeddingText)),
+    };
+  } catch (err) {
+    if (!(err instanceof EmbeddingError)) throw err;
+    if (!err.permanent && attempts < MAX_ATTEMPTS) throw err;
+    console.warn(
+      JSON.stringify({
+        msg: "knowledge: embedding failed, source indexed for keyword search only",
+        tenantId: row.tenantId,
+        sourceId: row.id,
+        error: err.message,
+      }),
+    );
+    return undefined;
+  }
+}
+
 /** Writes a version's chunks and makes it the one that answers. Safe to run again for the same version. */
 export async function indexChunks(
   db: Db,
   row: KnowledgeSourceRow,
   chunks: readonly Chunk[],
+  vectors?: ChunkVectors,
 ): Promise<boolean> {
   for (let i = 0; i < chunks.length; i += INSERT_BATCH) {
     await db
@@ -148,6 +195,8 @@ export async function indexChunks(
           heading: c.heading,
           content: c.content,
           tokens: c.tokens,
+          embedding: vectors?.vectors[i + j] ?? null,
+          embeddingModel: vectors ? vectors.model : null,
         })),
       )
       .onConflictDoNothing();
@@ -200,7 +249,8 @@ async function ingestOne(svc: Services, m: Message<unknown>): Promise<void> {
     if (chunks.length === 0) throw new SourceProblem("no text to index");
     if (chunks.length > MAX_CHUNKS_PER_SOURCE)
       throw new SourceProblem(`${chunks.length} chunks; a source may have at most ${MAX_CHUNKS_PER_SOURCE}`);
-    if (await indexChunks(db, row, chunks)) await invalidateKnowledge(svc, tenantId);
+    const vectors = await embedChunks(svc, row, chunks, m.attempts);
+    if (await indexChunks(db, row, chunks, vectors)) await invalidateKnowledge(svc, tenantId);
     m.ack();
   } catch (err) {
     const permanent = err instanceof SourceProblem;

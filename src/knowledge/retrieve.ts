@@ -10,18 +10,20 @@ import { openDb } from "../db/client";
 import { knowledgeSources, knowledgeUnanswered } from "../db/schema";
 import { errorSummary } from "../errors";
 import type { Services } from "../services";
+import { type EmbeddingConfig, EmbeddingError, embedQuestion, modelTag } from "./embed";
 import { collapseWhitespace, unknownAnswerInstruction } from "./reference";
 import type { AnswerSource, Settings } from "./schemas";
-import { type Hit, searchChunks } from "./search";
-import { readSettings } from "./service";
+import { type Hit, relevantHits, searchChunks, searchSemantic } from "./search";
+import { readKnowledgeConfig } from "./service";
 
 /** What the bot says when nothing relevant is found and the tenant set no sentence of its own. */
 export const DEFAULT_UNKNOWN_ANSWER =
   "I'm sorry, I don't have information about that. Could you rephrase, or ask me something else?";
 
-/** A tenant's knowledge as the chat path needs it: its settings and whether any source is indexed. */
+/** A tenant's knowledge as the chat path needs it: its settings, its embedding model, whether any source is indexed. */
 interface KnowledgeState {
   settings: Settings;
+  embedding: EmbeddingConfig | null;
   indexedSources: number;
 }
 
@@ -29,14 +31,14 @@ interface KnowledgeState {
 // knowledge pays no query per message; dropped when settings change or a source is indexed or deleted.
 const states = namedCache<KnowledgeState>("knowledge", 2_000, async (svc, tenantId) => {
   const db = svc.dbh.db;
-  const [settings, [indexed]] = await Promise.all([
-    readSettings(db, tenantId),
+  const [{ settings, embedding }, [indexed]] = await Promise.all([
+    readKnowledgeConfig(db, tenantId),
     db
       .select({ n: count() })
       .from(knowledgeSources)
       .where(and(eq(knowledgeSources.tenantId, tenantId), isNotNull(knowledgeSources.indexedVersion))),
   ]);
-  return { settings, indexedSources: Number(indexed?.n ?? 0) };
+  return { settings, embedding, indexedSources: Number(indexed?.n ?? 0) };
 });
 
 /** Drops the tenant's cached knowledge state here and in Redis; called after a change commits. */
@@ -51,14 +53,21 @@ export function invalidateKnowledge(svc: Services, tenantId: string): Promise<vo
  */
 export type Grounding =
   | { kind: "off" }
-  | { kind: "unknown"; context: string; unknownAnswer: string }
+  | { kind: "unknown"; context: string; unknownAnswer: string; retrieval?: Retrieval }
   | {
       kind: "grounded";
       context: string;
       unknownAnswer: string;
       sources: (AnswerSource & { ref: string })[];
       hits: Hit[];
+      retrieval?: Retrieval;
     };
+
+/**
+ * How the chunks were found: keyword only (no model configured), hybrid (keyword and semantic,
+ * fused), or keyword because embedding the question failed (`keyword_fallback`, logged).
+ */
+export type Retrieval = "keyword" | "hybrid" | "keyword_fallback";
 
 /** Keeps `<` and `>` of reference text from closing or opening the block's own tags. */
 function inert(text: string): string {
@@ -105,18 +114,50 @@ export async function groundMessage(svc: Services, tenantId: string, question: s
   const state = await states.get(svc, tenantId);
   if (!state?.settings.enabled || state.indexedSources === 0 || question.trim() === "")
     return { kind: "off" };
-  const hits = (await searchChunks(svc.dbh.db, tenantId, question)).filter(
-    (h) => h.score >= state.settings.min_score,
-  );
+  const { hits, retrieval } = await rankedHits(svc, tenantId, question, state);
   const unknownAnswer = state.settings.unknown_answer_message.trim() || DEFAULT_UNKNOWN_ANSWER;
   if (hits.length === 0) {
     const context = [
       "No reference in the operator's knowledge base matches this message.",
       unknownAnswerInstruction(unknownAnswer),
     ].join("\n\n");
-    return { kind: "unknown", context, unknownAnswer };
+    return { kind: "unknown", context, unknownAnswer, retrieval };
   }
-  return contextBlock(hits, state.settings.max_context_tokens, unknownAnswer);
+  return { ...contextBlock(hits, state.settings.max_context_tokens, unknownAnswer), retrieval };
+}
+
+/**
+ * The relevant chunks, best first: keyword hits reaching `min_score`; with an embedding model, fused
+ * (reciprocal rank) with the semantic hits reaching `min_similarity`. When the question cannot be
+ * embedded the keyword list answers alone, and the log says so.
+ */
+async function rankedHits(
+  svc: Services,
+  tenantId: string,
+  question: string,
+  state: KnowledgeState,
+): Promise<{ hits: Hit[]; retrieval: Retrieval }> {
+  const { settings, embedding } = state;
+  const keyword = searchChunks(svc.dbh.db, tenantId, question);
+  const semantic = embedding
+    ? embedQuestion(svc, tenantId, embedding, question)
+        .then((v) => searchSemantic(svc.dbh.db, tenantId, modelTag(embedding), v))
+        .catch((err: unknown) => {
+          console.warn(
+            JSON.stringify({
+              msg: "knowledge: semantic search failed, keyword only",
+              tenantId,
+              // Its own messages name the status or the cause, never the key.
+              ...(err instanceof EmbeddingError ? { reason: err.message } : {}),
+              ...errorSummary(err),
+            }),
+          );
+          return undefined;
+        })
+    : undefined;
+  const [k, s] = await Promise.all([keyword, semantic]);
+  const hits = relevantHits(k, s, settings.min_score, settings.min_similarity);
+  return { hits, retrieval: !embedding ? "keyword" : s ? "hybrid" : "keyword_fallback" };
 }
 
 /** The sources whose ids the answer cites, in the order it cites them first. */

@@ -123,7 +123,7 @@ export const knowledgeRoutes = (scope: TenantScope) =>
         path: "/knowledge/settings",
         tags,
         summary:
-          'Knowledge settings: on or off, the "I don\'t know" answer, the relevance threshold, the context budget',
+          'Knowledge settings: on or off, the "I don\'t know" answer, the relevance thresholds, the context budget, the embedding model (its key never returned)',
         responses: { 200: jsonResponse(Settings, "The settings") },
       }),
       async (c) => c.json(await readSettings(c.get("svc").dbh.db, c.get("tenant").id), 200),
@@ -140,7 +140,7 @@ export const knowledgeRoutes = (scope: TenantScope) =>
       async (c) => {
         const svc = c.get("svc");
         const tenantId = c.get("tenant").id;
-        const out = await writeSettings(svc.dbh.db, c.get("actor"), tenantId, c.req.valid("json"));
+        const out = await writeSettings(svc.env, svc.dbh.db, c.get("actor"), tenantId, c.req.valid("json"));
         await invalidateKnowledge(svc, tenantId);
         return c.json(out, 200);
       },

@@ -82,17 +82,67 @@ export const SourceIdParam = z.object({
   sourceId: z.uuid("not a source id").openapi({ param: { name: "sourceId", in: "path" } }),
 });
 
-export const Settings = z
+/** The embedding model as the API shows it: the key is write-only (only whether one is set). */
+export const EmbeddingOut = z
   .object({
-    enabled: z.boolean(),
-    unknown_answer_message: z.string().max(1_000),
-    min_score: z.number().min(0).max(1),
-    max_context_tokens: z.number().int().min(100).max(8_000),
+    provider: z.enum(["none", "workers-ai", "openai"]),
+    model: z.string().nullable(),
+    base_url: z.string().nullable(),
+    api_key_set: z.boolean(),
   })
-  .openapi("KnowledgeSettings");
+  .openapi("KnowledgeEmbedding");
+
+const EmbeddingModelName = z.string().trim().min(1).max(200);
+
+/** Semantic search off, or the model that embeds chunks and questions. */
+export const EmbeddingInput = z
+  .discriminatedUnion("provider", [
+    z.object({ provider: z.literal("none") }).strict(),
+    z
+      .object({
+        provider: z.literal("workers-ai"),
+        model: EmbeddingModelName.regex(/^@(cf|hf)\//, "a Workers AI model id (@cf/...)"),
+      })
+      .strict(),
+    z
+      .object({
+        provider: z.literal("openai"),
+        model: EmbeddingModelName,
+        base_url: z
+          .url({ protocol: /^https?$/ })
+          .max(2048)
+          .openapi({ description: "An OpenAI-compatible API's base URL, e.g. https://api.openai.com/v1" }),
+        api_key: z
+          .string()
+          .min(1)
+          .max(500)
+          .optional()
+          .openapi({ description: "Sent as a bearer token; never returned" }),
+      })
+      .strict(),
+  ])
+  .openapi("KnowledgeEmbeddingInput");
+export type EmbeddingInput = z.infer<typeof EmbeddingInput>;
+
+const SettingsFields = {
+  enabled: z.boolean(),
+  unknown_answer_message: z.string().max(1_000),
+  min_score: z.number().min(0).max(1),
+  max_context_tokens: z.number().int().min(100).max(8_000),
+  min_similarity: z.number().min(-1).max(1).openapi({
+    description: "The lowest cosine similarity a chunk needs on the semantic side (depends on the model)",
+  }),
+};
+
+export const Settings = z.object({ ...SettingsFields, embedding: EmbeddingOut }).openapi("KnowledgeSettings");
 export type Settings = z.infer<typeof Settings>;
 
-export const SettingsPatch = Settings.partial().strict().openapi("KnowledgeSettingsPatch");
+export const SettingsPatch = z
+  .object({ ...SettingsFields, embedding: EmbeddingInput })
+  .partial()
+  .strict()
+  .openapi("KnowledgeSettingsPatch");
+export type SettingsPatch = z.infer<typeof SettingsPatch>;
 
 export const Unanswered = z
   .object({

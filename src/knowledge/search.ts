@@ -119,3 +119,127 @@ export async function searchChunks(
     score: Number(r.score),
   }));
 }
+
+/** The Postgres array literal of a vector: drizzle would expand a JS array into a parameter list. */
+function arrayLiteral(v: readonly number[]): string {
+  return `{${v.map((x) => (Number.isFinite(x) ? x : 0)).join(",")}}`;
+}
+
+// Per isolate (one database per deployment): whether the server has pgvector, asked once.
+let pgvector: Promise<boolean> | undefined;
+
+/** Whether the database has the pgvector extension (Neon does; the local PostgreSQL 15 does not). */
+export function hasPgvector(db: SqlExecutor): Promise<boolean> {
+  if (pgvector) return pgvector;
+  const asked = (async () => {
+    const r = await db.execute(
+      sql`select exists (select 1 from pg_extension where extname = 'vector') as on`,
+    );
+    return (r.rows[0] as { on?: boolean } | undefined)?.on === true;
+  })();
+  pgvector = asked;
+  // A failed look-up is asked again next time rather than remembered as "no pgvector".
+  asked.catch(() => {
+    if (pgvector === asked) pgvector = undefined;
+  });
+  return asked;
+}
+
+/**
+ * Vectors compared per message without pgvector: the cosine is computed in SQL (~0.1 ms a
+ * 384-dimension vector here), so a tenant's first MAX_SCANNED_VECTORS embedded chunks are searched,
+ * exactly, and a bigger tenant's others only by keyword (docs/knowledge.md: 100,000 took 15 s).
+ */
+export const MAX_SCANNED_VECTORS = 5_000;
+
+/**
+ * The tenant's chunks nearest to `vector` (normalised), by cosine similarity, best first: only
+ * chunks embedded by `model` (modelTag) of each source's indexed version. With pgvector the same
+ * real[] column is cast to `vector` and ordered by cosine distance (an index on the cast can serve
+ * it); without, the dot product is computed in SQL over at most MAX_SCANNED_VECTORS of them.
+ */
+export async function searchSemantic(
+  db: SqlExecutor,
+  tenantId: string,
+  model: string,
+  vector: readonly number[],
+  limit = CANDIDATES,
+): Promise<Hit[]> {
+  const q = arrayLiteral(vector);
+  const rows = (await hasPgvector(db))
+    ? await db.execute(sql`
+        select c.id as chunk_id, c.source_id, s.title, s.url, c.heading, c.content, c.tokens,
+          1 - (c.embedding::vector <=> ${q}::real[]::vector) as score
+        from knowledge_chunks c
+        join knowledge_sources s on s.id = c.source_id and s.indexed_version = c.version and s.tenant_id = ${tenantId}
+        where c.tenant_id = ${tenantId} and c.embedding_model = ${model}
+        order by c.embedding::vector <=> ${q}::real[]::vector, c.id
+        limit ${limit}`)
+    : // Scores only id and vector, bounded; the text is read for the best `limit` alone.
+      await db.execute(sql`
+        with scored as materialized (
+          select v.id, (select sum(a * b) from unnest(v.embedding, ${q}::real[]) as t(a, b)) as score
+          from (
+            select c.id, c.embedding from knowledge_chunks c
+            join knowledge_sources s on s.id = c.source_id and s.indexed_version = c.version and s.tenant_id = ${tenantId}
+            where c.tenant_id = ${tenantId} and c.embedding_model = ${model}
+            limit ${MAX_SCANNED_VECTORS}
+          ) v
+          order by score desc nulls last, v.id
+          limit ${limit}
+        )
+        select c.id as chunk_id, c.source_id, s.title, s.url, c.heading, c.content, c.tokens, scored.score
+        from scored
+        join knowledge_chunks c on c.id = scored.id and c.tenant_id = ${tenantId}
+        join knowledge_sources s on s.id = c.source_id and s.tenant_id = ${tenantId}
+        order by scored.score desc nulls last, c.id`);
+  return (rows.rows as Row[]).map((r) => ({
+    chunkId: Number(r.chunk_id),
+    sourceId: r.source_id,
+    title: r.title,
+    url: r.url,
+    heading: r.heading,
+    content: r.content,
+    tokens: r.tokens,
+    score: Number(r.score),
+  }));
+}
+
+/** Reciprocal rank fusion's constant: ranks past the first few weigh about the same. */
+export const RRF_K = 60;
+
+/**
+ * Reciprocal rank fusion of ranked lists: a chunk scores the sum of 1 / (RRF_K + rank) over the
+ * lists it is in (rank from 1), best first; a chunk keeps the fields of the first list it is in.
+ */
+export function fuseRanks(lists: readonly (readonly Hit[])[], limit = CANDIDATES): Hit[] {
+  const fused = new Map<number, { hit: Hit; rrf: number }>();
+  for (const list of lists) {
+    list.forEach((hit, i) => {
+      const seen = fused.get(hit.chunkId);
+      const add = 1 / (RRF_K + i + 1);
+      if (seen) seen.rrf += add;
+      else fused.set(hit.chunkId, { hit, rrf: add });
+    });
+  }
+  return [...fused.values()]
+    .sort((a, b) => b.rrf - a.rrf || a.hit.chunkId - b.hit.chunkId)
+    .slice(0, limit)
+    .map((f) => f.hit);
+}
+
+/**
+ * What the prompt draws from, best first: the keyword hits reaching `minScore`, fused with the
+ * semantic hits reaching `minSimilarity` when there was a semantic search (retrieve.ts; the recall
+ * bench ranks with this same function).
+ */
+export function relevantHits(
+  keyword: readonly Hit[],
+  semantic: readonly Hit[] | undefined,
+  minScore: number,
+  minSimilarity: number,
+): Hit[] {
+  const k = keyword.filter((h) => h.score >= minScore);
+  if (!semantic) return k;
+  return fuseRanks([k, semantic.filter((h) => h.score >= minSimilarity)]);
+}

@@ -11,7 +11,15 @@ import type { Env } from "../env";
 import { AppError, errorSummary } from "../errors";
 import { strictWebhookTargets, webhookTargetProblem } from "../notify/webhook-target";
 import { type Actor, audit } from "../tenants/service";
-import { MAX_SOURCES_PER_TENANT, type Settings, type Source, type SourceInput } from "./schemas";
+import type { EmbeddingConfig } from "./embed";
+import {
+  type EmbeddingInput,
+  MAX_SOURCES_PER_TENANT,
+  type Settings,
+  type SettingsPatch,
+  type Source,
+  type SourceInput,
+} from "./schemas";
 
 /** What the ingestion queue carries: which version of which tenant's source to index. */
 export interface IngestMessage {
@@ -26,6 +34,8 @@ export const DEFAULT_SETTINGS: Settings = {
   unknown_answer_message: "",
   min_score: 0.1,
   max_context_tokens: 1500,
+  min_similarity: 0.3,
+  embedding: { provider: "none", model: null, base_url: null, api_key_set: false },
 };
 
 /** A source as the API shows it: its content stays in the database. */
@@ -210,41 +220,120 @@ export function listSources(db: Db, tenantId: string): Promise<KnowledgeSourceRo
     .orderBy(desc(knowledgeSources.createdAt), desc(knowledgeSources.id));
 }
 
-/** The tenant's settings, the defaults when it never set any. */
-export async function readSettings(db: Db, tenantId: string): Promise<Settings> {
-  const [row] = await db.select().from(knowledgeSettings).where(eq(knowledgeSettings.tenantId, tenantId));
+type SettingsRow = typeof knowledgeSettings.$inferSelect;
+
+/** The model a settings row configures; null when semantic search is off. */
+function embeddingOf(row: SettingsRow | undefined): EmbeddingConfig | null {
+  if (!row?.embeddingModel) return null;
+  if (row.embeddingProvider === "workers-ai") return { provider: "workers-ai", model: row.embeddingModel };
+  if (row.embeddingProvider === "openai" && row.embeddingBaseUrl)
+    return {
+      provider: "openai",
+      model: row.embeddingModel,
+      baseUrl: row.embeddingBaseUrl,
+      apiKey: row.embeddingApiKey,
+    };
+  return null;
+}
+
+function settingsOf(row: SettingsRow | undefined): Settings {
   if (!row) return DEFAULT_SETTINGS;
   return {
     enabled: row.enabled,
     unknown_answer_message: row.unknownAnswerMessage,
     min_score: row.minScore,
     max_context_tokens: row.maxContextTokens,
+    min_similarity: row.minSimilarity,
+    embedding: {
+      provider: row.embeddingProvider,
+      model: row.embeddingModel,
+      base_url: row.embeddingBaseUrl,
+      api_key_set: row.embeddingApiKey !== null,
+    },
   };
 }
 
-/** Changes the given settings, audited. */
+/** The tenant's settings (the defaults when it never set any) and its embedding model, key included. */
+export async function readKnowledgeConfig(
+  db: Db,
+  tenantId: string,
+): Promise<{ settings: Settings; embedding: EmbeddingConfig | null }> {
+  const [row] = await db.select().from(knowledgeSettings).where(eq(knowledgeSettings.tenantId, tenantId));
+  return { settings: settingsOf(row), embedding: embeddingOf(row) };
+}
+
+/** The tenant's settings, the defaults when it never set any. */
+export async function readSettings(db: Db, tenantId: string): Promise<Settings> {
+  return (await readKnowledgeConfig(db, tenantId)).settings;
+}
+
+/** The embedding columns of an input: the whole configuration is replaced (an omitted key is no key). */
+function embeddingColumns(env: Env, input: EmbeddingInput) {
+  switch (input.provider) {
+    case "none":
+      return {
+        embeddingProvider: "none" as const,
+        embeddingModel: null,
+        embeddingBaseUrl: null,
+        embeddingApiKey: null,
+      };
+    case "workers-ai":
+      return {
+        embeddingProvider: "workers-ai" as const,
+        embeddingModel: input.model,
+        embeddingBaseUrl: null,
+        embeddingApiKey: null,
+      };
+    case "openai": {
+      const problem = webhookTargetProblem(input.base_url, strictWebhookTargets(env));
+      if (problem) {
+        throw new AppError("VALIDATION_FAILED", `embedding.base_url ${problem}`, {
+          details: [{ path: "embedding.base_url", message: problem }],
+        });
+      }
+      return {
+        embeddingProvider: "openai" as const,
+        embeddingModel: input.model,
+        embeddingBaseUrl: input.base_url,
+        embeddingApiKey: input.api_key ?? null,
+      };
+    }
+  }
+}
+
+/** Changes the given settings, audited (an embedding key is recorded as set, never its value). */
 export async function writeSettings(
+  env: Env,
   db: Db,
   who: Actor,
   tenantId: string,
-  patch: Partial<Settings>,
+  patch: SettingsPatch,
 ): Promise<Settings> {
-  const next = { ...(await readSettings(db, tenantId)), ...patch };
+  const [row] = await db.select().from(knowledgeSettings).where(eq(knowledgeSettings.tenantId, tenantId));
+  const current = settingsOf(row);
   const values = {
-    enabled: next.enabled,
-    unknownAnswerMessage: next.unknown_answer_message,
-    minScore: next.min_score,
-    maxContextTokens: next.max_context_tokens,
+    enabled: patch.enabled ?? current.enabled,
+    unknownAnswerMessage: patch.unknown_answer_message ?? current.unknown_answer_message,
+    minScore: patch.min_score ?? current.min_score,
+    maxContextTokens: patch.max_context_tokens ?? current.max_context_tokens,
+    minSimilarity: patch.min_similarity ?? current.min_similarity,
+    ...(patch.embedding ? embeddingColumns(env, patch.embedding) : {}),
     updatedAt: new Date(),
   };
-  await db.transaction(async (tx) => {
-    await tx
+  const logged =
+    patch.embedding?.provider === "openai" && patch.embedding.api_key
+      ? { ...patch, embedding: { ...patch.embedding, api_key: "(set)" } }
+      : patch;
+  const written = await db.transaction(async (tx) => {
+    const [out] = await tx
       .insert(knowledgeSettings)
       .values({ tenantId, ...values })
-      .onConflictDoUpdate({ target: knowledgeSettings.tenantId, set: values });
-    await audit(tx, who, tenantId, "knowledge.settings.update", tenantId, patch);
+      .onConflictDoUpdate({ target: knowledgeSettings.tenantId, set: values })
+      .returning();
+    await audit(tx, who, tenantId, "knowledge.settings.update", tenantId, logged);
+    return out;
   });
-  return next;
+  return settingsOf(written);
 }
 
 /** Unanswered questions grouped by their normalized text, most asked first. */

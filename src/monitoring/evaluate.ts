@@ -39,6 +39,13 @@ interface Decision {
   events: number;
 }
 
+/** What an alert's notices name besides its figures: the conversations waiting too long, and where the console is. */
+export interface NoticeContext {
+  conversations?: { id: string; waitingSince: number }[];
+  /** The origin of the request that asked for the evaluation (none from the cron). */
+  origin?: string;
+}
+
 /** A UUID derived from text (SHA-256, version 8 layout): the same alert change gives the same notice id. */
 async function derivedId(text: string): Promise<string> {
   const h = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))).slice(
@@ -57,6 +64,7 @@ export async function noticesFor(
   tenant: TenantScope,
   alert: AlertView,
   now: number,
+  context: NoticeContext = {},
 ): Promise<AlertNotice[]> {
   const def = RULES[alert.rule as RuleName];
   const targets: { channel: "email" | "webhook"; to: string }[] = [];
@@ -83,6 +91,10 @@ export async function noticesFor(
       events: alert.events,
       firedAt: Date.parse(alert.fired_at),
       at: now,
+      ...(context.conversations && context.conversations.length > 0
+        ? { conversations: context.conversations }
+        : {}),
+      ...(context.origin ? { origin: context.origin } : {}),
     })),
   );
 }
@@ -102,7 +114,7 @@ export async function evaluateAlerts(
   env: Pick<Env, "NOTIFY_QUEUE" | "NOTIFY_WEBHOOK_URL">,
   db: SqlExecutor,
   now: number,
-  opts: { tenantId?: string } = {},
+  opts: { tenantId?: string; origin?: string } = {},
 ): Promise<EvaluationReport> {
   const scopes = await loadScopes(db, { tenantId: opts.tenantId, activeOnly: true });
   const [sums, open] = await Promise.all([
@@ -125,12 +137,20 @@ export async function evaluateAlerts(
   const toFire: Decision[] = [];
   const toKeep: Decision[] = [];
   const toResolve: (Decision & { id: string })[] = [];
+  // Per tenant: the conversations waiting longer than its handoff_wait threshold, for the links.
+  const overdue = new Map<string, { id: string; waitingSince: number }[]>();
   for (const tenant of scopes) {
     const mine = sums.get(tenant.id);
     for (const rule of tenant.rules) {
       const current = firing.get(`${tenant.id}\u0000${rule.name}`);
       const s = mine?.get(rule.name);
       const reading = s ? readRule(rule.name, s, rule.windowHours) : { value: null, events: 0 };
+      if (rule.name === "handoff_wait" && s) {
+        const list = s.waiting_oldest
+          .filter((c) => now - c.since > rule.threshold * 1000)
+          .map((c) => ({ id: c.id, waitingSince: Math.round(c.since) }));
+        overdue.set(tenant.id, list);
+      }
       const d = {
         tenant,
         rule: rule.name,
@@ -192,7 +212,9 @@ export async function evaluateAlerts(
   const notices: AlertNotice[] = [];
   for (const a of [...report.fired, ...report.resolved]) {
     const tenant = byId.get(a.tenant_id);
-    if (tenant) notices.push(...(await noticesFor(env, tenant, a, now)));
+    const conversations = a.state === "firing" && a.rule === "handoff_wait" ? overdue.get(a.tenant_id) : [];
+    if (tenant)
+      notices.push(...(await noticesFor(env, tenant, a, now, { conversations, origin: opts.origin })));
   }
   report.notices = notices.length;
   for (let i = 0; i < notices.length; i += 100) {

@@ -8,7 +8,7 @@
  */
 
 import { sql } from "drizzle-orm";
-import { HISTOGRAM_BOUNDS_SECONDS } from "../analytics/latency.ts";
+import { HISTOGRAM_BOUNDS_SECONDS, latencyBucket } from "../analytics/latency.ts";
 import { COUNTER_KEYS, type Counters } from "../analytics/rollups.ts";
 import type { SqlExecutor } from "../analytics/sql.ts";
 import { cacheStats } from "../cache/stats.ts";
@@ -103,6 +103,10 @@ const GAUGES: Record<RuleName, { name: string; help: string }> = {
     name: "safety_spike_ratio",
     help: "Safety violations in the window / their baseline per window over the 7 days before (floored at 1)",
   },
+  handoff_wait: {
+    name: "handoff_wait_seconds",
+    help: "Longest current wait for a human among conversations waiting for one (0: none waiting)",
+  },
 };
 
 type Totals = Counters & { tenant_id: string };
@@ -112,7 +116,7 @@ type Totals = Counters & { tenant_id: string };
  * (ascending, Infinity last), in one statement so each `_sum` and `_count` are one snapshot.
  */
 const TOTALS_WITH_HISTOGRAM = sql`
-  select t.*, h.les, h.counts, f.ft_les, f.ft_counts, f.ft_sum_ms
+  select t.*, h.les, h.counts, f.ft_les, f.ft_counts, f.ft_sum_ms, r.hr_buckets, r.hr_counts
   from tenant_totals t
   left join lateral (
     select array_agg(l.le order by l.le) as les, array_agg(l.count::float8 order by l.le) as counts
@@ -123,7 +127,46 @@ const TOTALS_WITH_HISTOGRAM = sql`
       sum(l.sum_ms) as ft_sum_ms
     from tenant_first_token_totals l where l.tenant_id = t.tenant_id
   ) f on true
+  left join lateral (
+    select array_agg(b.bucket order by b.bucket) as hr_buckets, array_agg(b.c order by b.bucket) as hr_counts
+    from (
+      select l.bucket, sum(l.count)::float8 as c from tenant_human_reply_daily l
+      where l.tenant_id = t.tenant_id group by l.bucket
+    ) b
+  ) r on true
   order by t.tenant_id`;
+
+/**
+ * Upper bounds in seconds of the first-human-reply histogram: people answer in seconds to hours,
+ * not in the model's milliseconds.
+ */
+export const HUMAN_REPLY_BOUNDS_SECONDS = [
+  10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400,
+] as const;
+
+/**
+ * A tenant's first-human-reply histogram from its daily histogram rows (bucket numbers of
+ * src/analytics/latency.ts, summed over all days): a bucket counts under the least bound whose own
+ * bucket is at or after it, as in the response-time histogram.
+ */
+function humanReplyHistogram(
+  tenant: string,
+  buckets: unknown,
+  counts: unknown,
+  sumMs: number,
+): HistogramSeries {
+  const rows: [number, number][] =
+    Array.isArray(buckets) && Array.isArray(counts)
+      ? buckets.map((b, i) => [Number(b), Number(counts[i])])
+      : [];
+  const upTo = (bucket: number) => rows.reduce((n, [b, c]) => (b <= bucket ? n + c : n), 0);
+  return {
+    labels: { tenant },
+    buckets: HUMAN_REPLY_BOUNDS_SECONDS.map((le) => [le, upTo(latencyBucket(le * 1000))]),
+    count: rows.reduce((n, [, c]) => n + c, 0),
+    sum: sumMs / 1000,
+  };
+}
 
 /** A tenant's histogram series: its per-`le` counts made cumulative over the bounds. */
 function histogramOf(tenant: string, les: unknown, counts: unknown, latencySumMs: number): HistogramSeries {
@@ -188,6 +231,19 @@ const COUNTERS: { name: string; help: string; samples: (t: Totals) => [Labels, n
     name: "conversations_escalated_total",
     help: "Ended conversations handed to a human",
     samples: (t) => [[{}, t.escalated]],
+  },
+  {
+    name: "conversations_human_handled_total",
+    help: "Ended conversations an operator held (took over) at some point",
+    samples: (t) => [[{}, t.human_handled]],
+  },
+  {
+    name: "conversations_resolved_by_total",
+    help: "Ended conversations that were resolved, by who resolved them (a human operator or the bot)",
+    samples: (t) => [
+      [{ by: "human" }, t.resolved_by_human],
+      [{ by: "bot" }, t.resolved - t.resolved_by_human],
+    ],
   },
   { name: "csat_ratings_total", help: "Rated conversations", samples: (t) => [[{}, t.csat_count]] },
   {
@@ -257,6 +313,9 @@ export async function renderMetrics(db: SqlExecutor, now: number): Promise<strin
   );
   const firstTokens = totalsRes.rows.map((r) =>
     histogramOf(String(r.tenant_id), r.ft_les, r.ft_counts, Number(r.ft_sum_ms ?? 0)),
+  );
+  const humanReplies = totalsRes.rows.map((r) =>
+    humanReplyHistogram(String(r.tenant_id), r.hr_buckets, r.hr_counts, Number(r.human_reply_ms ?? 0)),
   );
   const firing = new Set(firingRes.rows.map((r) => `${r.tenant_id}\u0000${r.rule}`));
   const views = new Map(active.map((s) => [s.id, metricViews(s.rules, sums.get(s.id))]));
@@ -346,6 +405,11 @@ export async function renderMetrics(db: SqlExecutor, now: number): Promise<strin
     "chatedge_first_token_seconds",
     "Time from a request's arrival to the model's first token, of answered streamed turns (ok and error) since the beginning; a bound also holds turns up to 1/64 above it",
     firstTokens,
+  );
+  out.histogram(
+    "chatedge_first_human_reply_seconds",
+    "Time from a human first being asked for (escalation, else takeover) to the first operator message, of ended conversations since the beginning; a bound also holds times up to 1/64 above it",
+    humanReplies,
   );
   for (const rule of Object.keys(GAUGES) as RuleName[]) {
     const g = GAUGES[rule];

@@ -16,7 +16,7 @@ export const Metric = z
   .object({
     rule: z.enum(RULE_NAMES),
     value: z.number().nullable(),
-    unit: z.string().openapi({ description: "ms, pct, usd, score or ratio" }),
+    unit: z.string().openapi({ description: "ms, pct, usd, score, ratio or s (seconds)" }),
     target: z.string().openapi({ description: "The reference design's target" }),
     threshold: z.number(),
     op: z.enum(["gt", "lt"]).openapi({ description: "Alerts when the value is above (gt) or below (lt)" }),
@@ -117,6 +117,10 @@ export const AlertSettings = z
     webhook_secret: z.string().optional().openapi({
       description: "Shown once, when a new webhook_url is set: the secret its deliveries are signed with",
     }),
+    handoff_wait_alert_seconds: z.number().openapi({
+      description:
+        "Alert when a conversation waits for a human longer than this (seconds); 0: off. The handoff_wait rule's threshold",
+    }),
     overrides: z.record(z.string(), z.unknown()),
     rules: z.array(
       z.object({
@@ -130,6 +134,10 @@ export const AlertSettings = z
         window_hours: z.number(),
         min_events: z.number(),
         enabled: z.boolean(),
+        windowed: z.boolean().openapi({
+          description:
+            "False for handoff_wait, which reads the conversations waiting now: window_hours and min_events do not apply",
+        }),
       }),
     ),
   })
@@ -228,6 +236,7 @@ export const adminMonitoring = newRouter()
     const svc = c.get("svc");
     const report = await evaluateAlerts(svc.env, svc.dbh.db, Date.now(), {
       tenantId: c.req.valid("query").tenant_id,
+      origin: new URL(c.req.url).origin,
     });
     return c.json(report, 200);
   });

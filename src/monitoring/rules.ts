@@ -16,17 +16,24 @@ export const RULE_NAMES = [
   "cost_per_conversation",
   "csat",
   "safety_spike",
+  "handoff_wait",
 ] as const;
 export type RuleName = (typeof RULE_NAMES)[number];
 
 /** What the minimum-events guard counts for a rule. */
-export type EventBase = "answered_turns" | "conversations" | "csat_ratings" | "daily_users" | "safety_events";
+export type EventBase =
+  | "answered_turns"
+  | "conversations"
+  | "csat_ratings"
+  | "daily_users"
+  | "safety_events"
+  | "waiting_conversations";
 
 export interface RuleDef {
   /** The metric the rule watches: a key of the monitoring JSON. */
   metric: string;
   description: string;
-  unit: "ms" | "pct" | "usd" | "score" | "ratio";
+  unit: "ms" | "pct" | "usd" | "score" | "ratio" | "s";
   /** Fires when the value is above (gt) or below (lt) the threshold. */
   op: "gt" | "lt";
   threshold: number;
@@ -150,7 +157,29 @@ export const RULES: Record<RuleName, RuleDef> = {
     events: "safety_events",
     range: [1, 1_000],
   },
+  handoff_wait: {
+    metric: "handoff_wait_seconds",
+    description:
+      "A conversation has waited for a human longer than the threshold (seconds since it was escalated, not yet taken over)",
+    unit: "s",
+    op: "gt",
+    threshold: 300,
+    target: { op: "lt", value: 60, text: "< 1 min" },
+    // Not a window: the value is the longest wait now, from the inbox (src/monitoring/windows.ts).
+    windowHours: 1,
+    // Zero: with nobody waiting the value is 0 and a firing alert resolves.
+    minEvents: 0,
+    events: "waiting_conversations",
+    range: [1, 7 * 86_400],
+  },
 };
+
+/** The tenant setting `handoff_wait_alert_seconds`: the handoff_wait rule's threshold, 0 for off. */
+export function handoffWaitSeconds(overrides: Record<string, AlertRuleOverride>): number {
+  const o = overrides.handoff_wait;
+  if (o?.enabled === false) return 0;
+  return o?.threshold ?? RULES.handoff_wait.threshold;
+}
 
 /** A rule as it applies to one tenant: the defaults with the tenant's overrides. */
 export interface EffectiveRule {
@@ -202,6 +231,11 @@ const Override = z
 export const AlertSettingsInput = z
   .object({
     rules: z.partialRecord(z.enum(RULE_NAMES), Override.nullable()).optional(),
+    /**
+     * Alert when a conversation waits for a human longer than this many seconds; 0 turns it off.
+     * The same setting as the handoff_wait rule's threshold (and enabled), written there.
+     */
+    handoff_wait_alert_seconds: z.number().int().min(0).max(RULES.handoff_wait.range[1]).optional(),
     webhook_url: z
       .url({ protocol: /^https?$/, error: "webhook_url must be an http(s) URL" })
       .max(2048)
@@ -210,6 +244,13 @@ export const AlertSettingsInput = z
   })
   .strict()
   .superRefine((v, ctx) => {
+    if (v.handoff_wait_alert_seconds !== undefined && v.rules?.handoff_wait !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["handoff_wait_alert_seconds"],
+        message: "set handoff_wait_alert_seconds or rules.handoff_wait, not both",
+      });
+    }
     for (const [name, o] of Object.entries(v.rules ?? {})) {
       if (!o) continue;
       const def = RULES[name as RuleName];
@@ -218,6 +259,13 @@ export const AlertSettingsInput = z
           code: "custom",
           path: ["rules", name, "threshold"],
           message: `must be between ${def.range[0]} and ${def.range[1]} (${def.unit})`,
+        });
+      }
+      if (name === "handoff_wait" && (o.window_hours !== undefined || o.min_events !== undefined)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["rules", name],
+          message: "handoff_wait looks at the conversations waiting now: it has no window or minimum",
         });
       }
       if (name === "dau_change" && o.window_hours !== undefined && o.window_hours % 24 !== 0) {
@@ -231,15 +279,22 @@ export const AlertSettingsInput = z
   });
 export type AlertSettingsInput = z.infer<typeof AlertSettingsInput>;
 
-/** Merges a PUT into stored overrides: fields given replace, null removes the rule's override. */
+/**
+ * Merges a PUT into stored overrides: fields given replace, null removes the rule's override;
+ * `handoff_wait_alert_seconds` becomes the handoff_wait rule's threshold (0: the rule off).
+ */
 export function mergeOverrides(
   stored: Record<string, AlertRuleOverride>,
   patch: AlertSettingsInput["rules"],
+  handoffWaitAlertSeconds?: number,
 ): Record<string, AlertRuleOverride> {
   const out: Record<string, AlertRuleOverride> = { ...stored };
   for (const [name, o] of Object.entries(patch ?? {})) {
     if (o === null) delete out[name];
     else if (o) out[name] = { ...out[name], ...o };
   }
+  if (handoffWaitAlertSeconds === 0) out.handoff_wait = { ...out.handoff_wait, enabled: false };
+  else if (handoffWaitAlertSeconds !== undefined)
+    out.handoff_wait = { ...out.handoff_wait, threshold: handoffWaitAlertSeconds, enabled: true };
   return out;
 }

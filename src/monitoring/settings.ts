@@ -5,7 +5,13 @@ import { alertSettings, tenants } from "../db/schema.ts";
 import { AppError } from "../errors.ts";
 import { newWebhookSecret } from "../notify/webhook.ts";
 import { type Actor, audit } from "../tenants/service.ts";
-import { type AlertSettingsInput, effectiveRules, mergeOverrides, RULES } from "./rules.ts";
+import {
+  type AlertSettingsInput,
+  effectiveRules,
+  handoffWaitSeconds,
+  mergeOverrides,
+  RULES,
+} from "./rules.ts";
 
 export interface AlertSettingsView {
   tenant_id: string;
@@ -15,6 +21,8 @@ export interface AlertSettingsView {
    * shown once (rotate it to get a new one), never in a GET.
    */
   webhook_secret?: string;
+  /** Seconds a conversation may wait for a human before an alert; 0: off (the handoff_wait rule). */
+  handoff_wait_alert_seconds: number;
   /** What the tenant changed, per rule. */
   overrides: Record<string, unknown>;
   /** Every rule as it applies: defaults with the overrides. */
@@ -29,6 +37,8 @@ export interface AlertSettingsView {
     window_hours: number;
     min_events: number;
     enabled: boolean;
+    /** False for handoff_wait: it reads the conversations waiting now, with no window or minimum. */
+    windowed: boolean;
   }[];
 }
 
@@ -40,6 +50,7 @@ function view(
   return {
     tenant_id: tenantId,
     webhook_url: webhookUrl,
+    handoff_wait_alert_seconds: handoffWaitSeconds(overrides),
     overrides,
     rules: effectiveRules(overrides).map((r) => ({
       rule: r.name,
@@ -52,6 +63,7 @@ function view(
       window_hours: r.windowHours,
       min_events: r.minEvents,
       enabled: r.enabled,
+      windowed: RULES[r.name].events !== "waiting_conversations",
     })),
   };
 }
@@ -83,7 +95,7 @@ export async function putAlertSettings(
       .from(alertSettings)
       .where(eq(alertSettings.tenantId, tenantId))
       .for("update");
-    const rules = mergeOverrides(row?.rules ?? {}, input.rules);
+    const rules = mergeOverrides(row?.rules ?? {}, input.rules, input.handoff_wait_alert_seconds);
     const webhookUrl = input.webhook_url === undefined ? (row?.webhookUrl ?? null) : input.webhook_url;
     // Each webhook has its own secret: a new URL gets a new one (the old receiver's secret must not
     // sign for the new one), the same URL keeps it, no URL has none.
@@ -100,6 +112,9 @@ export async function putAlertSettings(
     // The webhook may carry a token: the audit log records that it changed, not its value.
     await audit(tx, who, tenantId, "alert_settings.update", tenantId, {
       rules: input.rules ?? {},
+      ...(input.handoff_wait_alert_seconds === undefined
+        ? {}
+        : { handoff_wait_alert_seconds: input.handoff_wait_alert_seconds }),
       webhook_url_changed: input.webhook_url !== undefined,
     });
     const out = view(tenantId, rules as Record<string, never>, webhookUrl);

@@ -5,12 +5,14 @@
  * All scopes and rules in one parameterized statement that reads rollups only.
  *
  * A window of W hours is the W whole UTC hours before now plus the current hour so far; days for
- * daily active users are whole UTC days before today.
+ * daily active users are whole UTC days before today. The handoff_wait rule has no window: it
+ * reads the conversations waiting for a human now, from the inbox index (`inbox_conversations`).
  */
 import { sql } from "drizzle-orm";
 import { bucketValue } from "../analytics/latency.ts";
 import { COUNTER_COLUMNS, COUNTER_KEYS, type Counters } from "../analytics/rollups.ts";
 import type { SqlExecutor } from "../analytics/sql.ts";
+import { MAX_LINKED_CONVERSATIONS } from "../notify/messages.ts";
 import { RULES, type RuleName } from "./rules.ts";
 
 /** The hours before the window that a safety spike is measured against. */
@@ -39,18 +41,28 @@ export interface WindowSums extends Counters {
   dau_previous: number;
   /** Active users today so far. */
   dau_today: number;
+  /** Conversations waiting for a human now, and the longest wait (whole seconds, 0 with none). */
+  waiting: number;
+  waiting_max_s: number;
+  /** The longest-waiting conversations (at most WAITING_LISTED), longest first: what an alert links to. */
+  waiting_oldest: { id: string; since: number }[];
 }
 
-const zeroSums = (): WindowSums =>
-  ({
-    ...Object.fromEntries(COUNTER_KEYS.map((k) => [k, 0])),
-    p50_ms: null,
-    p99_ms: null,
-    safety_baseline: 0,
-    dau_current: 0,
-    dau_previous: 0,
-    dau_today: 0,
-  }) as WindowSums;
+/** Waiting conversations an alert names, longest first: as many as a notice links. */
+export const WAITING_LISTED = MAX_LINKED_CONVERSATIONS;
+
+const zeroSums = (): WindowSums => ({
+  ...(Object.fromEntries(COUNTER_KEYS.map((k) => [k, 0])) as unknown as Counters),
+  p50_ms: null,
+  p99_ms: null,
+  safety_baseline: 0,
+  dau_current: 0,
+  dau_previous: 0,
+  dau_today: 0,
+  waiting: 0,
+  waiting_max_s: 0,
+  waiting_oldest: [],
+});
 
 // sum(h.turns)::float8 as turns, ...: the window's counters, and the platform's sums of them.
 const SUMS = sql.join(
@@ -74,6 +86,7 @@ interface Window {
   base: boolean;
   dau: boolean;
   today: boolean;
+  wait: boolean;
 }
 
 const key = (scope: string, hours: number) => `${scope}\u0000${hours}`;
@@ -104,11 +117,13 @@ export async function readWindows(
         base: false,
         dau: false,
         today: false,
+        wait: false,
       };
       windows.set(k, w);
     }
     if (r.scope === PLATFORM) w.platform = true;
     if (r.rule === "dau_change") w.dau = true;
+    else if (r.rule === "handoff_wait") w.wait = true;
     else w.sums = true;
     if (r.rule === "p50_response_time" || r.rule === "p99_response_time") w.lat = true;
     if (r.rule === "safety_spike") w.base = true;
@@ -126,10 +141,12 @@ export async function readWindows(
   if (windows.size > 0) {
     const hour = new Date(Math.floor(now / 3_600_000) * 3_600_000).toISOString();
     const today = new Date(now).toISOString().slice(0, 10);
+    const nowIso = new Date(now).toISOString();
     const res = await db.execute(sql`
     with w as (
       select * from jsonb_to_recordset(${JSON.stringify([...windows.values()])}::jsonb) as w(tenant_id text,
-        hours int, platform boolean, sums boolean, lat boolean, base boolean, dau boolean, today boolean)
+        hours int, platform boolean, sums boolean, lat boolean, base boolean, dau boolean, today boolean,
+        wait boolean)
     ),
     t as (
       select w.tenant_id, w.hours, w.platform, x.*
@@ -224,13 +241,41 @@ export async function readWindows(
       select tenant_id, hours, dau_today from tt
       union all
       select '*', hours, sum(dau_today) from tt where platform group by hours
+    ),
+    -- Each tenant's waiting conversations through the partial index on (tenant_id, waiting_since).
+    tw as (
+      select w.tenant_id, w.hours, w.platform, x.waiting, x.waiting_max_s, o.oldest
+      from w cross join lateral (
+        select count(*)::float8 as waiting,
+          -- Whole seconds: two reads a moment apart (the JSON and the scrape) give the same value.
+          greatest(floor(coalesce(extract(epoch from ${nowIso}::timestamptz - min(i.waiting_since)), 0)), 0)::float8
+            as waiting_max_s
+        from inbox_conversations i
+        where i.tenant_id = w.tenant_id and i.status = 'waiting' and i.waiting_since is not null
+      ) x cross join lateral (
+        select coalesce(json_agg(json_build_object('id', l.conversation_id,
+            'since', extract(epoch from l.waiting_since) * 1000) order by l.waiting_since, l.conversation_id),
+          '[]'::json) as oldest
+        from (
+          select i.conversation_id, i.waiting_since from inbox_conversations i
+          where i.tenant_id = w.tenant_id and i.status = 'waiting' and i.waiting_since is not null
+          order by i.waiting_since, i.conversation_id limit ${WAITING_LISTED}
+        ) l
+      ) o
+      where w.wait
+    ),
+    waits as (
+      select tenant_id, hours, waiting, waiting_max_s, oldest from tw
+      union all
+      select '*', hours, sum(waiting), max(waiting_max_s), '[]'::json from tw where platform group by hours
     )
     select
       (select json_agg(sums) from sums) as sums,
       (select json_agg(baseline) from baseline) as baseline,
       (select json_agg(pct) from pct) as pct,
       (select json_agg(dau) from dau) as dau,
-      (select json_agg(today) from today) as today`);
+      (select json_agg(today) from today) as today,
+      (select json_agg(waits) from waits) as waits`);
     const row = res.rows[0] ?? {};
     type Keyed = { tenant_id: string; hours: number };
     for (const r of parse<Keyed & Record<string, unknown>>(row.sums)) {
@@ -252,6 +297,13 @@ export async function readWindows(
     }
     for (const r of parse<Keyed & { dau_today: number }>(row.today)) {
       at(r.tenant_id, r.hours).dau_today = Number(r.dau_today);
+    }
+    type Waiting = { waiting: number; waiting_max_s: number; oldest: { id: string; since: number }[] };
+    for (const r of parse<Keyed & Waiting>(row.waits)) {
+      const s = at(r.tenant_id, r.hours);
+      s.waiting = Number(r.waiting);
+      s.waiting_max_s = Number(r.waiting_max_s);
+      s.waiting_oldest = (r.oldest ?? []).map((o) => ({ id: String(o.id), since: Number(o.since) }));
     }
   }
   const out = new Map<string, Map<string, WindowSums>>();
@@ -315,6 +367,8 @@ export function readRule(name: RuleName, s: WindowSums, windowHours: number): Ru
         current,
       };
     }
+    case "waiting_conversations":
+      return { value: s.waiting_max_s, events: s.waiting };
     case "safety_events": {
       // The baseline per window, floored at one event: from a quiet history, more than
       // threshold-many violations (and at least the minimum) is a spike.

@@ -11,6 +11,7 @@ import type { Db } from "../db/client";
 import { notifications } from "../db/schema";
 import type { Env, RawEnv } from "../env";
 import { errorSummary } from "../errors";
+import { purgedAmong } from "../privacy/erasure";
 import { redact } from "../privacy/redact";
 import { Notice, render } from "./messages";
 import { type Delivery, originOf, postWebhook, type TenantHook, tenantHooks } from "./webhook";
@@ -38,7 +39,7 @@ export async function sendEmail(env: Env, to: string, subject: string, text: str
  * the first configured one: the escalation email, then the tenant's webhook, then the platform's.
  */
 export async function deliver(env: Env, n: Notice, hook?: TenantHook): Promise<Outcome> {
-  const { subject, text } = render(n);
+  const { subject, text } = render(n, env.PUBLIC_BASE_URL);
   if (n.type === "alert") {
     return n.channel === "email"
       ? sendEmail(env, n.to, subject, text)
@@ -54,13 +55,17 @@ function recipientOf(n: Notice): string {
 }
 
 /** Records delivery outcomes in the outbox, one statement for the batch, idempotent by notice id. */
-async function recordOutcomes(db: Db, rows: { n: Notice; o: Outcome; attempts: number }[]): Promise<void> {
+async function recordOutcomes(
+  db: Db,
+  rows: { n: Notice; o: Outcome; attempts: number }[],
+  publicBaseUrl: string | undefined,
+): Promise<void> {
   if (rows.length === 0) return;
   await db
     .insert(notifications)
     .values(
       rows.map(({ n, o, attempts }) => {
-        const { subject, text } = render(n);
+        const { subject, text } = render(n, publicBaseUrl);
         return {
           id: n.id,
           tenantId: n.tenantId,
@@ -131,15 +136,20 @@ export async function consumeNotifyBatch(
     valid.map((v) => v.n.tenantId),
   );
   const outcomes: { m: Message<unknown>; n: Notice; o: Outcome; attempts: number }[] = [];
+  // A purged tenant's notices still queued go nowhere and leave no outbox row (src/privacy/purge.ts).
+  const purged = await purgedAmong(
+    db,
+    valid.map((v) => v.n.tenantId),
+  );
   for (const { m, n } of valid) {
-    if (sent.has(n.id)) {
+    if (sent.has(n.id) || purged.has(n.tenantId)) {
       m.ack();
       continue;
     }
     outcomes.push({ m, n, o: await deliver(env, n, hooks.get(n.tenantId)), attempts: m.attempts });
   }
   // Failed deliveries that will be retried are recorded too, so the console shows what is pending.
-  await recordOutcomes(db, outcomes);
+  await recordOutcomes(db, outcomes, env.PUBLIC_BASE_URL);
   for (const { m, o } of outcomes) {
     if (o.status === "failed" && m.attempts < MAX_ATTEMPTS)
       m.retry({ delaySeconds: retryDelaySeconds(m.attempts) });

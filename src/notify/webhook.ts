@@ -9,7 +9,7 @@ import { hmacSha256Hex, toHex } from "../auth/keys.ts";
 import type { Db } from "../db/client.ts";
 import { alertSettings } from "../db/schema.ts";
 import type { Env } from "../env.ts";
-import type { Notice } from "./messages.ts";
+import { type Notice, noticeLinks } from "./messages.ts";
 import { strictWebhookTargets, webhookTargetProblem } from "./webhook-target.ts";
 
 /** How one delivery went; `recipient` is what the outbox records when it is not the notice's `to`. */
@@ -93,6 +93,8 @@ export async function postWebhook(
     to: n.to,
     subject,
     text,
+    // The console pages of the conversations the notice is about (docs/handoff.md).
+    links: noticeLinks(n, env.PUBLIC_BASE_URL),
     notice: n,
   });
   const headers: Record<string, string> = { "content-type": "application/json" };

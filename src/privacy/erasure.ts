@@ -18,19 +18,40 @@ export function subjectHash(tenantId: string, userId: string): Promise<string> {
   return sha256Hex(`${tenantId}:${userId}`);
 }
 
+/**
+ * The hash a purged tenant is named by: its tombstone and the purge's audit entry. A subject's
+ * string has a second colon (`<tenant>:visitor:<id>`), a tenant id none, so the two never meet.
+ */
+export function tenantHash(tenantId: string): Promise<string> {
+  return sha256Hex(`tenant:${tenantId}`);
+}
+
 /** How long a tombstone is kept: longer than a message can wait in the queue (retries, DLQ replay). */
 export const TOMBSTONE_DAYS = 14;
 
-/** The events of a batch whose subject was erased: the consumer acks and drops them. */
+/**
+ * The events of a batch whose subject was erased or whose tenant is being or was purged (its
+ * tombstone, written when the purge starts): the consumer acks and drops them.
+ */
 export async function erasedAmong(
   db: AnalyticsDb,
   events: readonly AnalyticsEvent[],
 ): Promise<Set<AnalyticsEvent>> {
   const bySubject = new Map<string, AnalyticsEvent[]>();
+  const add = (h: string, e: AnalyticsEvent) => {
+    const list = bySubject.get(h);
+    if (list) list.push(e);
+    else bySubject.set(h, [e]);
+  };
+  const tenants = new Map<string, string>();
   for (const e of events) {
-    if (e.type === "refusal") continue; // counts of a tenant, no user
-    const h = await subjectHash(e.tenantId, e.userId);
-    bySubject.set(h, [...(bySubject.get(h) ?? []), e]);
+    let th = tenants.get(e.tenantId);
+    if (th === undefined) {
+      th = await tenantHash(e.tenantId);
+      tenants.set(e.tenantId, th);
+    }
+    add(th, e);
+    if (e.type !== "refusal") add(await subjectHash(e.tenantId, e.userId), e); // a refusal names no user
   }
   const out = new Set<AnalyticsEvent>();
   if (bySubject.size === 0) return out;
@@ -49,6 +70,9 @@ export const SUBJECT_TABLES = [
   "feedback",
   "safety_events",
   "tenant_daily_users",
+  // The inbox's index of the subject's conversations and their messages (src/inbox).
+  "inbox_conversations",
+  "inbox_entries",
 ] as const;
 
 /** The ids of a subject's conversations known to Postgres (ended, or with a turn written). */
@@ -61,7 +85,8 @@ export async function conversationIdsOf(
     select conversation_id from turns where tenant_id = ${tenantId} and user_id = ${userId}
     union select conversation_id from conversations where tenant_id = ${tenantId} and user_id = ${userId}
     union select conversation_id from feedback where tenant_id = ${tenantId} and user_id = ${userId}
-    union select conversation_id from safety_events where tenant_id = ${tenantId} and user_id = ${userId}`);
+    union select conversation_id from safety_events where tenant_id = ${tenantId} and user_id = ${userId}
+    union select conversation_id from inbox_conversations where tenant_id = ${tenantId} and user_id = ${userId}`);
   return rows.map((r) => String(r.conversation_id));
 }
 
@@ -107,6 +132,29 @@ export async function deleteSubjectRows(
   );
   counts.dead_letters = rows.length;
   return counts;
+}
+
+/** Tenants among `tenantIds` with a purge tombstone: their queued messages are dropped. */
+export async function purgedAmong(db: SqlExecutor, tenantIds: readonly string[]): Promise<Set<string>> {
+  const byHash = new Map<string, string>();
+  for (const id of new Set(tenantIds)) byHash.set(await tenantHash(id), id);
+  if (byHash.size === 0) return new Set();
+  const { rows } = await db.execute(
+    sql`select subject_hash from erasures
+      where subject_hash in (select jsonb_array_elements_text(${JSON.stringify([...byHash.keys()])}::jsonb))`,
+  );
+  return new Set(rows.map((r) => byHash.get(String(r.subject_hash)) ?? ""));
+}
+
+/**
+ * Writes (or renews) a purged tenant's tombstone. Its `tenant_id` is the hash too: the purge leaves
+ * the id nowhere, and a row naming it would be deleted by the purge's own sweep of `tenant_id`.
+ */
+export async function writeTenantTombstone(db: SqlExecutor, tenantId: string): Promise<string> {
+  const hash = await tenantHash(tenantId);
+  await db.execute(sql`insert into erasures (subject_hash, tenant_id) values (${hash}, ${`sha256:${hash}`})
+    on conflict (subject_hash) do update set erased_at = now()`);
+  return hash;
 }
 
 /** Writes (or renews) a subject's tombstone. */

@@ -14,6 +14,8 @@ export function redactEvent(e: AnalyticsEvent): AnalyticsEvent {
       return e.comment === null ? e : { ...e, comment: redactNullable(e.comment) };
     case "safety":
       return { ...e, topic: redact(e.topic) };
+    case "inbox":
+      return { ...e, entries: e.entries.map((x) => ({ ...x, content: redact(x.content) })) };
     default:
       return e;
   }

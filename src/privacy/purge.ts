@@ -9,11 +9,12 @@
 import { sql } from "drizzle-orm";
 import { PURGED_GATE } from "../admission/tenant-gate";
 import type { SqlExecutor } from "../analytics/sql";
-import { sha256Hex } from "../auth/keys";
 import type { Services } from "../services";
 import { invalidateApiKey, invalidateTenant } from "../tenants/config";
 import type { Actor } from "../tenants/service";
 import { audit } from "../tenants/service";
+import { tenantHash, writeTenantTombstone } from "./erasure";
+import { PARTITIONED } from "./partitions";
 
 /** How much one call may do: conversation objects forgotten, rows per DELETE, DELETE statements. */
 export interface PurgeLimits {
@@ -25,7 +26,14 @@ export interface PurgeLimits {
 export const PURGE_LIMITS: PurgeLimits = { conversations: 300, batch: 5_000, statements: 60 };
 
 /** Tables whose rows name a conversation object; its storage goes before the rows that find it. */
-const CONVERSATION_TABLES = ["turns", "conversations", "feedback", "safety_events"] as const;
+const CONVERSATION_TABLES = [
+  "turns",
+  "conversations",
+  "feedback",
+  "safety_events",
+  "inbox_conversations",
+  "inbox_entries",
+] as const;
 
 /** What one call did, and whether the tenant is gone. */
 export interface PurgeProgress {
@@ -36,14 +44,13 @@ export interface PurgeProgress {
   redis_keys_deleted: number;
 }
 
-/** The hash the purge's audit entry names the tenant by (the id itself is gone everywhere). */
-export function tenantHash(tenantId: string): Promise<string> {
-  return sha256Hex(`tenant:${tenantId}`);
-}
+/** The hash the purge's audit entry and tombstone name the tenant by (the id itself is gone everywhere). */
+export { tenantHash };
 
 /**
  * The tables with a `tenant_id` column other than `tenants`, each after every table that references
- * it: read from the catalog, so a table added later is purged without a change here.
+ * it: read from the catalog, so a table added later is purged without a change here. A partitioned
+ * table is listed as its partitions (a ctid names a row only within one physical table).
  */
 export async function tenantTables(db: SqlExecutor): Promise<string[]> {
   const { rows } = await db.execute(sql`
@@ -55,6 +62,7 @@ export async function tenantTables(db: SqlExecutor): Promise<string[]> {
       on tb.table_schema = c.table_schema and tb.table_name = c.table_name
     where c.table_schema = current_schema() and c.column_name = 'tenant_id'
       and tb.table_type = 'BASE TABLE' and c.table_name <> 'tenants'
+      and (select k.relkind from pg_class k where k.oid = (quote_ident(c.table_name))::regclass) = 'r'
     order by c.table_name`);
   const refs = new Map(rows.map((r) => [String(r.t), (r.referenced_by as string[]).map(String)]));
   const ordered: string[] = [];
@@ -86,6 +94,10 @@ export async function purgeTenant(
   const count = (table: string, n: number) => {
     progress.rows_deleted[table] = (progress.rows_deleted[table] ?? 0) + n;
   };
+
+  // 0. The tombstone: from now on the consumers drop the tenant's messages still in the queues, so
+  // nothing is written behind the purge (src/privacy/erasure.ts).
+  await writeTenantTombstone(db, tenantId);
 
   // 1. Conversation objects, a batch at a time, each with the rows that named it.
   let budget = limits.conversations;
@@ -125,7 +137,7 @@ export async function purgeTenant(
         select ctid from ${sql.raw(table)} where tenant_id = ${tenantId} limit ${limits.batch}))
         ${returning}`);
       if (rows.length > 0) statements--;
-      count(table, rows.length);
+      count(logicalName(table), rows.length);
       // A key's cached record names the tenant under the key's prefix, not the tenant's id.
       if (table === "api_keys") for (const r of rows) await invalidateApiKey(svc, String(r.prefix));
       if (rows.length < limits.batch) break;
@@ -162,6 +174,13 @@ export async function purgeTenant(
   return progress;
 }
 
+/** A month or default partition's rows count under their table's name (`turns_p202612`: `turns`). */
+function logicalName(table: string): string {
+  for (const parent of Object.keys(PARTITIONED))
+    if (new RegExp(`^${parent}_(p\\d{6}|default)$`).test(table)) return parent;
+  return table;
+}
+
 /** Up to `limit` of the tenant's conversation ids still named by a row. */
 async function conversationBatch(db: SqlExecutor, tenantId: string, limit: number): Promise<string[]> {
   const { rows } = await db.execute(sql`select distinct conversation_id from (
@@ -169,6 +188,7 @@ async function conversationBatch(db: SqlExecutor, tenantId: string, limit: numbe
       union all (select conversation_id from turns where tenant_id = ${tenantId} limit ${limit})
       union all (select conversation_id from feedback where tenant_id = ${tenantId} limit ${limit})
       union all (select conversation_id from safety_events where tenant_id = ${tenantId} limit ${limit})
+      union all (select conversation_id from inbox_conversations where tenant_id = ${tenantId} limit ${limit})
     ) c limit ${limit}`);
   return rows.map((r) => String(r.conversation_id));
 }

@@ -14,6 +14,7 @@ import type { Db } from "../db/client.ts";
 import { tenants } from "../db/schema.ts";
 import type { Env } from "../env.ts";
 import { TOMBSTONE_DAYS } from "./erasure.ts";
+import { dropExpiredPartitions, ensurePartitions, PARTITIONED, partitionsOf } from "./partitions.ts";
 
 export const DAY_MS = 86_400_000;
 
@@ -36,6 +37,9 @@ const SWEPT = {
   notifications: "t.created_at < c.cutoff",
   dead_letters: "t.created_at < c.cutoff",
   audit_log: "t.created_at < c.cutoff",
+  // The inbox (src/inbox): a conversation's row once its last activity is past, each message by its time.
+  inbox_conversations: "t.last_activity_at < c.cutoff",
+  inbox_entries: "t.at < c.cutoff",
 } as const;
 
 export type SweptTable = keyof typeof SWEPT;
@@ -48,6 +52,8 @@ export interface RetentionReport {
   tombstones: number;
   /** Tables where rows past the cutoff remain for the next run (the batch budget ran out). */
   unfinished: SweptTable[];
+  /** Month partitions created ahead, and dropped whole past RETENTION_DAYS_MAX (src/privacy/partitions.ts). */
+  partitions: { created: string[]; dropped: string[] };
 }
 
 export interface SweepLimits {
@@ -83,20 +89,32 @@ export async function sweepRetention(
     transcripts: 0,
     tombstones: 0,
     unfinished: [],
+    partitions: {
+      created: await ensurePartitions(db, now),
+      // Past the maximum no tenant keeps anything: whole months go at once, before the row batches.
+      dropped: await dropExpiredPartitions(db, now - env.RETENTION_DAYS_MAX * DAY_MS),
+    },
   };
   if (cutoffs.length === 0) return report;
   const param = JSON.stringify(cutoffs);
+  const latest = Math.max(...cutoffOf.values());
   for (const table of Object.keys(SWEPT) as SweptTable[]) {
-    for (let i = 0; ; i++) {
-      if (i === limits.maxBatches) {
-        report.unfinished.push(table);
-        break;
+    // Only a statement that deleted something counts: a partition with nothing to delete costs one
+    // index probe per tenant.
+    let statements = 0;
+    sweep: for (const physical of await sweptTablesOf(db, table, latest)) {
+      for (;;) {
+        if (statements === limits.maxBatches) {
+          report.unfinished.push(table);
+          break sweep;
+        }
+        const gone = await deleteBatch(db, table, physical, param, limits.batch);
+        if (gone.length > 0) statements++;
+        report.deleted[table] += gone.length;
+        if (table === "conversations" && env.CONVERSATION)
+          report.transcripts += await expireObjects(env.CONVERSATION, gone, cutoffOf);
+        if (gone.length < limits.batch) break;
       }
-      const gone = await deleteBatch(db, table, param, limits.batch);
-      report.deleted[table] += gone.length;
-      if (table === "conversations" && env.CONVERSATION)
-        report.transcripts += await expireObjects(env.CONVERSATION, gone, cutoffOf);
-      if (gone.length < limits.batch) break;
     }
   }
   // Tombstones outlive every message that could still be in flight, then go (no personal data).
@@ -107,14 +125,27 @@ export async function sweepRetention(
   return report;
 }
 
+/**
+ * The physical tables a sweep of `table` deletes from: the table itself, or for a partitioned one
+ * its partitions that may hold rows older than the latest cutoff (a ctid names a row only within
+ * one physical table, and a month starting after every cutoff has nothing to delete).
+ */
+async function sweptTablesOf(db: Db, table: SweptTable, latest: number): Promise<string[]> {
+  if (!(table in PARTITIONED)) return [table];
+  const { partitioned, months, other } = await partitionsOf(db, table as keyof typeof PARTITIONED);
+  if (!partitioned) return [table];
+  return [...months.filter((p) => p.from.getTime() < latest).map((p) => p.name), ...other];
+}
+
 /** One bounded DELETE: the oldest-first rows of every tenant past its cutoff, found by index, by ctid. */
 async function deleteBatch(
   db: Db,
   table: SweptTable,
+  physical: string,
   cutoffs: string,
   limit: number,
 ): Promise<{ tenant_id: string; conversation_id?: string }[]> {
-  const name = sql.raw(table);
+  const name = sql.raw(`"${physical}"`);
   const returning = sql.raw(table === "conversations" ? "tenant_id, conversation_id" : "tenant_id");
   const result = await db.execute(sql`
     delete from ${name} where ctid = any(array(

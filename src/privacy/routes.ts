@@ -58,6 +58,9 @@ export const SubjectExport = z
     feedback: z.array(Row),
     safety_events: z.array(Row),
     active_days: z.array(Row),
+    /** The inbox's index of the subject's conversations and their stored messages (src/inbox). */
+    inbox_conversations: z.array(Row),
+    inbox_entries: z.array(Row),
     experiment_assignments: z.array(z.object({ experiment: z.string(), variant: z.string() })),
     truncated: z.boolean(),
   })
@@ -121,7 +124,7 @@ export const privacyRoutes = (scope: TenantScope) =>
             };
           }),
         );
-        const [turns, summaries, feedback, safety, days] = await Promise.all(
+        const [turns, summaries, feedback, safety, days, inbox, entries] = await Promise.all(
           SUBJECT_TABLES.map((t) => rowsOf(db, t, tenant.id, userId)),
         );
         const keys = await assignmentKeys(svc, tenant.id, userId);
@@ -140,6 +143,9 @@ export const privacyRoutes = (scope: TenantScope) =>
             feedback: feedback ?? [],
             safety_events: safety ?? [],
             active_days: days ?? [],
+            inbox_conversations: inbox ?? [],
+            // The search vector is the entries' own text again, in the database's form.
+            inbox_entries: (entries ?? []).map(({ tsv: _tsv, ...e }) => e),
             experiment_assignments: keys.flatMap((k, i) => {
               const variant = variants[i];
               return typeof variant === "string" ? [{ experiment: k.experiment, variant }] : [];

@@ -215,7 +215,11 @@ describe.skipIf(!hasChromium && !process.env.CI)("the widget and the console in 
       });
     expect(await kpi("total_conversations").textContent()).toBe("1");
     expect(await kpi("resolution_rate_pct").textContent()).toBe("100.0 %");
-    expect(await ops.locator("canvas").count()).toBe(5);
+    // No operator took part: resolved by the bot, no human reply time.
+    expect(await kpi("human_handled_conversations").textContent()).toBe("0");
+    expect(await kpi("resolved_by_human_pct").textContent()).toBe("0.0 %");
+    expect(await kpi("p50_first_human_reply_ms").textContent()).toBe("—");
+    expect(await ops.locator("canvas").count()).toBe(6);
     await shot(ops, "3-console-dashboard", "console.png", true);
     await ops.close();
   });
@@ -851,7 +855,7 @@ describe.skipIf(!hasChromium && !process.env.CI)("the widget and the console in 
       ["#/tenants", (p) => p.getByRole("link", { name: "a11y", exact: true }).waitFor()],
       ["#/new", (p) => p.getByLabel("Tenant id").waitFor()],
       ["#/monitoring", (p) => p.getByRole("table", { name: "Platform metrics (default rules)" }).waitFor()],
-      ["#/t/a11y/dashboard", (p) => p.locator("canvas").nth(4).waitFor()],
+      ["#/t/a11y/dashboard", (p) => p.locator("canvas").nth(5).waitFor()],
       ["#/t/a11y/monitoring", (p) => p.getByLabel("Alert webhook URL").waitFor()],
       ["#/t/a11y/usage", (p) => p.getByRole("meter", { name: /Tokens this month/ }).waitFor()],
       ["#/t/a11y/experiments", (p) => p.getByRole("link", { name: "tone" }).waitFor()],
@@ -893,7 +897,7 @@ describe.skipIf(!hasChromium && !process.env.CI)("the widget and the console in 
 
     // A tenant's own pages, by its secret key.
     const own = await signIn(stack.secretKey);
-    await own.locator("canvas").nth(4).waitFor();
+    await own.locator("canvas").nth(5).waitFor();
     await expectAccessibleView(own, "tenant dashboard");
     await own.getByRole("link", { name: "Configuration" }).click();
     await own.getByText("Only the admin can change the configuration.").waitFor();

@@ -37,6 +37,7 @@ export async function startStack(env: Record<string, string> = {}, devVars?: str
       PORT: String(port),
       // The demo tool (examples/order-status) on a free port too: stacks run side by side.
       TOOL_PORT: "0",
+      EMBEDDER_PORT: "0",
       DATABASE_URL: databaseUrl,
       DEV_DATA_DIR: join(dir, "data"),
       DEV_PERSIST_DIR: join(dir, "state"),

@@ -24,12 +24,14 @@ const rule = (name: string, over: Partial<AlertSettingsRule> = {}): AlertSetting
   window_hours: 1,
   min_events: 20,
   enabled: true,
+  windowed: true,
   ...over,
 });
 
 const settings = (rules: AlertSettingsRule[], webhook_url: string | null = null): AlertSettings => ({
   tenant_id: "t",
   webhook_url,
+  handoff_wait_alert_seconds: 300,
   overrides: {},
   rules,
 });
@@ -50,6 +52,7 @@ describe("the console's monitoring words and numbers", () => {
     expect(inUnit(0, "usd")).toBe("$0.00");
     expect(inUnit(4.25, "score")).toBe("4.25");
     expect(inUnit(3.2, "ratio")).toBe("3.2×");
+    expect([inUnit(42.4, "s"), inUnit(600, "s"), inUnit(null, "s")]).toEqual(["42 s", "10.0 min", "—"]);
     for (const u of ["ms", "pct", "usd", "score", "ratio"]) expect(inUnit(null, u)).toBe("—");
     expect(thresholdText("gt", 5000, "ms")).toBe("> 5,000 ms");
     expect(thresholdText("lt", 3, "score")).toBe("< 3.00");
@@ -96,6 +99,20 @@ describe("the alert settings form", () => {
         "csat.window_hours": "between 1 and 720",
         webhook_url: "an http(s) URL, or empty for none",
       },
+    });
+  });
+
+  it("saves other changes beside handoff_wait, whose minimum of 0 the form does not check again", () => {
+    const wait = rule("handoff_wait", { unit: "s", threshold: 300, min_events: 0, windowed: false });
+    const withWait = settings([...current.rules, wait]);
+    const e = edits();
+    e.handoff_wait = editOf(wait);
+    e.csat = { ...e.csat!, threshold: "3.5" };
+    expect(settingsPut(withWait, e, "")).toEqual({ ok: true, body: { rules: { csat: { threshold: 3.5 } } } });
+    e.handoff_wait = { ...editOf(wait), threshold: "120" };
+    expect(settingsPut(withWait, e, "")).toEqual({
+      ok: true,
+      body: { rules: { csat: { threshold: 3.5 }, handoff_wait: { threshold: 120 } } },
     });
   });
 

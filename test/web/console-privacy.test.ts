@@ -31,6 +31,8 @@ describe("the console's privacy requests", () => {
       feedback: [],
       safety_events: [],
       active_days: [],
+      inbox_conversations: [],
+      inbox_entries: [],
       experiment_assignments: [],
       truncated: true,
     };

@@ -59,6 +59,14 @@ describe("the app shell", () => {
       "GET /knowledge/settings",
       "PATCH /knowledge/settings",
       "GET /knowledge/unanswered",
+      // the inbox (src/inbox/routes.ts)
+      "GET /inbox",
+      "GET /inbox/{conversation_id}",
+      // live takeover (src/handoff/routes.ts)
+      "POST /inbox/{conversation_id}/takeover",
+      "POST /inbox/{conversation_id}/messages",
+      "POST /inbox/{conversation_id}/handback",
+      "POST /inbox/{conversation_id}/resolve",
     ];
     expect(routes.sort()).toEqual(
       [
@@ -85,6 +93,7 @@ describe("the app shell", () => {
         "GET /v1/conversations/{id}",
         "POST /v1/conversations/{id}/end",
         "POST /v1/conversations/{id}/feedback",
+        "POST /v1/conversations/{id}/live",
         "GET /admin/metrics",
         "GET /admin/monitoring",
         "POST /admin/monitoring/evaluate",

@@ -50,8 +50,11 @@ type Entry = {
   /**
    * What the owner gets sending the same request (the control that shows the probe is real); 400
    * for the purge, whose handler (past auth) refuses a confirmation that is not the tenant's id.
+   * 403 and 409: live takeover (src/handoff), which only an operator session may hold and write in
+   * (a key or the admin is refused after the conversation is found), and whose hand-back and
+   * resolve find the sweep's conversation ended by then.
    */
-  ownerStatus: 200 | 201 | 400;
+  ownerStatus: 200 | 201 | 400 | 403 | 409;
 };
 
 /**
@@ -212,6 +215,13 @@ const ID_ROUTES: Record<string, Entry> = {
   },
   // tenant: conversations
   "GET /v1/conversations/{id}": {
+    auth: "tenant",
+    params: (i) => ({ id: i.conversation }),
+    publishable: "allowed",
+    ownerStatus: 200,
+  },
+  // before /end below: a ticket is for a conversation that has not ended
+  "POST /v1/conversations/{id}/live": {
     auth: "tenant",
     params: (i) => ({ id: i.conversation }),
     publishable: "allowed",
@@ -395,6 +405,66 @@ const ID_ROUTES: Record<string, Entry> = {
     params: (i) => ({ sourceId: i.doomedSource }),
     publishable: "refused",
     ownerStatus: 200,
+  },
+  // the inbox (src/inbox): reads; `{id}` is the admin path's tenant, so the conversation is `{conversation_id}`
+  "GET /admin/tenants/{id}/inbox": { auth: "admin", params: (i) => ({ id: i.tenant }), ownerStatus: 200 },
+  "GET /admin/tenants/{id}/inbox/{conversation_id}": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant, conversation_id: i.conversation }),
+    ownerStatus: 200,
+  },
+  "GET /v1/inbox/{conversation_id}": {
+    auth: "tenant",
+    params: (i) => ({ conversation_id: i.conversation }),
+    publishable: "refused",
+    ownerStatus: 200,
+  },
+  // live takeover (src/handoff): last, after /end, so the owner's control finds the conversation ended
+  "POST /v1/inbox/{conversation_id}/takeover": {
+    auth: "tenant",
+    params: (i) => ({ conversation_id: i.conversation }),
+    publishable: "refused",
+    ownerStatus: 403,
+  },
+  "POST /admin/tenants/{id}/inbox/{conversation_id}/takeover": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant, conversation_id: i.conversation }),
+    ownerStatus: 403,
+  },
+  "POST /v1/inbox/{conversation_id}/messages": {
+    auth: "tenant",
+    params: (i) => ({ conversation_id: i.conversation }),
+    body: { content: "written by the isolation sweep" },
+    publishable: "refused",
+    ownerStatus: 403,
+  },
+  "POST /admin/tenants/{id}/inbox/{conversation_id}/messages": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant, conversation_id: i.conversation }),
+    body: { content: "written by the isolation sweep" },
+    ownerStatus: 403,
+  },
+  "POST /v1/inbox/{conversation_id}/handback": {
+    auth: "tenant",
+    params: (i) => ({ conversation_id: i.conversation }),
+    publishable: "refused",
+    ownerStatus: 409,
+  },
+  "POST /admin/tenants/{id}/inbox/{conversation_id}/handback": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant, conversation_id: i.conversation }),
+    ownerStatus: 409,
+  },
+  "POST /v1/inbox/{conversation_id}/resolve": {
+    auth: "tenant",
+    params: (i) => ({ conversation_id: i.conversation }),
+    publishable: "refused",
+    ownerStatus: 409,
+  },
+  "POST /admin/tenants/{id}/inbox/{conversation_id}/resolve": {
+    auth: "admin",
+    params: (i) => ({ id: i.tenant, conversation_id: i.conversation }),
+    ownerStatus: 409,
   },
 };
 

@@ -152,6 +152,44 @@ describe("notifications", () => {
     expect(await outbox(id)).toHaveLength(1);
   });
 
+  it("links the escalation email to the conversation in the console: PUBLIC_BASE_URL, else the notice's origin", async () => {
+    const { id } = await chatTenant();
+    const cases: [Partial<RawEnv>, Partial<EscalationNotice>, string][] = [
+      [{ PUBLIC_BASE_URL: "https://chat.shop.example/ignored/path" }, {}, "https://chat.shop.example"],
+      [{}, { origin: "https://api.chatedge.example" }, "https://api.chatedge.example"],
+      [
+        { PUBLIC_BASE_URL: "https://chat.shop.example" },
+        { origin: "https://api.chatedge.example" },
+        "https://chat.shop.example",
+      ],
+      [{}, {}, ""],
+    ];
+    for (const [vars, extra, base] of cases) {
+      const n = notice(id, { conversationId: `conv-${crypto.randomUUID().slice(0, 8)}`, ...extra });
+      expect((await consume([n], vars)).explicitAcks).toEqual(["m0"]);
+      const rows = await query<{ body: string }>(sql`select body from notifications where id = ${n.id}`);
+      expect(rows[0]?.body, JSON.stringify(vars)).toContain(
+        `Open it in the console to take it over: ${base}/console/#/t/${id}/inbox/${n.conversationId}\n`,
+      );
+    }
+  });
+
+  it("puts the link in the webhook's body, ids escaped; a notice with a non-http origin is dropped", async () => {
+    const { id } = await chatTenant();
+    const n = notice(id, { conversationId: "a/b#c?d", origin: "https://api.chatedge.example" });
+    const hook = { EMAIL_FROM: undefined, NOTIFY_WEBHOOK_URL: `${FAKE}/__webhook` };
+    await consume([n], hook);
+    const call = (await webhookCalls()).find((c) => c.raw.includes(n.id));
+    expect(JSON.parse(call?.raw ?? "{}").links).toEqual([
+      `https://api.chatedge.example/console/#/t/${id}/inbox/a%2Fb%23c%3Fd`,
+    ]);
+    const hostile = notice(id, { origin: "javascript:alert(1)" });
+    const result = await consume([hostile], hook);
+    expect(result.explicitAcks).toEqual(["m0"]);
+    expect((await webhookCalls()).some((c) => c.raw.includes(hostile.id))).toBe(false);
+    expect(await query(sql`select id from notifications where id = ${hostile.id}`)).toEqual([]);
+  });
+
   it("drops a malformed notice without writing anything", async () => {
     const { id } = await chatTenant();
     const result = await consume([{ type: "escalation", tenantId: id }, "garbage"]);

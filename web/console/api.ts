@@ -31,7 +31,8 @@ type TenantResource =
   | "tools"
   | "privacy/export"
   | "privacy/erase"
-  | "operators";
+  | "operators"
+  | "inbox";
 
 /** Calls the API as the signed-in operator; a 401 calls `onUnauthorized` (the session is over). */
 export class Api {

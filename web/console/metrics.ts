@@ -23,6 +23,7 @@ export const METRIC_LABELS: Record<string, string> = {
   cost_per_conversation_usd: "Cost per conversation",
   avg_csat: "Average CSAT",
   safety_spike_ratio: "Safety violations vs. baseline",
+  handoff_wait_seconds: "Longest wait for a human",
 };
 
 /** "1 tenant", "3 tenants". */
@@ -38,9 +39,10 @@ export const STATE_LABELS: Record<MonitoringMetric["state"], string> = {
   off: "off",
 };
 
-/** A value in its unit: milliseconds, percent, USD, a 1-5 score, or a multiple of a baseline. */
+/** A value in its unit: milliseconds, seconds, percent, USD, a 1-5 score, or a multiple of a baseline. */
 export function inUnit(v: number | null, unit: string): string {
   if (unit === "ms") return ms(v);
+  if (unit === "s") return v === null ? "—" : v < 120 ? `${int(v)} s` : `${fixed(v / 60, 1)} min`;
   if (unit === "pct") return pct(v);
   // Below a cent, two significant digits: a mock model's $0.000069 is not "$0.00".
   if (unit === "usd")
@@ -104,7 +106,10 @@ export function settingsPut(
       min_events: number(e.min_events, true, 1, 1_000_000),
     };
     const o: AlertRuleOverride = {};
+    const was = editOf(r);
     for (const f of ["threshold", "window_hours", "min_events"] as const) {
+      // A field left as it was is not checked again: handoff_wait's minimum of 0 is the server's.
+      if (e[f].trim() === was[f]) continue;
       const v = parsed[f];
       if (typeof v === "string") problems[`${r.rule}.${f}`] = v;
       else if (v !== r[f]) o[f] = v;

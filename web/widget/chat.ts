@@ -2,6 +2,7 @@ import type { PublicConfig, Reply, StartedConversation, ToolFrame, Transcript } 
 import { ApiError } from "../shared/api-error";
 import { type Client, call, json, NetworkError } from "./api";
 import { EN, fill, type Strings, waitFor } from "./i18n";
+import { LiveChannel } from "./live";
 import { showSources } from "./sources";
 import { readSse } from "./sse";
 import { type Memo, VisitorToken } from "./storage";
@@ -11,6 +12,8 @@ import type { Actions, Message, Step, View } from "./view";
 /** Retries after a lost connection: 1, 2, 4, 8, 15, 15 ... seconds, then the widget gives up. */
 const MAX_RETRIES = 8;
 const ENDED = new Set(["resolved", "unresolved"]);
+/** States in which a person is asked for or writing: the live channel is open. */
+const WITH_A_PERSON = new Set(["escalated", "human"]);
 
 /** Waits before retry `n` with jitter, or less if the browser comes back online. */
 function backoff(n: number): Promise<void> {
@@ -66,6 +69,10 @@ export class Chat implements Actions {
   #coolUntil = 0;
   #check: BotCheck | undefined;
   #config: PublicConfig | undefined;
+  /** The operator's channel, once a person was asked for (src/handoff). */
+  #live: LiveChannel | undefined;
+  /** The highest entry seq the restored transcript showed. */
+  #restoredSeq = 0;
 
   constructor(
     readonly api: Client,
@@ -141,12 +148,36 @@ export class Chat implements Actions {
       if (err instanceof ApiError && err.status === 404) return this.#forget();
       throw err;
     }
-    for (const m of t.messages) this.view.add(m.role, m.content);
+    for (const m of t.messages) this.view.add(m.role, m.content, m.author);
     this.#recorded = t.messages.filter((m) => m.role === "user").length;
+    this.#restoredSeq = t.messages.reduce((n, m) => Math.max(n, m.seq), 0);
     this.#show(ENDED.has(t.state) ? (t.csat === null ? "rate" : "thanks") : "chat");
+    if (WITH_A_PERSON.has(t.state)) this.#listen();
+  }
+
+  /**
+   * Opens the live channel: a person's messages and the notices arrive there. The visitor's own
+   * messages and the bot's answers come with each REST answer, so the channel shows only the rest.
+   */
+  #listen(): void {
+    const id = this.#conversation;
+    if (this.#live || !id) return;
+    this.#live = new LiveChannel(this.api, id, this.#restoredSeq, {
+      entry: (e) => {
+        if (e.role !== "operator" && e.role !== "system") return;
+        const m = this.view.add(e.role, e.content, e.author);
+        this.view.announce(`${e.author ?? ""} ${m.shown()}`.trim());
+      },
+      state: (s) => {
+        if (s.status === "resolved" || s.status === "ended") this.#show("rate");
+      },
+    });
   }
 
   #forget(): void {
+    this.#live?.stop();
+    this.#live = undefined;
+    this.#restoredSeq = 0;
     this.#conversation = null;
     this.#recorded = 0;
     this.session.set(`${this.slot}:conversation`, null);
@@ -299,9 +330,16 @@ export class Chat implements Actions {
         } else if (ev.event === "done") {
           this.view.notice("");
           const done = JSON.parse(ev.data) as Reply;
+          this.#recorded += 1;
+          if (WITH_A_PERSON.has(done.state)) this.#listen();
+          // A person holds the conversation: no answer here, theirs arrives on the live channel.
+          if (!done.message) {
+            reply.el.remove();
+            this.view.announce("");
+            return;
+          }
           this.#answered(reply, done.message.content);
           showSources(reply.el, done.sources ?? [], this.#t.sources);
-          this.#recorded += 1;
           return;
         }
       }
@@ -323,8 +361,10 @@ export class Chat implements Actions {
     const users = t.messages.filter((m) => m.role === "user").length;
     if (users <= this.#recorded) return false;
     const last = t.messages[t.messages.length - 1];
-    this.#answered(reply, last?.role === "assistant" ? last.content : "");
     this.#recorded = users;
+    if (WITH_A_PERSON.has(t.state)) this.#listen();
+    if (last?.role === "assistant") this.#answered(reply, last.content);
+    else reply.el.remove();
     return true;
   }
 

@@ -23,6 +23,9 @@ header button:hover{background:var(--a);filter:brightness(.9)}
 .msg{max-width:85%;padding:8px 12px;border-radius:12px;overflow-wrap:anywhere}
 .assistant{align-self:flex-start;background:#fff;border:1px solid #e5e7eb}
 .user{align-self:flex-end;background:var(--a);color:var(--f);white-space:pre-wrap}
+.operator{align-self:flex-start;background:#fff;border:1px solid var(--a);white-space:pre-wrap}
+.who{font-size:12px;font-weight:600;margin-bottom:2px}
+.system{align-self:center;max-width:100%;padding:2px 8px;font-size:12px;color:#475569}
 .msg[aria-busy=true] .body:empty::after{content:"…"}
 .body>*{margin:0 0 6px}.body>:last-child{margin-bottom:0}
 ul,ol{padding-left:20px}li>ul,li>ol{margin:0}

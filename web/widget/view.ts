@@ -19,6 +19,9 @@ export interface Actions {
 /** The footer's modes: writing, "did we answer?", the 1-5 rating, and thanks. */
 export type Step = "chat" | "resolve" | "rate" | "thanks";
 
+/** Who a message of the log is from: the visitor, the bot, a person of the team, or a notice. */
+export type Role = "user" | "assistant" | "operator" | "system";
+
 const SVG = "http://www.w3.org/2000/svg";
 
 /** One message in the log: a visually hidden speaker label, then its text (the assistant's as Markdown). */
@@ -27,9 +30,11 @@ export class Message {
   readonly #body = el("div", { class: "body" });
   readonly #md: MarkdownView | undefined;
 
-  constructor(role: "user" | "assistant", label: string) {
+  constructor(role: Role, label: string) {
     this.el = el("div", { class: `msg ${role}` }, el("span", { class: "sr" }, label), this.#body);
     if (role === "assistant") this.#md = new MarkdownView(this.#body);
+    // A person's words show who wrote them; they are plain text, never Markdown.
+    if (role === "operator") this.el.prepend(el("div", { class: "who", "aria-hidden": "true" }, label));
   }
 
   /** Shows `text`; while an answer streams, each call carries the longer text. */
@@ -239,8 +244,16 @@ export class View {
   }
 
   /** Appends a message and keeps the newest in view. */
-  add(role: "user" | "assistant", text: string): Message {
-    const m = new Message(role, role === "user" ? this.t.you : this.t.bot);
+  add(role: Role, text: string, author?: string | null): Message {
+    const label =
+      role === "user"
+        ? this.t.you
+        : role === "assistant"
+          ? this.t.bot
+          : role === "operator"
+            ? (author ?? "")
+            : "";
+    const m = new Message(role, label);
     m.show(text);
     this.log.append(m.el);
     this.scroll();

@@ -1,6 +1,6 @@
 import { ProviderError, redact } from "./errors";
 import { bodyOf, type Caller, cutError, parseJson, postJson } from "./http";
-import { parseSse } from "./sse";
+import { SseReader } from "./sse";
 import type { CallOptions, ChatRequest, FinishReason, Provider, StreamEvent, Usage } from "./types";
 import { closing, OutputTally, openAiFinish } from "./usage";
 
@@ -143,23 +143,44 @@ function toolDelta(c: WireToolCall): StreamEvent {
   return ev;
 }
 
-async function* readStream(caller: Caller, req: ChatRequest, res: Response): AsyncGenerator<StreamEvent> {
+/**
+ * A streamed answer: posts, then reads the SSE body in this one generator (a generator per call,
+ * none per event between the network and the caller).
+ */
+async function* readStream(
+  caller: Caller,
+  req: ChatRequest,
+  post: () => Promise<Response>,
+): AsyncGenerator<StreamEvent> {
+  const res = await post();
   const reader = new OpenAiChunkReader(caller);
   const tally = new OutputTally();
+  const sse = new SseReader(bodyOf(caller, res));
   let sawDone = false;
-  for await (const sse of parseSse(bodyOf(caller, res))) {
-    if (sse.data === "[DONE]") {
-      sawDone = true;
-      break;
+  try {
+    read: for (let events = await sse.read(); events; events = await sse.read()) {
+      for (const e of events) {
+        if (e.data === "[DONE]") {
+          sawDone = true;
+          break read;
+        }
+        for (const ev of reader.read(parseJson<WireChunk>(caller, e.data))) yield tally.see(ev);
+      }
     }
-    for (const ev of reader.read(parseJson<WireChunk>(caller, sse.data))) yield tally.see(ev);
+  } finally {
+    sse.release();
   }
   // Some compatible servers skip [DONE]; a finish reason is proof enough that the reply is whole.
   if (!sawDone && reader.finish === undefined) throw cutError(caller);
   yield* closing(reader.usage ?? tally.estimate(req), reader.finish ?? "stop");
 }
 
-async function* readCompletion(caller: Caller, req: ChatRequest, res: Response): AsyncGenerator<StreamEvent> {
+async function* readCompletion(
+  caller: Caller,
+  req: ChatRequest,
+  post: () => Promise<Response>,
+): AsyncGenerator<StreamEvent> {
+  const res = await post();
   const body = parseJson<WireCompletion>(caller, await res.text());
   const choice = body.choices?.[0];
   const tally = new OutputTally();
@@ -176,19 +197,16 @@ async function* readCompletion(caller: Caller, req: ChatRequest, res: Response):
 export function createOpenAiProvider(cfg: OpenAiConfig): Provider {
   const url = `${cfg.baseUrl.replace(/\/+$/, "")}/chat/completions`;
   const headers: Record<string, string> = cfg.apiKey ? { authorization: `Bearer ${cfg.apiKey}` } : {};
+  const streamHeaders = { ...headers, accept: "text/event-stream" };
   return {
     name: cfg.name,
-    async *stream(req: ChatRequest, opts: CallOptions) {
+    // The call is the reader's generator itself, posting when first read (as a generator would).
+    stream(req: ChatRequest, opts: CallOptions) {
       const caller: Caller = { provider: cfg.name, model: req.model, secret: cfg.apiKey };
       const streaming = req.stream !== false;
-      const res = await postJson(
-        caller,
-        url,
-        streaming ? { ...headers, accept: "text/event-stream" } : headers,
-        openAiBody(req, cfg.flavor),
-        opts.signal,
-      );
-      yield* streaming ? readStream(caller, req, res) : readCompletion(caller, req, res);
+      const post = () =>
+        postJson(caller, url, streaming ? streamHeaders : headers, openAiBody(req, cfg.flavor), opts.signal);
+      return streaming ? readStream(caller, req, post) : readCompletion(caller, req, post);
     },
   };
 }

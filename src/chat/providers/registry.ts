@@ -62,8 +62,27 @@ function secretNamed(env: ProviderEnv, name: string): string | undefined {
   return typeof value === "string" && value !== "" ? value : undefined;
 }
 
+// Resolutions per env object (one per isolate once parsed) and model name: a chat request resolves
+// its model three times, and each resolution would build its provider anew. Bounded: a few model
+// names per tenant, dropped whole when full.
+const resolved = new WeakMap<ProviderEnv, Map<string, ResolvedModel | undefined>>();
+const RESOLVED_MAX = 1_000;
+
 /** Maps a public model name to its provider; undefined when no provider claims the name. */
 export function resolveModel(name: string, env: ProviderEnv): ResolvedModel | undefined {
+  let byName = resolved.get(env);
+  if (!byName) {
+    byName = new Map();
+    resolved.set(env, byName);
+  }
+  if (byName.has(name)) return byName.get(name);
+  if (byName.size >= RESOLVED_MAX) byName.clear();
+  const model = resolveAnew(name, env);
+  byName.set(name, model);
+  return model;
+}
+
+function resolveAnew(name: string, env: ProviderEnv): ResolvedModel | undefined {
   const found = (provider: Provider, upstreamModel: string): ResolvedModel => ({
     model: name,
     calledModel: calledModel(name),

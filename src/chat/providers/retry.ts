@@ -94,7 +94,9 @@ class Watchdog {
   constructor(
     private readonly ms: number,
     private readonly parent: AbortSignal,
-    private readonly onTimeout: () => unknown,
+    /** Aborts the upstream call, with the caller's reason or the timeout's error. */
+    private readonly abort: (reason: unknown) => void,
+    private readonly timeoutError: () => unknown,
   ) {
     this.arm(ms);
     parent.addEventListener("abort", this.onAbort, { once: true });
@@ -138,66 +140,26 @@ class Watchdog {
       const idle = Date.now() - this.since;
       if (!this.waiting) this.arm(this.ms);
       else if (idle < this.ms) this.arm(this.ms - idle);
-      else this.fail(this.onTimeout());
+      else {
+        const err = this.timeoutError();
+        this.abort(err);
+        this.fail(err);
+      }
     }, ms);
   }
 
-  private onAbort = () => this.fail(this.parent.reason);
-}
-
-/** One attempt under the watchdog; leaving early or timing out aborts the upstream call. */
-async function* attempt(
-  provider: Provider,
-  req: ChatRequest,
-  timeoutMs: number,
-  parent: AbortSignal,
-): AsyncGenerator<StreamEvent, void, undefined> {
-  // An abort listener added now would never fire: a client already gone gets no upstream call.
-  if (parent.aborted) throw toProviderError(parent.reason, provider.name, req.model, parent);
-  const ctl = new AbortController();
-  const timeoutError = () =>
-    new ProviderError({
-      provider: provider.name,
-      model: req.model,
-      kind: "timeout",
-      retryable: true,
-      message: `${provider.name} sent nothing for ${timeoutMs} ms`,
-    });
-  const dog = new Watchdog(timeoutMs, parent, () => {
-    const err = timeoutError();
-    ctl.abort(err);
-    return err;
-  });
-  const forward = () => ctl.abort(parent.reason);
-  parent.addEventListener("abort", forward, { once: true });
-  const it = provider.stream(req, { signal: ctl.signal })[Symbol.asyncIterator]();
-  let complete = false;
-  try {
-    for (;;) {
-      const r = await dog.guard(it.next());
-      if (r.done) {
-        complete = true;
-        return;
-      }
-      yield r.value;
-    }
-  } catch (err) {
-    throw toProviderError(err, provider.name, req.model, parent);
-  } finally {
-    dog.stop();
-    parent.removeEventListener("abort", forward);
-    if (!complete) {
-      ctl.abort(new Error("attempt abandoned"));
-      // Not awaited: a provider stuck in an await finishes its cleanup once the abort reaches it.
-      it.return?.().catch(() => {});
-    }
-  }
+  private onAbort = () => {
+    this.fail(this.parent.reason);
+    this.abort(this.parent.reason);
+  };
 }
 
 /**
  * Runs a request against one provider: retries with backoff on retryable failures (429, 5xx,
  * timeouts, dropped connections) honouring retry-after, but never once an event has been yielded,
- * since the visitor has already seen that output.
+ * since the visitor has already seen that output. Each attempt runs under a watchdog, and leaving
+ * early or timing out aborts its upstream call. The attempts run in this one generator: every
+ * event of a long stream passes through it, and a generator per attempt would be one more hop each.
  */
 export async function* streamWithRetries(
   provider: Provider,
@@ -205,12 +167,43 @@ export async function* streamWithRetries(
   policy: RetryPolicy,
   signal: AbortSignal,
 ): AsyncGenerator<StreamEvent | RetryEvent, void, undefined> {
+  const timeoutError = () =>
+    new ProviderError({
+      provider: provider.name,
+      model: req.model,
+      kind: "timeout",
+      retryable: true,
+      message: `${provider.name} sent nothing for ${policy.timeoutMs} ms`,
+    });
   for (let n = 0; ; n++) {
     let started = false;
     try {
-      for await (const ev of attempt(provider, req, policy.timeoutMs, signal)) {
-        started = true;
-        yield ev;
+      // An abort listener added now would never fire: a client already gone gets no upstream call.
+      if (signal.aborted) throw toProviderError(signal.reason, provider.name, req.model, signal);
+      const ctl = new AbortController();
+      // The caller's abort reaches the upstream call through the watchdog's own listener.
+      const dog = new Watchdog(policy.timeoutMs, signal, (reason) => ctl.abort(reason), timeoutError);
+      const it = provider.stream(req, { signal: ctl.signal })[Symbol.asyncIterator]();
+      let complete = false;
+      try {
+        for (;;) {
+          const r = await dog.guard(it.next());
+          if (r.done) {
+            complete = true;
+            break;
+          }
+          started = true;
+          yield r.value;
+        }
+      } catch (err) {
+        throw toProviderError(err, provider.name, req.model, signal);
+      } finally {
+        dog.stop();
+        if (!complete) {
+          ctl.abort(new Error("attempt abandoned"));
+          // Not awaited: a provider stuck in an await finishes its cleanup once the abort reaches it.
+          it.return?.().catch(() => {});
+        }
       }
       return;
     } catch (e) {

@@ -97,26 +97,51 @@ export class SseParser {
   }
 }
 
+/**
+ * Reads a byte stream as server-sent events, one network read at a time: `read()` answers the
+ * events that read completed (possibly none), or undefined at the end. A provider loops over it in
+ * its own generator, so an event costs no generator of its own on its way. `release()` (in a
+ * `finally`) cancels the stream unless it was read to its end.
+ */
+export class SseReader {
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  private readonly decoder = new TextDecoder();
+  private readonly parser = new SseParser();
+  private finished = false;
+
+  constructor(body: ReadableStream<Uint8Array>) {
+    this.reader = body.getReader();
+  }
+
+  async read(): Promise<SseEvent[] | undefined> {
+    if (this.finished) return undefined;
+    const out: SseEvent[] = [];
+    const { done, value } = await this.reader.read();
+    if (done) {
+      this.parser.feed(this.decoder.decode(), out);
+      this.parser.end(out);
+      this.finished = true;
+      return out;
+    }
+    this.parser.feed(this.decoder.decode(value, { stream: true }), out);
+    return out;
+  }
+
+  /** Early exit (consumer stopped, error): releases the upstream connection instead of draining it. */
+  release(): void {
+    if (!this.finished) {
+      this.finished = true;
+      this.reader.cancel().catch(() => {});
+    }
+  }
+}
+
 /** Reads a byte stream as server-sent events; leaving the loop early cancels the stream. */
 export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent, void, undefined> {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  const parser = new SseParser();
-  const out: SseEvent[] = [];
-  let finished = false;
+  const sse = new SseReader(body);
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      parser.feed(decoder.decode(value, { stream: true }), out);
-      if (out.length > 0) yield* out.splice(0);
-    }
-    parser.feed(decoder.decode(), out);
-    parser.end(out);
-    finished = true;
-    yield* out.splice(0);
+    for (let events = await sse.read(); events; events = await sse.read()) yield* events;
   } finally {
-    // Early exit (consumer stopped, error): release the upstream connection instead of draining it.
-    if (!finished) reader.cancel().catch(() => {});
+    sse.release();
   }
 }

@@ -17,7 +17,12 @@ async function produce(bodies: unknown[]) {
   }
 }
 
-const FLOATS = new Set(["total_cost_usd", "avg_response_time_ms", "cost_per_conversation_usd"]);
+const FLOATS = new Set([
+  "total_cost_usd",
+  "avg_response_time_ms",
+  "cost_per_conversation_usd",
+  "avg_first_human_reply_ms",
+]);
 
 /** Every figure equal; sums of floating-point costs and latencies to 1e-9 relative. */
 function expectFigures(actual: Record<string, unknown>, want: ExpectedFigures, where: string) {
@@ -99,6 +104,11 @@ describe("dashboard over a synthetic workload through the real queue", () => {
     expect(conv.length).toBeGreaterThan(250);
     expect(events.filter((e) => e.type === "turn")).toHaveLength(1_500);
     expect(conv.some((c) => c.type === "conversation" && c.escalated)).toBe(true);
+    // Human handoff: operators answered some, resolved some, and some summaries predate handoff.
+    const summaries = conv.flatMap((c) => (c.type === "conversation" ? [c] : []));
+    expect(summaries.filter((c) => typeof c.firstHumanReplyMs === "number").length).toBeGreaterThan(10);
+    expect(summaries.some((c) => c.resolvedBy === "human")).toBe(true);
+    expect(summaries.some((c) => c.humanHandled === undefined)).toBe(true);
     expect(events.some((e) => e.type === "feedback")).toBe(true);
     expect(events.some((e) => e.type === "safety")).toBe(true);
   });

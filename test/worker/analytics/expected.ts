@@ -60,6 +60,16 @@ function figures(
   const firstTokens = answered.flatMap((t) => (t.firstTokenMs === null ? [] : [t.firstTokenMs]));
   const ft50 = exactPercentile(firstTokens, 50);
   const ft95 = exactPercentile(firstTokens, 95);
+  // Human handoff: summaries without its fields are from before it (no human took part), and a
+  // resolved conversation no human resolved was resolved by the bot.
+  const handled = convs.filter((x) => x.c.humanHandled === true).length;
+  const resolved = convs.filter((x) => x.c.resolved);
+  const byHuman = resolved.filter((x) => x.c.resolvedBy === "human").length;
+  const replies = convs.flatMap((x) =>
+    typeof x.c.firstHumanReplyMs === "number" ? [x.c.firstHumanReplyMs] : [],
+  );
+  const hr50 = exactPercentile(replies, 50);
+  const hr95 = exactPercentile(replies, 95);
   return {
     total_conversations: convs.length,
     avg_turns_per_conversation: ratio(sum(convs.map((x) => x.c.turnCount)), convs.length),
@@ -82,6 +92,16 @@ function figures(
     daily_active_users: dau,
     cost_per_conversation_usd: ratio(sum(convs.map((x) => x.c.totalCostUsd)), convs.length),
     safety_violations_blocked: safety,
+    human_handled_conversations: handled,
+    human_handled_pct: pct(handled, convs.length),
+    resolved_by_human: byHuman,
+    resolved_by_bot: resolved.length - byHuman,
+    resolved_by_human_pct: pct(byHuman, convs.length),
+    resolved_by_bot_pct: pct(resolved.length - byHuman, convs.length),
+    human_replies: replies.length,
+    avg_first_human_reply_ms: ratio(sum(replies), replies.length),
+    p50_first_human_reply_ms: hr50 === null ? null : bucketMidpoint(hr50),
+    p95_first_human_reply_ms: hr95 === null ? null : bucketMidpoint(hr95),
     exact_p50: p50,
     exact_p99: p99,
   };

@@ -58,6 +58,16 @@ describe("dashboard routes", () => {
       daily_active_users: 0,
       cost_per_conversation_usd: null,
       safety_violations_blocked: 0,
+      human_handled_conversations: 0,
+      human_handled_pct: null,
+      resolved_by_human: 0,
+      resolved_by_bot: 0,
+      resolved_by_human_pct: null,
+      resolved_by_bot_pct: null,
+      human_replies: 0,
+      avg_first_human_reply_ms: null,
+      p50_first_human_reply_ms: null,
+      p95_first_human_reply_ms: null,
     });
   });
 

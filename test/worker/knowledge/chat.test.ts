@@ -59,7 +59,7 @@ describe("answers from the tenant's knowledge", () => {
     const { key, shipping } = await shop();
     const reply = await converse(key, "Is shipping free?");
     // The mock answers with the first reference it was given, citing it.
-    expect(reply.message.content).toBe(
+    expect(reply.message?.content).toBe(
       "Shipping is free for orders over 50 euros. Below that, a flat fee of 4.90 euros applies. [S1]",
     );
     expect(reply.sources).toEqual([
@@ -110,7 +110,7 @@ describe("answers from the tenant's knowledge", () => {
     const { id, key } = await shop();
     await saySorry(key);
     const reply = await converse(key, "Do you sell gift cards?");
-    expect(reply.message.content).toBe(SORRY);
+    expect(reply.message?.content).toBe(SORRY);
     expect(reply.sources).toEqual([]);
     // The model answered it: admitted and charged like any message.
     expect(reply.usage.input_tokens).toBeGreaterThan(0);
@@ -147,7 +147,7 @@ describe("answers from the tenant's knowledge", () => {
         stream: true,
       }),
     );
-    expect((JSON.parse(frames.find((f) => f.event === "done")?.data ?? "{}") as Reply).message.content).toBe(
+    expect((JSON.parse(frames.find((f) => f.event === "done")?.data ?? "{}") as Reply).message?.content).toBe(
       SORRY,
     );
 
@@ -176,8 +176,8 @@ describe("answers from the tenant's knowledge", () => {
   it("answers greetings and small talk normally when nothing matches, listing nothing", async () => {
     const { key } = await shop();
     await saySorry(key);
-    expect((await converse(key, "hello")).message.content).toBe(MOCK_GREETING_REPLY);
-    expect((await converse(key, "thanks, have a nice day")).message.content).toContain(
+    expect((await converse(key, "hello")).message?.content).toBe(MOCK_GREETING_REPLY);
+    expect((await converse(key, "thanks, have a nice day")).message?.content).toContain(
       "deterministic reply from the mock model",
     );
     const res = await completions(key, { model: "mock", messages: [{ role: "user", content: "Hi there!" }] });
@@ -260,13 +260,13 @@ describe("answers from the tenant's knowledge", () => {
   it("answers as before when knowledge is off or the tenant has no indexed source", async () => {
     const bare = await chatTenant();
     const plain = await converse(bare.key, "Do you sell gift cards?");
-    expect(plain.message.content).toContain("deterministic reply from the mock model");
+    expect(plain.message?.content).toContain("deterministic reply from the mock model");
     expect(plain.sources).toEqual([]);
 
     const { key } = await shop();
     await send("PATCH", "/v1/knowledge/settings", key, { enabled: false });
     const off = await converse(key, "Is shipping free?");
-    expect(off.message.content).toContain("deterministic reply from the mock model");
+    expect(off.message?.content).toContain("deterministic reply from the mock model");
     expect(off.sources).toEqual([]);
   });
 
@@ -277,14 +277,20 @@ describe("answers from the tenant's knowledge", () => {
     // Only the returns FAQ still says "free" (a damaged parcel is replaced for free).
     const after = await converse(key, "Is shipping free?");
     expect(after.sources.map((s) => s.id)).toEqual([returns.id]);
-    expect(after.message.content).toBe(
+    expect(after.message?.content).toBe(
       "Send us a photo of the damaged parcel and we replace it for free. [S1]",
     );
   });
 
   it("refuses invalid settings in the envelope", async () => {
     const { key } = await chatTenant();
-    for (const body of [{ min_score: 2 }, { max_context_tokens: 10 }, { enabled: "yes" }, { other: 1 }]) {
+    for (const body of [
+      { min_score: 2 },
+      { max_context_tokens: 10 },
+      { enabled: "yes" },
+      { other: 1 },
+      { min_similarity: 1.5 },
+    ]) {
       const res = await send("PATCH", "/v1/knowledge/settings", key, body);
       expect(res.status, JSON.stringify(body)).toBe(400);
     }
@@ -293,6 +299,8 @@ describe("answers from the tenant's knowledge", () => {
       unknown_answer_message: "",
       min_score: 0.1,
       max_context_tokens: 1500,
+      min_similarity: 0.3,
+      embedding: { provider: "none", model: null, base_url: null, api_key_set: false },
     });
   });
 });

@@ -6,6 +6,15 @@ import { htmlToText } from "../../../src/knowledge/extract";
 const sentence = (i: number) => `Sentence number ${i} says something about parcels and refunds.`;
 
 describe("chunking", () => {
+  it("reads a # line inside a fenced code block as code, not as a heading", () => {
+    const text =
+      "# Tools\n\n## Deploy\n\n```sh\n# edit src/index.ts\nnpx wrangler deploy\n```\n\n~~~\n# also code\n~~~\n\n## Registry\n\nRoutes.";
+    expect(chunkText(text, true).map((c) => [c.heading, c.content])).toEqual([
+      ["Tools > Deploy", "```sh\n# edit src/index.ts\nnpx wrangler deploy\n```\n\n~~~\n# also code\n~~~"],
+      ["Tools > Registry", "Routes."],
+    ]);
+  });
+
   it("packs paragraphs up to the target and never passes the maximum, cutting long ones at sentences", () => {
     const paragraphs = Array.from({ length: 30 }, (_, p) =>
       Array.from({ length: 1 + (p % 7) * 6 }, (_, i) => sentence(p * 100 + i)).join(" "),

@@ -17,7 +17,9 @@ import worker from "../../../src/index";
 import type { RuleName } from "../../../src/monitoring/rules";
 import { turnEvent } from "../analytics/helpers";
 import { FAKE } from "../chat/helpers";
-import { admin, createKey, envelope, send } from "../helpers";
+import { eventually, present } from "../eventually";
+import { consoleSend, operator, visitor, widgetTenant } from "../handoff/helpers";
+import { admin, createKey, envelope, query, send, sql } from "../helpers";
 import {
   alertOutbox,
   alertRows,
@@ -25,6 +27,7 @@ import {
   conversations,
   evaluate,
   HOUR,
+  inboxEvent,
   ingest,
   MINUTE,
   ruleNames,
@@ -136,6 +139,16 @@ const CASES: Case[] = [
     // A baseline of 2 an hour: 7 in the window is 3.5x; 6 is exactly 3x.
     fires: (t, now) => safetyEvents(t, now, 2, 7),
     quiet: (t, now) => safetyEvents(t, now, 2, 6),
+  },
+  {
+    rule: "handoff_wait",
+    // Waiting for a human 301 s is past the default 300 s; exactly 300 s is not.
+    fires: (t, now) => [
+      inboxEvent(t, "w-1", { status: "waiting", at: now - 301_000, waitingSince: now - 301_000 }),
+    ],
+    quiet: (t, now) => [
+      inboxEvent(t, "w-1", { status: "waiting", at: now - 300_000, waitingSince: now - 300_000 }),
+    ],
   },
 ];
 
@@ -383,6 +396,164 @@ describe("tenant overrides", () => {
     const unknown = await admin("PUT", "/tenants/no-such-tenant-x/alert-settings", { rules: {} });
     expect(unknown.status).toBe(404);
     expect((await envelope(unknown)).code).toBe("NOT_FOUND");
+  });
+});
+
+const anna = { operatorId: "op-anna", name: "Anna" };
+
+/** The tenant's alert notifications' bodies in the outbox, once there are `n`. */
+async function alertBodies(tenantId: string, n: number) {
+  await alertOutbox(tenantId, n);
+  const rows = await query<{ channel: string; subject: string; body: string }>(
+    sql`select channel, subject, body from notifications where tenant_id = ${tenantId} and kind = 'alert'
+        order by created_at, channel`,
+  );
+  return rows;
+}
+
+describe("a conversation waiting too long for a human (handoff_wait)", () => {
+  it("fires once with links to the conversations past the threshold, resolves when they are taken over", async () => {
+    const now = Date.now();
+    const [t, other] = await Promise.all([alertTenant(), alertTenant()]);
+    expect((await putSettings(t, { webhook_url: `${FAKE}/__webhook` })).status).toBe(200);
+    await ingest([
+      inboxEvent(t, "long", { status: "waiting", at: now - 10 * MINUTE, waitingSince: now - 10 * MINUTE }),
+      inboxEvent(t, "short", { status: "waiting", at: now - MINUTE, waitingSince: now - MINUTE }),
+      inboxEvent(t, "held", { status: "human", at: now - 20 * MINUTE, holder: anna }),
+      // Another tenant's visitor has waited an hour: not this tenant's alert.
+      inboxEvent(other, "theirs", { status: "waiting", at: now - HOUR, waitingSince: now - HOUR }),
+    ]);
+
+    const first = await evaluate(t, now, "https://console.shop.example");
+    expect(first.fired).toMatchObject([
+      { rule: "handoff_wait", metric: "handoff_wait_seconds", value: 600, threshold: 300, events: 2 },
+    ]);
+    expect(first.notices).toBe(2); // email and webhook
+    const link = `https://console.shop.example/console/#/t/${t}/inbox/long`;
+    const [email, hook] = [...(await alertBodies(t, 2))].sort((a, b) => a.channel.localeCompare(b.channel));
+    expect(email?.subject).toBe(`[chatedge] FIRING: a visitor of ${t} has waited 10.0 min for a human`);
+    expect(email?.body).toContain(`- waiting since ${new Date(now - 10 * MINUTE).toISOString()}: ${link}`);
+    expect(email?.body).not.toContain("/inbox/short");
+    expect(hook?.channel).toBe("webhook");
+    const posted = (await fetch(`${FAKE}/__requests?key=webhook`).then((r) => r.json())) as {
+      requests: { raw: string }[];
+    };
+    const mine = posted.requests
+      .map((r) => JSON.parse(r.raw) as { tenant_id: string; links: string[]; notice: { rule: string } })
+      .filter((b) => b.tenant_id === t && b.notice.rule === "handoff_wait");
+    expect(mine.map((b) => b.links)).toEqual([[link]]);
+
+    // A minute on it still fires: nothing is sent again.
+    const again = await evaluate(t, now + MINUTE);
+    expect(again.fired).toEqual([]);
+    expect(again.notices).toBe(0);
+    expect((await alertRows(t)).map((r) => [r.rule, r.state, r.value])).toEqual([
+      ["handoff_wait", "firing", 660],
+    ]);
+
+    // Anna takes the long one over (a newer version of its row): the short one has waited 3 minutes.
+    await ingest([
+      inboxEvent(t, "long", {
+        status: "human",
+        version: 4,
+        at: now + MINUTE,
+        waitingSince: null,
+        holder: anna,
+      }),
+    ]);
+    const later = await evaluate(t, now + 2 * MINUTE);
+    expect(later.resolved).toMatchObject([
+      { rule: "handoff_wait", state: "resolved", value: 180, events: 1 },
+    ]);
+    expect(later.notices).toBe(2);
+
+    // Nobody takes the short one: 7 minutes into its wait it fires a new alert that names it.
+    const next = await evaluate(t, now + 6 * MINUTE + 1_000);
+    expect(next.fired).toMatchObject([{ rule: "handoff_wait", value: 421, events: 1 }]);
+    const bodies = await alertBodies(t, 6);
+    expect(bodies.at(-1)?.body ?? bodies.at(-2)?.body).toContain(`/console/#/t/${t}/inbox/short`);
+  });
+
+  it("end to end: a visitor asks for a human, nobody answers for 5 minutes, a takeover ends the alert", async () => {
+    const t = await widgetTenant({ escalation_email: "desk@shop.example" });
+    const anna = await operator(t.id, "agent", "Anna");
+    const v = visitor(t.pk);
+    const conv = await v.start();
+    expect((await v.say(conv.id, "let me speak to a human agent")).status).toBe(200);
+    // The conversation object's inbox event reaches the index through the analytics queue.
+    const since = await eventually(async () => {
+      const [r] = await query<{ status: string; since: number | null }>(
+        sql`select status, (extract(epoch from waiting_since) * 1000)::float8 as since from inbox_conversations
+            where tenant_id = ${t.id} and conversation_id = ${conv.id}`,
+      );
+      const row = present(r, "inbox row");
+      if (row.status !== "waiting" || row.since === null) throw new Error(`status ${row.status}`);
+      return row.since;
+    });
+    expect((await evaluate(t.id, since + 300_000)).fired).toEqual([]);
+    const now = since + 301_000;
+    const fired = await evaluate(t.id, now, "https://console.shop.example");
+    expect(fired.fired).toMatchObject([{ rule: "handoff_wait", value: 301, events: 1 }]);
+    const [email] = await alertBodies(t.id, 1);
+    expect(email?.body).toContain(`https://console.shop.example/console/#/t/${t.id}/inbox/${conv.id}`);
+
+    expect((await consoleSend("POST", `/operator/inbox/${conv.id}/takeover`, anna.session)).status).toBe(200);
+    await eventually(async () => {
+      const [r] = await query<{ status: string }>(
+        sql`select status from inbox_conversations where tenant_id = ${t.id} and conversation_id = ${conv.id}`,
+      );
+      expect(r?.status).toBe("human");
+    });
+    const later = await evaluate(t.id, now + MINUTE);
+    expect(later.resolved).toMatchObject([{ rule: "handoff_wait", value: 0, events: 0 }]);
+  });
+
+  it("handoff_wait_alert_seconds sets the threshold and 0 turns the alert off; bad values change nothing", async () => {
+    const now = Date.now();
+    const t = await alertTenant();
+    const set = await putSettings(t, { handoff_wait_alert_seconds: 120 });
+    expect(set.status).toBe(200);
+    const view = (await set.json()) as {
+      handoff_wait_alert_seconds: number;
+      rules: { rule: string; threshold: number; enabled: boolean; unit: string }[];
+    };
+    expect(view.handoff_wait_alert_seconds).toBe(120);
+    expect(view.rules.find((r) => r.rule === "handoff_wait")).toMatchObject({
+      threshold: 120,
+      enabled: true,
+      unit: "s",
+    });
+    await ingest([
+      inboxEvent(t, "w", { status: "waiting", at: now - 3 * MINUTE, waitingSince: now - 3 * MINUTE }),
+    ]);
+    expect((await evaluate(t, now)).fired).toMatchObject([
+      { rule: "handoff_wait", value: 180, threshold: 120 },
+    ]);
+
+    const off = await putSettings(t, { handoff_wait_alert_seconds: 0 });
+    expect(((await off.json()) as { handoff_wait_alert_seconds: number }).handoff_wait_alert_seconds).toBe(0);
+    expect(ruleNames((await evaluate(t, now)).resolved)).toEqual(["handoff_wait"]);
+    expect((await evaluate(t, now + HOUR)).fired).toEqual([]);
+
+    for (const body of [
+      { handoff_wait_alert_seconds: -1 },
+      { handoff_wait_alert_seconds: 1.5 },
+      { handoff_wait_alert_seconds: "300" },
+      { handoff_wait_alert_seconds: 7 * 86_400 + 1 },
+      { handoff_wait_alert_seconds: 60, rules: { handoff_wait: { threshold: 60 } } },
+      { rules: { handoff_wait: { min_events: 1 } } },
+      { rules: { handoff_wait: { window_hours: 2 } } },
+      { rules: { handoff_wait: { threshold: 0 } } },
+    ]) {
+      const res = await putSettings(t, body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect((await envelope(res)).code).toBe("VALIDATION_FAILED");
+    }
+    const sk = (await createKey(t, "secret")).key;
+    const got = (await (await send("GET", "/v1/alert-settings", sk)).json()) as {
+      handoff_wait_alert_seconds: number;
+    };
+    expect(got.handoff_wait_alert_seconds).toBe(0);
   });
 });
 

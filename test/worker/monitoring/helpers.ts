@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
-import type { AnalyticsEvent, ConversationEvent, TurnEvent } from "../../../src/analytics/events";
+import type { AnalyticsEvent, ConversationEvent, InboxEvent, TurnEvent } from "../../../src/analytics/events";
 import { openDb } from "../../../src/db/client";
 import { loadEnv } from "../../../src/env";
 import { type EvaluationReport, evaluateAlerts } from "../../../src/monitoring/evaluate";
@@ -60,13 +60,45 @@ export function conversations(
   );
 }
 
+/**
+ * A conversation's inbox event (docs/handoff.md) as its object emits it: `waiting` since
+ * `waitingSince`, or another status with no wait.
+ */
+export function inboxEvent(
+  tenantId: string,
+  conversationId: string,
+  o: Partial<InboxEvent> & Pick<InboxEvent, "status" | "at">,
+): InboxEvent {
+  return {
+    type: "inbox",
+    id: crypto.randomUUID(),
+    tenantId,
+    conversationId,
+    userId: `u-${conversationId}`,
+    version: 1,
+    channel: "web",
+    experiment: null,
+    variant: null,
+    csat: null,
+    totalCostUsd: 0.001,
+    totalTokens: 200,
+    turnCount: 2,
+    startedAt: o.at - 5 * MINUTE,
+    lastActivityAt: o.at,
+    waitingSince: null,
+    holder: null,
+    entries: [],
+    ...o,
+  };
+}
+
 /** Runs the evaluation the cron trigger runs, for one tenant, against the test database. */
-export async function evaluate(tenantId: string, now: number): Promise<EvaluationReport> {
+export async function evaluate(tenantId: string, now: number, origin?: string): Promise<EvaluationReport> {
   const loaded = loadEnv(env);
   if (!loaded.ok) throw new Error(loaded.problems.join("; "));
   const h = openDb(loaded.env);
   try {
-    return await evaluateAlerts(loaded.env, h.db, now, { tenantId });
+    return await evaluateAlerts(loaded.env, h.db, now, { tenantId, origin });
   } finally {
     await h.close();
   }

@@ -375,6 +375,7 @@ describe("monitoring JSON", () => {
       "dau_change_pct",
       "error_rate_pct",
       "escalation_rate_pct",
+      "handoff_wait_seconds",
       "p50_response_time_ms",
       "p99_response_time_ms",
       "resolution_rate_pct",

@@ -27,6 +27,8 @@ const GAUGE_OF: Record<string, string> = {
   cost_per_conversation_usd: "chatedge_platform_cost_per_conversation_usd",
   avg_csat: "chatedge_platform_csat_score",
   safety_spike_ratio: "chatedge_platform_safety_spike_ratio",
+  // Seconds already: the longest current wait for a human on the platform.
+  handoff_wait_seconds: "chatedge_platform_handoff_wait_seconds",
 };
 
 /** The platform figures as the monitoring JSON gives them, in the scrape's units (null: no sample). */

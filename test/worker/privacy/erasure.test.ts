@@ -4,9 +4,9 @@ import { describe, expect, it } from "vitest";
 import { stickyKey } from "../../../src/experiments/assign";
 import { batchOf, deliver, feedbackEvent, turnEvent } from "../analytics/helpers";
 import { chatTenant } from "../chat/helpers";
-import { eventually } from "../eventually";
-import { createExperiment, defOfJson, services, twoArms } from "../experiments/helpers";
+import { defOfJson } from "../experiments/helpers";
 import { admin, createKey, envelope, query, send, sql } from "../helpers";
+import { populatedTenant, redis } from "./fixture";
 
 type Export = {
   subject: string;
@@ -25,35 +25,12 @@ type Export = {
 };
 
 /** A tenant whose visitor `user:ann` had two ended conversations, with rows in every store, and another user's. */
-async function populated() {
-  const t = await chatTenant({ blocked_topics: ["weapons"] });
-  const exp = await createExperiment(t.id, twoArms("tone"));
-  const conversations: string[] = [];
-  for (const [user, text] of [
+const populated = () =>
+  populatedTenant([
     ["ann", "hello, where is my parcel"],
     ["ann", "tell me about weapons"],
     ["bob", "bob's question"],
-  ] as const) {
-    const conv = ((await (await send("POST", "/v1/conversations", t.key, { user })).json()) as { id: string })
-      .id;
-    await send("POST", `/v1/conversations/${conv}/messages`, t.key, { content: text });
-    await send("POST", `/v1/conversations/${conv}/feedback`, t.key, { csat: 4, comment: `${user} liked it` });
-    await send("POST", `/v1/conversations/${conv}/end`, t.key, { resolved: true });
-    conversations.push(conv);
-  }
-  // The consumer wrote everything: turns, summaries, feedback, the safety hit.
-  await eventually(async () => {
-    const [r] = await query<{ t: number; c: number; f: number; s: number }>(sql`select
-      (select count(*)::int from turns where tenant_id = ${t.id}) as t,
-      (select count(*)::int from conversations where tenant_id = ${t.id}) as c,
-      (select count(*)::int from feedback where tenant_id = ${t.id}) as f,
-      (select count(*)::int from safety_events where tenant_id = ${t.id}) as s`);
-    expect(r).toEqual({ t: 3, c: 3, f: 3, s: 1 });
-  });
-  // The assignment the start stored, set here too: a slow Redis under test load may have skipped it.
-  await redis().cache.run(null, (r) => r.set(stickyKey(t.id, defOfJson(exp), "user:ann"), "B"));
-  return { ...t, exp, conversations };
-}
+  ]);
 
 // One populated tenant for the tests that only read (or are refused): the consumer's batching makes
 // populating take seconds.
@@ -62,9 +39,6 @@ const readOnly = () => {
   shared ??= populated();
   return shared;
 };
-
-/** Services with a patient Redis: the test's own reads and writes must not fall back. */
-const redis = () => services({ REDIS_TIMEOUT_MS: 5_000 });
 
 const erase = (key: string, body: unknown) => send("POST", "/v1/privacy/erase", key, body);
 

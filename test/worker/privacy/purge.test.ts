@@ -1,73 +1,30 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { stickyKey } from "../../../src/experiments/assign";
+import type { EscalationNotice } from "../../../src/notify/messages";
 import { isTenantKey, purgeTenant, tenantHash } from "../../../src/privacy/purge";
-import { chatTenant, completions } from "../chat/helpers";
+import {
+  batchOf,
+  conversationEvent,
+  deliver,
+  feedbackEvent,
+  safetyEvent,
+  turnEvent,
+} from "../analytics/helpers";
+import { chatTenant } from "../chat/helpers";
 import { eventually } from "../eventually";
-import { createExperiment, defOfJson, services, twoArms } from "../experiments/helpers";
 import { admin, envelope, query, send, sql } from "../helpers";
-import { addSource, settled } from "../knowledge/helpers";
-
-/** Services with a patient Redis: the test's own reads must not fall back. */
-const redis = () => services({ REDIS_TIMEOUT_MS: 5_000 });
+import { populatedTenant, redis } from "./fixture";
 
 /** A tenant with data in every store: both chat APIs, feedback, a safety hit, an experiment, a tool, an operator, knowledge, alert settings. */
-async function populated() {
-  const t = await chatTenant({ blocked_topics: ["weapons"] });
-  const exp = await createExperiment(t.id, twoArms("tone"));
-  const conversations: string[] = [];
-  for (const [user, text] of [
-    ["ann", "hello, where is my parcel"],
-    ["bob", "tell me about weapons"],
-  ] as const) {
-    const conv = ((await (await send("POST", "/v1/conversations", t.key, { user })).json()) as { id: string })
-      .id;
-    await send("POST", `/v1/conversations/${conv}/messages`, t.key, { content: text });
-    await send("POST", `/v1/conversations/${conv}/feedback`, t.key, { csat: 4, comment: `${user} liked it` });
-    await send("POST", `/v1/conversations/${conv}/end`, t.key, { resolved: true });
-    conversations.push(conv);
-  }
-  const openai = await completions(t.key, {
-    model: "mock",
-    user: "cat",
-    messages: [{ role: "user", content: "hi" }],
-  });
-  expect(openai.status).toBe(200);
-  const tool = await send("POST", "/v1/tools", t.key, {
-    name: "order_status",
-    description: "Looks up an order by its number",
-    parameters: { type: "object", properties: { order_id: { type: "string" } }, required: ["order_id"] },
-    target: { kind: "https", url: "https://tools.example.com/orders" },
-  });
-  expect(tool.status).toBe(201);
-  const op = await admin("POST", `/tenants/${t.id}/operators`, {
-    email: `${t.id}@example.com`,
-    name: "Op",
-    role: "owner",
-  });
-  expect(op.status).toBe(201);
-  const source = await addSource(t.key, {
-    type: "text",
-    title: "Shipping",
-    content: "Orders ship within two days.",
-  });
-  await settled(t.key, source.id);
-  expect(
-    (await send("PUT", "/v1/alert-settings", t.key, { rules: { csat: { threshold: 3.5 } } })).status,
-  ).toBe(200);
-  await eventually(async () => {
-    const [r] = await query<{ t: number; c: number; f: number; s: number }>(sql`select
-      (select count(*)::int from turns where tenant_id = ${t.id}) as t,
-      (select count(*)::int from conversations where tenant_id = ${t.id}) as c,
-      (select count(*)::int from feedback where tenant_id = ${t.id}) as f,
-      (select count(*)::int from safety_events where tenant_id = ${t.id}) as s`);
-    expect(r).toEqual({ t: 3, c: 2, f: 2, s: 1 });
-  });
-  await redis().cache.run(null, (r) => r.set(stickyKey(t.id, defOfJson(exp), "user:ann"), "B"));
-  // The conversation API's objects; the OpenAI-compatible one keeps no object.
-  return { ...t, conversations };
-}
+const populated = () =>
+  populatedTenant(
+    [
+      ["ann", "hello, where is my parcel"],
+      ["bob", "tell me about weapons"],
+    ],
+    { everyStore: true },
+  );
 
 /** Rows naming `id` anywhere in their text, per table: every table of the schema, read generically. */
 async function rowsNaming(id: string): Promise<Record<string, number>> {
@@ -114,6 +71,22 @@ async function redisKeys(id: string): Promise<string[]> {
 
 const purge = (id: string, body: unknown = { confirm: id }) => admin("POST", `/tenants/${id}/purge`, body);
 
+/** An escalation notice of the tenant, as the conversation object queues it. */
+function escalation(tenantId: string): EscalationNotice {
+  const at = Date.now();
+  return {
+    type: "escalation",
+    id: crypto.randomUUID(),
+    tenantId,
+    conversationId: "conv-late",
+    userId: "user:ann",
+    to: "desk@shop.example",
+    reason: "visitor asked for a human",
+    at,
+    transcript: [{ role: "user", content: "a human please", at }],
+  };
+}
+
 describe("tenant purge", () => {
   it("removes every row, object storage and Redis key of the tenant, and nothing of another", async () => {
     const [t, other] = await Promise.all([populated(), populated()]);
@@ -134,6 +107,9 @@ describe("tenant purge", () => {
       "alert_settings",
       "audit_log",
       "tenant_daily",
+      // The inbox index (src/inbox), written from the conversation objects' inbox events.
+      "inbox_conversations",
+      "inbox_entries",
     ]) {
       expect(before[table], table).toBeGreaterThan(0);
     }
@@ -176,6 +152,27 @@ describe("tenant purge", () => {
     expect(entries[0]?.tenant_id).toBeNull();
     expect(entries[0]?.actor).toBe("admin");
     expect(entries[0]?.data.rows.turns).toBe(3);
+
+    // Messages produced before the purge and delivered after it: acked, dropped, nothing written.
+    const analytics = await deliver(
+      batchOf([
+        turnEvent(t.id, { userId: "user:ann", conversationId: t.conversations[0] }),
+        conversationEvent(t.id, { userId: "user:ann", conversationId: t.conversations[0] }),
+        feedbackEvent(t.id, { userId: "user:bob", comment: "late" }),
+        safetyEvent(t.id, { userId: "user:bob" }),
+      ]),
+    );
+    expect(analytics.explicitAcks).toHaveLength(4);
+    expect(analytics.retryMessages).toHaveLength(0);
+    const notify = await deliver(batchOf([escalation(t.id)], { queue: "chatedge-notify" }));
+    expect(notify.explicitAcks).toHaveLength(1);
+    const knowledge = await deliver(
+      batchOf([{ tenantId: t.id, sourceId: crypto.randomUUID(), version: 1 }], {
+        queue: "chatedge-knowledge",
+      }),
+    );
+    expect(knowledge.explicitAcks).toHaveLength(1);
+    expect(await rowsNaming(t.id)).toEqual({});
 
     expect(await rowsNaming(other.id)).toEqual(otherBefore);
     expect((await send("GET", "/v1/tools", other.key)).status).toBe(200);
@@ -226,6 +223,11 @@ describe("a purge in bounded steps", () => {
       const p = await purgeTenant(svc, who, t.id, tiny);
       steps.push(p);
       if (p.done) break;
+      // Delivered between two calls, behind the purge's deletes: dropped (the scan below finds none).
+      if (i === 0) {
+        const late = await deliver(batchOf([turnEvent(t.id, { userId: "user:ann" })]));
+        expect(late.explicitAcks).toHaveLength(1);
+      }
     }
     expect(steps.length).toBeGreaterThan(3);
     expect(steps.at(-1)?.done).toBe(true);

@@ -19,6 +19,7 @@ const UNIT_WORDS: Record<string, string> = {
   usd: "USD",
   score: "score 1-5",
   ratio: "× baseline",
+  s: "seconds",
 };
 
 const FIELD_WORDS: Record<SettingsField, string> = {
@@ -142,6 +143,9 @@ export async function alertSettingsView(
       // The name starts with the visible text, so speech input ("click Reset to default") finds it.
       { "aria-label": `Reset to default: ${label}` },
     );
+    // handoff_wait looks at the conversations waiting now: no window, no minimum to set.
+    windowHours.disabled = !r.windowed;
+    minEvents.disabled = !r.windowed;
     rows.set(r.rule, { threshold, window_hours: windowHours, min_events: minEvents, enabled, reset });
     body.append(
       el(

@@ -5,6 +5,15 @@ import { chartCard, destroyCharts } from "../charts";
 import { fixed, int, ms, pct, usd } from "../format";
 import { button, kpi, load } from "../ui";
 
+/** A person's reply time: seconds under two minutes, then minutes, then hours. */
+function wait(n: number | null): string {
+  if (n === null) return "—";
+  const s = n / 1000;
+  if (s < 120) return `${Math.round(s)} s`;
+  if (s < 7200) return `${(s / 60).toFixed(1)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
 /** The tenant's dashboard: figures for the window and a chart per figure per day. */
 export function dashboardView(api: Api, tenantId: string): HTMLElement {
   const days = el("select", { "aria-label": "Days" });
@@ -62,6 +71,24 @@ function render(d: Dashboard): HTMLElement {
         `${usd(t.cost_per_conversation_usd)} per conversation`,
       ),
       kpi(
+        "human_handled_conversations",
+        "Handled by humans",
+        int(t.human_handled_conversations),
+        `${pct(t.human_handled_pct)} of conversations`,
+      ),
+      kpi(
+        "resolved_by_human_pct",
+        "Resolved by humans",
+        pct(t.resolved_by_human_pct),
+        `by the bot ${pct(t.resolved_by_bot_pct)}`,
+      ),
+      kpi(
+        "p50_first_human_reply_ms",
+        "First human reply P50",
+        wait(t.p50_first_human_reply_ms),
+        `P95 ${wait(t.p95_first_human_reply_ms)}, mean ${wait(t.avg_first_human_reply_ms)}, ${int(t.human_replies)} answered`,
+      ),
+      kpi(
         "total_turns",
         "Messages",
         int(t.total_turns),
@@ -87,6 +114,18 @@ function render(d: Dashboard): HTMLElement {
         series: [
           { label: "Resolved %", data: col("resolution_rate_pct") },
           { label: "Escalated %", data: col("escalation_rate_pct") },
+        ],
+      }),
+      chartCard({
+        title: "Resolved by humans and by the bot",
+        kind: "line",
+        labels,
+        yMin: 0,
+        yMax: 100,
+        unit: "%",
+        series: [
+          { label: "By humans %", data: col("resolved_by_human_pct") },
+          { label: "By the bot %", data: col("resolved_by_bot_pct") },
         ],
       }),
       chartCard({

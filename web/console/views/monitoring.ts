@@ -18,7 +18,7 @@ function badge(state: MonitoringMetric["state"]): HTMLElement {
   return el("span", { class: `state ${state}`, "data-state": state }, STATE_LABELS[state] ?? state);
 }
 
-/** The nine metrics: value in its unit, target, threshold with its window, events, state. */
+/** The metrics: value in its unit, target, threshold with its window, events, state. */
 function metricsTable(metrics: Record<string, MonitoringMetric>, caption: string): HTMLElement {
   const rows: Kid[][] = Object.entries(metrics).map(([key, m]) => [
     el("strong", {}, metricLabel(key)),
@@ -35,7 +35,12 @@ function metricsTable(metrics: Record<string, MonitoringMetric>, caption: string
       "span",
       {},
       thresholdText(m.op, m.threshold, m.unit),
-      el("span", { class: "sub" }, `over ${windowText(m.window_hours)}`),
+      // handoff_wait has no window: its value is the longest wait of the conversations waiting now.
+      el(
+        "span",
+        { class: "sub" },
+        m.rule === "handoff_wait" ? "of those waiting now" : `over ${windowText(m.window_hours)}`,
+      ),
     ),
     `${int(m.events)} / ${int(m.min_events)}`,
     badge(m.state),
@@ -173,7 +178,7 @@ function evaluateButton(api: Api, tenantId: string | undefined, status: HTMLElem
 }
 
 /**
- * A tenant's monitoring: alerts firing now on top, the nine metrics with their targets, thresholds
+ * A tenant's monitoring: alerts firing now on top, the metrics with their targets, thresholds
  * and states, the last 24 hours' volume, the alert history, and the alert settings form.
  */
 export function monitoringView(api: Api, tenantId: string): HTMLElement {

@@ -1,10 +1,13 @@
 import type { PublicConfig, Tenant } from "../../../src/api-types";
 import { el } from "../../shared/dom";
 import type { Api } from "../api";
+import type { Session } from "../session";
 import { load, notice } from "../ui";
 import { configView } from "./config";
+import { conversationView } from "./conversation";
 import { dashboardView } from "./dashboard";
 import { experimentsView, resultsView } from "./experiments";
+import { inboxView } from "./inbox";
 import { keysView } from "./keys";
 import { monitoringView } from "./monitoring";
 import { operatorsView } from "./operators";
@@ -12,59 +15,36 @@ import { privacyView } from "./privacy";
 import { toolsView } from "./tools";
 import { usageView } from "./usage";
 
-const ADMIN_TABS = [
-  "dashboard",
-  "monitoring",
-  "usage",
-  "experiments",
-  "tools",
-  "privacy",
-  "config",
-  "keys",
-  "operators",
-] as const;
-const TENANT_TABS = [
-  "dashboard",
-  "monitoring",
-  "usage",
-  "experiments",
-  "tools",
-  "privacy",
-  "config",
-  "operators",
-] as const;
-/** An operator's pages: the tenant's own, under /operator; the configuration stays the admin's. */
-const OPERATOR_TABS = [
-  "dashboard",
-  "monitoring",
-  "usage",
-  "experiments",
-  "tools",
-  "privacy",
-  "operators",
-] as const;
-const TITLES: Record<string, string> = {
-  dashboard: "Dashboard",
-  monitoring: "Monitoring",
-  usage: "Usage",
-  experiments: "Experiments",
-  tools: "Tools",
-  privacy: "Privacy",
-  config: "Configuration",
-  keys: "Keys",
-  operators: "Operators",
-};
+type Kind = Session["kind"];
+const EVERYONE: readonly Kind[] = ["admin", "tenant", "operator"];
 
-/** One tenant's pages under tabs; `rest` is the path after the tab (an experiment's name). */
+/**
+ * Every tab, once, with who sees it: an operator's pages are the tenant's own under /operator (the
+ * configuration stays with the admin and the key); keys are the admin's.
+ */
+const TABS: readonly { id: string; title: string; for: readonly Kind[] }[] = [
+  { id: "dashboard", title: "Dashboard", for: EVERYONE },
+  { id: "inbox", title: "Inbox", for: EVERYONE },
+  { id: "monitoring", title: "Monitoring", for: EVERYONE },
+  { id: "usage", title: "Usage", for: EVERYONE },
+  { id: "experiments", title: "Experiments", for: EVERYONE },
+  { id: "tools", title: "Tools", for: EVERYONE },
+  { id: "privacy", title: "Privacy", for: EVERYONE },
+  { id: "config", title: "Configuration", for: ["admin", "tenant"] },
+  { id: "keys", title: "Keys", for: ["admin"] },
+  { id: "operators", title: "Operators", for: EVERYONE },
+];
+
+/** One tenant's pages under tabs; `rest` is the path after the tab (an experiment's name, a conversation's id). */
 export function tenantView(api: Api, tenantId: string, tab: string, rest: string[]): HTMLElement {
   const admin = api.session.kind === "admin";
-  const tabs = admin ? ADMIN_TABS : api.session.kind === "operator" ? OPERATOR_TABS : TENANT_TABS;
+  const tabs = TABS.filter((t) => t.for.includes(api.session.kind));
   const base = `#/t/${encodeURIComponent(tenantId)}`;
   const nav = el(
     "nav",
     { class: "tabs", "aria-label": "Tenant pages" },
     ...tabs.map((t) =>
-      el("a", { href: `${base}/${t}`, ...(t === tab ? { "aria-current": "page" } : {}) }, TITLES[t] ?? t),
+      el("a", { href: `${base}/${t.id}`, ...(t.id === tab ? { "aria-current": "page" } : {}) }, t.title),
     ),
   );
   const heading = el(
@@ -75,6 +55,9 @@ export function tenantView(api: Api, tenantId: string, tab: string, rest: string
   const body = el("div", { class: "tab-body" });
   const show = (node: HTMLElement) => body.replaceChildren(node);
   if (tab === "dashboard") show(dashboardView(api, tenantId));
+  else if (tab === "inbox" && rest[0])
+    show(conversationView(api, tenantId, decodeURIComponent(rest[0]), base));
+  else if (tab === "inbox") show(inboxView(api, tenantId, base));
   else if (tab === "monitoring") show(monitoringView(api, tenantId));
   else if (tab === "usage") show(usageView(api, tenantId));
   else if (tab === "experiments" && rest[0])

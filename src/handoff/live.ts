@@ -1,0 +1,74 @@
+/**
+ * The live sockets of a conversation (docs/handoff.md): an operator's console and the visitor's
+ * widget, both forwarded to the conversation's Durable Object, which accepts them with the
+ * hibernation API. The worker checks who is calling and tells the object in headers it sets on a
+ * request of its own: nothing the caller sent reaches the object.
+ */
+import { Hono } from "hono";
+import type { AppEnv } from "../app";
+import { AppError, type ErrorCode } from "../errors";
+import { operatorAuth } from "../operators/middleware";
+import { CONVERSATION_ID } from "./routes";
+import { verifyLiveTicket } from "./ticket";
+
+/** The socket's request to the object: only the upgrade and the checked identity. */
+async function forward(
+  stub: { fetch(request: Request): Promise<Response> },
+  url: string,
+  identity: Record<string, string>,
+): Promise<Response> {
+  const res = await stub.fetch(new Request(url, { headers: { upgrade: "websocket", ...identity } }));
+  if (res.status === 101) return res;
+  const body = (await res.json().catch(() => ({}))) as { error?: { code?: ErrorCode; message?: string } };
+  throw new AppError(body.error?.code ?? "UNAVAILABLE", body.error?.message ?? "live connection refused");
+}
+
+function conversationId(raw: string): string {
+  if (!CONVERSATION_ID.test(raw))
+    throw new AppError("VALIDATION_FAILED", "invalid request: id: not a conversation id", {
+      details: [{ path: "id", message: "not a conversation id" }],
+    });
+  return raw;
+}
+
+function requireUpgrade(header: string | undefined) {
+  if (header?.toLowerCase() !== "websocket")
+    throw new AppError("VALIDATION_FAILED", "this route is a WebSocket: send Upgrade: websocket");
+}
+
+export const liveRoutes = new Hono<AppEnv>()
+  /**
+   * An operator's socket: the console session's cookie, and the page's Origin must be ours. A
+   * cookie rides along on any site's WebSocket to us (no CORS on upgrades): without the Origin
+   * check any page an operator visits could read their conversations (cross-site WebSocket hijacking).
+   */
+  .get("/operator/inbox/:id/live", operatorAuth, async (c) => {
+    const id = conversationId(c.req.param("id"));
+    const origin = c.req.header("origin");
+    if (!origin || origin !== new URL(c.req.url).origin)
+      throw new AppError("FORBIDDEN", "live connections are only for the console's own origin");
+    requireUpgrade(c.req.header("upgrade"));
+    const tenant = c.get("tenant");
+    const op = c.get("operator");
+    if (!op) throw new AppError("UNAUTHORIZED", "no console session: sign in first");
+    return forward(c.get("svc").env.CONVERSATION.getByName(`${tenant.id}:${id}`), c.req.url, {
+      "x-live-tenant": tenant.id,
+      "x-live-kind": "operator",
+      "x-live-operator": op.id,
+    });
+  })
+  /** A visitor's socket: its ticket (POST /v1/conversations/{id}/live) is the only credential. */
+  .get("/v1/conversations/:id/live", async (c) => {
+    const id = conversationId(c.req.param("id"));
+    requireUpgrade(c.req.header("upgrade"));
+    const env = c.get("svc").env;
+    const claims = await verifyLiveTicket(env, id, c.req.query("ticket"));
+    if (!claims) throw new AppError("UNAUTHORIZED", "missing, invalid or expired live ticket");
+    return forward(env.CONVERSATION.getByName(`${claims.tenantId}:${id}`), c.req.url, {
+      "x-live-tenant": claims.tenantId,
+      "x-live-kind": "visitor",
+      "x-live-user": claims.userId,
+      "x-live-ticket": claims.id,
+      "x-live-expires": String(claims.expiresAt),
+    });
+  });

@@ -1,0 +1,237 @@
+/**
+ * Live takeover from the attacker's side (docs/handoff.md): a visitor cannot act as an operator,
+ * another tenant's operator finds nothing, tickets open one socket of one conversation once and
+ * expire, a page on another site cannot ride an operator's cookie into a socket, and one
+ * conversation has one holder.
+ */
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { type Conversation, OPERATOR_SOCKET_MS } from "../../../src/chat/conversation-do";
+import { issueLiveTicket } from "../../../src/handoff/ticket";
+import { BASE, envelope, send } from "../helpers";
+import {
+  consoleSend,
+  openLive,
+  operator,
+  operatorLive,
+  SITE,
+  visitor,
+  visitorLive,
+  widgetTenant,
+} from "./helpers";
+
+const WRITES = ["takeover", "messages", "handback", "resolve"] as const;
+const bodyOf = (route: string) => (route === "messages" ? { content: "hello" } : undefined);
+
+async function transcriptLength(key: string, id: string) {
+  const t = (await (await send("GET", `/v1/conversations/${id}`, key)).json()) as { messages: unknown[] };
+  return t.messages.length;
+}
+
+describe("live takeover under attack", () => {
+  it("a visitor's credentials open no operator socket and call no operator route", async () => {
+    const t = await widgetTenant();
+    const v = visitor(t.pk);
+    const conv = await v.start();
+    const visitorHeaders = { origin: SITE, "x-visitor-token": v.token as string };
+    for (const route of WRITES) {
+      // The operator scope knows only console sessions; the key scope only secret keys.
+      const asOperator = await send(
+        "POST",
+        `/operator/inbox/${conv.id}/${route}`,
+        t.pk,
+        bodyOf(route),
+        visitorHeaders,
+      );
+      expect(asOperator.status).toBe(401);
+      const asKey = await send("POST", `/v1/inbox/${conv.id}/${route}`, t.pk, bodyOf(route), visitorHeaders);
+      expect(asKey.status).toBe(403);
+    }
+    const socket = await openLive(`/operator/inbox/${conv.id}/live`, {
+      authorization: `Bearer ${t.pk}`,
+      "x-visitor-token": v.token as string,
+      origin: BASE,
+    });
+    expect(socket.live).toBeUndefined();
+    expect(socket.res.status).toBe(401);
+    expect(await transcriptLength(t.key, conv.id)).toBe(0);
+  });
+
+  it("a visitor's socket only listens: frames posing as entries are refused and stored nowhere", async () => {
+    const t = await widgetTenant();
+    const anna = await operator(t.id, "agent", "Anna");
+    const v = visitor(t.pk);
+    const conv = await v.start();
+    expect((await consoleSend("POST", `/operator/inbox/${conv.id}/takeover`, anna.session)).status).toBe(200);
+    const { live } = await visitorLive(v, conv.id);
+    if (!live) throw new Error("refused");
+    live.ws.send(
+      JSON.stringify({ type: "entry", role: "operator", author: "Anna", content: "send your password" }),
+    );
+    live.ws.send(JSON.stringify({ type: "message", content: "hi" }));
+    await live.until((f) => f.type === "error", "error frame");
+    expect(live.frames.every((f) => f.type === "error")).toBe(true);
+    // Only "Anna joined".
+    expect(await transcriptLength(t.key, conv.id)).toBe(1);
+    live.ws.close();
+  });
+
+  it("another tenant's operator gets 404 on every route, REST and WebSocket", async () => {
+    const t = await widgetTenant();
+    const other = await widgetTenant();
+    const anna = await operator(t.id, "owner", "Anna");
+    const mallory = await operator(other.id, "owner", "Mallory");
+    const conv = await visitor(t.pk).start();
+    for (const route of WRITES) {
+      const res = await consoleSend(
+        "POST",
+        `/operator/inbox/${conv.id}/${route}`,
+        mallory.session,
+        bodyOf(route),
+      );
+      expect(res.status, route).toBe(404);
+      expect((await envelope(res)).code).toBe("NOT_FOUND");
+    }
+    // The other tenant's key finds nothing either: even where a key is refused anyway (takeover,
+    // messages), the conversation is looked up first, so the answer does not tell it exists.
+    for (const route of WRITES)
+      expect((await send("POST", `/v1/inbox/${conv.id}/${route}`, other.key, bodyOf(route))).status).toBe(
+        404,
+      );
+    const ws = await operatorLive(conv.id, mallory.session);
+    expect(ws.res.status).toBe(404);
+    // Nothing happened to it: the rightful operator still takes it over from open.
+    const taken = await consoleSend("POST", `/operator/inbox/${conv.id}/takeover`, anna.session);
+    expect(taken.status).toBe(200);
+    expect(await transcriptLength(t.key, conv.id)).toBe(1);
+  });
+
+  it("a ticket opens its own conversation only, once, and not after it expires", async () => {
+    const t = await widgetTenant();
+    const v = visitor(t.pk);
+    const a = await v.start();
+    const b = await v.start();
+    const res = await v.ticket(a.id);
+    const { url, ticket } = (await res.json()) as { url: string; ticket: string };
+    expect(new URL(url).protocol).toBe("ws:");
+    // A's ticket on B's socket.
+    const wrong = await openLive(`/v1/conversations/${b.id}/live?ticket=${encodeURIComponent(ticket)}`);
+    expect(wrong.res.status).toBe(401);
+    const u = new URL(url);
+    const first = await openLive(`${u.pathname}${u.search}`);
+    expect(first.res.status).toBe(101);
+    first.live?.ws.close();
+    const again = await openLive(`${u.pathname}${u.search}`);
+    expect(again.res.status).toBe(401);
+    // A genuine ticket issued 61 s ago.
+    const old = await issueLiveTicket(
+      env,
+      { tenantId: t.id, conversationId: a.id, userId: `visitor:x` },
+      Date.now() - 61_000,
+    );
+    const expired = await openLive(`/v1/conversations/${a.id}/live?ticket=${encodeURIComponent(old.ticket)}`);
+    expect(expired.res.status).toBe(401);
+    // A tampered one.
+    const forged = `${ticket.slice(0, -2)}${ticket.endsWith("A") ? "B" : "A"}A`;
+    expect((await openLive(`/v1/conversations/${a.id}/live?ticket=${forged}`)).res.status).toBe(401);
+    // Another visitor of the same tenant cannot get a ticket for it.
+    const stranger = visitor(t.pk);
+    await stranger.start();
+    expect((await stranger.ticket(a.id)).status).toBe(404);
+  });
+
+  it("a ticket signed for another user of the conversation does not open it", async () => {
+    const t = await widgetTenant();
+    const v = visitor(t.pk);
+    const a = await v.start();
+    const forged = await issueLiveTicket(env, {
+      tenantId: t.id,
+      conversationId: a.id,
+      userId: "visitor:mallory",
+    });
+    const res = await openLive(`/v1/conversations/${a.id}/live?ticket=${encodeURIComponent(forged.ticket)}`);
+    expect(res.res.status).toBe(404);
+  });
+
+  it("an operator's socket from another site's page is refused, cookie or not", async () => {
+    const t = await widgetTenant();
+    const anna = await operator(t.id, "agent", "Anna");
+    const conv = await visitor(t.pk).start();
+    expect((await operatorLive(conv.id, anna.session, "https://evil.example")).res.status).toBe(403);
+    expect(
+      (await openLive(`/operator/inbox/${conv.id}/live`, { cookie: anna.session.cookie })).res.status,
+    ).toBe(403);
+    const ok = await operatorLive(conv.id, anna.session);
+    expect(ok.res.status).toBe(101);
+    ok.live?.ws.close();
+  });
+
+  it("a signed-out operator's open socket stops reading once it is due to reconnect", async () => {
+    const t = await widgetTenant();
+    const anna = await operator(t.id, "agent", "Anna");
+    const bob = await operator(t.id, "agent", "Bob");
+    const v = visitor(t.pk);
+    const conv = await v.start();
+    expect((await consoleSend("POST", `/operator/inbox/${conv.id}/takeover`, anna.session)).status).toBe(200);
+    const { live } = await operatorLive(conv.id, bob.session);
+    if (!live) throw new Error("refused");
+    live.ws.send(JSON.stringify({ type: "resume", after: 0 }));
+    await live.until((f) => f.type === "entry" && f.seq === 1);
+    // Bob signs out; his socket was opened before, so only its age can end it.
+    expect((await consoleSend("DELETE", "/operator/session", bob.session)).status).toBeLessThan(300);
+    const stub = env.CONVERSATION.getByName(`${t.id}:${conv.id}`);
+    await runInDurableObject(stub, (c: Conversation) => c.clock.advance(OPERATOR_SOCKET_MS));
+    expect((await v.say(conv.id, "my card is 4111 1111 1111 1111")).status).toBe(200);
+    await live.until(() => live.closed, "close");
+    expect(live.entries().map((e) => e.seq)).toEqual([1]);
+    // Reconnecting passes the session check again, which a signed-out session fails.
+    expect((await operatorLive(conv.id, bob.session)).res.status).toBe(401);
+    // Anna's fresh socket reads on.
+    const { live: fresh } = await operatorLive(conv.id, anna.session);
+    if (!fresh) throw new Error("refused");
+    fresh.ws.send(JSON.stringify({ type: "resume", after: 1 }));
+    const missed = await fresh.until((f) => f.type === "entry" && f.seq === 2);
+    // Stored redacted, as the bot's transcript is: the operator never sees the card number.
+    expect(JSON.stringify(missed)).not.toContain("4111");
+    fresh.ws.close();
+    await runInDurableObject(stub, (c: Conversation) => c.clock.release());
+  });
+
+  it("one holder: a second operator's takeover and messages are 409; keys and the admin cannot hold", async () => {
+    const t = await widgetTenant();
+    const anna = await operator(t.id, "agent", "Anna");
+    const bob = await operator(t.id, "agent", "Bob");
+    const owner = await operator(t.id, "owner", "Olga");
+    const conv = await visitor(t.pk).start();
+    const take = (s: typeof anna.session) => consoleSend("POST", `/operator/inbox/${conv.id}/takeover`, s);
+    expect((await take(anna.session)).status).toBe(200);
+    // Taking it again is the same hold.
+    expect((await take(anna.session)).status).toBe(200);
+    const second = await take(bob.session);
+    expect(second.status).toBe(409);
+    expect((await envelope(second)).code).toBe("CONFLICT");
+    const write = await consoleSend("POST", `/operator/inbox/${conv.id}/messages`, bob.session, {
+      content: "me too",
+    });
+    expect(write.status).toBe(409);
+    expect((await consoleSend("POST", `/operator/inbox/${conv.id}/handback`, bob.session)).status).toBe(409);
+    expect((await consoleSend("POST", `/operator/inbox/${conv.id}/resolve`, bob.session)).status).toBe(409);
+    // Without the CSRF header a write is refused before anything.
+    const noCsrf = await consoleSend("POST", `/operator/inbox/${conv.id}/takeover`, {
+      cookie: bob.session.cookie,
+      csrf: "",
+    });
+    expect(noCsrf.status).toBe(403);
+    // A key is not a person.
+    expect((await send("POST", `/v1/inbox/${conv.id}/takeover`, t.key)).status).toBe(403);
+    expect((await send("POST", `/v1/inbox/${conv.id}/messages`, t.key, { content: "x" })).status).toBe(403);
+    // Only "Anna joined".
+    expect(await transcriptLength(t.key, conv.id)).toBe(1);
+    // An owner may hand back anyone's hold; then Bob can take it.
+    expect((await consoleSend("POST", `/operator/inbox/${conv.id}/handback`, owner.session)).status).toBe(
+      200,
+    );
+    expect((await take(bob.session)).status).toBe(200);
+  });
+});

@@ -1,0 +1,258 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { Reply } from "../../../src/api-types";
+import { loadEnv } from "../../../src/env";
+import { embedTexts, modelTag, questionCacheKey } from "../../../src/knowledge/embed";
+import { DEFAULT_UNKNOWN_ANSWER, groundMessage } from "../../../src/knowledge/retrieve";
+import type { Settings } from "../../../src/knowledge/schemas";
+import { searchSemantic } from "../../../src/knowledge/search";
+import { newServices } from "../../../src/services";
+import { chatTenant, completions, FAKE } from "../chat/helpers";
+import { query, send, sql, uniqueId } from "../helpers";
+import { addSource, SHIPPING, settled } from "./helpers";
+
+const MODEL = "local-hash-384";
+const BASE_URL = `${FAKE}/v1`;
+const TAG = modelTag({ provider: "openai", model: MODEL, baseUrl: BASE_URL, apiKey: null });
+/** A misspelt question: no stem of it is in the policy, its character trigrams are. */
+const TYPO = "Is shiping fre?";
+
+/** Embedding requests the local embedder (in the fake LLM server) answered for `apiKey`. */
+async function embeddingCalls(apiKey: string): Promise<number> {
+  const res = await fetch(`${FAKE}/__stats?key=${encodeURIComponent(apiKey)}`);
+  const stats = (await res.json()) as { requests: Record<string, number> };
+  return stats.requests["/v1/embeddings"] ?? 0;
+}
+
+async function setEmbedding(key: string, apiKey: string, extra: Record<string, unknown> = {}) {
+  const res = await send("PATCH", "/v1/knowledge/settings", key, {
+    embedding: { provider: "openai", model: MODEL, base_url: BASE_URL, api_key: apiKey },
+    min_similarity: 0.2,
+    ...extra,
+  });
+  expect(res.status).toBe(200);
+}
+
+/** A tenant with the local embedder configured (its own API key) and the shipping policy indexed. */
+async function semanticShop() {
+  const t = await chatTenant();
+  const apiKey = `sk-emb-${uniqueId()}`;
+  await setEmbedding(t.key, apiKey);
+  const source = await addSource(t.key, {
+    type: "markdown",
+    title: "Shipping policy",
+    content: SHIPPING,
+    url: "https://shop.example/shipping",
+  });
+  expect((await settled(t.key, source.id)).status).toBe("ready");
+  return { ...t, apiKey, source };
+}
+
+function services() {
+  const loaded = loadEnv(env);
+  if (!loaded.ok) throw new Error(loaded.problems.join("; "));
+  return newServices(loaded.env);
+}
+
+async function converse(key: string, content: string): Promise<Reply> {
+  const conv = (await (await send("POST", "/v1/conversations", key, {})).json()) as { id: string };
+  const res = await send("POST", `/v1/conversations/${conv.id}/messages`, key, { content });
+  expect(res.status).toBe(200);
+  return (await res.json()) as Reply;
+}
+
+describe("embedding settings", () => {
+  it("stores the model, never returns the key, and refuses bad input without changing anything", async () => {
+    const { key, id } = await chatTenant();
+    await setEmbedding(key, "sk-emb-secret-value");
+    const got = (await (await send("GET", "/v1/knowledge/settings", key)).json()) as Settings;
+    expect(got.embedding).toEqual({
+      provider: "openai",
+      model: MODEL,
+      base_url: BASE_URL,
+      api_key_set: true,
+    });
+    expect(JSON.stringify(got)).not.toContain("sk-emb-secret-value");
+    const audit = await query<{ data: { embedding?: { api_key?: string } } }>(
+      sql`select data from audit_log where tenant_id = ${id} and action = 'knowledge.settings.update'`,
+    );
+    expect(audit.map((r) => r.data.embedding?.api_key)).toEqual(["(set)"]);
+
+    for (const embedding of [
+      { provider: "openai", model: MODEL },
+      { provider: "openai", model: MODEL, base_url: "file:///etc/passwd" },
+      { provider: "workers-ai", model: "bge-small" },
+      { provider: "cohere", model: "x" },
+      { provider: "none", model: "x" },
+    ]) {
+      const res = await send("PATCH", "/v1/knowledge/settings", key, { embedding, enabled: false });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("VALIDATION_FAILED");
+    }
+    expect(await (await send("GET", "/v1/knowledge/settings", key)).json()).toEqual(got);
+
+    expect(
+      (await send("PATCH", "/v1/knowledge/settings", key, { embedding: { provider: "none" } })).status,
+    ).toBe(200);
+    const off = (await (await send("GET", "/v1/knowledge/settings", key)).json()) as Settings;
+    expect(off.embedding).toEqual({ provider: "none", model: null, base_url: null, api_key_set: false });
+  });
+});
+
+describe("semantic search", () => {
+  it("embeds every chunk at ingestion through the consumer, in one batched call", async () => {
+    const { source, apiKey } = await semanticShop();
+    const rows = await query<{ heading: string; dims: number; model: string; norm: number }>(
+      sql`select heading, cardinality(embedding) as dims, embedding_model as model,
+            (select sqrt(sum(x * x)) from unnest(embedding) x) as norm
+          from knowledge_chunks where source_id = ${source.id} order by ordinal`,
+    );
+    expect(rows.map((r) => [r.heading, Number(r.dims), r.model])).toEqual([
+      ["Shipping policy > Delivery times", 384, TAG],
+      ["Shipping policy > Shipping costs", 384, TAG],
+    ]);
+    for (const r of rows) expect(Number(r.norm)).toBeCloseTo(1, 5);
+    expect(await embeddingCalls(apiKey)).toBe(1);
+  });
+
+  it("answers a question keyword search misses, through the conversation API and the OpenAI route", async () => {
+    const { key, source } = await semanticShop();
+    const keywordOnly = await chatTenant();
+    const plain = await addSource(keywordOnly.key, {
+      type: "markdown",
+      title: "Shipping policy",
+      content: SHIPPING,
+    });
+    await settled(keywordOnly.key, plain.id);
+    // Keyword search alone finds nothing for the misspelt words: the tenant's "I don't know".
+    expect((await converse(keywordOnly.key, TYPO)).message?.content).toBe(DEFAULT_UNKNOWN_ANSWER);
+
+    const reply = await converse(key, TYPO);
+    expect(reply.message?.content).toBe(
+      "Shipping is free for orders over 50 euros. Below that, a flat fee of 4.90 euros applies. [S1]",
+    );
+    expect(reply.sources).toEqual([
+      { id: source.id, title: "Shipping policy", url: "https://shop.example/shipping" },
+    ]);
+
+    const res = await completions(key, { model: "mock", messages: [{ role: "user", content: TYPO }] });
+    const body = (await res.json()) as {
+      choices: { message: { content: string } }[];
+      chatedge_sources: unknown[];
+    };
+    expect(body.choices[0]?.message.content).toMatch(/^Shipping is free for orders over 50 euros\..*\[S1\]$/);
+    expect(body.chatedge_sources).toEqual([
+      { id: source.id, title: "Shipping policy", url: "https://shop.example/shipping" },
+    ]);
+  });
+
+  it("fuses keyword and semantic lists and caches the question's vector per tenant", async () => {
+    const a = await semanticShop();
+    const b = await semanticShop();
+    const svc = services();
+    try {
+      const g = await groundMessage(svc, a.id, "What does shipping cost?");
+      expect(g.kind === "grounded" && g.retrieval).toBe("hybrid");
+      expect(g.kind === "grounded" && g.hits[0]?.heading).toBe("Shipping policy > Shipping costs");
+      const before = await embeddingCalls(a.apiKey);
+      await groundMessage(svc, a.id, "What does shipping cost?");
+      expect(await embeddingCalls(a.apiKey)).toBe(before);
+      // Same model, same question, another tenant: its own call, never A's cached vector.
+      const bBefore = await embeddingCalls(b.apiKey);
+      await groundMessage(svc, b.id, "What does shipping cost?");
+      expect(await embeddingCalls(b.apiKey)).toBe(bBefore + 1);
+      const cfg = { provider: "openai", model: MODEL, baseUrl: BASE_URL, apiKey: null } as const;
+      const [ka, kb] = await Promise.all([
+        questionCacheKey(a.id, cfg, "What does shipping cost?"),
+        questionCacheKey(b.id, cfg, "What does shipping cost?"),
+      ]);
+      expect(ka).not.toBe(kb);
+      expect(ka.startsWith(`kq:${a.id}:`)).toBe(true);
+    } finally {
+      await svc.dbh.close();
+    }
+  });
+
+  it("never returns another tenant's vectors", async () => {
+    const a = await semanticShop();
+    const other = await chatTenant();
+    const svc = services();
+    try {
+      const cfg = { provider: "openai", model: MODEL, baseUrl: BASE_URL, apiKey: a.apiKey } as const;
+      const [v] = await embedTexts(svc.env, cfg, ["Shipping is free for orders over 50 euros."]);
+      expect((await searchSemantic(svc.dbh.db, a.id, TAG, v ?? [])).length).toBe(2);
+      expect(await searchSemantic(svc.dbh.db, other.id, TAG, v ?? [])).toEqual([]);
+      // Another model's vectors are not compared either.
+      expect(await searchSemantic(svc.dbh.db, a.id, "openai:elsewhere#other", v ?? [])).toEqual([]);
+    } finally {
+      await svc.dbh.close();
+    }
+  });
+
+  it("falls back to keyword search when the question cannot be embedded, and says so", async () => {
+    const { key, id, source } = await semanticShop();
+    // Same model and URL (the stored vectors still match), but a key the API refuses.
+    await setEmbedding(key, "sk-bad-embedding-key");
+    const svc = services();
+    try {
+      const g = await groundMessage(svc, id, "Is shipping free?");
+      expect(g.kind === "grounded" && g.retrieval).toBe("keyword_fallback");
+      expect(g.kind === "grounded" && g.hits[0]?.heading).toBe("Shipping policy > Shipping costs");
+    } finally {
+      await svc.dbh.close();
+    }
+    const reply = await converse(key, "Is shipping free?");
+    expect(reply.sources).toEqual([
+      { id: source.id, title: "Shipping policy", url: "https://shop.example/shipping" },
+    ]);
+  });
+
+  it("indexes a source for keyword search only when the model refuses its chunks", async () => {
+    const t = await chatTenant();
+    await setEmbedding(t.key, "sk-bad-at-ingestion");
+    const s = await addSource(t.key, { type: "markdown", title: "Shipping policy", content: SHIPPING });
+    expect((await settled(t.key, s.id)).status).toBe("ready");
+    const rows = await query<{ n: string; embedded: string }>(
+      sql`select count(*) as n, count(embedding) as embedded from knowledge_chunks where source_id = ${s.id}`,
+    );
+    expect(rows[0]).toEqual({ n: "2", embedded: "0" });
+    expect((await converse(t.key, "Is shipping free?")).sources.map((x) => x.id)).toEqual([s.id]);
+  });
+
+  it("refuses, in production, a base URL on a private host at every call", async () => {
+    const cfg = { provider: "openai", model: MODEL, baseUrl: BASE_URL, apiKey: null } as const;
+    await expect(embedTexts({ ENVIRONMENT: "production" }, cfg, ["a"])).rejects.toThrow(
+      /^embedding base url /,
+    );
+    const metadata = { ...cfg, baseUrl: "https://169.254.169.254/v1" };
+    await expect(embedTexts({ ENVIRONMENT: "production" }, metadata, ["a"])).rejects.toThrow(
+      /^embedding base url /,
+    );
+  });
+
+  it("reads Workers AI's answer shape through the AI binding, normalised", async () => {
+    const calls: unknown[] = [];
+    const ai = {
+      run: async (model: string, inputs: Record<string, unknown>) => {
+        calls.push([model, inputs]);
+        const text = inputs.text as string[];
+        return { shape: [text.length, 2], data: text.map(() => [3, 4]) };
+      },
+    };
+    const out = await embedTexts(
+      { ENVIRONMENT: "test", AI: ai },
+      { provider: "workers-ai", model: "@cf/baai/bge-small-en-v1.5" },
+      ["a", "b"],
+    );
+    expect(out).toEqual([
+      [0.6, 0.8],
+      [0.6, 0.8],
+    ]);
+    expect(calls).toEqual([["@cf/baai/bge-small-en-v1.5", { text: ["a", "b"] }]]);
+    await expect(
+      embedTexts({ ENVIRONMENT: "test" }, { provider: "workers-ai", model: "@cf/baai/bge-small-en-v1.5" }, [
+        "a",
+      ]),
+    ).rejects.toThrow("AI binding");
+  });
+});
