@@ -67,6 +67,7 @@ const tenant: TenantConfig = {
   widgetAvatarUrl: null,
   widgetPosition: "bottom-right",
   widgetLocale: null,
+  operatorNameDisplay: "full",
   turnstileSiteKey: null,
   turnstileSecretKey: null,
   identitySecret: null,

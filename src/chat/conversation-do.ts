@@ -345,7 +345,7 @@ export class Conversation extends DurableObject<RawEnv> {
     this.#deliver(escalatedNow);
     // The idle alarm is not moved on every turn (a storage write each time): when it fires early
     // it re-arms itself for lastActivityAt + idleTimeoutMs.
-    if (escalatedNow && reason) await this.#notifyEscalation(meta, reason);
+    if (escalatedNow && reason) await this.#notifyEscalation(meta, reason, t.origin);
     this.#index();
     return { view: this.#view(), escalatedNow, consecutiveFailures: meta.consecutiveFailures };
   }
@@ -872,7 +872,7 @@ export class Conversation extends DurableObject<RawEnv> {
     await this.env.ANALYTICS_QUEUE.send(event, { contentType: "json" });
   }
 
-  async #notifyEscalation(m: Meta, reason: string) {
+  async #notifyEscalation(m: Meta, reason: string, origin?: string) {
     // Without an escalation email the notice still goes: the consumer sends it to a webhook.
     const notice: EscalationNotice = {
       type: "escalation",
@@ -883,6 +883,7 @@ export class Conversation extends DurableObject<RawEnv> {
       to: m.escalationEmail,
       reason,
       at: this.clock.now(),
+      ...(origin ? { origin } : {}),
       transcript: this.#messages
         .filter((x) => x.role !== "system")
         .map((x) => ({ role: x.role, content: x.content, at: x.at })),

@@ -167,6 +167,7 @@ export async function sendMessage(
         toolsUsed: s?.toolsUsed ?? [...new Set((s?.toolCalls ?? []).map((t) => t.name))],
         escalate,
         escalationEmail: tenant.escalationEmail,
+        origin: new URL(c.req.url).origin,
       }),
     );
     return r;

@@ -58,6 +58,8 @@ export const TurnInput = z
     /** Set when the visitor asked for a human. */
     escalate: z.string().max(200).optional(),
     escalationEmail: z.string().max(320),
+    /** The request's origin: the console link in an escalation notice when PUBLIC_BASE_URL is unset. */
+    origin: z.string().max(2048).optional(),
   })
   .strict();
 

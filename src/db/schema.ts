@@ -72,6 +72,10 @@ export const tenants = pgTable("tenants", {
     .default("bottom-right"),
   /** The widget's language; null: the visitor's browser language (English when unsupported). */
   widgetLocale: text("widget_locale", { enum: ["en", "de", "fr", "es", "ja"] }),
+  /** How an operator who takes a conversation over is named to the visitor (docs/handoff.md). */
+  operatorNameDisplay: text("operator_name_display", { enum: ["full", "first", "none"] })
+    .notNull()
+    .default("full"),
   /** Cloudflare Turnstile: the public site key the widget renders with; null with the secret: off. */
   turnstileSiteKey: text("turnstile_site_key"),
   /** Turnstile's secret key for siteverify; write-only in the API (never returned). */

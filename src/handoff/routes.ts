@@ -70,8 +70,19 @@ async function person(c: Context<AppEnv>, id: string) {
 /** Who hands back or resolves: the holder, an owner over anyone's hold, the tenant's key or the admin. */
 function actorOf(c: Context<AppEnv>): HandoffActor {
   const op = c.get("operator");
-  if (op) return { operatorId: op.id, name: op.name, override: op.role === "owner" };
+  if (op) return { operatorId: op.id, name: shownName(c, op.name), override: op.role === "owner" };
   return { operatorId: null, name: "the support team", override: true };
+}
+
+/**
+ * The name a person is shown under, as the tenant allows: the conversation keeps only this one, so
+ * the visitor, the transcript and the inbox all read the same (the holder's id says who it was).
+ */
+function shownName(c: Context<AppEnv>, name: string): string {
+  const display = c.get("tenant").operatorNameDisplay;
+  if (display === "none") return "Support";
+  if (display === "first") return name.trim().split(/\s+/)[0] || "Support";
+  return name;
 }
 
 const stub = (c: Context<AppEnv>, id: string) =>
@@ -93,7 +104,7 @@ export const handoffRoutes = (scope: TenantScope) =>
         const { conversation_id: id } = c.req.valid("param");
         const op = await person(c, id);
         const r = await call(() =>
-          stub(c, id).takeover(c.get("tenant").id, { operatorId: op.id, name: op.name }),
+          stub(c, id).takeover(c.get("tenant").id, { operatorId: op.id, name: shownName(c, op.name) }),
         );
         return c.json(itemOf(r), 200);
       },

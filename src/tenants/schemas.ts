@@ -92,6 +92,8 @@ const configFields = {
   widget_position: z.enum(["bottom-right", "bottom-left"]),
   /** The widget's language; null: the visitor's browser language, English when unsupported. */
   widget_locale: z.enum(["en", "de", "fr", "es", "ja"]).nullable(),
+  /** How a person who takes a conversation over is named to the visitor: full name, first name, or "Support". */
+  operator_name_display: z.enum(["full", "first", "none"]),
   /** Days transcripts and per-event analytics are kept; null: the platform default (capped at the platform maximum). */
   retention_days: z.number().int().min(1).max(3650).nullable(),
   /** The tenant's own PII patterns (docs/privacy.md): bounded, compiled, no nested quantifiers. */

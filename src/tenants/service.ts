@@ -60,6 +60,7 @@ function columnsOf(input: Partial<TenantCreateInput> & { active?: boolean }): Pa
     widgetAvatarUrl: input.widget_avatar_url,
     widgetPosition: input.widget_position,
     widgetLocale: input.widget_locale,
+    operatorNameDisplay: input.operator_name_display,
     turnstileSiteKey: input.turnstile_site_key,
     turnstileSecretKey: input.turnstile_secret_key,
     retentionDays: input.retention_days,
@@ -103,6 +104,7 @@ export function tenantOut(row: TenantRow) {
     widget_avatar_url: row.widgetAvatarUrl,
     widget_position: row.widgetPosition,
     widget_locale: row.widgetLocale,
+    operator_name_display: row.operatorNameDisplay,
     turnstile_site_key: row.turnstileSiteKey,
     // The secret key is write-only: whoever reads a tenant learns that it is set, never what it is.
     turnstile_enabled: row.turnstileSecretKey !== null,

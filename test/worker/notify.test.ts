@@ -8,7 +8,7 @@ import { consumeNotifyBatch } from "../../src/notify/consumer";
 import type { EscalationNotice } from "../../src/notify/messages";
 import { chatTenant, escalatedConversation, FAKE } from "./chat/helpers";
 import { eventually } from "./eventually";
-import { hmacHex, query, sql } from "./helpers";
+import { BASE, hmacHex, query, sql } from "./helpers";
 
 type Row = {
   status: string;
@@ -59,7 +59,7 @@ async function webhookCalls(): Promise<{ raw: string; headers: { signature?: str
 describe("notifications", () => {
   it("emails the transcript of an escalated conversation to the tenant's escalation address", async () => {
     const { id, key } = await chatTenant({ escalation_email: "desk@shop.example" });
-    await escalatedConversation(key);
+    const conv = await escalatedConversation(key);
     const rows = await eventually(async () => {
       const rows = await outbox(id);
       expect(rows).not.toHaveLength(0);
@@ -74,6 +74,8 @@ describe("notifications", () => {
     });
     expect(rows[0]?.body).toContain("Visitor: where is my order");
     expect(rows[0]?.body).toContain("Visitor: let me speak to a human agent");
+    // Without PUBLIC_BASE_URL the link is absolute on the origin the visitor's request reached.
+    expect(rows[0]?.body).toContain(`${BASE}/console/#/t/${id}/inbox/${conv}`);
   });
 
   it("posts a signed webhook when email is not configured", async () => {

@@ -224,4 +224,29 @@ describe("live takeover", () => {
     };
     expect(transcript.messages).toHaveLength(1);
   });
+
+  it("names the operator to the visitor as the tenant allows: full name, first name, or Support", async () => {
+    for (const [display, shown] of [
+      ["full", "Anna Lindqvist"],
+      ["first", "Anna"],
+      ["none", "Support"],
+    ] as const) {
+      const t = await widgetTenant({ operator_name_display: display });
+      const anna = await operator(t.id, "agent", "Anna Lindqvist");
+      const v = visitor(t.pk);
+      const conv = await v.start();
+      const taken = await consoleSend("POST", `/operator/inbox/${conv.id}/takeover`, anna.session);
+      expect(await taken.json()).toMatchObject({ holder: { operator_id: anna.id, name: shown } });
+      await consoleSend("POST", `/operator/inbox/${conv.id}/messages`, anna.session, { content: "Hello" });
+      const transcript = (await (await send("GET", `/v1/conversations/${conv.id}`, t.key)).json()) as {
+        messages: { role: string; author: string | null; content: string }[];
+      };
+      expect(transcript.messages.filter((m) => m.role !== "user")).toEqual([
+        expect.objectContaining({ role: "system", content: `${shown} joined` }),
+        expect.objectContaining({ role: "operator", author: shown, content: "Hello" }),
+      ]);
+      // Nothing the visitor can read carries the full name when the tenant hides it.
+      if (display !== "full") expect(JSON.stringify(transcript)).not.toContain("Lindqvist");
+    }
+  });
 });

@@ -259,6 +259,12 @@ export const FIELDS: Field[] = [
     nullable: true,
     help: "empty: each visitor's browser language (English when not one of the five)",
   }),
+  text("operator_name_display", "Operator name shown to visitors", 5, {
+    required: true,
+    pattern: /^(full|first|none)$/,
+    patternMessage: "full, first or none",
+    help: 'full: the operator\'s name; first: the first word of it; none: "Support"',
+  }),
   num("retention_days", "Retention (days)", 1, 3650, {
     integer: true,
     nullable: true,

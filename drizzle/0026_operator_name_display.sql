@@ -1,0 +1,1 @@
+ALTER TABLE "tenants" ADD COLUMN "operator_name_display" text DEFAULT 'full' NOT NULL;
