@@ -4,7 +4,7 @@
  *   conversation in the inbox (status filter and search), takes it over and answers; the visitor
  *   sees the answer live; the operator hands back; the bot answers the next message; the widget's
  *   transcript and the console's agree entry by entry. The console's view is the README's
- *   docs/img/handoff.png (written when missing or with UPDATE_DOCS_SCREENSHOTS=1).
+ *   docs/images/handoff.png (written when missing or with UPDATE_DOCS_SCREENSHOTS=1).
  * - the inbox list: 25 a page, "Load more" for the rest, search over messages; it passes axe.
  */
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
@@ -164,9 +164,9 @@ describe.skipIf(!hasChromium && !process.env.CI)("human handoff in Chromium", ()
     await o.locator("ol.transcript li[data-role=operator]", { hasText: answer }).waitFor();
     await o.screenshot({ path: `${SHOTS}/handoff-console.png`, fullPage: true });
     // Opt-in once committed, so a local run does not rewrite the README's image (it shows times).
-    if (process.env.UPDATE_DOCS_SCREENSHOTS === "1" || !existsSync("docs/img/handoff.png")) {
-      mkdirSync("docs/img", { recursive: true });
-      copyFileSync(`${SHOTS}/handoff-console.png`, "docs/img/handoff.png");
+    if (process.env.UPDATE_DOCS_SCREENSHOTS === "1" || !existsSync("docs/images/handoff.png")) {
+      mkdirSync("docs/images", { recursive: true });
+      copyFileSync(`${SHOTS}/handoff-console.png`, "docs/images/handoff.png");
     }
     await v.screenshot({ path: `${SHOTS}/handoff-widget.png` });
 

@@ -313,7 +313,10 @@ describe("Postgres outage, end to end", () => {
     //    with the consumer's backoff, and delivered again; none is acked, none dead-lettered.
     const TURNS = 5;
     const EXPECTED = TURNS + 2 + 2;
-    const outageMessages = () => mine().filter((d) => !warmIds.has(d.messageId));
+    // The inbox index's events (src/inbox) ride the same queue; they are counted apart below.
+    const isInbox = (d: Delivery) => d.body.type === "inbox";
+    const outageMessages = () => mine().filter((d) => !warmIds.has(d.messageId) && !isInbox(d));
+    const inboxMessages = () => mine().filter((d) => !warmIds.has(d.messageId) && isInbox(d));
     const idsOf = (ds: Delivery[]) => new Set(ds.map((d) => d.messageId));
     await eventually(
       () => {
@@ -321,6 +324,7 @@ describe("Postgres outage, end to end", () => {
         // An event acked while Postgres is down is an event lost (deliveries only accumulate, so
         // the wait ends failing with it, showing it).
         expect(ds.filter((d) => d.outcome?.kind === "ack")).toEqual([]);
+        expect(inboxMessages().filter((d) => d.outcome?.kind === "ack")).toEqual([]);
         const twice = idsOf(ds.filter((d) => d.attempts >= 2 && d.outcome?.kind === "retry"));
         const settled = ds.every((d) => d.outcome !== undefined);
         expect(
@@ -457,6 +461,20 @@ describe("Postgres outage, end to end", () => {
           from conversations where tenant_id = ${tenantId} order by id`,
     );
     expect(conversations.map((c) => c.id)).toEqual(eventIds("conversation"));
+    // The inbox index caught up too: each conversation as it ended, with its rating.
+    await eventually(async () => {
+      const inbox = await query<{ conversation_id: string; status: string; csat: number | null }>(
+        sql`select conversation_id, status, csat from inbox_conversations
+            where tenant_id = ${tenantId}`,
+      );
+      expect(new Set(inbox.map((r) => JSON.stringify(r)))).toEqual(
+        new Set([
+          JSON.stringify({ conversation_id: convA, status: "resolved", csat: 5 }),
+          JSON.stringify({ conversation_id: convB, status: "ended", csat: 2 }),
+        ]),
+      );
+      expect(inbox).toHaveLength(2);
+    });
     for (const [conversationId, resolved, csat] of [
       [convA, true, 5],
       [convB, false, 2],
