@@ -30,6 +30,9 @@ export default defineConfig({
           name: "browser",
           include: ["test/browser/**/*.test.ts"],
           environment: "node",
+          // One file at a time: each starts its own `npm run dev` stack and Chromium, and two at once
+          // beside the workerd project left the 2-core machine too busy for their 30 s waits.
+          fileParallelism: false,
           testTimeout: 90_000,
           hookTimeout: 180_000,
         },

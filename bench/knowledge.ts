@@ -47,7 +47,7 @@ const HYBRID_QUESTIONS = 40;
 const INGEST_COPIES = 3;
 /** The knowledge settings the ingestion and recall tenants use: the defaults, and a floor for the local embedder's cosine. */
 const MIN_SCORE = 0.1;
-const MIN_SIMILARITY = 0.2;
+const MIN_SIMILARITY = 0.15;
 
 /** docs/*.md, by file name. */
 function docs(): { name: string; text: string }[] {

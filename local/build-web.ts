@@ -66,13 +66,15 @@ function put(path: string, content: Uint8Array): void {
 
 /** Bundles web/ into `outDir` (default public/); files no longer built are removed. */
 export async function buildWeb(outDir = join(root, "public")): Promise<WebBuild> {
-  const [widget, consoleJs, consoleCss] = await Promise.all([
+  const [widget, widgetLive, consoleJs, consoleCss] = await Promise.all([
     bundle("web/widget/main.ts", "widget.js"),
+    bundle("web/widget/live-entry.ts", "widget-live.js"),
     bundle("web/console/main.ts", "console/app.js"),
     bundle("web/console/console.css", "console/app.css", { format: undefined }),
   ]);
   const out: Record<string, Uint8Array> = {
     "widget.js": widget,
+    "widget-live.js": widgetLive,
     "console/app.js": consoleJs,
     "console/app.css": consoleCss,
   };

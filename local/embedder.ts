@@ -6,7 +6,7 @@
  *
  * Its vectors are hashed features, not a learned model: word stems (stop words dropped), pairs of
  * neighbouring stems, and character trigrams of each word, weighted 1 + log(count), hashed
- * (FNV-1a) into DIMENSIONS and L2-normalised. Texts sharing words or word pieces come out close;
+ * (FNV-1a, a second bit giving the sign) into DIMENSIONS and L2-normalised. Texts sharing words or word pieces come out close;
  * synonyms ("refund" and "money back") do not. Its quality is lexical, not semantic
  * (docs/knowledge.md says what the hybrid recall measured with it means).
  */
@@ -74,9 +74,11 @@ function features(text: string): Map<string, number> {
 export function localEmbedding(text: string): number[] {
   const v = new Array<number>(DIMENSIONS).fill(0);
   for (const [f, count] of features(text)) {
-    // Unsigned: collisions only ever add similarity, and ranking came out steadier than with signed hashing.
-    const i = fnv1a(f) % DIMENSIONS;
-    v[i] = (v[i] ?? 0) + 1 + Math.log(count);
+    // Signed (a second bit of the hash picks the sign): colliding features cancel on average, so
+    // unrelated texts score near 0 and a similarity floor can tell them from related ones.
+    const h = fnv1a(f);
+    const i = h % DIMENSIONS;
+    v[i] = (v[i] ?? 0) + (h & 0x80000000 ? -1 : 1) * (1 + Math.log(count));
   }
   const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0));
   return norm === 0 ? v : v.map((x) => x / norm);

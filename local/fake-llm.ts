@@ -16,7 +16,8 @@
  * answers), "cut" (half the stream, then the socket closes), "slow:800" (headers, then 800 ms of
  * silence before the first token). `[[nousage]]` drops OpenAI's usage chunk. Keys starting with
  * "sk-bad" or "sk-ant-bad" get a 401 that quotes the key whole (callers must redact it).
- * `POST /v1/embeddings` is the local embedding model (local/embedder.ts).
+ * `POST /v1/embeddings` is the local embedding model (local/embedder.ts); of the faults, only status
+ * faults queued for the request's key apply to it.
  * `GET /__stats` counts requests per path, overall and per key; `GET /__requests?key=` shows recent
  * bodies; `POST /__reset` clears everything. Usage: node local/fake-llm.ts [--port 8790]
  */
@@ -256,8 +257,17 @@ export async function startFakeLlm(opts: { port?: number; host?: string } = {}):
         if (req.method === "POST" && url.pathname === "/v1/messages")
           return model("anthropic", req, res, raw);
         if (req.method === "POST" && url.pathname === "/v1/embeddings") {
-          // The local embedding model (local/embedder.ts), counted per key like the models.
-          bump((req.headers.authorization ?? "").replace(/^Bearer\s+/i, "") || "-", url.pathname);
+          // The local embedding model (local/embedder.ts), counted per key like the models. Only a
+          // status fault queued for its own key applies: unkeyed faults are left to model calls.
+          const key = (req.headers.authorization ?? "").replace(/^Bearer\s+/i, "");
+          bump(key || "-", url.pathname);
+          const fault = key ? queues.get(key)?.shift() : undefined;
+          if (fault?.kind === "status")
+            return send(
+              res,
+              fault.status,
+              errorBody("openai", fault.status, `Injected fault: HTTP ${fault.status}`),
+            );
           return serveEmbeddings(req, res, raw);
         }
         return control(req, res, url, raw);

@@ -105,7 +105,7 @@ export async function useLocalEmbedder(
     headers: { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/json" },
     body: JSON.stringify({
       embedding: { provider: "openai", model: LOCAL_EMBEDDING_MODEL, base_url: embedderBaseUrl },
-      min_similarity: 0.2,
+      min_similarity: 0.15,
     }),
   });
   if (!res.ok) throw new Error(`configuring the demo's embedder: ${res.status} ${await res.text()}`);

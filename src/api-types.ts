@@ -11,6 +11,7 @@ import type * as conversations from "./chat/conversation-routes";
 import type * as experimentRoutes from "./experiments/routes";
 import type * as experiments from "./experiments/schemas";
 import type * as inbox from "./inbox/schemas";
+import type * as knowledge from "./knowledge/schemas";
 import type * as monitoring from "./monitoring/routes";
 import type * as rules from "./monitoring/rules";
 import type * as openapi from "./openapi";
@@ -68,6 +69,15 @@ export type { ToolFrame } from "./tools/loop";
 
 export type Operator = z.infer<typeof operators.Operator>;
 export type InvitedOperator = z.infer<typeof operators.InvitedOperator>;
+
+export type KnowledgeSource = z.infer<typeof knowledge.Source>;
+export type KnowledgeSourceList = z.infer<typeof knowledge.SourceList>;
+/** A source as a client writes it: a new one (POST) or the whole new content of one (PUT re-indexes). */
+export type KnowledgeSourceInput = z.input<typeof knowledge.SourceInput>;
+export type KnowledgeSettings = z.infer<typeof knowledge.Settings>;
+export type KnowledgeSettingsView = z.infer<typeof knowledge.SettingsView>;
+export type KnowledgeSettingsPatch = z.input<typeof knowledge.SettingsPatch>;
+export type KnowledgeUnanswered = z.infer<typeof knowledge.Unanswered>;
 
 export type InboxItem = z.infer<typeof inbox.InboxItem>;
 export type InboxPage = z.infer<typeof inbox.InboxPage>;

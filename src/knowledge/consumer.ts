@@ -5,6 +5,7 @@
  * that a redelivery cannot duplicate (unique source, version, ordinal). The new version answers
  * once all its chunks landed; the old version's chunks go in the same transaction. Each message
  * stands alone: one source failing is recorded on that source and never holds up the others.
+ * The same queue carries re-embedding messages (reembed.ts), one per source, after a model change.
  */
 import { and, eq, ne, sql } from "drizzle-orm";
 import { z } from "zod";
@@ -18,8 +19,9 @@ import { errorSummary } from "../errors";
 import { strictWebhookTargets, webhookTargetProblem } from "../notify/webhook-target";
 import type { Services } from "../services";
 import { type Chunk, chunkText } from "./chunk";
-import { EmbeddingError, embedTexts, modelTag } from "./embed";
+import { type EmbeddingConfig, EmbeddingError, embeddingText, embedTexts, modelTag } from "./embed";
 import { extractText, formatOfContentType, hasHeadings } from "./extract";
+import { EmbedMessage, embedSource, requeueIfModelChanged } from "./reembed";
 import { invalidateKnowledge } from "./retrieve";
 import { MAX_CHUNKS_PER_SOURCE, MAX_FETCH_BYTES } from "./schemas";
 import { readKnowledgeConfig } from "./service";
@@ -132,11 +134,6 @@ async function setStatus(
     .where(and(eq(knowledgeSources.id, row.id), eq(knowledgeSources.version, row.version)));
 }
 
-/** The text a chunk is embedded as: its headings say what it is about. */
-export function embeddingText(c: Chunk): string {
-  return c.heading ? `${c.heading}\n${c.content}` : c.content;
-}
-
 /** The vectors of a source's chunks and the model that made them, when the tenant configured one. */
 export interface ChunkVectors {
   model: string;
@@ -151,10 +148,10 @@ export interface ChunkVectors {
 async function embedChunks(
   svc: Services,
   row: KnowledgeSourceRow,
+  embedding: EmbeddingConfig | null,
   chunks: readonly Chunk[],
   attempts: number,
 ): Promise<ChunkVectors | undefined> {
-  const { embedding } = await readKnowledgeConfig(svc.dbh.db, row.tenantId);
   if (!embedding) return undefined;
   try {
     return {
@@ -249,8 +246,12 @@ async function ingestOne(svc: Services, m: Message<unknown>): Promise<void> {
     if (chunks.length === 0) throw new SourceProblem("no text to index");
     if (chunks.length > MAX_CHUNKS_PER_SOURCE)
       throw new SourceProblem(`${chunks.length} chunks; a source may have at most ${MAX_CHUNKS_PER_SOURCE}`);
-    const vectors = await embedChunks(svc, row, chunks, m.attempts);
-    if (await indexChunks(db, row, chunks, vectors)) await invalidateKnowledge(svc, tenantId);
+    const { embedding } = await readKnowledgeConfig(db, tenantId);
+    const vectors = await embedChunks(svc, row, embedding, chunks, m.attempts);
+    if (await indexChunks(db, row, chunks, vectors)) {
+      await invalidateKnowledge(svc, tenantId);
+      await requeueIfModelChanged(svc, tenantId, sourceId, embedding && modelTag(embedding));
+    }
     m.ack();
   } catch (err) {
     const permanent = err instanceof SourceProblem;
@@ -265,12 +266,55 @@ async function ingestOne(svc: Services, m: Message<unknown>): Promise<void> {
   }
 }
 
-/** Ingests a batch, message by message. */
+/**
+ * Re-embeds one source's chunks (reembed.ts). Nothing here changes the source's status: a failure
+ * that a retry may cure (the provider's 5xx or timeout, Postgres) retries with the usual backoff,
+ * keeping what earlier attempts wrote; a permanent one, or the last attempt, leaves the chunks
+ * without the model's vectors (found by keyword only) and says so in the log.
+ */
+async function reembedOne(svc: Services, m: Message<unknown>, msg: EmbedMessage): Promise<void> {
+  const { tenantId, sourceId } = msg;
+  try {
+    await embedSource(svc, msg);
+    m.ack();
+  } catch (err) {
+    const permanent = err instanceof EmbeddingError && err.permanent;
+    // Its own messages name the status or the cause, never the key.
+    const reason = err instanceof EmbeddingError ? { reason: err.message } : {};
+    if (!permanent && m.attempts < MAX_ATTEMPTS) {
+      console.warn(
+        JSON.stringify({
+          msg: "knowledge: re-embedding retried",
+          tenantId,
+          sourceId,
+          ...reason,
+          ...errorSummary(err),
+        }),
+      );
+      return m.retry({ delaySeconds: retryDelaySeconds(m.attempts) });
+    }
+    console.warn(
+      JSON.stringify({
+        msg: "knowledge: re-embedding failed, chunks stay keyword-only for this model",
+        tenantId,
+        sourceId,
+        ...reason,
+        ...errorSummary(err),
+      }),
+    );
+    m.ack();
+  }
+}
+
+/** Consumes a batch, message by message: source versions to index, and sources to re-embed. */
 export async function consumeKnowledgeBatch(
   messages: readonly Message<unknown>[],
   svc: Services,
 ): Promise<void> {
-  for (const m of messages) await ingestOne(svc, m);
+  for (const m of messages) {
+    const embed = EmbedMessage.safeParse(m.body);
+    await (embed.success ? reembedOne(svc, m, embed.data) : ingestOne(svc, m));
+  }
 }
 
 /** Queue handler of the knowledge ingestion queue. */

@@ -59,6 +59,11 @@ const WorkersAiEmbeddings = z.object({
   data: z.array(z.array(z.number()).min(1).max(MAX_DIMENSIONS)).min(1),
 });
 
+/** The text a chunk is embedded as: its headings say what it is about. */
+export function embeddingText(c: { heading: string; content: string }): string {
+  return c.heading ? `${c.heading}\n${c.content}` : c.content;
+}
+
 /** `v` scaled to length 1; a zero vector stays zero (it matches nothing). */
 export function normalize(v: readonly number[]): number[] {
   let sum = 0;

@@ -1,11 +1,14 @@
 import { z } from "@hono/zod-openapi";
 import { newRouter } from "../app";
+import { errorSummary } from "../errors";
 import { errors, jsonBody, jsonResponse } from "../openapi";
 import type { TenantScope } from "../tenants/scope";
+import { embeddingProgress, queueEmbedding } from "./reembed";
 import { invalidateKnowledge } from "./retrieve";
 import {
   Settings,
   SettingsPatch,
+  SettingsView,
   Source,
   SourceIdParam,
   SourceInput,
@@ -17,7 +20,7 @@ import {
   deleteSource,
   getSource,
   listSources,
-  readSettings,
+  readKnowledgeConfig,
   sourceOut,
   unansweredQuestions,
   updateSource,
@@ -124,24 +127,40 @@ export const knowledgeRoutes = (scope: TenantScope) =>
         tags,
         summary:
           'Knowledge settings: on or off, the "I don\'t know" answer, the relevance thresholds, the context budget, the embedding model (its key never returned)',
-        responses: { 200: jsonResponse(Settings, "The settings") },
+        responses: { 200: jsonResponse(SettingsView, "The settings and the re-embedding progress") },
       }),
-      async (c) => c.json(await readSettings(c.get("svc").dbh.db, c.get("tenant").id), 200),
+      async (c) => {
+        const db = c.get("svc").dbh.db;
+        const tenantId = c.get("tenant").id;
+        const { settings, embedding } = await readKnowledgeConfig(db, tenantId);
+        const embedding_progress = await embeddingProgress(db, tenantId, embedding);
+        return c.json({ ...settings, embedding_progress }, 200);
+      },
     )
     .openapi(
       scope.route({
         method: "patch",
         path: "/knowledge/settings",
         tags,
-        summary: "Change knowledge settings",
+        summary:
+          "Change knowledge settings; a new embedding model re-embeds the indexed sources in the background",
         request: { body: jsonBody(SettingsPatch) },
         responses: { 200: jsonResponse(Settings, "The settings"), ...errors(400, 413, 415) },
       }),
       async (c) => {
         const svc = c.get("svc");
         const tenantId = c.get("tenant").id;
-        const out = await writeSettings(svc.env, svc.dbh.db, c.get("actor"), tenantId, c.req.valid("json"));
+        const patch = c.req.valid("json");
+        const out = await writeSettings(svc.env, svc.dbh.db, c.get("actor"), tenantId, patch);
         await invalidateKnowledge(svc, tenantId);
+        if (patch.embedding && patch.embedding.provider !== "none") {
+          // The settings are saved either way; sending the same embedding again queues what is missing.
+          await queueEmbedding(svc.env, svc.dbh.db, tenantId).catch((err: unknown) =>
+            console.error(
+              JSON.stringify({ msg: "knowledge: re-embedding not queued", tenantId, ...errorSummary(err) }),
+            ),
+          );
+        }
         return c.json(out, 200);
       },
     )

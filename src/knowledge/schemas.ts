@@ -137,6 +137,26 @@ const SettingsFields = {
 export const Settings = z.object({ ...SettingsFields, embedding: EmbeddingOut }).openapi("KnowledgeSettings");
 export type Settings = z.infer<typeof Settings>;
 
+/** The settings as GET shows them, with how far re-embedding has come (src/knowledge/reembed.ts). */
+export const SettingsView = Settings.extend({
+  embedding_progress: z
+    .object({
+      chunks: z
+        .number()
+        .int()
+        .openapi({ description: "Chunks of the indexed versions of the tenant's sources" }),
+      embedded: z
+        .number()
+        .int()
+        .openapi({ description: "Those with a vector of the configured model (0 without one)" }),
+    })
+    .openapi({
+      description:
+        "After the model changes, embedded grows to chunks as sources are re-embedded in the background; until then the others are found by keyword only",
+    }),
+}).openapi("KnowledgeSettingsView");
+export type SettingsView = z.infer<typeof SettingsView>;
+
 export const SettingsPatch = z
   .object({ ...SettingsFields, embedding: EmbeddingInput })
   .partial()

@@ -262,11 +262,6 @@ export async function readKnowledgeConfig(
   return { settings: settingsOf(row), embedding: embeddingOf(row) };
 }
 
-/** The tenant's settings, the defaults when it never set any. */
-export async function readSettings(db: Db, tenantId: string): Promise<Settings> {
-  return (await readKnowledgeConfig(db, tenantId)).settings;
-}
-
 /** The embedding columns of an input: the whole configuration is replaced (an omitted key is no key). */
 function embeddingColumns(env: Env, input: EmbeddingInput) {
   switch (input.provider) {

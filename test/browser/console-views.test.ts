@@ -5,6 +5,10 @@
  * - Operators: an invitation link opens the console, the operator sets a password and is signed in
  *   by an HttpOnly cookie the page cannot read; invites a colleague; signs out and back in with
  *   email and password; every page passes axe.
+ * - Knowledge: the demo tenant's seeded sources with their status; a document added, indexed while
+ *   the view polls, updated and deleted; a URL that is not there fails with its reason; the
+ *   server's refusal in its words; the embedding key never shown; a question nothing answered
+ *   listed once, grouped; the view passes axe.
  */
 import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -140,6 +144,151 @@ describe.skipIf(!hasChromium && !process.env.CI)("console views", () => {
     await page.getByLabel("Password", { exact: true }).fill("a long pass phrase");
     await page.getByRole("button", { name: "Log in", exact: true }).click();
     await page.getByText(`Signed in as Olivia Owner <${email}> (owner, demo)`).waitFor();
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 120_000);
+
+  it("knowledge: sources with their status, added, indexed, updated, deleted; settings; unanswered, accessibly", async () => {
+    const asKey = (path: string, body: unknown) =>
+      fetch(`${stack.base}${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${stack.secretKey}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    // A question nothing answers, asked twice in two wordings that normalize alike: one group.
+    const conv = (await (await asKey("/v1/conversations", {})).json()) as { id: string };
+    for (const content of ["Do you sell zeppelin xylophones?", "do you sell Zeppelin xylophones ?"])
+      expect((await asKey(`/v1/conversations/${conv.id}/messages`, { content })).ok).toBe(true);
+
+    const page = await browser.context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    page.on("dialog", (d) => void d.accept());
+    let listings = 0;
+    page.on("request", (r) => {
+      if (r.method() === "GET" && r.url().endsWith("/admin/tenants/demo/knowledge/sources")) listings += 1;
+    });
+    await page.goto(`${stack.base}/console`);
+    await page.getByLabel("Admin token or tenant secret key").fill(stack.adminToken);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign out" }).waitFor();
+    await page.goto(`${stack.base}/console/#/t/demo/knowledge`);
+    await page.getByRole("heading", { name: "Sources", level: 2 }).waitFor();
+    const table = page.getByRole("table", { name: "Knowledge sources" });
+    const row = (title: string) => table.getByRole("row").filter({ hasText: title });
+    for (const title of ["Shipping policy", "Returns FAQ"])
+      await row(title).locator('[data-source-status="ready"]').waitFor({ timeout: 60_000 });
+    const unanswered = page.getByRole("table", { name: "Unanswered questions, newest first" });
+    await unanswered.getByText(/zeppelin xylophones/i).waitFor();
+    expect(await unanswered.getByRole("row").count()).toBe(2);
+    expect(await unanswered.getByRole("cell").nth(1).textContent()).toBe("2");
+    // The demo tenant embeds with the local embedder: keyless, and a key is never shown anyway.
+    const settings = page.getByRole("form", { name: "Knowledge settings" });
+    expect(await settings.getByLabel("Semantic search (embedding model)").inputValue()).toBe("openai");
+    await settings.getByText("API key: not set").waitFor();
+    await settings.getByText(/^(All \d+|\d+ of \d+) indexed chunks have vectors of this model/).waitFor();
+    expect(await settings.getByLabel("API key", { exact: true }).inputValue()).toBe("");
+    await settings.getByRole("button", { name: "Save settings" }).click();
+    await settings.getByText("Nothing changed.").waitFor();
+    expect(formatViolations(await axeViolations(page)), "knowledge view").toBe("");
+
+    // A document: checked in the form first, then queued, and ready without a reload (the view polls).
+    const form = page.getByRole("form", { name: "Add a source" });
+    await form.getByRole("button", { name: "Add source" }).click();
+    await form.getByText("Please fix the marked fields.").waitFor();
+    expect(await form.getByLabel("Title", { exact: true }).getAttribute("aria-invalid")).toBe("true");
+    await form.getByLabel("Title", { exact: true }).fill("Gift cards");
+    await form.getByLabel("Content").fill("# Gift cards\n\nWe sell gift cards from 10 to 200 euros.");
+    await form.getByRole("button", { name: "Add source" }).click();
+    await page.getByText("Added Gift cards: queued for indexing.").waitFor();
+    await row("Gift cards").locator('[data-source-status="ready"]').waitFor({ timeout: 60_000 });
+    expect(formatViolations(await axeViolations(page)), "after adding").toBe("");
+    // Fetched again while it was indexing (the first load, after adding, then polls), not once done.
+    const atReady = listings;
+    expect(atReady).toBeGreaterThanOrEqual(3);
+    await page.waitForTimeout(4_000);
+    expect(listings).toBe(atReady);
+
+    // Update: the content is typed again (the API does not show it back), re-indexed as version 2.
+    await page.getByRole("button", { name: "Update Gift cards" }).click();
+    const update = page.getByRole("form", { name: "Update Gift cards" });
+    await update
+      .getByLabel("Content")
+      .fill("# Gift cards\n\nGift cards from 10 to 500 euros, valid two years.");
+    await update.getByRole("button", { name: "Save and re-index" }).click();
+    await page.getByText("Updated Gift cards: queued for indexing.").waitFor();
+    // Leaving the tab while it indexes stops the polling at once; coming back shows it ready.
+    await page.getByRole("link", { name: "Tools" }).click();
+    await page.getByRole("heading", { name: "Tools", level: 2 }).waitFor();
+    const left = listings;
+    await page.waitForTimeout(4_000);
+    expect(listings).toBe(left);
+    await page.getByRole("link", { name: "Knowledge" }).click();
+    await row("Gift cards").locator('[data-source-status="ready"]').waitFor({ timeout: 60_000 });
+    const listed = (await (
+      await fetch(`${stack.base}/admin/tenants/demo/knowledge/sources`, {
+        headers: { authorization: `Bearer ${stack.adminToken}` },
+      })
+    ).json()) as { sources: { title: string; version: number }[] };
+    expect(listed.sources.find((s) => s.title === "Gift cards")?.version).toBe(2);
+
+    // A page that is not there fails at once (a 404 is not retried), the reason beside the status.
+    const missing = `${stack.base}/no-such-page.html`;
+    await form.getByLabel("Kind").selectOption("url");
+    await form.getByLabel("Page URL").fill(missing);
+    await form.getByRole("button", { name: "Add source" }).click();
+    const dead = row(missing).first();
+    await dead.locator('[data-source-status="failed"]').waitFor({ timeout: 60_000 });
+    await dead.getByText("fetching the page answered 404").waitFor();
+
+    // What only the server checks comes back in its words, with the field it names.
+    await form.getByLabel("Kind").selectOption("qa");
+    await form.getByLabel("Title", { exact: true }).fill("Long answer");
+    await form.getByLabel("Question and answer pairs").fill(`Q: Why?\nA: ${"because ".repeat(600)}`);
+    await form.getByRole("button", { name: "Add source" }).click();
+    await form.getByRole("alert").getByRole("listitem").filter({ hasText: "pairs.0.answer" }).waitFor();
+    expect(await form.getByLabel("Question and answer pairs").getAttribute("aria-invalid")).toBe("true");
+
+    for (const name of ["Delete Gift cards", `Delete ${missing}`]) {
+      await page.getByRole("button", { name }).click();
+      await page.getByText(`Deleted ${name.slice("Delete ".length)}.`).waitFor();
+    }
+    await expect.poll(() => row("Gift cards").count()).toBe(0);
+    expect(await row("Shipping policy").count()).toBe(1);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 240_000);
+
+  it("knowledge: an agent reads the sources, settings and questions, with no control to change them", async () => {
+    const email = `agent-${Date.now()}@demo.example`;
+    const invited = await fetch(`${stack.base}/admin/tenants/demo/operators`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${stack.adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ email, name: "Kim Agent", role: "agent" }),
+    });
+    const { invite_url } = (await invited.json()) as { invite_url: string };
+    const page = await browser.context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(invite_url);
+    await page.getByLabel("Choose a password (12 characters or more)").fill("a long pass phrase");
+    await page.getByRole("button", { name: "Set password and sign in" }).click();
+    await page.getByText(`Signed in as Kim Agent <${email}> (agent, demo)`).waitFor();
+    await page.getByRole("link", { name: "Knowledge" }).click();
+    const table = page.getByRole("table", { name: "Knowledge sources" });
+    await table.getByText("Shipping policy").waitFor();
+    await page
+      .getByRole("form", { name: "Knowledge settings" })
+      .getByText("only owners can change it")
+      .waitFor();
+    expect(await page.getByRole("columnheader", { name: "Actions" }).count()).toBe(0);
+    expect(await page.getByRole("form", { name: "Add a source" }).count()).toBe(0);
+    expect(await page.getByRole("button", { name: "Save settings" }).count()).toBe(0);
+    expect(await page.getByLabel("Minimum keyword score (0-1)").isDisabled()).toBe(true);
+    // The key is write-only: the agent sees whether one is set, and no field for it.
+    await page.getByText("API key: not set").waitFor();
+    expect(await page.getByLabel("API key", { exact: true }).isVisible()).toBe(false);
+    expect(formatViolations(await axeViolations(page)), "knowledge view, agent").toBe("");
     expect(errors).toEqual([]);
     await page.close();
   }, 120_000);

@@ -863,6 +863,7 @@ describe.skipIf(!hasChromium && !process.env.CI)("the widget and the console in 
       ["#/t/a11y/config", (p) => p.getByRole("button", { name: "Save changes" }).waitFor()],
       ["#/t/a11y/keys", (p) => p.getByRole("button", { name: "Create key" }).waitFor()],
       ["#/t/a11y/privacy", (p) => p.getByRole("heading", { name: "Privacy requests" }).waitFor()],
+      ["#/t/a11y/knowledge", (p) => p.getByText("No unanswered questions yet.").waitFor()],
     ];
     for (const [hash, ready] of views) {
       await ops.goto(`${stack.base}/console/${hash}`);

@@ -75,7 +75,7 @@ afterAll(async () => {
   await admin.end();
 });
 
-const opts = { minScore: 0.1, minSimilarity: 0.2, semantic: { model: MODEL, embed: localEmbedding } };
+const opts = { minScore: 0.1, minSimilarity: 0.15, semantic: { model: MODEL, embed: localEmbedding } };
 
 describe("recall@5 harness", () => {
   it("labels every question of the set with a chunk that exists", async () => {
@@ -101,7 +101,7 @@ describe("recall@5 harness", () => {
     expect(r.stale).toEqual([questions[1], questions[2]]);
     const keywordOnly = await recallAt5(db, TENANT, questions.slice(0, 1), {
       minScore: 0.1,
-      minSimilarity: 0.2,
+      minSimilarity: 0.15,
     });
     expect(keywordOnly).toMatchObject({ keyword: 1, hybrid: null });
   });

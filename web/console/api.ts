@@ -32,7 +32,10 @@ type TenantResource =
   | "privacy/export"
   | "privacy/erase"
   | "operators"
-  | "inbox";
+  | "inbox"
+  | "knowledge/sources"
+  | "knowledge/settings"
+  | "knowledge/unanswered";
 
 /** Calls the API as the signed-in operator; a 401 calls `onUnauthorized` (the session is over). */
 export class Api {

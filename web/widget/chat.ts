@@ -2,7 +2,7 @@ import type { PublicConfig, Reply, StartedConversation, ToolFrame, Transcript } 
 import { ApiError } from "../shared/api-error";
 import { type Client, call, json, NetworkError } from "./api";
 import { EN, fill, type Strings, waitFor } from "./i18n";
-import { LiveChannel } from "./live";
+import type { LiveChannel } from "./live";
 import { showSources } from "./sources";
 import { readSse } from "./sse";
 import { type Memo, VisitorToken } from "./storage";
@@ -14,6 +14,28 @@ const MAX_RETRIES = 8;
 const ENDED = new Set(["resolved", "unresolved"]);
 /** States in which a person is asked for or writing: the live channel is open. */
 const WITH_A_PERSON = new Set(["escalated", "human"]);
+
+let liveCode: Promise<typeof LiveChannel> | undefined;
+
+/** The live channel's code (widget-live.js, next to widget.js), loaded once, when first needed. */
+function loadLive(from: string): Promise<typeof LiveChannel> {
+  liveCode ??= new Promise((resolve, reject) => {
+    const s = document.createElement("script");
+    s.src = new URL("widget-live.js", from).href;
+    s.onload = () => {
+      const live = (window as Window & { chatedgeLive?: typeof LiveChannel }).chatedgeLive;
+      if (live) resolve(live);
+      else s.onerror?.(new Event("error"));
+    };
+    s.onerror = () => {
+      // The next person asked for tries again.
+      liveCode = undefined;
+      reject(new Error("widget-live.js did not load"));
+    };
+    document.head.append(s);
+  });
+  return liveCode;
+}
 
 /** Waits before retry `n` with jitter, or less if the browser comes back online. */
 function backoff(n: number): Promise<void> {
@@ -71,6 +93,7 @@ export class Chat implements Actions {
   #config: PublicConfig | undefined;
   /** The operator's channel, once a person was asked for (src/handoff). */
   #live: LiveChannel | undefined;
+  #loadingLive = false;
   /** The highest entry seq the restored transcript showed. */
   #restoredSeq = 0;
 
@@ -81,6 +104,8 @@ export class Chat implements Actions {
     readonly view: View,
     /** The configuration as fetched when the widget mounted; undefined if that failed. */
     config?: PublicConfig,
+    /** The widget script's URL: widget-live.js is loaded from next to it. */
+    readonly from = "",
   ) {
     this.#conversation = session.get(`${slot}:conversation`);
     this.#config = config;
@@ -152,17 +177,29 @@ export class Chat implements Actions {
     this.#recorded = t.messages.filter((m) => m.role === "user").length;
     this.#restoredSeq = t.messages.reduce((n, m) => Math.max(n, m.seq), 0);
     this.#show(ENDED.has(t.state) ? (t.csat === null ? "rate" : "thanks") : "chat");
-    if (WITH_A_PERSON.has(t.state)) this.#listen();
+    if (WITH_A_PERSON.has(t.state)) void this.#listen();
   }
 
   /**
    * Opens the live channel: a person's messages and the notices arrive there. The visitor's own
    * messages and the bot's answers come with each REST answer, so the channel shows only the rest.
    */
-  #listen(): void {
+  async #listen(): Promise<void> {
     const id = this.#conversation;
-    if (this.#live || !id) return;
-    this.#live = new LiveChannel(this.api, id, this.#restoredSeq, {
+    if (this.#live || this.#loadingLive || !id) return;
+    this.#loadingLive = true;
+    let Live: typeof LiveChannel;
+    try {
+      Live = await loadLive(this.from);
+    } catch {
+      // Without it a person's answer shows when the transcript is next read (a reload).
+      return;
+    } finally {
+      this.#loadingLive = false;
+    }
+    // The conversation may have been forgotten (or another opened) while the code loaded.
+    if (this.#live || this.#conversation !== id) return;
+    this.#live = new Live(this.api, id, this.#restoredSeq, {
       entry: (e) => {
         if (e.role !== "operator" && e.role !== "system") return;
         const m = this.view.add(e.role, e.content, e.author);
@@ -331,7 +368,7 @@ export class Chat implements Actions {
           this.view.notice("");
           const done = JSON.parse(ev.data) as Reply;
           this.#recorded += 1;
-          if (WITH_A_PERSON.has(done.state)) this.#listen();
+          if (WITH_A_PERSON.has(done.state)) void this.#listen();
           // A person holds the conversation: no answer here, theirs arrives on the live channel.
           if (!done.message) {
             reply.el.remove();
@@ -362,7 +399,7 @@ export class Chat implements Actions {
     if (users <= this.#recorded) return false;
     const last = t.messages[t.messages.length - 1];
     this.#recorded = users;
-    if (WITH_A_PERSON.has(t.state)) this.#listen();
+    if (WITH_A_PERSON.has(t.state)) void this.#listen();
     if (last?.role === "assistant") this.#answered(reply, last.content);
     else reply.el.remove();
     return true;

@@ -43,11 +43,6 @@ export class LiveChannel {
     return this.#seen;
   }
 
-  /** Marks seqs the widget showed itself (the REST answer): they are not shown again. */
-  saw(seq: number): void {
-    this.#seen = Math.max(this.#seen, seq);
-  }
-
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#timer);

@@ -90,7 +90,7 @@ function mount(script: HTMLScriptElement, ready: (chat: Chat) => void): void {
         strings,
       );
       if (config) view.theme(config.widget);
-      chat = new Chat(api, session, slot, view, config);
+      chat = new Chat(api, session, slot, view, config, script.src);
       document.body.append(host);
       // The same tab comes back to the panel as it left it.
       if (session.get(`${slot}:open`)) chat.open(false);

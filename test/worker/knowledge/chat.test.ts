@@ -301,6 +301,7 @@ describe("answers from the tenant's knowledge", () => {
       max_context_tokens: 1500,
       min_similarity: 0.3,
       embedding: { provider: "none", model: null, base_url: null, api_key_set: false },
+      embedding_progress: { chunks: 0, embedded: 0 },
     });
   });
 });

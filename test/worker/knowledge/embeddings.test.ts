@@ -1,37 +1,23 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Reply } from "../../../src/api-types";
-import { loadEnv } from "../../../src/env";
-import { embedTexts, modelTag, questionCacheKey } from "../../../src/knowledge/embed";
+import { embedTexts, questionCacheKey } from "../../../src/knowledge/embed";
 import { DEFAULT_UNKNOWN_ANSWER, groundMessage } from "../../../src/knowledge/retrieve";
 import type { Settings } from "../../../src/knowledge/schemas";
 import { searchSemantic } from "../../../src/knowledge/search";
-import { newServices } from "../../../src/services";
-import { chatTenant, completions, FAKE } from "../chat/helpers";
+import { chatTenant, completions } from "../chat/helpers";
 import { query, send, sql, uniqueId } from "../helpers";
-import { addSource, SHIPPING, settled } from "./helpers";
-
-const MODEL = "local-hash-384";
-const BASE_URL = `${FAKE}/v1`;
-const TAG = modelTag({ provider: "openai", model: MODEL, baseUrl: BASE_URL, apiKey: null });
-/** A misspelt question: no stem of it is in the policy, its character trigrams are. */
-const TYPO = "Is shiping fre?";
-
-/** Embedding requests the local embedder (in the fake LLM server) answered for `apiKey`. */
-async function embeddingCalls(apiKey: string): Promise<number> {
-  const res = await fetch(`${FAKE}/__stats?key=${encodeURIComponent(apiKey)}`);
-  const stats = (await res.json()) as { requests: Record<string, number> };
-  return stats.requests["/v1/embeddings"] ?? 0;
-}
-
-async function setEmbedding(key: string, apiKey: string, extra: Record<string, unknown> = {}) {
-  const res = await send("PATCH", "/v1/knowledge/settings", key, {
-    embedding: { provider: "openai", model: MODEL, base_url: BASE_URL, api_key: apiKey },
-    min_similarity: 0.2,
-    ...extra,
-  });
-  expect(res.status).toBe(200);
-}
+import {
+  addSource,
+  BASE_URL,
+  converse,
+  embeddingCalls,
+  MODEL,
+  SHIPPING,
+  services,
+  setEmbedding,
+  settled,
+  TAG,
+  TYPO,
+} from "./helpers";
 
 /** A tenant with the local embedder configured (its own API key) and the shipping policy indexed. */
 async function semanticShop() {
@@ -46,19 +32,6 @@ async function semanticShop() {
   });
   expect((await settled(t.key, source.id)).status).toBe("ready");
   return { ...t, apiKey, source };
-}
-
-function services() {
-  const loaded = loadEnv(env);
-  if (!loaded.ok) throw new Error(loaded.problems.join("; "));
-  return newServices(loaded.env);
-}
-
-async function converse(key: string, content: string): Promise<Reply> {
-  const conv = (await (await send("POST", "/v1/conversations", key, {})).json()) as { id: string };
-  const res = await send("POST", `/v1/conversations/${conv.id}/messages`, key, { content });
-  expect(res.status).toBe(200);
-  return (await res.json()) as Reply;
 }
 
 describe("embedding settings", () => {

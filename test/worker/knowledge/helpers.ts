@@ -1,5 +1,51 @@
+import { env } from "cloudflare:workers";
+import { expect } from "vitest";
+import type { Reply } from "../../../src/api-types";
+import { loadEnv } from "../../../src/env";
+import { modelTag } from "../../../src/knowledge/embed";
+import { newServices } from "../../../src/services";
+import { FAKE } from "../chat/helpers";
 import { eventually } from "../eventually";
 import { send } from "../helpers";
+
+/** The local embedder (local/embedder.ts) inside the fake LLM server: any model name is served. */
+export const MODEL = "local-hash-384";
+export const BASE_URL = `${FAKE}/v1`;
+export const TAG = modelTag({ provider: "openai", model: MODEL, baseUrl: BASE_URL, apiKey: null });
+/** A misspelt question: no stem of it is in the shipping policy, its character trigrams are. */
+export const TYPO = "Is shiping fre?";
+
+/** Embedding requests the local embedder (in the fake LLM server) answered for `apiKey`. */
+export async function embeddingCalls(apiKey: string): Promise<number> {
+  const res = await fetch(`${FAKE}/__stats?key=${encodeURIComponent(apiKey)}`);
+  const stats = (await res.json()) as { requests: Record<string, number> };
+  return stats.requests["/v1/embeddings"] ?? 0;
+}
+
+/** Configures the local embedder as the tenant's model through the API (`model` defaults to MODEL). */
+export async function setEmbedding(key: string, apiKey: string, extra: Record<string, unknown> = {}) {
+  const res = await send("PATCH", "/v1/knowledge/settings", key, {
+    embedding: { provider: "openai", model: MODEL, base_url: BASE_URL, api_key: apiKey },
+    min_similarity: 0.15,
+    ...extra,
+  });
+  expect(res.status).toBe(200);
+}
+
+/** The worker's services over the test environment; the caller closes `dbh`. */
+export function services() {
+  const loaded = loadEnv(env);
+  if (!loaded.ok) throw new Error(loaded.problems.join("; "));
+  return newServices(loaded.env);
+}
+
+/** One visitor message through the conversation API. */
+export async function converse(key: string, content: string): Promise<Reply> {
+  const conv = (await (await send("POST", "/v1/conversations", key, {})).json()) as { id: string };
+  const res = await send("POST", `/v1/conversations/${conv.id}/messages`, key, { content });
+  expect(res.status).toBe(200);
+  return (await res.json()) as Reply;
+}
 
 export type SourceOut = {
   id: string;

@@ -9,6 +9,7 @@ import { dashboardView } from "./dashboard";
 import { experimentsView, resultsView } from "./experiments";
 import { inboxView } from "./inbox";
 import { keysView } from "./keys";
+import { knowledgeView } from "./knowledge";
 import { monitoringView } from "./monitoring";
 import { operatorsView } from "./operators";
 import { privacyView } from "./privacy";
@@ -29,6 +30,7 @@ const TABS: readonly { id: string; title: string; for: readonly Kind[] }[] = [
   { id: "usage", title: "Usage", for: EVERYONE },
   { id: "experiments", title: "Experiments", for: EVERYONE },
   { id: "tools", title: "Tools", for: EVERYONE },
+  { id: "knowledge", title: "Knowledge", for: EVERYONE },
   { id: "privacy", title: "Privacy", for: EVERYONE },
   { id: "config", title: "Configuration", for: ["admin", "tenant"] },
   { id: "keys", title: "Keys", for: ["admin"] },
@@ -64,6 +66,7 @@ export function tenantView(api: Api, tenantId: string, tab: string, rest: string
     show(resultsView(api, tenantId, decodeURIComponent(rest[0]), `${base}/experiments`));
   else if (tab === "experiments") show(experimentsView(api, tenantId, `${base}/experiments`));
   else if (tab === "tools") show(toolsView(api, tenantId));
+  else if (tab === "knowledge") show(knowledgeView(api, tenantId));
   else if (tab === "privacy") show(privacyView(api, tenantId));
   else if (tab === "keys" && admin) show(keysView(api, tenantId));
   else if (tab === "operators") show(operatorsView(api, tenantId));
