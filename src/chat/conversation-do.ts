@@ -104,6 +104,12 @@ const MAX_SOCKETS = 32;
 export const OPERATOR_SOCKET_MS = 10 * 60_000;
 /** At most this many entries in one inbox event; the rest follow in the next. */
 const INBOX_BATCH = 200;
+/**
+ * How long a turn's inbox event waits for the next turns': one event then carries them all. Each
+ * event costs a queue send here and its ingest in the consumer; a visitor writes several messages
+ * a minute, and the inbox is a list read by people, not a live view (the sockets are).
+ */
+const INBOX_DELAY_MS = 250;
 
 export type ConversationErrorCode = "not_found" | "ended" | "invalid" | "conflict";
 
@@ -140,6 +146,8 @@ export class Conversation extends DurableObject<RawEnv> {
   readonly clock = new Clock();
   #meta: Meta | undefined;
   #messages: StoredMessage[] = [];
+  /** An inbox event is waiting out INBOX_DELAY_MS: entries added meanwhile go with it. */
+  #inboxArmed = false;
 
   constructor(ctx: DurableObjectState, env: RawEnv) {
     super(ctx, env);
@@ -229,7 +237,12 @@ export class Conversation extends DurableObject<RawEnv> {
     const meta = this.#meta;
     if (!meta || meta.tenantId !== tenantId) return { ok: false, reason: "not_found" };
     if (isEnded(meta)) return { ok: false, reason: "ended", view: this.#view() };
-    const history: HistoryMessage[] = [];
+    return { ok: true, view: this.#view(), history: this.#history(budgetTokens).history };
+  }
+
+  /** The newest history that fits in `budgetTokens`, and what it costs. */
+  #history(budgetTokens: number): { history: HistoryMessage[]; tokens: number } {
+    const picked: StoredMessage[] = [];
     let used = 0;
     for (let i = this.#messages.length - 1; i >= 0; i--) {
       const m = this.#messages[i] as StoredMessage;
@@ -237,12 +250,21 @@ export class Conversation extends DurableObject<RawEnv> {
       if (m.role === "system") continue;
       if (used + m.tokens > budgetTokens) break;
       used += m.tokens;
-      history.push({ ...m, role: m.role === "user" ? "user" : "assistant" });
+      picked.push(m);
     }
-    history.reverse();
     // A history must not open with an assistant message (some providers refuse that).
-    while (history[0]?.role === "assistant") history.shift();
-    return { ok: true, view: this.#view(), history };
+    while (picked.length > 0 && (picked.at(-1) as StoredMessage).role !== "user")
+      used -= (picked.pop() as StoredMessage).tokens;
+    const history: HistoryMessage[] = [];
+    for (let i = picked.length - 1; i >= 0; i--) {
+      const m = picked[i] as StoredMessage;
+      history.push(
+        m.role === "user"
+          ? { role: "user", content: m.content }
+          : { role: "assistant", content: m.content, ...(m.toolCalls ? { toolCalls: m.toolCalls } : {}) },
+      );
+    }
+    return { history, tokens: used };
   }
 
   /**
@@ -252,11 +274,18 @@ export class Conversation extends DurableObject<RawEnv> {
    * before the gate is asked, so a turn recorded meanwhile cannot grow it.
    */
   async prepareTurn(tenantId: string, call: TurnCall): Promise<TurnCallResult> {
-    let conversation = this.prepare(tenantId, call.historyBudget);
+    let conversation: PrepareResult;
+    let historyTokens = 0;
+    const meta = this.#meta;
     // Another user's conversation does not exist for this one, ended or not: a 409 would tell.
-    if (call.owner !== undefined && conversation.view && conversation.view.userId !== call.owner)
+    if (!meta || meta.tenantId !== tenantId || (call.owner !== undefined && meta.userId !== call.owner))
       conversation = { ok: false, reason: "not_found" };
-    const historyTokens = conversation.ok ? conversation.history.reduce((n, m) => n + m.tokens, 0) : 0;
+    else if (isEnded(meta)) conversation = { ok: false, reason: "ended", view: this.#view() };
+    else {
+      const h = this.#history(call.historyBudget);
+      historyTokens = h.tokens;
+      conversation = { ok: true, view: this.#view(), history: h.history };
+    }
     // A conversation an operator holds calls no model: nothing to admit.
     const admit =
       conversation.ok && call.admit && conversation.view.state !== "human"
@@ -286,8 +315,10 @@ export class Conversation extends DurableObject<RawEnv> {
     return guard(() => this.#recordTurn(tenantId, input));
   }
 
-  async #recordTurn(tenantId: string, input: TurnInput): Promise<TurnResult> {
-    const t = parse(shapes.get().TurnInput, input);
+  async #recordTurn(tenantId: string, t: TurnInput): Promise<TurnResult> {
+    // Not parsed again: the object is reachable only through this worker's binding, and the one
+    // caller (src/chat/conversation-message.ts) builds the turn from values it checked or counted
+    // itself; the schema stays the type. Every message paid for a second zod walk of its text.
     const meta = this.#require(tenantId);
     if (isEnded(meta)) throw new ConversationError("ended", "conversation has ended");
     const next = this.#lastSeq() + 1;
@@ -346,7 +377,8 @@ export class Conversation extends DurableObject<RawEnv> {
     // The idle alarm is not moved on every turn (a storage write each time): when it fires early
     // it re-arms itself for lastActivityAt + idleTimeoutMs.
     if (escalatedNow && reason) await this.#notifyEscalation(meta, reason, t.origin);
-    this.#index();
+    // An escalation puts the conversation in the inbox's waiting list: that one goes at once.
+    this.#index(escalatedNow);
     return { view: this.#view(), escalatedNow, consecutiveFailures: meta.consecutiveFailures };
   }
 
@@ -675,9 +707,24 @@ export class Conversation extends DurableObject<RawEnv> {
     });
   }
 
-  /** Sends the inbox event off the caller's path: a visitor's answer does not wait on the queue. */
+  /**
+   * Sends the inbox event off the caller's path: a visitor's answer does not wait on the queue. A
+   * state change (`always`) goes at once; new entries wait INBOX_DELAY_MS for company, and an
+   * event sent meanwhile carries them (the event is built when it is sent).
+   */
   #index(always = false) {
-    this.ctx.waitUntil(this.#emitInbox(always));
+    if (always) {
+      this.ctx.waitUntil(this.#emitInbox(true));
+      return;
+    }
+    if (this.#inboxArmed) return;
+    this.#inboxArmed = true;
+    this.ctx.waitUntil(
+      scheduler.wait(INBOX_DELAY_MS).then(() => {
+        this.#inboxArmed = false;
+        return this.#emitInbox();
+      }),
+    );
   }
 
   /**

@@ -231,7 +231,8 @@ export async function sendMessage(
     );
   }
 
-  const withHistory: ChatMessage[] = [...p.history.map(toChat), newMessage];
+  // The object sends the history in the model's shape: it is used as it came.
+  const withHistory: ChatMessage[] = [...p.history, newMessage];
   // The conversation API always runs the tenant's tools (src/tools/loop.ts).
   const tools = registryRunner(c.get("svc"), c.get("svc").env, turnReq, c.get("requestId"));
   const ready = await startToolTurn(turnReq, admitted, withHistory, tools);
@@ -351,16 +352,6 @@ function verdict(
   if (!gate.reached) throw gateFailure(new Error(gate.error));
   if (!gate.outcome.ok) throw rejectionError(gate.outcome);
   return { conversation, admission: gate.outcome.value.admission };
-}
-
-function toChat(m: {
-  role: "user" | "assistant";
-  content: string;
-  toolCalls?: { id: string; name: string; arguments: string }[];
-}): ChatMessage {
-  return m.role === "user"
-    ? { role: "user", content: m.content }
-    : { role: "assistant", content: m.content, ...(m.toolCalls ? { toolCalls: m.toolCalls } : {}) };
 }
 
 function replyOf(

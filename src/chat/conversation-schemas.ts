@@ -43,6 +43,7 @@ const Message = z
   })
   .strict();
 
+/** The shape of a recorded turn; the object does not parse it again (the worker built it). */
 export const TurnInput = z
   .object({
     at: z.number().int().nonnegative(),

@@ -25,8 +25,15 @@ export interface StoredMessage {
   toolCalls?: { id: string; name: string; arguments: string }[];
 }
 
-/** A message of the history the model is sent: operator entries as the assistant's, no notices. */
-export type HistoryMessage = Omit<StoredMessage, "role"> & { role: "user" | "assistant" };
+/**
+ * A message of the history the model is sent: operator entries as the assistant's, no notices.
+ * Only what the model is sent crosses the RPC (seq, author and times stay in the object).
+ */
+export interface HistoryMessage {
+  role: "user" | "assistant";
+  content: string;
+  toolCalls?: StoredMessage["toolCalls"];
+}
 
 /** Who acts on a held conversation: the operator, and whether it may act on another's hold (owners, keys). */
 export interface HandoffActor {

@@ -155,4 +155,44 @@ describe("Conversation object", () => {
     const t = await stub.transcript(id);
     expect(t.ok && t.value.view.csat).toBeNull();
   });
+
+  it("sends one inbox event for a visitor's quick turns, carrying every entry", async () => {
+    const { id, key } = await chatTenant();
+    const conv = (await (await send("POST", "/v1/conversations", key, { user: "quick" })).json()) as {
+      id: string;
+    };
+    const stub = ns().getByName(`${id}:${conv.id}`);
+    // What the object hands its queue binding, passed on to the real queue.
+    const events = await runInDurableObject(stub, (c: Conversation) => {
+      const target = c as unknown as { env: typeof env };
+      const queue = target.env.ANALYTICS_QUEUE;
+      const seen: { type: string; entries?: { seq: number }[] }[] = [];
+      target.env = {
+        ...target.env,
+        ANALYTICS_QUEUE: {
+          send: (body: (typeof seen)[number], opts?: QueueSendOptions) => {
+            seen.push(body);
+            return queue.send(body, opts);
+          },
+          sendBatch: (msgs: Iterable<MessageSendRequest>, opts?: QueueSendBatchOptions) =>
+            queue.sendBatch(msgs, opts),
+        } as unknown as Queue,
+      };
+      return seen;
+    });
+    for (const content of ["one", "two", "three"])
+      expect((await send("POST", `/v1/conversations/${conv.id}/messages`, key, { content })).status).toBe(
+        200,
+      );
+    const inbox = await eventually(async () => {
+      const sent = await runInDurableObject(stub, () => events.filter((e) => e.type === "inbox"));
+      const seqs = sent.flatMap((e) => (e.entries ?? []).map((x) => x.seq));
+      if (!seqs.includes(6)) throw new Error(`entries so far: ${seqs.join(",")}`);
+      return sent;
+    });
+    // Events wait 250 ms for company: the turns share them (one a turn without), and every entry
+    // goes once, in order.
+    expect(inbox.length).toBeLessThan(3);
+    expect(inbox.flatMap((e) => (e.entries ?? []).map((x) => x.seq))).toEqual([1, 2, 3, 4, 5, 6]);
+  });
 });
