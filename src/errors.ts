@@ -1,3 +1,4 @@
+import { DrizzleQueryError } from "drizzle-orm";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
@@ -135,8 +136,14 @@ const SAFE_CODE = /^[A-Za-z0-9_.-]{1,64}$/;
 function nameAndCode(e: unknown): { name: string; code?: string } {
   if (!(e instanceof Error)) return { name: typeof e };
   const code = (e as { code?: unknown }).code;
-  // Some classes (drizzle's DrizzleQueryError) keep the name "Error": their constructor says more.
-  const name = e.name === "Error" && e.constructor.name ? e.constructor.name : e.name;
+  // drizzle's DrizzleQueryError keeps the name "Error"; the deployed bundle drops class names
+  // (wrangler.jsonc keep_names: false), so it is named here rather than read off its constructor.
+  const name =
+    e instanceof DrizzleQueryError
+      ? "DrizzleQueryError"
+      : e.name === "Error" && e.constructor.name
+        ? e.constructor.name
+        : e.name;
   return { name, code: typeof code === "string" && SAFE_CODE.test(code) ? code : undefined };
 }
 
