@@ -1,5 +1,5 @@
-import { Redis } from "@upstash/redis/cloudflare";
 import type { Env } from "../env";
+import { UpstashRest } from "./upstash";
 
 /** How long Redis is skipped after it failed, so an outage costs one timeout, not one per request. */
 const COOLDOWN_MS = 5_000;
@@ -9,21 +9,17 @@ const COOLDOWN_MS = 5_000;
  * failure reads as a miss, so losing Redis costs latency, never correctness.
  */
 export class Cache {
-  readonly #redis: Redis | undefined;
+  readonly #redis: UpstashRest | undefined;
   // There is one Cache per env object, that is per isolate (services.ts), so an outage noted here
   // is skipped by every request the isolate serves.
   #skipUntil = 0;
 
   constructor(env: Env) {
     if (env.UPSTASH_REDIS_REST_URL && env.UPSTASH_REDIS_REST_TOKEN) {
-      const timeout = env.REDIS_TIMEOUT_MS;
-      this.#redis = new Redis({
+      this.#redis = new UpstashRest({
         url: env.UPSTASH_REDIS_REST_URL,
         token: env.UPSTASH_REDIS_REST_TOKEN,
-        retry: false,
-        enableTelemetry: false,
-        automaticDeserialization: false,
-        signal: () => AbortSignal.timeout(timeout),
+        timeoutMs: env.REDIS_TIMEOUT_MS,
       });
     }
   }
@@ -34,7 +30,7 @@ export class Cache {
   }
 
   /** Runs a Redis call; on any failure notes the outage and answers `fallback`. */
-  async run<T>(fallback: T, call: (redis: Redis) => Promise<T>): Promise<T> {
+  async run<T>(fallback: T, call: (redis: UpstashRest) => Promise<T>): Promise<T> {
     const redis = this.#redis;
     if (!redis || Date.now() < this.#skipUntil) return fallback;
     try {
@@ -48,7 +44,7 @@ export class Cache {
 
   /** Reads a JSON value; a miss, a parse error or an outage all answer undefined. */
   async getJson<T>(key: string): Promise<T | undefined> {
-    const raw = await this.run<string | null>(null, (r) => r.get<string>(key));
+    const raw = await this.run<string | null>(null, (r) => r.get(key));
     if (raw === null || raw === undefined) return undefined;
     try {
       return JSON.parse(raw) as T;

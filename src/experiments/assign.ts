@@ -109,9 +109,7 @@ export async function assignUser(
   const running = defs.filter((d) => statusAt(d, now) === "running");
   const keys = running.map((d) => stickyKey(tenantId, d, userId));
   const stored =
-    keys.length === 0
-      ? null
-      : await cache.run<(string | null)[] | null>(null, (r) => r.mget<(string | null)[]>(...keys));
+    keys.length === 0 ? null : await cache.run<(string | null)[] | null>(null, (r) => r.mget(...keys));
   const writes: { key: string; variant: string; replace: boolean }[] = [];
   const decided = new Map<string, Assignment>();
   running.forEach((d, i) => {

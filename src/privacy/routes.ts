@@ -131,9 +131,7 @@ export const privacyRoutes = (scope: TenantScope) =>
         const variants =
           keys.length === 0
             ? []
-            : await svc.cache.run<(string | null)[]>([], (r) =>
-                r.mget<(string | null)[]>(...keys.map((k) => k.key)),
-              );
+            : await svc.cache.run<(string | null)[]>([], (r) => r.mget(...keys.map((k) => k.key)));
         return c.json(
           {
             subject: userId,

@@ -152,7 +152,7 @@ describe("sticky assignment in Redis", () => {
       { experiment: "prompt-test", variant: "control", source: "hash" },
     ]);
     const key = stickyKey(tenant, before, alice);
-    expect(await svc.cache.run(null, (r) => r.get<string>(key))).toBe("control");
+    expect(await svc.cache.run(null, (r) => r.get(key))).toBe("control");
     const ttl = await svc.cache.run(0, (r) => r.ttl(key));
     expect(ttl).toBeGreaterThan(STICKY_TTL_SECONDS - 60);
 
@@ -175,7 +175,7 @@ describe("sticky assignment in Redis", () => {
     await svc.cache.run(null, (r) => r.set(stickyKey(tenant, d, user), "retired"));
     const [a] = await assignUser(svc.cache, tenant, [d], user);
     expect(a).toMatchObject({ variant: hashedVariant(d, user), source: "hash" });
-    expect(await svc.cache.run(null, (r) => r.get<string>(stickyKey(tenant, d, user)))).toBe(a?.variant);
+    expect(await svc.cache.run(null, (r) => r.get(stickyKey(tenant, d, user)))).toBe(a?.variant);
   });
 
   it("falls back to the hash when Redis is down, and writes nothing", async () => {
@@ -188,9 +188,7 @@ describe("sticky assignment in Redis", () => {
     expect(await assignUser(down.cache, tenant, [d], user)).toEqual([
       { experiment: "prompt-test", variant: "B", source: "hash" },
     ]);
-    expect(await services().cache.run(null, (r) => r.get<string>(stickyKey(tenant, d, user)))).toBe(
-      "control",
-    );
+    expect(await services().cache.run(null, (r) => r.get(stickyKey(tenant, d, user)))).toBe("control");
   });
 
   it("gives control for inactive, scheduled and ended experiments, without touching Redis", async () => {
@@ -211,7 +209,7 @@ describe("sticky assignment in Redis", () => {
       { experiment: "d-running", variant: "B", source: "hash" },
     ]);
     const stored = await svc.cache.run<(string | null)[]>([], (r) =>
-      r.mget<(string | null)[]>(...defs.map((d) => stickyKey(tenant, d, user))),
+      r.mget(...defs.map((d) => stickyKey(tenant, d, user))),
     );
     expect(stored).toEqual([null, null, null, "B"]);
   });
