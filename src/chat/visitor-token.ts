@@ -7,8 +7,8 @@
  * user id the tenant's server signed (`u`, checked in src/chat/identity.ts before it is issued);
  * tokens without `u` are anonymous visitors.
  */
-import { derivedKey, hmac } from "../auth/derived-keys";
 import { randomToken } from "../auth/keys";
+import { openToken, signToken } from "../auth/signed-token";
 
 /** How long a visitor keeps its identity without starting a conversation again. */
 export const VISITOR_TOKEN_TTL_SECONDS = 30 * 86_400;
@@ -32,19 +32,6 @@ export interface Visitor {
   userId?: string;
 }
 
-const b64url = (bytes: Uint8Array) =>
-  btoa(String.fromCharCode(...bytes))
-    .replaceAll("+", "-")
-    .replaceAll("/", "_")
-    .replace(/=+$/, "");
-
-function unb64url(text: string): Uint8Array | undefined {
-  // A payload with a 256-character user id fits (JSON escapes, UTF-8 and base64 included).
-  if (!/^[A-Za-z0-9_-]{1,4096}$/.test(text)) return undefined;
-  const bin = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
-  return Uint8Array.from(bin, (ch) => ch.charCodeAt(0));
-}
-
 /**
  * Issues a token for a new visitor of the tenant (or renews a known visitor's); `userId` only when
  * the caller has verified it.
@@ -58,9 +45,8 @@ export async function issueVisitorToken(
 ): Promise<{ token: string; visitor: Visitor }> {
   const expiresAt = Math.floor(now / 1000) + VISITOR_TOKEN_TTL_SECONDS;
   const p: Payload = { t: tenantId, v: visitorId, e: expiresAt, u: userId };
-  const payload = b64url(new TextEncoder().encode(JSON.stringify(p)));
-  const mac = b64url(await hmac(await derivedKey(env, "visitor token"), `vt1.${payload}`));
-  return { token: `vt1.${payload}.${mac}`, visitor: { tenantId, visitorId, expiresAt, userId } };
+  const token = await signToken(env, "visitor token", "vt1", p);
+  return { token, visitor: { tenantId, visitorId, expiresAt, userId } };
 }
 
 /** The visitor a token names, if it is genuine, unexpired and for this tenant. */
@@ -70,22 +56,8 @@ export async function verifyVisitorToken(
   token: string | undefined,
   now = Date.now(),
 ): Promise<Visitor | undefined> {
-  const parts = token?.split(".");
-  if (parts?.length !== 3 || parts[0] !== "vt1") return undefined;
-  const [, payload = "", mac = ""] = parts;
-  const macBytes = unb64url(mac);
-  if (!macBytes) return undefined;
-  const key = await derivedKey(env, "visitor token");
-  const data = new TextEncoder().encode(`vt1.${payload}`);
-  if (!(await crypto.subtle.verify("HMAC", key, macBytes, data))) return undefined;
-  const raw = unb64url(payload);
-  if (!raw) return undefined;
-  let p: Payload;
-  try {
-    p = JSON.parse(new TextDecoder().decode(raw)) as Payload;
-  } catch {
-    return undefined;
-  }
+  const p = (await openToken(env, "visitor token", "vt1", token)) as Partial<Payload> | undefined;
+  if (!p) return undefined;
   if (p.t !== tenantId || typeof p.v !== "string" || typeof p.e !== "number") return undefined;
   if (p.u !== undefined && typeof p.u !== "string") return undefined;
   if (p.e * 1000 <= now) return undefined;

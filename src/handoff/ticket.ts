@@ -6,8 +6,8 @@
  * ADMIN_TOKEN): the tenant, the conversation, its user, a random id and an expiry 60 s away. The
  * conversation's object spends the id on first use, so a ticket opens one socket, once.
  */
-import { derivedKey, hmac } from "../auth/derived-keys";
 import { randomToken } from "../auth/keys";
+import { openToken, signToken } from "../auth/signed-token";
 
 export const TICKET_TTL_MS = 60_000;
 
@@ -29,18 +29,6 @@ interface Payload {
   e: number;
 }
 
-const b64url = (bytes: Uint8Array) =>
-  btoa(String.fromCharCode(...bytes))
-    .replaceAll("+", "-")
-    .replaceAll("/", "_")
-    .replace(/=+$/, "");
-
-function unb64url(text: string): Uint8Array | undefined {
-  if (!/^[A-Za-z0-9_-]{1,4096}$/.test(text)) return undefined;
-  const bin = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
-  return Uint8Array.from(bin, (ch) => ch.charCodeAt(0));
-}
-
 export async function issueLiveTicket(
   env: { ADMIN_TOKEN: string },
   claims: Omit<LiveTicketClaims, "id" | "expiresAt">,
@@ -54,9 +42,7 @@ export async function issueLiveTicket(
     n: full.id,
     e: full.expiresAt,
   };
-  const payload = b64url(new TextEncoder().encode(JSON.stringify(p)));
-  const mac = b64url(await hmac(await derivedKey(env, "live ticket"), `lt1.${payload}`));
-  return { ticket: `lt1.${payload}.${mac}`, claims: full };
+  return { ticket: await signToken(env, "live ticket", "lt1", p), claims: full };
 }
 
 /** The claims of a genuine, unexpired ticket for this conversation; undefined for anything else. */
@@ -66,21 +52,8 @@ export async function verifyLiveTicket(
   ticket: string | undefined,
   now = Date.now(),
 ): Promise<LiveTicketClaims | undefined> {
-  const parts = ticket?.split(".");
-  if (parts?.length !== 3 || parts[0] !== "lt1") return undefined;
-  const [, payload = "", mac = ""] = parts;
-  const macBytes = unb64url(mac);
-  const raw = unb64url(payload);
-  if (!macBytes || !raw) return undefined;
-  const key = await derivedKey(env, "live ticket");
-  if (!(await crypto.subtle.verify("HMAC", key, macBytes, new TextEncoder().encode(`lt1.${payload}`))))
-    return undefined;
-  let p: Payload;
-  try {
-    p = JSON.parse(new TextDecoder().decode(raw)) as Payload;
-  } catch {
-    return undefined;
-  }
+  const p = (await openToken(env, "live ticket", "lt1", ticket)) as Partial<Payload> | undefined;
+  if (!p) return undefined;
   if (typeof p.t !== "string" || typeof p.u !== "string" || typeof p.n !== "string") return undefined;
   if (typeof p.e !== "number" || p.e <= now || p.c !== conversationId) return undefined;
   return { tenantId: p.t, conversationId: p.c, userId: p.u, id: p.n, expiresAt: p.e };
