@@ -7,14 +7,11 @@
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { join } from "node:path";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
-import { closedLoop, cpuMs, pct, round, shuffled, workerdPids } from "./lib.ts";
+import { bundleBenchWorker, closedLoop, cpuMs, pct, round, shuffled, workerdPids } from "./lib.ts";
 import type { Bench, BenchRow } from "./types.ts";
 
-const here = dirname(fileURLToPath(import.meta.url));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 const SEQUENTIAL = 150; // requests per target per round, one at a time: latency
 const LOADED = 800; // requests per target per round, CONCURRENCY at a time: throughput
@@ -25,24 +22,6 @@ const USERS = 5_000;
 /** noop: the worker alone. counter: the baseline. admit: the chat path's admission. */
 type Target = "noop" | "counter" | "admit" | "admit-only" | "admit-settle-rpc";
 const TARGETS: Target[] = ["noop", "counter", "admit", "admit-only", "admit-settle-rpc"];
-
-async function bundle(): Promise<string> {
-  const out = await build({
-    entryPoints: [join(here, "worker/admission.ts")],
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    target: "es2024",
-    write: false,
-    external: ["cloudflare:*", "node:*"],
-    conditions: ["workerd", "worker", "import"],
-    mainFields: ["module", "main"],
-    logLevel: "error",
-  });
-  const file = out.outputFiles[0];
-  if (!file) throw new Error("esbuild produced nothing");
-  return file.text;
-}
 
 let seq = 0;
 async function hit(base: string, target: Target): Promise<number> {
@@ -73,7 +52,7 @@ interface Samples {
 export const admissionBench: Bench = {
   name: "admission",
   async run(log) {
-    const script = await bundle();
+    const script = await bundleBenchWorker("admission.ts");
     const persist = mkdtempSync(join(tmpdir(), "chatedge-bench-"));
     const sqlite = (className: string) => ({ className, useSQLite: true });
     const mf = new Miniflare(

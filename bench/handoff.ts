@@ -10,14 +10,11 @@
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { join } from "node:path";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
-import { cpuMs, pct, round, shuffled, workerdPids } from "./lib.ts";
+import { bundleBenchWorker, cpuMs, pct, round, shuffled, workerdPids } from "./lib.ts";
 import type { Bench, BenchRow } from "./types.ts";
 
-const here = dirname(fileURLToPath(import.meta.url));
 const CONVERSATIONS = Number(process.env.BENCH_HANDOFF_CONVERSATIONS ?? 100);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 12);
 const WARMUP_ROUNDS = 3;
@@ -28,24 +25,6 @@ const SEQUENTIAL = 60;
 type Target = "handoff" | "echo" | "stored";
 const TARGETS: Target[] = ["handoff", "echo", "stored"];
 const SEND: Record<Target, string> = { handoff: "send", echo: "echo-send", stored: "stored-send" };
-
-async function bundle(): Promise<string> {
-  const out = await build({
-    entryPoints: [join(here, "worker/handoff.ts")],
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    target: "es2024",
-    write: false,
-    external: ["cloudflare:*", "node:*"],
-    conditions: ["workerd", "worker", "import"],
-    mainFields: ["module", "main"],
-    logLevel: "error",
-  });
-  const file = out.outputFiles[0];
-  if (!file) throw new Error("esbuild produced nothing");
-  return file.text;
-}
 
 /** One target's open sockets and what they received. */
 class Sockets {
@@ -96,7 +75,7 @@ class Sockets {
 export const handoffBench: Bench = {
   name: "handoff",
   async run(log) {
-    const script = await bundle();
+    const script = await bundleBenchWorker("handoff.ts");
     const persist = mkdtempSync(join(tmpdir(), "chatedge-bench-"));
     const mf = new Miniflare(
       convertV4MiniflareOptions({

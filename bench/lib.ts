@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { type SQL, sql } from "drizzle-orm";
+import { build } from "esbuild";
 import { startFakeLlm } from "../local/fake-llm.ts";
 import { migrateDatabase, recreateDatabase } from "../local/migrate.ts";
 import { startUpstashBridge } from "../local/upstash-bridge.ts";
@@ -121,4 +122,26 @@ export async function bulkInsert(
   await db.execute(sql`insert into ${sql.raw(table)} (${sql.raw(names.join(", "))})
     select ${sql.join(values, sql`, `)}
     from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(${sql.raw(types.join(", "))})`);
+}
+
+/**
+ * One of bench/worker/*.ts (a baseline worker with its Durable Objects) bundled for workerd as
+ * an ES module, the way the benches load it into Miniflare.
+ */
+export async function bundleBenchWorker(file: string): Promise<string> {
+  const out = await build({
+    entryPoints: [fileURLToPath(new URL(`./worker/${file}`, import.meta.url))],
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2024",
+    write: false,
+    external: ["cloudflare:*", "node:*"],
+    conditions: ["workerd", "worker", "import"],
+    mainFields: ["module", "main"],
+    logLevel: "error",
+  });
+  const out0 = out.outputFiles[0];
+  if (!out0) throw new Error("esbuild produced nothing");
+  return out0.text;
 }
