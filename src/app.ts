@@ -2,7 +2,6 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import { requestId } from "hono/request-id";
 import { openAiAppError, openAiError } from "./chat/openai-format";
 import type { Visitor } from "./chat/visitor-token";
 import { loadEnv, type RawEnv } from "./env";
@@ -104,53 +103,81 @@ export function execCtx(c: Context<AppEnv>): ExecutionContext {
 
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
 
-/** The application: request ids, env validation, per-request services, body rules, 404s. */
+/** Request ids a client may choose: short, of word characters, `-` and `=` (else one is made). */
+const CLIENT_REQUEST_ID = /^[\w\-=]{1,128}$/;
+
+/**
+ * The application: request ids, env validation, per-request services, body rules, 404s. The
+ * first four are one middleware: each layer of Hono's chain is an async hop on every request.
+ */
 export function newApp(): App {
   const app = newRouter();
-  // First: the response time runs from the request's arrival to its last byte, whatever answered.
   app.use(async (c, next) => {
+    // The response time runs from the request's arrival to its last byte, whatever answered.
     const timing = ResponseTiming.of(c.req.raw);
     c.set("timing", timing);
+    const asked = c.req.header("x-request-id");
+    const rid = asked && CLIENT_REQUEST_ID.test(asked) ? asked : crypto.randomUUID();
+    c.set("requestId", rid);
+    c.header("X-Request-Id", rid);
     try {
-      await next();
-    } finally {
-      // Assigning c.res copies the response and every header onto the copy: only when it changed.
-      const watched = timing.watch(c.res);
-      if (watched !== c.res) c.res = watched;
-    }
-  });
-  app.use(requestId({ headerName: "X-Request-Id", limitLength: 128 }));
-  app.use(async (c, next) => {
-    const loaded = loadEnv(c.env);
-    if (!loaded.ok) {
-      console.error(JSON.stringify({ msg: "environment invalid", problems: loaded.problems }));
-      throw new AppError("MISCONFIGURED", `worker misconfigured: ${loaded.problems.join("; ")}`);
-    }
-    const svc = newServices(loaded.env);
-    c.set("svc", svc);
-    try {
-      await next();
-    } finally {
-      if (svc.dbh.used) c.executionCtx.waitUntil(svc.dbh.close());
-    }
-  });
-  app.use(async (c, next) => {
-    if (BODY_METHODS.has(c.req.method) && hasBody(c.req.raw)) {
-      const type = c.req.header("content-type") ?? "";
-      if (!/^application\/json\s*(;|$)/i.test(type)) {
-        throw new AppError(
-          "UNSUPPORTED_MEDIA_TYPE",
-          "request body must be JSON (Content-Type: application/json)",
-        );
+      const loaded = loadEnv(c.env);
+      if (!loaded.ok) {
+        console.error(JSON.stringify({ msg: "environment invalid", problems: loaded.problems }));
+        throw new AppError("MISCONFIGURED", `worker misconfigured: ${loaded.problems.join("; ")}`);
       }
+      const svc = newServices(loaded.env);
+      c.set("svc", svc);
+      try {
+        await withinBodyRules(c, svc.env.MAX_BODY_BYTES, next);
+      } finally {
+        if (svc.dbh.used) c.executionCtx.waitUntil(svc.dbh.close());
+      }
+    } catch (err) {
+      // Answered here, as the app's error handler would, so the timing below sees the answer.
+      if (!(err instanceof Error)) throw err;
+      c.res = errorResponse(c, err);
     }
-    return bodyLimitOf(c.get("svc").env.MAX_BODY_BYTES)(c, next);
+    // Assigning c.res copies the response and every header onto the copy: only when it changed.
+    const watched = timing.watch(c.res);
+    if (watched !== c.res) c.res = watched;
   });
   app.notFound((c) =>
     errorResponse(c, new AppError("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`)),
   );
   return app;
 }
+
+/**
+ * A body must be JSON and within the size limit. A declared length is checked as it stands (the
+ * body is left to the handler's own read); a body without one is read through Hono's limiter.
+ */
+function withinBodyRules(c: Context<AppEnv>, limit: number, next: () => Promise<void>): Promise<void> {
+  const req = c.req.raw;
+  if (!BODY_METHODS.has(req.method)) return next();
+  const length = req.headers.get("content-length");
+  if (length !== null && !req.headers.has("transfer-encoding")) {
+    if (length === "0") return next();
+    checkJson(c);
+    if (Number.parseInt(length, 10) > limit) throw tooLarge(limit);
+    return next();
+  }
+  if (req.body === null) return next();
+  checkJson(c);
+  return bodyLimitOf(limit)(c, next) as Promise<void>;
+}
+
+function checkJson(c: Context<AppEnv>): void {
+  const type = c.req.header("content-type") ?? "";
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    throw new AppError(
+      "UNSUPPORTED_MEDIA_TYPE",
+      "request body must be JSON (Content-Type: application/json)",
+    );
+  }
+}
+
+const tooLarge = (limit: number) => new AppError("PAYLOAD_TOO_LARGE", `request body exceeds ${limit} bytes`);
 
 // One body-limit middleware per configured limit, built once, not per request (one limit per env).
 const bodyLimits = new Map<number, ReturnType<typeof bodyLimit>>();
@@ -160,16 +187,10 @@ function bodyLimitOf(limit: number): ReturnType<typeof bodyLimit> {
     limiter = bodyLimit({
       maxSize: limit,
       onError: () => {
-        throw new AppError("PAYLOAD_TOO_LARGE", `request body exceeds ${limit} bytes`);
+        throw tooLarge(limit);
       },
     });
     bodyLimits.set(limit, limiter);
   }
   return limiter;
-}
-
-function hasBody(req: Request): boolean {
-  const length = req.headers.get("content-length");
-  if (length !== null) return length !== "0";
-  return req.body !== null;
 }

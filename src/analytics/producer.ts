@@ -2,15 +2,22 @@ import { Batcher } from "../batcher";
 import type { RefusalReason } from "../db/schema";
 import type { Env } from "../env";
 import type { AnalyticsEvent, RefusalEvent } from "./events";
+import { packEvents } from "./pack";
 
-/** Up to this many events share one sendBatch (Queues allows 100 messages per batch). */
+/** Up to this many events leave together, packed into one queue message (src/analytics/pack.ts). */
 const MAX_BATCH = 100;
-/** How long an event waits for company before its batch is sent: each sendBatch costs CPU, so fewer, fuller batches. */
+/** How long an event waits for company before its batch is sent: each send costs CPU, so fewer, fuller batches. */
 const BATCH_DELAY_MS = 250;
 
-// One batcher per queue binding, isolate-wide: events of many requests leave in one sendBatch.
+// One batcher per queue binding, isolate-wide: events of many requests leave in one message.
 // Bounded: a batcher holds at most MAX_BATCH events before it sends them.
 const batchers = new WeakMap<object, Batcher<AnalyticsEvent>>();
+
+/** Sends a batch of events as packs (src/analytics/pack.ts): usually one queue message for all. */
+async function sendPacked(queue: Queue, events: readonly AnalyticsEvent[]): Promise<void> {
+  // One pack a call: a pack may weigh up to 100 KB, and a sendBatch holds 256 KB in all.
+  for (const body of packEvents(events)) await queue.send(body, { contentType: "json" });
+}
 
 /**
  * Queues an analytics event without delaying the response: it joins this isolate's next batch,
@@ -22,7 +29,7 @@ export function sendAnalytics(env: Env, ctx: ExecutionContext, event: AnalyticsE
   if (!batcher) {
     batcher = new Batcher<AnalyticsEvent>(
       async (events) => {
-        await queue.sendBatch(events.map((body) => ({ body, contentType: "json" as const })));
+        await sendPacked(queue, events);
       },
       { maxItems: MAX_BATCH, delayMs: BATCH_DELAY_MS, name: "analytics producer" },
     );
@@ -78,11 +85,8 @@ export function countRefusal(env: Env, ctx: ExecutionContext, tenantId: string, 
     batcher = new Batcher<Refusal>(
       async (items) => {
         const events = refusalEvents(items);
-        for (let i = 0; i < events.length; i += MAX_BATCH) {
-          await queue.sendBatch(
-            events.slice(i, i + MAX_BATCH).map((body) => ({ body, contentType: "json" as const })),
-          );
-        }
+        for (let i = 0; i < events.length; i += MAX_BATCH)
+          await sendPacked(queue, events.slice(i, i + MAX_BATCH));
       },
       { maxItems: MAX_REFUSALS, delayMs: REFUSAL_DELAY_MS, name: "refusal counter" },
     );

@@ -7,20 +7,32 @@ import { consumeInBackground } from "../background";
 import type { RawEnv } from "../env";
 import { consumeAnalyticsBatch } from "./consumer";
 import { consumeDeadLetterBatch } from "./dlq";
+import { unpackMessages } from "./pack";
 
 /** The analytics consumer's `max_retries` in wrangler.jsonc, quoted in dead letters. */
 export const ANALYTICS_MAX_RETRIES = 10;
 
-/** Queue handler of the analytics queue. */
+/** At most this many events share one transaction: a batch of full packs holds up to 10,000. */
+export const EVENTS_PER_TRANSACTION = 500;
+
+/** Queue handler of the analytics queue: packs opened (src/analytics/pack.ts), then consumed. */
 export function analyticsQueue(
   batch: MessageBatch<unknown>,
   raw: RawEnv,
   ctx: ExecutionContext,
 ): Promise<void> {
   return consumeInBackground(batch, raw, ctx, async ({ dbh }) => {
-    const report = await consumeAnalyticsBatch(batch.messages, dbh.db, { queue: batch.queue });
-    if (report.retried > 0 || report.invalid > 0 || report.rejected > 0) {
-      console.warn(JSON.stringify({ msg: "analytics batch", queue: batch.queue, ...report }));
+    const events = unpackMessages(batch.messages);
+    try {
+      for (let i = 0; i < events.messages.length; i += EVENTS_PER_TRANSACTION) {
+        const part = events.messages.slice(i, i + EVENTS_PER_TRANSACTION);
+        const report = await consumeAnalyticsBatch(part, dbh.db, { queue: batch.queue });
+        if (report.retried > 0 || report.invalid > 0 || report.rejected > 0) {
+          console.warn(JSON.stringify({ msg: "analytics batch", queue: batch.queue, ...report }));
+        }
+      }
+    } finally {
+      events.settle();
     }
   });
 }
@@ -32,10 +44,16 @@ export function analyticsDeadLetterQueue(
   ctx: ExecutionContext,
 ): Promise<void> {
   return consumeInBackground(batch, raw, ctx, async ({ env, dbh }) => {
-    const report = await consumeDeadLetterBatch(batch.messages, dbh.db, {
-      source: env.ANALYTICS_QUEUE_NAME,
-      maxRetries: ANALYTICS_MAX_RETRIES,
-    });
-    console.warn(JSON.stringify({ msg: "analytics dead letters", queue: batch.queue, ...report }));
+    // A pack that ran out of retries becomes one dead letter per event, each replayable alone.
+    const events = unpackMessages(batch.messages);
+    try {
+      const report = await consumeDeadLetterBatch(events.messages, dbh.db, {
+        source: env.ANALYTICS_QUEUE_NAME,
+        maxRetries: ANALYTICS_MAX_RETRIES,
+      });
+      console.warn(JSON.stringify({ msg: "analytics dead letters", queue: batch.queue, ...report }));
+    } finally {
+      events.settle();
+    }
   });
 }

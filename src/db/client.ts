@@ -14,10 +14,14 @@ export interface DbHandle {
   close(): Promise<void>;
 }
 
+// The relay the driver was last pointed at: the settings are module-wide, set once, not per request.
+let configuredProxy: string | undefined;
+
 /** Points the Neon driver at a local WebSocket relay in development; production uses Neon's proxy. */
 function configureDriver(env: Env): void {
-  if (!env.NEON_WS_PROXY) return;
+  if (!env.NEON_WS_PROXY || env.NEON_WS_PROXY === configuredProxy) return;
   const proxy = env.NEON_WS_PROXY;
+  configuredProxy = proxy;
   neonConfig.wsProxy = (host, port) => `${proxy}?address=${host}:${port}`;
   neonConfig.useSecureWebSocket = false;
   neonConfig.pipelineTLS = false;

@@ -20,6 +20,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { costOf } from "../../../src/admission/pricing";
 import { retryDelaySeconds } from "../../../src/analytics/consumer";
 import type { AnalyticsEvent } from "../../../src/analytics/events";
+import { isPack } from "../../../src/analytics/pack";
 import { cacheStats } from "../../../src/cache/stats";
 import { openDb } from "../../../src/db/client";
 import { type Env, loadEnv } from "../../../src/env";
@@ -87,25 +88,30 @@ const originalQueue = worker.queue;
 function observed(batch: MessageBatch<unknown>): MessageBatch<unknown> {
   const records: Delivery[] = [];
   const messages = batch.messages.map((m) => {
-    const d: Delivery = {
-      queue: batch.queue,
-      messageId: m.id,
-      attempts: m.attempts,
-      body: m.body as AnalyticsEvent,
-      down: isDown(),
-    };
-    records.push(d);
+    // A pack (src/analytics/pack.ts) is recorded as its events, each named as the consumer names
+    // it, each answered with the pack.
+    const bodies = isPack(m.body) ? m.body.events : [m.body as AnalyticsEvent];
+    const ds = bodies.map(
+      (body, i): Delivery => ({
+        queue: batch.queue,
+        messageId: isPack(m.body) ? `${m.id}:${i}` : m.id,
+        attempts: m.attempts,
+        body,
+        down: isDown(),
+      }),
+    );
+    records.push(...ds);
     return {
       id: m.id,
       timestamp: m.timestamp,
       body: m.body,
       attempts: m.attempts,
       ack() {
-        d.outcome = { kind: "ack" };
+        for (const d of ds) d.outcome = { kind: "ack" };
         m.ack();
       },
       retry(options?: QueueRetryOptions) {
-        d.outcome = { kind: "retry", delaySeconds: options?.delaySeconds };
+        for (const d of ds) d.outcome = { kind: "retry", delaySeconds: options?.delaySeconds };
         m.retry(options);
       },
     } as Message<unknown>;
