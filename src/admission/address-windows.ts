@@ -31,8 +31,16 @@ export interface AddressedAdmission {
   admission?: AdmitResult;
 }
 
+/** At most this many addresses' hits are kept in memory; past it the memory starts over. */
+const MAX_REMEMBERED = 10_000;
+
 export class AddressWindows {
   #sincePrune = 0;
+  // The hits of the last LONGEST_WINDOW_MS per kind and address, oldest first, exactly as the table
+  // holds them: read from it on an address's first hit in this instance, kept in step after (every
+  // hit is inserted here and there with no await between). So a hit costs one INSERT, not a COUNT
+  // as well; the table stays the truth a new instance reads. Bounded: starts over when full.
+  #recent = new Map<string, number[]>();
 
   constructor(private readonly sql: SqlStorage) {}
 
@@ -48,27 +56,15 @@ export class AddressWindows {
    * time until its oldest hit in the window leaves. Check and insert run with no await between them.
    */
   hit(h: AddressHit, now: number): AddressHitResult {
+    const hits = this.#hitsOf(h.kind, h.address, now);
     const from = now - h.windowMs;
-    const { n } = this.sql
-      .exec<{ n: number }>(
-        "SELECT COUNT(*) AS n FROM address_hits WHERE kind = ? AND address = ? AND ts > ?",
-        h.kind,
-        h.address,
-        from,
-      )
-      .one();
+    // Hits are in time order: those in the window are the newest n.
+    let first = hits.length;
+    while (first > 0 && (hits[first - 1] as number) > from) first--;
+    const n = hits.length - first;
     if (n >= h.limit) {
       // The hit whose leaving frees a slot: the (n - limit + 1)-th oldest in the window.
-      const row = this.sql
-        .exec<{ ts: number }>(
-          "SELECT ts FROM address_hits WHERE kind = ? AND address = ? AND ts > ? ORDER BY ts LIMIT 1 OFFSET ?",
-          h.kind,
-          h.address,
-          from,
-          n - h.limit,
-        )
-        .toArray()[0];
-      const leavesAt = (row?.ts ?? now) + h.windowMs;
+      const leavesAt = (hits[first + n - h.limit] ?? now) + h.windowMs;
       return {
         ok: false,
         limit: h.limit,
@@ -77,10 +73,37 @@ export class AddressWindows {
       };
     }
     this.sql.exec("INSERT INTO address_hits (kind, address, ts) VALUES (?, ?, ?)", h.kind, h.address, now);
+    hits.push(now);
     if (++this.#sincePrune >= PRUNE_EVERY) {
       this.#sincePrune = 0;
       this.sql.exec("DELETE FROM address_hits WHERE ts <= ?", now - LONGEST_WINDOW_MS);
+      for (const [key, list] of this.#recent)
+        if ((list.at(-1) ?? 0) <= now - LONGEST_WINDOW_MS) this.#recent.delete(key);
     }
     return { ok: true, limit: h.limit, remaining: h.limit - n - 1 };
+  }
+
+  /** The address's hits of the last LONGEST_WINDOW_MS, oldest first (older ones dropped). */
+  #hitsOf(kind: AddressKind, address: string, now: number): number[] {
+    const key = `${kind}\u0000${address}`;
+    const oldest = now - LONGEST_WINDOW_MS;
+    let hits = this.#recent.get(key);
+    if (!hits) {
+      if (this.#recent.size >= MAX_REMEMBERED) this.#recent.clear();
+      hits = this.sql
+        .exec<{ ts: number }>(
+          "SELECT ts FROM address_hits WHERE kind = ? AND address = ? AND ts > ? ORDER BY ts",
+          kind,
+          address,
+          oldest,
+        )
+        .toArray()
+        .map((r) => r.ts);
+      this.#recent.set(key, hits);
+    }
+    let stale = 0;
+    while (stale < hits.length && (hits[stale] as number) <= oldest) stale++;
+    if (stale > 0) hits.splice(0, stale);
+    return hits;
   }
 }

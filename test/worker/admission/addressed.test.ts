@@ -4,7 +4,7 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { AddressHit } from "../../../src/admission/address-windows";
+import { type AddressHit, AddressWindows } from "../../../src/admission/address-windows";
 import type { TenantGate } from "../../../src/admission/tenant-gate";
 import { config, freshGate, input } from "./helpers";
 
@@ -63,5 +63,31 @@ describe("admitAddressed", () => {
       code: "INVALID_INPUT",
     });
     expect((await counts(stub)).admissions).toBe(1);
+  });
+});
+
+describe("address windows in memory", () => {
+  it("count as the table does: a new instance reads the hits, and old hits leave the window", async () => {
+    const { tenantId, stub } = await freshGate();
+    await runInDurableObject(stub, (_g, state) => {
+      const t0 = 1_800_000_000_000;
+      const first = new AddressWindows(state.storage.sql);
+      expect(first.hit(hit(tenantId, 3), t0)).toEqual({ ok: true, limit: 3, remaining: 2 });
+      expect(first.hit(hit(tenantId, 3), t0 + 10_000)).toEqual({ ok: true, limit: 3, remaining: 1 });
+      // A gate started over (another instance; the first is gone, as only one runs at a time)
+      // knows both hits from the table alone.
+      const second = new AddressWindows(state.storage.sql);
+      expect(second.hit(hit(tenantId, 3), t0 + 20_000)).toEqual({ ok: true, limit: 3, remaining: 0 });
+      // Full: refused until the oldest hit leaves (t0 + 60 s), and the refusal is not counted.
+      expect(second.hit(hit(tenantId, 3), t0 + 30_000)).toEqual({
+        ok: false,
+        limit: 3,
+        remaining: 0,
+        retryAfterSeconds: 30,
+      });
+      // Once it left, one slot is free in the instance that saw the later hits only from the table.
+      expect(second.hit(hit(tenantId, 3), t0 + 60_001)).toEqual({ ok: true, limit: 3, remaining: 0 });
+      expect(Number(state.storage.sql.exec("SELECT COUNT(*) AS n FROM address_hits").one().n)).toBe(4);
+    });
   });
 });
