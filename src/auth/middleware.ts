@@ -104,7 +104,7 @@ export const tenantAuth = createMiddleware<AppEnv>(async (c, next) => {
   c.set("clientIp", record.kind === "publishable" ? await ipOf() : undefined);
   c.set("apiKey", record);
   c.set("tenant", tenant);
-  await next();
+  // Set before the answer exists, so it is built with them (set after, each would copy it whole).
   const corsOrigin = c.req.header("origin");
   if (corsOrigin && tenant.allowedOrigins.includes(corsOrigin)) {
     c.header("Access-Control-Allow-Origin", corsOrigin);
@@ -114,4 +114,5 @@ export const tenantAuth = createMiddleware<AppEnv>(async (c, next) => {
       "X-Request-Id, Retry-After, RateLimit-Policy, RateLimit, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset",
     );
   }
+  await next();
 });
