@@ -2,8 +2,14 @@
  * Analytics benchmarks, as a module for bench/run.ts (`run()` returns rows) or on its own:
  *   node bench/analytics.ts [--quick]
  * - ingestion: events per second through the real consumer (consumeAnalyticsBatch: validation,
- *   one statement per table, idempotency, rollups) in 100-message batches, beside a plain
- *   multi-row INSERT of the same rows into copies of the same tables, interleaved in one run;
+ *   tombstone check, one statement per table, idempotency, rollups) in 100-message batches, beside
+ *   plain multi-row INSERTs of the same rows into copies of the same tables, interleaved in one run.
+ *   The main baseline's copies of `turns` and `conversations` are partitioned like production's
+ *   (same column, same partitions), so both sides pay partition routing. Until 2026-12-06 the
+ *   baseline was `like ... including all` copies, which are unpartitioned; it is still reported
+ *   (second row) to compare with earlier runs, as is the JSON-parameter insert (third row). The
+ *   workload (local/analytics-workload.ts) holds turns, summaries, feedback and safety events only:
+ *   no inbox events (in production roughly one or two per turn) and no refusals;
  * - the dashboard at 1M turns / 100k conversations for one tenant (seeded once into
  *   chatedge_bench): the query alone, the same figures computed from raw tables (the reference
  *   design's way), and the whole HTTP route through the worker under Miniflare.
@@ -22,6 +28,7 @@ import { conversationRow, feedbackRow, safetyRow, turnRow } from "../src/analyti
 import { utcDay } from "../src/analytics/rollups.ts";
 import type { AnalyticsDb } from "../src/analytics/sql.ts";
 import { conversations, feedback, safetyEvents, turns } from "../src/db/schema.ts";
+import { PARTITIONED, type PartitionedTable } from "../src/privacy/partitions.ts";
 import { startBenchWorker } from "./analytics-worker.ts";
 import type { Bench, BenchRow } from "./types.ts";
 
@@ -80,6 +87,39 @@ function asMessages(events: AnalyticsEvent[], counter: { retried: number }): Que
 }
 
 type PlainDb = ReturnType<typeof connect>["db"];
+
+/**
+ * Copies the raw tables into `schema` with their columns, keys and indexes; with `parted`, turns and
+ * conversations are partitioned on the same column with the same partitions as the originals.
+ */
+async function copyTables(db: PlainDb, schema: string, parted: boolean) {
+  await db.execute(sql`create schema ${sql.identifier(schema)}`);
+  for (const table of ["turns", "conversations", "feedback", "safety_events"]) {
+    const copy = sql`${sql.identifier(schema)}.${sql.identifier(table)}`;
+    const column = PARTITIONED[table as PartitionedTable];
+    const by = parted && column ? sql` partition by range (${sql.identifier(column)})` : sql``;
+    await db.execute(sql`create table ${copy} (like ${sql.identifier(table)} including all)${by}`);
+  }
+  if (!parted) return;
+  // Partitions take no parameters: the block reads the originals' bounds from the catalog itself.
+  await db.transaction(async (tx) => {
+    await tx.execute(sql`select set_config('bench.copy_schema', ${schema}, true)`);
+    await tx.execute(sql`
+    do $$
+    declare p record;
+    begin
+      for p in
+        select c.relname as name, i.inhparent::regclass::text as parent,
+          pg_get_expr(c.relpartbound, c.oid) as bound
+        from pg_inherits i join pg_class c on c.oid = i.inhrelid
+        where i.inhparent in ('public.turns'::regclass, 'public.conversations'::regclass)
+      loop
+        execute format('create table %I.%I partition of %I.%I %s', current_setting('bench.copy_schema'),
+          p.name, current_setting('bench.copy_schema'), p.parent, p.bound);
+      end loop;
+    end $$`);
+  });
+}
 
 /** The baseline: the same rows as plain multi-row INSERTs, one per table, in one transaction. */
 async function plainInsert(db: PlainDb, events: AnalyticsEvent[]) {
@@ -145,15 +185,14 @@ async function benchIngest(o: AnalyticsBenchOptions): Promise<BenchRow[]> {
   await migrateDatabase(url);
   const consumer = connect(url);
   const plain = connect(url, "bench_plain");
+  const parted = connect(url, "bench_parted");
   const plainJson = connect(url, "bench_json");
   try {
-    // Copies of the raw tables (same columns, keys and indexes) for each baseline.
-    for (const schema of ["bench_plain", "bench_json"]) {
-      await consumer.db.execute(sql`create schema ${sql.identifier(schema)}`);
-      for (const table of ["turns", "conversations", "feedback", "safety_events"]) {
-        const copy = sql`${sql.identifier(schema)}.${sql.identifier(table)}`;
-        await consumer.db.execute(sql`create table ${copy} (like ${sql.identifier(table)} including all)`);
-      }
+    // Copies of the raw tables (same columns, keys and indexes) for each baseline. `like ... including
+    // all` of a partitioned table makes a plain one: bench_plain and bench_json keep those (the
+    // baseline before partitions), bench_parted partitions turns and conversations as production does.
+    for (const schema of ["bench_plain", "bench_parted", "bench_json"]) {
+      await copyTables(consumer.db, schema, schema === "bench_parted");
     }
     const events = [
       ...workload({
@@ -170,10 +209,11 @@ async function benchIngest(o: AnalyticsBenchOptions): Promise<BenchRow[]> {
     for (let i = 0; i < events.length; i += BATCH) batches.push(events.slice(i, i + BATCH));
     const counter = { retried: 0 };
     const db = consumer.db as unknown as AnalyticsDb;
-    const ms = { consumer: 0, plain: 0, json: 0 };
+    const ms = { consumer: 0, plain: 0, parted: 0, json: 0 };
     const sides: [keyof typeof ms, (b: AnalyticsEvent[]) => Promise<unknown>][] = [
       ["consumer", (b) => consumeAnalyticsBatch(asMessages(b, counter), db, { queue: "bench" })],
       ["plain", (b) => plainInsert(plain.db, b)],
+      ["parted", (b) => plainInsert(parted.db, b)],
       ["json", (b) => plainJsonInsert(plainJson.db, b)],
     ];
     const rounds = 6;
@@ -202,7 +242,15 @@ async function benchIngest(o: AnalyticsBenchOptions): Promise<BenchRow[]> {
     return [
       {
         name: "analytics ingest",
-        metric: `events/s: consumer vs plain multi-row INSERT ... VALUES (${events.length} events, batches of ${BATCH})`,
+        metric: `events/s: consumer vs plain multi-row INSERT ... VALUES into partitioned copies (${events.length} events, batches of ${BATCH})`,
+        value: eps(ms.consumer),
+        baseline: eps(ms.parted),
+        ratio: ms.parted / ms.consumer,
+      },
+      {
+        name: "analytics ingest",
+        metric:
+          "events/s: consumer vs the same plain INSERT into unpartitioned copies (the baseline before 0023)",
         value: eps(ms.consumer),
         baseline: eps(ms.plain),
         ratio: ms.plain / ms.consumer,
@@ -216,15 +264,17 @@ async function benchIngest(o: AnalyticsBenchOptions): Promise<BenchRow[]> {
       },
       {
         name: "analytics ingest redelivery",
-        metric: "events/s: every batch delivered again (all duplicates, nothing written) vs plain VALUES",
+        metric:
+          "events/s: every batch delivered again (all duplicates, nothing written) vs plain VALUES, partitioned",
         value: eps(redeliveryMs),
-        baseline: eps(ms.plain),
-        ratio: ms.plain / redeliveryMs,
+        baseline: eps(ms.parted),
+        ratio: ms.parted / redeliveryMs,
       },
     ];
   } finally {
     await consumer.pool.end();
     await plain.pool.end();
+    await parted.pool.end();
     await plainJson.pool.end();
   }
 }

@@ -11,7 +11,7 @@
  * the batch's transaction, so a redelivered event adds nothing.
  * The seeding script applies its rows through this same code.
  */
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { RefusalReason } from "../db/schema.ts";
 import type { ConversationEvent, RefusalEvent, SafetyEvent, TurnEvent, TurnKnowledge } from "./events.ts";
 import { histogramBound, latencyBucket } from "./latency.ts";
@@ -563,8 +563,12 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
   const lagRows = lag
     ? [{ ...lag, minute: new Date(Math.floor(lag.at / 60_000) * 60_000).toISOString() }]
     : [];
-  await tx.execute(sql`
-    with queue_wait as (
+  // Only the tables this batch adds to are named: each one the statement writes costs Postgres its
+  // relation, indexes and locks even for no rows (most batches have no tools, knowledge or humans).
+  const upserts: [unknown[], SQL][] = [
+    [
+      lagRows,
+      sql`queue_wait as (
       insert into queue_lag as q (queue, minute, messages, lag_sum_ms, lag_max_ms)
       select queue, minute, messages, lag_sum_ms, lag_max_ms
       from jsonb_to_recordset(${JSON.stringify(lagRows)}::jsonb)
@@ -573,8 +577,11 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
         messages = q.messages + excluded.messages,
         lag_sum_ms = q.lag_sum_ms + excluded.lag_sum_ms,
         lag_max_ms = greatest(q.lag_max_ms, excluded.lag_max_ms)
-    ),
-    queue_total as (
+    ),`,
+    ],
+    [
+      lagRows,
+      sql`queue_total as (
       insert into queue_totals as q (queue, messages, lag_sum_ms)
       select queue, messages, lag_sum_ms
       from jsonb_to_recordset(${JSON.stringify(lagRows)}::jsonb)
@@ -582,15 +589,33 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
       on conflict (queue) do update set
         messages = q.messages + excluded.messages,
         lag_sum_ms = q.lag_sum_ms + excluded.lag_sum_ms
-    ),
-    hourly_histogram as (${histogramUpsert("tenant_latency_hourly", ["tenant_id", "hour", "bucket"], hourlyLatency)}),
-    totals_histogram as (${histogramUpsert("tenant_latency_totals", ["tenant_id", "le"], totalsLatency)}),
-    first_token_histogram as (${histogramUpsert("tenant_first_token_daily", ["tenant_id", "day", "bucket"], firstToken)}),
-    first_token_totals as (${histogramUpsert("tenant_first_token_totals", ["tenant_id", "le"], totalsFirstToken, ["sum_ms"])}),
-    human_reply_histogram as (${histogramUpsert("tenant_human_reply_daily", ["tenant_id", "day", "bucket"], humanReply)}),
-    hourly as (${counterUpsert("tenant_hourly", ["tenant_id", "hour"], hourly)}),
-    totals as (${counterUpsert("tenant_totals", ["tenant_id"], totals)}),
-    tool_days as (
+    ),`,
+    ],
+    [
+      hourlyLatency,
+      sql`hourly_histogram as (${histogramUpsert("tenant_latency_hourly", ["tenant_id", "hour", "bucket"], hourlyLatency)}),`,
+    ],
+    [
+      totalsLatency,
+      sql`totals_histogram as (${histogramUpsert("tenant_latency_totals", ["tenant_id", "le"], totalsLatency)}),`,
+    ],
+    [
+      firstToken,
+      sql`first_token_histogram as (${histogramUpsert("tenant_first_token_daily", ["tenant_id", "day", "bucket"], firstToken)}),`,
+    ],
+    [
+      totalsFirstToken,
+      sql`first_token_totals as (${histogramUpsert("tenant_first_token_totals", ["tenant_id", "le"], totalsFirstToken, ["sum_ms"])}),`,
+    ],
+    [
+      humanReply,
+      sql`human_reply_histogram as (${histogramUpsert("tenant_human_reply_daily", ["tenant_id", "day", "bucket"], humanReply)}),`,
+    ],
+    [hourly, sql`hourly as (${counterUpsert("tenant_hourly", ["tenant_id", "hour"], hourly)}),`],
+    [totals, sql`totals as (${counterUpsert("tenant_totals", ["tenant_id"], totals)}),`],
+    [
+      tools,
+      sql`tool_days as (
       insert into tool_daily as t (tenant_id, day, tool, calls, failures, latency_sum_ms)
       select tenant_id, day, tool, calls, failures, latency_sum_ms
       from jsonb_populate_recordset(null::tool_daily, ${JSON.stringify(tools)}::jsonb)
@@ -599,8 +624,11 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
         calls = t.calls + excluded.calls,
         failures = t.failures + excluded.failures,
         latency_sum_ms = t.latency_sum_ms + excluded.latency_sum_ms
-    ),
-    knowledge_days as (
+    ),`,
+    ],
+    [
+      knowledge,
+      sql`knowledge_days as (
       insert into knowledge_daily as k (tenant_id, day, answers, grounded, unanswered)
       select tenant_id, day, answers, grounded, unanswered
       from jsonb_populate_recordset(null::knowledge_daily, ${JSON.stringify(knowledge)}::jsonb)
@@ -609,14 +637,26 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
         answers = k.answers + excluded.answers,
         grounded = k.grounded + excluded.grounded,
         unanswered = k.unanswered + excluded.unanswered
-    ),
-    source_days as (
+    ),`,
+    ],
+    [
+      sources,
+      sql`source_days as (
       insert into knowledge_source_daily as k (tenant_id, day, source_id, citations)
       select tenant_id, day, source_id, citations
       from jsonb_populate_recordset(null::knowledge_source_daily, ${JSON.stringify(sources)}::jsonb)
       order by tenant_id, day, source_id
       on conflict (tenant_id, day, source_id) do update set citations = k.citations + excluded.citations
-    ),
+    ),`,
+    ],
+    [
+      latency,
+      sql`histogram as (${histogramUpsert("tenant_latency_daily", ["tenant_id", "day", "bucket"], latency)}),`,
+    ],
+  ];
+  const ctes = upserts.filter(([rows]) => rows.length > 0).map(([, cte]) => cte);
+  await tx.execute(sql`
+    with ${sql.join(ctes)}
     new_users as (
       insert into tenant_daily_users (tenant_id, day, user_id)
       select tenant_id, day, user_id
@@ -625,7 +665,6 @@ export async function applyRollups(tx: SqlExecutor, deltas: RollupDeltas, lag?: 
       on conflict do nothing
       returning tenant_id, day
     ),
-    histogram as (${histogramUpsert("tenant_latency_daily", ["tenant_id", "day", "bucket"], latency)}),
     active as (
       select tenant_id, day, count(*)::integer as n from new_users group by tenant_id, day
     ),

@@ -43,16 +43,31 @@ export async function erasedAmong(
     if (list) list.push(e);
     else bySubject.set(h, [e]);
   };
-  const tenants = new Map<string, string>();
-  for (const e of events) {
-    let th = tenants.get(e.tenantId);
-    if (th === undefined) {
-      th = await tenantHash(e.tenantId);
-      tenants.set(e.tenantId, th);
+  // Each tenant and subject is hashed once per batch (a conversation's events share both), all at
+  // once: in Node every digest is a trip through the thread pool.
+  const hashes = new Map<string, Promise<string>>();
+  const once = (key: string, hash: () => Promise<string>) => {
+    let h = hashes.get(key);
+    if (h === undefined) {
+      h = hash();
+      hashes.set(key, h);
     }
-    add(th, e);
-    if (e.type !== "refusal") add(await subjectHash(e.tenantId, e.userId), e); // a refusal names no user
-  }
+    return h;
+  };
+  const named = await Promise.all(
+    events.map((e) =>
+      Promise.all([
+        once(JSON.stringify([e.tenantId]), () => tenantHash(e.tenantId)),
+        // A refusal names no user.
+        ...(e.type === "refusal"
+          ? []
+          : [once(JSON.stringify([e.tenantId, e.userId]), () => subjectHash(e.tenantId, e.userId))]),
+      ]),
+    ),
+  );
+  events.forEach((e, i) => {
+    for (const h of named[i] ?? []) add(h, e);
+  });
   const out = new Set<AnalyticsEvent>();
   if (bySubject.size === 0) return out;
   const { rows } = await db.execute(
