@@ -49,25 +49,28 @@ interface Samples {
   cpuN: number;
 }
 
+/** The admission bench's worker (bench/worker/admission.ts, bundled) under Miniflare, its objects kept in `persist`. */
+export function admissionWorkerOptions(script: string, persist: string) {
+  const sqlite = (className: string) => ({ className, useSQLite: true });
+  return {
+    modules: [{ type: "ESModule" as const, path: "worker.mjs", contents: script }],
+    compatibilityDate: "2026-10-15",
+    compatibilityFlags: ["nodejs_compat"],
+    durableObjects: {
+      TENANT_GATE: sqlite("TenantGate"),
+      GLOBAL_GATE: sqlite("GlobalGate"),
+      COUNTER: sqlite("Counter"),
+    },
+    durableObjectsPersist: persist,
+  };
+}
+
 export const admissionBench: Bench = {
   name: "admission",
   async run(log) {
     const script = await bundleBenchWorker("admission.ts");
     const persist = mkdtempSync(join(tmpdir(), "chatedge-bench-"));
-    const sqlite = (className: string) => ({ className, useSQLite: true });
-    const mf = new Miniflare(
-      convertV4MiniflareOptions({
-        modules: [{ type: "ESModule", path: "worker.mjs", contents: script }],
-        compatibilityDate: "2026-10-15",
-        compatibilityFlags: ["nodejs_compat"],
-        durableObjects: {
-          TENANT_GATE: sqlite("TenantGate"),
-          GLOBAL_GATE: sqlite("GlobalGate"),
-          COUNTER: sqlite("Counter"),
-        },
-        durableObjectsPersist: persist,
-      }),
-    );
+    const mf = new Miniflare(convertV4MiniflareOptions(admissionWorkerOptions(script, persist)));
     try {
       const base = (await mf.ready).toString().replace(/\/$/, "");
       const pid = workerdPids()[0];

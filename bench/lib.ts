@@ -129,6 +129,14 @@ export async function bulkInsert(
  * an ES module, the way the benches load it into Miniflare.
  */
 export async function bundleBenchWorker(file: string): Promise<string> {
+  return (await bundleBenchWorkerMapped(file, false)).js;
+}
+
+/** `bundleBenchWorker`, and its source map when asked (the profilers name frames through it). */
+export async function bundleBenchWorkerMapped(
+  file: string,
+  sourcemap = true,
+): Promise<{ js: string; map: string }> {
   const out = await build({
     entryPoints: [fileURLToPath(new URL(`./worker/${file}`, import.meta.url))],
     bundle: true,
@@ -140,8 +148,9 @@ export async function bundleBenchWorker(file: string): Promise<string> {
     conditions: ["workerd", "worker", "import"],
     mainFields: ["module", "main"],
     logLevel: "error",
+    ...(sourcemap ? { sourcemap: "external" as const, outdir: "out" } : {}),
   });
-  const out0 = out.outputFiles[0];
-  if (!out0) throw new Error("esbuild produced nothing");
-  return out0.text;
+  const js = out.outputFiles.find((f) => !f.path.endsWith(".map"));
+  if (!js) throw new Error("esbuild produced nothing");
+  return { js: js.text, map: out.outputFiles.find((f) => f.path.endsWith(".map"))?.text ?? "{}" };
 }

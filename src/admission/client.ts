@@ -101,6 +101,8 @@ export interface MessageRequest {
 interface Pending {
   item: SettleItem;
   state: "pending" | "inflight" | "done";
+  /** When it was queued (Date.now()): the flush sends it once it has waited SETTLE_DELAY_MS. */
+  queuedAt: number;
 }
 
 interface TenantQueue {
@@ -114,13 +116,15 @@ interface TenantQueue {
 // Bounded: entries leave once delivered and a full queue is flushed at once. Every entry is
 // covered by the flush armed when it was queued (or a later one), which runs in the waitUntil of
 // the request that armed it and stays until the entries it saw are delivered: one timer per batch,
-// not one per message (a timer wake-up costs about as much CPU as the settlement itself).
+// not one per message (a timer wake-up costs about as much CPU as the settlement itself). A flush
+// sends nothing an admit may still carry: while admits flow, it sends nothing at all.
 const queues = new Map<string, TenantQueue>();
 /** How long a settlement waits for an admit to carry it before a batched flush sends it. */
 export const SETTLE_DELAY_MS = 25;
 const MAX_QUEUED = 500;
 const FLUSH_ATTEMPTS = 5;
 const CARRY_TIMEOUT_MS = 10_000;
+const MAX_POLL_MS = 40;
 
 function queueOf(tenantId: string): TenantQueue {
   let q = queues.get(tenantId);
@@ -161,7 +165,8 @@ function arm(env: Env, ctx: ExecutionContext, tenantId: string, delay: number): 
 }
 
 /**
- * After `delay`, sends every settlement still pending in one call, and stays until each one
+ * After `delay`, sends in one call every settlement still pending once one of them has waited
+ * `delay` (until then an admit may still take them along), and stays until each one
  * queued before it fired is delivered: those an admit is carrying are waited for, and sent here
  * if that admit fails. Settling is idempotent, so a resend after a lost answer is harmless.
  */
@@ -171,8 +176,12 @@ async function flushAfter(env: Env, tenantId: string, delay: number): Promise<vo
   q.armed = false;
   const watched = q.entries.filter((p) => p.state !== "done");
   const started = Date.now();
+  let poll = 5;
   for (let failures = 0; ; ) {
-    const batch = take(tenantId, MAX_QUEUED);
+    const now = Date.now();
+    // Once one has waited its delay, no admit is coming to carry the rest either: all go now.
+    const due = q.entries.some((p) => p.state === "pending" && p.queuedAt <= now - delay);
+    const batch = due ? take(tenantId, MAX_QUEUED) : [];
     if (batch.length > 0) {
       try {
         const results = await tenantGate(env, tenantId).settleMany(batch.map((p) => p.item));
@@ -196,13 +205,21 @@ async function flushAfter(env: Env, tenantId: string, delay: number): Promise<vo
         await scheduler.wait(50 * 2 ** failures);
         continue;
       }
+      continue;
     }
     if (watched.every((p) => p.state === "done")) return;
-    if (Date.now() - started > CARRY_TIMEOUT_MS) {
+    if (now - started > CARRY_TIMEOUT_MS) {
       // A carrier that never answered: send its settlements again.
       for (const p of watched) if (p.state === "inflight") p.state = "pending";
+      continue;
     }
-    await scheduler.wait(5);
+    // Admits carrying them answer within a round trip: look again after it, or when the oldest
+    // watched one still pending comes due. Polled (a timer of this request's own), since another
+    // request's admit cannot wake this one: I/O crosses no request.
+    let wait = poll;
+    for (const p of watched) if (p.state === "pending") wait = Math.min(wait, p.queuedAt + delay - now);
+    await scheduler.wait(Math.max(1, wait));
+    poll = Math.min(poll * 2, MAX_POLL_MS);
   }
 }
 
@@ -270,7 +287,7 @@ export function settleMessage(
   usage: Usage,
 ): number {
   const q = queueOf(tenant.id);
-  q.entries.push({ item: { reservationId, usage }, state: "pending" });
+  q.entries.push({ item: { reservationId, usage }, state: "pending", queuedAt: Date.now() });
   arm(env, ctx, tenant.id, q.entries.length >= MAX_QUEUED ? 0 : SETTLE_DELAY_MS);
   return costOf(usage.model, usage.inputTokens, usage.outputTokens, tenant.pricingOverrides);
 }

@@ -11,12 +11,16 @@ export type RatePolicy = Omit<RateLevelInfo, "level"> & { level: string };
  * is unknown (global, unless it refused) has a policy item and no service limit item.
  */
 export function rateLimitFields(policies: readonly RatePolicy[]): Record<string, string> {
-  const name = (p: RatePolicy) => `"${p.level}"`; // fixed lower-case names: nothing to escape
-  const limits = policies.filter((p) => p.remaining !== null && p.resetSeconds !== null);
-  return {
-    "RateLimit-Policy": policies.map((p) => `${name(p)};q=${p.limit};w=${p.windowSeconds}`).join(", "),
-    RateLimit: limits.map((p) => `${name(p)};r=${p.remaining};t=${p.resetSeconds}`).join(", "),
-  };
+  // One pass, no intermediate arrays: every admitted message's response builds these.
+  let policy = "";
+  let limit = "";
+  for (const p of policies) {
+    const name = `"${p.level}"`; // fixed lower-case names: nothing to escape
+    policy += `${policy ? ", " : ""}${name};q=${p.limit};w=${p.windowSeconds}`;
+    if (p.remaining !== null && p.resetSeconds !== null)
+      limit += `${limit ? ", " : ""}${name};r=${p.remaining};t=${p.resetSeconds}`;
+  }
+  return { "RateLimit-Policy": policy, RateLimit: limit };
 }
 
 /**

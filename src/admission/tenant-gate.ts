@@ -68,6 +68,8 @@ export class TenantGate extends DurableObject<RawEnv> {
   #validTarget: Pick<AdmitInput, "config" | "global"> | undefined;
   #tenantId: string | undefined;
   #configJson: string | undefined;
+  /** The config `#remember` last saw (`#admitInput` reuses a validated one while it is unchanged). */
+  #remembered: AdmissionConfig | undefined;
   #overrides: PricingOverrides = {};
   #seq = 0;
   #lastNow = 0;
@@ -497,6 +499,8 @@ export class TenantGate extends DurableObject<RawEnv> {
 
   /** Keeps the latest config: settlements price actual usage with the tenant's overrides. */
   #remember(config: AdmissionConfig): void {
+    if (config === this.#remembered) return;
+    this.#remembered = config;
     const json = JSON.stringify(config.pricingOverrides);
     if (json === this.#configJson) return;
     this.#configJson = json;
@@ -559,13 +563,16 @@ function samePlain(a: unknown, b: unknown): boolean {
   const proto = Object.getPrototypeOf(a);
   if (proto !== Object.getPrototypeOf(b) || (proto !== Object.prototype && proto !== Array.prototype))
     return false;
-  const keys = Object.keys(a);
-  if (keys.length !== Object.keys(b).length) return false;
-  for (const k of keys) {
+  // Counted with for-in, not Object.keys: this runs on every admit, and plain data has no
+  // inherited enumerable keys.
+  let keys = 0;
+  for (const k in a) {
     if (!Object.hasOwn(b, k)) return false;
     if (!samePlain((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+    keys++;
   }
-  return true;
+  for (const _ in b) keys--;
+  return keys === 0;
 }
 
 /** The legacy RateLimit-* values: whichever of the user and tenant levels has less room (user on a tie). */

@@ -1,0 +1,61 @@
+/**
+ * Where admission's CPU goes: runs the admission bench's worker (bench/worker/admission.ts) in
+ * workerd with its inspector open, sends one target's requests at the bench's concurrency, and
+ * records a V8 CPU profile of the isolate (its Durable Objects included). Prints self and
+ * inclusive time per source function (mapped through the bundle's source map) and writes the
+ * .cpuprofile for DevTools.
+ *
+ *   bash scripts/node.sh node bench/profile-admission.ts [admit|counter|admit-only|admit-settle-rpc] [requests]
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { admissionWorkerOptions } from "./admission.ts";
+import { bundleBenchWorkerMapped, closedLoop } from "./lib.ts";
+import { profileWhile, reportProfile } from "./profile.ts";
+
+const target = process.argv[2] ?? "admit";
+const REQUESTS = Number(process.argv[3] ?? 8_000);
+const WARMUP = Number(process.env.WARMUP ?? 6_000);
+const CONCURRENCY = 16;
+const INSPECTOR_PORT = 9_341;
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+// The bench's worker, as bench/admission.ts runs it, with a source map.
+const { js, map: mapText } = await bundleBenchWorkerMapped("admission.ts");
+const persist = mkdtempSync(join(tmpdir(), "chatedge-profile-"));
+const mf = new Miniflare({
+  ...convertV4MiniflareOptions(admissionWorkerOptions(js, persist)),
+  inspectorPort: INSPECTOR_PORT,
+});
+
+let seq = 0;
+async function hit(base: string): Promise<number> {
+  seq += 1;
+  const res = await fetch(`${base}/${target}?u=u${seq % 5_000}`);
+  await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`${target}: HTTP ${res.status}`);
+  return 0;
+}
+
+try {
+  const base = (await mf.ready).toString().replace(/\/$/, "");
+  await closedLoop(WARMUP, CONCURRENCY, () => hit(base));
+  const profile = await profileWhile(
+    INSPECTOR_PORT,
+    (titles) => titles.findIndex((t) => t.includes("worker.mjs") || t.includes("core:user")),
+    async () => {
+      await closedLoop(REQUESTS, CONCURRENCY, () => hit(base));
+      await new Promise((r) => setTimeout(r, 100));
+    },
+  );
+  const file = `${root}.cache/profile-admission-${target}.cpuprofile`;
+  writeFileSync(file, JSON.stringify(profile));
+  reportProfile(profile, { label: target, requests: REQUESTS, bundle: "worker.mjs", sourceMap: mapText });
+  console.log(`\n${file}`);
+} finally {
+  await mf.dispose();
+  rmSync(persist, { recursive: true, force: true });
+}
