@@ -27,18 +27,20 @@ export const PACK_MAX_BYTES = 100 * 1024;
 /** Packs `events` into as few packs as fit PACK_MAX_BYTES each (JSON, as the queue sends them). */
 export function packEvents(events: readonly AnalyticsEvent[], maxBytes = PACK_MAX_BYTES): EventPack[] {
   if (events.length === 0) return [];
-  // UTF-16 length is a lower bound on the UTF-8 size: counted as up to 3 bytes a unit past ASCII.
-  if (events.length === 1 || jsonBytes(events) <= maxBytes) return [{ pack: 1, events: [...events] }];
+  if (events.length === 1 || jsonBytes(events, maxBytes) <= maxBytes)
+    return [{ pack: 1, events: [...events] }];
   const half = Math.ceil(events.length / 2);
   return [...packEvents(events.slice(0, half), maxBytes), ...packEvents(events.slice(half), maxBytes)];
 }
 
-function jsonBytes(value: unknown): number {
+/** The UTF-8 size of `value`'s JSON; only counted exactly when it could be over `max`. */
+function jsonBytes(value: unknown, max: number): number {
   const text = JSON.stringify(value);
-  let bytes = text.length;
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) bytes += 2;
-  return bytes;
+  // A UTF-16 unit is at most 3 UTF-8 bytes: a short text needs no encoding to be known small.
+  return text.length * 3 <= max ? text.length : encoder.encode(text).length;
 }
+
+const encoder = new TextEncoder();
 
 export function isPack(body: unknown): body is EventPack {
   return (
