@@ -134,9 +134,13 @@ describe("the widget's Markdown", () => {
             if (k === "start") expect(v).toMatch(/^\d+$/);
           }
         }
-        // Every "<" of the input is still there, as text or inside a link's address.
+        // Every "<" of the input is still there, as text or inside a link's address; none is
+        // made up. Only a link the widget refuses drops its address (it shows its label alone,
+        // as above), so with link syntax in the input a "<" may be gone, never added.
         const count = (s: string) => s.split("<").length - 1;
-        expect(count(textOf(tree)) + count(hrefs)).toBe(count(text));
+        const kept = count(textOf(tree)) + count(hrefs);
+        if (text.includes("](")) expect(kept).toBeLessThanOrEqual(count(text));
+        else expect(kept).toBe(count(text));
       }),
       { numRuns: 600 },
     );
