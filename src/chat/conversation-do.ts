@@ -377,9 +377,12 @@ export class Conversation extends DurableObject<RawEnv> {
     // The idle alarm is not moved on every turn (a storage write each time): when it fires early
     // it re-arms itself for lastActivityAt + idleTimeoutMs.
     if (escalatedNow && reason) await this.#notifyEscalation(meta, reason, t.origin);
-    // An escalation puts the conversation in the inbox's waiting list: that one goes at once.
-    this.#index(escalatedNow);
-    return { view: this.#view(), escalatedNow, consecutiveFailures: meta.consecutiveFailures };
+    // An escalation puts the conversation in the inbox's waiting list: that one goes at once, from
+    // here. A plain turn's inbox event goes back to the worker, which sends it packed with the
+    // turn's analytics (one queue message for many turns, src/analytics/pack.ts), not alone.
+    if (escalatedNow) this.#index(true);
+    const inbox = escalatedNow ? undefined : this.#handInbox();
+    return { view: this.#view(), escalatedNow, consecutiveFailures: meta.consecutiveFailures, inbox };
   }
 
   /** Ends the conversation once and emits its summary; ending again returns the same view. */
@@ -734,10 +737,45 @@ export class Conversation extends DurableObject<RawEnv> {
    */
   async #emitInbox(always = false): Promise<void> {
     const meta = this.#meta;
-    if (!meta) return;
+    const event = this.#inboxEvent(always);
+    if (!meta || !event) return;
+    try {
+      await this.#emit(event);
+    } catch (err) {
+      console.error(JSON.stringify({ msg: "inbox event not sent", error: String(err) }));
+      return;
+    }
+    // Another emit may have carried more meanwhile: the mark only moves forward. It is stored with
+    // the next write, not by a write of its own: an object evicted before then sends a few entries
+    // again, which the index ignores (entries are keyed by seq).
+    this.#markInbox(meta, event);
+  }
+
+  /**
+   * A turn's inbox event, for the worker to send with its own events: the mark moves now, so an
+   * event waiting out INBOX_DELAY_MS here does not carry the entries again. Were the worker's send
+   * to fail, the entries would miss the index as the turn's analytics event would (the transcript
+   * keeps them).
+   */
+  #handInbox(): InboxEvent | undefined {
+    const meta = this.#meta;
+    const event = this.#inboxEvent();
+    if (meta && event) this.#markInbox(meta, event);
+    return event;
+  }
+
+  #markInbox(meta: Meta, event: InboxEvent): void {
+    const top = event.entries.at(-1)?.seq;
+    if (this.#meta === meta && top !== undefined && top > meta.inboxSeq) meta.inboxSeq = top;
+  }
+
+  /** The inbox event now: the state and the entries since the last one sent (none: undefined unless `always`). */
+  #inboxEvent(always = false): InboxEvent | undefined {
+    const meta = this.#meta;
+    if (!meta) return undefined;
     const fresh = this.#messages.filter((m) => m.seq > meta.inboxSeq).slice(0, INBOX_BATCH);
-    if (!always && fresh.length === 0 && meta.inboxSeq > 0) return;
-    const event: InboxEvent = {
+    if (!always && fresh.length === 0 && meta.inboxSeq > 0) return undefined;
+    return {
       type: "inbox",
       id: crypto.randomUUID(),
       tenantId: meta.tenantId,
@@ -759,17 +797,6 @@ export class Conversation extends DurableObject<RawEnv> {
       holder: meta.holder,
       entries: fresh.map(entryOf),
     };
-    try {
-      await this.#emit(event);
-    } catch (err) {
-      console.error(JSON.stringify({ msg: "inbox event not sent", error: String(err) }));
-      return;
-    }
-    const top = fresh.at(-1)?.seq;
-    // Another emit may have carried more meanwhile: the mark only moves forward. It is stored with
-    // the next write, not by a write of its own: an object evicted before then sends a few entries
-    // again, which the index ignores (entries are keyed by seq).
-    if (this.#meta === meta && top !== undefined && top > meta.inboxSeq) meta.inboxSeq = top;
   }
 
   /** Idle timeout: an open or escalated conversation nobody touched ends unresolved. */

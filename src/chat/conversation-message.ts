@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import { admissionCall } from "../admission/client";
 import { gateFailure, rejectionError } from "../admission/headers";
 import type { AdmitInput, AdmitResult } from "../admission/types";
-import { countRefusal } from "../analytics/producer";
+import { countRefusal, sendAnalytics } from "../analytics/producer";
 import { type AppEnv, execCtx } from "../app";
 import type { Env } from "../env";
 import { AppError } from "../errors";
@@ -170,6 +170,8 @@ export async function sendMessage(
         origin: new URL(c.req.url).origin,
       }),
     );
+    // The turn's inbox entries leave with this isolate's analytics events, in one pack.
+    if (r.inbox) sendAnalytics(svc.env, execCtx(c), r.inbox);
     return r;
   };
 

@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { AddressedAdmission, AddressHit } from "../admission/address-windows";
 import type { AdmitInput, GateOutcome } from "../admission/types";
+import type { InboxEvent } from "../analytics/events";
 import type { EntryRole, Holder, TranscriptEntry } from "../handoff/types";
 import type * as Shapes from "./conversation-schemas";
 
@@ -117,6 +118,8 @@ export interface TurnResult {
   /** True when this turn moved the conversation to escalated. */
   escalatedNow: boolean;
   consecutiveFailures: number;
+  /** The turn's inbox event, for the worker to send with its analytics (none after an escalation: the object sent it). */
+  inbox?: InboxEvent;
 }
 
 /** A message sent to the notifications queue: the transcript of an escalated conversation. */
