@@ -83,11 +83,8 @@ export function countRefusal(env: Env, ctx: ExecutionContext, tenantId: string, 
   let batcher = refusalBatchers.get(queue);
   if (!batcher) {
     batcher = new Batcher<Refusal>(
-      async (items) => {
-        const events = refusalEvents(items);
-        for (let i = 0; i < events.length; i += MAX_BATCH)
-          await sendPacked(queue, events.slice(i, i + MAX_BATCH));
-      },
+      // Packed by size alone: one pack holds every tenant and reason of the flush that fits it.
+      (items) => sendPacked(queue, refusalEvents(items)),
       { maxItems: MAX_REFUSALS, delayMs: REFUSAL_DELAY_MS, name: "refusal counter" },
     );
     refusalBatchers.set(queue, batcher);
