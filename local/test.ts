@@ -43,15 +43,18 @@ function vitest(args: string[], suffix: string, output: "inherit" | "buffer") {
 }
 
 const extra = process.argv.slice(2);
-// The whole suite: the worker project (inside workerd, one file at a time) runs beside the Node
-// projects (which mostly wait on the `npm run dev` stacks they start), so the machine's two cores
-// are both busy; the Node side's output is printed when it ends. Any argument: one plain run.
+// The whole suite, three vitest runs side by side: the worker project (one workerd, one file at a
+// time), the Node and e2e projects, and the browser project (one file at a time). The last two
+// mostly wait on the `npm run dev` stacks they start (test/e2e/stack.ts lets one start at a time);
+// one after the other they were the longer half. The first run's output is printed as it goes,
+// the others' when they end. Any argument: one plain run.
 const runs =
   extra.length > 0
     ? [vitest(extra, "", "inherit")]
     : [
         vitest(["--project", "worker"], "", "inherit"),
-        vitest(["--project", "node", "--project", "e2e", "--project", "browser"], "-node", "buffer"),
+        vitest(["--project", "node", "--project", "e2e"], "-node", "buffer"),
+        vitest(["--project", "browser"], "-browser", "buffer"),
       ];
 const results = await Promise.all(runs);
 for (const r of results.slice(1)) process.stdout.write(r.text);

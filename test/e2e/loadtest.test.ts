@@ -26,8 +26,8 @@ describe("load test (CI size)", () => {
     for (const check of report.checks) expect(check, check.detail).toMatchObject({ pass: true });
     expect(report.load.errors).toMatchObject({ http5xx: 0, network: 0, unexpected4xx: 0 });
     expect(report.load.admitted).toBeGreaterThan(100);
-    // The limit checks checked something: these refusals happen at any speed (a 4-per-minute
-    // user limit, two reservations' worth of monthly tokens, a cap that refuses a third message).
+    // The limit checks checked something: these refusals happen at any speed (a 2-per-minute
+    // user limit, a handful of messages' worth of monthly tokens, a cap that refuses a third message).
     expect(Object.keys(report.load.refusalsByLevel)).toEqual(
       expect.arrayContaining(["user", "budget:monthly_tokens", "budget:conversation_cost"]),
     );

@@ -1,11 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import pg from "pg";
 import { freePort } from "../../local/ports.ts";
-import { TEST_POSTGRES_URL } from "../local-services.ts";
+import { TEST_POSTGRES_URL, TEST_REDIS_URL } from "../local-services.ts";
 
 export interface Stack {
   base: string;
@@ -21,6 +21,44 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+const START_LOCK = join(tmpdir(), "chatedge-e2e-start.lock");
+
+/**
+ * Waits until no other stack (in any process: `npm test` runs the e2e and browser files side by side)
+ * is between its launch and `wrangler dev`'s "Ready on", and takes that turn. Two wranglers starting
+ * at once race for the same inspector port (9229, then the next free one) and rebuild public/ at
+ * the same time. A lock whose holder is gone is taken over. Resolves with the release.
+ */
+async function startTurn(): Promise<() => void> {
+  for (;;) {
+    try {
+      mkdirSync(START_LOCK);
+      writeFileSync(join(START_LOCK, "pid"), String(process.pid));
+      let held = true;
+      return () => {
+        if (held) rmSync(START_LOCK, { recursive: true, force: true });
+        held = false;
+      };
+    } catch {
+      let holder = 0;
+      try {
+        holder = Number(readFileSync(join(START_LOCK, "pid"), "utf8"));
+      } catch {}
+      if (holder > 0 && !alive(holder)) rmSync(START_LOCK, { recursive: true, force: true });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Runs the README's `npm run dev` (local/dev.ts) for real — relay, bridge, migrations, seed,
  * `wrangler dev` — on a free port with its own database and state, and waits for its ready line.
@@ -31,6 +69,12 @@ export async function startStack(env: Record<string, string> = {}, devVars?: str
   const dir = mkdtempSync(join(tmpdir(), "chatedge-e2e-"));
   if (devVars !== undefined) writeFileSync(join(dir, "dev.vars"), devVars);
   const databaseUrl = `${TEST_POSTGRES_URL}/chatedge_e2e_${process.pid}`;
+  // The e2e and browser projects' stacks run side by side (local/test.ts), and a stack keeps cached
+  // copies (the demo tenant's config, ...) in Redis: each project's in a Redis database of its own
+  // (STACK_REDIS_DB, vitest.config.ts), so one's demo tenant never answers in the other's.
+  const redis = new URL(process.env.REDIS_URL ?? TEST_REDIS_URL);
+  if (process.env.STACK_REDIS_DB) redis.pathname = `/${process.env.STACK_REDIS_DB}`;
+  const release = await startTurn();
   const child: ChildProcess = spawn(process.execPath, ["local/dev.ts"], {
     env: {
       ...process.env,
@@ -42,6 +86,7 @@ export async function startStack(env: Record<string, string> = {}, devVars?: str
       DEV_DATA_DIR: join(dir, "data"),
       DEV_PERSIST_DIR: join(dir, "state"),
       DEV_JSON: "1",
+      REDIS_URL: redis.href,
       DEV_VARS_FILE: join(dir, "dev.vars"),
       ...env,
     },
@@ -49,7 +94,10 @@ export async function startStack(env: Record<string, string> = {}, devVars?: str
     detached: true,
   });
   const log: string[] = [];
-  child.stderr?.on("data", (d) => log.push(String(d)));
+  child.stderr?.on("data", (d) => {
+    log.push(String(d));
+    if (String(d).includes("Ready on http")) release();
+  });
   const ready = await new Promise<Omit<Stack, "stop" | "databaseUrl" | "output" | "launcher">>(
     (resolve, reject) => {
       const timer = setTimeout(
@@ -59,6 +107,8 @@ export async function startStack(env: Record<string, string> = {}, devVars?: str
       const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
       lines.on("line", (line) => {
         log.push(`${line}\n`);
+        // wrangler has bound its ports and built public/: the next stack may start.
+        if (line.includes("Ready on http")) release();
         if (line.startsWith('{"ready":true')) {
           clearTimeout(timer);
           resolve(JSON.parse(line));
@@ -69,7 +119,7 @@ export async function startStack(env: Record<string, string> = {}, devVars?: str
         reject(new Error(`dev stack exited with ${code}:\n${log.join("").slice(-3000)}`));
       });
     },
-  );
+  ).finally(release);
   return {
     ...ready,
     databaseUrl,

@@ -8,7 +8,8 @@
  * `env` object this file imports, and loadEnv() parses it once per object, so pointing that parsed
  * view's DATABASE_URL at a target the relay refuses (as test/worker/*\/faults.test.ts do per call)
  * cuts Postgres off for everything in this isolate: requests, the queue consumer, the DLQ consumer.
- * Each test file runs in its own workerd (own queues, own isolate), so no other file is affected.
+ * The worker project's files share one workerd (vitest.config.ts) but run one at a time, and
+ * `afterEach` puts the switch back (and the queue handler), so no other file is affected.
  * The test reads the database during the outage through a separate parse of a copy of `env`.
  *
  * How deliveries are observed: the queue events Miniflare delivers run `worker.queue` of the very

@@ -32,13 +32,18 @@ async function rowsNaming(id: string): Promise<Record<string, number>> {
     t: string;
   }>(sql`select distinct table_name as t from information_schema.columns
     where table_schema = current_schema() and data_type in ('text', 'character varying', 'jsonb', 'json')`);
+  // Every table's count in one statement: a query per table (one connection each) took seconds.
+  const counts = await query<{ t: string; n: number }>(
+    sql.join(
+      tables.map(
+        ({ t }) =>
+          sql`select ${t}::text as t, count(*)::int as n from ${sql.raw(`"${t}"`)} x where x::text like ${`%${id}%`}`,
+      ),
+      sql` union all `,
+    ),
+  );
   const out: Record<string, number> = {};
-  for (const { t } of tables) {
-    const [r] = await query<{ n: number }>(
-      sql`select count(*)::int as n from ${sql.raw(`"${t}"`)} x where x::text like ${`%${id}%`}`,
-    );
-    if (r && r.n > 0) out[t] = r.n;
-  }
+  for (const { t, n } of counts) if (n > 0) out[t] = n;
   return out;
 }
 
