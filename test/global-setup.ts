@@ -4,6 +4,7 @@ import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { migrateDatabase, recreateDatabase } from "../local/migrate.ts";
 import {
+  processAlive,
   TEST_POSTGRES_URL,
   TEST_REDIS_TOKEN,
   TEST_REDIS_URL,
@@ -90,17 +91,8 @@ async function dropOrphans() {
     );
     for (const { datname } of rows) {
       const pid = Number(datname.slice("chatedge_test_".length));
-      if (Number.isInteger(pid) && pid > 0 && !alive(pid))
+      if (Number.isInteger(pid) && pid > 0 && !processAlive(pid))
         await c.query(`drop database if exists "${datname}" with (force)`);
     }
   });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

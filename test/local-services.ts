@@ -51,3 +51,13 @@ export function workerTestBindings(inject: <K extends keyof TestServices>(key: K
     FAULTY_TOOL_URL: `http://127.0.0.1:${inject("faultyToolPort")}`,
   };
 }
+
+/** Whether process `pid` still runs (signal 0 checks without signalling). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

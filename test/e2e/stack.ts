@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import pg from "pg";
 import { freePort } from "../../local/ports.ts";
-import { TEST_POSTGRES_URL, TEST_REDIS_URL } from "../local-services.ts";
+import { processAlive, TEST_POSTGRES_URL, TEST_REDIS_URL } from "../local-services.ts";
 
 export interface Stack {
   base: string;
@@ -44,18 +44,9 @@ async function startTurn(): Promise<() => void> {
       try {
         holder = Number(readFileSync(join(START_LOCK, "pid"), "utf8"));
       } catch {}
-      if (holder > 0 && !alive(holder)) rmSync(START_LOCK, { recursive: true, force: true });
+      if (holder > 0 && !processAlive(holder)) rmSync(START_LOCK, { recursive: true, force: true });
       await new Promise((r) => setTimeout(r, 100));
     }
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
