@@ -105,7 +105,18 @@ export async function conversationIdsOf(
   return rows.map((r) => String(r.conversation_id));
 }
 
-/** A subject's rows of one table, oldest first (without the tenant id, which the caller knows). */
+/** How `rowsOf` orders each table: oldest first; inbox entries as transcripts, by conversation (code points) then seq. */
+const SUBJECT_ORDER: Record<(typeof SUBJECT_TABLES)[number], string> = {
+  turns: "at, id",
+  conversations: "started_at, id",
+  feedback: "at, id",
+  safety_events: "at, id",
+  tenant_daily_users: "day",
+  inbox_conversations: "started_at, conversation_id",
+  inbox_entries: `conversation_id collate "C", seq`,
+};
+
+/** A subject's rows of one table, in `SUBJECT_ORDER` (the rows come in no order of their own). */
 export async function rowsOf(
   db: SqlExecutor,
   table: (typeof SUBJECT_TABLES)[number],
@@ -113,7 +124,8 @@ export async function rowsOf(
   userId: string,
 ): Promise<Record<string, unknown>[]> {
   const { rows } = await db.execute(
-    sql`select * from ${sql.raw(table)} where tenant_id = ${tenantId} and user_id = ${userId}`,
+    sql`select * from ${sql.raw(table)} where tenant_id = ${tenantId} and user_id = ${userId}
+        order by ${sql.raw(SUBJECT_ORDER[table])}`,
   );
   return rows;
 }

@@ -142,9 +142,8 @@ export const privacyRoutes = (scope: TenantScope) =>
             safety_events: safety ?? [],
             active_days: days ?? [],
             inbox_conversations: inbox ?? [],
-            // The search vector is the entries' own text again, in the database's form. In order:
-            // by conversation, then as they were said (the rows come in no order of their own).
-            inbox_entries: (entries ?? []).map(({ tsv: _tsv, ...e }) => e).sort(byConversationThenSeq),
+            // The search vector is the entries' own text again, in the database's form.
+            inbox_entries: (entries ?? []).map(({ tsv: _tsv, ...e }) => e),
             experiment_assignments: keys.flatMap((k, i) => {
               const variant = variants[i];
               return typeof variant === "string" ? [{ experiment: k.experiment, variant }] : [];
@@ -199,11 +198,3 @@ export const privacyRoutes = (scope: TenantScope) =>
         );
       },
     );
-
-/** Inbox entries in transcript order: by conversation id, then by seq. */
-function byConversationThenSeq(a: Record<string, unknown>, b: Record<string, unknown>): number {
-  const ca = String(a.conversation_id);
-  const cb = String(b.conversation_id);
-  if (ca !== cb) return ca < cb ? -1 : 1;
-  return Number(a.seq) - Number(b.seq);
-}
