@@ -5,6 +5,7 @@
  * visitor identities it collects. Addresses arrive as keyed hashes (src/auth/client-ip.ts).
  */
 import type { z } from "zod";
+import type { GroupCommit } from "./group-commit";
 import type { AddressHitSchema } from "./schemas";
 import type { AdmitResult } from "./types";
 
@@ -42,7 +43,11 @@ export class AddressWindows {
   // as well; the table stays the truth a new instance reads. Bounded: starts over when full.
   #recent = new Map<string, number[]>();
 
-  constructor(private readonly sql: SqlStorage) {}
+  constructor(
+    private readonly sql: SqlStorage,
+    /** Hits are written with the gate's other writes of the moment (src/admission/group-commit.ts). */
+    private readonly group: GroupCommit,
+  ) {}
 
   /** Creates the table; called once, inside blockConcurrencyWhile. */
   init(): void {
@@ -72,11 +77,13 @@ export class AddressWindows {
         retryAfterSeconds: Math.max(1, Math.ceil((leavesAt - now) / 1000)),
       };
     }
-    this.sql.exec("INSERT INTO address_hits (kind, address, ts) VALUES (?, ?, ?)", h.kind, h.address, now);
+    this.group.add(() =>
+      this.sql.exec("INSERT INTO address_hits (kind, address, ts) VALUES (?, ?, ?)", h.kind, h.address, now),
+    );
     hits.push(now);
     if (++this.#sincePrune >= PRUNE_EVERY) {
       this.#sincePrune = 0;
-      this.sql.exec("DELETE FROM address_hits WHERE ts <= ?", now - LONGEST_WINDOW_MS);
+      this.group.add(() => this.sql.exec("DELETE FROM address_hits WHERE ts <= ?", now - LONGEST_WINDOW_MS));
       for (const [key, list] of this.#recent)
         if ((list.at(-1) ?? 0) <= now - LONGEST_WINDOW_MS) this.#recent.delete(key);
     }
@@ -90,6 +97,8 @@ export class AddressWindows {
     let hits = this.#recent.get(key);
     if (!hits) {
       if (this.#recent.size >= MAX_REMEMBERED) this.#recent.clear();
+      // Hits still waiting for their batch are in the table once it has run.
+      this.group.flush();
       hits = this.sql
         .exec<{ ts: number }>(
           "SELECT ts FROM address_hits WHERE kind = ? AND address = ? AND ts > ? ORDER BY ts",

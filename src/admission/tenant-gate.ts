@@ -9,6 +9,7 @@ import {
   AddressWindows,
 } from "./address-windows";
 import { headroom, Ledger, planBudget, type Reservation } from "./budget";
+import { GroupCommit } from "./group-commit";
 import { LeaseClient } from "./lease-client";
 import { lastDays, localDay, monthOf } from "./periods";
 import { costNanos, type PricingOverrides, priceOf, usd } from "./pricing";
@@ -58,6 +59,8 @@ export const PURGED_GATE = "tenant gate purged";
 export class TenantGate extends DurableObject<RawEnv> {
   readonly clock = new Clock();
   readonly #store: TenantStore;
+  /** The admission rows, settlements and address hits of concurrent calls: one commit per batch. */
+  readonly #group: GroupCommit;
   readonly #addresses: AddressWindows;
   readonly #ledger: Ledger;
   readonly #tenantWindow = new EventWindow(WINDOW_MS);
@@ -79,7 +82,9 @@ export class TenantGate extends DurableObject<RawEnv> {
   constructor(ctx: DurableObjectState, env: RawEnv) {
     super(ctx, env);
     this.#store = new TenantStore(ctx.storage.sql);
-    this.#addresses = new AddressWindows(ctx.storage.sql);
+    // A batch that failed rolled back: memory holds decisions its rows lost, so start over.
+    this.#group = new GroupCommit(ctx.storage, (err) => ctx.abort(`admission writes failed: ${String(err)}`));
+    this.#addresses = new AddressWindows(ctx.storage.sql, this.#group);
     this.#ledger = new Ledger(
       (conv) => this.#store.conversationNanos(conv) + this.#rollup.convNanos(conv),
       (month, user) => this.#store.visitorTokens(month, user) + this.#rollup.visitorTokens(month, user),
@@ -121,6 +126,7 @@ export class TenantGate extends DurableObject<RawEnv> {
       this.#bind(h.tenantId);
       const address = this.#addresses.hit(h, this.#now());
       if (!address.ok) return { address };
+      // #admit answers once the batch holding the hit and the admission has run.
       return { address, admission: await this.#admit(input) };
     });
   }
@@ -162,16 +168,22 @@ export class TenantGate extends DurableObject<RawEnv> {
     }
     for (let round = 1; ; round++) {
       const outcome = this.#decide(input, round > MAX_LEASE_ROUNDS);
-      if (outcome !== NEED_LEASE) return outcome;
+      if (outcome !== NEED_LEASE) {
+        // The answer waits for its rows (and the settlements it carried): one commit per batch.
+        await this.#group.committed();
+        return outcome;
+      }
       await this.#leases.waitForBlock(input.tenantId, input.global, input.config.rateLimitPerMinute);
     }
   }
 
   /** Commits actual usage and refunds the rest of the reservation; repeating it changes nothing. */
   settle(reservationId: string, usage: Usage): Promise<GateOutcome<SettleResult>> {
-    return guard(() => {
+    return guard(async () => {
       const item = parseOrThrow(gateShapes.get().SettleItemSchema, { reservationId, usage }, "settle input");
-      return this.#settle(item, this.#now());
+      const result = this.#settle(item, this.#now());
+      await this.#group.committed();
+      return result;
     });
   }
 
@@ -179,16 +191,18 @@ export class TenantGate extends DurableObject<RawEnv> {
   settleMany(
     items: SettleItem[],
   ): Promise<GateOutcome<Array<SettleResult | { reservationId: string; status: "unknown" }>>> {
-    return guard(() => {
+    return guard(async () => {
       const batch = parseOrThrow(gateShapes.get().SettleBatchSchema, items, "settle batch");
       const now = this.#now();
-      return batch.map((item) => {
+      const results = batch.map((item) => {
         try {
           return this.#settle(item, now);
         } catch {
           return { reservationId: item.reservationId, status: "unknown" as const };
         }
       });
+      await this.#group.committed();
+      return results;
     });
   }
 
@@ -197,10 +211,12 @@ export class TenantGate extends DurableObject<RawEnv> {
    * src/admission/address-windows.ts); a refusal changes nothing.
    */
   hitAddress(raw: AddressHit): Promise<GateOutcome<AddressHitResult>> {
-    return guard(() => {
+    return guard(async () => {
       const h = parseOrThrow(gateShapes.get().AddressHitSchema, raw, "address hit");
       this.#bind(h.tenantId);
-      return this.#addresses.hit(h, this.#now());
+      const result = this.#addresses.hit(h, this.#now());
+      await this.#group.committed();
+      return result;
     });
   }
 
@@ -238,6 +254,7 @@ export class TenantGate extends DurableObject<RawEnv> {
    * rejects this call with PURGED_GATE, which the caller takes as success.
    */
   async purge(): Promise<void> {
+    this.#group.flush();
     await this.#leases.drain();
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
@@ -247,6 +264,8 @@ export class TenantGate extends DurableObject<RawEnv> {
 
   /** Refunds expired reservations, gives back spent or expired leases, prunes old rows. */
   override async alarm(): Promise<void> {
+    // Expiry, the fold and pruning read the admission rows: the waiting batch goes first.
+    this.#group.flush();
     this.#alarmAt = undefined;
     const now = this.#now();
     try {
@@ -320,7 +339,7 @@ export class TenantGate extends DurableObject<RawEnv> {
       expiresAt: now + (input.ttlMs ?? RESERVATION_TTL_MS),
       lease,
     };
-    this.#store.insertAdmission(r);
+    this.#group.add(() => this.#store.insertAdmission(r));
     this.#ledger.reserve(r);
     if (!step) {
       this.#users.of(r.user).push(now);
@@ -354,7 +373,7 @@ export class TenantGate extends DurableObject<RawEnv> {
     const m = RESERVATION_ID.exec(reservationId);
     const seq = Number.parseInt(m?.[1] ?? "", 36);
     const open = this.#ledger.open.get(seq);
-    const row = open && open.tag === m?.[2] ? open : this.#store.findAdmission(seq);
+    const row = open && open.tag === m?.[2] ? open : this.#findAdmission(seq);
     if (!row || row.tag !== m?.[2] || row.conv !== input.conversationId || row.user !== input.userId) {
       throw new Rejection<GateErrorCode>("INVALID_INPUT", `no admission ${reservationId} to continue`);
     }
@@ -398,7 +417,7 @@ export class TenantGate extends DurableObject<RawEnv> {
     const seq = Number.parseInt(m?.[1] ?? "", 36);
     const tag = m?.[2];
     const open = this.#ledger.open.get(seq);
-    const row = open && open.tag === tag ? undefined : this.#store.findAdmission(seq);
+    const row = open && open.tag === tag ? undefined : this.#findAdmission(seq);
     if (!(open && open.tag === tag) && (!row || row.tag !== tag)) {
       throw new Rejection<GateErrorCode>("NOT_FOUND", `no reservation ${item.reservationId}`);
     }
@@ -421,7 +440,8 @@ export class TenantGate extends DurableObject<RawEnv> {
     if (open) this.#ledger.release(open);
     this.#ledger.commit(day, conv, user, u.inputTokens, u.outputTokens, nanos);
     this.#settleNo += 1;
-    this.#store.settle(seq, u, nanos, now, this.#settleNo);
+    const settleNo = this.#settleNo;
+    this.#group.add(() => this.#store.settle(seq, u, nanos, now, settleNo));
     if (this.#rollup.empty) this.#ensureAlarm(now + ROLLUP_MS);
     this.#rollup.add({
       day,
@@ -441,6 +461,12 @@ export class TenantGate extends DurableObject<RawEnv> {
       outputTokens: u.outputTokens,
       overrunTokens: Math.max(0, u.inputTokens + u.outputTokens - reserved),
     };
+  }
+
+  /** An admission's row, with every write of the waiting batch in it (a settlement may be there). */
+  #findAdmission(seq: number) {
+    this.#group.flush();
+    return this.#store.findAdmission(seq);
   }
 
   #ensureAlarm(at: number): void {

@@ -5,6 +5,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { type AddressHit, AddressWindows } from "../../../src/admission/address-windows";
+import { GroupCommit } from "../../../src/admission/group-commit";
 import type { TenantGate } from "../../../src/admission/tenant-gate";
 import { config, freshGate, input } from "./helpers";
 
@@ -71,12 +72,14 @@ describe("address windows in memory", () => {
     const { tenantId, stub } = await freshGate();
     await runInDurableObject(stub, (_g, state) => {
       const t0 = 1_800_000_000_000;
-      const first = new AddressWindows(state.storage.sql);
+      const group = new GroupCommit(state.storage, () => {});
+      const first = new AddressWindows(state.storage.sql, group);
       expect(first.hit(hit(tenantId, 3), t0)).toEqual({ ok: true, limit: 3, remaining: 2 });
       expect(first.hit(hit(tenantId, 3), t0 + 10_000)).toEqual({ ok: true, limit: 3, remaining: 1 });
       // A gate started over (another instance; the first is gone, as only one runs at a time)
       // knows both hits from the table alone.
-      const second = new AddressWindows(state.storage.sql);
+      group.flush();
+      const second = new AddressWindows(state.storage.sql, group);
       expect(second.hit(hit(tenantId, 3), t0 + 20_000)).toEqual({ ok: true, limit: 3, remaining: 0 });
       // Full: refused until the oldest hit leaves (t0 + 60 s), and the refusal is not counted.
       expect(second.hit(hit(tenantId, 3), t0 + 30_000)).toEqual({
@@ -87,6 +90,7 @@ describe("address windows in memory", () => {
       });
       // Once it left, one slot is free in the instance that saw the later hits only from the table.
       expect(second.hit(hit(tenantId, 3), t0 + 60_001)).toEqual({ ok: true, limit: 3, remaining: 0 });
+      group.flush();
       expect(Number(state.storage.sql.exec("SELECT COUNT(*) AS n FROM address_hits").one().n)).toBe(4);
     });
   });

@@ -1,0 +1,112 @@
+/**
+ * Group commit (src/admission/group-commit.ts): the writes of one event-loop turn run together, in
+ * one transaction, before anyone waiting on them answers; a batch that fails leaves nothing and
+ * fails every waiter. And through the gate: concurrent admissions answer only once their rows are
+ * there, and a settlement riding on the next admit lands in the row.
+ */
+import { runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { GroupCommit } from "../../../src/admission/group-commit";
+import type { TenantGate } from "../../../src/admission/tenant-gate";
+import { freshGate, input } from "./helpers";
+
+/** The object's real storage, counting the transactions it is asked for. */
+function counted(storage: DurableObjectStorage) {
+  const seen = { transactions: 0 };
+  return {
+    seen,
+    storage: {
+      transactionSync<T>(fn: () => T): T {
+        seen.transactions += 1;
+        return storage.transactionSync(fn);
+      },
+    },
+  };
+}
+
+const rows = (sql: SqlStorage) => Number(sql.exec("SELECT COUNT(*) AS n FROM gc_probe").one().n);
+
+describe("GroupCommit", () => {
+  it("runs the writes of one turn together, in one transaction, before their waiters go on", async () => {
+    const { stub } = await freshGate();
+    await runInDurableObject(stub, async (_g: TenantGate, state) => {
+      const sql = state.storage.sql;
+      sql.exec("CREATE TABLE gc_probe (n INTEGER NOT NULL)");
+      const { seen, storage } = counted(state.storage);
+      const group = new GroupCommit(storage, () => {});
+      expect(group.committed()).toBeUndefined();
+      for (let n = 1; n <= 3; n++) group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (?)", n));
+      // Queued, not yet written.
+      expect(rows(sql)).toBe(0);
+      const waiting = [group.committed(), group.committed()];
+      expect(waiting[0]).toBe(waiting[1]);
+      await Promise.all(waiting);
+      expect(rows(sql)).toBe(3);
+      expect(seen.transactions).toBe(1);
+      expect(group.committed()).toBeUndefined();
+
+      // A read that needs the rows runs the waiting batch at once; its timer then has nothing left.
+      group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (4)"));
+      const later = group.committed();
+      group.flush();
+      expect(rows(sql)).toBe(4);
+      await later;
+      expect(rows(sql)).toBe(4);
+      expect(seen.transactions).toBe(2);
+    });
+  });
+
+  it("rolls a failed batch back whole and fails every waiter", async () => {
+    const { stub } = await freshGate();
+    await runInDurableObject(stub, async (_g: TenantGate, state) => {
+      const sql = state.storage.sql;
+      sql.exec("CREATE TABLE gc_probe (n INTEGER NOT NULL)");
+      const failures: unknown[] = [];
+      const group = new GroupCommit(state.storage, (err) => failures.push(err));
+      group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (1)"));
+      group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (NULL)"));
+      const waiters = [group.committed(), group.committed()].map((p) =>
+        p?.then(
+          () => "answered",
+          (err: unknown) => `failed: ${String(err)}`,
+        ),
+      );
+      for (const w of await Promise.all(waiters)) expect(w).toMatch(/^failed: .*NOT NULL/);
+      expect(failures).toHaveLength(1);
+      expect(rows(sql)).toBe(0);
+    });
+  });
+});
+
+describe("the gate's writes in batches", () => {
+  it("answers concurrent admissions once their rows are written, and settles through the next admit", async () => {
+    const { tenantId, stub, gate } = await freshGate();
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => gate.admit(input(tenantId, { userId: `u${i}` }))),
+    );
+    const ids = answers.map((a) => (a.ok ? a.reservationId : ""));
+    expect(ids.every((id) => id !== "")).toBe(true);
+    const stored = await runInDurableObject(stub, (_g: TenantGate, state) =>
+      state.storage.sql
+        .exec<{ seq: number; tag: string }>("SELECT seq, tag FROM admissions")
+        .toArray()
+        .map((r) => `rsv_${r.seq.toString(36)}_${r.tag}`),
+    );
+    expect(new Set(stored)).toEqual(new Set(ids));
+
+    // A settlement riding on an admit is in its row when that admit answers.
+    const usage = { model: "gpt-4o-mini", inputTokens: 10, outputTokens: 20 };
+    const next = await gate.admit({
+      ...input(tenantId, { userId: "u-next" }),
+      settle: [{ reservationId: ids[0] as string, usage }],
+    });
+    expect(next.ok).toBe(true);
+    const seq = Number.parseInt((ids[0] as string).split("_")[1] as string, 36);
+    const row = await runInDurableObject(stub, (_g: TenantGate, state) =>
+      state.storage.sql.exec("SELECT state, act_in, act_out FROM admissions WHERE seq = ?", seq).one(),
+    );
+    expect(row).toMatchObject({ act_in: 10, act_out: 20 });
+    // Settling it again finds the row settled: a duplicate, nothing counted twice.
+    expect(await gate.settle(ids[0] as string, usage)).toMatchObject({ status: "duplicate" });
+  });
+});
