@@ -1,29 +1,49 @@
 /**
  * Group commit for a Durable Object's hot-path writes. Each event that writes to SQLite storage
  * commits on its own (one WAL append and one fsync locally, one replicated write in production),
- * and that commit costs more than the whole decision it records. So the writes of concurrent calls
- * wait here for one turn of the event loop and run together, in one transaction, in one commit;
- * each call answers only after its batch has run, and the output gate holds the answer until the
- * batch is durable. A call alone pays one timer; calls that arrive together share a commit.
+ * and that commit costs more than the whole decision it records. So when calls come close together
+ * (within BUSY_GAP_MS of the last one), their writes wait for one turn of the event loop and run
+ * together, in one transaction, in one commit; each call answers only after its batch has run, and
+ * the output gate holds the answer until the batch is durable. A call that comes alone writes at
+ * once: the timer would cost it more than a commit of its own (about 0.1 ms of CPU).
  *
  * Memory is updated when a call decides, the rows when its batch runs: anything that reads the
  * tables these writes touch must `flush()` first. A batch that fails rolls back whole and the
  * object resets (`onFailure`), so memory never keeps a decision its rows lost; every caller whose
  * writes were in it gets the error.
  */
+/** Calls this close to the previous one share a batch; slower traffic writes at once. */
+export const BUSY_GAP_MS = 2;
+
 export class GroupCommit {
   #writes: Array<() => void> = [];
   #batch: Promise<void> | undefined;
   /** Set when a batch failed: every later wait rejects with it (the object is resetting). */
   #failure: unknown;
+  #lastCallAt = Number.NEGATIVE_INFINITY;
+  /** Whether the current call's writes wait for a batch (set by `arrive`). */
+  #deferring = false;
 
   constructor(
     private readonly storage: Pick<DurableObjectStorage, "transactionSync">,
     private readonly onFailure: (err: unknown) => void,
   ) {}
 
-  /** Queues a write for the current batch. Await `committed()` before answering. */
+  /** A call that may write has arrived: it shares a batch if it came close after the last one. */
+  arrive(now: number): void {
+    this.#deferring = now - this.#lastCallAt < BUSY_GAP_MS;
+    this.#lastCallAt = now;
+  }
+
+  /**
+   * Writes now when the current call came alone and no batch is waiting (writes keep their order),
+   * else queues the write for the batch. Await `committed()` before answering either way.
+   */
   add(write: () => void): void {
+    if (!this.#deferring && this.#batch === undefined) {
+      write();
+      return;
+    }
     this.#writes.push(write);
     this.#batch ??= new Promise<void>((resolve, reject) => {
       setTimeout(() => {

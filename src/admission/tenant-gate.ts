@@ -106,6 +106,7 @@ export class TenantGate extends DurableObject<RawEnv> {
 
   /** Checks every limit and reserves the worst-case cost in one serialized step. */
   admit(raw: AdmitInput): Promise<GateOutcome<AdmitResult>> {
+    this.#group.arrive(this.#now());
     return guard(() => this.#admit(this.#admitInput(raw)));
   }
 
@@ -115,6 +116,7 @@ export class TenantGate extends DurableObject<RawEnv> {
    * with `hitAddress` followed by `admit`.
    */
   admitAddressed(rawHit: AddressHit, raw: AdmitInput): Promise<GateOutcome<AddressedAdmission>> {
+    this.#group.arrive(this.#now());
     return guard(async () => {
       const h = parseOrThrow(gateShapes.get().AddressHitSchema, rawHit, "address hit");
       const input = this.#admitInput(raw);
@@ -179,6 +181,7 @@ export class TenantGate extends DurableObject<RawEnv> {
 
   /** Commits actual usage and refunds the rest of the reservation; repeating it changes nothing. */
   settle(reservationId: string, usage: Usage): Promise<GateOutcome<SettleResult>> {
+    this.#group.arrive(this.#now());
     return guard(async () => {
       const item = parseOrThrow(gateShapes.get().SettleItemSchema, { reservationId, usage }, "settle input");
       const result = this.#settle(item, this.#now());
@@ -191,6 +194,7 @@ export class TenantGate extends DurableObject<RawEnv> {
   settleMany(
     items: SettleItem[],
   ): Promise<GateOutcome<Array<SettleResult | { reservationId: string; status: "unknown" }>>> {
+    this.#group.arrive(this.#now());
     return guard(async () => {
       const batch = parseOrThrow(gateShapes.get().SettleBatchSchema, items, "settle batch");
       const now = this.#now();
@@ -211,6 +215,7 @@ export class TenantGate extends DurableObject<RawEnv> {
    * src/admission/address-windows.ts); a refusal changes nothing.
    */
   hitAddress(raw: AddressHit): Promise<GateOutcome<AddressHitResult>> {
+    this.#group.arrive(this.#now());
     return guard(async () => {
       const h = parseOrThrow(gateShapes.get().AddressHitSchema, raw, "address hit");
       this.#bind(h.tenantId);

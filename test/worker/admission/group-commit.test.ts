@@ -1,12 +1,12 @@
 /**
- * Group commit (src/admission/group-commit.ts): the writes of one event-loop turn run together, in
- * one transaction, before anyone waiting on them answers; a batch that fails leaves nothing and
- * fails every waiter. And through the gate: concurrent admissions answer only once their rows are
+ * Group commit (src/admission/group-commit.ts): a call that comes alone writes at once; the writes
+ * of calls that come close together run together, in one transaction, before anyone waiting on
+ * them answers; a batch that fails leaves nothing and fails every waiter. And through the gate: concurrent admissions answer only once their rows are
  * there, and a settlement riding on the next admit lands in the row.
  */
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { GroupCommit } from "../../../src/admission/group-commit";
+import { BUSY_GAP_MS, GroupCommit } from "../../../src/admission/group-commit";
 import type { TenantGate } from "../../../src/admission/tenant-gate";
 import { freshGate, input } from "./helpers";
 
@@ -27,6 +27,25 @@ function counted(storage: DurableObjectStorage) {
 const rows = (sql: SqlStorage) => Number(sql.exec("SELECT COUNT(*) AS n FROM gc_probe").one().n);
 
 describe("GroupCommit", () => {
+  it("writes at once for a call that came alone", async () => {
+    const { stub } = await freshGate();
+    await runInDurableObject(stub, async (_g: TenantGate, state) => {
+      const sql = state.storage.sql;
+      sql.exec("CREATE TABLE gc_probe (n INTEGER NOT NULL)");
+      const { seen, storage } = counted(state.storage);
+      const group = new GroupCommit(storage, () => {});
+      group.arrive(1_000);
+      group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (1)"));
+      expect(rows(sql)).toBe(1);
+      expect(group.committed()).toBeUndefined();
+      // The next call 2 ms later is alone too.
+      group.arrive(1_000 + BUSY_GAP_MS);
+      group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (2)"));
+      expect(rows(sql)).toBe(2);
+      expect(seen.transactions).toBe(0);
+    });
+  });
+
   it("runs the writes of one turn together, in one transaction, before their waiters go on", async () => {
     const { stub } = await freshGate();
     await runInDurableObject(stub, async (_g: TenantGate, state) => {
@@ -35,10 +54,18 @@ describe("GroupCommit", () => {
       const { seen, storage } = counted(state.storage);
       const group = new GroupCommit(storage, () => {});
       expect(group.committed()).toBeUndefined();
-      for (let n = 1; n <= 3; n++) group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (?)", n));
+      // Three calls 1 ms apart: the first writes at once, the other two share a batch.
+      group.arrive(1_000);
+      group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (0)"));
+      expect(rows(sql)).toBe(1);
+      for (let n = 1; n <= 2; n++) {
+        group.arrive(1_000 + n);
+        group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (?)", n));
+      }
       // Queued, not yet written.
-      expect(rows(sql)).toBe(0);
+      expect(rows(sql)).toBe(1);
       const waiting = [group.committed(), group.committed()];
+      expect(waiting[0]).toBeDefined();
       expect(waiting[0]).toBe(waiting[1]);
       await Promise.all(waiting);
       expect(rows(sql)).toBe(3);
@@ -46,6 +73,7 @@ describe("GroupCommit", () => {
       expect(group.committed()).toBeUndefined();
 
       // A read that needs the rows runs the waiting batch at once; its timer then has nothing left.
+      group.arrive(1_003);
       group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (4)"));
       const later = group.committed();
       group.flush();
@@ -53,6 +81,22 @@ describe("GroupCommit", () => {
       await later;
       expect(rows(sql)).toBe(4);
       expect(seen.transactions).toBe(2);
+      // A call that comes alone while a batch waits joins it: writes keep their order.
+      group.arrive(2_000);
+      group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (5)"));
+      expect(rows(sql)).toBe(5);
+      group.arrive(2_001);
+      group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (6)"));
+      group.arrive(5_000);
+      group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (7)"));
+      expect(rows(sql)).toBe(5);
+      await group.committed();
+      expect(
+        sql
+          .exec("SELECT n FROM gc_probe ORDER BY rowid")
+          .toArray()
+          .map((r) => r.n),
+      ).toEqual([0, 1, 2, 4, 5, 6, 7]);
     });
   });
 
@@ -63,6 +107,8 @@ describe("GroupCommit", () => {
       sql.exec("CREATE TABLE gc_probe (n INTEGER NOT NULL)");
       const failures: unknown[] = [];
       const group = new GroupCommit(state.storage, (err) => failures.push(err));
+      group.arrive(1_000);
+      group.arrive(1_001);
       group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (1)"));
       group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (NULL)"));
       const waiters = [group.committed(), group.committed()].map((p) =>
