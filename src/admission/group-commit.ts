@@ -29,9 +29,12 @@ export class GroupCommit {
     private readonly onFailure: (err: unknown) => void,
   ) {}
 
-  /** A call that may write has arrived: it shares a batch if it came close after the last one. */
-  arrive(now: number): void {
-    this.#deferring = now - this.#lastCallAt < BUSY_GAP_MS;
+  /**
+   * A call that may write has arrived: it shares a batch if it came close after the last one,
+   * unless `alone` (the caller knows its writes should not wait).
+   */
+  arrive(now: number, alone = false): void {
+    this.#deferring = !alone && now - this.#lastCallAt < BUSY_GAP_MS;
     this.#lastCallAt = now;
   }
 

@@ -36,6 +36,11 @@ export class LeaseClient {
 
   constructor(private readonly d: LeaseClientDeps) {}
 
+  /** Whether a request to the GlobalGate is in flight. */
+  get asking(): boolean {
+    return this.#acquiring !== undefined;
+  }
+
   /** Picks up the live leases kept in storage (after a restart). */
   load(): void {
     for (const l of this.d.store.leases()) {

@@ -106,7 +106,7 @@ export class TenantGate extends DurableObject<RawEnv> {
 
   /** Checks every limit and reserves the worst-case cost in one serialized step. */
   admit(raw: AdmitInput): Promise<GateOutcome<AdmitResult>> {
-    this.#group.arrive(this.#now());
+    this.#arrive();
     return guard(() => this.#admit(this.#admitInput(raw)));
   }
 
@@ -116,7 +116,7 @@ export class TenantGate extends DurableObject<RawEnv> {
    * with `hitAddress` followed by `admit`.
    */
   admitAddressed(rawHit: AddressHit, raw: AdmitInput): Promise<GateOutcome<AddressedAdmission>> {
-    this.#group.arrive(this.#now());
+    this.#arrive();
     return guard(async () => {
       const h = parseOrThrow(gateShapes.get().AddressHitSchema, rawHit, "address hit");
       const input = this.#admitInput(raw);
@@ -181,7 +181,7 @@ export class TenantGate extends DurableObject<RawEnv> {
 
   /** Commits actual usage and refunds the rest of the reservation; repeating it changes nothing. */
   settle(reservationId: string, usage: Usage): Promise<GateOutcome<SettleResult>> {
-    this.#group.arrive(this.#now());
+    this.#arrive();
     return guard(async () => {
       const item = parseOrThrow(gateShapes.get().SettleItemSchema, { reservationId, usage }, "settle input");
       const result = this.#settle(item, this.#now());
@@ -194,7 +194,7 @@ export class TenantGate extends DurableObject<RawEnv> {
   settleMany(
     items: SettleItem[],
   ): Promise<GateOutcome<Array<SettleResult | { reservationId: string; status: "unknown" }>>> {
-    this.#group.arrive(this.#now());
+    this.#arrive();
     return guard(async () => {
       const batch = parseOrThrow(gateShapes.get().SettleBatchSchema, items, "settle batch");
       const now = this.#now();
@@ -215,7 +215,7 @@ export class TenantGate extends DurableObject<RawEnv> {
    * src/admission/address-windows.ts); a refusal changes nothing.
    */
   hitAddress(raw: AddressHit): Promise<GateOutcome<AddressHitResult>> {
-    this.#group.arrive(this.#now());
+    this.#arrive();
     return guard(async () => {
       const h = parseOrThrow(gateShapes.get().AddressHitSchema, raw, "address hit");
       this.#bind(h.tenantId);
@@ -466,6 +466,16 @@ export class TenantGate extends DurableObject<RawEnv> {
       outputTokens: u.outputTokens,
       overrunTokens: Math.max(0, u.inputTokens + u.outputTokens - reserved),
     };
+  }
+
+  /**
+   * A call that may write has arrived. While a lease request is out, its writes do not wait for a
+   * batch: admissions then run as they did before group commit, each answer leaving with its own
+   * commit, which keeps a burst's lease requests and answers in the order the lease protocol was
+   * built and measured with (test/worker/admission/global.test.ts).
+   */
+  #arrive(): void {
+    this.#group.arrive(this.#now(), this.#leases.asking);
   }
 
   /** An admission's row, with every write of the waiting batch in it (a settlement may be there). */
