@@ -2,6 +2,7 @@ import type { DayTotals, Reservation } from "./budget";
 import type { Lease } from "./lease";
 import { monthOf } from "./periods";
 import type { PendingRollup, Settled } from "./rollup";
+import { REQUEST_CONVERSATION } from "./types";
 
 /** An admission row as settlement needs it once its reservation is no longer in memory. */
 export interface AdmissionRow {
@@ -24,6 +25,11 @@ const SETTLED = 1;
 const EXPIRED = 2;
 
 type Row = Record<string, SqlStorageValue>;
+
+/** The first key after every request-scoped conversation id (the prefix's last character, plus one). */
+const REQUEST_CONVERSATION_END =
+  REQUEST_CONVERSATION.slice(0, -1) +
+  String.fromCharCode(REQUEST_CONVERSATION.charCodeAt(REQUEST_CONVERSATION.length - 1) + 1);
 
 /**
  * The TenantGate's SQLite tables and every statement it runs. One row per admission doubles as
@@ -328,8 +334,8 @@ export class TenantStore {
 
   /**
    * Deletes closed admissions older than `before` (callers roll up first, so every settlement in
-   * them is already in the totals), conversations idle since `idle`, days before `oldestDay`,
-   * visitors' totals of months before `oldestMonth`.
+   * them is already in the totals), conversations idle since `idle` (request-scoped ones idle since
+   * `before`), days before `oldestDay`, visitors' totals of months before `oldestMonth`.
    */
   prune(before: number, idle: number, oldestDay: string, oldestMonth: string, seqHighWater: number): void {
     this.setMeta("seq", String(seqHighWater));
@@ -338,6 +344,13 @@ export class TenantStore {
       .toArray()[0]?.seq;
     this.sql.exec("DELETE FROM admissions WHERE seq < ? AND state <> ?", first ?? seqHighWater + 1, OPEN);
     this.sql.exec("DELETE FROM conversations WHERE updated_at < ?", idle);
+    // A key range of the primary key: only request-scoped rows are read.
+    this.sql.exec(
+      "DELETE FROM conversations WHERE id >= ? AND id < ? AND updated_at < ?",
+      REQUEST_CONVERSATION,
+      REQUEST_CONVERSATION_END,
+      before,
+    );
     this.sql.exec("DELETE FROM usage_day WHERE day < ?", oldestDay);
     this.sql.exec("DELETE FROM visitor_month WHERE month < ?", oldestMonth);
   }

@@ -15,6 +15,13 @@ export const GLOBAL_LIMIT_PER_MINUTE = 10_000;
 export const USER_LIMIT_PER_MINUTE = 30;
 /** Every rate limit counts over this trailing window. */
 export const WINDOW_MS = 60_000;
+/**
+ * Conversation ids that start with this are one request's (the OpenAI path without
+ * `x-conversation-id`): their cost total matters while that request's steps run, so the gate keeps
+ * it an hour after its last settlement, as long as the admission rows, not the 30 days a
+ * conversation's total is kept. One such row per API request would otherwise pile up for a month.
+ */
+export const REQUEST_CONVERSATION = "req:";
 /** An unsettled reservation is refunded this long after admission (a crash, a lost client). */
 export const RESERVATION_TTL_MS = 10 * 60_000;
 /** Degradation never answers with fewer output tokens than this (or the request's own max, if smaller). */

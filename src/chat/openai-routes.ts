@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { REQUEST_CONVERSATION } from "../admission/types";
 import { type AppEnv, execCtx, newRouter } from "../app";
 import { tenantAuth } from "../auth/middleware";
 import type { Env } from "../env";
@@ -173,7 +174,7 @@ openAiChat.openapi(route, async (c) => {
     tenant: exp.config,
     userId,
     // Stateless API: a caller that wants the per-conversation cap names its conversation.
-    conversationId: c.req.header("x-conversation-id")?.slice(0, 128) || `req:${rid}`,
+    conversationId: c.req.header("x-conversation-id")?.slice(0, 128) || `${REQUEST_CONVERSATION}${rid}`,
     channel: "api",
     turnIndex: messages.filter((m) => m.role === "user").length - 1,
     messages,

@@ -2,7 +2,7 @@ import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { costOf } from "../../../src/admission/pricing";
 import type { TenantGate } from "../../../src/admission/tenant-gate";
-import type { Usage } from "../../../src/admission/types";
+import { REQUEST_CONVERSATION, type Usage } from "../../../src/admission/types";
 import { admitted, config, freshGate, input, refused, runAlarm, setClock, T0 } from "./helpers";
 
 const mini = (inputTokens: number, outputTokens: number): Usage => ({
@@ -229,6 +229,43 @@ describe("TenantGate budgets", () => {
     const usage = await gate.usage({ tenantId, days: 1, config: config() });
     expect(usage.month.tokensUsed).toBe(50);
     expect(usage.window.openReservations).toBe(1);
+  });
+
+  it("keeps a request-scoped conversation's total an hour, a named conversation's for 30 days", async () => {
+    const { tenantId, stub, gate } = await freshGate();
+    const cfg = { conversationCostCapUsd: 0.001 };
+    const conversations = () =>
+      runInDurableObject(stub, (_g: TenantGate, state) =>
+        state.storage.sql
+          .exec<{ id: string }>("SELECT id FROM conversations ORDER BY id")
+          .toArray()
+          .map((r) => r.id),
+      );
+    for (const conversationId of [`${REQUEST_CONVERSATION}r1`, "c-named"]) {
+      const a = admitted(
+        await gate.admit(input(tenantId, { conversationId, inputTokens: 1_000, maxTokens: 500 }, cfg)),
+      );
+      await gate.settle(a.reservationId, mini(1_000, 500));
+    }
+    await setClock(stub, T0 + 20_000);
+    expect(await runAlarm(stub)).toBe(true);
+    expect(await conversations()).toEqual(["c-named", `${REQUEST_CONVERSATION}r1`]);
+    // Within the hour the request's total still counts against its cap.
+    expect(
+      refused(
+        await gate.admit(
+          input(
+            tenantId,
+            { conversationId: `${REQUEST_CONVERSATION}r1`, inputTokens: 4_000, maxTokens: 500 },
+            cfg,
+          ),
+        ),
+      ).budget,
+    ).toBe("conversation_cost");
+    // An hour after its last settlement the request's total goes, with its admission rows.
+    await setClock(stub, T0 + 61 * 60_000);
+    expect(await runAlarm(stub)).toBe(true);
+    expect(await conversations()).toEqual(["c-named"]);
   });
 
   it("keeps every settlement across restarts, before and after the alarm folds them into the totals", async () => {
