@@ -1,8 +1,9 @@
 /**
  * Group commit (src/admission/group-commit.ts): a call that comes alone writes at once; the writes
  * of calls that come close together run together, in one transaction, before anyone waiting on
- * them answers; a batch that fails leaves nothing and fails every waiter. And through the gate: concurrent admissions answer only once their rows are
- * there, and a settlement riding on the next admit lands in the row.
+ * them answers; a batch that fails leaves nothing and fails every waiter. And through the gate:
+ * concurrent admissions answer only once their rows are there, and a settlement riding on the next
+ * admit lands in the row.
  */
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
@@ -26,14 +27,22 @@ function counted(storage: DurableObjectStorage) {
 
 const rows = (sql: SqlStorage) => Number(sql.exec("SELECT COUNT(*) AS n FROM gc_probe").one().n);
 
+/** Runs `check` inside a fresh gate's object: a probe table, and a GroupCommit over the real storage. */
+async function withGroup(
+  check: (p: { sql: SqlStorage; group: GroupCommit; seen: { transactions: number } }) => Promise<void>,
+  onFailure: (err: unknown) => void = () => {},
+): Promise<void> {
+  const { stub } = await freshGate();
+  await runInDurableObject(stub, async (_g: TenantGate, state) => {
+    state.storage.sql.exec("CREATE TABLE gc_probe (n INTEGER NOT NULL)");
+    const { seen, storage } = counted(state.storage);
+    await check({ sql: state.storage.sql, group: new GroupCommit(storage, onFailure), seen });
+  });
+}
+
 describe("GroupCommit", () => {
   it("writes at once for a call that came alone", async () => {
-    const { stub } = await freshGate();
-    await runInDurableObject(stub, async (_g: TenantGate, state) => {
-      const sql = state.storage.sql;
-      sql.exec("CREATE TABLE gc_probe (n INTEGER NOT NULL)");
-      const { seen, storage } = counted(state.storage);
-      const group = new GroupCommit(storage, () => {});
+    await withGroup(async ({ sql, group, seen }) => {
       group.arrive(1_000);
       group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (1)"));
       expect(rows(sql)).toBe(1);
@@ -52,12 +61,7 @@ describe("GroupCommit", () => {
   });
 
   it("runs the writes of one turn together, in one transaction, before their waiters go on", async () => {
-    const { stub } = await freshGate();
-    await runInDurableObject(stub, async (_g: TenantGate, state) => {
-      const sql = state.storage.sql;
-      sql.exec("CREATE TABLE gc_probe (n INTEGER NOT NULL)");
-      const { seen, storage } = counted(state.storage);
-      const group = new GroupCommit(storage, () => {});
+    await withGroup(async ({ sql, group, seen }) => {
       expect(group.committed()).toBeUndefined();
       // Three calls 1 ms apart: the first writes at once, the other two share a batch.
       group.arrive(1_000);
@@ -106,26 +110,25 @@ describe("GroupCommit", () => {
   });
 
   it("rolls a failed batch back whole and fails every waiter", async () => {
-    const { stub } = await freshGate();
-    await runInDurableObject(stub, async (_g: TenantGate, state) => {
-      const sql = state.storage.sql;
-      sql.exec("CREATE TABLE gc_probe (n INTEGER NOT NULL)");
-      const failures: unknown[] = [];
-      const group = new GroupCommit(state.storage, (err) => failures.push(err));
-      group.arrive(1_000);
-      group.arrive(1_001);
-      group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (1)"));
-      group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (NULL)"));
-      const waiters = [group.committed(), group.committed()].map((p) =>
-        p?.then(
-          () => "answered",
-          (err: unknown) => `failed: ${String(err)}`,
-        ),
-      );
-      for (const w of await Promise.all(waiters)) expect(w).toMatch(/^failed: .*NOT NULL/);
-      expect(failures).toHaveLength(1);
-      expect(rows(sql)).toBe(0);
-    });
+    const failures: unknown[] = [];
+    await withGroup(
+      async ({ sql, group }) => {
+        group.arrive(1_000);
+        group.arrive(1_001);
+        group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (1)"));
+        group.add(() => sql.exec("INSERT INTO gc_probe (n) VALUES (NULL)"));
+        const waiters = [group.committed(), group.committed()].map((p) =>
+          p?.then(
+            () => "answered",
+            (err: unknown) => `failed: ${String(err)}`,
+          ),
+        );
+        for (const w of await Promise.all(waiters)) expect(w).toMatch(/^failed: .*NOT NULL/);
+        expect(failures).toHaveLength(1);
+        expect(rows(sql)).toBe(0);
+      },
+      (err) => failures.push(err),
+    );
   });
 });
 
