@@ -21,7 +21,11 @@ export class GroupCommit {
   /** Set when a batch failed: every later wait rejects with it (the object is resetting). */
   #failure: unknown;
   #lastCallAt = Number.NEGATIVE_INFINITY;
-  /** Whether the current call's writes wait for a batch (set by `arrive`). */
+  /**
+   * Whether the current call's writes wait for a batch (set by `arrive`). One value for the object:
+   * a call that awaits (a lease) resumes with the mode of whoever arrived last, which only decides
+   * when its rows are written, never whether or in what order.
+   */
   #deferring = false;
 
   constructor(
