@@ -69,7 +69,34 @@ interface Meta {
   resolvedBy: "human" | "bot" | null;
   /** The highest seq an inbox event carried: the next one carries the entries after it. */
   inboxSeq: number;
+  /**
+   * The newest message's seq when this meta was last saved whole. A plain turn does not save it:
+   * its counters ride on the turn's own row (TURN_FIELDS), and a row after this seq that carries
+   * them is newer than the saved meta. Absent in meta saved before turns carried their counters.
+   */
+  savedSeq?: number;
 }
+
+/**
+ * What a plain turn changes in the meta: stored on the turn's last message row (`turn_meta`), not
+ * by rewriting the meta row, so a turn's commit writes the one page its messages go to, not two
+ * (the meta is a table of its own: docs/chat.md, "Sixth pass"), and three billed rows become two.
+ * Anything else a turn changes (an escalation, a state) saves the whole meta as before.
+ */
+const TURN_FIELDS = [
+  "turnCount",
+  "totalTokens",
+  "totalCostUsd",
+  "lastActivityAt",
+  "latencySumMs",
+  "answeredTurns",
+  "errorCount",
+  "consecutiveFailures",
+  "toolsUsed",
+  "escalationEmail",
+  "inboxSeq",
+] as const satisfies readonly (keyof Meta)[];
+type TurnCounters = Pick<Meta, (typeof TURN_FIELDS)[number]>;
 
 const HANDOFF_DEFAULTS = {
   holder: null,
@@ -161,10 +188,24 @@ export class Conversation extends DurableObject<RawEnv> {
         .toArray().length;
       if (!started) return;
       const row = sql.exec<{ v: string }>("select v from meta where k = 1").toArray()[0];
-      if (row) this.#meta = { ...HANDOFF_DEFAULTS, ...(JSON.parse(row.v) as Partial<Meta>) } as Meta;
-      // Conversations stored before operators could write in them have no author column.
+      // Conversations stored before operators could write in them have no author column, and
+      // those stored before turns carried their counters no turn_meta.
       const columns = sql.exec<{ name: string }>("select name from pragma_table_info('messages')").toArray();
       if (!columns.some((c) => c.name === "author")) sql.exec("alter table messages add column author text");
+      if (!columns.some((c) => c.name === "turn_meta"))
+        sql.exec("alter table messages add column turn_meta text");
+      if (row) {
+        const meta = { ...HANDOFF_DEFAULTS, ...(JSON.parse(row.v) as Partial<Meta>) } as Meta;
+        // The turns recorded since the meta was saved whole: the newest one's counters are current.
+        const turn = sql
+          .exec<{ turn_meta: string }>(
+            "select turn_meta from messages where idx > ? and turn_meta is not null order by idx desc limit 1",
+            meta.savedSeq ?? 0,
+          )
+          .toArray()[0];
+        if (turn) Object.assign(meta, JSON.parse(turn.turn_meta) as TurnCounters);
+        this.#meta = meta;
+      }
       for (const m of sql.exec<{
         idx: number;
         role: string;
@@ -187,19 +228,23 @@ export class Conversation extends DurableObject<RawEnv> {
     });
   }
 
-  /** Opens the conversation; calling it again for the same conversation is refused. */
-  start(input: StartInput): Promise<Outcome<ConversationView>> {
+  /**
+   * Opens the conversation; calling it again for the same conversation is refused. Its inbox event
+   * (the new conversation, no entries yet) goes back to the worker, which sends it packed with its
+   * analytics, as a turn's does: a start costs the object no queue message of its own.
+   */
+  start(input: StartInput): Promise<Outcome<{ view: ConversationView; inbox?: InboxEvent }>> {
     return guard(() => this.#start(input));
   }
 
-  async #start(input: StartInput): Promise<ConversationView> {
+  async #start(input: StartInput): Promise<{ view: ConversationView; inbox?: InboxEvent }> {
     const s = parse(shapes.get().StartInput, input);
     if (this.#meta) throw new ConversationError("invalid", "conversation already exists");
     const sql = this.ctx.storage.sql;
     sql.exec(`create table if not exists meta (k integer primary key check (k = 1), v text not null)`);
     sql.exec(`create table if not exists messages (
       idx integer primary key, role text not null, content text not null, tokens integer not null,
-      at integer not null, tool_calls text, author text)`);
+      at integer not null, tool_calls text, author text, turn_meta text)`);
     const now = this.clock.now();
     this.#meta = {
       conversationId: s.conversationId,
@@ -228,8 +273,7 @@ export class Conversation extends DurableObject<RawEnv> {
     };
     this.#save();
     await this.ctx.storage.setAlarm(now + s.idleTimeoutMs);
-    this.#index();
-    return this.#view();
+    return { view: this.#view(), inbox: this.#handInbox() };
   }
 
   /** The state and the newest history that fits in `budgetTokens`, in one call before a turn. */
@@ -366,22 +410,34 @@ export class Conversation extends DurableObject<RawEnv> {
       meta.wasEscalated = true;
     }
 
-    this.ctx.storage.transactionSync(() => {
-      this.#insert(userMsg);
-      if (answer) this.#insert(answer);
-      this.#save();
-    });
-    this.#messages.push(userMsg);
-    if (answer) this.#messages.push(answer);
+    // In memory first: a plain turn's inbox event (below) is made from them, and its mark is
+    // stored with the turn. Taken back if the write fails.
+    const added = answer ? [userMsg, answer] : [userMsg];
+    this.#messages.push(...added);
+    // An escalation puts the conversation in the inbox's waiting list: that one goes at once, from
+    // here. A plain turn's inbox event goes back to the worker, which sends it packed with the
+    // turn's analytics (one queue message for many turns, src/analytics/pack.ts), not alone.
+    const inbox = escalatedNow ? undefined : this.#handInbox();
+    try {
+      this.ctx.storage.transactionSync(() => {
+        if (escalatedNow) {
+          for (const m of added) this.#insert(m);
+          this.#save();
+        } else {
+          // The turn's counters ride on its last row: one page written, not the meta's too.
+          const counters = Object.fromEntries(TURN_FIELDS.map((k) => [k, meta[k]])) as TurnCounters;
+          for (const m of added) this.#insert(m, m === added.at(-1) ? counters : undefined);
+        }
+      });
+    } catch (err) {
+      this.#messages.length -= added.length;
+      throw err;
+    }
     this.#deliver(escalatedNow);
     // The idle alarm is not moved on every turn (a storage write each time): when it fires early
     // it re-arms itself for lastActivityAt + idleTimeoutMs.
     if (escalatedNow && reason) await this.#notifyEscalation(meta, reason, t.origin);
-    // An escalation puts the conversation in the inbox's waiting list: that one goes at once, from
-    // here. A plain turn's inbox event goes back to the worker, which sends it packed with the
-    // turn's analytics (one queue message for many turns, src/analytics/pack.ts), not alone.
     if (escalatedNow) this.#index(true);
-    const inbox = escalatedNow ? undefined : this.#handInbox();
     return { view: this.#view(), escalatedNow, consecutiveFailures: meta.consecutiveFailures, inbox };
   }
 
@@ -865,9 +921,9 @@ export class Conversation extends DurableObject<RawEnv> {
     return meta;
   }
 
-  #insert(m: StoredMessage) {
+  #insert(m: StoredMessage, counters?: TurnCounters) {
     this.ctx.storage.sql.exec(
-      "insert into messages (idx, role, author, content, tokens, at, tool_calls) values (?, ?, ?, ?, ?, ?, ?)",
+      "insert into messages (idx, role, author, content, tokens, at, tool_calls, turn_meta) values (?, ?, ?, ?, ?, ?, ?, ?)",
       m.seq,
       m.role,
       m.author ?? null,
@@ -875,6 +931,7 @@ export class Conversation extends DurableObject<RawEnv> {
       m.tokens,
       m.at,
       m.toolCalls ? JSON.stringify(m.toolCalls) : null,
+      counters ? JSON.stringify(counters) : null,
     );
   }
 
@@ -882,8 +939,11 @@ export class Conversation extends DurableObject<RawEnv> {
     return this.#messages.at(-1)?.seq ?? 0;
   }
 
+  /** Saves the whole meta; turns recorded until now are covered by it (`savedSeq`). */
   #save() {
-    this.ctx.storage.sql.exec("insert or replace into meta (k, v) values (1, ?)", JSON.stringify(this.#meta));
+    const meta = this.#meta as Meta;
+    meta.savedSeq = this.#lastSeq();
+    this.ctx.storage.sql.exec("insert or replace into meta (k, v) values (1, ?)", JSON.stringify(meta));
   }
 
   #view(): ConversationView {

@@ -1,5 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { newRouter } from "../app";
+import { sendAnalytics } from "../analytics/producer";
+import { execCtx, newRouter } from "../app";
 import { randomToken } from "../auth/keys";
 import { tenantAuth } from "../auth/middleware";
 import { AppError } from "../errors";
@@ -205,7 +206,7 @@ export const conversations = newRouter()
     const userId = endUserOf(c, body.user);
     // The variant is decided once, here, and kept with the conversation: every turn uses it.
     const exp = await applyExperiments(c.get("svc"), tenant, userId);
-    const view = await call(() =>
+    const { view, inbox } = await call(() =>
       stubOf(c, id).start({
         tenantId: tenant.id,
         conversationId: id,
@@ -219,6 +220,8 @@ export const conversations = newRouter()
       }),
     );
     conversationAssignments.set(`${tenant.id}:${id}`, { experiment: exp.experiment, variant: exp.variant });
+    // The new conversation reaches the inbox with this isolate's analytics, in one pack.
+    if (inbox) sendAnalytics(c.get("svc").env, execCtx(c), inbox);
     return c.json({ ...viewOut(view), greeting: tenant.customGreeting, visitor_token: visitorToken }, 201, {
       "Cache-Control": "no-store",
     });

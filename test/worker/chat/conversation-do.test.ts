@@ -1,7 +1,8 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Conversation } from "../../../src/chat/conversation-do";
+import { Conversation } from "../../../src/chat/conversation-do";
+import type { TurnInput } from "../../../src/chat/conversation-types";
 import { eventually, present } from "../eventually";
 import { query, send, sql, uniqueId } from "../helpers";
 import { chatTenant } from "./helpers";
@@ -156,12 +157,14 @@ describe("Conversation object", () => {
     expect(t.ok && t.value.view.csat).toBeNull();
   });
 
-  it("hands a turn's inbox entries to the worker, which sends them packed with its analytics", async () => {
+  it("hands its start's and its turns' inbox events to the worker, which sends them packed with its analytics", async () => {
     const { id, key } = await chatTenant();
-    const conv = (await (await send("POST", "/v1/conversations", key, { user: "quick" })).json()) as {
-      id: string;
-    };
-    const stub = ns().getByName(`${id}:${conv.id}`);
+    // The id the start will draw, so the object can be watched from before it exists.
+    const convId = `conv_${uniqueId("inbox")
+      .replace(/[^A-Za-z0-9]/g, "")
+      .slice(0, 24)
+      .padEnd(24, "q")}`;
+    const stub = ns().getByName(`${id}:${convId}`);
     // What the object hands its own queue binding, passed on to the real queue.
     const events = await runInDurableObject(stub, (c: Conversation) => {
       const target = c as unknown as { env: typeof env };
@@ -179,6 +182,37 @@ describe("Conversation object", () => {
         } as unknown as Queue,
       };
       return seen;
+    });
+    const started = await stub.start({
+      tenantId: id,
+      conversationId: convId,
+      userId: "user:quick",
+      channel: "web",
+      greeting: "hi",
+      experiment: null,
+      variant: null,
+      idleTimeoutMs: 60_000,
+    });
+    if (!started.ok) throw new Error("not started");
+    // The start's event announces the conversation with no entries; the route sends it packed.
+    expect(started.value.inbox).toMatchObject({
+      type: "inbox",
+      conversationId: convId,
+      status: "open",
+      entries: [],
+    });
+    // Longer than the object's inbox delay: a start that armed its own send would have sent by now.
+    await new Promise((r) => setTimeout(r, 400));
+    const conv = { id: convId };
+    // Through the API too: the new conversation is in the inbox before anyone wrote in it.
+    const viaApi = (await (await send("POST", "/v1/conversations", key, { user: "quick" })).json()) as {
+      id: string;
+    };
+    await eventually(async () => {
+      const r = await query<{ status: string }>(
+        sql`select status from inbox_conversations where tenant_id = ${id} and conversation_id = ${viaApi.id}`,
+      );
+      expect(r.map((x) => x.status)).toEqual(["open"]);
     });
     for (const content of ["one", "two", "three"])
       expect((await send("POST", `/v1/conversations/${conv.id}/messages`, key, { content })).status).toBe(
@@ -202,8 +236,75 @@ describe("Conversation object", () => {
       [6, "assistant"],
     ]);
     expect(rows.filter((r) => r.role === "user").map((r) => r.content)).toEqual(["one", "two", "three"]);
-    // The object sent none of them itself: a plain turn costs it no queue message of its own.
+    // The object sent none of them itself: a start or a plain turn costs it no queue message of its own.
     const own = await runInDurableObject(stub, () => events.filter((e) => e.type === "inbox"));
-    expect(own.flatMap((e) => (e.entries ?? []).map((x) => x.seq))).toEqual([]);
+    expect(own).toEqual([]);
+  });
+
+  it("reads back its turns after a restart, also from storage written before turns carried their counters", async () => {
+    const { id, key } = await chatTenant();
+    const conv = (await (await send("POST", "/v1/conversations", key, { user: "reload" })).json()) as {
+      id: string;
+    };
+    for (const content of ["one", "two", "three"])
+      expect((await send("POST", `/v1/conversations/${conv.id}/messages`, key, { content })).status).toBe(
+        200,
+      );
+    const stub = ns().getByName(`${id}:${conv.id}`);
+    const live = await stub.transcript(id);
+    if (!live.ok) throw new Error("no transcript");
+    expect(live.value.view.turnCount).toBe(3);
+    /** A new instance over the same storage, as after an eviction, once its constructor has loaded. */
+    const reload = async (state: DurableObjectState) => {
+      const fresh = new Conversation(state, env as ConstructorParameters<typeof Conversation>[1]);
+      await new Promise((r) => setTimeout(r, 10));
+      return fresh;
+    };
+    const turn: TurnInput = {
+      at: Date.now(),
+      user: { content: "four", tokens: 5 },
+      assistant: { content: "an answer", tokens: 6 },
+      inputTokens: 40,
+      outputTokens: 7,
+      costUsd: 0.25,
+      latencyMs: 12,
+      outcome: "ok",
+      toolsUsed: ["lookup"],
+      escalationEmail: "",
+      origin: "https://shop.example",
+    };
+    const seen = await runInDurableObject(stub, async (_c: Conversation, state) => {
+      const sql = state.storage.sql;
+      // The turns left the meta row as the start wrote it: their counters are on their rows.
+      const saved = JSON.parse(sql.exec<{ v: string }>("select v from meta").one().v) as {
+        turnCount: number;
+      };
+      const reread = await (await reload(state)).transcript(id);
+      // Storage as the code before wrote it: no turn_meta, the meta saved whole with every turn.
+      const { savedSeq: _, ...whole } = {
+        ...JSON.parse(sql.exec<{ v: string }>("select v from meta").one().v),
+        ...JSON.parse(
+          sql.exec<{ t: string }>("select turn_meta as t from messages order by idx desc limit 1").one().t,
+        ),
+      };
+      sql.exec("alter table messages drop column turn_meta");
+      sql.exec("update meta set v = ?", JSON.stringify(whole));
+      const migrated = await reload(state);
+      const before = await migrated.transcript(id);
+      const recorded = await migrated.recordTurn(id, turn);
+      const after = await (await reload(state)).transcript(id);
+      return { saved, reread, before, recorded, after };
+    });
+    expect(seen.saved.turnCount).toBe(0);
+    expect(seen.reread.ok && seen.reread.value.view).toEqual(live.value.view);
+    expect(seen.before.ok && seen.before.value.view).toEqual(live.value.view);
+    if (!seen.recorded.ok || !seen.after.ok) throw new Error("turn not recorded");
+    expect(seen.after.value.view).toEqual(seen.recorded.value.view);
+    expect(seen.after.value.view).toMatchObject({
+      turnCount: 4,
+      totalTokens: live.value.view.totalTokens + 47,
+      totalCostUsd: live.value.view.totalCostUsd + 0.25,
+      version: 8,
+    });
   });
 });
