@@ -228,6 +228,10 @@ export const chatBench: Bench = {
     const lat16 = perTarget<number[]>(() => []);
     const wall16 = perTarget(() => ({ ms: 0, n: 0 }));
     const cpu = perTarget(() => ({ ms: 0, n: 0 }));
+    // The same CPU split by phase: one request at a time (with its streams), then 16 at a time
+    // with the wait after it (what a phase leaves running lands in the next one's share).
+    const cpu1 = perTarget(() => ({ ms: 0, n: 0 }));
+    const cpu16 = perTarget(() => ({ ms: 0, n: 0 }));
     const pidOf = (t: Target) => (t === "passthrough" ? passPid : t === "direct" ? undefined : chatPid);
 
     log("warming up");
@@ -240,6 +244,7 @@ export const chatBench: Bench = {
         const c0 = pid ? cpuMs(pid) : 0;
         for (let i = 0; i < SEQ; i++) lat1[t].push((await hit(t, false))[0]);
         for (let i = 0; i < SEQ / 2; i++) first1[t].push((await hit(t, true))[1]);
+        const c1 = pid ? cpuMs(pid) : 0;
         const loaded = await closedLoop(LOADED, C, () => hit(t, false).then((r) => r[0]));
         lat16[t].push(...loaded.lat);
         wall16[t].ms += loaded.ms;
@@ -247,8 +252,13 @@ export const chatBench: Bench = {
         // Background work (settlements, queue batches) counts against the target that caused it.
         await new Promise((r) => setTimeout(r, 2_200));
         if (pid) {
-          cpu[t].ms += cpuMs(pid) - c0;
+          const c2 = cpuMs(pid);
+          cpu[t].ms += c2 - c0;
           cpu[t].n += SEQ + SEQ / 2 + LOADED;
+          cpu1[t].ms += c1 - c0;
+          cpu1[t].n += SEQ + SEQ / 2;
+          cpu16[t].ms += c2 - c1;
+          cpu16[t].n += LOADED;
         }
       }
       log(
@@ -270,7 +280,8 @@ export const chatBench: Bench = {
 
     const p50 = (t: Target) => pct(lat1[t], 0.5);
     const p99 = (t: Target) => pct(lat1[t], 0.99);
-    const cpuPer = (t: Target) => (cpu[t].n ? cpu[t].ms / cpu[t].n : Number.NaN);
+    const per = (c: { ms: number; n: number }) => (c.n ? c.ms / c.n : Number.NaN);
+    const cpuPer = (t: Target) => per(cpu[t]);
     const rps = (t: Target) => (wall16[t].n / wall16[t].ms) * 1000;
     const rows: BenchRow[] = [
       {
@@ -354,6 +365,18 @@ export const chatBench: Bench = {
           baseline: round(cpuPer("passthrough")),
           ratio: round(cpuPer("passthrough") / cpuPer(t)),
         },
+        ...(
+          [
+            ["cpu ms/request c=1 phase", cpu1],
+            ["cpu ms/request c=16 phase", cpu16],
+          ] as const
+        ).map(([metric, c]) => ({
+          name,
+          metric,
+          value: round(per(c[t])),
+          baseline: round(per(c.passthrough)),
+          ratio: round(per(c.passthrough) / per(c[t])),
+        })),
       );
     }
     if (TARGETS.includes("widget")) {
