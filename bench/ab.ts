@@ -1,0 +1,179 @@
+/**
+ * `npm run bench:ab -- <git revision> [openai|conversation ...]`: the chat path's CPU, this tree
+ * against an earlier build, side by side. A change of a tenth of a millisecond is smaller than
+ * what this shared machine drifts between two runs of the same code, so whole runs taken one after
+ * the other cannot tell it; here both builds run at once (two workerd processes, each with its own
+ * database, fake upstream and relay), and the same short slices of work go to each in random
+ * order, many times. Each slice's CPU (schedstat, per process) is paired with the other build's
+ * slice next to it; the drift cancels out of the pairs.
+ *
+ * The earlier build is checked out once under .cache/ab/<sha> (a git worktree sharing this
+ * node_modules; inside the tree, because Miniflare resolves the bundle's path from here) and
+ * bundled with its own bench/chat.ts. Prints, per target, both builds' median CPU a request, the
+ * median of the paired differences, how many slices the new build was lower in, and the sign
+ * test's two-sided p for that count.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, symlinkSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { chatSetup as ChatSetup } from "./chat.ts";
+import { closedLoop, cpuMs, pct, round, shuffled, workerdPids } from "./lib.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const SLICES = Number(process.env.BENCH_AB_SLICES ?? 40);
+const C = 16;
+const PER_CONVERSATION = 20; // messages before a slot starts a new conversation, as in bench/chat.ts
+const GAP_MS = 200; // after each slice, so what it left running lands in its own process's count
+
+const [rev, ...asked] = process.argv.slice(2);
+if (!rev) {
+  console.error("usage: npm run bench:ab -- <git revision> [openai|conversation ...]");
+  process.exit(2);
+}
+const kinds = asked.length > 0 ? asked : ["openai", "conversation"];
+for (const k of kinds) if (k !== "openai" && k !== "conversation") throw new Error(`unknown target ${k}`);
+
+/** The earlier build's tree, checked out once and reused. */
+function checkout(revision: string): string {
+  const sha = execFileSync("git", ["rev-parse", "--verify", `${revision}^{commit}`], { cwd: root })
+    .toString()
+    .trim();
+  const dir = `${root}.cache/ab/${sha}`;
+  if (!existsSync(dir)) {
+    mkdirSync(`${root}.cache/ab`, { recursive: true });
+    execFileSync("git", ["worktree", "add", "--detach", dir, sha], { cwd: root, stdio: "ignore" });
+    symlinkSync(`${root}node_modules`, `${dir}/node_modules`);
+  }
+  return dir;
+}
+
+const oldRoot = checkout(rev);
+const builds: { name: "old" | "new"; setup: typeof ChatSetup }[] = [
+  { name: "old", setup: (await import(`${oldRoot}/bench/chat.ts`)).chatSetup },
+  { name: "new", setup: (await import("./chat.ts")).chatSetup },
+];
+
+const completion = JSON.stringify({
+  model: "gpt-4o-mini",
+  user: "ab",
+  messages: [{ role: "user", content: "hello there, where is my order" }],
+});
+const message = JSON.stringify({ content: "hello there, where is my order" });
+
+/** One slice of one target on one build: its work, and how many requests it sends. */
+interface Slice {
+  target: string;
+  build: "old" | "new";
+  pid: number;
+  requests: number;
+  run(): Promise<unknown>;
+}
+
+const slices: Slice[] = [];
+const stops: Array<() => Promise<void>> = [];
+for (const b of builds) {
+  const seen = new Set(workerdPids());
+  const { fixtures, keys, worker } = await b.setup(`chatedge_ab_${b.name}`);
+  stops.push(async () => {
+    await worker.stop();
+    await fixtures.close();
+  });
+  const pid = workerdPids().find((p) => !seen.has(p));
+  if (!pid) throw new Error(`${b.name}: no workerd process`);
+  const headers = { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" };
+  const post = async (path: string, body: string, status = 200) => {
+    const res = await fetch(`${worker.url}${path}`, { method: "POST", headers, body });
+    const text = await res.text();
+    if (res.status !== status) throw new Error(`${b.name} ${path}: HTTP ${res.status} ${text}`);
+    return text;
+  };
+  let users = 0;
+  const start = async () =>
+    (
+      JSON.parse(await post("/v1/conversations", JSON.stringify({ user: `ab${users++}` }), 201)) as {
+        id: string;
+      }
+    ).id;
+  const add = (target: string, requests: number, run: () => Promise<unknown>) =>
+    slices.push({ target, build: b.name, pid, requests, run });
+  if (kinds.includes("openai")) {
+    add("openai c=16", 5 * C, () =>
+      closedLoop(5 * C, C, () => post("/v1/chat/completions", completion).then(() => 0)),
+    );
+    add("openai c=1", 20, () =>
+      closedLoop(20, 1, () => post("/v1/chat/completions", completion).then(() => 0)),
+    );
+  }
+  if (kinds.includes("conversation")) {
+    // One conversation per client, PER_CONVERSATION messages each before a new start: the starts
+    // count, one in PER_CONVERSATION messages, as a visitor's would.
+    let conversations: string[] = [];
+    let sent = PER_CONVERSATION;
+    add("conversation c=16", 5 * C, async () => {
+      if (sent >= PER_CONVERSATION) {
+        conversations = await Promise.all(Array.from({ length: C }, start));
+        sent = 0;
+      }
+      sent += 5;
+      await Promise.all(
+        conversations.map(async (id) => {
+          for (let i = 0; i < 5; i++) await post(`/v1/conversations/${id}/messages`, message);
+        }),
+      );
+    });
+    let one = "";
+    let sentOne = PER_CONVERSATION;
+    add("conversation c=1", 20, async () => {
+      for (let i = 0; i < 20; i++) {
+        if (sentOne >= PER_CONVERSATION) {
+          one = await start();
+          sentOne = 0;
+        }
+        sentOne += 1;
+        await post(`/v1/conversations/${one}/messages`, message);
+      }
+    });
+  }
+}
+
+/** Two-sided sign test: the chance of a split at least this uneven if neither build were lower. */
+function signTestP(lower: number, n: number): number {
+  const k = Math.min(lower, n - lower);
+  let tail = 0;
+  let choose = 1; // C(n, 0)
+  for (let i = 0; i <= k; i++) {
+    tail += choose;
+    choose = (choose * (n - i)) / (i + 1);
+  }
+  return Math.min(1, (2 * tail) / 2 ** n);
+}
+
+try {
+  for (const s of slices) await s.run(); // warm-up: both isolates compiled, caches filled
+  await new Promise((r) => setTimeout(r, 2_000));
+  const cpu = new Map<string, number[]>();
+  for (let i = 0; i < SLICES; i++) {
+    for (const s of shuffled(slices)) {
+      const before = cpuMs(s.pid);
+      await s.run();
+      await new Promise((r) => setTimeout(r, GAP_MS));
+      const key = `${s.target}|${s.build}`;
+      cpu.set(key, [...(cpu.get(key) ?? []), (cpuMs(s.pid) - before) / s.requests]);
+    }
+    if ((i + 1) % 10 === 0) console.error(`ab: ${i + 1}/${SLICES} slices`);
+  }
+  console.log(`CPU ms a request, this tree against ${rev} (${SLICES} slices each)`);
+  for (const target of [...new Set(slices.map((s) => s.target))]) {
+    const old = cpu.get(`${target}|old`) ?? [];
+    const now = cpu.get(`${target}|new`) ?? [];
+    const diff = now.map((x, i) => x - (old[i] ?? Number.NaN));
+    const lower = diff.filter((d) => d < 0).length;
+    console.log(
+      `${target.padEnd(18)} old ${round(pct(old, 0.5))}  new ${round(pct(now, 0.5))}  ` +
+        `new - old (median of pairs) ${round(pct(diff, 0.5))}  new lower in ${lower}/${diff.length}  ` +
+        `sign test p ${round(signTestP(lower, diff.length), 3)}`,
+    );
+  }
+} finally {
+  for (const stop of stops) await stop();
+}
