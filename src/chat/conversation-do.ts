@@ -411,8 +411,9 @@ export class Conversation extends DurableObject<RawEnv> {
     }
 
     // In memory first: a plain turn's inbox event (below) is made from them, and its mark is
-    // stored with the turn. Taken back if the write fails.
+    // stored with the turn. Both are taken back if the write fails.
     const added = answer ? [userMsg, answer] : [userMsg];
+    const mark = meta.inboxSeq;
     this.#messages.push(...added);
     // An escalation puts the conversation in the inbox's waiting list: that one goes at once, from
     // here. A plain turn's inbox event goes back to the worker, which sends it packed with the
@@ -431,6 +432,7 @@ export class Conversation extends DurableObject<RawEnv> {
       });
     } catch (err) {
       this.#messages.length -= added.length;
+      meta.inboxSeq = mark;
       throw err;
     }
     this.#deliver(escalatedNow);
