@@ -868,6 +868,10 @@ export class Conversation extends DurableObject<RawEnv> {
     }
     const due = meta.lastActivityAt + meta.idleTimeoutMs;
     if (this.clock.now() < due) {
+      // Turns since the last whole save live only on their rows (TURN_FIELDS): saved whole here,
+      // at most once an idle timeout, so a build that reads only the meta row (a rollback) finds
+      // the counters at most that old.
+      if ((meta.savedSeq ?? 0) < this.#lastSeq()) this.#save();
       await this.ctx.storage.setAlarm(due);
       return;
     }

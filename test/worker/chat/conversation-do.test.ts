@@ -97,6 +97,32 @@ describe("Conversation object", () => {
     expect(row).toMatchObject({ turn_count: 0, resolved: false, escalated: false });
   });
 
+  it("saves its turns' counters whole when its idle alarm fires early, for a build that reads only the meta row", async () => {
+    const { id, key } = await chatTenant();
+    const conv = (await (await send("POST", "/v1/conversations", key, { user: "early" })).json()) as {
+      id: string;
+    };
+    for (const content of ["one", "two"])
+      expect((await send("POST", `/v1/conversations/${conv.id}/messages`, key, { content })).status).toBe(
+        200,
+      );
+    const stub = ns().getByName(`${id}:${conv.id}`);
+    const metaRow = () =>
+      runInDurableObject(
+        stub,
+        (_c: Conversation, state) =>
+          JSON.parse(state.storage.sql.exec<{ v: string }>("select v from meta").one().v) as {
+            turnCount: number;
+            savedSeq: number;
+          },
+      );
+    expect(await metaRow()).toMatchObject({ turnCount: 0, savedSeq: 0 });
+    // Long before the conversation is idle: the alarm re-arms, and saves the meta whole on the way.
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await state(stub, id)).toBe("open");
+    expect(await metaRow()).toMatchObject({ turnCount: 2, savedSeq: 4 });
+  });
+
   it("stores nothing for an id nobody started, whatever is asked of it", async () => {
     const { id, key } = await chatTenant();
     const convId = `conv_${uniqueId("x")
