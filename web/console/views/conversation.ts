@@ -190,7 +190,15 @@ export function conversationView(
       kids.push(
         el("p", { class: "muted" }, "Only an operator signed in as themselves can take a conversation over."),
       );
+    // Redrawn on every live frame: the operator may be typing in it. Moving the composer takes the
+    // focus away, and the keys typed next would go nowhere, so the focus and caret are put back.
+    const focused = document.activeElement;
+    const caret = focused === message ? [message.selectionStart, message.selectionEnd] : undefined;
     panel.replaceChildren(el("h3", {}, "Live"), connection, ...kids);
+    if (focused instanceof HTMLElement && focused !== document.activeElement && focused.isConnected) {
+      focused.focus();
+      if (caret) message.setSelectionRange(caret[0] ?? 0, caret[1] ?? 0);
+    }
   };
 
   const setItem = (i: InboxItem) => {
