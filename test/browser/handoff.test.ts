@@ -110,7 +110,8 @@ describe.skipIf(!hasChromium && !process.env.CI)("human handoff in Chromium", ()
     const visitor = await tab();
     const v = visitor.page;
     // What the visitor's live socket received and what the operator's writes answered: printed if
-    // the live answer does not arrive (it has failed to under a loaded CI machine; cause not known).
+    // the live answer does not arrive. It once did not: the answer was never posted, its text lost
+    // when a live frame redrew the console's panel and took the focus (kept since, 06239ad).
     const seen: string[] = [];
     v.on("websocket", (ws) => {
       seen.push("visitor socket opened");
