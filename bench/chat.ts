@@ -1,9 +1,10 @@
 /**
  * Chat overhead benchmark: what chatedge adds to a model call, on the OpenAI-compatible path with
  * every feature on (key auth, cached config, admission, settle, the analytics event and its queue
- * consumer) and on the conversation API, beside two baselines measured in the same run: a direct
- * call to the local OpenAI-compatible upstream (local/fake-llm.ts), and a minimal pass-through
- * worker in the same runtime (its own Miniflare, so each workerd's CPU is counted apart). The
+ * consumer) and on the conversation API, beside three baselines measured in the same run: a direct
+ * call to the local OpenAI-compatible upstream (local/fake-llm.ts), a minimal pass-through worker
+ * in the same runtime (its own Miniflare, so each workerd's CPU is counted apart), and the hops
+ * floor (HOPS_FLOOR: one durable Durable Object write before the upstream, no logic). The
  * conversation API runs twice: with the secret key, and as the widget does it, with the publishable
  * key (allowed Origin, a visitor token per conversation, every browser request counted against its
  * address); the difference between the two is what the browser checks cost.
@@ -34,8 +35,8 @@ const STREAM_ROUNDS = Number(process.env.BENCH_CHAT_STREAM_ROUNDS ?? 3);
 const STREAMS = 30; // streams per target, length and round, at c=1
 type StreamTarget = "passthrough" | "openai" | "conversation";
 
-type Target = "direct" | "passthrough" | "openai" | "conversation" | "widget";
-const ALL: Target[] = ["direct", "passthrough", "openai", "conversation", "widget"];
+type Target = "direct" | "passthrough" | "floor" | "openai" | "conversation" | "widget";
+const ALL: Target[] = ["direct", "passthrough", "floor", "openai", "conversation", "widget"];
 // BENCH_CHAT_SKIP_CONVERSATION=1 measures only the OpenAI path and its baselines (quicker).
 const TARGETS =
   process.env.BENCH_CHAT_SKIP_CONVERSATION === "1"
@@ -57,6 +58,36 @@ export default {
   async fetch(request, env) {
     const url = new URL(request.url);
     return fetch(env.UPSTREAM + url.pathname, { method: request.method, headers: request.headers, body: request.body });
+  },
+};`;
+
+/**
+ * The hops floor: the steps any design that admits a message durably before calling the model
+ * takes, with no logic in them. It reads the request, makes one RPC to a SQLite Durable Object that
+ * inserts one row (the commit is awaited, as an admission's is), then calls the upstream and pipes
+ * its answer back. The chat paths' CPU over this floor is what their own logic costs; the floor's
+ * over the pass-through is what the extra hop and commit cost on this runtime.
+ */
+const HOPS_FLOOR = `
+import { DurableObject } from "cloudflare:workers";
+export class Gate extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS admitted (user TEXT NOT NULL, at INTEGER NOT NULL)");
+  }
+  admit(user) {
+    this.ctx.storage.sql.exec("INSERT INTO admitted (user, at) VALUES (?, ?)", user, Date.now());
+    return true;
+  }
+}
+let id;
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const body = await request.text();
+    id ??= env.GATE.idFromName("bench");
+    await env.GATE.get(id).admit("bench");
+    return fetch(env.UPSTREAM + url.pathname, { method: request.method, headers: request.headers, body });
   },
 };`;
 
@@ -128,6 +159,9 @@ export const chatBench: Bench = {
     let passMf: Miniflare | undefined;
     let passUrl = "";
     let passPid: number | undefined;
+    let floorMf: Miniflare | undefined;
+    let floorUrl = "";
+    let floorPid: number | undefined;
     const { fixtures, keys, worker } = await chatSetup("chatedge_bench_chat", {
       async beforeWorker(upstream) {
         passMf = new Miniflare(
@@ -142,24 +176,42 @@ export const chatBench: Bench = {
         passUrl = (await passMf.ready).toString().replace(/\/$/, "");
         passPid = workerdPids().find((p) => !before.has(p));
         before.add(passPid ?? -1);
+        floorMf = new Miniflare(
+          convertV4MiniflareOptions({
+            log: new Log(LogLevel.ERROR),
+            modules: true,
+            script: HOPS_FLOOR,
+            compatibilityDate: "2026-10-15",
+            bindings: { UPSTREAM: upstream.url },
+            durableObjects: { GATE: { className: "Gate", useSQLite: true } },
+          }),
+        );
+        floorUrl = (await floorMf.ready).toString().replace(/\/$/, "");
+        floorPid = workerdPids().find((p) => !before.has(p));
+        before.add(floorPid ?? -1);
       },
     });
     const { fake } = fixtures;
     const chatPid = workerdPids().find((p) => !before.has(p));
-    if (!passPid || !chatPid) throw new Error("could not find the workerd processes");
-    log(`upstream ${fake.url}, pass-through ${passUrl}, chatedge ${worker.url}`);
+    if (!passPid || !floorPid || !chatPid) throw new Error("could not find the workerd processes");
+    log(`upstream ${fake.url}, pass-through ${passUrl}, hops floor ${floorUrl}, chatedge ${worker.url}`);
 
     const auth = { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" };
-    // Conversations are reused for 20 messages each, so history stays small and comparable; the
-    // start is shared by the requests of its slot (at c=16 they arrive together) and counted in
-    // the target's CPU, not in its latency. The widget's start issues the visitor token its
-    // messages carry.
+    // Each client (a lane of the closed loop: one at c=1, 16 at c=16) holds its own conversation
+    // for 20 messages, sent one after another as a visitor sends them, so history stays small and
+    // comparable; then it starts the next. The start is counted in the target's CPU, not in its
+    // latency. The widget's start issues the visitor token its messages carry. (Until 2026-12-06
+    // the 16 clients shared one conversation, 16 messages in it at once, which no widget does.)
     const sessions = new Map<string, Promise<{ id: string; headers: Record<string, string> }>>();
-    const sent = { conversation: 0, widget: 0 };
-    const session = (target: "conversation" | "widget") => {
-      const slot = Math.floor(sent[target]++ / 20);
-      const known = sessions.get(`${target}:${slot}`);
+    const sent = new Map<string, number>();
+    let slots = 0;
+    const session = (target: "conversation" | "widget", lane: number) => {
+      const n = sent.get(`${target}:${lane}`) ?? 0;
+      sent.set(`${target}:${lane}`, n + 1);
+      const key = `${target}:${lane}:${Math.floor(n / 20)}`;
+      const known = sessions.get(key);
       if (known) return known;
+      const slot = slots++;
       const headers: Record<string, string> =
         target === "conversation"
           ? auth
@@ -181,18 +233,19 @@ export const chatBench: Bench = {
         if (!out.visitor_token) throw new Error("widget start: no visitor_token");
         return { id: out.id, headers: { ...headers, "x-visitor-token": out.visitor_token } };
       })();
-      sessions.set(`${target}:${slot}`, started);
+      sessions.set(key, started);
       return started;
     };
 
     let seq = 0;
     /** One request to a target; answers [total ms, first-token ms]. */
-    const hit = async (target: Target, stream: boolean): Promise<[number, number]> => {
+    const hit = async (target: Target, stream: boolean, lane = 0): Promise<[number, number]> => {
       seq += 1;
       let url: string;
       let init: RequestInit;
-      if (target === "direct" || target === "passthrough") {
-        url = `${target === "direct" ? fake.url : passUrl}/v1/chat/completions`;
+      if (target === "direct" || target === "passthrough" || target === "floor") {
+        const base = target === "direct" ? fake.url : target === "floor" ? floorUrl : passUrl;
+        url = `${base}/v1/chat/completions`;
         init = {
           method: "POST",
           headers: { authorization: `Bearer ${UPSTREAM_KEY}`, "content-type": "application/json" },
@@ -202,7 +255,7 @@ export const chatBench: Bench = {
         url = `${worker.url}/v1/chat/completions`;
         init = { method: "POST", headers: auth, body: body(`u${seq % 1000}`, stream) };
       } else {
-        const s = await session(target);
+        const s = await session(target, lane);
         url = `${worker.url}/v1/conversations/${s.id}/messages`;
         init = {
           method: "POST",
@@ -232,10 +285,11 @@ export const chatBench: Bench = {
     // with the wait after it (what a phase leaves running lands in the next one's share).
     const cpu1 = perTarget(() => ({ ms: 0, n: 0 }));
     const cpu16 = perTarget(() => ({ ms: 0, n: 0 }));
-    const pidOf = (t: Target) => (t === "passthrough" ? passPid : t === "direct" ? undefined : chatPid);
+    const pidOf = (t: Target) =>
+      t === "passthrough" ? passPid : t === "floor" ? floorPid : t === "direct" ? undefined : chatPid;
 
     log("warming up");
-    for (const t of TARGETS) await closedLoop(200, 4, () => hit(t, false).then((r) => r[0]));
+    for (const t of TARGETS) await closedLoop(200, 4, (_, lane) => hit(t, false, lane).then((r) => r[0]));
     // Let queued analytics batches drain so they do not land in the first round's CPU.
     await new Promise((r) => setTimeout(r, 2_500));
     for (let round = 1; round <= ROUNDS; round++) {
@@ -245,7 +299,7 @@ export const chatBench: Bench = {
         for (let i = 0; i < SEQ; i++) lat1[t].push((await hit(t, false))[0]);
         for (let i = 0; i < SEQ / 2; i++) first1[t].push((await hit(t, true))[1]);
         const c1 = pid ? cpuMs(pid) : 0;
-        const loaded = await closedLoop(LOADED, C, () => hit(t, false).then((r) => r[0]));
+        const loaded = await closedLoop(LOADED, C, (_, lane) => hit(t, false, lane).then((r) => r[0]));
         lat16[t].push(...loaded.lat);
         wall16[t].ms += loaded.ms;
         wall16[t].n += LOADED;
@@ -262,7 +316,7 @@ export const chatBench: Bench = {
         }
       }
       log(
-        `round ${round}/${ROUNDS}: c=1 p50 direct ${round3(pct(lat1.direct, 0.5))} pass ${round3(pct(lat1.passthrough, 0.5))} openai ${round3(pct(lat1.openai, 0.5))} conv ${round3(pct(lat1.conversation, 0.5))} widget ${round3(pct(lat1.widget, 0.5))} ms`,
+        `round ${round}/${ROUNDS}: c=1 p50 direct ${round3(pct(lat1.direct, 0.5))} pass ${round3(pct(lat1.passthrough, 0.5))} floor ${round3(pct(lat1.floor, 0.5))} openai ${round3(pct(lat1.openai, 0.5))} conv ${round3(pct(lat1.conversation, 0.5))} widget ${round3(pct(lat1.widget, 0.5))} ms`,
       );
     }
 
@@ -276,6 +330,7 @@ export const chatBench: Bench = {
 
     await worker.stop();
     await passMf?.dispose();
+    await floorMf?.dispose();
     await fixtures.close();
 
     const p50 = (t: Target) => pct(lat1[t], 0.5);
@@ -306,6 +361,30 @@ export const chatBench: Bench = {
         ratio: null,
       },
     ];
+    // The hops floor against the pass-through: what one durable DO write before the upstream costs.
+    const floorName = "hops floor (one DO write, then the upstream)";
+    rows.push(
+      {
+        name: floorName,
+        metric: "p50 ms added over pass-through c=1",
+        value: round(p50("floor") - p50("passthrough")),
+        baseline: null,
+        ratio: null,
+      },
+      ...(
+        [
+          ["cpu ms/request", cpu],
+          ["cpu ms/request c=1 phase", cpu1],
+          ["cpu ms/request c=16 phase", cpu16],
+        ] as const
+      ).map(([metric, c]) => ({
+        name: floorName,
+        metric,
+        value: round(per(c.floor)),
+        baseline: round(per(c.passthrough)),
+        ratio: round(per(c.passthrough) / per(c.floor)),
+      })),
+    );
     for (const t of TARGETS.filter((x) => x === "openai" || x === "conversation")) {
       const name = t === "openai" ? "chat (OpenAI path)" : "chat (conversation API)";
       rows.push(
@@ -377,6 +456,14 @@ export const chatBench: Bench = {
           baseline: round(per(c.passthrough)),
           ratio: round(per(c.passthrough) / per(c[t])),
         })),
+        // What the path's own logic costs over the same hops with none in them.
+        {
+          name,
+          metric: "cpu ms/request vs hops floor",
+          value: round(cpuPer(t)),
+          baseline: round(cpuPer("floor")),
+          ratio: round(cpuPer("floor") / cpuPer(t)),
+        },
       );
     }
     if (TARGETS.includes("widget")) {
@@ -420,6 +507,10 @@ export const chatBench: Bench = {
         perRound: { c1: SEQ, c1Streams: SEQ / 2, c16: LOADED },
         widget:
           "publishable key, allowed Origin, X-Visitor-Token from the start call, one CF-Connecting-IP per conversation (20 messages); baseline: the conversation API with the secret key",
+        conversations:
+          "each concurrent client holds its own conversation for 20 messages, sent one after another (16 conversations at once at c=16)",
+        floor:
+          "hops floor: reads the request, one RPC to a SQLite Durable Object inserting one row, then the upstream piped back (no logic)",
         targets: "OpenAI path p50 added over pass-through < 2 ms at c=1; CPU per request < 2x pass-through",
       },
     };

@@ -39,20 +39,23 @@ export function cpuMs(pid: number): number {
   return ns / 1e6;
 }
 
-/** Runs `n` calls of `one`, `c` at a time; answers each call's latency and the wall time. */
+/**
+ * Runs `n` calls of `one`, `c` at a time; answers each call's latency and the wall time. `lane`
+ * (0 to c-1) tells the concurrent clients apart: each lane makes its calls one after another.
+ */
 export async function closedLoop(
   n: number,
   c: number,
-  one: (i: number) => Promise<number>,
+  one: (i: number, lane: number) => Promise<number>,
 ): Promise<{ lat: number[]; ms: number }> {
   const lat: number[] = [];
   let next = 0;
   const t = performance.now();
   await Promise.all(
-    Array.from({ length: c }, async () => {
+    Array.from({ length: c }, async (_, lane) => {
       while (next < n) {
         const i = next++;
-        lat.push(await one(i));
+        lat.push(await one(i, lane));
       }
     }),
   );
