@@ -12,6 +12,10 @@
  * bundled with its own bench/chat.ts. Prints, per target, both builds' median CPU a request, the
  * median of the paired differences, how many slices the new build was lower in, and the sign
  * test's two-sided p for that count.
+ *
+ * BENCH_AB_NEW_TMPDIR=/dev/shm (with HEAD as the revision: the same code twice) keeps the new
+ * build's Durable Object storage on tmpfs, where an fsync costs next to nothing: what the local
+ * disk's commits cost the measured CPU (Miniflare keeps storage under the temporary directory).
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, symlinkSync } from "node:fs";
@@ -71,8 +75,14 @@ interface Slice {
 
 const slices: Slice[] = [];
 const stops: Array<() => Promise<void>> = [];
+const tmpdir = process.env.TMPDIR;
 for (const b of builds) {
   const seen = new Set(workerdPids());
+  // Miniflare reads the temporary directory when it starts: only the new build's storage moves.
+  const newTmp = b.name === "new" ? process.env.BENCH_AB_NEW_TMPDIR : undefined;
+  if (newTmp) process.env.TMPDIR = newTmp;
+  else if (tmpdir === undefined) delete process.env.TMPDIR;
+  else process.env.TMPDIR = tmpdir;
   const { fixtures, keys, worker } = await b.setup(`chatedge_ab_${b.name}`);
   stops.push(async () => {
     await worker.stop();

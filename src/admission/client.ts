@@ -40,7 +40,7 @@ export function admissionConfig(t: TenantConfig): AdmissionConfig {
  * through what a gate that cannot answer throws (`gateFailure` makes that a 503).
  */
 export function tenantGate(env: Pick<Env, "TENANT_GATE">, tenantId: string) {
-  const stub: DurableObjectStub<TenantGate> = env.TENANT_GATE.get(gateId(env.TENANT_GATE, tenantId));
+  const stub = gateStub(env, tenantId);
   return {
     admit: (input: AdmitInput) => unwrap(stub.admit(input)),
     settle: (reservationId: string, usage: Usage) => unwrap(stub.settle(reservationId, usage)),
@@ -56,6 +56,11 @@ export function tenantGate(env: Pick<Env, "TENANT_GATE">, tenantId: string) {
 // are plain values. Per namespace object (tests make several); bounded by starting over when full.
 const gateIds = new WeakMap<DurableObjectNamespace, Map<string, DurableObjectId>>();
 const MAX_GATE_IDS = 10_000;
+
+/** Tenant `tenantId`'s gate as `getByName` would give it, without hashing the name each call. */
+export function gateStub(env: Pick<Env, "TENANT_GATE">, tenantId: string): DurableObjectStub<TenantGate> {
+  return env.TENANT_GATE.get(gateId(env.TENANT_GATE, tenantId));
+}
 
 /** The id of tenant `tenantId`'s gate, as `getByName` would derive it. */
 function gateId(ns: DurableObjectNamespace, tenantId: string): DurableObjectId {

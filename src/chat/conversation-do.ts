@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { AddressedAdmission, AddressHit } from "../admission/address-windows";
+import { gateStub } from "../admission/client";
 import type { GateOutcome } from "../admission/types";
 import type { ConversationEvent, FeedbackEvent, InboxEvent } from "../analytics/events";
 import { sha256Hex } from "../auth/keys";
@@ -340,7 +341,7 @@ export class Conversation extends DurableObject<RawEnv> {
           }
         : undefined;
     if (!admit && !call.address) return { conversation, historyTokens };
-    const gate = this.env.TENANT_GATE.getByName(tenantId);
+    const gate = gateStub(this.env, tenantId);
     try {
       const outcome: GateOutcome<AddressedAdmission> =
         admit && call.address
