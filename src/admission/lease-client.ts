@@ -28,9 +28,17 @@ export interface LeaseClientDeps {
 export class LeaseClient {
   readonly book = new LeaseBook();
   #acquiring: Promise<void> | undefined;
-  // Admissions that found no unit since the last request was sent: the next block covers them all,
-  // so a burst on a cold gate needs two GlobalGate round trips, not one per waiting request.
+  // Admissions that found no unit and wait for the next request: its block covers them all, so a
+  // burst on a cold gate needs two GlobalGate round trips, not one per waiting request. An
+  // admission is counted again only once the request it was counted for has answered without
+  // serving it: one that retries while that request is still to be sent or in flight (a prefetch
+  // may send it) is already in it. (Until 2026-12-06 every retry counted again: a burst of 60
+  // leased 119 units, and the surplus, unused, was global capacity other tenants were refused
+  // until the lease ended.)
   #demand = 0;
+  /** Requests sent, and requests answered: a waiter counted when `#sent` was N is in request N + 1. */
+  #sent = 0;
+  #answered = 0;
   #exhaustedUntil = 0;
   #retryMs = 0;
 
@@ -65,9 +73,20 @@ export class LeaseClient {
     return now < this.#exhaustedUntil ? this.#retryMs : undefined;
   }
 
-  /** Waits for a block while an admission needs one; concurrent callers share one request. */
-  async waitForBlock(holder: string, target: GlobalTarget, tenantLimit: number): Promise<void> {
-    this.#demand++;
+  /**
+   * Waits for a block while an admission needs one; concurrent callers share one request. `waiter`
+   * is the admission's own record across its retries (start it as `{ countedFor: -1 }`).
+   */
+  async waitForBlock(
+    holder: string,
+    target: GlobalTarget,
+    tenantLimit: number,
+    waiter: { countedFor: number },
+  ): Promise<void> {
+    if (waiter.countedFor < 0 || this.#answered > waiter.countedFor) {
+      this.#demand++;
+      waiter.countedFor = this.#sent;
+    }
     await this.#acquire(holder, target, tenantLimit);
   }
 
@@ -113,6 +132,7 @@ export class LeaseClient {
     if (!this.#acquiring) {
       this.#acquiring = this.#request(holder, target, tenantLimit).finally(() => {
         this.#acquiring = undefined;
+        this.#answered = this.#sent;
       });
     }
     return this.#acquiring;
@@ -126,6 +146,7 @@ export class LeaseClient {
     const max = maxBlock(target.limitPerMinute, tenantLimit);
     const want = blockWant(this.d.rate(), this.#demand, max, tenantLimit);
     this.#demand = 0;
+    this.#sent++;
     const grant = accepted(
       await this.d.globals.getByName(target.gate).acquire({
         holder,

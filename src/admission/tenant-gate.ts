@@ -168,6 +168,7 @@ export class TenantGate extends DurableObject<RawEnv> {
         console.warn(JSON.stringify({ msg: "piggybacked settle failed", error: String(err) }));
       }
     }
+    const waiter = { countedFor: -1 };
     for (let round = 1; ; round++) {
       const outcome = this.#decide(input, round > MAX_LEASE_ROUNDS);
       if (outcome !== NEED_LEASE) {
@@ -175,7 +176,7 @@ export class TenantGate extends DurableObject<RawEnv> {
         await this.#group.committed();
         return outcome;
       }
-      await this.#leases.waitForBlock(input.tenantId, input.global, input.config.rateLimitPerMinute);
+      await this.#leases.waitForBlock(input.tenantId, input.global, input.config.rateLimitPerMinute, waiter);
     }
   }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { AdmitResult } from "../../../src/admission/types";
+import { LEASE_MS, maxBlock } from "../../../src/admission/lease";
+import { type AdmitResult, WINDOW_MS } from "../../../src/admission/types";
 import {
   admitted,
   freshGate,
@@ -79,9 +80,34 @@ describe("global limit leased from GlobalGate", () => {
     const [a3, b3] = await Promise.all([burst(a, 60, "a3-"), burst(b, 60, "b3-")]);
     await Promise.all([a.stub.drain(), b.stub.drain()]);
     const third = okCount(a3) + okCount(b3);
-    expect(third).toBe(L);
+    // Never above the limit. Here (60 a gate, 120 in all) a gate whose own burst is nearly served
+    // may prefetch a block ahead of need while the other's admissions still wait, and that block
+    // sits unused until its lease ends: at most one block a gate (maxBlock, L/50), which is what
+    // prefetching costs (docs/admission.md). It happened in one full CI run of several.
+    expect(third).toBeLessThanOrEqual(L);
+    expect(third).toBeGreaterThanOrEqual(L - 2 * maxBlock(L, cfg.rateLimitPerMinute));
     expect(okCount(a3)).toBeGreaterThan(0);
     expect(okCount(b3)).toBeGreaterThan(0);
+  });
+
+  it("leases for a burst what its admissions wait for, counting each waiter once", async () => {
+    const global = await freshGlobal(T0);
+    const g = await freshGate(T0, "lease-burst");
+    const target = { gate: global.name, limitPerMinute: 10_000 };
+    const rs = await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        g.gate.admit(input(g.tenantId, { userId: `w${i}`, global: target }, cfg)),
+      ),
+    );
+    await g.stub.drain();
+    expect(okCount(rs)).toBe(60);
+    // One unit for the first admission, one block for the 59 that waited while it was asked for,
+    // and at most one prefetch ahead of need: twice what the tenant's rate (60 in its window) uses
+    // in a lease period. Counting a waiter again at every retry leased 119.
+    const ahead = 2 * Math.ceil((60 * LEASE_MS) / WINDOW_MS);
+    const { inUse } = await global.stub.state();
+    expect(inUse).toBeGreaterThanOrEqual(60);
+    expect(inUse).toBeLessThanOrEqual(60 + ahead);
   });
 
   it("returns a lease's unused units when it ends", async () => {
