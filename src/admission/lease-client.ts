@@ -20,6 +20,14 @@ export interface LeaseClientDeps {
   waitUntil: (p: Promise<unknown>) => void;
 }
 
+/** An admission waiting for a unit, across its retries. */
+export interface LeaseWaiter {
+  /** `#sent` when it was last counted: it is in the request after that one. */
+  countedFor: number;
+  /** Lease requests it has been counted in. */
+  counted: number;
+}
+
 /**
  * The tenant gate's side of global leasing: spends units synchronously on the hot path, asks
  * GlobalGate for the next block in the background before they run out, and reports spent or
@@ -75,19 +83,29 @@ export class LeaseClient {
 
   /**
    * Waits for a block while an admission needs one; concurrent callers share one request. `waiter`
-   * is the admission's own record across its retries (start it as `{ countedFor: -1 }`).
+   * is the admission's own record across its retries (start it as `{ countedFor: -1, counted: 0 }`).
    */
   async waitForBlock(
     holder: string,
     target: GlobalTarget,
     tenantLimit: number,
-    waiter: { countedFor: number },
+    waiter: LeaseWaiter,
   ): Promise<void> {
     if (waiter.countedFor < 0 || this.#answered > waiter.countedFor) {
       this.#demand++;
       waiter.countedFor = this.#sent;
+      waiter.counted++;
     }
     await this.#acquire(holder, target, tenantLimit);
+  }
+
+  /**
+   * Whether `waiter` has been in `rounds` lease requests that all answered without a unit for it:
+   * then it stops waiting. A request that answered while it waited for the next one (it was not
+   * in it) is not one of its rounds.
+   */
+  spent(waiter: LeaseWaiter, rounds: number): boolean {
+    return waiter.counted >= rounds && this.#answered > waiter.countedFor;
   }
 
   /** Starts a lease request in the background when the held units will not last. */

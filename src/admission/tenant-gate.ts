@@ -168,9 +168,9 @@ export class TenantGate extends DurableObject<RawEnv> {
         console.warn(JSON.stringify({ msg: "piggybacked settle failed", error: String(err) }));
       }
     }
-    const waiter = { countedFor: -1 };
-    for (let round = 1; ; round++) {
-      const outcome = this.#decide(input, round > MAX_LEASE_ROUNDS);
+    const waiter = { countedFor: -1, counted: 0 };
+    for (;;) {
+      const outcome = this.#decide(input, this.#leases.spent(waiter, MAX_LEASE_ROUNDS));
       if (outcome !== NEED_LEASE) {
         // The answer waits for its rows (and the settlements it carried): one commit per batch.
         await this.#group.committed();

@@ -80,12 +80,17 @@ describe("global limit leased from GlobalGate", () => {
     const [a3, b3] = await Promise.all([burst(a, 60, "a3-"), burst(b, 60, "b3-")]);
     await Promise.all([a.stub.drain(), b.stub.drain()]);
     const third = okCount(a3) + okCount(b3);
-    // Never above the limit. Here (60 a gate, 120 in all) a gate whose own burst is nearly served
-    // may prefetch a block ahead of need while the other's admissions still wait, and that block
-    // sits unused until its lease ends: at most one block a gate (maxBlock, L/50), which is what
-    // prefetching costs (docs/admission.md). It happened in one full CI run of several.
+    // Never above the limit, and no capacity lost: the pool was granted in full, and every unit not
+    // admitted is still held, unused, in a lease, and returns to the pool when that lease ends.
+    // Here (60 a gate, 120 in all) a gate whose own burst is nearly served may hold units ahead of
+    // need while the other's admissions are refused: that is what prefetching costs
+    // (docs/admission.md), so the burst may admit a few under the limit.
+    const held = async (g: Gate) =>
+      (await g.gate.usage({ tenantId: g.tenantId, days: 1, config: input(g.tenantId).config })).window
+        .leasedGlobalUnits;
     expect(third).toBeLessThanOrEqual(L);
-    expect(third).toBeGreaterThanOrEqual(L - 2 * maxBlock(L, cfg.rateLimitPerMinute));
+    expect((await global.stub.state()).inUse).toBe(L);
+    expect(third + (await held(a)) + (await held(b))).toBe(L);
     expect(okCount(a3)).toBeGreaterThan(0);
     expect(okCount(b3)).toBeGreaterThan(0);
   });
@@ -105,11 +110,12 @@ describe("global limit leased from GlobalGate", () => {
     await g.stub.drain();
     expect(okCount(rs)).toBe(N);
     // Each waiting admission in one block, plus what prefetching holds ahead of need (a block
-    // asked for when the held units ran under half of one, and what was left of the one before).
+    // asked for when the held units ran under half of one, what was left of the one before, and
+    // the few a block counted for waiters that those units served first).
     // Counting a waiter again at every retry leased about twice the burst (199 for 100; now 112-128).
     const { inUse } = await global.stub.state();
     expect(inUse).toBeGreaterThanOrEqual(N);
-    expect(inUse).toBeLessThanOrEqual(N + 2 * maxBlock(target.limitPerMinute, cfg.rateLimitPerMinute));
+    expect(inUse).toBeLessThanOrEqual(N + 3 * maxBlock(target.limitPerMinute, cfg.rateLimitPerMinute));
   });
 
   it("returns a lease's unused units when it ends", async () => {
