@@ -156,43 +156,41 @@ export const chatBench: Bench = {
   name: "chat",
   async run(log) {
     const before = new Set(workerdPids());
-    let passMf: Miniflare | undefined;
-    let passUrl = "";
-    let passPid: number | undefined;
-    let floorMf: Miniflare | undefined;
-    let floorUrl = "";
-    let floorPid: number | undefined;
+    // A baseline worker in a Miniflare (and so a workerd) of its own, pointed at the upstream.
+    const baseline = async (
+      script: string,
+      upstream: string,
+      durableObjects?: Record<string, { className: string; useSQLite: boolean }>,
+    ) => {
+      const mf = new Miniflare(
+        convertV4MiniflareOptions({
+          log: new Log(LogLevel.ERROR),
+          modules: true,
+          script,
+          compatibilityDate: "2026-10-15",
+          bindings: { UPSTREAM: upstream },
+          ...(durableObjects ? { durableObjects } : {}),
+        }),
+      );
+      const url = (await mf.ready).toString().replace(/\/$/, "");
+      const pid = workerdPids().find((p) => !before.has(p));
+      before.add(pid ?? -1);
+      return { mf, url, pid };
+    };
+    let pass: Awaited<ReturnType<typeof baseline>> | undefined;
+    let floor: Awaited<ReturnType<typeof baseline>> | undefined;
     const { fixtures, keys, worker } = await chatSetup("chatedge_bench_chat", {
       async beforeWorker(upstream) {
-        passMf = new Miniflare(
-          convertV4MiniflareOptions({
-            log: new Log(LogLevel.ERROR),
-            modules: true,
-            script: PASS_THROUGH,
-            compatibilityDate: "2026-10-15",
-            bindings: { UPSTREAM: upstream.url },
-          }),
-        );
-        passUrl = (await passMf.ready).toString().replace(/\/$/, "");
-        passPid = workerdPids().find((p) => !before.has(p));
-        before.add(passPid ?? -1);
-        floorMf = new Miniflare(
-          convertV4MiniflareOptions({
-            log: new Log(LogLevel.ERROR),
-            modules: true,
-            script: HOPS_FLOOR,
-            compatibilityDate: "2026-10-15",
-            bindings: { UPSTREAM: upstream.url },
-            durableObjects: { GATE: { className: "Gate", useSQLite: true } },
-          }),
-        );
-        floorUrl = (await floorMf.ready).toString().replace(/\/$/, "");
-        floorPid = workerdPids().find((p) => !before.has(p));
-        before.add(floorPid ?? -1);
+        pass = await baseline(PASS_THROUGH, upstream.url);
+        floor = await baseline(HOPS_FLOOR, upstream.url, { GATE: { className: "Gate", useSQLite: true } });
       },
     });
     const { fake } = fixtures;
     const chatPid = workerdPids().find((p) => !before.has(p));
+    const passUrl = pass?.url ?? "";
+    const floorUrl = floor?.url ?? "";
+    const passPid = pass?.pid;
+    const floorPid = floor?.pid;
     if (!passPid || !floorPid || !chatPid) throw new Error("could not find the workerd processes");
     log(`upstream ${fake.url}, pass-through ${passUrl}, hops floor ${floorUrl}, chatedge ${worker.url}`);
 
@@ -329,8 +327,8 @@ export const chatBench: Bench = {
     });
 
     await worker.stop();
-    await passMf?.dispose();
-    await floorMf?.dispose();
+    await pass?.mf.dispose();
+    await floor?.mf.dispose();
     await fixtures.close();
 
     const p50 = (t: Target) => pct(lat1[t], 0.5);
@@ -361,6 +359,19 @@ export const chatBench: Bench = {
         ratio: null,
       },
     ];
+    // A target's CPU a request in `c` (all, or one phase) against the pass-through's.
+    const cpuVsPass = (
+      name: string,
+      t: Target,
+      metric: string,
+      c: Record<Target, { ms: number; n: number }>,
+    ) => ({
+      name,
+      metric,
+      value: round(per(c[t])),
+      baseline: round(per(c.passthrough)),
+      ratio: round(per(c.passthrough) / per(c[t])),
+    });
     // The hops floor against the pass-through: what one durable DO write before the upstream costs.
     const floorName = "hops floor (one DO write, then the upstream)";
     rows.push(
@@ -371,19 +382,9 @@ export const chatBench: Bench = {
         baseline: null,
         ratio: null,
       },
-      ...(
-        [
-          ["cpu ms/request", cpu],
-          ["cpu ms/request c=1 phase", cpu1],
-          ["cpu ms/request c=16 phase", cpu16],
-        ] as const
-      ).map(([metric, c]) => ({
-        name: floorName,
-        metric,
-        value: round(per(c.floor)),
-        baseline: round(per(c.passthrough)),
-        ratio: round(per(c.passthrough) / per(c.floor)),
-      })),
+      cpuVsPass(floorName, "floor", "cpu ms/request", cpu),
+      cpuVsPass(floorName, "floor", "cpu ms/request c=1 phase", cpu1),
+      cpuVsPass(floorName, "floor", "cpu ms/request c=16 phase", cpu16),
     );
     for (const t of TARGETS.filter((x) => x === "openai" || x === "conversation")) {
       const name = t === "openai" ? "chat (OpenAI path)" : "chat (conversation API)";
@@ -437,25 +438,9 @@ export const chatBench: Bench = {
           baseline: round(rps("passthrough"), 0),
           ratio: round(rps(t) / rps("passthrough")),
         },
-        {
-          name,
-          metric: "cpu ms/request",
-          value: round(cpuPer(t)),
-          baseline: round(cpuPer("passthrough")),
-          ratio: round(cpuPer("passthrough") / cpuPer(t)),
-        },
-        ...(
-          [
-            ["cpu ms/request c=1 phase", cpu1],
-            ["cpu ms/request c=16 phase", cpu16],
-          ] as const
-        ).map(([metric, c]) => ({
-          name,
-          metric,
-          value: round(per(c[t])),
-          baseline: round(per(c.passthrough)),
-          ratio: round(per(c.passthrough) / per(c[t])),
-        })),
+        cpuVsPass(name, t, "cpu ms/request", cpu),
+        cpuVsPass(name, t, "cpu ms/request c=1 phase", cpu1),
+        cpuVsPass(name, t, "cpu ms/request c=16 phase", cpu16),
         // What the path's own logic costs over the same hops with none in them.
         {
           name,
