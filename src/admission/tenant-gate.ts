@@ -168,16 +168,23 @@ export class TenantGate extends DurableObject<RawEnv> {
         console.warn(JSON.stringify({ msg: "piggybacked settle failed", error: String(err) }));
       }
     }
-    const waiter = { countedFor: -1, counted: 0 };
-    for (;;) {
-      const outcome = this.#decide(input, this.#leases.spent(waiter, MAX_LEASE_ROUNDS));
-      if (outcome !== NEED_LEASE) {
-        // The answer waits for its rows (and the settlements it carried): one commit per batch.
-        await this.#group.committed();
-        return outcome;
-      }
-      await this.#leases.waitForBlock(input.tenantId, input.global, input.config.rateLimitPerMinute, waiter);
+    let outcome = this.#decide(input, false);
+    if (outcome === NEED_LEASE) {
+      // No lease unit held: wait for blocks, up to MAX_LEASE_ROUNDS requests this admission is in.
+      const waiter = { countedFor: -1, counted: 0 };
+      do {
+        await this.#leases.waitForBlock(
+          input.tenantId,
+          input.global,
+          input.config.rateLimitPerMinute,
+          waiter,
+        );
+        outcome = this.#decide(input, this.#leases.spent(waiter, MAX_LEASE_ROUNDS));
+      } while (outcome === NEED_LEASE);
     }
+    // The answer waits for its rows (and the settlements it carried): one commit per batch.
+    await this.#group.committed();
+    return outcome;
   }
 
   /** Commits actual usage and refunds the rest of the reservation; repeating it changes nothing. */
