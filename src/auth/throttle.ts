@@ -30,18 +30,28 @@ export function throttled(ip: string, now = Date.now()): AppError | undefined {
 
 /**
  * Counts a failed key attempt (in Redis across isolates, else in this isolate) and answers the error
- * to throw: the caller's own, or a 429 once the address is over its limit.
+ * to throw: the caller's own, or a 429 once the address is over its limit. The limit holds over a
+ * sliding minute: this minute's failures count whole, and the previous minute's in proportion to
+ * how much of it is still inside the last 60 s. (Whole minutes counted apart let a burst across the
+ * turn of a minute make twice the limit's attempts within seconds.)
  */
 export async function failedAttempt(svc: Services, ip: string, err: AppError, now = Date.now()) {
   const w = windowOf(now);
   const local = (failures.get(`${ip}:${w}`, now) ?? 0) + 1;
   failures.set(`${ip}:${w}`, local, now);
   const key = `ce:authfail:${ip}:${w}`;
-  const shared = await svc.cache.run(0, async (r) => {
-    const [count] = await r.pipeline().incr(key).expire(key, 120).exec<[number, number]>();
-    return count;
+  const [shared, sharedBefore] = await svc.cache.run<[number, number]>([0, 0], async (r) => {
+    const [count, , before] = await r
+      .pipeline()
+      .incr(key)
+      .expire(key, 120)
+      .get(`ce:authfail:${ip}:${w - 1}`)
+      .exec<[number, number, unknown]>();
+    return [count, Number(before ?? 0) || 0];
   });
-  if (Math.max(local, shared) <= AUTH_FAILURES_PER_MINUTE) return err;
+  const before = Math.max(failures.get(`${ip}:${w - 1}`, now) ?? 0, sharedBefore);
+  const stillInside = 1 - (now - w * WINDOW_MS) / WINDOW_MS;
+  if (Math.max(local, shared) + before * stillInside <= AUTH_FAILURES_PER_MINUTE) return err;
   const until = (w + 1) * WINDOW_MS;
   blocked.set(ip, until, now);
   return refusal(until, now);

@@ -38,6 +38,11 @@ export class Pipeline {
     return this;
   }
 
+  get(key: string): this {
+    this.#commands.push(["GET", key]);
+    return this;
+  }
+
   /** Sends the queued commands; any command's error fails the whole call (as a Redis error would). */
   async exec<T extends unknown[] = unknown[]>(): Promise<T> {
     if (this.#commands.length === 0) return [] as unknown as T;

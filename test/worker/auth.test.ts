@@ -1,4 +1,9 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { failedAttempt } from "../../src/auth/throttle";
+import { loadEnv } from "../../src/env";
+import { AppError } from "../../src/errors";
+import { newServices } from "../../src/services";
 import { admin, BASE, call, createKey, createTenant, envelope, query, send, sql, uniqueId } from "./helpers";
 
 describe("tenant key auth", () => {
@@ -197,6 +202,37 @@ describe("key checksums and failed attempts", () => {
     expect((await send("GET", "/v1/config", unseen, undefined, { "cf-connecting-ip": other })).status).toBe(
       200,
     );
+  });
+});
+
+describe("failed attempts over a sliding minute", () => {
+  const loaded = loadEnv(env);
+  if (!loaded.ok) throw new Error(loaded.problems.join("; "));
+  const svc = newServices(loaded.env);
+  const err = new AppError("UNAUTHORIZED", "invalid API key");
+  // A minute's turn two minutes ahead, so no earlier failure of this address shares its minutes.
+  const turn = () => Math.floor(Date.now() / 60_000) * 60_000 + 120_000;
+
+  it("refuses the 21st attempt of a burst that runs across the turn of a minute", async () => {
+    const at = turn();
+    const ip = uniqueId("burst");
+    for (let i = 0; i < 20; i++) expect(await failedAttempt(svc, ip, err, at - 1_000 + i)).toBe(err);
+    // Counted in Redis too, where every isolate reads the previous minute from.
+    const previous = `ce:authfail:${ip}:${(at - 60_000) / 60_000}`;
+    expect(await svc.cache.run<unknown>(null, (r) => r.get(previous))).toBe("20");
+    const over = await failedAttempt(svc, ip, err, at + 10);
+    expect(over.code).toBe("RATE_LIMITED");
+    expect(Number(over.headers?.["Retry-After"])).toBe(60);
+  });
+
+  it("lets the previous minute's failures fade as they leave the last 60 s", async () => {
+    const at = turn();
+    const ip = uniqueId("fade");
+    for (let i = 0; i < 20; i++) expect(await failedAttempt(svc, ip, err, at - 1_000 + i)).toBe(err);
+    // 50 s into the next minute a sixth of the previous one is still inside the last 60 s: about 3
+    // of its 20 failures count, so 16 more are allowed and the 17th is refused.
+    for (let i = 0; i < 16; i++) expect(await failedAttempt(svc, ip, err, at + 50_000 + i)).toBe(err);
+    expect((await failedAttempt(svc, ip, err, at + 50_020)).code).toBe("RATE_LIMITED");
   });
 });
 
