@@ -12,6 +12,8 @@ const blocked = new IsolateCache<number>(10_000, WINDOW_MS);
 const failures = new IsolateCache<number>(10_000, WINDOW_MS);
 
 const windowOf = (now: number) => Math.floor(now / WINDOW_MS);
+/** The Redis counter of an address's failures in minute `w`. */
+const sharedKey = (ip: string, w: number) => `ce:authfail:${ip}:${w}`;
 
 function refusal(until: number, now: number): AppError {
   const seconds = Math.max(1, Math.ceil((until - now) / 1000));
@@ -39,13 +41,13 @@ export async function failedAttempt(svc: Services, ip: string, err: AppError, no
   const w = windowOf(now);
   const local = (failures.get(`${ip}:${w}`, now) ?? 0) + 1;
   failures.set(`${ip}:${w}`, local, now);
-  const key = `ce:authfail:${ip}:${w}`;
+  const key = sharedKey(ip, w);
   const [shared, sharedBefore] = await svc.cache.run<[number, number]>([0, 0], async (r) => {
     const [count, , before] = await r
       .pipeline()
       .incr(key)
       .expire(key, 120)
-      .get(`ce:authfail:${ip}:${w - 1}`)
+      .get(sharedKey(ip, w - 1))
       .exec<[number, number, unknown]>();
     return [count, Number(before ?? 0) || 0];
   });
