@@ -1,5 +1,5 @@
 /**
- * `npm run bench:ab -- <git revision> [openai|conversation ...]`: the chat path's CPU, this tree
+ * `npm run bench:ab -- <git revision> [openai|conversation|history|openai-history ...]`: the chat path's CPU, this tree
  * against an earlier build, side by side. A change of a tenth of a millisecond is smaller than
  * what this shared machine drifts between two runs of the same code, so whole runs taken one after
  * the other cannot tell it; here both builds run at once (two workerd processes, each with its own
@@ -21,7 +21,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { chatSetup as ChatSetup } from "./chat.ts";
-import { closedLoop, cpuMs, pct, round, shuffled, workerdPids } from "./lib.ts";
+import { closedLoop, cpuMs, LONG_MESSAGE, pct, round, shuffled, workerdPids } from "./lib.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const SLICES = Number(process.env.BENCH_AB_SLICES ?? 40);
@@ -31,11 +31,14 @@ const GAP_MS = 200; // after each slice, so what it left running lands in its ow
 
 const [rev, ...asked] = process.argv.slice(2);
 if (!rev) {
-  console.error("usage: npm run bench:ab -- <git revision> [openai|conversation ...]");
+  console.error("usage: npm run bench:ab -- <git revision> [openai|conversation|history|openai-history ...]");
   process.exit(2);
 }
+const KINDS = ["openai", "conversation", "history", "openai-history"];
 const kinds = asked.length > 0 ? asked : ["openai", "conversation"];
-for (const k of kinds) if (k !== "openai" && k !== "conversation") throw new Error(`unknown target ${k}`);
+for (const k of kinds) if (!KINDS.includes(k)) throw new Error(`unknown target ${k}`);
+/** Conversations the history target holds, each filled to the history budget. */
+const FULL_CONVERSATIONS = 10;
 
 /** The earlier build's tree, checked out once and reused. */
 function checkout(revision: string): string {
@@ -143,6 +146,36 @@ for (const b of builds) {
         await post(`/v1/conversations/${one}/messages`, message);
       }
     });
+  }
+  if (kinds.includes("history")) {
+    // A long message into conversations whose history fills the budget (nine such turns), one
+    // after another: what a message costs when the history is as long as it gets. The first run
+    // of the slice, the warm-up, fills them.
+    const long = JSON.stringify({ content: LONG_MESSAGE });
+    const full: string[] = [];
+    add("history c=1", FULL_CONVERSATIONS, async () => {
+      while (full.length < FULL_CONVERSATIONS) {
+        const id = await start();
+        for (let i = 0; i < 9; i++) await post(`/v1/conversations/${id}/messages`, long);
+        full.push(id);
+      }
+      for (const id of full) await post(`/v1/conversations/${id}/messages`, long);
+    });
+  }
+  if (kinds.includes("openai-history")) {
+    // The OpenAI path sent the same history in the request, as a stateless client sends it.
+    const turns = Array.from({ length: 9 }, () => [
+      { role: "user", content: LONG_MESSAGE },
+      { role: "assistant", content: `Fake openai reply: ${LONG_MESSAGE}` },
+    ]).flat();
+    const withHistory = JSON.stringify({
+      model: "gpt-4o-mini",
+      user: "ab",
+      messages: [...turns, { role: "user", content: LONG_MESSAGE }],
+    });
+    add("openai-history c=1", FULL_CONVERSATIONS, () =>
+      closedLoop(FULL_CONVERSATIONS, 1, () => post("/v1/chat/completions", withHistory).then(() => 0)),
+    );
   }
 }
 

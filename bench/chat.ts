@@ -23,7 +23,7 @@ import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
 import pg from "pg";
 import { insertKey, seedTenantWithKey } from "../local/seed-tenants.ts";
 import { startBenchWorker } from "./analytics-worker.ts";
-import { chatFixtures, closedLoop, cpuMs, pct, round, shuffled, workerdPids } from "./lib.ts";
+import { chatFixtures, closedLoop, cpuMs, LONG_MESSAGE, pct, round, shuffled, workerdPids } from "./lib.ts";
 import type { Bench, BenchRow } from "./types.ts";
 
 const ROUNDS = Number(process.env.BENCH_CHAT_ROUNDS ?? 6);
@@ -42,6 +42,12 @@ const STREAM_LENGTHS = [20, 260, 500] as const;
 const STREAM_ROUNDS = Number(process.env.BENCH_CHAT_STREAM_ROUNDS ?? 3);
 const STREAMS = 30; // streams per target, length and round, at c=1
 type StreamTarget = "passthrough" | "openai" | "conversation";
+const perStream = <T>(make: () => T) =>
+  ({ passthrough: make(), openai: make(), conversation: make() }) as Record<StreamTarget, T>;
+/** Long turns that fill a conversation's history budget; conversations filled; messages a round. */
+const HISTORY_TURNS = 9;
+const HISTORY_CONVERSATIONS = 10;
+const HISTORY_MESSAGES = 20;
 
 type Target = "direct" | "passthrough" | "floor" | "openai" | "ingest" | "conversation" | "widget";
 const ALL: Target[] = ["direct", "passthrough", "floor", "openai", "ingest", "conversation", "widget"];
@@ -355,6 +361,14 @@ export const chatBench: Bench = {
       log,
     });
 
+    const history = await longHistory({
+      passthrough: { url: `${passUrl}/v1/chat/completions`, pid: passPid },
+      openai: { url: `${worker.url}/v1/chat/completions`, pid: chatPid },
+      conversation: TARGETS.includes("conversation") ? { url: worker.url, pid: chatPid } : undefined,
+      auth,
+      log,
+    });
+
     await worker.stop();
     await ingesting.stop();
     await pass?.mf.dispose();
@@ -522,11 +536,12 @@ export const chatBench: Bench = {
         vs("cpu ms/request vs pass-through", cpuPer("widget"), cpuPer("passthrough")),
       );
     }
-    rows.push(...streams.rows);
+    rows.push(...streams.rows, ...history.rows);
     return {
       rows,
       notes: {
         longStreams: streams.notes,
+        longHistory: history.notes,
         rounds: ROUNDS,
         perRound: { c1: SEQ, c1Streams: SEQ / 2, c16: LOADED },
         widget:
@@ -705,6 +720,124 @@ async function longStreams(s: StreamSetup): Promise<{ rows: BenchRow[]; notes: R
     p50Ms: Object.fromEntries([...lat].map(([k, xs]) => [k, round(pct(xs, 0.5))])),
     added:
       "p50 ms added over pass-through: value at the long length, baseline the same at the short one (the difference is what streaming the extra chunks adds)",
+  };
+  return { rows, notes };
+}
+
+/**
+ * A message with a history as long as the conversation API keeps (its 6,000-token budget): long
+ * messages (LONG_MESSAGE, echoed by the fake, about 670 tokens a turn) into conversations filled
+ * with nine such turns; the OpenAI path and the pass-through are sent the same history in the
+ * request, as a client of the stateless API sends it. Per-message work that grows with the
+ * history shows here and not in the short conversations of the main phases.
+ */
+async function longHistory(s: StreamSetup): Promise<{ rows: BenchRow[]; notes: Record<string, unknown> }> {
+  const targets: StreamTarget[] = s.conversation
+    ? ["passthrough", "openai", "conversation"]
+    : ["passthrough", "openai"];
+  const turns: { role: string; content: string }[] = [];
+  for (let i = 0; i < HISTORY_TURNS; i++)
+    turns.push(
+      { role: "user", content: LONG_MESSAGE },
+      { role: "assistant", content: `Fake openai reply: ${LONG_MESSAGE}` },
+    );
+  const messages = [...turns, { role: "user", content: LONG_MESSAGE }];
+  const full: string[] = [];
+  let seq = 0;
+  const post = async (url: string, headers: Record<string, string>, body: string) => {
+    const t0 = performance.now();
+    const res = await fetch(url, { method: "POST", headers, body });
+    const text = await res.text();
+    if (res.status !== 200) throw new Error(`long history ${url}: HTTP ${res.status} ${text}`);
+    return performance.now() - t0;
+  };
+  const one = (t: StreamTarget): Promise<number> => {
+    seq += 1;
+    if (t === "conversation" && s.conversation) {
+      const id = full[seq % full.length] as string;
+      const url = `${s.conversation.url}/v1/conversations/${id}/messages`;
+      return post(url, s.auth, JSON.stringify({ content: LONG_MESSAGE }));
+    }
+    const body = JSON.stringify({ model: "gpt-4o-mini", user: `h${seq % 100}`, messages });
+    return t === "passthrough"
+      ? post(
+          s.passthrough.url,
+          { authorization: `Bearer ${UPSTREAM_KEY}`, "content-type": "application/json" },
+          body,
+        )
+      : post(s.openai.url, s.auth, body);
+  };
+  s.log("long history: filling conversations");
+  if (s.conversation) {
+    for (let c = 0; c < HISTORY_CONVERSATIONS; c++) {
+      const res = await fetch(`${s.conversation.url}/v1/conversations`, {
+        method: "POST",
+        headers: s.auth,
+        body: JSON.stringify({ user: `history${c}` }),
+      });
+      if (res.status !== 201) throw new Error(`conversation start: HTTP ${res.status}`);
+      const { id } = (await res.json()) as { id: string };
+      full.push(id);
+      for (let i = 0; i < HISTORY_TURNS; i++) {
+        await post(
+          `${s.conversation.url}/v1/conversations/${id}/messages`,
+          s.auth,
+          JSON.stringify({ content: LONG_MESSAGE }),
+        );
+      }
+    }
+  }
+  for (const t of targets) for (let i = 0; i < 10; i++) await one(t);
+  await new Promise((r) => setTimeout(r, 2_500));
+  const cpu = perStream(() => ({ ms: 0, n: 0 }));
+  const lat = perStream<number[]>(() => []);
+  for (let r = 1; r <= STREAM_ROUNDS; r++) {
+    for (const t of shuffled(targets)) {
+      const pid = s[t]?.pid ?? 0;
+      const c0 = cpuMs(pid);
+      for (let i = 0; i < HISTORY_MESSAGES; i++) lat[t].push(await one(t));
+      await new Promise((res) => setTimeout(res, 2_200));
+      cpu[t].ms += cpuMs(pid) - c0;
+      cpu[t].n += HISTORY_MESSAGES;
+    }
+    s.log(`long history: round ${r}/${STREAM_ROUNDS}`);
+  }
+  const per = (t: StreamTarget) => (cpu[t].n ? cpu[t].ms / cpu[t].n : Number.NaN);
+  const name = (t: StreamTarget) =>
+    `${t === "passthrough" ? "pass-through worker" : t === "openai" ? "chat (OpenAI path)" : "chat (conversation API)"}, 6,000-token history`;
+  const rows: BenchRow[] = [
+    {
+      name: name("passthrough"),
+      metric: "cpu ms/request",
+      value: round(per("passthrough")),
+      baseline: null,
+      ratio: null,
+    },
+  ];
+  for (const t of targets.filter((x) => x !== "passthrough")) {
+    rows.push(
+      {
+        name: name(t),
+        metric: "cpu ms/request vs pass-through",
+        value: round(per(t)),
+        baseline: round(per("passthrough")),
+        ratio: round(per("passthrough") / per(t)),
+      },
+      {
+        name: name(t),
+        metric: "p50 ms c=1",
+        value: round(pct(lat[t], 0.5)),
+        baseline: round(pct(lat.passthrough, 0.5)),
+        ratio: round(pct(lat.passthrough, 0.5) / pct(lat[t], 0.5)),
+      },
+    );
+  }
+  const notes = {
+    turns: HISTORY_TURNS,
+    conversations: HISTORY_CONVERSATIONS,
+    messagesPerRound: HISTORY_MESSAGES,
+    rounds: STREAM_ROUNDS,
+    message: "LONG_MESSAGE (bench/lib.ts), about 330 tokens; the fake echoes it",
   };
   return { rows, notes };
 }

@@ -157,3 +157,26 @@ export async function bundleBenchWorkerMapped(
   if (!js) throw new Error("esbuild produced nothing");
   return { js: js.text, map: out.outputFiles.find((f) => f.path.endsWith(".map"))?.text ?? "{}" };
 }
+
+/**
+ * A visitor's long message (about 330 tokens of prose). The fake upstream echoes it, so each turn
+ * adds about 670 tokens to a conversation's history: nine turns fill the 6,000-token history
+ * budget (src/chat/conversation-access.ts). Used where per-message work may grow with the history.
+ */
+export const LONG_MESSAGE = [
+  "Hello, I ordered a pair of walking boots from your shop two weeks ago, order 48213, and the",
+  "tracking page has said 'label created' ever since. I paid for express delivery because I am",
+  "leaving for a hiking trip in the mountains next Saturday, and I really need the boots before",
+  "then. I have already checked my spam folder for any email from the carrier and found nothing.",
+  "Could you tell me whether the parcel has actually left your warehouse, and if it has not, whether",
+  "you can send it today with the fastest option you have? If that is not possible, I would like",
+  "to know how a refund works: do I get the delivery charge back as well, and how many days does",
+  "it take to reach my card? I would also like to ask whether the boots run true to size, since",
+  "I chose a 42 but usually wear between a 42 and a 43, and I read in a few reviews that this",
+  "model is narrow at the toes. If an exchange is easier than a refund, I am happy to swap them for",
+  "a 43 as long as it arrives in time. My address has not changed since the order: 17 Harbour Lane,",
+  "flat 4, and the door code is 2604. Please let me know what you find out, and thank you for",
+  "your help. One more thing: the confirmation email listed a pair of socks as a free gift, but",
+  "the order page does not show them any more. Are they still included, or was that offer over",
+  "by the time my payment went through? I do not mind either way, I would just like to know.",
+].join(" ");

@@ -4,18 +4,27 @@
  * (its Durable Objects included). Prints self and inclusive time per source function (mapped
  * through the bundle's source map) and writes the .cpuprofile for DevTools.
  *
- *   bash scripts/node.sh node bench/profile-chat.ts [openai|conversation|widget|stream] [requests]
+ *   bash scripts/node.sh node bench/profile-chat.ts [openai|conversation|widget|stream|history] [requests]
  *
  * `stream` sends the OpenAI path streamed answers of 500 chunks: per-chunk work, in us per stream.
+ * `history` sends long messages into conversations whose history fills the 6,000-token budget;
+ * `openai-history` sends the OpenAI path the same history in the request.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { chatSetup, ORIGIN } from "./chat.ts";
+import { LONG_MESSAGE } from "./lib.ts";
 import { profileWhile, reportProfile } from "./profile.ts";
 
-const target = (process.argv[2] ?? "openai") as "openai" | "conversation" | "widget" | "stream";
-const REQUESTS = Number(process.argv[3] ?? (target === "stream" ? 200 : 1_500));
-const WARMUP = target === "stream" ? 40 : 300;
+const target = (process.argv[2] ?? "openai") as
+  | "openai"
+  | "conversation"
+  | "widget"
+  | "stream"
+  | "history"
+  | "openai-history";
+const REQUESTS = Number(process.argv[3] ?? (target === "stream" || target.includes("history") ? 200 : 1_500));
+const WARMUP = target === "stream" || target.includes("history") ? 40 : 300;
 const INSPECTOR_PORT = 9_339;
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -26,6 +35,7 @@ const { fixtures, keys, worker } = await chatSetup("chatedge_profile_chat", {
 let slot = 0;
 let sent = 0;
 let session: { id: string; headers: Record<string, string> } | undefined;
+const full: string[] = [];
 async function one(): Promise<void> {
   if (target === "openai" || target === "stream") {
     const long = target === "stream";
@@ -43,6 +53,45 @@ async function one(): Promise<void> {
     });
     await res.arrayBuffer();
     if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+  } else if (target === "openai-history") {
+    const turns = Array.from({ length: 9 }, () => [
+      { role: "user", content: LONG_MESSAGE },
+      { role: "assistant", content: `Fake openai reply: ${LONG_MESSAGE}` },
+    ]).flat();
+    const res = await fetch(`${worker.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        model: "gpt-4o-mini",
+        user: `u${sent % 50}`,
+        messages: [...turns, { role: "user", content: LONG_MESSAGE }],
+      }),
+    });
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+  } else if (target === "history") {
+    // Ten conversations, each filled with nine long turns (the history budget) before it is used.
+    const headers = { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" };
+    const post = async (id: string) => {
+      const res = await fetch(`${worker.url}/v1/conversations/${id}/messages`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ content: LONG_MESSAGE }),
+      });
+      await res.arrayBuffer();
+      if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+    };
+    while (full.length < 10) {
+      const res = await fetch(`${worker.url}/v1/conversations`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ user: `h${full.length}` }),
+      });
+      const { id } = (await res.json()) as { id: string };
+      for (let i = 0; i < 9; i++) await post(id);
+      full.push(id);
+    }
+    await post(full[sent % full.length] as string);
   } else {
     // 20 messages per conversation, as the bench does; the widget's from its own address.
     if (!session || sent % 20 === 0) {

@@ -114,8 +114,9 @@ export async function sendMessage(
   const grounding = blocked || human ? undefined : await groundMessage(svc, tenant.id, newMessage.content);
   // The new message; the object adds what the history it returns costs, so the reservation holds
   // exactly what is sent, in any isolate.
+  const userTokens = messageTokens(newMessage);
   const estimate =
-    estimateTokens([newMessage], { system: exp.config.systemPrompt }) + contextTokens(grounding);
+    estimateTokens([], { system: exp.config.systemPrompt }) + userTokens + contextTokens(grounding);
   const admitReq = { ...screenReq, inputTokens: estimate, knowledge: knowledgeOf(grounding), grounding };
   const refusals = { env: svc.env, ctx: execCtx(c), tenantId: tenant.id, addressed: address !== undefined };
   let turn: AdmittedTurn | undefined;
@@ -150,7 +151,7 @@ export async function sendMessage(
     const r = await call(() =>
       stub.recordTurn(tenant.id, {
         at,
-        user: { content: redact(content, redactor), tokens: messageTokens(newMessage) },
+        user: { content: redact(content, redactor), tokens: userTokens },
         assistant: replyText
           ? {
               content: redactReply(replyText, content, redactor),

@@ -321,21 +321,20 @@ export function releaseTurn(req: TurnRequest, turn: AdmittedTurn): void {
   });
 }
 
-/** Starts the model call of an admitted turn; `messages` replaces the request's (history loaded since). */
+/**
+ * Starts the model call of an admitted turn. `messages` replaces the request's (the conversation's
+ * history with the new message, a tool step's history); `turn.inputTokens` must count them, as
+ * admitted: it is what a provider that reports no usage of its own (the mock, a cut stream) is
+ * charged. The messages are not counted again here: a conversation's history, up to 6,000 tokens,
+ * was counted once when it was stored, and counting it on every message cost about 0.1 ms a
+ * thousand tokens.
+ */
 export function startTurn(req: TurnRequest, turn: AdmittedTurn, messages = req.messages): PreparedTurn {
   let resolveSummary: (s: TurnSummary) => void = () => {};
   const summary = new Promise<TurnSummary>((r) => {
     resolveSummary = r;
   });
-  // The conversation path admits with an upper bound (its history's last known size, or the
-  // whole history budget) because the history was still loading; it holds the reservation, but
-  // it is not what the model is sent.
-  // Counted now, so a provider that reports no usage of its own (the mock, a cut stream) charges
-  // what was sent, not the budget. Never above the bound: the reservation stays exact.
-  const inputTokens =
-    messages === req.messages
-      ? turn.inputTokens
-      : Math.min(turn.inputTokens, estimateTokens(messages, { system: turn.system, tools: req.tools }));
+  const inputTokens = turn.inputTokens;
   const events = run(
     { ...req, messages },
     turn.admitted,

@@ -18,6 +18,7 @@ import {
 } from "../chat/engine";
 import { calledModel } from "../chat/providers/aliases";
 import type { ChatMessage, ToolCall, ToolDefinition } from "../chat/providers/types";
+import { estimateTokens, messageTokens } from "../chat/tokens";
 import { AppError } from "../errors";
 import type { Services } from "../services";
 import { invokeTool, type ToolEnv, toolFailureMessage } from "./invoke";
@@ -152,6 +153,8 @@ async function* loop(
   let error: string | null = null;
   let turn = first;
   let history = messages;
+  /** What `history` costs with the system prompt and tool definitions, once a step needs it. */
+  let counted: number | undefined;
   let steps = 0;
   try {
     for (let round = 0; ; round++) {
@@ -192,12 +195,17 @@ async function* loop(
       }
       const results = yield* runCalls(req, runner, calls, records);
       if (req.signal.aborted) break;
-      history = [...history, { role: "assistant", content: s.text, toolCalls: calls }, ...results];
+      // The next step sends the history so far, the tool definitions and what this step added:
+      // the history is counted once a message, then only what each step adds.
+      counted ??= estimateTokens(history, { system: first.system, tools });
+      const added: ChatMessage[] = [{ role: "assistant", content: s.text, toolCalls: calls }, ...results];
+      for (const m of added) counted += messageTokens(m);
+      history = [...history, ...added];
       try {
         turn = await admitTurn({
           ...base,
           messages: history,
-          inputTokens: undefined,
+          inputTokens: counted,
           continues: first.admitted.reservationId,
         });
       } catch (err) {
