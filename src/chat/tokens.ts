@@ -1,5 +1,5 @@
 import type { ChatMessage, ChatRequest, ToolDefinition } from "./providers/types";
-import { PIECE, PUNCT } from "./token-pieces";
+import { forEachPiece, PUNCT } from "./token-pieces";
 import { EMOJI_SINGLE, HAN_SINGLE, HANGUL_SINGLE, LETTER_PAIRS, PUNCT_PAIRS } from "./token-tables";
 
 // Token counts in the worker are estimates, biased high: o200k_base's 200,000-entry rank table
@@ -20,7 +20,6 @@ const PER_TOOL_DEFINITION = 8;
 
 const LETTER_OR_MARK = /[\p{L}\p{M}]/u;
 const SPACE = /\s/u;
-const LOWER = /[a-z]/;
 // Tuned on test/worker/providers/token-corpus.ts so that the estimate errs high.
 const LETTER_CUT = 1.8; // a pair of letters cut with chance p costs 1.8 p tokens (at most 1)
 const CAPS_CUT = 2; // words in capitals cut more often than the (lower-case) table says:
@@ -78,10 +77,28 @@ const has = (bits: Uint8Array, i: number) => (((bits[i >> 3] ?? 0) >> (i & 7)) &
 const isAsciiSpace = (cp: number) => cp === 32 || (cp >= 9 && cp <= 13);
 
 /** Tokens a run of one repeated mark or space costs: o200k_base has tokens for long runs of some. */
-function runTokens(ch: string, n: number): number {
+function runTokens(cp: number, n: number): number {
+  const ch = String.fromCharCode(cp);
   const per =
     ch === " " ? 32 : "-=*#_./".includes(ch) ? 16 : "\n\t\r!~".includes(ch) ? 8 : ch === "`" ? 2 : 4;
   return Math.ceil(n / per);
+}
+
+// Classes of the BMP characters outside ASCII, learned from the regexes on first sight and kept for
+// the isolate's life (64 KB, made on the first such character): a Han text asks about the same few
+// thousand characters over and over. 1 space, 2 letter or mark, 3 other; 0 not seen yet.
+let wide: Uint8Array | undefined;
+function wideClass(cp: number): number {
+  // Beyond the BMP only spaces matter (the rest is priced as emoji or by size), and it is rare.
+  if (cp > 0xffff) return SPACE.test(String.fromCodePoint(cp)) ? 1 : 3;
+  wide ??= new Uint8Array(0x10000);
+  let k = wide[cp] ?? 0;
+  if (k === 0) {
+    const ch = String.fromCharCode(cp);
+    k = SPACE.test(ch) ? 1 : LETTER_OR_MARK.test(ch) ? 2 : 3;
+    wide[cp] = k;
+  }
+  return k;
 }
 
 /** Tokens of one non-ASCII letter (first letters of a word included). */
@@ -99,12 +116,19 @@ function letterTokens(cp: number): number {
   return OTHER_LETTER;
 }
 
-/** Estimated tokens of one pre-tokenizer piece: at least one. */
-function pieceTokens(piece: string): number {
-  const c0 = piece.charCodeAt(0);
+/**
+ * Estimated tokens of one pre-tokenizer piece, `text.slice(start, end)` (read in place: no string
+ * per piece, nor per character): at least one. Exported for its tests.
+ */
+export function pieceTokens(text: string, start: number, end: number): number {
+  const c0 = text.charCodeAt(start);
   if (c0 >= 48 && c0 <= 57) return 1; // 1-3 digits
   const t = tables();
-  const caps = !LOWER.test(piece);
+  let caps = true; // no small ASCII letter in the piece
+  for (let i = start; i < end && caps; i++) {
+    const c = text.charCodeAt(i);
+    caps = c < 97 || c > 122;
+  }
   let n = 0;
   let ascii = 0; // ASCII letters and marks: the piece then costs one token before any cut
   let other = 0; // non-ASCII letters: priced one by one, on half a token of base
@@ -114,18 +138,26 @@ function pieceTokens(piece: string): number {
   let prevMark = -1;
   let leadMark = false;
   let leadLight = false;
-  let run = "";
+  let run = -1; // the ASCII character repeated, if any
   let runLength = 0;
   let prevSpace = false;
-  for (const ch of piece) {
-    const cp = ch.codePointAt(0) ?? 0;
-    if (ch === run) {
+  // By code point, as `for (const ch of piece)` went: a surrogate pair is one character.
+  for (let i = start; i < end; ) {
+    let cp = text.charCodeAt(i++);
+    if (cp >= 0xd800 && cp <= 0xdbff && i < end) {
+      const lo = text.charCodeAt(i);
+      if (lo >= 0xdc00 && lo <= 0xdfff) {
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        i++;
+      }
+    }
+    if (cp === run) {
       runLength++;
       continue;
     }
     const afterRun = runLength > 1;
     if (afterRun) n += runTokens(run, runLength) - 1;
-    run = "";
+    run = -1;
     runLength = 0;
     const wasSpace = prevSpace;
     prevSpace = false;
@@ -154,25 +186,26 @@ function pieceTokens(piece: string): number {
       if (m >= 0) {
         if (prevMark >= 0)
           n += afterRun ? 1 : Math.min(1, PUNCT_CUT * (t.marks[prevMark * PUNCT.length + m] ?? 1));
-        else if (ascii > 0) n += ch === "'" ? CONTRACTION : 1; // "I'm", "don't": often one token
+        else if (ascii > 0) n += cp === 39 ? CONTRACTION : 1; // "I'm", "don't": often one token
         leadMark = ascii === 0 && other === 0;
-        leadLight = leadMark && (ch === "'" || ch === "_");
+        leadLight = leadMark && (cp === 39 || cp === 95); // ' or _
         ascii++;
       } else if (isAsciiSpace(cp)) {
         if (wasSpace) n += SPACE_CHANGE;
-        if (ch !== " ") ascii++;
+        if (cp !== 32) ascii++;
         prevSpace = true;
       }
       prevMark = m;
-      run = ch;
+      run = cp;
       runLength = 1;
       continue;
     }
     prevMark = -1;
-    if (SPACE.test(ch)) continue;
+    const k = wideClass(cp);
+    if (k === 1) continue; // a space
     if (cp > 0xffff)
       n += cp >= 0x1f000 && cp <= 0x1faff && has(tables().emoji, cp - 0x1f000) ? EMOJI : ASTRAL;
-    else if (LETTER_OR_MARK.test(ch)) {
+    else if (k === 2) {
       n += letterTokens(cp);
       other++;
     } else n += cp === 0x200d || cp === 0xfe0f ? 0.5 : cp < 0x800 ? SYMBOL_2_BYTES : SYMBOL_3_BYTES;
@@ -186,19 +219,23 @@ function pieceTokens(piece: string): number {
 /** Estimated tokens in a piece of text under o200k_base; errs high (see the bounds above). */
 export function countTextTokens(text: string): number {
   let n = 0;
-  for (const m of text.matchAll(PIECE)) n += pieceTokens(m[0]);
+  forEachPiece(text, (start, end) => {
+    n += pieceTokens(text, start, end);
+  });
   return n;
 }
 
 /** The longest prefix of a text estimated at no more than `max` tokens, cut between pieces. */
 export function truncateToTokens(text: string, max: number): { text: string; tokens: number; cut: boolean } {
   let n = 0;
-  for (const m of text.matchAll(PIECE)) {
-    const t = pieceTokens(m[0]);
-    if (n + t > max) return { text: text.slice(0, m.index), tokens: n, cut: true };
-    n += t;
-  }
-  return { text, tokens: n, cut: false };
+  let cut = -1;
+  forEachPiece(text, (start, end) => {
+    const t = pieceTokens(text, start, end);
+    if (n + t > max) cut = start;
+    else n += t;
+    return cut >= 0;
+  });
+  return cut < 0 ? { text, tokens: n, cut: false } : { text: text.slice(0, cut), tokens: n, cut: true };
 }
 
 /** Estimated tokens of one message with its framing, as `estimateTokens` counts it in a list. */
