@@ -18,6 +18,10 @@
  * second workerd whose consumers ingest what it sends, as `npm run dev` does ("openai+ingest"):
  * the difference is the ingest's CPU a message. (Until 2026-12-06 the one chat workerd ran its
  * consumers, and every chat path's CPU included the ingest of its events: 0.2-0.4 ms a message.)
+ *
+ * Two phases follow the rounds: long streams (longStreams: per-chunk cost), and a long history
+ * (longHistory: a message with a 6,000-token history, the conversation API's budget, where
+ * per-message work that grows with the history shows).
  */
 import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
 import pg from "pg";
