@@ -21,7 +21,16 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { chatSetup as ChatSetup } from "./chat.ts";
-import { closedLoop, cpuMs, LONG_MESSAGE, pct, round, shuffled, workerdPids } from "./lib.ts";
+import {
+  closedLoop,
+  cpuMs,
+  LONG_MESSAGE,
+  longHistoryMessages,
+  pct,
+  round,
+  shuffled,
+  workerdPids,
+} from "./lib.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const SLICES = Number(process.env.BENCH_AB_SLICES ?? 40);
@@ -164,15 +173,7 @@ for (const b of builds) {
   }
   if (kinds.includes("openai-history")) {
     // The OpenAI path sent the same history in the request, as a stateless client sends it.
-    const turns = Array.from({ length: 9 }, () => [
-      { role: "user", content: LONG_MESSAGE },
-      { role: "assistant", content: `Fake openai reply: ${LONG_MESSAGE}` },
-    ]).flat();
-    const withHistory = JSON.stringify({
-      model: "gpt-4o-mini",
-      user: "ab",
-      messages: [...turns, { role: "user", content: LONG_MESSAGE }],
-    });
+    const withHistory = JSON.stringify({ model: "gpt-4o-mini", user: "ab", messages: longHistoryMessages() });
     add("openai-history c=1", FULL_CONVERSATIONS, () =>
       closedLoop(FULL_CONVERSATIONS, 1, () => post("/v1/chat/completions", withHistory).then(() => 0)),
     );

@@ -27,7 +27,17 @@ import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
 import pg from "pg";
 import { insertKey, seedTenantWithKey } from "../local/seed-tenants.ts";
 import { startBenchWorker } from "./analytics-worker.ts";
-import { chatFixtures, closedLoop, cpuMs, LONG_MESSAGE, pct, round, shuffled, workerdPids } from "./lib.ts";
+import {
+  chatFixtures,
+  closedLoop,
+  cpuMs,
+  LONG_MESSAGE,
+  longHistoryMessages,
+  pct,
+  round,
+  shuffled,
+  workerdPids,
+} from "./lib.ts";
 import type { Bench, BenchRow } from "./types.ts";
 
 const ROUNDS = Number(process.env.BENCH_CHAT_ROUNDS ?? 6);
@@ -739,13 +749,7 @@ async function longHistory(s: StreamSetup): Promise<{ rows: BenchRow[]; notes: R
   const targets: StreamTarget[] = s.conversation
     ? ["passthrough", "openai", "conversation"]
     : ["passthrough", "openai"];
-  const turns: { role: string; content: string }[] = [];
-  for (let i = 0; i < HISTORY_TURNS; i++)
-    turns.push(
-      { role: "user", content: LONG_MESSAGE },
-      { role: "assistant", content: `Fake openai reply: ${LONG_MESSAGE}` },
-    );
-  const messages = [...turns, { role: "user", content: LONG_MESSAGE }];
+  const messages = longHistoryMessages(HISTORY_TURNS);
   const full: string[] = [];
   let seq = 0;
   const post = async (url: string, headers: Record<string, string>, body: string) => {

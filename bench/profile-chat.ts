@@ -13,7 +13,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { chatSetup, ORIGIN } from "./chat.ts";
-import { LONG_MESSAGE } from "./lib.ts";
+import { LONG_MESSAGE, longHistoryMessages } from "./lib.ts";
 import { profileWhile, reportProfile } from "./profile.ts";
 
 const target = (process.argv[2] ?? "openai") as
@@ -37,35 +37,16 @@ let sent = 0;
 let session: { id: string; headers: Record<string, string> } | undefined;
 const full: string[] = [];
 async function one(): Promise<void> {
-  if (target === "openai" || target === "stream") {
+  if (target === "openai" || target === "stream" || target === "openai-history") {
     const long = target === "stream";
+    const messages =
+      target === "openai-history"
+        ? longHistoryMessages()
+        : [{ role: "user", content: `hello there, where is my order${long ? " [[words:500]]" : ""}` }];
     const res = await fetch(`${worker.url}/v1/chat/completions`, {
       method: "POST",
       headers: { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" },
-      body: JSON.stringify({
-        model: "gpt-4o-mini",
-        user: `u${sent % 50}`,
-        stream: long,
-        messages: [
-          { role: "user", content: `hello there, where is my order${long ? " [[words:500]]" : ""}` },
-        ],
-      }),
-    });
-    await res.arrayBuffer();
-    if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-  } else if (target === "openai-history") {
-    const turns = Array.from({ length: 9 }, () => [
-      { role: "user", content: LONG_MESSAGE },
-      { role: "assistant", content: `Fake openai reply: ${LONG_MESSAGE}` },
-    ]).flat();
-    const res = await fetch(`${worker.url}/v1/chat/completions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" },
-      body: JSON.stringify({
-        model: "gpt-4o-mini",
-        user: `u${sent % 50}`,
-        messages: [...turns, { role: "user", content: LONG_MESSAGE }],
-      }),
+      body: JSON.stringify({ model: "gpt-4o-mini", user: `u${sent % 50}`, stream: long, messages }),
     });
     await res.arrayBuffer();
     if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
