@@ -367,21 +367,15 @@ export const chatBench: Bench = {
       );
     }
 
-    const streams = await longStreams({
+    const phases: StreamSetup = {
       passthrough: { url: `${passUrl}/v1/chat/completions`, pid: passPid },
       openai: { url: `${worker.url}/v1/chat/completions`, pid: chatPid },
       conversation: TARGETS.includes("conversation") ? { url: worker.url, pid: chatPid } : undefined,
       auth,
       log,
-    });
-
-    const history = await longHistory({
-      passthrough: { url: `${passUrl}/v1/chat/completions`, pid: passPid },
-      openai: { url: `${worker.url}/v1/chat/completions`, pid: chatPid },
-      conversation: TARGETS.includes("conversation") ? { url: worker.url, pid: chatPid } : undefined,
-      auth,
-      log,
-    });
+    };
+    const streams = await longStreams(phases);
+    const history = await longHistory(phases);
 
     await worker.stop();
     await ingesting.stop();
@@ -583,6 +577,17 @@ interface StreamSetup {
   log: (msg: string) => void;
 }
 
+/** Starts a conversation for `user` on the worker the phases send to; answers its id. */
+async function startConversation(s: StreamSetup, user: string): Promise<string> {
+  const res = await fetch(`${s.conversation?.url}/v1/conversations`, {
+    method: "POST",
+    headers: s.auth,
+    body: JSON.stringify({ user }),
+  });
+  if (res.status !== 201) throw new Error(`conversation start: HTTP ${res.status}`);
+  return ((await res.json()) as { id: string }).id;
+}
+
 /**
  * Streams answers of STREAM_LENGTHS chunks through the pass-through worker, the OpenAI path and the
  * conversation API (one message per conversation, so no history grows with the answers; the
@@ -603,13 +608,7 @@ async function longStreams(s: StreamSetup): Promise<{ rows: BenchRow[]; notes: R
     let url: string;
     let init: RequestInit;
     if (t === "conversation" && s.conversation) {
-      const started = await fetch(`${s.conversation.url}/v1/conversations`, {
-        method: "POST",
-        headers: s.auth,
-        body: JSON.stringify({ user: `long${seq}` }),
-      });
-      if (started.status !== 201) throw new Error(`conversation start: HTTP ${started.status}`);
-      const { id } = (await started.json()) as { id: string };
+      const id = await startConversation(s, `long${seq}`);
       url = `${s.conversation.url}/v1/conversations/${id}/messages`;
       init = { method: "POST", headers: s.auth, body: JSON.stringify({ content: content(n), stream: true }) };
     } else {
@@ -778,13 +777,7 @@ async function longHistory(s: StreamSetup): Promise<{ rows: BenchRow[]; notes: R
   s.log("long history: filling conversations");
   if (s.conversation) {
     for (let c = 0; c < HISTORY_CONVERSATIONS; c++) {
-      const res = await fetch(`${s.conversation.url}/v1/conversations`, {
-        method: "POST",
-        headers: s.auth,
-        body: JSON.stringify({ user: `history${c}` }),
-      });
-      if (res.status !== 201) throw new Error(`conversation start: HTTP ${res.status}`);
-      const { id } = (await res.json()) as { id: string };
+      const id = await startConversation(s, `history${c}`);
       full.push(id);
       for (let i = 0; i < HISTORY_TURNS; i++) {
         await post(
