@@ -19,7 +19,7 @@ import {
 import type { AnswerSource } from "../knowledge/schemas";
 import { redact, redactorOf, redactReply } from "../privacy/redact";
 import type { TenantConfig } from "../tenants/config";
-import { registryRunner, startToolTurn, toolFrame } from "../tools/loop";
+import { registryRunner, startToolTurn, toolDefinition, toolFrame, toolsOrNone } from "../tools/loop";
 import { addressHitOf, addressRefusal } from "./address-limits";
 import {
   call,
@@ -112,11 +112,23 @@ export async function sendMessage(
   // The tenant's knowledge (src/knowledge): reference data for the prompt, and when nothing
   // relevant is found, the instruction to answer the tenant's "I don't know" sentence.
   const grounding = blocked || human ? undefined : await groundMessage(svc, tenant.id, newMessage.content);
-  // The new message; the object adds what the history it returns costs, so the reservation holds
-  // exactly what is sent, in any isolate.
+  // The conversation API always offers the tenant's tools (src/tools/loop.ts), from the first model
+  // call: their definitions are sent, so they are counted before admission (the registry is cached).
+  const runner =
+    blocked || human
+      ? undefined
+      : await toolsOrNone(
+          registryRunner(svc, svc.env, { tenant: exp.config, conversationId: id }, c.get("requestId")),
+          tenant.id,
+        );
+  const offered = runner?.tools.length ? runner.tools.map(toolDefinition) : undefined;
+  // The new message, the system prompt and the tools; the object adds what the history it returns
+  // costs, so the reservation holds exactly what is sent, in any isolate.
   const userTokens = messageTokens(newMessage);
   const estimate =
-    estimateTokens([], { system: exp.config.systemPrompt }) + userTokens + contextTokens(grounding);
+    estimateTokens([], { system: exp.config.systemPrompt, tools: offered }) +
+    userTokens +
+    contextTokens(grounding);
   const admitReq = { ...screenReq, inputTokens: estimate, knowledge: knowledgeOf(grounding), grounding };
   const refusals = { env: svc.env, ctx: execCtx(c), tenantId: tenant.id, addressed: address !== undefined };
   let turn: AdmittedTurn | undefined;
@@ -236,9 +248,7 @@ export async function sendMessage(
 
   // The object sends the history in the model's shape: it is used as it came.
   const withHistory: ChatMessage[] = [...p.history, newMessage];
-  // The conversation API always runs the tenant's tools (src/tools/loop.ts).
-  const tools = registryRunner(c.get("svc"), c.get("svc").env, turnReq, c.get("requestId"));
-  const ready = await startToolTurn(turnReq, admitted, withHistory, tools);
+  const ready = await startToolTurn(turnReq, admitted, withHistory, runner);
   // Streamed, it runs after the handler returned and closed the request's pool.
   const gather = async (onText?: (t: string, event: string, data?: object) => void) => {
     let text = "";

@@ -84,6 +84,18 @@ export async function registryRunner(
   };
 }
 
+/** The runner once it is ready; undefined (no tools this time) when the registry could not answer. */
+export async function toolsOrNone(
+  runner: ToolRunner | Promise<ToolRunner | undefined> | undefined,
+  tenantId: string,
+): Promise<ToolRunner | undefined> {
+  return Promise.resolve(runner).catch((err: unknown) => {
+    // The registry being unreachable must not cost the visitor the answer.
+    console.warn(JSON.stringify({ msg: "tools unavailable", tenantId, error: String(err) }));
+    return undefined;
+  });
+}
+
 /** A tool status as the conversation API streams it. */
 export function toolFrame(s: ToolStatus): ToolFrame {
   return s.phase === "start"
@@ -110,13 +122,9 @@ export async function startToolTurn(
   req: TurnRequest,
   first: AdmittedTurn,
   messages: ChatMessage[],
-  runner: ToolRunner | Promise<ToolRunner>,
+  runner: ToolRunner | Promise<ToolRunner | undefined> | undefined,
 ): Promise<ToolTurn> {
-  const r = await Promise.resolve(runner).catch((err: unknown) => {
-    // The registry being unreachable must not cost the visitor the answer: no tools this time.
-    console.warn(JSON.stringify({ msg: "tools unavailable", tenantId: req.tenant.id, error: String(err) }));
-    return undefined;
-  });
+  const r = await toolsOrNone(runner, req.tenant.id);
   if (!r || r.tools.length === 0) {
     const plain = startTurn(req, first, messages);
     const summary = plain.summary.then((s) => ({ ...s, steps: 1, tools: [], toolsUsed: [] }));

@@ -5,6 +5,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { estimateTokens } from "../../../src/chat/tokens";
 import { TEST_TOOL_SECRET } from "../../local-services";
 import { completions, FAKE, sseFrames } from "../chat/helpers";
 import { eventually } from "../eventually";
@@ -264,6 +265,30 @@ describe("tool faults on the conversation API", () => {
 });
 
 describe("budgets and rate windows across steps", () => {
+  it("reserves for the tool definitions it offers from the first model call (conversation API)", async () => {
+    const t = await toolTenant("gpt-4o-mini", [orderTool()]);
+    const conv = await startConversation(t.key);
+    // No usage from the model (the fake leaves it out of a stream): the turn is charged what
+    // admission counted for the call.
+    const content = "hello, can you help me? [[nousage]]";
+    const res = await ask(t.key, conv, content, true);
+    expect(res.status).toBe(200);
+    const done = (await sseFrames(res)).find((f) => f.event === "done");
+    const reply = JSON.parse(done?.data ?? "{}") as Reply;
+    type Fn = { name: string; description: string; parameters: Record<string, unknown> };
+    const sent = (await upstream("openai")).at(-1) as {
+      messages: { role: string; content: string }[];
+      tools: { function: Fn }[];
+    };
+    expect(sent.tools.map((x) => x.function.name)).toEqual(["order_status"]);
+    const system = sent.messages.find((m) => m.role === "system")?.content;
+    // As sent (the registry's copy of the schema, in its stored key order).
+    const tool = (sent.tools[0] as { function: Fn }).function;
+    const withTools = estimateTokens([{ role: "user", content }], { system, tools: [tool] });
+    expect(withTools).toBeGreaterThan(estimateTokens([{ role: "user", content }], { system }));
+    expect(reply.usage.input_tokens).toBe(withTools);
+  });
+
   it("records tools_used per conversation when it ends", async () => {
     const t = await toolTenant("gpt-4o-mini", [orderTool(), orderTool("lookup_faq")]);
     const conv = await startConversation(t.key);
