@@ -86,10 +86,10 @@ export async function registryRunner(
 
 /** The runner once it is ready; undefined (no tools this time) when the registry could not answer. */
 export async function toolsOrNone(
-  runner: ToolRunner | Promise<ToolRunner | undefined> | undefined,
+  runner: Promise<ToolRunner>,
   tenantId: string,
 ): Promise<ToolRunner | undefined> {
-  return Promise.resolve(runner).catch((err: unknown) => {
+  return runner.catch((err: unknown) => {
     // The registry being unreachable must not cost the visitor the answer.
     console.warn(JSON.stringify({ msg: "tools unavailable", tenantId, error: String(err) }));
     return undefined;
@@ -122,10 +122,9 @@ export async function startToolTurn(
   req: TurnRequest,
   first: AdmittedTurn,
   messages: ChatMessage[],
-  runner: ToolRunner | Promise<ToolRunner | undefined> | undefined,
+  runner: ToolRunner | undefined,
 ): Promise<ToolTurn> {
-  const r = await toolsOrNone(runner, req.tenant.id);
-  if (!r || r.tools.length === 0) {
+  if (!runner || runner.tools.length === 0) {
     const plain = startTurn(req, first, messages);
     const summary = plain.summary.then((s) => ({ ...s, steps: 1, tools: [], toolsUsed: [] }));
     return { headers: plain.headers, model: plain.model, events: plain.events, summary };
@@ -137,7 +136,7 @@ export async function startToolTurn(
   return {
     headers: first.headers,
     model: calledModel(first.admitted.model),
-    events: loop(req, first, messages, r, resolve),
+    events: loop(req, first, messages, runner, resolve),
     summary,
   };
 }
