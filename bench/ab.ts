@@ -24,6 +24,7 @@ import type { chatSetup as ChatSetup } from "./chat.ts";
 import {
   closedLoop,
   cpuMs,
+  FULL_HISTORY_TURNS,
   LONG_MESSAGE,
   longHistoryMessages,
   pct,
@@ -165,7 +166,7 @@ for (const b of builds) {
     add("history c=1", FULL_CONVERSATIONS, async () => {
       while (full.length < FULL_CONVERSATIONS) {
         const id = await start();
-        for (let i = 0; i < 9; i++) await post(`/v1/conversations/${id}/messages`, long);
+        for (let i = 0; i < FULL_HISTORY_TURNS; i++) await post(`/v1/conversations/${id}/messages`, long);
         full.push(id);
       }
       for (const id of full) await post(`/v1/conversations/${id}/messages`, long);

@@ -31,6 +31,7 @@ import {
   chatFixtures,
   closedLoop,
   cpuMs,
+  FULL_HISTORY_TURNS,
   LONG_MESSAGE,
   longHistoryMessages,
   pct,
@@ -58,8 +59,7 @@ const STREAMS = 30; // streams per target, length and round, at c=1
 type StreamTarget = "passthrough" | "openai" | "conversation";
 const perStream = <T>(make: () => T) =>
   ({ passthrough: make(), openai: make(), conversation: make() }) as Record<StreamTarget, T>;
-/** Long turns that fill a conversation's history budget; conversations filled; messages a round. */
-const HISTORY_TURNS = 9;
+/** Conversations the long-history phase fills, and messages a target sends in each of its rounds. */
 const HISTORY_CONVERSATIONS = 10;
 const HISTORY_MESSAGES = 20;
 
@@ -748,7 +748,7 @@ async function longHistory(s: StreamSetup): Promise<{ rows: BenchRow[]; notes: R
   const targets: StreamTarget[] = s.conversation
     ? ["passthrough", "openai", "conversation"]
     : ["passthrough", "openai"];
-  const messages = longHistoryMessages(HISTORY_TURNS);
+  const messages = longHistoryMessages();
   const full: string[] = [];
   let seq = 0;
   const post = async (url: string, headers: Record<string, string>, body: string) => {
@@ -779,7 +779,7 @@ async function longHistory(s: StreamSetup): Promise<{ rows: BenchRow[]; notes: R
     for (let c = 0; c < HISTORY_CONVERSATIONS; c++) {
       const id = await startConversation(s, `history${c}`);
       full.push(id);
-      for (let i = 0; i < HISTORY_TURNS; i++) {
+      for (let i = 0; i < FULL_HISTORY_TURNS; i++) {
         await post(
           `${s.conversation.url}/v1/conversations/${id}/messages`,
           s.auth,
@@ -834,7 +834,7 @@ async function longHistory(s: StreamSetup): Promise<{ rows: BenchRow[]; notes: R
     );
   }
   const notes = {
-    turns: HISTORY_TURNS,
+    turns: FULL_HISTORY_TURNS,
     conversations: HISTORY_CONVERSATIONS,
     messagesPerRound: HISTORY_MESSAGES,
     rounds: STREAM_ROUNDS,

@@ -180,13 +180,15 @@ export const LONG_MESSAGE = [
   "the order page does not show them any more. Are they still included, or was that offer over",
   "by the time my payment went through? I do not mind either way, I would just like to know.",
 ].join(" ");
+/** Long turns that fill a conversation's history budget. */
+export const FULL_HISTORY_TURNS = 9;
 
 /**
  * What a stateless client sends after `turns` long turns: each LONG_MESSAGE with the fake's echo
  * of it, then LONG_MESSAGE again (nine turns: about 6,400 tokens, the conversation API's history
  * budget and the new message).
  */
-export function longHistoryMessages(turns = 9): { role: string; content: string }[] {
+export function longHistoryMessages(turns = FULL_HISTORY_TURNS): { role: string; content: string }[] {
   const reply = { role: "assistant", content: `Fake openai reply: ${LONG_MESSAGE}` };
   const asked = { role: "user", content: LONG_MESSAGE };
   return [...Array.from({ length: turns }, () => [asked, reply]).flat(), asked];

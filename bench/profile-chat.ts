@@ -4,7 +4,7 @@
  * (its Durable Objects included). Prints self and inclusive time per source function (mapped
  * through the bundle's source map) and writes the .cpuprofile for DevTools.
  *
- *   bash scripts/node.sh node bench/profile-chat.ts [openai|conversation|widget|stream|history] [requests]
+ *   bash scripts/node.sh node bench/profile-chat.ts [openai|conversation|widget|stream|history|openai-history] [requests]
  *
  * `stream` sends the OpenAI path streamed answers of 500 chunks: per-chunk work, in us per stream.
  * `history` sends long messages into conversations whose history fills the 6,000-token budget;
@@ -13,7 +13,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { chatSetup, ORIGIN } from "./chat.ts";
-import { LONG_MESSAGE, longHistoryMessages } from "./lib.ts";
+import { FULL_HISTORY_TURNS, LONG_MESSAGE, longHistoryMessages } from "./lib.ts";
 import { profileWhile, reportProfile } from "./profile.ts";
 
 const target = (process.argv[2] ?? "openai") as
@@ -69,7 +69,7 @@ async function one(): Promise<void> {
         body: JSON.stringify({ user: `h${full.length}` }),
       });
       const { id } = (await res.json()) as { id: string };
-      for (let i = 0; i < 9; i++) await post(id);
+      for (let i = 0; i < FULL_HISTORY_TURNS; i++) await post(id);
       full.push(id);
     }
     await post(full[sent % full.length] as string);
