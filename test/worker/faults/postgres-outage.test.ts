@@ -2,7 +2,8 @@
  * Postgres gone, end to end: a tenant whose config is cached keeps chatting (OpenAI-compatible API
  * and conversation API, ending and rating conversations) while the analytics events wait in the
  * real analytics queue, retried by the worker's own queue handler; once Postgres is back every
- * turn, conversation and rating lands exactly once and nothing is dead-lettered.
+ * turn, conversation and rating lands exactly once and nothing is dead-lettered. And a tenant whose
+ * tool list is not cached still gets its answer while Postgres is down, with no tools that time.
  *
  * How the outage is made: workerd hands the worker's handlers (fetch and queue alike) the very
  * `env` object this file imports, and loadEnv() parses it once per object, so pointing that parsed
@@ -17,7 +18,7 @@
  * the handler acked or retried it (with which delay), and then runs the real handler unchanged.
  */
 import { env } from "cloudflare:workers";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { costOf } from "../../../src/admission/pricing";
 import { retryDelaySeconds } from "../../../src/analytics/consumer";
 import type { AnalyticsEvent } from "../../../src/analytics/events";
@@ -27,7 +28,7 @@ import { openDb } from "../../../src/db/client";
 import { type Env, loadEnv } from "../../../src/env";
 import worker from "../../../src/index";
 import { ANALYTICS_DLQ_NAME, ANALYTICS_QUEUE_NAME, countRows, dailyRows } from "../analytics/helpers";
-import { chatTenant, completions, sseFrames } from "../chat/helpers";
+import { chatTenant, completions, sseFrames, upstreamRequests } from "../chat/helpers";
 import { eventually } from "../eventually";
 import { call, query, send, sql } from "../helpers";
 
@@ -559,4 +560,59 @@ describe("Postgres outage, end to end", () => {
     );
     expect(dead?.n).toBe(0);
   }, 55_000);
+});
+
+describe("the tool registry unreachable", () => {
+  it("answers with no tools this time and a warning, and offers them again once Postgres is back", async () => {
+    const { id: tenantId, key } = await chatTenant({ model: MODEL, allowed_tools: ["order_status"] });
+    const started = await send("POST", "/v1/conversations", key, {});
+    expect(started.status).toBe(201);
+    const conv = ((await started.json()) as { id: string }).id;
+    /** What the fake model was sent for this message (a unique content), and the reply. */
+    const ask = async (content: string) => {
+      const res = await send("POST", `/v1/conversations/${conv}/messages`, key, { content });
+      expect(res.status, await res.clone().text()).toBe(200);
+      const reply = (await res.json()) as Reply;
+      const sent = (await upstreamRequests())
+        .map((r) => r.body as { messages: { content: string }[]; tools?: { function: { name: string } }[] })
+        .filter((b) => b.messages.some((m) => m.content === content));
+      expect(sent).toHaveLength(1);
+      return { reply, tools: sent[0]?.tools?.map((t) => t.function.name) };
+    };
+    // One message warms the tenant's caches (config, knowledge, an empty tool list).
+    expect((await ask(`hello first ${tenantId}`)).tools).toBeUndefined();
+    // Registering a tool drops the tenant's cached tool list (isolate and Redis), while the rest
+    // stays cached: the next message must read the registry from Postgres.
+    const registered = await send("POST", "/v1/tools", key, {
+      name: "order_status",
+      description: "Looks up an order by its number.",
+      parameters: { type: "object", properties: { order_id: { type: "string" } }, required: ["order_id"] },
+      target: { kind: "https", url: env.ORDER_STATUS_URL },
+    });
+    expect(registered.status).toBe(201);
+
+    postgresDown(true);
+    const warn = vi.spyOn(console, "warn");
+    try {
+      const down = await ask(`hello while the registry is down ${tenantId}`);
+      expect(down.reply.message.content).toBe(
+        `Fake openai reply: hello while the registry is down ${tenantId}`,
+      );
+      expect(down.tools).toBeUndefined();
+      const warned = warn.mock.calls
+        .map(([line]) => (typeof line === "string" && line.startsWith("{") ? JSON.parse(line) : {}))
+        .find(
+          (w: { msg?: string; tenantId?: string }) =>
+            w.msg === "tools unavailable" && w.tenantId === tenantId,
+        );
+      expect(warned?.error).toBeTruthy();
+    } finally {
+      warn.mockRestore();
+    }
+
+    postgresDown(false);
+    const up = await ask(`hello again ${tenantId}`);
+    expect(up.reply.message.content).toBe(`Fake openai reply: hello again ${tenantId}`);
+    expect(up.tools).toEqual(["order_status"]);
+  });
 });
