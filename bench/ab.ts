@@ -1,5 +1,5 @@
 /**
- * `npm run bench:ab -- <git revision> [openai|conversation|history|openai-history ...]`: the chat path's CPU, this tree
+ * `npm run bench:ab -- <git revision> [openai|conversation|widget|history|openai-history ...]`: the chat path's CPU, this tree
  * against an earlier build, side by side. A change of a tenth of a millisecond is smaller than
  * what this shared machine drifts between two runs of the same code, so whole runs taken one after
  * the other cannot tell it; here both builds run at once (two workerd processes, each with its own
@@ -20,7 +20,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { chatSetup as ChatSetup } from "./chat.ts";
+import { type chatSetup as ChatSetup, ORIGIN, slotAddress } from "./chat.ts";
 import {
   closedLoop,
   cpuMs,
@@ -41,10 +41,12 @@ const GAP_MS = 200; // after each slice, so what it left running lands in its ow
 
 const [rev, ...asked] = process.argv.slice(2);
 if (!rev) {
-  console.error("usage: npm run bench:ab -- <git revision> [openai|conversation|history|openai-history ...]");
+  console.error(
+    "usage: npm run bench:ab -- <git revision> [openai|conversation|widget|history|openai-history ...]",
+  );
   process.exit(2);
 }
-const KINDS = ["openai", "conversation", "history", "openai-history"];
+const KINDS = ["openai", "conversation", "widget", "history", "openai-history"];
 const kinds = asked.length > 0 ? asked : ["openai", "conversation"];
 for (const k of kinds) if (!KINDS.includes(k)) throw new Error(`unknown target ${k}`);
 /** Conversations the history target holds, each filled to the history budget. */
@@ -104,19 +106,39 @@ for (const b of builds) {
   const pid = workerdPids().find((p) => !seen.has(p));
   if (!pid) throw new Error(`${b.name}: no workerd process`);
   const headers = { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" };
-  const post = async (path: string, body: string, status = 200) => {
-    const res = await fetch(`${worker.url}${path}`, { method: "POST", headers, body });
+  const post = async (path: string, body: string, status = 200, as: Record<string, string> = headers) => {
+    const res = await fetch(`${worker.url}${path}`, { method: "POST", headers: as, body });
     const text = await res.text();
     if (res.status !== status) throw new Error(`${b.name} ${path}: HTTP ${res.status} ${text}`);
     return text;
   };
   let users = 0;
-  const start = async () =>
-    (
-      JSON.parse(await post("/v1/conversations", JSON.stringify({ user: `ab${users++}` }), 201)) as {
-        id: string;
-      }
-    ).id;
+  /**
+   * A new conversation and the headers its messages carry: the secret key's, or the widget's (the
+   * publishable key from the allowed origin, its own address per conversation as in bench/chat.ts,
+   * and the visitor token its start issued).
+   */
+  const open = async (
+    kind: "conversation" | "widget",
+  ): Promise<{ id: string; headers: Record<string, string> }> => {
+    const slot = users++;
+    const as =
+      kind === "conversation"
+        ? headers
+        : {
+            authorization: `Bearer ${keys.publishable}`,
+            "content-type": "application/json",
+            origin: ORIGIN,
+            "cf-connecting-ip": slotAddress(slot),
+          };
+    const body = JSON.stringify(kind === "conversation" ? { user: `ab${slot}` } : {});
+    const out = JSON.parse(await post("/v1/conversations", body, 201, as)) as {
+      id: string;
+      visitor_token?: string;
+    };
+    return { id: out.id, headers: out.visitor_token ? { ...as, "x-visitor-token": out.visitor_token } : as };
+  };
+  const start = async () => (await open("conversation")).id;
   const add = (target: string, requests: number, run: () => Promise<unknown>) =>
     slices.push({ target, build: b.name, pid, requests, run });
   if (kinds.includes("openai")) {
@@ -127,33 +149,35 @@ for (const b of builds) {
       closedLoop(20, 1, () => post("/v1/chat/completions", completion).then(() => 0)),
     );
   }
-  if (kinds.includes("conversation")) {
+  for (const kind of ["conversation", "widget"] as const) {
+    if (!kinds.includes(kind)) continue;
     // One conversation per client, PER_CONVERSATION messages each before a new start: the starts
     // count, one in PER_CONVERSATION messages, as a visitor's would.
-    let conversations: string[] = [];
+    let conversations: Array<{ id: string; headers: Record<string, string> }> = [];
     let sent = PER_CONVERSATION;
-    add("conversation c=16", 5 * C, async () => {
+    add(`${kind} c=16`, 5 * C, async () => {
       if (sent >= PER_CONVERSATION) {
-        conversations = await Promise.all(Array.from({ length: C }, start));
+        conversations = await Promise.all(Array.from({ length: C }, () => open(kind)));
         sent = 0;
       }
       sent += 5;
       await Promise.all(
-        conversations.map(async (id) => {
-          for (let i = 0; i < 5; i++) await post(`/v1/conversations/${id}/messages`, message);
+        conversations.map(async (conv) => {
+          for (let i = 0; i < 5; i++)
+            await post(`/v1/conversations/${conv.id}/messages`, message, 200, conv.headers);
         }),
       );
     });
-    let one = "";
+    let one: { id: string; headers: Record<string, string> } = { id: "", headers };
     let sentOne = PER_CONVERSATION;
-    add("conversation c=1", 20, async () => {
+    add(`${kind} c=1`, 20, async () => {
       for (let i = 0; i < 20; i++) {
         if (sentOne >= PER_CONVERSATION) {
-          one = await start();
+          one = await open(kind);
           sentOne = 0;
         }
         sentOne += 1;
-        await post(`/v1/conversations/${one}/messages`, message);
+        await post(`/v1/conversations/${one.id}/messages`, message, 200, one.headers);
       }
     });
   }

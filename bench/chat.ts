@@ -79,7 +79,7 @@ const perTarget = <T>(make: () => T) => Object.fromEntries(ALL.map((t) => [t, ma
  * from its own address, so no address nears the per-address limits (30 messages a minute, 20 new
  * conversations an hour) and none refuses the bench.
  */
-const slotAddress = (slot: number) => `10.${(slot >> 16) & 255}.${(slot >> 8) & 255}.${slot & 255}`;
+export const slotAddress = (slot: number) => `10.${(slot >> 16) & 255}.${(slot >> 8) & 255}.${slot & 255}`;
 
 const PASS_THROUGH = `
 export default {
