@@ -3,7 +3,8 @@
  * and conversation API, ending and rating conversations) while the analytics events wait in the
  * real analytics queue, retried by the worker's own queue handler; once Postgres is back every
  * turn, conversation and rating lands exactly once and nothing is dead-lettered. And a tenant whose
- * tool list is not cached still gets its answer while Postgres is down, with no tools that time.
+ * tool list is not cached still gets its answer while Postgres is down, with no tools that time
+ * (its OpenAI route, asked to run the tools on the server, answers 503 instead).
  *
  * How the outage is made: workerd hands the worker's handlers (fetch and queue alike) the very
  * `env` object this file imports, and loadEnv() parses it once per object, so pointing that parsed
@@ -563,8 +564,12 @@ describe("Postgres outage, end to end", () => {
 });
 
 describe("the tool registry unreachable", () => {
-  it("answers with no tools this time and a warning, and offers them again once Postgres is back", async () => {
-    const { id: tenantId, key } = await chatTenant({ model: MODEL, allowed_tools: ["order_status"] });
+  it("answers a visitor with no tools this time and a warning (the OpenAI route 503), and offers them again once Postgres is back", async () => {
+    const { id: tenantId, key } = await chatTenant({
+      model: MODEL,
+      allowed_tools: ["order_status"],
+      tool_execution: "server",
+    });
     const started = await send("POST", "/v1/conversations", key, {});
     expect(started.status).toBe(201);
     const conv = ((await started.json()) as { id: string }).id;
@@ -579,8 +584,12 @@ describe("the tool registry unreachable", () => {
       expect(sent).toHaveLength(1);
       return { reply, tools: sent[0]?.tools?.map((t) => t.function.name) };
     };
-    // One message warms the tenant's caches (config, knowledge, an empty tool list).
+    /** The OpenAI route, whose caller asked for the tenant's tools to run on the server. */
+    const complete = (content: string) =>
+      completions(key, { model: MODEL, user: "v-1", messages: [{ role: "user", content }] });
+    // One message on each path warms the tenant's caches (config, knowledge, an empty tool list).
     expect((await ask(`hello first ${tenantId}`)).tools).toBeUndefined();
+    expect((await complete(`hello first ${tenantId}`)).status).toBe(200);
     // Registering a tool drops the tenant's cached tool list (isolate and Redis), while the rest
     // stays cached: the next message must read the registry from Postgres.
     const registered = await send("POST", "/v1/tools", key, {
@@ -606,6 +615,10 @@ describe("the tool registry unreachable", () => {
             w.msg === "tools unavailable" && w.tenantId === tenantId,
         );
       expect(warned?.error).toBeTruthy();
+      // The OpenAI route does not answer as if the tools it was to run were there: 503, retry.
+      const refused = await complete(`hello while the registry is down ${tenantId}`);
+      expect(refused.status).toBe(503);
+      expect(await refused.json()).toMatchObject({ error: { type: "server_error" } });
     } finally {
       warn.mockRestore();
     }
@@ -614,5 +627,6 @@ describe("the tool registry unreachable", () => {
     const up = await ask(`hello again ${tenantId}`);
     expect(up.reply.message.content).toBe(`Fake openai reply: hello again ${tenantId}`);
     expect(up.tools).toEqual(["order_status"]);
+    expect((await complete(`hello again ${tenantId}`)).status).toBe(200);
   });
 });
