@@ -107,3 +107,13 @@ export async function hmacHex(secret: string, text: string): Promise<string> {
 }
 
 export { sql };
+
+/**
+ * A signed token (`<prefix>.<payload>.<mac>`) with one character of its mac changed: one well inside
+ * it, all six of whose bits are the mac's. (Changing the last characters can leave the bytes as they
+ * were: the last one carries padding bits that decoding ignores.)
+ */
+export function tampered(token: string): string {
+  const at = token.length - 10;
+  return `${token.slice(0, at)}${token[at] === "A" ? "B" : "A"}${token.slice(at + 1)}`;
+}

@@ -3,7 +3,7 @@ import type { StartedConversation } from "../../../src/api-types";
 import type { ChatMessage } from "../../../src/chat/providers/types";
 import { estimateTokens } from "../../../src/chat/tokens";
 import { eventually } from "../eventually";
-import { createKey, envelope, query, send, sql } from "../helpers";
+import { createKey, envelope, query, send, sql, tampered } from "../helpers";
 import { chatTenant, sseFrames, upstreamRequests } from "./helpers";
 
 type Reply = {
@@ -192,7 +192,7 @@ describe("conversation API", () => {
     // Without a token, or with a forged or another tenant's one, a browser is nobody.
     const noToken = await send("GET", `/v1/conversations/${mine.id}`, pk, undefined, origin);
     expect(noToken.status).toBe(401);
-    const forged = `${mine.visitor_token.slice(0, -2)}AA`;
+    const forged = tampered(mine.visitor_token);
     expect(
       (
         await send("GET", `/v1/conversations/${mine.id}`, pk, undefined, {

@@ -9,7 +9,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { type Conversation, OPERATOR_SOCKET_MS } from "../../../src/chat/conversation-do";
 import { issueLiveTicket } from "../../../src/handoff/ticket";
-import { BASE, envelope, send } from "../helpers";
+import { BASE, envelope, send, tampered } from "../helpers";
 import {
   consoleSend,
   openLive,
@@ -133,7 +133,7 @@ describe("live takeover under attack", () => {
     const expired = await openLive(`/v1/conversations/${a.id}/live?ticket=${encodeURIComponent(old.ticket)}`);
     expect(expired.res.status).toBe(401);
     // A tampered one.
-    const forged = `${ticket.slice(0, -2)}${ticket.endsWith("A") ? "B" : "A"}A`;
+    const forged = tampered(ticket);
     expect((await openLive(`/v1/conversations/${a.id}/live?ticket=${forged}`)).res.status).toBe(401);
     // Another visitor of the same tenant cannot get a ticket for it.
     const stranger = visitor(t.pk);
