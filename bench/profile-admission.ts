@@ -5,7 +5,7 @@
  * inclusive time per source function (mapped through the bundle's source map) and writes the
  * .cpuprofile for DevTools.
  *
- *   bash scripts/node.sh node bench/profile-admission.ts [admit|counter|admit-only|admit-settle-rpc] [requests]
+ *   [CONCURRENCY=16] bash scripts/node.sh node bench/profile-admission.ts [admit|counter|admit-only|admit-settle-rpc] [requests]
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,7 +19,7 @@ import { profileWhile, reportProfile } from "./profile.ts";
 const target = process.argv[2] ?? "admit";
 const REQUESTS = Number(process.argv[3] ?? 8_000);
 const WARMUP = Number(process.env.WARMUP ?? 6_000);
-const CONCURRENCY = 16;
+const CONCURRENCY = Number(process.env.CONCURRENCY ?? 16);
 const INSPECTOR_PORT = 9_341;
 const root = fileURLToPath(new URL("..", import.meta.url));
 
