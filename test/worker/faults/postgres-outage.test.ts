@@ -628,5 +628,12 @@ describe("the tool registry unreachable", () => {
     expect(up.reply.message.content).toBe(`Fake openai reply: hello again ${tenantId}`);
     expect(up.tools).toEqual(["order_status"]);
     expect((await complete(`hello again ${tenantId}`)).status).toBe(200);
+
+    // Read once, the list is in Redis: Postgres gone again, and nothing in this isolate's memory,
+    // the tools are still offered.
+    postgresDown(true);
+    isolateMemory(false);
+    expect((await ask(`hello from the cached list ${tenantId}`)).tools).toEqual(["order_status"]);
+    expect((await complete(`hello from the cached list ${tenantId}`)).status).toBe(200);
   });
 });
