@@ -20,7 +20,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { type chatSetup as ChatSetup, ORIGIN, slotAddress } from "./chat.ts";
+import { type chatSetup as ChatSetup, openConversation } from "./chat.ts";
 import {
   closedLoop,
   cpuMs,
@@ -113,31 +113,7 @@ for (const b of builds) {
     return text;
   };
   let users = 0;
-  /**
-   * A new conversation and the headers its messages carry: the secret key's, or the widget's (the
-   * publishable key from the allowed origin, its own address per conversation as in bench/chat.ts,
-   * and the visitor token its start issued).
-   */
-  const open = async (
-    kind: "conversation" | "widget",
-  ): Promise<{ id: string; headers: Record<string, string> }> => {
-    const slot = users++;
-    const as =
-      kind === "conversation"
-        ? headers
-        : {
-            authorization: `Bearer ${keys.publishable}`,
-            "content-type": "application/json",
-            origin: ORIGIN,
-            "cf-connecting-ip": slotAddress(slot),
-          };
-    const body = JSON.stringify(kind === "conversation" ? { user: `ab${slot}` } : {});
-    const out = JSON.parse(await post("/v1/conversations", body, 201, as)) as {
-      id: string;
-      visitor_token?: string;
-    };
-    return { id: out.id, headers: out.visitor_token ? { ...as, "x-visitor-token": out.visitor_token } : as };
-  };
+  const open = (kind: "conversation" | "widget") => openConversation(worker.url, keys, kind, users++);
   const start = async () => (await open("conversation")).id;
   const add = (target: string, requests: number, run: () => Promise<unknown>) =>
     slices.push({ target, build: b.name, pid, requests, run });

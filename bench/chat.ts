@@ -79,7 +79,39 @@ const perTarget = <T>(make: () => T) => Object.fromEntries(ALL.map((t) => [t, ma
  * from its own address, so no address nears the per-address limits (30 messages a minute, 20 new
  * conversations an hour) and none refuses the bench.
  */
-export const slotAddress = (slot: number) => `10.${(slot >> 16) & 255}.${(slot >> 8) & 255}.${slot & 255}`;
+const slotAddress = (slot: number) => `10.${(slot >> 16) & 255}.${(slot >> 8) & 255}.${slot & 255}`;
+
+/**
+ * Starts a conversation as a server does (the secret key, for user `c<slot>`) or as the widget does
+ * (the publishable key from ORIGIN, from the slot's own address); answers its id and the headers its
+ * messages carry: the widget's with the visitor token its start issued.
+ */
+export async function openConversation(
+  url: string,
+  keys: { secret: string; publishable: string },
+  kind: "conversation" | "widget",
+  slot: number,
+): Promise<{ id: string; headers: Record<string, string> }> {
+  const headers: Record<string, string> =
+    kind === "conversation"
+      ? { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" }
+      : {
+          authorization: `Bearer ${keys.publishable}`,
+          "content-type": "application/json",
+          origin: ORIGIN,
+          "cf-connecting-ip": slotAddress(slot),
+        };
+  const res = await fetch(`${url}/v1/conversations`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify(kind === "conversation" ? { user: `c${slot}` } : {}),
+  });
+  if (res.status !== 201) throw new Error(`${kind} start: HTTP ${res.status} ${await res.text()}`);
+  const out = (await res.json()) as { id: string; visitor_token?: string };
+  if (kind === "conversation") return { id: out.id, headers };
+  if (!out.visitor_token) throw new Error("widget start: no visitor_token");
+  return { id: out.id, headers: { ...headers, "x-visitor-token": out.visitor_token } };
+}
 
 const PASS_THROUGH = `
 export default {
@@ -251,28 +283,7 @@ export const chatBench: Bench = {
       const key = `${target}:${lane}:${Math.floor(n / 20)}`;
       const known = sessions.get(key);
       if (known) return known;
-      const slot = slots++;
-      const headers: Record<string, string> =
-        target === "conversation"
-          ? auth
-          : {
-              authorization: `Bearer ${keys.publishable}`,
-              "content-type": "application/json",
-              origin: ORIGIN,
-              "cf-connecting-ip": slotAddress(slot),
-            };
-      const started = (async () => {
-        const res = await fetch(`${worker.url}/v1/conversations`, {
-          method: "POST",
-          headers,
-          body: JSON.stringify(target === "conversation" ? { user: `c${slot}` } : {}),
-        });
-        if (res.status !== 201) throw new Error(`${target} start: HTTP ${res.status} ${await res.text()}`);
-        const out = (await res.json()) as { id: string; visitor_token?: string };
-        if (target === "conversation") return { id: out.id, headers };
-        if (!out.visitor_token) throw new Error("widget start: no visitor_token");
-        return { id: out.id, headers: { ...headers, "x-visitor-token": out.visitor_token } };
-      })();
+      const started = openConversation(worker.url, keys, target, slots++);
       sessions.set(key, started);
       return started;
     };

@@ -12,7 +12,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { chatSetup, ORIGIN } from "./chat.ts";
+import { chatSetup, openConversation } from "./chat.ts";
 import { FULL_HISTORY_TURNS, LONG_MESSAGE, longHistoryMessages } from "./lib.ts";
 import { profileWhile, reportProfile } from "./profile.ts";
 
@@ -77,25 +77,12 @@ async function one(): Promise<void> {
     // 20 messages per conversation, as the bench does; the widget's from its own address.
     if (!session || sent % 20 === 0) {
       slot += 1;
-      const headers: Record<string, string> =
-        target === "conversation"
-          ? { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" }
-          : {
-              authorization: `Bearer ${keys.publishable}`,
-              "content-type": "application/json",
-              origin: ORIGIN,
-              "cf-connecting-ip": `10.9.${(slot >> 8) & 255}.${slot & 255}`,
-            };
-      const res = await fetch(`${worker.url}/v1/conversations`, {
-        method: "POST",
-        headers,
-        body: JSON.stringify(target === "conversation" ? { user: `c${slot}` } : {}),
-      });
-      const out = (await res.json()) as { id: string; visitor_token?: string };
-      session = {
-        id: out.id,
-        headers: out.visitor_token ? { ...headers, "x-visitor-token": out.visitor_token } : headers,
-      };
+      session = await openConversation(
+        worker.url,
+        keys,
+        target === "conversation" ? "conversation" : "widget",
+        slot,
+      );
     }
     const res = await fetch(`${worker.url}/v1/conversations/${session.id}/messages`, {
       method: "POST",
