@@ -1,5 +1,6 @@
 /**
- * `npm run bench:ab -- <git revision> [openai|conversation|widget|history|openai-history ...]`: the chat path's CPU, this tree
+ * `npm run bench:ab -- <git revision> [openai|conversation|widget|history|openai-history|paced|paced-conversation ...]`:
+ * the chat path's CPU, this tree
  * against an earlier build, side by side. A change of a tenth of a millisecond is smaller than
  * what this shared machine drifts between two runs of the same code, so whole runs taken one after
  * the other cannot tell it; here both builds run at once (two workerd processes, each with its own
@@ -27,6 +28,7 @@ import {
   FULL_HISTORY_TURNS,
   LONG_MESSAGE,
   longHistoryMessages,
+  pacedAnswer,
   pct,
   round,
   shuffled,
@@ -42,13 +44,23 @@ const GAP_MS = 200; // after each slice, so what it left running lands in its ow
 const [rev, ...asked] = process.argv.slice(2);
 if (!rev) {
   console.error(
-    "usage: npm run bench:ab -- <git revision> [openai|conversation|widget|history|openai-history ...]",
+    "usage: npm run bench:ab -- <git revision> [openai|conversation|widget|history|openai-history|paced|paced-conversation ...]",
   );
   process.exit(2);
 }
-const KINDS = ["openai", "conversation", "widget", "history", "openai-history"];
+const KINDS = [
+  "openai",
+  "conversation",
+  "widget",
+  "history",
+  "openai-history",
+  "paced",
+  "paced-conversation",
+];
 const kinds = asked.length > 0 ? asked : ["openai", "conversation"];
 for (const k of kinds) if (!KINDS.includes(k)) throw new Error(`unknown target ${k}`);
+/** The paced targets' answers: chunks, each in a network read of its own (bench/lib.ts). */
+const PACED_CHUNKS = 100;
 /** Conversations the history target holds, each filled to the history budget. */
 const FULL_CONVERSATIONS = 10;
 
@@ -178,6 +190,23 @@ for (const b of builds) {
     add("openai-history c=1", FULL_CONVERSATIONS, () =>
       closedLoop(FULL_CONVERSATIONS, 1, () => post("/v1/chat/completions", withHistory).then(() => 0)),
     );
+  }
+  if (kinds.includes("paced")) {
+    // A streamed answer sent as a model streams it: every chunk wakes the worker on its own.
+    const paced = JSON.stringify({
+      model: "gpt-4o-mini",
+      user: "ab",
+      stream: true,
+      messages: [{ role: "user", content: `hello there ${pacedAnswer(PACED_CHUNKS)}` }],
+    });
+    add("paced c=1", 2, () => closedLoop(2, 1, () => post("/v1/chat/completions", paced).then(() => 0)));
+  }
+  if (kinds.includes("paced-conversation")) {
+    // The same on the conversation API, a new conversation for each, so no history grows.
+    const paced = JSON.stringify({ content: `hello there ${pacedAnswer(PACED_CHUNKS)}`, stream: true });
+    add("paced-conv c=1", 2, async () => {
+      for (let i = 0; i < 2; i++) await post(`/v1/conversations/${await start()}/messages`, paced);
+    });
   }
 }
 

@@ -19,7 +19,8 @@
  * the difference is the ingest's CPU a message. (Until 2026-12-06 the one chat workerd ran its
  * consumers, and every chat path's CPU included the ingest of its events: 0.2-0.4 ms a message.)
  *
- * Two phases follow the rounds: long streams (longStreams: per-chunk cost), and a long history
+ * Two phases follow the rounds: long streams (longStreams: per-chunk cost, the upstream's events
+ * sent at once and paced as a model sends them), and a long history
  * (longHistory: a message with a 6,000-token history, the conversation API's budget, where
  * per-message work that grows with the history shows).
  */
@@ -34,6 +35,8 @@ import {
   FULL_HISTORY_TURNS,
   LONG_MESSAGE,
   longHistoryMessages,
+  PACE_MS,
+  pacedAnswer,
   pct,
   round,
   shuffled,
@@ -56,6 +59,11 @@ export const ORIGIN = "https://shop.bench.example";
 const STREAM_LENGTHS = [20, 260, 500] as const;
 const STREAM_ROUNDS = Number(process.env.BENCH_CHAT_STREAM_ROUNDS ?? 3);
 const STREAMS = 30; // streams per target, length and round, at c=1
+// Paced streams: the same answers sent as a model streams them, one event a network read
+// (pacedAnswer), where every chunk wakes the worker on its own. Shorter and fewer: each takes
+// PACE_MS a chunk of wall time.
+const PACED_LENGTHS = [20, 200] as const;
+const PACED_STREAMS = 10;
 type StreamTarget = "passthrough" | "openai" | "conversation";
 const perStream = <T>(make: () => T) =>
   ({ passthrough: make(), openai: make(), conversation: make() }) as Record<StreamTarget, T>;
@@ -603,25 +611,33 @@ async function startConversation(s: StreamSetup, user: string): Promise<string> 
  * Streams answers of STREAM_LENGTHS chunks through the pass-through worker, the OpenAI path and the
  * conversation API (one message per conversation, so no history grows with the answers; the
  * start is counted in the CPU of every length alike and cancels out of the per-chunk figures).
- * Per chunk: the CPU each added chunk costs, from the step 20 -> 260 and from 260 -> 500.
+ * Per chunk: the CPU each added chunk costs, from the step 20 -> 260 and from 260 -> 500. Then the
+ * same paced (PACED_LENGTHS, one event a network read, PACE_MS apart), as a model streaming while
+ * it generates sends them: there every chunk wakes the worker, and its cost per chunk is compared
+ * with the pass-through's, which forwards the bytes without running any JavaScript.
  */
 async function longStreams(s: StreamSetup): Promise<{ rows: BenchRow[]; notes: Record<string, unknown> }> {
   const targets: StreamTarget[] = s.conversation
     ? ["passthrough", "openai", "conversation"]
     : ["passthrough", "openai"];
-  const key = (t: StreamTarget, n: number) => `${t}:${n}`;
+  const key = (t: StreamTarget, n: number, paced = false) => `${t}:${n}${paced ? " paced" : ""}`;
   const cpu = new Map<string, { ms: number; n: number }>();
   const lat = new Map<string, number[]>();
   let seq = 0;
-  const content = (n: number) => `hello there, where is my order [[words:${n}]]`;
-  const one = async (t: StreamTarget, n: number): Promise<number> => {
+  const content = (n: number, paced: boolean) =>
+    `hello there, where is my order ${paced ? pacedAnswer(n) : `[[words:${n}]]`}`;
+  const one = async (t: StreamTarget, n: number, paced = false): Promise<number> => {
     seq += 1;
     let url: string;
     let init: RequestInit;
     if (t === "conversation" && s.conversation) {
       const id = await startConversation(s, `long${seq}`);
       url = `${s.conversation.url}/v1/conversations/${id}/messages`;
-      init = { method: "POST", headers: s.auth, body: JSON.stringify({ content: content(n), stream: true }) };
+      init = {
+        method: "POST",
+        headers: s.auth,
+        body: JSON.stringify({ content: content(n, paced), stream: true }),
+      };
     } else {
       url = t === "passthrough" ? s.passthrough.url : s.openai.url;
       const headers =
@@ -635,7 +651,7 @@ async function longStreams(s: StreamSetup): Promise<{ rows: BenchRow[]; notes: R
           model: "gpt-4o-mini",
           user: `u${seq % 1000}`,
           stream: true,
-          messages: [{ role: "user", content: content(n) }],
+          messages: [{ role: "user", content: content(n, paced) }],
         }),
       };
     }
@@ -648,35 +664,41 @@ async function longStreams(s: StreamSetup): Promise<{ rows: BenchRow[]; notes: R
     if (!text.includes(" word")) throw new Error(`${t} stream of ${n}: answer not streamed whole`);
     return ms;
   };
+  const steps: Array<{ n: number; paced: boolean; streams: number }> = [
+    ...STREAM_LENGTHS.map((n) => ({ n, paced: false, streams: STREAMS })),
+    ...PACED_LENGTHS.map((n) => ({ n, paced: true, streams: PACED_STREAMS })),
+  ];
   s.log("long streams: warming up");
-  for (const t of targets) for (const n of STREAM_LENGTHS) for (let i = 0; i < 5; i++) await one(t, n);
+  for (const t of targets) for (const st of steps) for (let i = 0; i < 3; i++) await one(t, st.n, st.paced);
   await new Promise((r) => setTimeout(r, 2_500));
   for (let r = 1; r <= STREAM_ROUNDS; r++) {
     for (const t of shuffled(targets)) {
-      for (const n of shuffled([...STREAM_LENGTHS])) {
+      for (const st of shuffled(steps)) {
         const pid = s[t]?.pid ?? 0;
+        const k = key(t, st.n, st.paced);
         const c0 = cpuMs(pid);
-        const xs = lat.get(key(t, n)) ?? [];
-        for (let i = 0; i < STREAMS; i++) xs.push(await one(t, n));
-        lat.set(key(t, n), xs);
+        const xs = lat.get(k) ?? [];
+        for (let i = 0; i < st.streams; i++) xs.push(await one(t, st.n, st.paced));
+        lat.set(k, xs);
         // Background work (settlements, analytics batches) counts against the streams that caused it.
         await new Promise((res) => setTimeout(res, 2_200));
-        const c = cpu.get(key(t, n)) ?? { ms: 0, n: 0 };
+        const c = cpu.get(k) ?? { ms: 0, n: 0 };
         c.ms += cpuMs(pid) - c0;
-        c.n += STREAMS;
-        cpu.set(key(t, n), c);
+        c.n += st.streams;
+        cpu.set(k, c);
       }
     }
     s.log(`long streams: round ${r}/${STREAM_ROUNDS}`);
   }
-  const per = (t: StreamTarget, n: number) => {
-    const c = cpu.get(key(t, n));
+  const per = (t: StreamTarget, n: number, paced = false) => {
+    const c = cpu.get(key(t, n, paced));
     return c ? c.ms / c.n : Number.NaN;
   };
   const p50 = (t: StreamTarget, n: number) => pct(lat.get(key(t, n)) ?? [], 0.5);
   const [short, mid, long] = STREAM_LENGTHS;
   // ms of CPU per added chunk over a step of lengths, reported in microseconds.
-  const slope = (t: StreamTarget, a: number, b: number) => ((per(t, b) - per(t, a)) / (b - a)) * 1000;
+  const slope = (t: StreamTarget, a: number, b: number, paced = false) =>
+    ((per(t, b, paced) - per(t, a, paced)) / (b - a)) * 1000;
   const rows: BenchRow[] = [];
   const cpuRow = (name: string, metric: string, value: number, baseline: number) => ({
     name,
@@ -736,7 +758,38 @@ async function longStreams(s: StreamSetup): Promise<{ rows: BenchRow[]; notes: R
       },
     );
   }
+  // Paced: what a chunk costs when each one wakes the worker, as a model streaming while it
+  // generates makes it; the pass-through forwards it without JavaScript.
+  const [pacedShort, pacedLong] = PACED_LENGTHS;
+  const pacedSlope = (t: StreamTarget) => slope(t, pacedShort, pacedLong, true);
+  rows.push({
+    name: `pass-through worker, ${pacedLong}-chunk paced stream`,
+    metric: "cpu ms/request",
+    value: round(per("passthrough", pacedLong, true)),
+    baseline: null,
+    ratio: null,
+  });
+  for (const t of targets.filter((x) => x !== "passthrough")) {
+    const name = `${t === "openai" ? "chat (OpenAI path)" : "chat (conversation API)"}, ${pacedLong}-chunk paced stream`;
+    rows.push(
+      cpuRow(
+        name,
+        "cpu ms/request vs pass-through",
+        per(t, pacedLong, true),
+        per("passthrough", pacedLong, true),
+      ),
+      cpuRow(
+        name,
+        `cpu us/chunk (${pacedShort}->${pacedLong} step) vs pass-through`,
+        pacedSlope(t),
+        pacedSlope("passthrough"),
+      ),
+    );
+  }
   const notes = {
+    pacedLengths: PACED_LENGTHS,
+    pacedStreamsPerRound: PACED_STREAMS,
+    paceMs: PACE_MS,
     lengths: STREAM_LENGTHS,
     rounds: STREAM_ROUNDS,
     streamsPerRound: STREAMS,

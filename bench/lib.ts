@@ -193,3 +193,12 @@ export function longHistoryMessages(turns = FULL_HISTORY_TURNS): { role: string;
   const asked = { role: "user", content: LONG_MESSAGE };
   return [...Array.from({ length: turns }, () => [asked, reply]).flat(), asked];
 }
+
+/**
+ * What a user message adds for an answer of `chunks` words streamed as a model streams them: the
+ * fake writes each event on its own, `PACE_MS` apart (its `pace` fault), so each reaches the worker
+ * in a network read of its own. Without it the fake writes a whole answer at once and the worker
+ * reads many events a read, which no model streaming while it generates does.
+ */
+export const PACE_MS = 1;
+export const pacedAnswer = (chunks: number) => `[[words:${chunks}]] [[fault:pace:${PACE_MS}]]`;

@@ -6,7 +6,8 @@
  *
  *   bash scripts/node.sh node bench/profile-chat.ts [openai|conversation|widget|stream|history|openai-history] [requests]
  *
- * `stream` sends the OpenAI path streamed answers of 500 chunks: per-chunk work, in us per stream.
+ * `stream` sends the OpenAI path streamed answers of 500 chunks: per-chunk work, in us per stream;
+ * `paced` answers of 200 chunks sent one at a time, 1 ms apart, as a model streams them.
  * `history` sends long messages into conversations whose history fills the 6,000-token budget;
  * `openai-history` sends the OpenAI path the same history in the request.
  */
@@ -21,10 +22,17 @@ const target = (process.argv[2] ?? "openai") as
   | "conversation"
   | "widget"
   | "stream"
+  | "paced"
   | "history"
   | "openai-history";
-const REQUESTS = Number(process.argv[3] ?? (target === "stream" || target.includes("history") ? 200 : 1_500));
-const WARMUP = target === "stream" || target.includes("history") ? 40 : 300;
+const long = target === "stream" || target === "paced";
+const REQUESTS = Number(process.argv[3] ?? (long || target.includes("history") ? 200 : 1_500));
+const WARMUP = long || target.includes("history") ? 40 : 300;
+/** The answer's length (and pace) on the streamed targets: `paced` gets one event per read, 1 ms apart. */
+const LENGTHS: Partial<Record<typeof target, string>> = {
+  stream: " [[words:500]]",
+  paced: " [[words:200]] [[fault:pace:1]]",
+};
 const INSPECTOR_PORT = 9_339;
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -37,12 +45,11 @@ let sent = 0;
 let session: { id: string; headers: Record<string, string> } | undefined;
 const full: string[] = [];
 async function one(): Promise<void> {
-  if (target === "openai" || target === "stream" || target === "openai-history") {
-    const long = target === "stream";
+  if (target === "openai" || long || target === "openai-history") {
     const messages =
       target === "openai-history"
         ? longHistoryMessages()
-        : [{ role: "user", content: `hello there, where is my order${long ? " [[words:500]]" : ""}` }];
+        : [{ role: "user", content: `hello there, where is my order${LENGTHS[target] ?? ""}` }];
     const res = await fetch(`${worker.url}/v1/chat/completions`, {
       method: "POST",
       headers: { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" },

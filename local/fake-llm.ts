@@ -14,7 +14,9 @@
  *  3. a marker `[[fault:<spec>]]` in the last user message (every attempt then fails alike).
  * Specs: "500" (any status), "429:2" (retry-after: 2), "429ms:300" (retry-after-ms), "hang" (never
  * answers), "cut" (half the stream, then the socket closes), "slow:800" (headers, then 800 ms of
- * silence before the first token). `[[nousage]]` drops OpenAI's usage chunk. Keys starting with
+ * silence before the first token), "pace:20" (a stream's events written one at a time, 20 ms apart, as
+ * a model sends tokens while it makes them: each reaches the worker in a read of its own; a body
+ * that is not streamed is answered as usual). `[[nousage]]` drops OpenAI's usage chunk. Keys starting with
  * "sk-bad" or "sk-ant-bad" get a 401 that quotes the key whole (callers must redact it).
  * `POST /v1/embeddings` is the local embedding model (local/embedder.ts); of the faults, only status
  * faults queued for the request's key apply to it.
@@ -41,7 +43,8 @@ export type Fault =
   | { kind: "status"; status: number; retryAfter?: number; retryAfterMs?: number }
   | { kind: "hang" }
   | { kind: "cut" }
-  | { kind: "slow"; ms: number };
+  | { kind: "slow"; ms: number }
+  | { kind: "pace"; ms: number };
 
 export type FakeLlm = { port: number; url: string; close(): Promise<void> };
 
@@ -52,6 +55,7 @@ export function parseFault(spec: string): Fault | undefined {
   const [head = "", arg] = spec.trim().split(":");
   if (head === "hang" || head === "cut") return { kind: head };
   if (head === "slow") return { kind: "slow", ms: Number(arg ?? 1000) };
+  if (head === "pace") return { kind: "pace", ms: Number(arg ?? 20) };
   if (head === "429ms") return { kind: "status", status: 429, retryAfterMs: Number(arg ?? 0) };
   const status = Number(head);
   if (!Number.isInteger(status) || status < 400 || status > 599) return undefined;
@@ -187,6 +191,14 @@ export async function startFakeLlm(opts: { port?: number; host?: string } = {}):
       return res.write(events.slice(0, events.length >> 1).join(""), () =>
         setTimeout(() => res.destroy(), 20),
       );
+    }
+    if (fault?.kind === "pace") {
+      for (const e of events) {
+        if (res.destroyed) return;
+        res.write(e);
+        await new Promise((r) => setTimeout(r, fault.ms));
+      }
+      return res.end();
     }
     for (const e of events) res.write(e);
     res.end();

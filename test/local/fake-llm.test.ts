@@ -129,6 +129,36 @@ describe("fake LLM: OpenAI Chat Completions through the official openai client",
     expect(text).toBe("Fake openai reply: a b c");
   });
 
+  it("paces a stream: each event in a read of its own, the whole answer as usual", async () => {
+    // Raw reads, not the client: what is checked is how the bytes arrive.
+    const res = await fetch(`${fake.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key()}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        model: "gpt-4o-mini",
+        stream: true,
+        messages: [{ role: "user", content: "a b c [[fault:pace:15]]" }],
+      }),
+    });
+    expect(res.status).toBe(200);
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    const reads: string[] = [];
+    const started = performance.now();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) reads.push(decoder.decode(r.value));
+    const ms = performance.now() - started;
+    const events = reads.join("").split("\n\n").filter(Boolean);
+    // role chunk, 6 words, finish chunk, [DONE]: 9 events, one a read, 15 ms apart.
+    expect(events).toHaveLength(9);
+    expect(reads).toHaveLength(9);
+    expect(ms).toBeGreaterThanOrEqual(8 * 15 - 5);
+    const text = events
+      .filter((e) => e.startsWith("data: {"))
+      .map((e) => JSON.parse(e.slice(6)).choices[0]?.delta?.content ?? "")
+      .join("");
+    expect(text).toBe("Fake openai reply: a b c");
+  });
+
   it("rejects a bad key with 401 and counts requests per path and per key", async () => {
     const k = key("sk-bad");
     const err = await client(k)
@@ -274,6 +304,7 @@ describe("fault specs", () => {
     expect(parseFault("hang")).toEqual({ kind: "hang" });
     expect(parseFault("cut")).toEqual({ kind: "cut" });
     expect(parseFault("slow:800")).toEqual({ kind: "slow", ms: 800 });
+    expect(parseFault("pace:5")).toEqual({ kind: "pace", ms: 5 });
     expect(parseFault("200")).toBeUndefined();
     expect(parseFault("nope")).toBeUndefined();
   });
