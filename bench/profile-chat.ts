@@ -7,14 +7,15 @@
  *   bash scripts/node.sh node bench/profile-chat.ts [openai|conversation|widget|stream|history|openai-history] [requests]
  *
  * `stream` sends the OpenAI path streamed answers of 500 chunks: per-chunk work, in us per stream;
- * `paced` answers of 200 chunks sent one at a time, 1 ms apart, as a model streams them.
+ * `paced` answers of 200 chunks sent one at a time, 1 ms apart, as a model streams them;
+ * `paced-conversation` the same on the conversation API, a conversation for each.
  * `history` sends long messages into conversations whose history fills the 6,000-token budget;
  * `openai-history` sends the OpenAI path the same history in the request.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { chatSetup, openConversation } from "./chat.ts";
-import { FULL_HISTORY_TURNS, LONG_MESSAGE, longHistoryMessages } from "./lib.ts";
+import { FULL_HISTORY_TURNS, LONG_MESSAGE, longHistoryMessages, pacedAnswer } from "./lib.ts";
 import { profileWhile, reportProfile } from "./profile.ts";
 
 const target = (process.argv[2] ?? "openai") as
@@ -23,15 +24,16 @@ const target = (process.argv[2] ?? "openai") as
   | "widget"
   | "stream"
   | "paced"
+  | "paced-conversation"
   | "history"
   | "openai-history";
-const long = target === "stream" || target === "paced";
+const long = target === "stream" || target.startsWith("paced");
 const REQUESTS = Number(process.argv[3] ?? (long || target.includes("history") ? 200 : 1_500));
 const WARMUP = long || target.includes("history") ? 40 : 300;
 /** The answer's length (and pace) on the streamed targets: `paced` gets one event per read, 1 ms apart. */
 const LENGTHS: Partial<Record<typeof target, string>> = {
   stream: " [[words:500]]",
-  paced: " [[words:200]] [[fault:pace:1]]",
+  paced: ` ${pacedAnswer(200)}`,
 };
 const INSPECTOR_PORT = 9_339;
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -45,7 +47,16 @@ let sent = 0;
 let session: { id: string; headers: Record<string, string> } | undefined;
 const full: string[] = [];
 async function one(): Promise<void> {
-  if (target === "openai" || long || target === "openai-history") {
+  if (target === "paced-conversation") {
+    const { id, headers } = await openConversation(worker.url, keys, "conversation", ++slot);
+    const res = await fetch(`${worker.url}/v1/conversations/${id}/messages`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ content: `hello there ${pacedAnswer(200)}`, stream: true }),
+    });
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+  } else if (target === "openai" || long || target === "openai-history") {
     const messages =
       target === "openai-history"
         ? longHistoryMessages()
