@@ -1,14 +1,11 @@
 import { usageRoutes } from "./admission/routes";
 import { adminAnalytics, dashboardRoutes } from "./analytics/routes";
+import { mountChat } from "./api-chat";
 import { newApp } from "./app";
-import { conversations } from "./chat/conversation-routes";
 import { identitySecretRoutes } from "./chat/identity-secret";
-import { openAiChat } from "./chat/openai-routes";
 import { docsPage } from "./docs";
 import { experimentRoutes } from "./experiments/routes";
-import { liveRoutes } from "./handoff/live";
 import { handoffRoutes } from "./handoff/routes";
-import { health } from "./health";
 import { inboxRoutes } from "./inbox/routes";
 import { knowledgeRoutes } from "./knowledge/routes";
 import { adminMonitoring, monitoringRoutes } from "./monitoring/routes";
@@ -16,36 +13,15 @@ import { webhookSecretRoutes } from "./monitoring/webhook-secret";
 import { operatorRoutes, operatorSessions } from "./operators/routes";
 import { privacyRoutes } from "./privacy/routes";
 import { adminTenants } from "./tenants/admin-routes";
-import { tenantPublic } from "./tenants/public-routes";
 import { mountTenantScoped } from "./tenants/scope";
 import { toolRoutes } from "./tools/routes";
 
 /** Builds the whole API; every feature's router is mounted here and documented at /openapi.json. */
 export function buildApp() {
   const app = newApp();
-  app.use("/v1/*", async (c, next) => {
-    // Preflights carry no key, so they cannot know the tenant: answer them openly and let the
-    // real request decide (tenantAuth only grants Access-Control-Allow-Origin to allowed origins).
-    if (c.req.method !== "OPTIONS") return next();
-    const origin = c.req.header("origin");
-    if (!origin) return next();
-    return c.body(null, 204, {
-      "Access-Control-Allow-Origin": origin,
-      "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-      // X-Visitor-Token: the widget's signed visitor identity (publishable keys need it).
-      "Access-Control-Allow-Headers":
-        "Authorization, Content-Type, X-Request-Id, X-Visitor-Token, X-Conversation-Id",
-      "Access-Control-Max-Age": "600",
-      Vary: "Origin",
-    });
-  });
-  app.route("/", health);
+  // The chat's routes first, as the chat app has them (src/api-chat.ts).
+  mountChat(app);
   app.route("/admin", adminTenants);
-  app.route("/v1", tenantPublic);
-  app.route("/v1", openAiChat);
-  app.route("/v1", conversations);
-  // Live sockets (src/handoff/live.ts): a visitor's ticket and an operator's session, no API key.
-  app.route("/", liveRoutes);
   app.route("/admin", adminAnalytics);
   app.route("/admin", adminMonitoring);
   app.route("/operator", operatorSessions);
