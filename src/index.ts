@@ -1,5 +1,6 @@
+import { getPath } from "hono/utils/url";
 import type { App } from "./app";
-import { isChatPath, pathOf } from "./chat-paths";
+import { isChatPath } from "./chat-paths";
 import type { RawEnv } from "./env";
 import { markArrival } from "./response-timing";
 
@@ -35,7 +36,7 @@ export default {
   fetch: async (request, env, ctx) => {
     // Before anything else (the app's first load included): response times start here.
     markArrival(request);
-    return (await appFor(pathOf(request.url))).fetch(request, env, ctx);
+    return (await appFor(getPath(request))).fetch(request, env, ctx);
   },
   async queue(batch, env, ctx) {
     await (await import("./consumers")).consume(batch, env, ctx);
