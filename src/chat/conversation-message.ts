@@ -248,7 +248,7 @@ export async function sendMessage(
 
   // The object sends the history in the model's shape: it is used as it came.
   const withHistory: ChatMessage[] = [...p.history, newMessage];
-  const ready = await startToolTurn(turnReq, admitted, withHistory, runner);
+  const ready = startToolTurn(turnReq, admitted, withHistory, runner);
   // Streamed, it runs after the handler returned and closed the request's pool.
   const gather = async (onText?: (t: string, event: string, data?: object) => void) => {
     let text = "";

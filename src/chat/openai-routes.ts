@@ -235,7 +235,7 @@ openAiChat.openapi(route, async (c) => {
 
   // A tenant that runs its tools on the server offers its registered tools; the loop runs them.
   const runner = await serverTools(c, req);
-  const turn = await startToolTurn(req, await admitTurn(req), req.messages, runner);
+  const turn = startToolTurn(req, await admitTurn(req), req.messages, runner);
   meta.model = turn.model;
   if (!body.stream) {
     let text = "";

@@ -118,12 +118,12 @@ function labelOf(tool: RegisteredTool | undefined): string {
  * Starts a message with tools: the first model call is the admitted `first`; later steps are
  * admitted as continuations of it. Without usable tools it is exactly the engine's single call.
  */
-export async function startToolTurn(
+export function startToolTurn(
   req: TurnRequest,
   first: AdmittedTurn,
   messages: ChatMessage[],
   runner: ToolRunner | undefined,
-): Promise<ToolTurn> {
+): ToolTurn {
   if (!runner || runner.tools.length === 0) {
     const plain = startTurn(req, first, messages);
     const summary = plain.summary.then((s) => ({ ...s, steps: 1, tools: [], toolsUsed: [] }));
