@@ -391,6 +391,7 @@ export const chatBench: Bench = {
       openai: { url: `${worker.url}/v1/chat/completions`, pid: chatPid },
       conversation: TARGETS.includes("conversation") ? { url: worker.url, pid: chatPid } : undefined,
       auth,
+      keys,
       log,
     };
     const streams = await longStreams(phases);
@@ -593,18 +594,14 @@ interface StreamSetup {
   /** The worker's base URL; undefined skips the conversation API. */
   conversation: { url: string; pid: number } | undefined;
   auth: Record<string, string>;
+  keys: { secret: string; publishable: string };
   log: (msg: string) => void;
 }
 
-/** Starts a conversation for `user` on the worker the phases send to; answers its id. */
-async function startConversation(s: StreamSetup, user: string): Promise<string> {
-  const res = await fetch(`${s.conversation?.url}/v1/conversations`, {
-    method: "POST",
-    headers: s.auth,
-    body: JSON.stringify({ user }),
-  });
-  if (res.status !== 201) throw new Error(`conversation start: HTTP ${res.status}`);
-  return ((await res.json()) as { id: string }).id;
+/** Starts a conversation for user `c<slot>` on the worker the phases send to; answers its id. */
+async function startConversation(s: StreamSetup, slot: number): Promise<string> {
+  if (!s.conversation) throw new Error("the conversation API is skipped in this run");
+  return (await openConversation(s.conversation.url, s.keys, "conversation", slot)).id;
 }
 
 /**
@@ -631,7 +628,7 @@ async function longStreams(s: StreamSetup): Promise<{ rows: BenchRow[]; notes: R
     let url: string;
     let init: RequestInit;
     if (t === "conversation" && s.conversation) {
-      const id = await startConversation(s, `long${seq}`);
+      const id = await startConversation(s, seq);
       url = `${s.conversation.url}/v1/conversations/${id}/messages`;
       init = {
         method: "POST",
@@ -841,7 +838,7 @@ async function longHistory(s: StreamSetup): Promise<{ rows: BenchRow[]; notes: R
   s.log("long history: filling conversations");
   if (s.conversation) {
     for (let c = 0; c < HISTORY_CONVERSATIONS; c++) {
-      const id = await startConversation(s, `history${c}`);
+      const id = await startConversation(s, c);
       full.push(id);
       for (let i = 0; i < FULL_HISTORY_TURNS; i++) {
         await post(

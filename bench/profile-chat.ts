@@ -4,7 +4,7 @@
  * (its Durable Objects included). Prints self and inclusive time per source function (mapped
  * through the bundle's source map) and writes the .cpuprofile for DevTools.
  *
- *   bash scripts/node.sh node bench/profile-chat.ts [openai|conversation|widget|stream|history|openai-history] [requests]
+ *   bash scripts/node.sh node bench/profile-chat.ts [openai|conversation|widget|stream|paced|paced-conversation|history|openai-history] [requests]
  *
  * `stream` sends the OpenAI path streamed answers of 500 chunks: per-chunk work, in us per stream;
  * `paced` answers of 200 chunks sent one at a time, 1 ms apart, as a model streams them;
