@@ -83,6 +83,85 @@ export const AdmitInputSchema = z
 /** An admit input whose config and global target are checked apart (TenantGate's #admitInput). */
 export const AdmitInputRestSchema = AdmitInputSchema.extend({ config: z.unknown(), global: z.unknown() });
 
+/**
+ * Whether `raw` passes AdmitInputRestSchema, checked by hand: the check every message's admission
+ * makes. zod interprets its checks in a Worker (it compiles them only where code generation is
+ * allowed), and that was about a twentieth of an admission's CPU. Only a yes is trusted: a no is
+ * answered by the schema itself, with its messages, so this may refuse what the schema would
+ * accept (an object of another prototype), never the other way round
+ * (test/worker/admission/input.test.ts holds the two to that on generated inputs).
+ */
+export function isAdmitRest(raw: unknown): boolean {
+  if (!isPlainObject(raw)) return false;
+  for (const k in raw) if (!REST_KEYS.has(k)) return false;
+  const r = raw as Record<string, unknown>;
+  // The config and global target are only required here: the caller compares them with checked ones.
+  return (
+    "config" in r &&
+    "global" in r &&
+    matches(r.tenantId, TENANT_ID) &&
+    isString(r.userId, 1, 256) &&
+    isString(r.conversationId, 1, 256) &&
+    matches(r.model, MODEL) &&
+    isInt(r.inputTokens, 0, 10_000_000) &&
+    isInt(r.maxTokens, 1, 1_000_000) &&
+    (r.ttlMs === undefined || isInt(r.ttlMs, 1_000, 3_600_000)) &&
+    (r.continues === undefined || matches(r.continues, RESERVATION_ID)) &&
+    (r.settle === undefined ||
+      (Array.isArray(r.settle) &&
+        Object.getPrototypeOf(r.settle) === Array.prototype &&
+        r.settle.length <= 500 &&
+        r.settle.every(isSettleItem)))
+  );
+}
+
+const REST_KEYS = new Set([
+  "tenantId",
+  "userId",
+  "conversationId",
+  "model",
+  "inputTokens",
+  "maxTokens",
+  "config",
+  "global",
+  "ttlMs",
+  "settle",
+  "continues",
+]);
+
+function isPlainObject(v: unknown): v is object {
+  return typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype;
+}
+
+function isString(v: unknown, min: number, max: number): v is string {
+  return typeof v === "string" && v.length >= min && v.length <= max;
+}
+
+function isInt(v: unknown, min: number, max: number): boolean {
+  return Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max;
+}
+
+function matches(v: unknown, pattern: RegExp): boolean {
+  return typeof v === "string" && pattern.test(v);
+}
+
+function hasOnly(v: object, keys: number): boolean {
+  let n = 0;
+  for (const _ in v) n++;
+  return n === keys;
+}
+
+function isSettleItem(v: unknown): boolean {
+  if (!isPlainObject(v) || !hasOnly(v, 2)) return false;
+  const { reservationId, usage } = v as { reservationId?: unknown; usage?: unknown };
+  if (!matches(reservationId, RESERVATION_ID)) return false;
+  if (!isPlainObject(usage) || !hasOnly(usage, 3)) return false;
+  const u = usage as { model?: unknown; inputTokens?: unknown; outputTokens?: unknown };
+  return (
+    matches(u.model, MODEL) && isInt(u.inputTokens, 0, 10_000_000) && isInt(u.outputTokens, 0, 10_000_000)
+  );
+}
+
 export const UsageQuerySchema = z
   .object({
     tenantId: z.string().regex(TENANT_ID, "not a tenant id"),

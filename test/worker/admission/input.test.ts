@@ -1,8 +1,10 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { gateFailure, rejectionError } from "../../../src/admission/headers";
+import { AdmitInputRestSchema, isAdmitRest } from "../../../src/admission/schemas";
 import type { TenantGate } from "../../../src/admission/tenant-gate";
 import type { AdmitInput, GateOutcome } from "../../../src/admission/types";
+import { prng } from "../prng";
 import { admitted, config, freshGate, input } from "./helpers";
 
 /** Why a gate rejected a call, as the worker sees it: the gate's code and the HTTP status it maps to. */
@@ -94,6 +96,63 @@ describe("gate input validation", () => {
     expect(n).toBe(1);
     // The remembered config still admits.
     admitted(await gate.admit(input(tenantId)));
+  });
+
+  // The gate's hand-written check of an admit's rest (what every message's admission runs) must
+  // give the schema's verdict: a yes it gives the schema would refuse would admit bad input, a no
+  // the schema would accept would only cost speed, but is a bug of the check all the same.
+  it("checks an admit's rest by hand exactly as its schema does, on generated inputs", () => {
+    const rand = prng(20261206);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
+    const settleItem = () => ({
+      reservationId: pick([
+        "rsv_1_0123abcd",
+        "rsv_zzzzzzzzzzz_ffffffff",
+        "rsv__0123abcd",
+        "rsv_1_0123ABCD",
+        7,
+      ]),
+      usage: {
+        model: pick(["gpt-4o-mini", "bad model", "@cf/meta/llama", ""]),
+        inputTokens: pick([0, 10, -1, 1.5, 10_000_000, 10_000_001]),
+        outputTokens: pick([0, 5, Number.NaN, "5"]),
+        ...(rand() < 0.1 ? { extra: 1 } : {}),
+      },
+    });
+    const values: Record<string, readonly unknown[]> = {
+      tenantId: ["t-1", "a", "-bad", "Bad", `${"a".repeat(63)}`, `${"a".repeat(64)}`, 5, undefined],
+      userId: ["u1", "", "x".repeat(256), "x".repeat(257), null, undefined],
+      conversationId: ["c1", "", "c".repeat(256), "c".repeat(257), 1],
+      model: ["gpt-4o-mini", "@cf/x", "a".repeat(128), "a".repeat(129), "two words", ""],
+      inputTokens: [0, 100, -0, -1, 0.5, 10_000_000, 10_000_001, Number.POSITIVE_INFINITY, Number.NaN, "1"],
+      maxTokens: [1, 500, 0, 1_000_000, 1_000_001, 2.5, Number.MAX_SAFE_INTEGER + 2],
+      ttlMs: [undefined, 1_000, 999, 3_600_000, 3_600_001, 1_500.5],
+      continues: [undefined, "rsv_a_00000000", "rsv_a", ""],
+      settle: [undefined, [], "x", { 0: 1 }],
+      config: [config(), undefined],
+      global: [{ gate: "g", limitPerMinute: 1 }, null],
+    };
+    let accepted = 0;
+    for (let n = 0; n < 3_000; n++) {
+      const raw: Record<string, unknown> = { ...input("t-1") };
+      // Most fields keep their valid value, so both verdicts come up often.
+      for (const [k, vs] of Object.entries(values)) if (rand() < 0.15) raw[k] = pick(vs);
+      if (rand() < 0.3) raw.settle = Array.from({ length: Math.floor(rand() * 3) }, settleItem);
+      if (rand() < 0.05) raw.sneaky = true;
+      if (rand() < 0.05) delete raw[pick(Object.keys(values))];
+      const fast = isAdmitRest(raw);
+      const schema = AdmitInputRestSchema.safeParse(raw);
+      expect({ raw, fast }).toEqual({ raw, fast: schema.success });
+      if (fast && schema.success) {
+        expect(raw).toEqual(schema.data);
+        accepted++;
+      }
+    }
+    // Both verdicts were tested, many times.
+    expect(accepted).toBeGreaterThan(500);
+    expect(accepted).toBeLessThan(2_500);
+    // Only a plain object is taken at its word: the schema decides the rest.
+    expect(isAdmitRest(Object.assign(Object.create({ inherited: 1 }), input("t-1")))).toBe(false);
   });
 
   it("refuses malformed, unknown and forged reservation ids on settle", async () => {
