@@ -1,6 +1,6 @@
 /**
- * `npm run bench:ab -- <git revision> [openai|conversation|widget|history|openai-history|paced|paced-conversation ...]`:
- * the chat path's CPU, this tree
+ * `npm run bench:ab -- <git revision> [admission|openai|conversation|widget|history|openai-history|paced|paced-conversation ...]`:
+ * the chat path's CPU (or admission's, as bench/admission.ts runs it), this tree
  * against an earlier build, side by side. A change of a tenth of a millisecond is smaller than
  * what this shared machine drifts between two runs of the same code, so whole runs taken one after
  * the other cannot tell it; here both builds run at once (two workerd processes, each with its own
@@ -19,8 +19,11 @@
  * disk's commits cost the measured CPU (Miniflare keeps storage under the temporary directory).
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import * as os from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { type chatSetup as ChatSetup, openConversation } from "./chat.ts";
 import {
   closedLoop,
@@ -44,11 +47,12 @@ const GAP_MS = 200; // after each slice, so what it left running lands in its ow
 const [rev, ...asked] = process.argv.slice(2);
 if (!rev) {
   console.error(
-    "usage: npm run bench:ab -- <git revision> [openai|conversation|widget|history|openai-history|paced|paced-conversation ...]",
+    "usage: npm run bench:ab -- <git revision> [admission|openai|conversation|widget|history|openai-history|paced|paced-conversation ...]",
   );
   process.exit(2);
 }
 const KINDS = [
+  "admission",
   "openai",
   "conversation",
   "widget",
@@ -79,9 +83,9 @@ function checkout(revision: string): string {
 }
 
 const oldRoot = checkout(rev);
-const builds: { name: "old" | "new"; setup: typeof ChatSetup }[] = [
-  { name: "old", setup: (await import(`${oldRoot}/bench/chat.ts`)).chatSetup },
-  { name: "new", setup: (await import("./chat.ts")).chatSetup },
+const builds: { name: "old" | "new"; bench: string }[] = [
+  { name: "old", bench: `${oldRoot}/bench` },
+  { name: "new", bench: fileURLToPath(new URL(".", import.meta.url)) },
 ];
 
 const completion = JSON.stringify({
@@ -104,13 +108,51 @@ const slices: Slice[] = [];
 const stops: Array<() => Promise<void>> = [];
 const tmpdir = process.env.TMPDIR;
 for (const b of builds) {
+  if (kinds.includes("admission")) {
+    // The admission bench's worker (bench/admission.ts) of each build: its admit beside the bare
+    // counter, which both builds run alike (a control: its pairs should split evenly).
+    const lib: typeof import("./lib.ts") = await import(`${b.bench}/lib.ts`);
+    const bench: typeof import("./admission.ts") = await import(`${b.bench}/admission.ts`);
+    const seen = new Set(workerdPids());
+    const persist = mkdtempSync(join(os.tmpdir(), "chatedge-ab-"));
+    const mf = new Miniflare(
+      convertV4MiniflareOptions(
+        bench.admissionWorkerOptions(await lib.bundleBenchWorker("admission.ts"), persist),
+      ),
+    );
+    const base = (await mf.ready).toString().replace(/\/$/, "");
+    stops.push(async () => {
+      await mf.dispose();
+      rmSync(persist, { recursive: true, force: true });
+    });
+    const pid = workerdPids().find((p) => !seen.has(p));
+    if (!pid) throw new Error(`${b.name}: no admission workerd process`);
+    let user = 0;
+    for (const target of ["admit", "counter"]) {
+      const hit = async () => {
+        const res = await fetch(`${base}/${target}?u=u${user++ % 5_000}`);
+        await res.arrayBuffer();
+        if (res.status !== 200) throw new Error(`${b.name} /${target}: HTTP ${res.status}`);
+        return 0;
+      };
+      slices.push({
+        target: `${target} c=16`,
+        build: b.name,
+        pid,
+        requests: 25 * C,
+        run: () => closedLoop(25 * C, C, hit),
+      });
+    }
+  }
+  if (!kinds.some((k) => k !== "admission")) continue;
   const seen = new Set(workerdPids());
   // Miniflare reads the temporary directory when it starts: only the new build's storage moves.
   const newTmp = b.name === "new" ? process.env.BENCH_AB_NEW_TMPDIR : undefined;
   if (newTmp) process.env.TMPDIR = newTmp;
   else if (tmpdir === undefined) delete process.env.TMPDIR;
   else process.env.TMPDIR = tmpdir;
-  const { fixtures, keys, worker } = await b.setup(`chatedge_ab_${b.name}`);
+  const { chatSetup }: { chatSetup: typeof ChatSetup } = await import(`${b.bench}/chat.ts`);
+  const { fixtures, keys, worker } = await chatSetup(`chatedge_ab_${b.name}`);
   stops.push(async () => {
     await worker.stop();
     await fixtures.close();

@@ -12,7 +12,7 @@ import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { bundleBenchWorker, closedLoop, cpuMs, pct, round, shuffled, workerdPids } from "./lib.ts";
 import type { Bench, BenchRow } from "./types.ts";
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
 const SEQUENTIAL = 150; // requests per target per round, one at a time: latency
 const LOADED = 800; // requests per target per round, CONCURRENCY at a time: throughput
 const CONCURRENCY = 16;
