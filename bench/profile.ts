@@ -1,7 +1,8 @@
 /**
  * What the profilers (bench/profile-chat.ts, bench/profile-admission.ts) share: a V8 CPU profile
  * of a workerd isolate recorded over its inspector while some work runs, and a report of self and
- * inclusive time per source function, mapped through the bundle's source map.
+ * inclusive time per source function, mapped through the bundle's source map. Times are samples
+ * times the sampling interval: shares of what was sampled (see `reportProfile`).
  */
 import { SourceMap } from "node:module";
 
@@ -21,6 +22,9 @@ export interface Profile {
   samples: number[];
   timeDeltas: number[];
 }
+
+/** The profiler's sampling interval, in microseconds: what one sample stands for in the reports. */
+const SAMPLING_US = 100;
 
 /** One DevTools protocol session over the inspector's WebSocket. */
 async function devtools(wsUrl: string) {
@@ -63,7 +67,7 @@ export async function profileWhile(
   console.log(`inspector targets: ${targets.map((t) => t.title).join(", ")}; profiling ${target.title}`);
   const dt = await devtools(target.webSocketDebuggerUrl);
   await dt.send("Profiler.enable");
-  await dt.send("Profiler.setSamplingInterval", { interval: 100 });
+  await dt.send("Profiler.setSamplingInterval", { interval: SAMPLING_US });
   await dt.send("Profiler.start");
   await work();
   const { profile } = (await dt.send("Profiler.stop")) as { profile: Profile };
@@ -93,8 +97,12 @@ export function reportProfile(
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  // Each sample counts as one sampling interval. Not its time delta: on this busy two-core machine
+  // the sampler often wakes late (deltas of 2-6 ms where 0.1 ms was asked), and a late sample's
+  // delta is mostly time the isolate sat idle before it, which weighting by deltas hands to
+  // whatever runs first after a wake (the entry's first line took 30 times its share).
   const perNode = new Map<number, number>();
-  for (const [i, s] of p.samples.entries()) perNode.set(s, (perNode.get(s) ?? 0) + (p.timeDeltas[i] ?? 0));
+  for (const s of p.samples) perNode.set(s, (perNode.get(s) ?? 0) + SAMPLING_US);
   const self = new Map<string, number>();
   const incl = new Map<string, number>();
   const files = new Map<string, number>();
@@ -119,7 +127,12 @@ export function reportProfile(
     }
   }
   const per = (us: number) => (us / opts.requests).toFixed(1).padStart(7);
-  console.log(`${opts.label}: ${opts.requests} requests, busy ${per(total)} us/request (idle ${per(idle)})`);
+  // Samples the sampler missed are missing from every figure alike: read them as shares.
+  console.log(
+    `${opts.label}: ${opts.requests} requests, ${p.samples.length} samples; ` +
+      `busy ${per(total)} us/request as sampled (idle ${per(idle)}); the sampler kept up ` +
+      `${Math.round((100 * p.samples.length * SAMPLING_US) / p.timeDeltas.reduce((a, b) => a + b, 0))}% of the time`,
+  );
   console.log("\nself us/request, by file");
   for (const [k, v] of [...files].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(per(v), k);
   console.log("\nself us/request");
