@@ -279,17 +279,31 @@ try {
     if ((i + 1) % 10 === 0) console.error(`ab: ${i + 1}/${SLICES} slices`);
   }
   console.log(`CPU ms a request, this tree against ${rev} (${SLICES} slices each)`);
+  const diffs = new Map<string, number[]>();
+  const report = (label: string, diff: number[], old?: number[], now?: number[]) => {
+    const lower = diff.filter((d) => d < 0).length;
+    console.log(
+      `${label.padEnd(18)} ${old && now ? `old ${round(pct(old, 0.5))}  new ${round(pct(now, 0.5))}  ` : ""}` +
+        `new - old (median of pairs) ${round(pct(diff, 0.5))}  new lower in ${lower}/${diff.length}  ` +
+        `sign test p ${round(signTestP(lower, diff.length), 3)}`,
+    );
+  };
   for (const target of [...new Set(slices.map((s) => s.target))]) {
     const old = cpu.get(`${target}|old`) ?? [];
     const now = cpu.get(`${target}|new`) ?? [];
     const diff = now.map((x, i) => x - (old[i] ?? Number.NaN));
-    const lower = diff.filter((d) => d < 0).length;
-    console.log(
-      `${target.padEnd(18)} old ${round(pct(old, 0.5))}  new ${round(pct(now, 0.5))}  ` +
-        `new - old (median of pairs) ${round(pct(diff, 0.5))}  new lower in ${lower}/${diff.length}  ` +
-        `sign test p ${round(signTestP(lower, diff.length), 3)}`,
-    );
+    diffs.set(target, diff);
+    report(target, diff, old, now);
   }
+  // The counter is the same code in both builds: what its pairs differ by is the two processes,
+  // not the change. Admit's pairs less the counter's of the same round take that out.
+  const admit = diffs.get("admit c=16");
+  const counter = diffs.get("counter c=16");
+  if (admit && counter)
+    report(
+      "admit - control",
+      admit.map((d, i) => d - (counter[i] ?? Number.NaN)),
+    );
 } finally {
   for (const stop of stops) await stop();
 }
