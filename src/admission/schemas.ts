@@ -13,6 +13,18 @@ import { RESERVATION_ID } from "./types";
 const TENANT_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const MODEL = /^[A-Za-z0-9@][A-Za-z0-9._:/@-]{0,127}$/;
 
+// The admit input's bounds, which the schema and its hand-written twin (`isAdmitRest`) both use.
+/** Input or output tokens of one message. */
+const MAX_TOKENS = 10_000_000;
+/** The largest answer a request may allow. */
+const MAX_ANSWER_TOKENS = 1_000_000;
+/** A user's or a conversation's id. */
+const MAX_ID_LENGTH = 256;
+/** How long a reservation may live unsettled. */
+const TTL_MS = { min: 1_000, max: 3_600_000 };
+/** Settlements in one call, or riding along one admit. */
+const MAX_SETTLEMENTS = 500;
+
 const model = z.string().regex(MODEL, "not a model name");
 const count = (max: number) => z.number().int().min(0).max(max);
 const price = z
@@ -40,7 +52,7 @@ export const AdmissionConfigSchema = z
 
 /** Actual usage of one answered message. */
 export const UsageSchema = z
-  .object({ model, inputTokens: count(10_000_000), outputTokens: count(10_000_000) })
+  .object({ model, inputTokens: count(MAX_TOKENS), outputTokens: count(MAX_TOKENS) })
   .strict();
 
 export const SettleItemSchema = z
@@ -48,19 +60,19 @@ export const SettleItemSchema = z
   .strict();
 
 /** A batch of settlements in one call. */
-export const SettleBatchSchema = SettleItemSchema.array().max(500);
+export const SettleBatchSchema = SettleItemSchema.array().max(MAX_SETTLEMENTS);
 
 export const AdmitInputSchema = z
   .object({
     tenantId: z.string().regex(TENANT_ID, "not a tenant id"),
-    userId: z.string().min(1).max(256),
-    conversationId: z.string().min(1).max(256),
+    userId: z.string().min(1).max(MAX_ID_LENGTH),
+    conversationId: z.string().min(1).max(MAX_ID_LENGTH),
     /** The model the request wants (the tenant's model unless an experiment overrides it). */
     model,
     /** Estimated input tokens; an upper bound keeps the budget exact. */
-    inputTokens: count(10_000_000),
+    inputTokens: count(MAX_TOKENS),
     /** The largest answer the request allows. */
-    maxTokens: z.number().int().min(1).max(1_000_000),
+    maxTokens: z.number().int().min(1).max(MAX_ANSWER_TOKENS),
     config: AdmissionConfigSchema,
     global: z
       .object({
@@ -69,9 +81,9 @@ export const AdmitInputSchema = z
       })
       .strict(),
     /** How long the reservation lives unsettled (default RESERVATION_TTL_MS). */
-    ttlMs: z.number().int().min(1_000).max(3_600_000).optional(),
+    ttlMs: z.number().int().min(TTL_MS.min).max(TTL_MS.max).optional(),
     /** Settlements of earlier messages riding along, so they cost no RPC of their own. */
-    settle: z.array(SettleItemSchema).max(500).optional(),
+    settle: z.array(SettleItemSchema).max(MAX_SETTLEMENTS).optional(),
     /**
      * A later model call of a message admitted as this reservation (a tool-loop step): its tokens
      * and cost count in every budget, but the message is already one request in the rate windows.
@@ -101,17 +113,17 @@ export function isAdmitRest(raw: unknown): boolean {
     "config" in r &&
     "global" in r &&
     matches(r.tenantId, TENANT_ID) &&
-    isString(r.userId, 1, 256) &&
-    isString(r.conversationId, 1, 256) &&
+    isString(r.userId, 1, MAX_ID_LENGTH) &&
+    isString(r.conversationId, 1, MAX_ID_LENGTH) &&
     matches(r.model, MODEL) &&
-    isInt(r.inputTokens, 0, 10_000_000) &&
-    isInt(r.maxTokens, 1, 1_000_000) &&
-    (r.ttlMs === undefined || isInt(r.ttlMs, 1_000, 3_600_000)) &&
+    isInt(r.inputTokens, 0, MAX_TOKENS) &&
+    isInt(r.maxTokens, 1, MAX_ANSWER_TOKENS) &&
+    (r.ttlMs === undefined || isInt(r.ttlMs, TTL_MS.min, TTL_MS.max)) &&
     (r.continues === undefined || matches(r.continues, RESERVATION_ID)) &&
     (r.settle === undefined ||
       (Array.isArray(r.settle) &&
         Object.getPrototypeOf(r.settle) === Array.prototype &&
-        r.settle.length <= 500 &&
+        r.settle.length <= MAX_SETTLEMENTS &&
         r.settle.every(isSettleItem)))
   );
 }
@@ -159,7 +171,7 @@ function isSettleItem(v: unknown): boolean {
   if (!isPlainObject(usage) || !hasOnly(usage, 3)) return false;
   const u = usage as { model?: unknown; inputTokens?: unknown; outputTokens?: unknown };
   return (
-    matches(u.model, MODEL) && isInt(u.inputTokens, 0, 10_000_000) && isInt(u.outputTokens, 0, 10_000_000)
+    matches(u.model, MODEL) && isInt(u.inputTokens, 0, MAX_TOKENS) && isInt(u.outputTokens, 0, MAX_TOKENS)
   );
 }
 
