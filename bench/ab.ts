@@ -24,6 +24,7 @@ import * as os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { hit as admissionHit } from "./admission.ts";
 import { type chatSetup as ChatSetup, openConversation } from "./chat.ts";
 import {
   closedLoop,
@@ -127,20 +128,13 @@ for (const b of builds) {
     });
     const pid = workerdPids().find((p) => !seen.has(p));
     if (!pid) throw new Error(`${b.name}: no admission workerd process`);
-    let user = 0;
-    for (const target of ["admit", "counter"]) {
-      const hit = async () => {
-        const res = await fetch(`${base}/${target}?u=u${user++ % 5_000}`);
-        await res.arrayBuffer();
-        if (res.status !== 200) throw new Error(`${b.name} /${target}: HTTP ${res.status}`);
-        return 0;
-      };
+    for (const target of ["admit", "counter"] as const) {
       slices.push({
         target: `${target} c=16`,
         build: b.name,
         pid,
         requests: 25 * C,
-        run: () => closedLoop(25 * C, C, hit),
+        run: () => closedLoop(25 * C, C, () => admissionHit(base, target)),
       });
     }
   }

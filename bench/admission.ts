@@ -24,7 +24,8 @@ type Target = "noop" | "counter" | "admit" | "admit-only" | "admit-settle-rpc";
 const TARGETS: Target[] = ["noop", "counter", "admit", "admit-only", "admit-settle-rpc"];
 
 let seq = 0;
-async function hit(base: string, target: Target): Promise<number> {
+/** One request to `target` from one of USERS users, in turn; answers its latency. */
+export async function hit(base: string, target: Target): Promise<number> {
   seq += 1;
   const t = performance.now();
   const res = await fetch(`${base}/${target}?u=u${seq % USERS}`);
