@@ -25,7 +25,7 @@ import { freePort } from "./ports.ts";
 import { startRelay } from "./relay.ts";
 import { DEMO_TENANT, registerDemoTool, seedDemo } from "./seed.ts";
 import { demoKnowledgeReady, seedDemoKnowledge, useLocalEmbedder } from "./seed-knowledge.ts";
-import { spawnOrderStatusTool } from "./tools.ts";
+import { PortInUseError, type RunningTool, spawnOrderStatusTool } from "./tools.ts";
 import { startTurnstile } from "./turnstile.ts";
 import { redisAnswers, startUpstashBridge } from "./upstash-bridge.ts";
 
@@ -176,6 +176,27 @@ function interrupt() {
   process.exit(130);
 }
 
+/**
+ * Registers the demo tenant's order_status tool (the platform makes its secret) and starts the example
+ * worker (examples/order-status) in workerd with that secret on TOOL_PORT. With TOOL_PORT=0 the port
+ * is one the OS had free a moment before; when something takes it before workerd binds it, another
+ * port is registered and tried.
+ */
+async function startDemoTool(base: string): Promise<RunningTool> {
+  for (let attempt = 1; ; attempt++) {
+    const chosen = toolPort === 0 ? await freePort() : toolPort;
+    const secret = await registerDemoTool(base, adminToken, `http://127.0.0.1:${chosen}/`);
+    try {
+      return await spawnOrderStatusTool({ secret, port: chosen });
+    } catch (err) {
+      if (!(err instanceof PortInUseError)) throw err;
+      if (toolPort !== 0) throw new Error(`${err.message}: set TOOL_PORT to a free port, or 0 for any`);
+      if (attempt === 5) throw err;
+      say(`tool: port ${chosen} was taken before the tool bound it; trying another`);
+    }
+  }
+}
+
 async function main() {
   const pg = await postgres();
   say(`postgres: ${pg.label}`);
@@ -261,10 +282,7 @@ async function main() {
   // The demo tenant's order_status tool: registered first (its secret is made by the platform),
   // then the example worker starts in workerd with that secret. ENVIRONMENT=development lets the
   // platform call it over plain http on 127.0.0.1.
-  const chosenToolPort = toolPort === 0 ? await freePort() : toolPort;
-  const toolUrl = `http://127.0.0.1:${chosenToolPort}/`;
-  const toolSecret = await registerDemoTool(base, adminToken, toolUrl);
-  const tool = await spawnOrderStatusTool({ secret: toolSecret, port: chosenToolPort });
+  const tool = await startDemoTool(base);
   cleanups.push(() => tool.close());
   say(`tool: order_status (examples/order-status) at ${tool.url}`);
   // The demo's shipping policy and returns FAQ (src/knowledge), indexed by the worker's own queue,

@@ -18,6 +18,18 @@ import { listen } from "./ports.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
+/** local/tools.ts's exit code when its port is taken (Linux's EADDRINUSE), so a parent can pick another. */
+const EXIT_ADDRESS_IN_USE = 98;
+
+/** Raised by spawnOrderStatusTool when the port it was given is taken by the time workerd binds it. */
+export class PortInUseError extends Error {
+  readonly port: number;
+  constructor(port: number) {
+    super(`port ${port} is already in use`);
+    this.port = port;
+  }
+}
+
 export interface RunningTool {
   url: string;
   port: number;
@@ -153,7 +165,13 @@ export async function spawnOrderStatusTool(opts: { secret: string; port: number 
   });
   const first = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).once("line", resolve);
-    child.once("exit", (code) => reject(new Error(`local/tools.ts exited with ${code}`)));
+    child.once("exit", (code) =>
+      reject(
+        code === EXIT_ADDRESS_IN_USE
+          ? new PortInUseError(opts.port)
+          : new Error(`local/tools.ts exited with ${code}`),
+      ),
+    );
   });
   const { url, port } = JSON.parse(first) as { url: string; port: number };
   return {
@@ -173,7 +191,11 @@ if (import.meta.main) {
   const { values } = parseArgs({ options: { port: { type: "string", default: "8795" } } });
   const secret = process.env.ORDER_STATUS_TOOL_SECRET;
   if (!secret) throw new Error("ORDER_STATUS_TOOL_SECRET is not set");
-  const tool = await startOrderStatusTool({ secret, port: Number(values.port) });
+  const tool = await startOrderStatusTool({ secret, port: Number(values.port) }).catch((err) => {
+    if ((err as { code?: unknown }).code !== "ERR_ADDRESS_IN_USE") throw err;
+    process.stderr.write(`[tools] port ${values.port} is already in use\n`);
+    process.exit(EXIT_ADDRESS_IN_USE);
+  });
   process.stdout.write(`${JSON.stringify({ url: tool.url, port: tool.port })}\n`);
   const stop = () => void tool.close().finally(() => process.exit(0));
   process.stdin.on("end", stop);

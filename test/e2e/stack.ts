@@ -56,7 +56,17 @@ async function startTurn(): Promise<() => void> {
  * `env` adds to its environment; `.dev.vars` is the stack's own (none, unless `devVars` is given).
  */
 export async function startStack(env: Record<string, string> = {}, devVars?: string): Promise<Stack> {
-  const port = await freePort();
+  // The port is one the OS had free a moment before; another process may take it first.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launchStack(await freePort(), env, devVars);
+    } catch (err) {
+      if (attempt === 3 || !String(err).includes("ERR_ADDRESS_IN_USE")) throw err;
+    }
+  }
+}
+
+async function launchStack(port: number, env: Record<string, string>, devVars?: string): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), "chatedge-e2e-"));
   if (devVars !== undefined) writeFileSync(join(dir, "dev.vars"), devVars);
   const databaseUrl = `${TEST_POSTGRES_URL}/chatedge_e2e_${process.pid}`;
@@ -110,7 +120,12 @@ export async function startStack(env: Record<string, string> = {}, devVars?: str
         reject(new Error(`dev stack exited with ${code}:\n${log.join("").slice(-3000)}`));
       });
     },
-  ).finally(release);
+  )
+    .catch((err) => {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    })
+    .finally(release);
   return {
     ...ready,
     databaseUrl,
