@@ -62,6 +62,42 @@ async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 45_0
   }
 }
 
+/**
+ * Starts Prometheus on a port the OS had free a moment before, and waits until it is ready. If
+ * another process took the port first, Prometheus exits saying so, and another port is tried.
+ */
+async function startPrometheus(config: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const child = spawn(
+      PROMETHEUS,
+      [
+        `--config.file=${config}`,
+        `--storage.tsdb.path=${join(dir, "data")}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+      ],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let log = "";
+    child.stderr?.on("data", (d) => {
+      log += String(d);
+    });
+    const exited = new Promise<"exited">((r) => child.once("exit", () => r("exited")));
+    const ready = until("Prometheus to be ready", async () => {
+      if (child.exitCode !== null) return "exited" as const;
+      const res = await fetch(`http://127.0.0.1:${port}/-/ready`);
+      return res.ok ? ("ready" as const) : undefined;
+    });
+    if ((await Promise.race([ready, exited])) === "ready") {
+      prometheus = child;
+      promBase = `http://127.0.0.1:${port}`;
+      return;
+    }
+    if (attempt === 3 || !log.includes("address already in use"))
+      throw new Error(`prometheus exited (${child.exitCode}):\n${log.slice(-2000)}`);
+  }
+}
+
 describe("Prometheus pointed at /admin/metrics", () => {
   it("promtool finds nothing to complain about", async () => {
     // Some traffic first, so tenant series exist: two chats of the demo tenant.
@@ -90,8 +126,6 @@ describe("Prometheus pointed at /admin/metrics", () => {
   });
 
   it("a Prometheus server scrapes it with the admin token and answers PromQL", async () => {
-    const port = await freePort();
-    promBase = `http://127.0.0.1:${port}`;
     const target = new URL(stack.base).host;
     const config = join(dir, "prometheus.yml");
     // The README's scrape job, with a short interval for the test.
@@ -112,15 +146,7 @@ describe("Prometheus pointed at /admin/metrics", () => {
     );
     const check = spawnSync(PROMTOOL, ["check", "config", config], { encoding: "utf8" });
     expect(check.status, check.stdout + check.stderr).toBe(0);
-    prometheus = spawn(
-      PROMETHEUS,
-      [
-        `--config.file=${config}`,
-        `--storage.tsdb.path=${join(dir, "data")}`,
-        `--web.listen-address=127.0.0.1:${port}`,
-      ],
-      { stdio: "ignore" },
-    );
+    await startPrometheus(config);
     const up = await until("the scrape to succeed", async () => {
       const r = await promQuery('up{job="chatedge"}');
       return r[0]?.value[1] === "1" ? r : undefined;
