@@ -20,7 +20,7 @@ const WARMUP = 400;
 const USERS = 5_000;
 
 /** noop: the worker alone. counter: the baseline. admit: the chat path's admission. */
-type Target = "noop" | "counter" | "admit" | "admit-only" | "admit-settle-rpc";
+export type Target = "noop" | "counter" | "admit" | "admit-only" | "admit-settle-rpc";
 const TARGETS: Target[] = ["noop", "counter", "admit", "admit-only", "admit-settle-rpc"];
 
 let seq = 0;
@@ -66,14 +66,36 @@ export function admissionWorkerOptions(script: string, persist: string) {
   };
 }
 
+/**
+ * Starts the admission bench's worker (`script`: bench/worker/admission.ts, bundled) in workerd,
+ * its objects in a new temporary directory; `close` stops it and removes the directory.
+ */
+export async function startAdmissionWorker(
+  script: string,
+  opts: { inspectorPort?: number } = {},
+): Promise<{ base: string; close(): Promise<void> }> {
+  const persist = mkdtempSync(join(tmpdir(), "chatedge-bench-"));
+  const mf = new Miniflare({
+    ...convertV4MiniflareOptions(admissionWorkerOptions(script, persist)),
+    ...opts,
+  });
+  const close = async () => {
+    await mf.dispose();
+    rmSync(persist, { recursive: true, force: true });
+  };
+  try {
+    return { base: (await mf.ready).toString().replace(/\/$/, ""), close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
 export const admissionBench: Bench = {
   name: "admission",
   async run(log) {
-    const script = await bundleBenchWorker("admission.ts");
-    const persist = mkdtempSync(join(tmpdir(), "chatedge-bench-"));
-    const mf = new Miniflare(convertV4MiniflareOptions(admissionWorkerOptions(script, persist)));
+    const { base, close } = await startAdmissionWorker(await bundleBenchWorker("admission.ts"));
     try {
-      const base = (await mf.ready).toString().replace(/\/$/, "");
       const pid = workerdPids()[0];
       if (pid === undefined) throw new Error("no workerd child process found");
       log(`workerd ${pid} at ${base}; warming up`);
@@ -201,8 +223,7 @@ export const admissionBench: Bench = {
         },
       };
     } finally {
-      await mf.dispose();
-      rmSync(persist, { recursive: true, force: true });
+      await close();
     }
   },
 };

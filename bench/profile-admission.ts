@@ -7,16 +7,13 @@
  *
  *   [CONCURRENCY=16] bash scripts/node.sh node bench/profile-admission.ts [admit|counter|admit-only|admit-settle-rpc] [requests]
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { convertV4MiniflareOptions, Miniflare } from "miniflare";
-import { admissionWorkerOptions } from "./admission.ts";
+import { hit, startAdmissionWorker, type Target } from "./admission.ts";
 import { bundleBenchWorkerMapped, closedLoop } from "./lib.ts";
 import { profileWhile, reportProfile } from "./profile.ts";
 
-const target = process.argv[2] ?? "admit";
+const target = (process.argv[2] ?? "admit") as Target;
 const REQUESTS = Number(process.argv[3] ?? 8_000);
 const WARMUP = Number(process.env.WARMUP ?? 6_000);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 16);
@@ -25,29 +22,15 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 
 // The bench's worker, as bench/admission.ts runs it, with a source map.
 const { js, map: mapText } = await bundleBenchWorkerMapped("admission.ts");
-const persist = mkdtempSync(join(tmpdir(), "chatedge-profile-"));
-const mf = new Miniflare({
-  ...convertV4MiniflareOptions(admissionWorkerOptions(js, persist)),
-  inspectorPort: INSPECTOR_PORT,
-});
-
-let seq = 0;
-async function hit(base: string): Promise<number> {
-  seq += 1;
-  const res = await fetch(`${base}/${target}?u=u${seq % 5_000}`);
-  await res.arrayBuffer();
-  if (res.status !== 200) throw new Error(`${target}: HTTP ${res.status}`);
-  return 0;
-}
+const { base, close } = await startAdmissionWorker(js, { inspectorPort: INSPECTOR_PORT });
 
 try {
-  const base = (await mf.ready).toString().replace(/\/$/, "");
-  await closedLoop(WARMUP, CONCURRENCY, () => hit(base));
+  await closedLoop(WARMUP, CONCURRENCY, () => hit(base, target));
   const profile = await profileWhile(
     INSPECTOR_PORT,
     (titles) => titles.findIndex((t) => t.includes("worker.mjs") || t.includes("core:user")),
     async () => {
-      await closedLoop(REQUESTS, CONCURRENCY, () => hit(base));
+      await closedLoop(REQUESTS, CONCURRENCY, () => hit(base, target));
       await new Promise((r) => setTimeout(r, 100));
     },
   );
@@ -56,6 +39,5 @@ try {
   reportProfile(profile, { label: target, requests: REQUESTS, bundle: "worker.mjs", sourceMap: mapText });
   console.log(`\n${file}`);
 } finally {
-  await mf.dispose();
-  rmSync(persist, { recursive: true, force: true });
+  await close();
 }
