@@ -95,9 +95,13 @@ export async function chatFixtures(name: string) {
   };
 }
 
-/** Bundles the worker into `outdir` as `wrangler deploy` would upload it (a dry run). */
-export function buildWorkerBundle(outdir: string): void {
-  const built = spawnSync("wrangler", ["deploy", "--dry-run", "--outdir", outdir], {
+/**
+ * Bundles the worker into `outdir` as `wrangler deploy` would upload it (a dry run); `metafile`
+ * also writes esbuild's account of every input and import to `outdir/bundle-meta.json`.
+ */
+export function buildWorkerBundle(outdir: string, opts: { metafile?: boolean } = {}): void {
+  const args = ["deploy", "--dry-run", "--outdir", outdir, ...(opts.metafile ? ["--metafile"] : [])];
+  const built = spawnSync("wrangler", args, {
     cwd: fileURLToPath(new URL("..", import.meta.url)),
     encoding: "utf8",
     env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
