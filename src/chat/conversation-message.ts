@@ -8,6 +8,7 @@ import { type AppEnv, execCtx } from "../app";
 import type { Env } from "../env";
 import { AppError } from "../errors";
 import { type AppliedExperiments, applyAssignment, switchedOnExperiments } from "../experiments/apply";
+import type { AnswerSource } from "../knowledge/chat-schemas";
 import {
   citedSources,
   contextTokens,
@@ -16,7 +17,6 @@ import {
   recordUnansweredQuestion,
   saysUnknown,
 } from "../knowledge/retrieve";
-import type { AnswerSource } from "../knowledge/schemas";
 import { redact, redactorOf, redactReply } from "../privacy/redact";
 import type { TenantConfig } from "../tenants/config";
 import { registryRunner, startToolTurn, toolDefinition, toolFrame, toolsOrNone } from "../tools/loop";

@@ -6,7 +6,7 @@ import { tenantAuth } from "../auth/middleware";
 import { AppError } from "../errors";
 import { applyExperiments } from "../experiments/apply";
 import { issueLiveTicket } from "../handoff/ticket";
-import { AnswerSource } from "../knowledge/schemas";
+import { AnswerSource } from "../knowledge/chat-schemas";
 import { errors, jsonBody, jsonResponse, tenantSecurity } from "../openapi";
 import { redactNullable, redactorOf } from "../privacy/redact";
 import { DAY_MS, retentionDaysOf } from "../privacy/retention";

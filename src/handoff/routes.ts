@@ -12,7 +12,7 @@ import type { HandoffActor, HandoffResult, PrepareResult } from "../chat/convers
 import { TopicMatcher } from "../chat/safety";
 import { messageTokens } from "../chat/tokens";
 import { AppError } from "../errors";
-import { InboxEntry, InboxItem } from "../inbox/schemas";
+import { InboxEntry, InboxItem } from "../inbox/chat-schemas";
 import { errors, jsonBody, jsonResponse } from "../openapi";
 import { redactorOf, redactReply } from "../privacy/redact";
 import type { TenantScope } from "../tenants/scope";

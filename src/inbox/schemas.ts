@@ -1,6 +1,10 @@
 /** The inbox's REST shapes (docs/handoff.md); times are epoch milliseconds. */
 import { z } from "@hono/zod-openapi";
-import { INBOX_STATUSES, type InboxItem as InboxItemShape } from "../handoff/types";
+import { INBOX_STATUSES } from "../handoff/types";
+import { InboxEntry, InboxItem } from "./chat-schemas";
+
+// What a chat path's app needs too lives in chat-schemas.ts; the inbox's routes get it here.
+export { InboxEntry, InboxItem } from "./chat-schemas";
 
 /** The most items one page holds. */
 export const MAX_PAGE = 100;
@@ -24,35 +28,9 @@ export const InboxQuery = z
   })
   .strict();
 
-export const InboxItem = z
-  .object({
-    id: z.string(),
-    status: z.enum(INBOX_STATUSES),
-    channel: z.string(),
-    experiment: z.string().nullable(),
-    variant: z.string().nullable(),
-    csat: z.number().int().nullable(),
-    total_cost_usd: z.number(),
-    turns: z.number().int(),
-    started_at: z.number(),
-    last_activity_at: z.number(),
-    waiting_since: z.number().nullable(),
-    holder: z.object({ operator_id: z.string(), name: z.string() }).nullable(),
-    preview: z.string().openapi({ description: "The latest message (with q: the latest one that matches)" }),
-  })
-  .openapi("InboxItem");
-
 export const InboxPage = z
   .object({ data: z.array(InboxItem), next_cursor: z.string().nullable() })
   .openapi("InboxPage");
-
-export const InboxEntry = z.object({
-  seq: z.number().int(),
-  role: z.enum(["user", "assistant", "operator", "system"]),
-  author: z.string().nullable(),
-  content: z.string(),
-  at: z.number(),
-});
 
 export const InboxTurn = z.object({
   turn_index: z.number().int(),
@@ -88,11 +66,5 @@ export const InboxIdParam = z.object({
     .openapi({ param: { name: "conversation_id", in: "path" } }),
 });
 
-export type InboxItem = z.infer<typeof InboxItem>;
-export type InboxEntry = z.infer<typeof InboxEntry>;
 export type InboxTurn = z.infer<typeof InboxTurn>;
 export type InboxConversation = z.infer<typeof InboxConversation>;
-
-// The contract's shape (src/handoff/types.ts) and this schema must not drift apart.
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
-const _sameItem: Same<InboxItem, InboxItemShape> = true;

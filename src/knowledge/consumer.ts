@@ -21,9 +21,9 @@ import type { Services } from "../services";
 import { type Chunk, chunkText } from "./chunk";
 import { type EmbeddingConfig, EmbeddingError, embeddingText, embedTexts, modelTag } from "./embed";
 import { extractText, formatOfContentType, hasHeadings } from "./extract";
+import { MAX_CHUNKS_PER_SOURCE, MAX_FETCH_BYTES } from "./limits";
 import { EmbedMessage, embedSource, requeueIfModelChanged } from "./reembed";
 import { invalidateKnowledge } from "./retrieve";
-import { MAX_CHUNKS_PER_SOURCE, MAX_FETCH_BYTES } from "./schemas";
 import { readKnowledgeConfig } from "./service";
 
 /** Deliveries tried before a source is recorded as failed (max_retries + 1 in wrangler.jsonc). */

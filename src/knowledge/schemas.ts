@@ -1,15 +1,15 @@
 import { z } from "@hono/zod-openapi";
+import { MAX_DOCUMENT_CHARS, MAX_PAIRS } from "./limits";
 
-/** Characters of a document's content; a request body is also bounded by MAX_BODY_BYTES (64 KiB by default). */
-export const MAX_DOCUMENT_CHARS = 60_000;
-/** Pairs of one Q&A source. */
-export const MAX_PAIRS = 200;
-/** Bytes read from a fetched URL; a longer page fails its source. */
-export const MAX_FETCH_BYTES = 1_000_000;
-/** Chunks one source may produce; a longer text fails its source. */
-export const MAX_CHUNKS_PER_SOURCE = 2_000;
-/** Sources one tenant may have. */
-export const MAX_SOURCES_PER_TENANT = 500;
+// What a chat path's app needs too lives apart (chat-schemas.ts, limits.ts); the rest gets it here.
+export { AnswerSource } from "./chat-schemas";
+export {
+  MAX_CHUNKS_PER_SOURCE,
+  MAX_DOCUMENT_CHARS,
+  MAX_FETCH_BYTES,
+  MAX_PAIRS,
+  MAX_SOURCES_PER_TENANT,
+} from "./limits";
 
 const Title = z.string().trim().min(1).max(200);
 
@@ -176,9 +176,3 @@ export const Unanswered = z
     ),
   })
   .openapi("KnowledgeUnanswered");
-
-/** A source cited by an answer, as chat responses carry it. */
-export const AnswerSource = z
-  .object({ id: z.string(), title: z.string(), url: z.string().nullable() })
-  .openapi("AnswerSource");
-export type AnswerSource = z.infer<typeof AnswerSource>;

@@ -12,14 +12,8 @@ import { AppError, errorSummary } from "../errors";
 import { strictWebhookTargets, webhookTargetProblem } from "../notify/webhook-target";
 import { type Actor, audit } from "../tenants/service";
 import type { EmbeddingConfig } from "./embed";
-import {
-  type EmbeddingInput,
-  MAX_SOURCES_PER_TENANT,
-  type Settings,
-  type SettingsPatch,
-  type Source,
-  type SourceInput,
-} from "./schemas";
+import { MAX_SOURCES_PER_TENANT } from "./limits";
+import type { EmbeddingInput, Settings, SettingsPatch, Source, SourceInput } from "./schemas";
 
 /** What the ingestion queue carries: which version of which tenant's source to index. */
 export interface IngestMessage {

@@ -2,7 +2,7 @@ import { createRoute } from "@hono/zod-openapi";
 import { newRouter } from "../app";
 import { tenantAuth } from "../auth/middleware";
 import { errors, jsonResponse, tenantSecurity } from "../openapi";
-import { PublicConfig } from "./schemas";
+import { PublicConfig } from "./chat-schemas";
 
 const configRoute = createRoute({
   method: "get",

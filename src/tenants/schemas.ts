@@ -1,8 +1,10 @@
 import { z } from "@hono/zod-openapi";
 import { CUSTOM_PATTERN_LIMITS, patternProblem } from "../privacy/redact";
+import { TENANT_ID, TenantIdParam } from "./chat-schemas";
 
-/** A tenant id: 1-63 of [a-z0-9-], not starting or ending with -. */
-export const TENANT_ID = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+// The shapes a chat path's app needs too live in chat-schemas.ts; the admin API gets them here.
+export { PublicConfig, TENANT_ID, TenantIdParam } from "./chat-schemas";
+
 const MODEL = /^[A-Za-z0-9@][A-Za-z0-9._:/@-]{0,127}$/;
 /** Turnstile site and secret keys: "0x4AAA...", and the documented test keys "1x0000...AA". */
 const TURNSTILE_KEY = /^[0-9]x[A-Za-z0-9_-]{10,100}$/;
@@ -156,13 +158,6 @@ export const TenantList = z
   .object({ tenants: z.array(Tenant), next_cursor: z.string().nullable() })
   .openapi("TenantList");
 
-export const TenantIdParam = z.object({
-  id: z
-    .string()
-    .regex(TENANT_ID, "not a tenant id")
-    .openapi({ param: { name: "id", in: "path" } }),
-});
-
 export const KeyCreate = z
   .object({
     kind: z.enum(["secret", "publishable"]),
@@ -203,30 +198,6 @@ export const ListQuery = z.object({
     .optional(),
   include_inactive: z.enum(["true", "false"]).default("false"),
 });
-
-export const PublicConfig = z
-  .object({
-    tenant_id: z.string(),
-    name: z.string(),
-    greeting: z.string(),
-    model: z.string(),
-    widget: z
-      .object({
-        title: z.string(),
-        accent_color: z.string().nullable(),
-        avatar_url: z.string().nullable(),
-        position: z.enum(["bottom-right", "bottom-left"]),
-        locale: z.enum(["en", "de", "fr", "es", "ja"]).nullable(),
-      })
-      .openapi({
-        description: "How the widget looks: the tenant's widget_* settings, the title defaulting to the name",
-      }),
-    turnstile: z.object({ site_key: z.string(), script_url: z.string() }).nullable().openapi({
-      description:
-        "The bot check a browser passes before its first conversation (send the token as turnstile_token); null when off",
-    }),
-  })
-  .openapi("PublicConfig");
 
 export const AuditEntry = z
   .object({

@@ -13,8 +13,8 @@ import { adminAuth, tenantAuth } from "../auth/middleware";
 import { AppError } from "../errors";
 import { adminSecurity, errors, operatorSecurity, tenantSecurity } from "../openapi";
 import { operatorAuth, ownersOnly } from "../operators/middleware";
+import { TenantIdParam } from "./chat-schemas";
 import { getTenantConfig } from "./config";
-import { TenantIdParam } from "./schemas";
 
 /** Which credential reached the tenant: a secret key, the admin token, or an operator's console session. */
 export type ScopeKind = "key" | "admin" | "operator";

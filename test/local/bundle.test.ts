@@ -3,7 +3,9 @@
  * wrangler.jsonc's `alias` entries send three of zod's modules elsewhere (its locales to English,
  * its compiler and `fromJSONSchema` to src/bundle/). An alias applies to whatever imports that
  * exact specifier, so these tests check that only zod does, that the modules it replaces are gone,
- * that the stand-ins keep every name zod's modules export, and the size issue #20 asks for.
+ * that the stand-ins keep every name zod's modules export, and the size issue #20 asks for. And a
+ * chat path's app (src/api-chat.ts), built on a cold isolate's first chat request, builds none of
+ * the admin API's schema modules.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -16,7 +18,7 @@ import { unstable_readConfig } from "wrangler";
 import { buildWorkerBundle } from "../../bench/lib.ts";
 
 interface Metafile {
-  inputs: Record<string, { imports: { path: string; original?: string }[] }>;
+  inputs: Record<string, { imports: { path: string; kind: string; original?: string }[] }>;
 }
 
 const outdir = mkdtempSync(join(tmpdir(), "chatedge-bundle-"));
@@ -57,6 +59,23 @@ describe("the worker's bundle", () => {
     const zod = inputs.filter((f) => f.startsWith("node_modules/zod/"));
     expect(zod.filter((f) => /\/(compile|from-json-schema)\.js$/.test(f))).toEqual([]);
     expect(zod.filter((f) => f.includes("/locales/") && !f.endsWith("/locales/en.js"))).toEqual([]);
+  });
+
+  it("builds none of the other APIs' schema modules for a chat path's app", () => {
+    // What src/api-chat.ts evaluates when a chat path's first request builds it: its static
+    // imports, transitively (a dynamic import loads only when called).
+    const reached = new Set<string>();
+    const queue = ["src/api-chat.ts"];
+    for (let file = queue.pop(); file !== undefined; file = queue.pop()) {
+      if (reached.has(file)) continue;
+      reached.add(file);
+      for (const im of meta.inputs[file]?.imports ?? [])
+        if (im.kind === "import-statement") queue.push(im.path);
+    }
+    expect(reached.size).toBeGreaterThan(50);
+    expect(reached).toContain("src/tenants/chat-schemas.ts");
+    // The tenants', knowledge's and inbox's admin shapes: the chat app's share is in chat-schemas.ts.
+    expect([...reached].filter((f) => /^src\/.*\/schemas\.ts$/.test(f))).toEqual([]);
   });
 
   it("is at most 300 KiB gzipped (issue #20)", () => {
