@@ -10,7 +10,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { decode, encode } from "gpt-tokenizer/encoding/o200k_base";
-import { PIECE, PUNCT } from "../src/chat/token-pieces.ts";
+import { PUNCT, piecePattern } from "../src/chat/token-pieces.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const PLAIN = { disallowedSpecial: new Set<string>() };
@@ -63,7 +63,7 @@ function pairTable(
   const seen = new Float64Array(size * size);
   const cut = new Float64Array(size * size);
   const memo = new Map<string, Set<number>>();
-  for (const m of text.matchAll(PIECE)) {
+  for (const m of text.matchAll(piecePattern())) {
     const piece = m[0];
     if (!want.test(piece)) continue;
     const at = cuts(piece, memo);

@@ -1,20 +1,27 @@
 // Shared by the estimator (tokens.ts) and the script that trains its tables (local/token-tables.ts).
 
-/** o200k_base's pre-tokenizer: words with their leading space or mark, 1-3 digits, punctuation, spaces. */
-export const PIECE =
-  /[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?:'(?:[sS]|[dD]|[mM]|[tT]|[lL][lL]|[vV][eE]|[rR][eE]))?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?:'(?:[sS]|[dD]|[mM]|[tT]|[lL][lL]|[vV][eE]|[rR][eE]))?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
+/**
+ * o200k_base's pre-tokenizer: words with their leading space or mark, 1-3 digits, punctuation,
+ * spaces. Its source only: a regex with Unicode property classes costs about 3 ms to build, which a
+ * cold isolate's first chat request paid while the module loaded though ASCII text never runs it
+ * (see below). `piecePattern()` builds it.
+ */
+const PIECE_SOURCE = String.raw`[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?:'(?:[sS]|[dD]|[mM]|[tT]|[lL][lL]|[vV][eE]|[rR][eE]))?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?:'(?:[sS]|[dD]|[mM]|[tT]|[lL][lL]|[vV][eE]|[rR][eE]))?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
+/** The pre-tokenizer as a global regex, for `matchAll` (the splitter's oracle in tests, the trainer). */
+export const piecePattern = (): RegExp => new RegExp(PIECE_SOURCE, "gu");
 /** The ASCII punctuation marks, in the order of PUNCT_PAIRS. */
 export const PUNCT = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 
-// Run by matchAll, PIECE (a unicode-property regex) was about half the cost of counting in workerd,
-// so pieces of ASCII are split by hand below, decision for decision as PIECE makes them. Wherever a
-// character outside ASCII could change a decision (it may be a letter of either class, a mark, a
-// digit or a space), that piece is left to PIECE itself, run from the piece's start: the split is the
-// regex's for every text. Every character starts a match of some alternative, so the matches tile
-// the text with no gaps, and each piece starts where the one before ended.
-const AT = new RegExp(PIECE.source, "uy");
+// Run by matchAll, the pre-tokenizer (a unicode-property regex) was about half the cost of counting
+// in workerd, so pieces of ASCII are split by hand below, decision for decision as the regex makes
+// them. Wherever a character outside ASCII could change a decision (it may be a letter of either
+// class, a mark, a digit or a space), that piece is left to the regex itself, run from the piece's
+// start: the split is the regex's for every text. Every character starts a match of some
+// alternative, so the matches tile the text with no gaps, and each piece starts where the one before
+// ended. The sticky copy of the regex that does so is built on the first such piece.
+let at: RegExp | undefined;
 
-// What PIECE tells apart among ASCII characters; END past the text, WIDE outside ASCII.
+// What the pre-tokenizer tells apart among ASCII characters; END past the text, WIDE outside ASCII.
 const END = 0;
 const UPPER = 1;
 const LOWER = 2;
@@ -48,10 +55,11 @@ function classAt(text: string, i: number, len: number): number {
 /** The character code at `i`, -1 past the end. */
 const codeAt = (text: string, i: number, len: number) => (i < len ? text.charCodeAt(i) : -1);
 
-/** The end of PIECE's match at `start`, run as the regex itself. */
+/** The end of the pre-tokenizer's match at `start`, run as the regex itself. */
 function regexEnd(text: string, start: number, len: number): number {
-  AT.lastIndex = start;
-  return AT.test(text) ? AT.lastIndex : len; // never fails: see above
+  at ??= new RegExp(PIECE_SOURCE, "uy");
+  at.lastIndex = start;
+  return at.test(text) ? at.lastIndex : len; // never fails: see above
 }
 
 /**
@@ -76,7 +84,7 @@ function wordEnd(text: string, start: number, len: number): number {
   return i;
 }
 
-/** The end of the piece PIECE matches at `start`. */
+/** The end of the piece the pre-tokenizer matches at `start`. */
 function pieceEnd(text: string, start: number, len: number): number {
   const k = classAt(text, start, len);
   if (k === UPPER || k === LOWER) {
@@ -124,7 +132,7 @@ function pieceEnd(text: string, start: number, len: number): number {
 
 /**
  * Calls `fn` with the bounds of each piece of `text` (the piece is `text.slice(start, end)`), in
- * order, exactly as `text.matchAll(PIECE)` matches them, until `fn` returns true.
+ * order, exactly as `text.matchAll(piecePattern())` matches them, until `fn` returns true.
  */
 export function forEachPiece(text: string, fn: (start: number, end: number) => unknown): void {
   const len = text.length;

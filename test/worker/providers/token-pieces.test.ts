@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { forEachPiece, PIECE } from "../../../src/chat/token-pieces";
+import { forEachPiece, piecePattern } from "../../../src/chat/token-pieces";
 import { countTextTokens, pieceTokens, truncateToTokens } from "../../../src/chat/tokens";
 import { prng } from "../prng";
 import { TOKEN_CORPUS } from "./token-corpus";
@@ -8,6 +8,7 @@ import { TOKEN_CORPUS } from "./token-corpus";
 // pieces at the same indices for every text, in workerd's own regex engine and Unicode tables.
 
 type Piece = readonly [index: number, piece: string];
+const PIECE = piecePattern();
 const byRegex = (text: string): Piece[] => Array.from(text.matchAll(PIECE), (m) => [m.index, m[0]] as const);
 function byHand(text: string): Piece[] {
   const out: Piece[] = [];
