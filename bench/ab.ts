@@ -12,7 +12,10 @@
  * node_modules; inside the tree, because Miniflare resolves the bundle's path from here) and
  * bundled with its own bench/chat.ts. Prints, per target, both builds' median CPU a request, the
  * median of the paired differences, how many slices the new build was lower in, and the sign
- * test's two-sided p for that count.
+ * test's two-sided p for that count. Each build's chat worker runs a control beside it, in its
+ * own process: the pass-through, sent the same OpenAI request. Its pairs show what the two
+ * processes differ by, and each short chat target is printed again less it ("openai c=16 -
+ * control"), as admit is less the counter. Builds from before 2026-12-07 have no control.
  *
  * BENCH_AB_NEW_TMPDIR=/dev/shm (with HEAD as the revision: the same code twice) keeps the new
  * build's Durable Object storage on tmpfs, where an fsync costs next to nothing: what the local
@@ -145,8 +148,11 @@ for (const b of builds) {
   if (newTmp) process.env.TMPDIR = newTmp;
   else if (tmpdir === undefined) delete process.env.TMPDIR;
   else process.env.TMPDIR = tmpdir;
-  const { chatSetup }: { chatSetup: typeof ChatSetup } = await import(`${b.bench}/chat.ts`);
-  const { fixtures, keys, worker } = await chatSetup(`chatedge_ab_${b.name}`);
+  const { chatSetup, UPSTREAM_KEY }: { chatSetup: typeof ChatSetup; UPSTREAM_KEY?: string } = await import(
+    `${b.bench}/chat.ts`
+  );
+  // A build whose bench runs a control (the pass-through in the chat worker's process) gets one.
+  const { fixtures, keys, worker } = await chatSetup(`chatedge_ab_${b.name}`, { control: true });
   stops.push(async () => {
     await worker.stop();
     await fixtures.close();
@@ -154,8 +160,14 @@ for (const b of builds) {
   const pid = workerdPids().find((p) => !seen.has(p));
   if (!pid) throw new Error(`${b.name}: no workerd process`);
   const headers = { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" };
-  const post = async (path: string, body: string, status = 200, as: Record<string, string> = headers) => {
-    const res = await fetch(`${worker.url}${path}`, { method: "POST", headers: as, body });
+  const post = async (
+    path: string,
+    body: string,
+    status = 200,
+    as: Record<string, string> = headers,
+    base = worker.url,
+  ) => {
+    const res = await fetch(`${base}${path}`, { method: "POST", headers: as, body });
     const text = await res.text();
     if (res.status !== status) throw new Error(`${b.name} ${path}: HTTP ${res.status} ${text}`);
     return text;
@@ -165,6 +177,16 @@ for (const b of builds) {
   const start = async () => (await open("conversation")).id;
   const add = (target: string, requests: number, run: () => Promise<unknown>) =>
     slices.push({ target, build: b.name, pid, requests, run });
+  const controlUrl = (worker as { controlUrl?: string }).controlUrl;
+  if (controlUrl && UPSTREAM_KEY) {
+    // The same request to the pass-through in the same process: the same code in both builds, so
+    // what its pairs differ by is the two processes, not the change (reported as "... - control").
+    const upstreamHeaders = { authorization: `Bearer ${UPSTREAM_KEY}`, "content-type": "application/json" };
+    const control = () =>
+      post("/v1/chat/completions", completion, 200, upstreamHeaders, controlUrl).then(() => 0);
+    add("control c=16", 5 * C, () => closedLoop(5 * C, C, control));
+    add("control c=1", 20, () => closedLoop(20, 1, control));
+  }
   if (kinds.includes("openai")) {
     add("openai c=16", 5 * C, () =>
       closedLoop(5 * C, C, () => post("/v1/chat/completions", completion).then(() => 0)),
@@ -246,6 +268,13 @@ for (const b of builds) {
   }
 }
 
+// The chat targets' control pairs only when both builds run it (an earlier tree's bench may not).
+const controlBuilds = new Set(slices.filter((s) => s.target.startsWith("control ")).map((s) => s.build));
+if (controlBuilds.size === 1) {
+  console.error(`ab: ${[...controlBuilds][0]} build alone runs the chat control; left out`);
+  slices.splice(0, slices.length, ...slices.filter((s) => !s.target.startsWith("control ")));
+}
+
 /** Two-sided sign test: the chance of a split at least this uneven if neither build were lower. */
 function signTestP(lower: number, n: number): number {
   const k = Math.min(lower, n - lower);
@@ -289,15 +318,23 @@ try {
     diffs.set(target, diff);
     report(target, diff, old, now);
   }
-  // The counter is the same code in both builds: what its pairs differ by is the two processes,
-  // not the change. Admit's pairs less the counter's of the same round take that out.
-  const admit = diffs.get("admit c=16");
-  const counter = diffs.get("counter c=16");
-  if (admit && counter)
-    report(
-      "admit - control",
-      admit.map((d, i) => d - (counter[i] ?? Number.NaN)),
-    );
+  // A control is the same code in both builds: what its pairs differ by is the two processes, not
+  // the change. A target's pairs less its control's of the same round take that out: admit's less
+  // the counter's, a short chat target's less the pass-through's in its process at the same
+  // concurrency (when both builds run that control).
+  const controlled = (target: string, control: string, label: string) => {
+    const d = diffs.get(target);
+    const c = diffs.get(control);
+    if (d && c)
+      report(
+        label,
+        d.map((x, i) => x - (c[i] ?? Number.NaN)),
+      );
+  };
+  controlled("admit c=16", "counter c=16", "admit - control");
+  // Only the short requests the control is like: a long stream or history differs in kind.
+  for (const kind of ["openai", "conversation", "widget"])
+    for (const c of ["c=16", "c=1"]) controlled(`${kind} ${c}`, `control ${c}`, `${kind} ${c} - control`);
 } finally {
   for (const stop of stops) await stop();
 }

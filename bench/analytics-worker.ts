@@ -14,6 +14,8 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 
 export interface BenchWorker {
   url: string;
+  /** The control worker's own address, when one was asked for (BenchWorkerOptions.control). */
+  controlUrl?: string;
   adminToken: string;
   stop(): Promise<void>;
 }
@@ -69,6 +71,12 @@ export interface BenchWorkerOptions {
   consumers?: boolean;
   /** Opens workerd's DevTools inspector on this port (CPU profiles: bench/profile-chat.ts). */
   inspectorPort?: number;
+  /**
+   * Also runs `script` as a second worker in the same workerd process, on a socket of its own
+   * (`controlUrl`), with `UPSTREAM` bound: a control whose CPU lands in the same process's count
+   * (bench/ab.ts).
+   */
+  control?: { script: string; upstream: string };
 }
 
 /** Bundles and starts the worker against `databaseUrl`; call `stop()` when done. */
@@ -82,32 +90,56 @@ export async function startBenchWorker(
   const pgUrl = new URL(databaseUrl);
   const relay = await startRelay({ target: { host: pgUrl.hostname, port: Number(pgUrl.port || 5432) } });
   const adminToken = "bench-admin-token-0123456789";
+  const shared = {
+    // Errors only: request lines would land in the middle of the measurements.
+    log: new Log(LogLevel.ERROR),
+    ...(opts.inspectorPort ? { inspectorPort: opts.inspectorPort } : {}),
+  };
+  const worker = {
+    modules: true,
+    scriptPath: `${outdir}/index.js`,
+    compatibilityDate: config.compatibilityDate,
+    compatibilityFlags: config.compatibilityFlags,
+    bindings: {
+      ...config.vars,
+      ENVIRONMENT: "development",
+      DATABASE_URL: databaseUrl,
+      NEON_WS_PROXY: `127.0.0.1:${relay.port}/v2`,
+      ADMIN_TOKEN: adminToken,
+      ...opts.bindings,
+    },
+    durableObjects: config.durableObjects,
+    queueProducers: config.queueProducers,
+    email: { send_email: config.sendEmail },
+    ...(opts.consumers ? { queueConsumers: config.queueConsumers } : {}),
+  };
   const mf = new Miniflare(
-    convertV4MiniflareOptions({
-      // Errors only: request lines would land in the middle of the measurements.
-      log: new Log(LogLevel.ERROR),
-      modules: true,
-      scriptPath: `${outdir}/index.js`,
-      compatibilityDate: config.compatibilityDate,
-      compatibilityFlags: config.compatibilityFlags,
-      bindings: {
-        ...config.vars,
-        ENVIRONMENT: "development",
-        DATABASE_URL: databaseUrl,
-        NEON_WS_PROXY: `127.0.0.1:${relay.port}/v2`,
-        ADMIN_TOKEN: adminToken,
-        ...opts.bindings,
-      },
-      durableObjects: config.durableObjects,
-      queueProducers: config.queueProducers,
-      email: { send_email: config.sendEmail },
-      ...(opts.consumers ? { queueConsumers: config.queueConsumers } : {}),
-      ...(opts.inspectorPort ? { inspectorPort: opts.inspectorPort } : {}),
-    }),
+    convertV4MiniflareOptions(
+      opts.control
+        ? {
+            ...shared,
+            workers: [
+              { name: "chatedge", ...worker },
+              {
+                name: "control",
+                modules: true,
+                script: opts.control.script,
+                compatibilityDate: config.compatibilityDate,
+                bindings: { UPSTREAM: opts.control.upstream },
+                unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+              },
+            ],
+          }
+        : { ...shared, ...worker },
+    ),
   );
   const url = (await mf.ready).toString().replace(/\/$/, "");
+  const controlUrl = opts.control
+    ? (await mf.unsafeGetDirectURL("control")).toString().replace(/\/$/, "")
+    : undefined;
   return {
     url,
+    controlUrl,
     adminToken,
     async stop() {
       await mf.dispose();

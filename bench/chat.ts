@@ -48,7 +48,7 @@ const ROUNDS = Number(process.env.BENCH_CHAT_ROUNDS ?? 6);
 const SEQ = 100; // requests per target per round at c=1
 const LOADED = 400; // requests per target per round at c=16
 const C = 16;
-const UPSTREAM_KEY = "sk-bench-upstream";
+export const UPSTREAM_KEY = "sk-bench-upstream";
 
 /** The origin the bench tenant allows its widget on. */
 export const ORIGIN = "https://shop.bench.example";
@@ -204,6 +204,8 @@ export async function chatSetup(
     inspectorPort?: number;
     beforeWorker?: (fake: { url: string }) => Promise<void>;
     consumers?: boolean;
+    /** Also run the pass-through in the worker's process, as a control (`worker.controlUrl`: bench/ab.ts). */
+    control?: boolean;
   } = {},
 ) {
   const fixtures = await chatFixtures(name);
@@ -213,6 +215,7 @@ export async function chatSetup(
     consumers: opts.consumers ?? true,
     inspectorPort: opts.inspectorPort,
     bindings: chatBindings(fixtures),
+    control: opts.control ? { script: PASS_THROUGH, upstream: fixtures.fake.url } : undefined,
   });
   return { fixtures, keys, worker };
 }
