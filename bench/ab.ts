@@ -306,7 +306,7 @@ try {
   const report = (label: string, diff: number[], old?: number[], now?: number[]) => {
     const lower = diff.filter((d) => d < 0).length;
     console.log(
-      `${label.padEnd(18)} ${old && now ? `old ${round(pct(old, 0.5))}  new ${round(pct(now, 0.5))}  ` : ""}` +
+      `${label.padEnd(26)} ${old && now ? `old ${round(pct(old, 0.5))}  new ${round(pct(now, 0.5))}  ` : ""}` +
         `new - old (median of pairs) ${round(pct(diff, 0.5))}  new lower in ${lower}/${diff.length}  ` +
         `sign test p ${round(signTestP(lower, diff.length), 3)}`,
     );
