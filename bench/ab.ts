@@ -177,7 +177,7 @@ for (const b of builds) {
   const start = async () => (await open("conversation")).id;
   const add = (target: string, requests: number, run: () => Promise<unknown>) =>
     slices.push({ target, build: b.name, pid, requests, run });
-  const controlUrl = (worker as { controlUrl?: string }).controlUrl;
+  const controlUrl = worker.controlUrl;
   if (controlUrl && UPSTREAM_KEY) {
     // The same request to the pass-through in the same process: the same code in both builds, so
     // what its pairs differ by is the two processes, not the change (reported as "... - control").
