@@ -1,5 +1,5 @@
 /**
- * `npm run bench:ab -- <git revision> [admission|openai|conversation|widget|history|openai-history|paced|paced-conversation ...]`:
+ * `npm run bench:ab -- <git revision> [admission|openai|conversation|widget|start|history|openai-history|paced|paced-conversation ...]`:
  * the chat path's CPU (or admission's, as bench/admission.ts runs it), this tree
  * against an earlier build, side by side. A change of a tenth of a millisecond is smaller than
  * what this shared machine drifts between two runs of the same code, so whole runs taken one after
@@ -51,7 +51,7 @@ const GAP_MS = 200; // after each slice, so what it left running lands in its ow
 const [rev, ...asked] = process.argv.slice(2);
 if (!rev) {
   console.error(
-    "usage: npm run bench:ab -- <git revision> [admission|openai|conversation|widget|history|openai-history|paced|paced-conversation ...]",
+    "usage: npm run bench:ab -- <git revision> [admission|openai|conversation|widget|start|history|openai-history|paced|paced-conversation ...]",
   );
   process.exit(2);
 }
@@ -60,6 +60,7 @@ const KINDS = [
   "openai",
   "conversation",
   "widget",
+  "start",
   "history",
   "openai-history",
   "paced",
@@ -226,6 +227,11 @@ for (const b of builds) {
         await post(`/v1/conversations/${one.id}/messages`, message, 200, one.headers);
       }
     });
+  }
+  if (kinds.includes("start")) {
+    // Conversation starts alone, one after another: the conversation targets pay one in
+    // PER_CONVERSATION messages, which their pairs cannot tell from the messages' own cost.
+    add("start c=1", 10, () => closedLoop(10, 1, () => start().then(() => 0)));
   }
   if (kinds.includes("history")) {
     // A long message into conversations whose history fills the budget (nine such turns), one
