@@ -71,12 +71,29 @@ const perStream = <T>(make: () => T) =>
 const HISTORY_CONVERSATIONS = 10;
 const HISTORY_MESSAGES = 20;
 
-type Target = "direct" | "passthrough" | "floor" | "openai" | "ingest" | "conversation" | "widget";
-const ALL: Target[] = ["direct", "passthrough", "floor", "openai", "ingest", "conversation", "widget"];
+type Target =
+  | "direct"
+  | "passthrough"
+  | "floor"
+  | "convFloor"
+  | "openai"
+  | "ingest"
+  | "conversation"
+  | "widget";
+const ALL: Target[] = [
+  "direct",
+  "passthrough",
+  "floor",
+  "convFloor",
+  "openai",
+  "ingest",
+  "conversation",
+  "widget",
+];
 // BENCH_CHAT_SKIP_CONVERSATION=1 measures only the OpenAI path and its baselines (quicker).
 const TARGETS =
   process.env.BENCH_CHAT_SKIP_CONVERSATION === "1"
-    ? ALL.filter((t) => t !== "conversation" && t !== "widget")
+    ? ALL.filter((t) => t !== "conversation" && t !== "widget" && t !== "convFloor")
     : ALL;
 
 /** One value per target. */
@@ -156,6 +173,80 @@ export default {
     id ??= env.GATE.idFromName("bench");
     await env.GATE.get(id).admit("bench");
     return fetch(env.UPSTREAM + url.pathname, { method: request.method, headers: request.headers, body });
+  },
+};`;
+
+/**
+ * The conversation floor: the hops of this platform's conversation design with no logic in them.
+ * A start makes the conversation's own SQLite Durable Object, which stores a row and arms its idle
+ * alarm. A message is one RPC to that object, which makes one to the gate (a row inserted, the
+ * commit awaited, as the hops floor's) and answers the history it holds (read back from storage when
+ * the object was evicted since); then the upstream is
+ * called with that history and read whole; then a second RPC stores the two messages (one commit)
+ * and the answer goes back as the upstream sent it. The conversation API's CPU over this floor is
+ * what its own logic costs; the floor's over the pass-through is what the design's hops cost here.
+ */
+const CONVERSATION_FLOOR = `
+import { DurableObject } from "cloudflare:workers";
+export class Gate extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS admitted (user TEXT NOT NULL, at INTEGER NOT NULL)");
+  }
+  admit(user) {
+    this.ctx.storage.sql.exec("INSERT INTO admitted (user, at) VALUES (?, ?)", user, Date.now());
+    return true;
+  }
+}
+let gateId;
+export class Conversation extends DurableObject {
+  history = [];
+  constructor(ctx, env) {
+    super(ctx, env);
+    // An object evicted between messages reads its history back, as the real one does.
+    const sql = ctx.storage.sql;
+    if (sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'").toArray().length)
+      this.history = sql.exec("SELECT role, content FROM messages WHERE idx > 0 ORDER BY idx").toArray();
+  }
+  async start() {
+    this.ctx.storage.sql.exec("CREATE TABLE messages (idx INTEGER PRIMARY KEY, role TEXT NOT NULL, content TEXT NOT NULL)");
+    this.ctx.storage.sql.exec("INSERT INTO messages (idx, role, content) VALUES (0, 'meta', '{}')");
+    await this.ctx.storage.setAlarm(Date.now() + 1_800_000);
+    return true;
+  }
+  async prepare(user) {
+    gateId ??= this.env.GATE.idFromName("bench");
+    await this.env.GATE.get(gateId).admit(user);
+    return this.history;
+  }
+  record(user, answer) {
+    const n = this.history.length;
+    this.ctx.storage.sql.exec("INSERT INTO messages (idx, role, content) VALUES (?, 'user', ?), (?, 'assistant', ?)", n + 1, user, n + 2, answer);
+    this.history.push({ role: "user", content: user }, { role: "assistant", content: answer });
+    return true;
+  }
+  alarm() {}
+}
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const body = await request.text();
+    if (url.pathname === "/v1/conversations") {
+      const id = crypto.randomUUID();
+      await env.CONVERSATION.get(env.CONVERSATION.idFromName(id)).start();
+      return Response.json({ id }, { status: 201 });
+    }
+    const { content, stream } = JSON.parse(body);
+    const conversation = env.CONVERSATION.get(env.CONVERSATION.idFromName(url.pathname.split("/")[3]));
+    const history = await conversation.prepare("bench");
+    const res = await fetch(env.UPSTREAM + "/v1/chat/completions", {
+      method: "POST",
+      headers: { authorization: "Bearer " + env.UPSTREAM_KEY, "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt-4o-mini", stream, messages: [...history, { role: "user", content }] }),
+    });
+    const answer = await res.text();
+    await conversation.record(content, answer);
+    return new Response(answer, { status: res.status, headers: { "content-type": res.headers.get("content-type") } });
   },
 };`;
 
@@ -244,7 +335,7 @@ export const chatBench: Bench = {
           modules: true,
           script,
           compatibilityDate: "2026-10-15",
-          bindings: { UPSTREAM: upstream },
+          bindings: { UPSTREAM: upstream, UPSTREAM_KEY },
           ...(durableObjects ? { durableObjects } : {}),
         }),
       );
@@ -255,11 +346,17 @@ export const chatBench: Bench = {
     };
     let pass: Awaited<ReturnType<typeof baseline>> | undefined;
     let floor: Awaited<ReturnType<typeof baseline>> | undefined;
+    let convFloor: Awaited<ReturnType<typeof baseline>> | undefined;
     const { fixtures, keys, worker } = await chatSetup("chatedge_bench_chat", {
       consumers: false,
       async beforeWorker(upstream) {
         pass = await baseline(PASS_THROUGH, upstream.url);
         floor = await baseline(HOPS_FLOOR, upstream.url, { GATE: { className: "Gate", useSQLite: true } });
+        if (TARGETS.includes("convFloor"))
+          convFloor = await baseline(CONVERSATION_FLOOR, upstream.url, {
+            GATE: { className: "Gate", useSQLite: true },
+            CONVERSATION: { className: "Conversation", useSQLite: true },
+          });
       },
     });
     const { fake } = fixtures;
@@ -275,9 +372,12 @@ export const chatBench: Bench = {
     const floorUrl = floor?.url ?? "";
     const passPid = pass?.pid;
     const floorPid = floor?.pid;
-    if (!passPid || !floorPid || !chatPid || !ingestPid)
+    const convFloorUrl = convFloor?.url ?? "";
+    if (!passPid || !floorPid || !chatPid || !ingestPid || (convFloor && !convFloor.pid))
       throw new Error("could not find the workerd processes");
-    log(`upstream ${fake.url}, pass-through ${passUrl}, hops floor ${floorUrl}, chatedge ${worker.url}`);
+    log(
+      `upstream ${fake.url}, pass-through ${passUrl}, hops floor ${floorUrl}, conversation floor ${convFloorUrl}, chatedge ${worker.url}`,
+    );
 
     const auth = { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" };
     // Each client (a lane of the closed loop: one at c=1, 16 at c=16) holds its own conversation
@@ -288,13 +388,16 @@ export const chatBench: Bench = {
     const sessions = new Map<string, Promise<{ id: string; headers: Record<string, string> }>>();
     const sent = new Map<string, number>();
     let slots = 0;
-    const session = (target: "conversation" | "widget", lane: number) => {
+    const session = (target: "conversation" | "widget" | "convFloor", lane: number) => {
       const n = sent.get(`${target}:${lane}`) ?? 0;
       sent.set(`${target}:${lane}`, n + 1);
       const key = `${target}:${lane}:${Math.floor(n / 20)}`;
       const known = sessions.get(key);
       if (known) return known;
-      const started = openConversation(worker.url, keys, target, slots++);
+      const started =
+        target === "convFloor"
+          ? openConversation(convFloorUrl, keys, "conversation", slots++)
+          : openConversation(worker.url, keys, target, slots++);
       sessions.set(key, started);
       return started;
     };
@@ -318,7 +421,7 @@ export const chatBench: Bench = {
         init = { method: "POST", headers: auth, body: body(`u${seq % 1000}`, stream) };
       } else {
         const s = await session(target, lane);
-        url = `${worker.url}/v1/conversations/${s.id}/messages`;
+        url = `${target === "convFloor" ? convFloorUrl : worker.url}/v1/conversations/${s.id}/messages`;
         init = {
           method: "POST",
           headers: s.headers,
@@ -350,6 +453,7 @@ export const chatBench: Bench = {
     const pids: Partial<Record<Target, number>> = {
       passthrough: passPid,
       floor: floorPid,
+      convFloor: convFloor?.pid,
       openai: chatPid,
       ingest: ingestPid,
       conversation: chatPid,
@@ -385,7 +489,7 @@ export const chatBench: Bench = {
         }
       }
       log(
-        `round ${round}/${ROUNDS}: c=1 p50 direct ${round3(pct(lat1.direct, 0.5))} pass ${round3(pct(lat1.passthrough, 0.5))} floor ${round3(pct(lat1.floor, 0.5))} openai ${round3(pct(lat1.openai, 0.5))} +ingest ${round3(pct(lat1.ingest, 0.5))} conv ${round3(pct(lat1.conversation, 0.5))} widget ${round3(pct(lat1.widget, 0.5))} ms`,
+        `round ${round}/${ROUNDS}: c=1 p50 direct ${round3(pct(lat1.direct, 0.5))} pass ${round3(pct(lat1.passthrough, 0.5))} floor ${round3(pct(lat1.floor, 0.5))} conv floor ${round3(pct(lat1.convFloor, 0.5))} openai ${round3(pct(lat1.openai, 0.5))} +ingest ${round3(pct(lat1.ingest, 0.5))} conv ${round3(pct(lat1.conversation, 0.5))} widget ${round3(pct(lat1.widget, 0.5))} ms`,
       );
     }
 
@@ -404,6 +508,7 @@ export const chatBench: Bench = {
     await ingesting.stop();
     await pass?.mf.dispose();
     await floor?.mf.dispose();
+    await convFloor?.mf.dispose();
     await fixtures.close();
 
     const p50 = (t: Target) => pct(lat1[t], 0.5);
@@ -461,6 +566,15 @@ export const chatBench: Bench = {
       cpuVsPass(floorName, "floor", "cpu ms/request c=1 phase", cpu1),
       cpuVsPass(floorName, "floor", "cpu ms/request c=16 phase", cpu16),
     );
+    // The conversation floor against the pass-through: what the conversation design's hops cost.
+    const convFloorName =
+      "conversation floor (a start's object; a message's three RPCs, two commits, the upstream read whole)";
+    if (TARGETS.includes("convFloor"))
+      rows.push(
+        cpuVsPass(convFloorName, "convFloor", "cpu ms/request", cpu),
+        cpuVsPass(convFloorName, "convFloor", "cpu ms/request c=1 phase", cpu1),
+        cpuVsPass(convFloorName, "convFloor", "cpu ms/request c=16 phase", cpu16),
+      );
     for (const t of TARGETS.filter((x) => x === "openai" || x === "conversation")) {
       const name = t === "openai" ? "chat (OpenAI path)" : "chat (conversation API)";
       rows.push(
@@ -525,6 +639,14 @@ export const chatBench: Bench = {
           ratio: round(cpuPer("floor") / cpuPer(t)),
         },
       );
+      if (t === "conversation")
+        rows.push({
+          name,
+          metric: "cpu ms/request vs conversation floor",
+          value: round(cpuPer(t)),
+          baseline: round(cpuPer("convFloor")),
+          ratio: round(cpuPer("convFloor") / cpuPer(t)),
+        });
     }
     // The OpenAI path on the workerd that also ingests its analytics events (queue consumers on).
     const ingestName = "chat (OpenAI path) + analytics ingest in-process";
@@ -565,6 +687,7 @@ export const chatBench: Bench = {
         vs("p50 ms c=1 vs pass-through", p50("widget"), p50("passthrough")),
         added("p50 ms added over pass-through c=1", p50("widget") - p50("passthrough")),
         vs("cpu ms/request vs pass-through", cpuPer("widget"), cpuPer("passthrough")),
+        vs("cpu ms/request vs conversation floor", cpuPer("widget"), cpuPer("convFloor")),
       );
     }
     rows.push(...streams.rows, ...history.rows);
@@ -581,6 +704,8 @@ export const chatBench: Bench = {
           "each concurrent client holds its own conversation for 20 messages, sent one after another (16 conversations at once at c=16)",
         floor:
           "hops floor: reads the request, one RPC to a SQLite Durable Object inserting one row, then the upstream piped back (no logic)",
+        conversationFloor:
+          "conversation floor: a start makes a SQLite Durable Object per conversation (a row, an idle alarm); a message makes one RPC to it, which makes one to a gate object inserting a row, calls the upstream with the history it answered, reads the answer whole and stores both messages in a second RPC (no logic); sent what the conversation API is sent, one conversation per client for 20 messages",
         ingest:
           "the chat worker runs no queue consumer (in production the analytics ingest is an invocation of its own); openai+ingest is the OpenAI path on a second workerd whose consumers ingest its events into Postgres",
         targets: "OpenAI path p50 added over pass-through < 2 ms at c=1; CPU per request < 2x pass-through",
