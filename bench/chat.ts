@@ -146,14 +146,8 @@ export default {
   },
 };`;
 
-/**
- * The hops floor: the steps any design that admits a message durably before calling the model
- * takes, with no logic in them. It reads the request, makes one RPC to a SQLite Durable Object that
- * inserts one row (the commit is awaited, as an admission's is), then calls the upstream and pipes
- * its answer back. The chat paths' CPU over this floor is what their own logic costs; the floor's
- * over the pass-through is what the extra hop and commit cost on this runtime.
- */
-const HOPS_FLOOR = `
+/** The floors' gate: one row inserted a call, the commit awaited before it answers. */
+const FLOOR_GATE = `
 import { DurableObject } from "cloudflare:workers";
 export class Gate extends DurableObject {
   constructor(ctx, env) {
@@ -165,7 +159,16 @@ export class Gate extends DurableObject {
     return true;
   }
 }
-let id;
+`;
+
+/**
+ * The hops floor: the steps any design that admits a message durably before calling the model
+ * takes, with no logic in them. It reads the request, makes one RPC to a SQLite Durable Object that
+ * inserts one row (the commit is awaited, as an admission's is), then calls the upstream and pipes
+ * its answer back. The chat paths' CPU over this floor is what their own logic costs; the floor's
+ * over the pass-through is what the extra hop and commit cost on this runtime.
+ */
+const HOPS_FLOOR = `${FLOOR_GATE}let id;
 export default {
   async fetch(request, env) {
     const url = new URL(request.url);
@@ -181,24 +184,12 @@ export default {
  * A start makes the conversation's own SQLite Durable Object, which stores a row and arms its idle
  * alarm. A message is one RPC to that object, which makes one to the gate (a row inserted, the
  * commit awaited, as the hops floor's) and answers the history it holds (read back from storage when
- * the object was evicted since); then the upstream is
- * called with that history and read whole; then a second RPC stores the two messages (one commit)
- * and the answer goes back as the upstream sent it. The conversation API's CPU over this floor is
- * what its own logic costs; the floor's over the pass-through is what the design's hops cost here.
+ * the object was evicted since); then the upstream is called with that history and read whole; then
+ * a second RPC stores the two messages (one commit) and the answer goes back as the upstream sent it.
+ * The conversation API's CPU over this floor is what its own logic costs; the floor's over the
+ * pass-through is what the design's hops cost here.
  */
-const CONVERSATION_FLOOR = `
-import { DurableObject } from "cloudflare:workers";
-export class Gate extends DurableObject {
-  constructor(ctx, env) {
-    super(ctx, env);
-    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS admitted (user TEXT NOT NULL, at INTEGER NOT NULL)");
-  }
-  admit(user) {
-    this.ctx.storage.sql.exec("INSERT INTO admitted (user, at) VALUES (?, ?)", user, Date.now());
-    return true;
-  }
-}
-let gateId;
+const CONVERSATION_FLOOR = `${FLOOR_GATE}let gateId;
 export class Conversation extends DurableObject {
   history = [];
   constructor(ctx, env) {
