@@ -6,6 +6,7 @@
  */
 import { type SQL, sql } from "drizzle-orm";
 import type { SqlExecutor } from "../analytics/sql";
+import { fromBase64Url, toBase64Url } from "../auth/base64url";
 import type { ConversationView, StoredMessage } from "../chat/conversation-types";
 import { AppError } from "../errors";
 import { type InboxStatus, inboxStatus } from "../handoff/types";
@@ -37,11 +38,7 @@ const MAX_TIME_MS = 8.64e15;
 
 /** The opaque cursor of a position: base64url of `[at, id]`. */
 export function encodeCursor(p: Position): string {
-  const bytes = new TextEncoder().encode(JSON.stringify([p.at, p.id]));
-  return btoa(String.fromCharCode(...bytes))
-    .replaceAll("+", "-")
-    .replaceAll("/", "_")
-    .replace(/=+$/, "");
+  return toBase64Url(new TextEncoder().encode(JSON.stringify([p.at, p.id])));
 }
 
 /** A cursor back into a position; anything this API did not make is a 400, never a 500. */
@@ -50,15 +47,11 @@ export function decodeCursor(cursor: string): Position {
     new AppError("VALIDATION_FAILED", "invalid request: cursor: not a cursor this API made", {
       details: [{ path: "cursor", message: "pass next_cursor from the previous page as it was" }],
     });
-  if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalid();
+  const bytes = cursor ? fromBase64Url(cursor) : undefined;
+  if (!bytes) throw invalid();
   let value: unknown;
   try {
-    const binary = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
-    value = JSON.parse(
-      new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(
-        Uint8Array.from(binary, (ch) => ch.charCodeAt(0)),
-      ),
-    );
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
   } catch {
     throw invalid();
   }

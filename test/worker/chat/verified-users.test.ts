@@ -207,6 +207,12 @@ describe("verified users", () => {
     // The same with the MAC of the real user's token.
     const [, , theirMac] = mine.token.split(".");
     expect((await read(pk, mine.id, `vt1.${b64url(JSON.stringify(claimed))}.${theirMac}`)).status).toBe(401);
+    // Parts that are not base64url (a length one past a multiple of four) name no visitor either.
+    for (const junk of ["vt1.A.AAAA", `vt1.${b64url(JSON.stringify(claimed))}.A`, "vt1.AAAAA.AAAA"]) {
+      const res = await read(pk, mine.id, junk);
+      expect(res.status, junk).toBe(401);
+      expect(await envelope(res)).toMatchObject({ code: "UNAUTHORIZED" });
+    }
   });
 
   it("keeps tokens without a user working: anonymous visitors as before", async () => {

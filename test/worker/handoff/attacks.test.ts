@@ -135,6 +135,9 @@ describe("live takeover under attack", () => {
     // A tampered one.
     const forged = tampered(ticket);
     expect((await openLive(`/v1/conversations/${a.id}/live?ticket=${forged}`)).res.status).toBe(401);
+    // Not base64url at all: a part one character past a multiple of four decodes to nothing.
+    for (const junk of ["lt1.A.AAAA", "lt1.AAAA.A", "lt1.AAAAA.AAAA"])
+      expect((await openLive(`/v1/conversations/${a.id}/live?ticket=${junk}`)).res.status, junk).toBe(401);
     // Another visitor of the same tenant cannot get a ticket for it.
     const stranger = visitor(t.pk);
     await stranger.start();
