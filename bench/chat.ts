@@ -380,16 +380,16 @@ export const chatBench: Bench = {
     const sessions = new Map<string, Promise<{ id: string; headers: Record<string, string> }>>();
     const sent = new Map<string, number>();
     let slots = 0;
+    // The conversation floor is sent what the conversation API is, at its own address.
+    const conversationBase = (target: Target) => (target === "convFloor" ? convFloorUrl : worker.url);
     const session = (target: "conversation" | "widget" | "convFloor", lane: number) => {
       const n = sent.get(`${target}:${lane}`) ?? 0;
       sent.set(`${target}:${lane}`, n + 1);
       const key = `${target}:${lane}:${Math.floor(n / 20)}`;
       const known = sessions.get(key);
       if (known) return known;
-      const started =
-        target === "convFloor"
-          ? openConversation(convFloorUrl, keys, "conversation", slots++)
-          : openConversation(worker.url, keys, target, slots++);
+      const kind = target === "widget" ? "widget" : "conversation";
+      const started = openConversation(conversationBase(target), keys, kind, slots++);
       sessions.set(key, started);
       return started;
     };
@@ -413,7 +413,7 @@ export const chatBench: Bench = {
         init = { method: "POST", headers: auth, body: body(`u${seq % 1000}`, stream) };
       } else {
         const s = await session(target, lane);
-        url = `${target === "convFloor" ? convFloorUrl : worker.url}/v1/conversations/${s.id}/messages`;
+        url = `${conversationBase(target)}/v1/conversations/${s.id}/messages`;
         init = {
           method: "POST",
           headers: s.headers,
