@@ -56,12 +56,13 @@ async function startTurn(): Promise<() => void> {
  * `env` adds to its environment; `.dev.vars` is the stack's own (none, unless `devVars` is given).
  */
 export async function startStack(env: Record<string, string> = {}, devVars?: string): Promise<Stack> {
-  // The port is one the OS had free a moment before; another process may take it first.
+  // The port is one the OS had free a moment before; another process may take it first. Miniflare
+  // then fails with ERR_ADDRESS_IN_USE, which wrangler prints either by its code or by its message.
   for (let attempt = 1; ; attempt++) {
     try {
       return await launchStack(await freePort(), env, devVars);
     } catch (err) {
-      if (attempt === 3 || !String(err).includes("ERR_ADDRESS_IN_USE")) throw err;
+      if (attempt === 3 || !/ERR_ADDRESS_IN_USE|Address already in use/.test(String(err))) throw err;
     }
   }
 }
