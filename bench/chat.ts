@@ -77,6 +77,7 @@ type Target =
   | "passthrough"
   | "floor"
   | "convFloor"
+  | "oneHop"
   | "openai"
   | "ingest"
   | "conversation"
@@ -86,6 +87,7 @@ const ALL: Target[] = [
   "passthrough",
   "floor",
   "convFloor",
+  "oneHop",
   "openai",
   "ingest",
   "conversation",
@@ -94,7 +96,7 @@ const ALL: Target[] = [
 // BENCH_CHAT_SKIP_CONVERSATION=1 measures only the OpenAI path and its baselines (quicker).
 const TARGETS =
   process.env.BENCH_CHAT_SKIP_CONVERSATION === "1"
-    ? ALL.filter((t) => t !== "conversation" && t !== "widget" && t !== "convFloor")
+    ? ALL.filter((t) => t !== "conversation" && t !== "widget" && t !== "convFloor" && t !== "oneHop")
     : ALL;
 
 /** One value per target. */
@@ -181,21 +183,17 @@ export default {
 };`;
 
 /**
- * The conversation floor: the hops of this platform's conversation design with no logic in them.
- * A start makes the conversation's own SQLite Durable Object, which stores a row and arms its idle
- * alarm. A message is one RPC to that object, which makes one to the gate (a row inserted, the
- * commit awaited, as the hops floor's) and answers the history it holds (read back from storage when
- * the object was evicted since); then the upstream is called with that history and read whole; then
- * a second RPC stores the two messages (one commit) and the answer goes back as the upstream sent it.
- * The conversation API's CPU over this floor is what its own logic costs; the floor's over the
- * pass-through is what the design's hops cost here.
+ * The conversation floors' object: a conversation's own SQLite Durable Object. A start stores a row
+ * and arms its idle alarm; an object evicted between messages reads its history back, as the real
+ * one does. `prepare` asks the gate (a row inserted, the commit awaited, as the hops floor's) and
+ * answers the history; `record` stores a message and its answer in one commit; `turn` does all of a
+ * message in the object: the gate, the upstream called with the history and read whole, the record.
  */
-const CONVERSATION_FLOOR = `${FLOOR_GATE}let gateId;
+const CONVERSATION_OBJECT = `${FLOOR_GATE}let gateId;
 export class Conversation extends DurableObject {
   history = [];
   constructor(ctx, env) {
     super(ctx, env);
-    // An object evicted between messages reads its history back, as the real one does.
     const sql = ctx.storage.sql;
     if (sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'").toArray().length)
       this.history = sql.exec("SELECT role, content FROM messages WHERE idx > 0 ORDER BY idx").toArray();
@@ -217,28 +215,70 @@ export class Conversation extends DurableObject {
     this.history.push({ role: "user", content: user }, { role: "assistant", content: answer });
     return true;
   }
+  async turn(content, stream) {
+    const history = await this.prepare("bench");
+    const res = await callUpstream(this.env, history, content, stream);
+    const answer = await res.text();
+    this.record(content, answer);
+    return { status: res.status, type: res.headers.get("content-type"), answer };
+  }
   alarm() {}
 }
+function callUpstream(env, history, content, stream) {
+  return fetch(env.UPSTREAM + "/v1/chat/completions", {
+    method: "POST",
+    headers: { authorization: "Bearer " + env.UPSTREAM_KEY, "content-type": "application/json" },
+    body: JSON.stringify({ model: "gpt-4o-mini", stream, messages: [...history, { role: "user", content }] }),
+  });
+}
+async function startConversation(env) {
+  const id = crypto.randomUUID();
+  await env.CONVERSATION.get(env.CONVERSATION.idFromName(id)).start();
+  return Response.json({ id }, { status: 201 });
+}
+`;
+
+/**
+ * The conversation floor: the hops of this platform's conversation design with no logic in them.
+ * A start makes the conversation's object (CONVERSATION_OBJECT). A message is one RPC to that
+ * object, which makes one to the gate and answers the history it holds; then the worker calls the
+ * upstream with that history and reads it whole; then a second RPC stores the two messages (one
+ * commit) and the answer goes back as the upstream sent it. The conversation API's CPU over this
+ * floor is what its own logic costs; the floor's over the pass-through is what the design's hops
+ * cost here.
+ */
+const CONVERSATION_FLOOR = `${CONVERSATION_OBJECT}
 export default {
   async fetch(request, env) {
     const url = new URL(request.url);
     const body = await request.text();
-    if (url.pathname === "/v1/conversations") {
-      const id = crypto.randomUUID();
-      await env.CONVERSATION.get(env.CONVERSATION.idFromName(id)).start();
-      return Response.json({ id }, { status: 201 });
-    }
+    if (url.pathname === "/v1/conversations") return startConversation(env);
     const { content, stream } = JSON.parse(body);
     const conversation = env.CONVERSATION.get(env.CONVERSATION.idFromName(url.pathname.split("/")[3]));
     const history = await conversation.prepare("bench");
-    const res = await fetch(env.UPSTREAM + "/v1/chat/completions", {
-      method: "POST",
-      headers: { authorization: "Bearer " + env.UPSTREAM_KEY, "content-type": "application/json" },
-      body: JSON.stringify({ model: "gpt-4o-mini", stream, messages: [...history, { role: "user", content }] }),
-    });
+    const res = await callUpstream(env, history, content, stream);
     const answer = await res.text();
     await conversation.record(content, answer);
     return new Response(answer, { status: res.status, headers: { "content-type": res.headers.get("content-type") } });
+  },
+};`;
+
+/**
+ * The one-hop conversation floor: the same object, the same gate, the same commits, but the
+ * worker makes one RPC a message and the object calls the upstream itself (`turn`), recording
+ * the answer before it returns it. It is the floor of a design where the engine runs in the
+ * conversation's object: what that design would save over CONVERSATION_FLOOR is one RPC a message.
+ */
+const ONE_HOP_FLOOR = `${CONVERSATION_OBJECT}
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const body = await request.text();
+    if (url.pathname === "/v1/conversations") return startConversation(env);
+    const { content, stream } = JSON.parse(body);
+    const conversation = env.CONVERSATION.get(env.CONVERSATION.idFromName(url.pathname.split("/")[3]));
+    const out = await conversation.turn(content, stream);
+    return new Response(out.answer, { status: out.status, headers: { "content-type": out.type } });
   },
 };`;
 
@@ -339,16 +379,20 @@ export const chatBench: Bench = {
     let pass: Awaited<ReturnType<typeof baseline>> | undefined;
     let floor: Awaited<ReturnType<typeof baseline>> | undefined;
     let convFloor: Awaited<ReturnType<typeof baseline>> | undefined;
+    let oneHop: Awaited<ReturnType<typeof baseline>> | undefined;
     const { fixtures, keys, worker } = await chatSetup("chatedge_bench_chat", {
       consumers: false,
       async beforeWorker(upstream) {
         pass = await baseline(PASS_THROUGH, upstream.url);
         floor = await baseline(HOPS_FLOOR, upstream.url, { GATE: { className: "Gate", useSQLite: true } });
-        if (TARGETS.includes("convFloor"))
-          convFloor = await baseline(CONVERSATION_FLOOR, upstream.url, {
-            GATE: { className: "Gate", useSQLite: true },
-            CONVERSATION: { className: "Conversation", useSQLite: true },
-          });
+        const conversationObjects = {
+          GATE: { className: "Gate", useSQLite: true },
+          CONVERSATION: { className: "Conversation", useSQLite: true },
+        };
+        if (TARGETS.includes("convFloor")) {
+          convFloor = await baseline(CONVERSATION_FLOOR, upstream.url, conversationObjects);
+          oneHop = await baseline(ONE_HOP_FLOOR, upstream.url, conversationObjects);
+        }
       },
     });
     const { fake } = fixtures;
@@ -365,10 +409,18 @@ export const chatBench: Bench = {
     const passPid = pass?.pid;
     const floorPid = floor?.pid;
     const convFloorUrl = convFloor?.url ?? "";
-    if (!passPid || !floorPid || !chatPid || !ingestPid || (convFloor && !convFloor.pid))
+    const oneHopUrl = oneHop?.url ?? "";
+    if (
+      !passPid ||
+      !floorPid ||
+      !chatPid ||
+      !ingestPid ||
+      (convFloor && !convFloor.pid) ||
+      (oneHop && !oneHop.pid)
+    )
       throw new Error("could not find the workerd processes");
     log(
-      `upstream ${fake.url}, pass-through ${passUrl}, hops floor ${floorUrl}, conversation floor ${convFloorUrl}, chatedge ${worker.url}`,
+      `upstream ${fake.url}, pass-through ${passUrl}, hops floor ${floorUrl}, conversation floor ${convFloorUrl}, one-hop floor ${oneHopUrl}, chatedge ${worker.url}`,
     );
 
     const auth = { authorization: `Bearer ${keys.secret}`, "content-type": "application/json" };
@@ -380,9 +432,10 @@ export const chatBench: Bench = {
     const sessions = new Map<string, Promise<{ id: string; headers: Record<string, string> }>>();
     const sent = new Map<string, number>();
     let slots = 0;
-    // The conversation floor is sent what the conversation API is, at its own address.
-    const conversationBase = (target: Target) => (target === "convFloor" ? convFloorUrl : worker.url);
-    const session = (target: "conversation" | "widget" | "convFloor", lane: number) => {
+    // The conversation floors are sent what the conversation API is, at their own addresses.
+    const conversationBase = (target: Target) =>
+      target === "convFloor" ? convFloorUrl : target === "oneHop" ? oneHopUrl : worker.url;
+    const session = (target: "conversation" | "widget" | "convFloor" | "oneHop", lane: number) => {
       const n = sent.get(`${target}:${lane}`) ?? 0;
       sent.set(`${target}:${lane}`, n + 1);
       const key = `${target}:${lane}:${Math.floor(n / 20)}`;
@@ -446,6 +499,7 @@ export const chatBench: Bench = {
       passthrough: passPid,
       floor: floorPid,
       convFloor: convFloor?.pid,
+      oneHop: oneHop?.pid,
       openai: chatPid,
       ingest: ingestPid,
       conversation: chatPid,
@@ -481,7 +535,7 @@ export const chatBench: Bench = {
         }
       }
       log(
-        `round ${round}/${ROUNDS}: c=1 p50 direct ${round3(pct(lat1.direct, 0.5))} pass ${round3(pct(lat1.passthrough, 0.5))} floor ${round3(pct(lat1.floor, 0.5))} conv floor ${round3(pct(lat1.convFloor, 0.5))} openai ${round3(pct(lat1.openai, 0.5))} +ingest ${round3(pct(lat1.ingest, 0.5))} conv ${round3(pct(lat1.conversation, 0.5))} widget ${round3(pct(lat1.widget, 0.5))} ms`,
+        `round ${round}/${ROUNDS}: c=1 p50 direct ${round3(pct(lat1.direct, 0.5))} pass ${round3(pct(lat1.passthrough, 0.5))} floor ${round3(pct(lat1.floor, 0.5))} conv floor ${round3(pct(lat1.convFloor, 0.5))} one-hop ${round3(pct(lat1.oneHop, 0.5))} openai ${round3(pct(lat1.openai, 0.5))} +ingest ${round3(pct(lat1.ingest, 0.5))} conv ${round3(pct(lat1.conversation, 0.5))} widget ${round3(pct(lat1.widget, 0.5))} ms`,
       );
     }
 
@@ -501,6 +555,7 @@ export const chatBench: Bench = {
     await pass?.mf.dispose();
     await floor?.mf.dispose();
     await convFloor?.mf.dispose();
+    await oneHop?.mf.dispose();
     await fixtures.close();
 
     const p50 = (t: Target) => pct(lat1[t], 0.5);
@@ -561,11 +616,23 @@ export const chatBench: Bench = {
     // The conversation floor against the pass-through: what the conversation design's hops cost.
     const convFloorName =
       "conversation floor (a start's object; a message's three RPCs, two commits, the upstream read whole)";
+    // The one-hop floor: the same object and commits with the upstream called from the object.
+    const oneHopName = "one-hop conversation floor (the object calls the upstream: one RPC a message)";
     if (TARGETS.includes("convFloor"))
       rows.push(
         cpuVsPass(convFloorName, "convFloor", "cpu ms/request", cpu),
         cpuVsPass(convFloorName, "convFloor", "cpu ms/request c=1 phase", cpu1),
         cpuVsPass(convFloorName, "convFloor", "cpu ms/request c=16 phase", cpu16),
+        cpuVsPass(oneHopName, "oneHop", "cpu ms/request", cpu),
+        cpuVsPass(oneHopName, "oneHop", "cpu ms/request c=1 phase", cpu1),
+        cpuVsPass(oneHopName, "oneHop", "cpu ms/request c=16 phase", cpu16),
+        {
+          name: oneHopName,
+          metric: "cpu ms/request vs conversation floor",
+          value: round(cpuPer("oneHop")),
+          baseline: round(cpuPer("convFloor")),
+          ratio: round(cpuPer("convFloor") / cpuPer("oneHop")),
+        },
       );
     for (const t of TARGETS.filter((x) => x === "openai" || x === "conversation")) {
       const name = t === "openai" ? "chat (OpenAI path)" : "chat (conversation API)";
