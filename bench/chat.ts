@@ -1,11 +1,12 @@
 /**
  * Chat overhead benchmark: what chatedge adds to a model call, on the OpenAI-compatible path with
  * every feature on (key auth, cached config, admission, settle, the analytics event sent to its
- * queue) and on the conversation API, beside four baselines measured in the same run: a direct
+ * queue) and on the conversation API, beside five baselines measured in the same run: a direct
  * call to the local OpenAI-compatible upstream (local/fake-llm.ts), a minimal pass-through worker
  * in the same runtime (its own Miniflare, so each workerd's CPU is counted apart), the hops floor
- * (HOPS_FLOOR: one durable Durable Object write before the upstream, no logic), and the
- * conversation floor (CONVERSATION_FLOOR: the conversation design's hops, no logic). The
+ * (HOPS_FLOOR: one durable Durable Object write before the upstream, no logic), the conversation
+ * floor (CONVERSATION_FLOOR: the conversation design's hops, no logic) and the one-hop floor
+ * (ONE_HOP_FLOOR: the same with the upstream called from the conversation's object). The
  * conversation API runs twice: with the secret key, and as the widget does it, with the publishable
  * key (allowed Origin, a visitor token per conversation, every browser request counted against its
  * address); the difference between the two is what the browser checks cost.
