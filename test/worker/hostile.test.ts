@@ -2,20 +2,7 @@ import fc from "fast-check";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { TEST_ADMIN_TOKEN } from "../local-services";
 import { call, createKey, createTenant, query, send, sql } from "./helpers";
-
-const INJECTIONS = [
-  "'; drop table tenants; --",
-  '" or 1=1 --',
-  "<script>alert(1)</script>",
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: a template-injection probe, on purpose.
-  "${7*7}",
-  "../../../../etc/passwd",
-  "\u0000\u0001\u0002",
-  "\ud83d\ude00\u202e\u200b",
-  "%00%0d%0aSet-Cookie: x=1",
-  "{{constructor.constructor('return 1')()}}",
-  "__proto__",
-];
+import { INJECTIONS } from "./hostile-values";
 
 /** JSON-ish values with hostile strings mixed in, and an unknown key so strict schemas refuse them. */
 const hostileValue = fc.oneof(

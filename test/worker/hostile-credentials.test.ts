@@ -1,0 +1,260 @@
+/**
+ * Credentials a client makes up, wherever it can put them: every request header the API reads, the
+ * live socket's ticket, the inbox's cursor and the console's one-use tokens, filled with forged,
+ * truncated, mangled and hostile values. None may answer 500, and every refusal is the API's error
+ * envelope (OpenAI's shape on the OpenAI routes). A visitor token such as `vt1.A.AAAA` (one character
+ * past a multiple of four) once made `atob` throw: a 500 for anyone holding the publishable key.
+ * This is the property that finds that class of bug on every route a copied key reaches.
+ */
+import fc from "fast-check";
+import { beforeAll, describe, expect, it } from "vitest";
+import { operator, type Session, SITE, visitor, widgetTenant } from "./handoff/helpers";
+import { BASE, call } from "./helpers";
+import { INJECTIONS } from "./hostile-values";
+
+const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/** Characters a token's parts are made of, and the ones a forger mixes in. */
+const tokenChar = fc.constantFrom(...B64URL, "=", "+", "/", ".", "%", " ");
+/** Token-shaped strings: a prefix and two or three parts of any length, base64url or nearly. */
+const tokenShaped = fc
+  .tuple(
+    fc.constantFrom("vt1", "lt1", "vt2", "", "VT1", "Bearer"),
+    fc.string({ unit: tokenChar, maxLength: 90 }),
+    fc.string({ unit: tokenChar, maxLength: 90 }),
+    fc.option(fc.string({ unit: tokenChar, maxLength: 20 })),
+  )
+  .map(([p, a, b, c]) => [p, a, b, ...(c === null ? [] : [c])].join("."));
+/** A real credential cut, spliced or padded at random places. */
+const mangled = (real: string) =>
+  fc
+    .tuple(
+      fc.nat(real.length),
+      fc.nat(real.length),
+      fc.constantFrom("", "A", "AA", "=", ".", "%00", "-_", " "),
+    )
+    .map(([i, j, insert]) => real.slice(0, Math.min(i, j)) + insert + real.slice(Math.max(i, j)));
+/** Only what a client can put on the wire: printable ASCII header values. */
+const printable = (s: string) => /^[\x20-\x7e]*$/.test(s);
+const hostile = (real: string) =>
+  fc.oneof(
+    tokenShaped,
+    mangled(real),
+    fc.constantFrom(...INJECTIONS.filter(printable)),
+    fc.string({ maxLength: 120 }).filter(printable),
+    fc.integer({ min: 1_000, max: 8_000 }).map((n) => "A".repeat(n)),
+    fc.constant(""),
+  );
+
+interface Target {
+  name: string;
+  method: string;
+  /** The path, given the fuzzed value for a query parameter (the real one when it is not fuzzed). */
+  path: (query?: string) => string;
+  headers: Record<string, string>;
+  body?: unknown;
+  /** The real value of the query parameter this route reads, when it reads one. */
+  query?: string;
+  openai?: boolean;
+}
+
+/** Checks one answer: below 500, and a refusal in the route's error envelope. */
+async function expectHandled(res: Response, what: string, openai = false) {
+  if (res.status === 101) {
+    res.webSocket?.accept();
+    res.webSocket?.close();
+    return;
+  }
+  const text = await res.text();
+  expect(res.status, `${what} -> ${text.slice(0, 300)}`).toBeLessThan(500);
+  if (res.status < 400) return;
+  let body: { error?: Record<string, unknown> } = {};
+  try {
+    body = JSON.parse(text);
+  } catch {
+    expect.fail(`${what} -> ${res.status}, not JSON: ${text.slice(0, 200)}`);
+  }
+  if (openai)
+    expect(body.error, what).toMatchObject({ message: expect.any(String), type: expect.any(String) });
+  else expect(body.error, what).toMatchObject({ code: expect.any(String), requestId: expect.any(String) });
+}
+
+let targets: Target[] = [];
+
+beforeAll(async () => {
+  const t = await widgetTenant();
+  const v = visitor(t.pk);
+  const conv = await v.start();
+  const token = v.token as string;
+  const ticketRes = await v.ticket(conv.id);
+  expect(ticketRes.status).toBe(200);
+  const ticket = new URL(((await ticketRes.json()) as { url: string }).url).searchParams.get(
+    "ticket",
+  ) as string;
+  const owner = await operator(t.id, "owner");
+  const session: Session = owner.session;
+  const widget = {
+    authorization: `Bearer ${t.pk}`,
+    origin: SITE,
+    "cf-connecting-ip": "203.0.113.9",
+    "x-visitor-token": token,
+    "content-type": "application/json",
+    accept: "application/json",
+    "x-request-id": "req-1",
+  };
+  const server = {
+    authorization: `Bearer ${t.key}`,
+    "content-type": "application/json",
+    "x-request-id": "req-2",
+  };
+  const consoleHeaders = {
+    cookie: session.cookie,
+    "x-csrf-token": session.csrf,
+    origin: BASE,
+    "sec-fetch-site": "same-origin",
+    "content-type": "application/json",
+  };
+  const conversation = `/v1/conversations/${conv.id}`;
+  targets = [
+    { name: "widget config", method: "GET", path: () => "/v1/config", headers: widget },
+    { name: "widget start", method: "POST", path: () => "/v1/conversations", headers: widget, body: {} },
+    { name: "widget transcript", method: "GET", path: () => conversation, headers: widget },
+    {
+      name: "widget message",
+      method: "POST",
+      path: () => `${conversation}/messages`,
+      headers: widget,
+      body: { content: "hello" },
+    },
+    {
+      name: "widget feedback",
+      method: "POST",
+      path: () => `${conversation}/feedback`,
+      headers: widget,
+      body: { csat: 4 },
+    },
+    { name: "widget live ticket", method: "POST", path: () => `${conversation}/live`, headers: widget },
+    {
+      name: "visitor live socket",
+      method: "GET",
+      path: (q) => `${conversation}/live?ticket=${encodeURIComponent(q ?? "")}`,
+      query: ticket,
+      headers: { upgrade: "websocket", origin: SITE },
+    },
+    {
+      name: "OpenAI chat",
+      method: "POST",
+      path: () => "/v1/chat/completions",
+      headers: { ...server, "x-conversation-id": "c-1" },
+      body: { model: "mock", messages: [{ role: "user", content: "hello" }] },
+      openai: true,
+    },
+    { name: "OpenAI models", method: "GET", path: () => "/v1/models", headers: server, openai: true },
+    {
+      name: "inbox page",
+      method: "GET",
+      path: (q) => `/v1/inbox?cursor=${encodeURIComponent(q ?? "")}`,
+      query: "",
+      headers: server,
+    },
+    {
+      name: "console inbox page",
+      method: "GET",
+      path: (q) => `/operator/inbox?cursor=${encodeURIComponent(q ?? "")}`,
+      query: "",
+      headers: consoleHeaders,
+    },
+    {
+      name: "console takeover",
+      method: "POST",
+      path: () => `/operator/inbox/${conv.id}/takeover`,
+      headers: consoleHeaders,
+    },
+    {
+      name: "console socket",
+      method: "GET",
+      path: () => `/operator/inbox/${conv.id}/live`,
+      headers: { cookie: session.cookie, origin: BASE, upgrade: "websocket" },
+    },
+    { name: "console session", method: "GET", path: () => "/operator/session", headers: consoleHeaders },
+  ];
+});
+
+/** Where a client can put a credential: a request header, or the route's query parameter. */
+const PLACES = [
+  "authorization",
+  "origin",
+  "cf-connecting-ip",
+  "x-visitor-token",
+  "x-request-id",
+  "x-conversation-id",
+  "x-csrf-token",
+  "cookie",
+  "sec-fetch-site",
+  "accept",
+  "content-type",
+  "upgrade",
+  "?query",
+] as const;
+type Place = (typeof PLACES)[number];
+
+/** A request to one of the targets with one to three of its places replaced by hostile values. */
+const forgedRequest = () =>
+  fc
+    .constantFrom(...targets)
+    .chain((t) =>
+      fc
+        .uniqueArray(fc.constantFrom(...PLACES), { minLength: 1, maxLength: 3 })
+        .chain((places) =>
+          fc.tuple(
+            fc.constant(t),
+            fc.tuple(
+              ...places.map((p: Place) =>
+                fc.tuple(fc.constant(p), hostile(p === "?query" ? (t.query ?? "") : (t.headers[p] ?? ""))),
+              ),
+            ),
+          ),
+        ),
+    );
+
+describe("forged and malformed credentials, wherever a client puts them", () => {
+  it("never answer 500, and every refusal is the error envelope", async () => {
+    await fc.assert(
+      fc.asyncProperty(forgedRequest(), async ([t, forged]) => {
+        const headers = { ...t.headers };
+        let query = t.query;
+        for (const [place, value] of forged) {
+          if (place === "?query") query = value;
+          else if (place === "authorization" && !value.startsWith("Bearer"))
+            headers[place] = `Bearer ${value}`;
+          else headers[place] = value;
+        }
+        const res = await call(t.path(query), {
+          method: t.method,
+          headers,
+          body: t.body === undefined ? undefined : JSON.stringify(t.body),
+        });
+        await expectHandled(res, `${t.name}, ${JSON.stringify(forged).slice(0, 300)}`, t.openai);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("the console's one-use tokens, forged, are refused in the envelope", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom("/operator/magic-link/redeem", "/operator/invitations/accept"),
+        fc.oneof(tokenShaped, fc.constantFrom(...INJECTIONS), fc.string({ maxLength: 200 })),
+        async (path, token) => {
+          const res = await call(path, {
+            method: "POST",
+            headers: { "content-type": "application/json", origin: BASE, "cf-connecting-ip": "203.0.113.10" },
+            body: JSON.stringify({ token, password: "correct horse battery staple" }),
+          });
+          await expectHandled(res, `${path} ${JSON.stringify(token).slice(0, 100)}`);
+          expect(res.status).toBeGreaterThanOrEqual(400);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
