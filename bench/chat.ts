@@ -232,10 +232,19 @@ function callUpstream(env, history, content, stream) {
     body: JSON.stringify({ model: "gpt-4o-mini", stream, messages: [...history, { role: "user", content }] }),
   });
 }
-async function startConversation(env) {
-  const id = crypto.randomUUID();
-  await env.CONVERSATION.get(env.CONVERSATION.idFromName(id)).start();
-  return Response.json({ id }, { status: 201 });
+// A floor's worker: a start makes the conversation's object; a message is answered by \`send\`.
+async function serveConversation(request, env, send) {
+  const url = new URL(request.url);
+  const body = await request.text();
+  if (url.pathname === "/v1/conversations") {
+    const id = crypto.randomUUID();
+    await env.CONVERSATION.get(env.CONVERSATION.idFromName(id)).start();
+    return Response.json({ id }, { status: 201 });
+  }
+  const { content, stream } = JSON.parse(body);
+  const conversation = env.CONVERSATION.get(env.CONVERSATION.idFromName(url.pathname.split("/")[3]));
+  const out = await send(conversation, content, stream);
+  return new Response(out.answer, { status: out.status, headers: { "content-type": out.type } });
 }
 `;
 
@@ -250,18 +259,14 @@ async function startConversation(env) {
  */
 const CONVERSATION_FLOOR = `${CONVERSATION_OBJECT}
 export default {
-  async fetch(request, env) {
-    const url = new URL(request.url);
-    const body = await request.text();
-    if (url.pathname === "/v1/conversations") return startConversation(env);
-    const { content, stream } = JSON.parse(body);
-    const conversation = env.CONVERSATION.get(env.CONVERSATION.idFromName(url.pathname.split("/")[3]));
-    const history = await conversation.prepare("bench");
-    const res = await callUpstream(env, history, content, stream);
-    const answer = await res.text();
-    await conversation.record(content, answer);
-    return new Response(answer, { status: res.status, headers: { "content-type": res.headers.get("content-type") } });
-  },
+  fetch: (request, env) =>
+    serveConversation(request, env, async (conversation, content, stream) => {
+      const history = await conversation.prepare("bench");
+      const res = await callUpstream(env, history, content, stream);
+      const answer = await res.text();
+      await conversation.record(content, answer);
+      return { status: res.status, type: res.headers.get("content-type"), answer };
+    }),
 };`;
 
 /**
@@ -272,15 +277,8 @@ export default {
  */
 const ONE_HOP_FLOOR = `${CONVERSATION_OBJECT}
 export default {
-  async fetch(request, env) {
-    const url = new URL(request.url);
-    const body = await request.text();
-    if (url.pathname === "/v1/conversations") return startConversation(env);
-    const { content, stream } = JSON.parse(body);
-    const conversation = env.CONVERSATION.get(env.CONVERSATION.idFromName(url.pathname.split("/")[3]));
-    const out = await conversation.turn(content, stream);
-    return new Response(out.answer, { status: out.status, headers: { "content-type": out.type } });
-  },
+  fetch: (request, env) =>
+    serveConversation(request, env, (conversation, content, stream) => conversation.turn(content, stream)),
 };`;
 
 /** The bench tenant (its widget allowed on ORIGIN); answers its secret and publishable keys. */
