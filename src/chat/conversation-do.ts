@@ -656,6 +656,10 @@ export class Conversation extends DurableObject<RawEnv> {
       return liveRefusal(429, "too many live connections to this conversation");
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
+    // A client's keep-alive is answered by the runtime without waking a hibernated object: a wake
+    // is billed as the object's duration, and a socket that pings every 30 s would pay one each
+    // time. Any other spelling of a ping still reaches webSocketMessage, which answers the same.
+    this.ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     this.ctx.acceptWebSocket(server, [kind]);
     const att: LiveAttachment = {
       kind,
@@ -1044,6 +1048,10 @@ function send(ws: WebSocket, frame: LiveServerFrame) {
     // A socket closing meanwhile: its client resumes by seq when it reconnects.
   }
 }
+
+/** The keep-alive frames the runtime answers by itself (setWebSocketAutoResponse). */
+export const PING_FRAME = JSON.stringify({ type: "ping" });
+export const PONG_FRAME = JSON.stringify({ type: "pong" });
 
 function clientFrame(message: string | ArrayBuffer): LiveClientFrame | undefined {
   if (typeof message !== "string" || message.length > 200) return undefined;

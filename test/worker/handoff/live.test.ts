@@ -7,11 +7,40 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { type Conversation, PING_FRAME } from "../../../src/chat/conversation-do";
 import { upstreamRequests } from "../chat/helpers";
 import { send } from "../helpers";
 import { consoleSend, operator, operatorLive, visitor, visitorLive, widgetTenant } from "./helpers";
 
 describe("live takeover", () => {
+  it("answers a keep-alive ping in the runtime, without waking the object; another spelling through it", async () => {
+    const t = await widgetTenant();
+    const v = visitor(t.pk);
+    const conv = await v.start();
+    const { live } = await visitorLive(v, conv.id);
+    if (!live) throw new Error("visitor socket refused");
+    const stub = env.CONVERSATION.getByName(`${t.id}:${conv.id}`);
+    // When the runtime last answered each socket by itself (null: never).
+    const autoAnswered = () =>
+      runInDurableObject(stub, (_c: Conversation, state) =>
+        state.getWebSockets().map((ws) => state.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? null),
+      );
+    expect(await autoAnswered()).toEqual([null]);
+    expect(PING_FRAME).toBe('{"type":"ping"}');
+    live.ws.send(PING_FRAME);
+    await live.until((f) => f.type === "pong", "pong");
+    const [stamp] = await autoAnswered();
+    expect(stamp).toEqual(expect.any(Number));
+    // Spelled otherwise, the ping reaches webSocketMessage, which answers the same frame.
+    live.ws.send('{ "type": "ping" }');
+    await live.until(() => live.frames.filter((f) => f.type === "pong").length === 2, "second pong");
+    expect(await autoAnswered()).toEqual([stamp]);
+    // Anything else is still refused by the object.
+    live.ws.send('{"type":"pong"}');
+    await live.until((f) => f.type === "error", "error frame");
+    live.ws.close();
+  });
+
   it("an operator takes over, writes live to the visitor, reads the visitor live, and hands back", async () => {
     const t = await widgetTenant();
     const anna = await operator(t.id, "agent", "Anna");
