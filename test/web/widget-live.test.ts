@@ -16,6 +16,8 @@ interface Fake {
   base: string;
   tickets: string[];
   resumes: number[];
+  /** Frames that were exactly the protocol's keep-alive ping. */
+  pings: string[];
   sockets: ServerSocket[];
   /** Stores an entry and pushes it to every resumed socket. */
   add(content: string): void;
@@ -29,6 +31,7 @@ async function fakeServer(conversation: string): Promise<Fake> {
   const tickets: string[] = [];
   const spent = new Set<string>();
   const resumes: number[] = [];
+  const pings: string[] = [];
   const sockets: ServerSocket[] = [];
   const resumed = new Set<ServerSocket>();
   const http: Server = createServer((req, res) => {
@@ -52,6 +55,7 @@ async function fakeServer(conversation: string): Promise<Fake> {
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.push(ws);
       ws.on("message", (raw) => {
+        if (String(raw) === '{"type":"ping"}') pings.push(String(raw));
         const f = JSON.parse(String(raw)) as { type: string; after: number };
         if (f.type !== "resume") return;
         resumes.push(f.after);
@@ -68,6 +72,7 @@ async function fakeServer(conversation: string): Promise<Fake> {
     base: `http://127.0.0.1:${port}`,
     tickets,
     resumes,
+    pings,
     sockets,
     add(content) {
       const e: TranscriptEntry = {
@@ -110,6 +115,23 @@ afterEach(async () => {
 });
 
 describe("the widget's live channel", () => {
+  it("pings an open socket to keep it alive, with the exact frame the runtime answers, until stopped", async () => {
+    server = await fakeServer("conv_2");
+    const api = { base: server.base, key: "pk_test", visitor: new VisitorToken(new Memo("localStorage")) };
+    channel = new LiveChannel(api, "conv_2", 0, { entry: () => {}, state: () => {} }, undefined, 40);
+    await until(() => server?.resumes.length === 1, "resume");
+    await until(() => (server?.pings.length ?? 0) >= 2, "two pings");
+    // A dropped socket's pinging ends with it; the new one pings on its own.
+    server.sockets[0]?.terminate();
+    await until(() => server?.resumes.length === 2, "resume after the drop");
+    const before = server.pings.length;
+    await until(() => (server?.pings.length ?? 0) >= before + 2, "pings on the new socket");
+    channel.stop();
+    const stopped = server.pings.length;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(server.pings.length).toBe(stopped);
+  });
+
   it("shows each entry once across a dropped connection, resuming after the highest seq shown", async () => {
     server = await fakeServer("conv_1");
     const shown: TranscriptEntry[] = [];

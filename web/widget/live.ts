@@ -6,6 +6,7 @@
  * ignores any seq it already has, so nothing is lost and nothing shows twice.
  */
 import type { LiveServerFrame, TranscriptEntry } from "../../src/handoff/types";
+import { keepAlive } from "../shared/keep-alive";
 import { type Client, json, NetworkError } from "./api";
 
 type StateFrame = Extract<LiveServerFrame, { type: "state" }>;
@@ -25,6 +26,7 @@ export class LiveChannel {
   #stopped = false;
   #failures = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #stopPinging: (() => void) | undefined;
 
   constructor(
     readonly api: Client,
@@ -33,6 +35,8 @@ export class LiveChannel {
     seen: number,
     readonly on: LiveHandlers,
     readonly socket: (url: string) => WebSocket = (url) => new WebSocket(url),
+    /** How often an open socket pings (web/shared/keep-alive.ts). */
+    readonly keepAliveMs?: number,
   ) {
     this.#seen = seen;
     void this.#connect();
@@ -46,6 +50,7 @@ export class LiveChannel {
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    this.#stopPinging?.();
     this.#ws?.close(1000, "done");
     this.#ws = undefined;
   }
@@ -71,6 +76,7 @@ export class LiveChannel {
     ws.addEventListener("open", () => {
       this.#failures = 0;
       ws.send(JSON.stringify({ type: "resume", after: this.#seen }));
+      this.#stopPinging = keepAlive(ws, this.keepAliveMs);
     });
     ws.addEventListener("message", (ev) => this.#frame(ev.data));
     ws.addEventListener("close", () => {

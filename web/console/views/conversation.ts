@@ -14,6 +14,7 @@ import type {
   LiveServerFrame,
 } from "../../../src/api-types";
 import { el } from "../../shared/dom";
+import { keepAlive } from "../../shared/keep-alive";
 import type { Api } from "../api";
 import { int, ms, usd } from "../format";
 import { button, errorBox, load } from "../ui";
@@ -234,6 +235,7 @@ export function conversationView(
       connection.textContent = "Live: new messages appear as they are written.";
       connection.dataset.live = "on";
       ws.send(JSON.stringify({ type: "resume", after: highest } satisfies LiveClientFrame));
+      keepAlive(ws);
     });
     ws.addEventListener("message", (e) => {
       try {
