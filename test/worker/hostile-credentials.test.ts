@@ -9,7 +9,7 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { operator, type Session, SITE, visitor, widgetTenant } from "./handoff/helpers";
-import { BASE, call } from "./helpers";
+import { BASE, call, hmacHex, send } from "./helpers";
 import { INJECTIONS } from "./hostile-values";
 
 const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -236,6 +236,52 @@ describe("forged and malformed credentials, wherever a client puts them", () => 
         await expectHandled(res, `${t.name}, ${JSON.stringify(forged).slice(0, 300)}`, t.openai);
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it("a browser's forged identity claim is refused in the envelope, and only the real one starts", async () => {
+    const t = await widgetTenant();
+    const made = await send("POST", "/v1/identity-secret", t.key);
+    expect(made.status).toBe(200);
+    const { identity_secret: secret } = (await made.json()) as { identity_secret: string };
+    const userId = "user-4711";
+    const real = await hmacHex(secret, userId);
+    const hex = fc.string({
+      unit: fc.constantFrom(..."0123456789abcdefABCDEF"),
+      minLength: 64,
+      maxLength: 64,
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.constant(userId),
+          fc.constantFrom(...INJECTIONS),
+          fc.string({ minLength: 1, maxLength: 300 }),
+        ),
+        fc.oneof(mangled(real), hex, tokenShaped, fc.constantFrom(...INJECTIONS)),
+        async (claimed, hash) => {
+          const res = await send(
+            "POST",
+            "/v1/conversations",
+            t.pk,
+            { user_id: claimed, user_hash: hash },
+            {
+              origin: SITE,
+              "cf-connecting-ip": "203.0.113.11",
+            },
+          );
+          const genuine = claimed === userId && hash.toLowerCase() === real;
+          if (genuine) expect(res.status).toBe(201);
+          else {
+            await expectHandled(
+              res,
+              `user_id ${JSON.stringify(claimed).slice(0, 80)}, user_hash ${hash.slice(0, 80)}`,
+            );
+            expect(res.status).toBeGreaterThanOrEqual(400);
+          }
+        },
+      ),
+      { numRuns: 100 },
     );
   });
 
