@@ -1,8 +1,8 @@
 /**
  * Credentials a client makes up, wherever it can put them: every request header the API reads, the
- * live socket's ticket, the inbox's cursor and the console's one-use tokens, filled with forged,
- * truncated, mangled and hostile values. None may answer 500, and every refusal is the API's error
- * envelope (OpenAI's shape on the OpenAI routes). A visitor token such as `vt1.A.AAAA` (one character
+ * live socket's ticket, the inbox's cursor, the console's one-use tokens and a browser's identity
+ * claim, filled with forged, truncated, mangled and hostile values. None may answer 500, and every
+ * refusal is the API's error envelope (OpenAI's shape on the OpenAI routes). A visitor token such as `vt1.A.AAAA` (one character
  * past a multiple of four) once made `atob` throw: a 500 for anyone holding the publishable key.
  * This is the property that finds that class of bug on every route a copied key reaches.
  */
