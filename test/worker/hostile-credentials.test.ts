@@ -9,19 +9,28 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { operator, type Session, SITE, visitor, widgetTenant } from "./handoff/helpers";
-import { BASE, call, hmacHex, send } from "./helpers";
+import { BASE, call, envelope, hmacHex, send } from "./helpers";
 import { INJECTIONS } from "./hostile-values";
 
 const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 /** Characters a token's parts are made of, and the ones a forger mixes in. */
 const tokenChar = fc.constantFrom(...B64URL, "=", "+", "/", ".", "%", " ");
+/**
+ * A token's part: mostly base64url of any length (a length one past a multiple of four is what no
+ * encoding makes, and what once made `atob` throw), sometimes with other characters mixed in.
+ */
+const tokenPart = (maxLength: number) =>
+  fc.oneof(
+    { arbitrary: fc.string({ unit: fc.constantFrom(...B64URL), maxLength }), weight: 3 },
+    { arbitrary: fc.string({ unit: tokenChar, maxLength }), weight: 1 },
+  );
 /** Token-shaped strings: a prefix and two or three parts of any length, base64url or nearly. */
 const tokenShaped = fc
   .tuple(
     fc.constantFrom("vt1", "lt1", "vt2", "", "VT1", "Bearer"),
-    fc.string({ unit: tokenChar, maxLength: 90 }),
-    fc.string({ unit: tokenChar, maxLength: 90 }),
-    fc.option(fc.string({ unit: tokenChar, maxLength: 20 })),
+    tokenPart(90),
+    tokenPart(90),
+    fc.option(tokenPart(20)),
   )
   .map(([p, a, b, c]) => [p, a, b, ...(c === null ? [] : [c])].join("."));
 /** A real credential cut, spliced or padded at random places. */
@@ -33,12 +42,24 @@ const mangled = (real: string) =>
       fc.constantFrom("", "A", "AA", "=", ".", "%00", "-_", " "),
     )
     .map(([i, j, insert]) => real.slice(0, Math.min(i, j)) + insert + real.slice(Math.max(i, j)));
+/**
+ * A real credential with one of its dot-separated parts replaced by a token part: the prefix and the
+ * other parts stay, so the forgery reaches the decoding of the part it replaced.
+ */
+const reshaped = (real: string) =>
+  fc.tuple(fc.nat(real.split(".").length - 1), tokenPart(12)).map(([i, part]) =>
+    real
+      .split(".")
+      .map((p, j) => (j === i ? part : p))
+      .join("."),
+  );
 /** Only what a client can put on the wire: printable ASCII header values. */
 const printable = (s: string) => /^[\x20-\x7e]*$/.test(s);
 const hostile = (real: string) =>
   fc.oneof(
-    tokenShaped,
-    mangled(real),
+    { arbitrary: reshaped(real), weight: 3 },
+    { arbitrary: mangled(real), weight: 2 },
+    { arbitrary: tokenShaped, weight: 2 },
     fc.constantFrom(...INJECTIONS.filter(printable)),
     fc.string({ maxLength: 120 }).filter(printable),
     fc.integer({ min: 1_000, max: 8_000 }).map((n) => "A".repeat(n)),
@@ -67,15 +88,14 @@ async function expectHandled(res: Response, what: string, openai = false) {
   const text = await res.text();
   expect(res.status, `${what} -> ${text.slice(0, 300)}`).toBeLessThan(500);
   if (res.status < 400) return;
-  let body: { error?: Record<string, unknown> } = {};
-  try {
-    body = JSON.parse(text);
-  } catch {
-    expect.fail(`${what} -> ${res.status}, not JSON: ${text.slice(0, 200)}`);
-  }
-  if (openai)
-    expect(body.error, what).toMatchObject({ message: expect.any(String), type: expect.any(String) });
-  else expect(body.error, what).toMatchObject({ code: expect.any(String), requestId: expect.any(String) });
+  // The platform's envelope is checked as every test checks it (helpers' `envelope`, which throws
+  // on anything else); OpenAI's shape on the OpenAI routes.
+  if (!openai) await envelope(new Response(text));
+  else
+    expect((JSON.parse(text) as { error?: unknown }).error, what).toMatchObject({
+      message: expect.any(String),
+      type: expect.any(String),
+    });
 }
 
 let targets: Target[] = [];
@@ -235,7 +255,7 @@ describe("forged and malformed credentials, wherever a client puts them", () => 
         });
         await expectHandled(res, `${t.name}, ${JSON.stringify(forged).slice(0, 300)}`, t.openai);
       }),
-      { numRuns: 300 },
+      { numRuns: 1_000 },
     );
   });
 
