@@ -7,12 +7,10 @@ export const PING_FRAME = '{"type":"ping"}';
 /** Well under the 100 s of silence after which some proxies close a WebSocket. */
 export const KEEP_ALIVE_MS = 30_000;
 
-/** Pings `ws` every `ms` while it is open, until it closes or the answered function is called. */
-export function keepAlive(ws: WebSocket, ms = KEEP_ALIVE_MS): () => void {
+/** Pings `ws` every `ms` while it is open; closing it, from either side, ends the pinging. */
+export function keepAlive(ws: WebSocket, ms = KEEP_ALIVE_MS): void {
   const timer = setInterval(() => {
     if (ws.readyState === 1) ws.send(PING_FRAME);
   }, ms);
-  const stop = () => clearInterval(timer);
-  ws.addEventListener("close", stop);
-  return stop;
+  ws.addEventListener("close", () => clearInterval(timer));
 }

@@ -26,7 +26,6 @@ export class LiveChannel {
   #stopped = false;
   #failures = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #stopPinging: (() => void) | undefined;
 
   constructor(
     readonly api: Client,
@@ -50,7 +49,6 @@ export class LiveChannel {
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#timer);
-    this.#stopPinging?.();
     this.#ws?.close(1000, "done");
     this.#ws = undefined;
   }
@@ -76,7 +74,7 @@ export class LiveChannel {
     ws.addEventListener("open", () => {
       this.#failures = 0;
       ws.send(JSON.stringify({ type: "resume", after: this.#seen }));
-      this.#stopPinging = keepAlive(ws, this.keepAliveMs);
+      keepAlive(ws, this.keepAliveMs);
     });
     ws.addEventListener("message", (ev) => this.#frame(ev.data));
     ws.addEventListener("close", () => {
