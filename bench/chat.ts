@@ -598,6 +598,12 @@ export const chatBench: Bench = {
       baseline: round(per(c.passthrough)),
       ratio: round(per(c.passthrough) / per(c[t])),
     });
+    // The same for the whole run and for each phase.
+    const cpuRowsVsPass = (name: string, t: Target) => [
+      cpuVsPass(name, t, "cpu ms/request", cpu),
+      cpuVsPass(name, t, "cpu ms/request c=1 phase", cpu1),
+      cpuVsPass(name, t, "cpu ms/request c=16 phase", cpu16),
+    ];
     // The hops floor against the pass-through: what one durable DO write before the upstream costs.
     const floorName = "hops floor (one DO write, then the upstream)";
     rows.push(
@@ -608,9 +614,7 @@ export const chatBench: Bench = {
         baseline: null,
         ratio: null,
       },
-      cpuVsPass(floorName, "floor", "cpu ms/request", cpu),
-      cpuVsPass(floorName, "floor", "cpu ms/request c=1 phase", cpu1),
-      cpuVsPass(floorName, "floor", "cpu ms/request c=16 phase", cpu16),
+      ...cpuRowsVsPass(floorName, "floor"),
     );
     // The conversation floor against the pass-through: what the conversation design's hops cost.
     const convFloorName =
@@ -618,21 +622,13 @@ export const chatBench: Bench = {
     // The one-hop floor: the same object and commits with the upstream called from the object.
     const oneHopName = "one-hop conversation floor (the object calls the upstream: one RPC a message)";
     if (TARGETS.includes("convFloor"))
-      rows.push(
-        cpuVsPass(convFloorName, "convFloor", "cpu ms/request", cpu),
-        cpuVsPass(convFloorName, "convFloor", "cpu ms/request c=1 phase", cpu1),
-        cpuVsPass(convFloorName, "convFloor", "cpu ms/request c=16 phase", cpu16),
-        cpuVsPass(oneHopName, "oneHop", "cpu ms/request", cpu),
-        cpuVsPass(oneHopName, "oneHop", "cpu ms/request c=1 phase", cpu1),
-        cpuVsPass(oneHopName, "oneHop", "cpu ms/request c=16 phase", cpu16),
-        {
-          name: oneHopName,
-          metric: "cpu ms/request vs conversation floor",
-          value: round(cpuPer("oneHop")),
-          baseline: round(cpuPer("convFloor")),
-          ratio: round(cpuPer("convFloor") / cpuPer("oneHop")),
-        },
-      );
+      rows.push(...cpuRowsVsPass(convFloorName, "convFloor"), ...cpuRowsVsPass(oneHopName, "oneHop"), {
+        name: oneHopName,
+        metric: "cpu ms/request vs conversation floor",
+        value: round(cpuPer("oneHop")),
+        baseline: round(cpuPer("convFloor")),
+        ratio: round(cpuPer("convFloor") / cpuPer("oneHop")),
+      });
     for (const t of TARGETS.filter((x) => x === "openai" || x === "conversation")) {
       const name = t === "openai" ? "chat (OpenAI path)" : "chat (conversation API)";
       rows.push(
@@ -685,9 +681,7 @@ export const chatBench: Bench = {
           baseline: round(rps("passthrough"), 0),
           ratio: round(rps(t) / rps("passthrough")),
         },
-        cpuVsPass(name, t, "cpu ms/request", cpu),
-        cpuVsPass(name, t, "cpu ms/request c=1 phase", cpu1),
-        cpuVsPass(name, t, "cpu ms/request c=16 phase", cpu16),
+        ...cpuRowsVsPass(name, t),
         // What the path's own logic costs over the same hops with none in them.
         {
           name,
@@ -764,6 +758,8 @@ export const chatBench: Bench = {
           "hops floor: reads the request, one RPC to a SQLite Durable Object inserting one row, then the upstream piped back (no logic)",
         conversationFloor:
           "conversation floor: a start makes a SQLite Durable Object per conversation (a row, an idle alarm); a message makes one RPC to it, which makes one to a gate object inserting a row, calls the upstream with the history it answered, reads the answer whole and stores both messages in a second RPC (no logic); sent what the conversation API is sent, one conversation per client for 20 messages",
+        oneHopFloor:
+          "one-hop floor: the conversation floor's object, gate, starts and commits, but one RPC a message: the object asks the gate, calls the upstream with its history, reads the answer whole and records it before returning it",
         ingest:
           "the chat worker runs no queue consumer (in production the analytics ingest is an invocation of its own); openai+ingest is the OpenAI path on a second workerd whose consumers ingest its events into Postgres",
         targets: "OpenAI path p50 added over pass-through < 2 ms at c=1; CPU per request < 2x pass-through",
