@@ -2,7 +2,8 @@
  * Checks every validated request input (body, query, path) gets beyond its own schema, in one
  * place, so no route can forget them: text Postgres cannot store (NUL, which neither `text` nor
  * `jsonb` accepts, and lone UTF-16 surrogates, which are not Unicode) in any string or object key,
- * and tenant webhook URLs that are not https on a public host (src/notify/webhook-target.ts).
+ * nesting deeper than MAX_INPUT_DEPTH, and tenant webhook URLs that are not https on a public host
+ * (src/notify/webhook-target.ts).
  */
 import type { Env } from "./env.ts";
 import { strictWebhookTargets, WEBHOOK_URL_FIELDS, webhookTargetProblem } from "./notify/webhook-target.ts";
@@ -11,6 +12,18 @@ export interface InputIssue {
   path: string;
   message: string;
 }
+
+/**
+ * Levels of arrays and objects an input may nest. The deepest a real one goes is a tool's JSON
+ * Schema on the OpenAI route (tools.0.function.parameters, then two levels per nested property):
+ * far less. A deeper input is refused rather than walked: what lies below the bound would go
+ * unchecked into the stores, and JSON.parse takes nesting (20,000 levels fit the 64 KiB body
+ * limit) that JSON.stringify, structured cloning and Postgres then overflow on.
+ */
+export const MAX_INPUT_DEPTH = 64;
+
+/** Problems reported at most: a refusal names enough to fix the input, and stays small. */
+const MAX_ISSUES = 20;
 
 const UNSTORABLE = "contains a character that cannot be stored (NUL or a lone surrogate)";
 
@@ -24,6 +37,7 @@ export function inputIssues(data: unknown, env: Pick<Env, "ENVIRONMENT">): Input
   const issues: InputIssue[] = [];
   const strict = strictWebhookTargets(env);
   const walk = (v: unknown, path: string[], depth: number) => {
+    if (issues.length >= MAX_ISSUES) return;
     if (typeof v === "string") {
       if (!storableText(v)) issues.push({ path: path.join("."), message: UNSTORABLE });
       const key = path.at(-1);
@@ -33,8 +47,11 @@ export function inputIssues(data: unknown, env: Pick<Env, "ENVIRONMENT">): Input
       }
       return;
     }
-    // Bodies are bounded by MAX_BODY_BYTES; the depth bound only keeps a hostile nesting cheap.
-    if (v === null || typeof v !== "object" || depth > 64) return;
+    if (v === null || typeof v !== "object") return;
+    if (depth >= MAX_INPUT_DEPTH) {
+      issues.push({ path: path.join("."), message: `nested deeper than ${MAX_INPUT_DEPTH} levels` });
+      return;
+    }
     if (Array.isArray(v)) {
       for (const [i, x] of v.entries()) walk(x, [...path, String(i)], depth + 1);
       return;

@@ -9,8 +9,8 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { operator, type Session, SITE, visitor, widgetTenant } from "./handoff/helpers";
-import { BASE, call, envelope, hmacHex, send } from "./helpers";
-import { INJECTIONS } from "./hostile-values";
+import { BASE, call, hmacHex, send } from "./helpers";
+import { expectHandled, INJECTIONS } from "./hostile-values";
 
 const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 /** Characters a token's parts are made of, and the ones a forger mixes in. */
@@ -76,26 +76,6 @@ interface Target {
   /** The real value of the query parameter this route reads, when it reads one. */
   query?: string;
   openai?: boolean;
-}
-
-/** Checks one answer: below 500, and a refusal in the route's error envelope. */
-async function expectHandled(res: Response, what: string, openai = false) {
-  if (res.status === 101) {
-    res.webSocket?.accept();
-    res.webSocket?.close();
-    return;
-  }
-  const text = await res.text();
-  expect(res.status, `${what} -> ${text.slice(0, 300)}`).toBeLessThan(500);
-  if (res.status < 400) return;
-  // The platform's envelope is checked as every test checks it (helpers' `envelope`, which throws
-  // on anything else); OpenAI's shape on the OpenAI routes.
-  if (!openai) await envelope(new Response(text));
-  else
-    expect((JSON.parse(text) as { error?: unknown }).error, what).toMatchObject({
-      message: expect.any(String),
-      type: expect.any(String),
-    });
 }
 
 let targets: Target[] = [];

@@ -1,3 +1,10 @@
+/**
+ * What the hostile-input tests share: the strings an attacker tries first, and the check every
+ * answer to a hostile request must pass.
+ */
+import { expect } from "vitest";
+import { envelope } from "./helpers";
+
 /** Strings an attacker tries first: SQL, markup, templates, paths, control and bidi characters. */
 export const INJECTIONS = [
   "'; drop table tenants; --",
@@ -12,3 +19,25 @@ export const INJECTIONS = [
   "{{constructor.constructor('return 1')()}}",
   "__proto__",
 ];
+
+/**
+ * Checks one answer to a hostile request: below 500, and a refusal in the route's error envelope
+ * (helpers' `envelope`, which throws on anything else; OpenAI's shape on the OpenAI routes). A
+ * socket that was accepted is closed at once.
+ */
+export async function expectHandled(res: Response, what: string, openai = false): Promise<void> {
+  if (res.status === 101) {
+    res.webSocket?.accept();
+    res.webSocket?.close();
+    return;
+  }
+  const text = await res.text();
+  expect(res.status, `${what} -> ${text.slice(0, 300)}`).toBeLessThan(500);
+  if (res.status < 400) return;
+  if (!openai) await envelope(new Response(text));
+  else
+    expect((JSON.parse(text) as { error?: unknown }).error, what).toMatchObject({
+      message: expect.any(String),
+      type: expect.any(String),
+    });
+}

@@ -137,6 +137,66 @@ describe("text Postgres cannot store", () => {
   });
 });
 
+/** `depth` arrays around `leaf`, as raw JSON text: deeper than JSON.stringify builds comfortably. */
+const nested = (depth: number, leaf: string) => `${"[".repeat(depth)}${leaf}${"]".repeat(depth)}`;
+
+describe("nesting deeper than the inputs bound (MAX_INPUT_DEPTH)", () => {
+  const params = (annotation: string) =>
+    `{"name":"deep","description":"d","target":{"kind":"https","url":"https://tools.example/x"},` +
+    `"parameters":{"type":"object","x-note":${annotation}}}`;
+
+  /** A 400 VALIDATION_FAILED naming the place under parameters.x-note where the bound was passed. */
+  async function tooDeep(res: Response) {
+    const text = await res.text();
+    expect(res.status, text).toBe(400);
+    const { error } = JSON.parse(text) as {
+      error: { code: string; details: { path: string; message: string }[] };
+    };
+    expect(error.code).toBe("VALIDATION_FAILED");
+    expect(error.details).toEqual([
+      { path: expect.stringMatching(/^parameters\.x-note(\.0)+$/), message: "nested deeper than 64 levels" },
+    ]);
+  }
+
+  it("a tool's schema: text Postgres cannot store, below the bound, is refused and nothing is stored", async () => {
+    const { id, key } = await chatTenant();
+    // Below the old walk's reach (64 levels), a NUL went unchecked into Postgres's jsonb: a 500.
+    const res = await send("POST", "/v1/tools", key, params(nested(70, '"\\u0000"')));
+    await tooDeep(res);
+    expect(await query(sql`select name from tools where tenant_id = ${id}`)).toEqual([]);
+    // The bound itself: 64 levels (the body, parameters and 62 arrays) are taken, 65 are not.
+    await tooDeep(await send("POST", "/v1/tools", key, params(nested(63, '"fine"'))));
+    const ok = await send("POST", "/v1/tools", key, params(nested(62, '"fine"')));
+    expect(ok.status, await ok.clone().text()).toBe(201);
+  });
+
+  it("the OpenAI-compatible route refuses 20,000 levels in OpenAI's error shape", async () => {
+    const { key } = await chatTenant();
+    const res = await send(
+      "POST",
+      "/v1/chat/completions",
+      key,
+      `{"model":"mock","messages":[{"role":"user","content":"hi"}],` +
+        `"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","x":${nested(20_000, "1")}}}}]}`,
+    );
+    const text = await res.text();
+    expect(res.status, text).toBe(400);
+    const e = JSON.parse(text) as { error: { message: string; type: string } };
+    expect(e.error.type).toBe("invalid_request_error");
+    expect(e.error.message).toContain("nested deeper than 64 levels");
+    expect(e.error.message.length).toBeLessThan(4_000);
+  });
+
+  it("a refusal names at most 20 problems, however many the input has", async () => {
+    const { key } = await chatTenant();
+    const many = Array.from({ length: 300 }, () => nested(70, "1")).join(",");
+    const res = await send("POST", "/v1/tools", key, params(`[${many}]`));
+    expect(res.status).toBe(400);
+    const { error } = (await res.json()) as { error: { details: unknown[] } };
+    expect(error.details).toHaveLength(20);
+  });
+});
+
 describe("error logs", () => {
   afterEach(() => vi.restoreAllMocks());
 

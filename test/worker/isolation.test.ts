@@ -17,6 +17,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { TEST_ADMIN_TOKEN } from "../local-services";
 import { call, createKey, createTenant, query, send, sql, uniqueId } from "./helpers";
+import { toolBody } from "./tools/helpers";
 
 /** The ids of one tenant's objects a probe fills a path with. */
 /** `doomed`: a second experiment, so the tenant's and the admin's deletes each have one to delete. */
@@ -470,16 +471,6 @@ const ID_ROUTES: Record<string, Entry> = {
 
 const SHARED_EXPERIMENT = "shared-name";
 const METHODS = ["get", "put", "post", "patch", "delete"];
-
-/** A valid tool definition (the probes must reach the handler, not the validator). */
-function toolBody(name: string) {
-  return {
-    name,
-    description: "Looks up an order",
-    parameters: { type: "object", properties: { order_id: { type: "string" } } },
-    target: { kind: "https", url: "https://tools.example.com/order" },
-  };
-}
 
 function twoArms(name: string) {
   return {

@@ -11,21 +11,7 @@ import { newServices } from "../../../src/services";
 import { toolsForTenant } from "../../../src/tools/registry";
 import { TEST_ADMIN_TOKEN } from "../../local-services";
 import { admin, BASE, createKey, createTenant, query, send, sql } from "../helpers";
-
-/** A valid definition, with overrides. */
-function toolBody(name: string, overrides: Record<string, unknown> = {}) {
-  return {
-    name,
-    description: "Looks up an order by its number",
-    parameters: {
-      type: "object",
-      properties: { order_id: { type: "string", description: "The order number" } },
-      required: ["order_id"],
-    },
-    target: { kind: "https", url: "https://tools.example.com/orders" },
-    ...overrides,
-  };
-}
+import { toolBody } from "./helpers";
 
 async function auditOf(tenantId: string) {
   const res = await admin("GET", `/tenants/${tenantId}/audit?limit=500`);
