@@ -81,7 +81,7 @@ const hostileValue = fc.oneof(
   fc.integer({ min: 1_000, max: 60_000 }).map((n) => "x".repeat(n)),
   fc.jsonValue({ maxDepth: 3 }),
   fc.constant(PROTO),
-  { arbitrary: deep, weight: 2 },
+  { arbitrary: deep, weight: 3 },
 );
 const hostileKey = fc.oneof(
   fc.constantFrom(
@@ -204,6 +204,23 @@ beforeAll(async () => {
   // The admin API writes another tenant's configuration.
   const other = await createTenant({ model: "mock" });
   await createKey(other.tenant_id);
+  const agent = await operator(other.tenant_id, "agent");
+  const adminHeaders = { authorization: `Bearer ${TEST_ADMIN_TOKEN}`, "content-type": "application/json" };
+
+  // What the update routes change: an experiment and a knowledge source.
+  const pace = {
+    name: "pace",
+    variants: [
+      { name: "control", overrides: {} },
+      { name: "brisk", overrides: { temperature: 0.3 } },
+    ],
+    split: { control: 0.5, brisk: 0.5 },
+  };
+  expect((await send("POST", "/v1/experiments", t.key, pace)).status).toBe(201);
+  const returns = { type: "text", title: "Returns", content: "Returns are free within 30 days." };
+  const source = await send("POST", "/v1/knowledge/sources", t.key, returns);
+  expect(source.status).toBe(201);
+  const { id: sourceId } = (await source.json()) as { id: string };
 
   const tool = { ...toolBody("lookup_order"), timeout_ms: 5_000, enabled: true };
   expect((await send("POST", "/v1/tools", t.key, tool)).status).toBe(201);
@@ -326,12 +343,81 @@ beforeAll(async () => {
       name: "admin tenant update",
       method: "PATCH",
       path: `/admin/tenants/${other.tenant_id}`,
-      headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}`, "content-type": "application/json" },
+      headers: adminHeaders,
       body: {
         blocked_topics: ["politics"],
         pricing_overrides: { mock: { input: 1, output: 2 } },
         allowed_origins: ["https://other.example"],
       },
+    },
+    {
+      name: "experiment update",
+      method: "PATCH",
+      path: "/v1/experiments/pace",
+      headers: server,
+      body: { description: "Shorter answers", split: { control: 0.4, brisk: 0.6 }, active: true },
+    },
+    {
+      name: "knowledge source replace",
+      method: "PUT",
+      path: `/v1/knowledge/sources/${sourceId}`,
+      headers: server,
+      body: { ...returns, content: "Returns are free within 60 days." },
+    },
+    {
+      name: "knowledge settings",
+      method: "PATCH",
+      path: "/v1/knowledge/settings",
+      headers: server,
+      body: {
+        enabled: true,
+        min_score: 0.2,
+        max_context_tokens: 1_200,
+        unknown_answer_message: "I do not know that yet.",
+        embedding: { provider: "none" },
+      },
+    },
+    {
+      name: "admin tenant create",
+      method: "POST",
+      path: "/admin/tenants",
+      headers: adminHeaders,
+      body: {
+        tenant_id: `${other.tenant_id}-2`,
+        name: "Second shop",
+        system_prompt: "You help.",
+        model: "mock",
+        allowed_origins: ["https://second.example"],
+        blocked_topics: ["politics"],
+      },
+    },
+    {
+      name: "admin key create",
+      method: "POST",
+      path: `/admin/tenants/${other.tenant_id}/keys`,
+      headers: adminHeaders,
+      body: { kind: "publishable", name: "site" },
+    },
+    {
+      name: "admin operator invite",
+      method: "POST",
+      path: `/admin/tenants/${other.tenant_id}/operators`,
+      headers: adminHeaders,
+      body: { email: "new.agent@example.com", name: "New Agent", role: "agent" },
+    },
+    {
+      name: "admin operator update",
+      method: "PATCH",
+      path: `/admin/tenants/${other.tenant_id}/operators/${agent.id}`,
+      headers: adminHeaders,
+      body: { name: "Renamed Agent", role: "agent" },
+    },
+    {
+      name: "console sign-in link",
+      method: "POST",
+      path: "/operator/magic-link",
+      headers: { "content-type": "application/json", "cf-connecting-ip": "203.0.113.22" },
+      body: { tenant_id: other.tenant_id, email: "new.agent@example.com" },
     },
     {
       name: "console message",
@@ -373,7 +459,7 @@ describe("bodies shaped like the real ones, changed in one to three places", () 
           await expectHandled(res, `${t.name}: ${JSON.stringify(mutations).slice(0, 400)}`, t.openai);
         },
       ),
-      { numRuns: 1_500 },
+      { numRuns: 2_500 },
     );
     const transcript = await call(talk.path, { headers: talk.headers });
     expect(transcript.status).toBe(200);
