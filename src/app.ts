@@ -7,7 +7,7 @@ import type { Visitor } from "./chat/visitor-token";
 import { loadEnv, type RawEnv } from "./env";
 import { AppError, codeOf, errorBody, errorSummary } from "./errors";
 import type { OperatorIdentity } from "./operators/service";
-import { type InputIssue, inputIssues } from "./request-checks";
+import { type InputIssue, inputIssues, MAX_ISSUES } from "./request-checks";
 import { ResponseTiming } from "./response-timing";
 import { newServices, type Services } from "./services";
 import type { ApiKeyRecord, TenantConfig } from "./tenants/config";
@@ -63,8 +63,14 @@ export function errorResponse(c: Context<AppEnv>, err: Error): Response {
 }
 
 function refuse(issues: InputIssue[]): never {
-  const summary = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join("; ");
-  throw new AppError("VALIDATION_FAILED", `invalid request: ${summary}`, { details: issues });
+  const shown = issues.slice(0, MAX_ISSUES);
+  const more = issues.length - shown.length;
+  const summary = shown.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join("; ");
+  throw new AppError(
+    "VALIDATION_FAILED",
+    `invalid request: ${summary}${more > 0 ? `; and ${more} more` : ""}`,
+    { details: shown },
+  );
 }
 
 /**

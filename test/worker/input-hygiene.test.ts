@@ -195,6 +195,34 @@ describe("nesting deeper than the inputs bound (MAX_INPUT_DEPTH)", () => {
     const { error } = (await res.json()) as { error: { details: unknown[] } };
     expect(error.details).toHaveLength(20);
   });
+
+  it("so does a schema's refusal: hundreds of wrong elements are answered in a few KiB", async () => {
+    const { key } = await chatTenant();
+    // As many as the schemas take (1,000 messages, 500 blocked topics), each of the wrong type.
+    const wrong = (n: number) => `[${Array.from({ length: n }, () => "1").join(",")}]`;
+    const res = await send(
+      "POST",
+      "/v1/chat/completions",
+      key,
+      `{"model":"mock","messages":${wrong(1_000)}}`,
+    );
+    const text = await res.text();
+    expect(res.status).toBe(400);
+    expect(text.length).toBeLessThan(4_096);
+    const { error } = JSON.parse(text) as { error: { message: string; type: string } };
+    expect(error.type).toBe("invalid_request_error");
+    expect(error.message).toMatch(/; and \d+ more$/);
+    const tenant = await admin("POST", "/tenants", {
+      tenant_id: `many-${crypto.randomUUID().slice(0, 8)}`,
+      name: "Shop",
+      system_prompt: "You help.",
+      blocked_topics: JSON.parse(wrong(500)),
+    });
+    const body = await tenant.text();
+    expect(tenant.status).toBe(400);
+    expect(body.length).toBeLessThan(4_096);
+    expect((JSON.parse(body) as { error: { details: unknown[] } }).error.details).toHaveLength(20);
+  });
 });
 
 describe("error logs", () => {
