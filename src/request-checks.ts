@@ -18,7 +18,8 @@ export interface InputIssue {
  * Schema on the OpenAI route (tools.0.function.parameters, then two levels per nested property):
  * far less. A deeper input is refused rather than walked: what lies below the bound would go
  * unchecked into the stores, and JSON.parse takes nesting (20,000 levels fit the 64 KiB body
- * limit) that V8's JSON.stringify and structured cloning overflow on (from about 8,000).
+ * limit) deeper than recursive code follows (Node's JSON.stringify and structuredClone overflow
+ * from about 8,000; workerd's stack goes deeper, but nothing here should depend on how deep).
  */
 export const MAX_INPUT_DEPTH = 64;
 
