@@ -17,7 +17,12 @@ export const PLACEHOLDERS = {
 } as const;
 
 /** Bounds of a tenant's own patterns (docs/privacy.md). */
-export const CUSTOM_PATTERN_LIMITS = { count: 20, length: 200 } as const;
+/**
+ * A tenant's patterns: how many, how long each, and their work together (the sum of each one's
+ * `patternWork`, each at most MAX_PATTERN_WORK): at the bound, an 8,000-character message of one
+ * repeated character takes each pattern 3-11 ms to scan (docs/privacy.md).
+ */
+export const CUSTOM_PATTERN_LIMITS = { count: 20, length: 200, work: 512 } as const;
 
 // One alternation, one scan. Groups: 1 email, 2 IBAN, 3 digit run (card or phone). Lookbehinds keep
 // a match from starting inside a longer word or number.
@@ -170,9 +175,36 @@ export function redactNullable(text: string | null, redactor: Redactor = BUILT_I
 /**
  * Why a tenant pattern is refused, or undefined when it is acceptable. Patterns are bounded in
  * length, must compile, must not match the empty string, and may not nest quantifiers (`(a+)+`,
- * `(\w*)*`, `(a|b+){2,}`): those are what makes a backtracking engine take exponential time.
+ * `(\w*)*`, `(a|b+){2,}`): those are what makes a backtracking engine take exponential time. And
+ * the work at each position of the visitor's text must be bounded (`patternWork`): no `*`, `+` or
+ * `{n,}`, and at most MAX_PATTERN_WORK ways to try a match there. Without that bound a pattern is
+ * polynomial in the text, with no bound on the degree: `\d+x` took 41 ms on an 8,000-character
+ * message, `\w*\w*!` 17 s on 4,000 characters (docs/privacy.md).
  */
 export function patternProblem(source: string): string | undefined {
+  const problem = storedPatternProblem(source);
+  if (problem) return problem;
+  const work = patternWork(source);
+  if (work === "unbounded")
+    return "unbounded repeats (*, + or {n,}) are not allowed: give a bound, like {1,32}";
+  if (work > MAX_PATTERN_WORK)
+    return `too many ways to match at one position (${work > 1e9 ? "over 10^9" : work}; at most ${MAX_PATTERN_WORK}): narrow the {m,n} ranges, ? and alternatives`;
+  return undefined;
+}
+
+/**
+ * Ways a pattern may try to match at one position, at most: the product, along the pattern, of
+ * each repeat's range (`{2,5}`: 4, `?`: 2) and of the sum over each alternation's branches.
+ * Patterns that nest quantifiers are refused before this is asked.
+ */
+export const MAX_PATTERN_WORK = 128;
+
+/**
+ * The rules a pattern stored before the work bound (2026-12-07) must still meet to be applied:
+ * the redactor keeps applying such a pattern, since skipping it would stop redacting what it
+ * matches without a word to anyone; a write of the tenant's patterns must meet `patternProblem`.
+ */
+function storedPatternProblem(source: string): string | undefined {
   if (source.length === 0) return "empty pattern";
   if (source.length > CUSTOM_PATTERN_LIMITS.length)
     return `longer than ${CUSTOM_PATTERN_LIMITS.length} characters`;
@@ -186,6 +218,91 @@ export function patternProblem(source: string): string | undefined {
   if (/\\[1-9]|\\k</.test(source)) return "backreferences are not allowed";
   if (hasNestedQuantifier(source)) return "nested quantifiers (like (a+)+) are not allowed";
   return undefined;
+}
+
+/**
+ * `MAX_PATTERN_WORK`'s measure of a pattern that compiles with the `u` flag: a recursive reading of
+ * its alternations, groups, classes, escapes and repeats. "unbounded" for `*`, `+` and `{n,}`.
+ */
+export function patternWork(source: string): number | "unbounded" {
+  let i = 0;
+  const alternation = (): number | "unbounded" => {
+    let sum = 0;
+    for (;;) {
+      const w = sequence();
+      if (w === "unbounded") return w;
+      sum += w;
+      if (source[i] !== "|") return sum;
+      i++;
+    }
+  };
+  const sequence = (): number | "unbounded" => {
+    let product = 1;
+    while (i < source.length && source[i] !== "|" && source[i] !== ")") {
+      const atom = atomWork();
+      if (atom === "unbounded") return atom;
+      const range = repeatRange();
+      if (range === "unbounded") return range;
+      // A repeated atom with choices inside is a nested quantifier, refused before; as a bound, count
+      // every choice at every repeat.
+      product *= atom === 1 ? range : atom ** Math.max(range, 1) * range;
+    }
+    return product;
+  };
+  const atomWork = (): number | "unbounded" => {
+    const ch = source[i];
+    if (ch === "(") {
+      i++;
+      if (source[i] === "?") {
+        // (?: (?= (?! (?<= (?<! (?<name>
+        i++;
+        if (source[i] === "<" && source[i + 1] !== "=" && source[i + 1] !== "!") {
+          while (i < source.length && source[i] !== ">") i++;
+          i++;
+        } else i += source[i] === "<" ? 2 : 1;
+      }
+      const inner = alternation();
+      i++; // ")"
+      return inner;
+    }
+    if (ch === "[") {
+      i++;
+      while (i < source.length && source[i] !== "]") i += source[i] === "\\" ? 2 : 1;
+      i++;
+      return 1;
+    }
+    if (ch === "\\") {
+      const kind = source[i + 1];
+      i += 2;
+      // \p{...}, \P{...}, \u{...}: the braces belong to the escape, not a repeat.
+      if ((kind === "p" || kind === "P" || kind === "u") && source[i] === "{") {
+        while (i < source.length && source[i] !== "}") i++;
+        i++;
+      }
+      return 1;
+    }
+    i++;
+    return 1;
+  };
+  const repeatRange = (): number | "unbounded" => {
+    const ch = source[i];
+    let range = 1;
+    if (ch === "*" || ch === "+") return "unbounded";
+    if (ch === "?") {
+      i++;
+      range = 2;
+    } else if (ch === "{") {
+      const m = /^\{(\d+)(,(\d*))?\}/.exec(source.slice(i));
+      if (!m) return 1;
+      i += m[0].length;
+      if (m[2] === undefined) range = 1;
+      else if (m[3] === "") return "unbounded";
+      else range = Math.max(Number(m[3]) - Number(m[1]) + 1, 1);
+    } else return 1;
+    if (source[i] === "?") i++; // lazy
+    return range;
+  };
+  return alternation();
 }
 
 /**
@@ -236,7 +353,7 @@ export function redactorOf(settings: {
   if (!custom) {
     custom = settings.redactPatterns
       .slice(0, CUSTOM_PATTERN_LIMITS.count)
-      .filter((p) => patternProblem(p) === undefined)
+      .filter((p) => storedPatternProblem(p) === undefined)
       .map((p) => new RegExp(p, "gu"));
     if (compiled.size >= 1_000) compiled.delete(compiled.keys().next().value ?? "");
     compiled.set(key, custom);

@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { CUSTOM_PATTERN_LIMITS, patternProblem } from "../privacy/redact";
+import { CUSTOM_PATTERN_LIMITS, patternProblem, patternWork } from "../privacy/redact";
 import { TENANT_ID, TenantIdParam } from "./chat-schemas";
 
 // The shapes a chat path's app needs too live in chat-schemas.ts; the admin API gets them here.
@@ -98,7 +98,7 @@ const configFields = {
   operator_name_display: z.enum(["full", "first", "none"]),
   /** Days transcripts and per-event analytics are kept; null: the platform default (capped at the platform maximum). */
   retention_days: z.number().int().min(1).max(3650).nullable(),
-  /** The tenant's own PII patterns (docs/privacy.md): bounded, compiled, no nested quantifiers. */
+  /** The tenant's own PII patterns (docs/privacy.md): bounded, compiled, bounded work per position. */
   redact_patterns: z
     .array(
       z.string().superRefine((p, ctx) => {
@@ -106,7 +106,15 @@ const configFields = {
         if (problem) ctx.addIssue({ code: "custom", message: problem });
       }),
     )
-    .max(CUSTOM_PATTERN_LIMITS.count),
+    .max(CUSTOM_PATTERN_LIMITS.count)
+    .superRefine((ps, ctx) => {
+      const work = ps.reduce((sum, p) => sum + (Number(patternWork(p)) || 0), 0);
+      if (work > CUSTOM_PATTERN_LIMITS.work)
+        ctx.addIssue({
+          code: "custom",
+          message: `the patterns together have ${work} ways to match at one position; at most ${CUSTOM_PATTERN_LIMITS.work}`,
+        });
+    }),
   /** Redact visitors' messages before the model provider sees them, not only before storage. */
   redact_before_model: z.boolean(),
   /** Cloudflare Turnstile's public site key; the widget renders the check with it. */

@@ -642,6 +642,8 @@ describe.skipIf(!hasChromium && !process.env.CI)("the widget and the console in 
     ]);
 
     await ops.getByRole("link", { name: "Keys" }).click();
+    // The keys view replaces the configuration, which has a "Name" field of its own: wait for it.
+    await ops.getByRole("button", { name: "Create key" }).waitFor();
     await ops.getByLabel("Name").fill("browser test key");
     await ops.getByRole("button", { name: "Create key" }).click();
     const created = await ops.locator("[data-created-key]").textContent();

@@ -4,10 +4,12 @@ import {
   ibanValid,
   luhnValid,
   patternProblem,
+  patternWork,
   redact,
   redactorOf,
   redactReply,
 } from "../../../src/privacy/redact";
+import { admin, createTenant, envelope, query, sql } from "../helpers";
 import { after, before, card, email, iban, ordinary, phone } from "./pii";
 
 const RUNS = { numRuns: 300 };
@@ -114,9 +116,46 @@ describe("redact: tenant patterns", () => {
     expect(patternProblem("a*")).toMatch(/empty string/);
     expect(patternProblem("(x")).toMatch(/does not compile/);
     expect(patternProblem("x".repeat(201))).toMatch(/longer than 200/);
-    expect(patternProblem("[(+*]+x")).toBeUndefined();
-    expect(patternProblem("\\(\\d+\\)+x")).toBeUndefined();
-    expect(patternProblem("(?:ab)+c")).toBeUndefined();
+    expect(patternProblem("[(+*]{1,9}x")).toBeUndefined();
+    expect(patternProblem("\\(\\d{1,9}\\){1,2}x")).toBeUndefined();
+    expect(patternProblem("(?:ab){1,20}c")).toBeUndefined();
+  });
+
+  it("refuses patterns whose work at one position of the text is unbounded or large", () => {
+    // Polynomial, not exponential, but of any degree: `\w*\w*!` took 17 s on 4,000 characters.
+    for (const p of ["\\w*\\w*!", "\\d+x", "[A-Z]+-\\d+", "a{2,}b", "x\\s*y"])
+      expect(patternProblem(p), p).toMatch(/unbounded repeats/);
+    expect(patternProblem("\\w{1,64}@\\w{1,64}")).toMatch(/4096; at most 128/);
+    expect(patternProblem("a?b?c?d?e?f?g?h?z")).toMatch(/256; at most 128/);
+    // What the measure counts: ranges multiply along the pattern, alternatives add up.
+    expect(patternWork("\\bACME-\\d{6}\\b")).toBe(1);
+    expect(patternWork("(?:member|client) no\\.? \\w{4,8}")).toBe(20);
+    expect(patternWork("[A-Z]{2,4}-\\d{4,8}")).toBe(15);
+    expect(patternWork("x|y|z")).toBe(3);
+    // Braces that belong to an escape or a class are not repeats.
+    expect(patternWork("\\p{L}{2}\\d{3}[{]")).toBe(1);
+    expect(patternWork("(?<id>X\\d{4})(?<!\\d)(?=[a\\]]{1,3})")).toBe(3);
+    expect(patternProblem("\\bCUST-\\d{5}\\b")).toBeUndefined();
+  });
+
+  it("refuses a tenant's patterns whose work together is over the bound, and changes nothing", async () => {
+    const t = await createTenant({ redact_patterns: ["\\bCUST-\\d{5}\\b"] });
+    const heavy = Array.from({ length: 5 }, (_, i) => `${i}\\w{1,128}!`);
+    const res = await admin("PATCH", `/tenants/${t.tenant_id}`, { redact_patterns: heavy });
+    expect(res.status).toBe(400);
+    expect((await envelope(res)).message).toMatch(/640 ways to match at one position; at most 512/);
+    const refused = await admin("PATCH", `/tenants/${t.tenant_id}`, { redact_patterns: ["\\d+x"] });
+    expect((await envelope(refused)).message).toMatch(/unbounded repeats/);
+    const [row] = await query<{ redact_patterns: string[] }>(
+      sql`select redact_patterns from tenants where id = ${t.tenant_id}`,
+    );
+    expect(row?.redact_patterns).toEqual(["\\bCUST-\\d{5}\\b"]);
+  });
+
+  it("keeps applying a pattern stored before the work bound, which a write now refuses", () => {
+    const r = redactorOf({ redactPatterns: ["ACME-\\d+"], redactBeforeModel: false });
+    expect(patternProblem("ACME-\\d+")).toMatch(/unbounded/);
+    expect(redact("order ACME-12345678", r)).toBe("order [redacted]");
   });
 
   // Not linear: each start position in the run retries it (docs/privacy.md, "Tenant patterns").

@@ -275,7 +275,7 @@ export const FIELDS: Field[] = [
     "Redaction patterns",
     20,
     (s) => (s.length > 200 ? "at most 200 characters" : undefined),
-    "one regular expression per line, redacted like emails and card numbers (the server checks each)",
+    "one regular expression per line, with bounded repeats ({1,32}, not + or *), redacted like emails and card numbers (the server checks each)",
   ),
   {
     name: "redact_before_model",
