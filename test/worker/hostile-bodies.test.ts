@@ -370,6 +370,7 @@ beforeAll(async () => {
       headers: adminHeaders,
       body: {
         blocked_topics: ["politics"],
+        redact_patterns: ["\\bCUST-\\d{5}\\b", "(?:member|client) no\\.? \\w{4,8}"],
         pricing_overrides: { mock: { input: 1, output: 2 } },
         allowed_origins: ["https://other.example"],
       },

@@ -138,6 +138,23 @@ describe("redact: tenant patterns", () => {
     expect(patternProblem("\\bCUST-\\d{5}\\b")).toBeUndefined();
   });
 
+  it("measures any pattern that compiles, and accepts only what it measures within the bound", () => {
+    const unit = fc.constantFrom(..."ab.\\dw{}()[]|?*+^$,0123456789<>=!:-");
+    fc.assert(
+      fc.property(fc.string({ unit, maxLength: 40 }), (source) => {
+        try {
+          new RegExp(source, "u");
+        } catch {
+          return;
+        }
+        const work = patternWork(source);
+        expect(work === "unbounded" || (Number.isFinite(work) && work >= 1), source).toBe(true);
+        if (patternProblem(source) === undefined) expect(work).toBeLessThanOrEqual(128);
+      }),
+      { numRuns: 3_000 },
+    );
+  });
+
   it("refuses a tenant's patterns whose work together is over the bound, and changes nothing", async () => {
     const t = await createTenant({ redact_patterns: ["\\bCUST-\\d{5}\\b"] });
     const heavy = Array.from({ length: 5 }, (_, i) => `${i}\\w{1,128}!`);
