@@ -16,11 +16,10 @@ export const PLACEHOLDERS = {
   custom: "[redacted]",
 } as const;
 
-/** Bounds of a tenant's own patterns (docs/privacy.md). */
 /**
- * A tenant's patterns: how many, how long each, and their work together (the sum of each one's
- * `patternWork`, each at most MAX_PATTERN_WORK): at the bound, an 8,000-character message of one
- * repeated character takes each pattern 3-11 ms to scan (docs/privacy.md).
+ * Bounds of a tenant's own patterns (docs/privacy.md): how many, how long each, and their work
+ * together (the sum of each one's `patternWork`, each at most MAX_PATTERN_WORK). At the bound, an
+ * 8,000-character message of one repeated character takes each pattern 3-11 ms to scan.
  */
 export const CUSTOM_PATTERN_LIMITS = { count: 20, length: 200, work: 512 } as const;
 
@@ -244,8 +243,8 @@ export function patternWork(source: string): number | "unbounded" {
       const range = repeatRange();
       if (range === "unbounded") return range;
       // A repeated atom with choices inside is a nested quantifier, refused before; as a bound, count
-      // every choice at every repeat.
-      product *= atom === 1 ? range : atom ** Math.max(range, 1) * range;
+      // its choices at each of `range` repeats (an atom without choices counts 1 at each).
+      product *= atom ** range * range;
     }
     return product;
   };

@@ -15,7 +15,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { TEST_ADMIN_TOKEN } from "../local-services";
 import { consoleSend, operator, SITE, visitor, widgetTenant } from "./handoff/helpers";
 import { call, createKey, createTenant, query, send, sql } from "./helpers";
-import { expectHandled, INJECTIONS } from "./hostile-values";
+import { deepJson, expectHandled, INJECTIONS } from "./hostile-values";
 import { toolBody } from "./tools/helpers";
 
 type Path = (string | number)[];
@@ -46,12 +46,11 @@ const deep = fc
   .map(([kind, n, leaf]) => `@@deep/${kind}/${kind === "object" ? Math.min(n, 8_000) : n}/${leaf}@@`);
 
 function serialize(body: unknown): string {
-  return JSON.stringify(body).replace(DEEP, (_, kind: string, n: string, leaf: keyof typeof LEAVES) => {
-    const depth = Number(n);
-    return kind === "array"
-      ? `${"[".repeat(depth)}${LEAVES[leaf]}${"]".repeat(depth)}`
-      : `${'{"a":'.repeat(depth)}${LEAVES[leaf]}${"}".repeat(depth)}`;
-  });
+  return JSON.stringify(body).replace(
+    DEEP,
+    (_, kind: "array" | "object", n: string, leaf: keyof typeof LEAVES) =>
+      deepJson(kind, Number(n), LEAVES[leaf]),
+  );
 }
 
 /** An object whose `__proto__` and `constructor` are its own keys, as JSON.parse makes them. */

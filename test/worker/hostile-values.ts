@@ -21,6 +21,16 @@ export const INJECTIONS = [
 ];
 
 /**
+ * Raw JSON text of `depth` nested arrays (2 bytes a level) or objects (`{"a":`, 6 bytes a level)
+ * around `leaf`: deeper than a test can build with JSON.stringify, which overflows from about 8,000.
+ */
+export function deepJson(kind: "array" | "object", depth: number, leaf: string): string {
+  return kind === "array"
+    ? `${"[".repeat(depth)}${leaf}${"]".repeat(depth)}`
+    : `${'{"a":'.repeat(depth)}${leaf}${"}".repeat(depth)}`;
+}
+
+/**
  * Checks one answer to a hostile request: below 500, and a refusal in the route's error envelope
  * (helpers' `envelope`, which throws on anything else; OpenAI's shape on the OpenAI routes). A
  * socket that was accepted is closed at once.

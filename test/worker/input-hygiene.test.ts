@@ -12,6 +12,7 @@ import { newRouter } from "../../src/app";
 import { jsonBody } from "../../src/openapi";
 import { chatTenant } from "./chat/helpers";
 import { admin, call, createTenant, query, send, sql } from "./helpers";
+import { deepJson } from "./hostile-values";
 
 const NUL = "before\u0000after";
 const LONE = "before\ud800after";
@@ -137,8 +138,8 @@ describe("text Postgres cannot store", () => {
   });
 });
 
-/** `depth` arrays around `leaf`, as raw JSON text: deeper than JSON.stringify builds comfortably. */
-const nested = (depth: number, leaf: string) => `${"[".repeat(depth)}${leaf}${"]".repeat(depth)}`;
+/** `depth` nested arrays around `leaf`, as raw JSON text. */
+const nested = (depth: number, leaf: string) => deepJson("array", depth, leaf);
 
 describe("nesting deeper than the inputs bound (MAX_INPUT_DEPTH)", () => {
   const params = (annotation: string) =>
