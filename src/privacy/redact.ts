@@ -271,13 +271,7 @@ export function patternWork(source: string): number | "unbounded" {
       return 1;
     }
     if (ch === "\\") {
-      const kind = source[i + 1];
-      i += 2;
-      // \p{...}, \P{...}, \u{...}: the braces belong to the escape, not a repeat.
-      if ((kind === "p" || kind === "P" || kind === "u") && source[i] === "{") {
-        while (i < source.length && source[i] !== "}") i++;
-        i++;
-      }
+      i = afterEscape(source, i);
       return 1;
     }
     i++;
@@ -305,6 +299,20 @@ export function patternWork(source: string): number | "unbounded" {
 }
 
 /**
+ * Where the escape at `i` (its backslash) ends. `\p{...}`, `\P{...}` and `\u{...}` end after their
+ * braces, which belong to the escape, not a repeat; any other escape after its next character.
+ */
+function afterEscape(source: string, i: number): number {
+  const kind = source[i + 1];
+  let end = i + 2;
+  if ((kind === "p" || kind === "P" || kind === "u") && source[end] === "{") {
+    while (end < source.length && source[end] !== "}") end++;
+    end++;
+  }
+  return end;
+}
+
+/**
  * Whether a repeated group contains a quantifier or an alternation: `(a+)+`, `(\w*)*`, `(a|ab)*`,
  * the shapes that make a backtracking engine take exponential time. `(a+)?` is allowed (it cannot repeat).
  */
@@ -315,7 +323,7 @@ function hasNestedQuantifier(source: string): boolean {
   for (let i = 0; i < source.length; i++) {
     const ch = source[i];
     if (ch === "\\") {
-      i++;
+      i = afterEscape(source, i) - 1;
       continue;
     }
     if (inClass) {

@@ -119,6 +119,11 @@ describe("redact: tenant patterns", () => {
     expect(patternProblem("[(+*]{1,9}x")).toBeUndefined();
     expect(patternProblem("\\(\\d{1,9}\\){1,2}x")).toBeUndefined();
     expect(patternProblem("(?:ab){1,20}c")).toBeUndefined();
+    // The braces of \p{...} and \u{...} are the escape's, not a quantifier inside the group.
+    expect(patternProblem("(\\p{L}){1,3}x")).toBeUndefined();
+    expect(patternProblem("(?:\\p{Lu}x|\\u{1F600}){1,3}y")).toMatch(/nested quantifiers/);
+    expect(patternProblem("(?:\\P{L}\\u{1F600}x){1,3}y")).toBeUndefined();
+    expect(patternProblem("(\\p{L}{2}){1,3}x")).toMatch(/nested quantifiers/);
   });
 
   it("refuses patterns whose work at one position of the text is unbounded or large", () => {
