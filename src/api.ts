@@ -60,14 +60,22 @@ export function buildApp() {
     scheme: "bearer",
     description: "A tenant API key: sk_... (servers) or pk_... (browsers, allowed origins only)",
   });
-  app.doc31("/openapi.json", {
-    openapi: "3.1.0",
-    info: {
-      title: "chatedge API",
-      version: "0.1.0",
-      description:
-        "Multi-tenant chatbot platform at the edge. Errors share one envelope: {error:{code,message,requestId}}; /v1/chat/completions and /v1/models answer in OpenAI's {error:{message,type,param,code}}.",
-    },
+  // Made once per isolate: the document is the same for every caller, and making it walks every
+  // route's schemas, which no credential-free route should do per request.
+  let document: string | undefined;
+  app.get("/openapi.json", (c) => {
+    document ??= JSON.stringify(
+      app.getOpenAPI31Document({
+        openapi: "3.1.0",
+        info: {
+          title: "chatedge API",
+          version: "0.1.0",
+          description:
+            "Multi-tenant chatbot platform at the edge. Errors share one envelope: {error:{code,message,requestId}}; /v1/chat/completions and /v1/models answer in OpenAI's {error:{message,type,param,code}}.",
+        },
+      }),
+    );
+    return c.body(document, 200, { "Content-Type": "application/json" });
   });
   app.get("/docs", docsPage);
   return app;

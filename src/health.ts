@@ -2,11 +2,26 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import { newRouter } from "./app";
 import { jsonResponse } from "./openapi";
+import type { Services } from "./services";
 
 const Check = z.object({ ok: z.boolean(), ms: z.number(), error: z.string().optional() });
 const Ready = z
-  .object({ ok: z.boolean(), postgres: Check, redis: Check.extend({ configured: z.boolean() }) })
+  .object({
+    ok: z.boolean(),
+    postgres: Check,
+    redis: Check.extend({ configured: z.boolean() }),
+    checked_at: z.string().openapi({ description: "When the checks ran; an answer is reused for 5 s" }),
+  })
   .openapi("Readiness");
+type Readiness = z.infer<typeof Ready>;
+
+/**
+ * How long one isolate reuses its readiness answer. `/readyz` needs no credentials, and each check
+ * is a Postgres query and an Upstash command (billed per command): without this, a script calling
+ * it in a loop would buy both at its own rate. Keyed by the connections checked, at most a few.
+ */
+export const READY_TTL_MS = 5_000;
+const answers = new Map<string, { at: number; body: Readiness }>();
 
 /** Runs a probe with a deadline; answers how it went and how long it took. */
 async function probe(run: () => Promise<unknown>, timeoutMs: number) {
@@ -46,17 +61,32 @@ export const health = newRouter()
     }),
     async (c) => {
       const svc = c.get("svc");
-      const configured = svc.env.UPSTASH_REDIS_REST_URL !== undefined;
-      const [postgres, redis] = await Promise.all([
-        probe(() => svc.dbh.db.execute(sql`select 1`), 3_000),
-        configured
-          ? probe(async () => {
-              if (!(await svc.cache.ping())) throw new Error("no PONG");
-            }, 1_000)
-          : Promise.resolve({ ok: true, ms: 0 }),
-      ]);
-      // Redis is a cache: without it the platform still serves, so only Postgres decides readiness.
-      const body = { ok: postgres.ok, postgres, redis: { ...redis, configured } };
-      return c.json(body, postgres.ok ? 200 : 503);
+      const key = `${svc.env.DATABASE_URL}\n${svc.env.UPSTASH_REDIS_REST_URL ?? ""}`;
+      const now = Date.now();
+      let answer = answers.get(key);
+      if (!answer || now - answer.at >= READY_TTL_MS) {
+        // Calls that come while this one checks again reuse the answer before.
+        if (answer) answer.at = now;
+        answer = { at: now, body: await readiness(svc) };
+        if (answers.size >= 8) answers.clear();
+        answers.set(key, answer);
+      }
+      return c.json(answer.body, answer.body.ok ? 200 : 503, { "Cache-Control": "no-store" });
     },
   );
+
+/** Checks Postgres and, when configured, Redis. */
+async function readiness(svc: Services): Promise<Readiness> {
+  const checkedAt = new Date().toISOString();
+  const configured = svc.env.UPSTASH_REDIS_REST_URL !== undefined;
+  const [postgres, redis] = await Promise.all([
+    probe(() => svc.dbh.db.execute(sql`select 1`), 3_000),
+    configured
+      ? probe(async () => {
+          if (!(await svc.cache.ping())) throw new Error("no PONG");
+        }, 1_000)
+      : Promise.resolve({ ok: true, ms: 0 }),
+  ]);
+  // Redis is a cache: without it the platform still serves, so only Postgres decides readiness.
+  return { ok: postgres.ok, postgres, redis: { ...redis, configured }, checked_at: checkedAt };
+}

@@ -1,7 +1,7 @@
 /**
  * Exact sliding windows per client address, kept by the tenant's gate beside its other windows:
- * how many messages an address sent in the last minute and how many conversations it started in
- * the last hour. They bound what one script with the tenant's publishable key gets, whatever
+ * how many messages an address sent in the last minute, how many transcripts it read in the last
+ * minute and how many conversations it started in the last hour. They bound what one script with the tenant's publishable key gets, whatever
  * visitor identities it collects. Addresses arrive as keyed hashes (src/auth/client-ip.ts).
  */
 import type { z } from "zod";
@@ -9,7 +9,7 @@ import type { GroupCommit } from "./group-commit";
 import type { AddressHitSchema } from "./schemas";
 import type { AdmitResult } from "./types";
 
-export const ADDRESS_KINDS = ["message", "conversation"] as const;
+export const ADDRESS_KINDS = ["message", "read", "conversation"] as const;
 export type AddressKind = (typeof ADDRESS_KINDS)[number];
 
 /** The longest window any kind uses; older hits are pruned. */

@@ -19,7 +19,7 @@ function refusal(until: number, now: number): AppError {
   const seconds = Math.max(1, Math.ceil((until - now) / 1000));
   return new AppError(
     "RATE_LIMITED",
-    `too many failed API key or sign-in attempts from this address; retry in ${seconds} s`,
+    `too many sign-in attempts or failed API keys from this address; retry in ${seconds} s`,
     { headers: { "Retry-After": String(seconds) } },
   );
 }
@@ -38,6 +38,19 @@ export function throttled(ip: string, now = Date.now()): AppError | undefined {
  * turn of a minute make twice the limit's attempts within seconds.)
  */
 export async function failedAttempt(svc: Services, ip: string, err: AppError, now = Date.now()) {
+  return (await countAttempt(svc, ip, now)) ?? err;
+}
+
+/**
+ * Counts an attempt against the address as `failedAttempt` does: the 429 once the address is over
+ * its limit, else undefined. For requests whose outcome the caller is not told (a magic link is
+ * 202 whether or not the account exists), so every one counts and the limit tells nothing either.
+ */
+export async function countAttempt(
+  svc: Services,
+  ip: string,
+  now = Date.now(),
+): Promise<AppError | undefined> {
   const w = windowOf(now);
   const local = (failures.get(`${ip}:${w}`, now) ?? 0) + 1;
   failures.set(`${ip}:${w}`, local, now);
@@ -53,7 +66,7 @@ export async function failedAttempt(svc: Services, ip: string, err: AppError, no
   });
   const before = Math.max(failures.get(`${ip}:${w - 1}`, now) ?? 0, sharedBefore);
   const stillInside = 1 - (now - w * WINDOW_MS) / WINDOW_MS;
-  if (Math.max(local, shared) + before * stillInside <= AUTH_FAILURES_PER_MINUTE) return err;
+  if (Math.max(local, shared) + before * stillInside <= AUTH_FAILURES_PER_MINUTE) return undefined;
   const until = (w + 1) * WINDOW_MS;
   blocked.set(ip, until, now);
   return refusal(until, now);

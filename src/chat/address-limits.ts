@@ -17,26 +17,37 @@ import { AppError } from "../errors";
  */
 export const ADDRESS_MESSAGES_PER_MINUTE = 30;
 export const ADDRESS_CONVERSATIONS_PER_HOUR = 20;
+/**
+ * Transcript reads a minute from one address, as a multiple of its messages a minute. The widget
+ * reads a transcript when a page shows a conversation kept from an earlier page, and after a send
+ * whose answer it lost; a script could read a long one in a loop, each read a call to the
+ * conversation's object and the whole transcript back.
+ */
+export const ADDRESS_READS_PER_MESSAGE = 2;
 
 const WINDOWS: Record<AddressKind, { windowMs: number; what: string; policy: string }> = {
   message: { windowMs: 60_000, what: "messages", policy: "address" },
+  read: { windowMs: 60_000, what: "transcript reads", policy: "address-reads" },
   conversation: { windowMs: 3_600_000, what: "new conversations", policy: "address-conversations" },
 };
 
-/** The address hit a browser's message or conversation start counts; none for servers (secret keys). */
+/** The address hit a browser's message, transcript read or conversation start counts; none for servers (secret keys). */
 export function addressHitOf(c: Context<AppEnv>, kind: AddressKind): AddressHit | undefined {
   const address = c.get("clientIp");
   if (c.get("apiKey").kind !== "publishable" || !address) return undefined;
   const tenant = c.get("tenant");
   // Configs cached before the settings existed lack them.
+  const messages = tenant.addressMessagesPerMinute ?? ADDRESS_MESSAGES_PER_MINUTE;
   const limit =
     kind === "message"
-      ? (tenant.addressMessagesPerMinute ?? ADDRESS_MESSAGES_PER_MINUTE)
-      : (tenant.addressConversationsPerHour ?? ADDRESS_CONVERSATIONS_PER_HOUR);
+      ? messages
+      : kind === "read"
+        ? messages * ADDRESS_READS_PER_MESSAGE
+        : (tenant.addressConversationsPerHour ?? ADDRESS_CONVERSATIONS_PER_HOUR);
   return { tenantId: tenant.id, address, kind, limit, windowMs: WINDOWS[kind].windowMs };
 }
 
-/** Counts one browser message or conversation start against its address; throws 429 past the limit. */
+/** Counts one browser message, read or conversation start against its address; throws 429 past the limit. */
 export async function limitAddress(c: Context<AppEnv>, kind: AddressKind): Promise<void> {
   const hit = addressHitOf(c, kind);
   if (!hit) return;

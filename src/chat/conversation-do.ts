@@ -6,6 +6,7 @@ import type { ConversationEvent, FeedbackEvent, InboxEvent } from "../analytics/
 import { sha256Hex } from "../auth/keys";
 import { Clock } from "../clock";
 import type { RawEnv } from "../env";
+import { type FrameCredit, RESUME_COST, spendFrame } from "../handoff/frame-credit";
 import type { Holder, LiveClientFrame, LiveServerFrame, TranscriptEntry } from "../handoff/types";
 import { inboxStatus } from "../handoff/types";
 import { guard, Rejection, type Outcome as RpcOutcome } from "../outcome";
@@ -112,7 +113,7 @@ const HANDOFF_DEFAULTS = {
 } satisfies Partial<Meta>;
 
 /** A live socket's state, kept in its attachment so it survives the object's hibernation. */
-interface LiveAttachment {
+interface LiveAttachment extends FrameCredit {
   kind: "operator" | "visitor";
   /** Set once the client sent `resume`: only then are entries pushed to it. */
   resumed: boolean;
@@ -684,7 +685,15 @@ export class Conversation extends DurableObject<RawEnv> {
 
   /** A client's frame: `resume` (everything after a seq, then live entries) or `ping`; nothing else. */
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    // Frames that arrive after the close below are not answered.
+    if (ws.readyState !== WebSocket.OPEN) return;
     const frame = clientFrame(message);
+    const att = ws.deserializeAttachment() as LiveAttachment;
+    if (!spendFrame(att, this.clock.now(), frame?.type === "resume" ? RESUME_COST : 1)) {
+      closeSocket(ws, 1008, "too many frames: reconnect later");
+      return;
+    }
+    ws.serializeAttachment(att);
     if (!frame) {
       // The socket only listens: messages and notices are written through the REST routes.
       send(ws, {
@@ -698,7 +707,6 @@ export class Conversation extends DurableObject<RawEnv> {
       send(ws, { type: "pong" });
       return;
     }
-    const att = ws.deserializeAttachment() as LiveAttachment;
     if (this.#expired(ws, att)) return;
     // Resuming again starts over from the client's own count: it ignores seqs it already has.
     att.sent = Math.max(0, Math.min(frame.after, this.#lastSeq()));
@@ -710,19 +718,11 @@ export class Conversation extends DurableObject<RawEnv> {
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     // Completes the closing handshake the client started (1005/1006 cannot be sent back).
-    try {
-      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
-    } catch {
-      // Already closed.
-    }
+    closeSocket(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
-    try {
-      ws.close(1011, "socket error");
-    } catch {
-      // Already closed.
-    }
+    closeSocket(ws, 1011, "socket error");
   }
 
   /**
@@ -742,11 +742,7 @@ export class Conversation extends DurableObject<RawEnv> {
   /** Closes an operator's socket past its age; true when it did. */
   #expired(ws: WebSocket, att: LiveAttachment): boolean {
     if (att.until === undefined || this.clock.now() < att.until) return false;
-    try {
-      ws.close(4001, "reconnect: the session is checked again");
-    } catch {
-      // Already closed.
-    }
+    closeSocket(ws, 4001, "reconnect: the session is checked again");
     return true;
   }
 
@@ -1046,6 +1042,14 @@ function send(ws: WebSocket, frame: LiveServerFrame) {
     ws.send(JSON.stringify(frame));
   } catch {
     // A socket closing meanwhile: its client resumes by seq when it reconnects.
+  }
+}
+
+function closeSocket(ws: WebSocket, code: number, reason: string) {
+  try {
+    ws.close(code, reason);
+  } catch {
+    // Already closed.
   }
 }
 

@@ -110,7 +110,7 @@ const startRoute = createRoute({
         .strict(),
     ),
   },
-  responses: { 201: jsonResponse(Started, "The new conversation"), ...errors(400, 401, 403, 415, 503) },
+  responses: { 201: jsonResponse(Started, "The new conversation"), ...errors(400, 401, 403, 415, 429, 503) },
 });
 
 const messageRoute = createRoute({
@@ -141,7 +141,7 @@ const transcriptRoute = createRoute({
   path: "/conversations/{id}",
   summary: "The conversation's transcript and state",
   request: { params: ConversationParam },
-  responses: { 200: jsonResponse(Transcript, "The transcript"), ...errors(400, 401, 404) },
+  responses: { 200: jsonResponse(Transcript, "The transcript"), ...errors(400, 401, 404, 429, 503) },
 });
 
 const endRoute = createRoute({
@@ -150,7 +150,10 @@ const endRoute = createRoute({
   path: "/conversations/{id}/end",
   summary: "End the conversation, resolved or not; emits its summary for analytics",
   request: { params: ConversationParam, body: jsonBody(z.object({ resolved: z.boolean() }).strict()) },
-  responses: { 200: jsonResponse(ConversationOut, "The ended conversation"), ...errors(400, 401, 404, 415) },
+  responses: {
+    200: jsonResponse(ConversationOut, "The ended conversation"),
+    ...errors(400, 401, 404, 415, 429, 503),
+  },
 });
 
 const feedbackRoute = createRoute({
@@ -164,7 +167,10 @@ const feedbackRoute = createRoute({
       z.object({ csat: z.number().int().min(1).max(5), comment: z.string().max(2_000).optional() }).strict(),
     ),
   },
-  responses: { 200: jsonResponse(ConversationOut, "The rated conversation"), ...errors(400, 401, 404, 415) },
+  responses: {
+    200: jsonResponse(ConversationOut, "The rated conversation"),
+    ...errors(400, 401, 404, 415, 429, 503),
+  },
 });
 
 const liveRoute = createRoute({
@@ -179,7 +185,7 @@ const liveRoute = createRoute({
       z.object({ url: z.string(), ticket: z.string(), expires_at: z.number() }).openapi("LiveTicket"),
       "The socket's URL (the ticket in its query) and the ticket",
     ),
-    ...errors(400, 401, 403, 404, 409),
+    ...errors(400, 401, 403, 404, 409, 429, 503),
   },
 });
 
@@ -228,6 +234,7 @@ export const conversations = newRouter()
   })
   .openapi(transcriptRoute, async (c) => {
     const { id } = c.req.valid("param");
+    await limitAddress(c, "read");
     const user = endUserOf(c, undefined);
     const t = await call(() => stubOf(c, id).transcript(c.get("tenant").id));
     own(c, t.view, user);

@@ -7,7 +7,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { type AppEnv, execCtx, newRouter } from "../app";
 import { clientIp, ipHash } from "../auth/client-ip";
-import { failedAttempt, throttled } from "../auth/throttle";
+import { countAttempt, failedAttempt, throttled } from "../auth/throttle";
 import type { Env } from "../env";
 import { AppError } from "../errors";
 import { sendEmail } from "../notify/consumer";
@@ -218,7 +218,9 @@ export const operatorSessions = newRouter()
     return c.body(null, 204, noStore);
   })
   .openapi(magicLinkRoute, async (c) => {
-    sameOriginOnly(c);
+    const ip = await openingAllowed(c);
+    const over = ip ? await countAttempt(c.get("svc"), ip) : undefined;
+    if (over) throw over;
     const { tenant_id, email } = c.req.valid("json");
     const issued = await magicLinkToken(c.get("svc").dbh.db, tenant_id, email);
     if (issued) {

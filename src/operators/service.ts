@@ -4,7 +4,7 @@
  * everywhere") the moment its row says so, in every isolate. Invitations and magic links are
  * one-use tokens stored the same way.
  */
-import { and, asc, eq, gt, isNull, sql } from "drizzle-orm";
+import { and, asc, count, eq, gt, isNull, lte, sql } from "drizzle-orm";
 import { hmacSha256Hex, randomToken, sha256Hex } from "../auth/keys";
 import type { Db } from "../db/client";
 import { type OperatorRow, operatorSessions, operators, operatorTokens } from "../db/schema";
@@ -79,7 +79,7 @@ async function operatorOf(db: Db | Tx, tenantId: string, id: string): Promise<Op
 
 /** A one-use token for `purpose`; the link carries the token, Postgres its hash. */
 async function issueToken(
-  db: Db,
+  db: Db | Tx,
   op: Pick<OperatorRow, "id" | "tenantId">,
   purpose: "invite" | "magic",
   ttlMs: number,
@@ -303,7 +303,17 @@ export async function acceptInvite(
   return { operator: updated, token: await startSession(db, updated, now) };
 }
 
-/** A magic sign-in token for an existing, active operator; undefined (and no token) otherwise. */
+/**
+ * Magic links one operator may have open (unused, unexpired) at once. Anyone may ask for an
+ * operator's link with the tenant's id and the operator's email, so this bounds what a script
+ * asking in a loop makes: at most this many emails to the operator and rows in 15 minutes.
+ */
+export const MAX_OPEN_MAGIC_LINKS = 3;
+
+/**
+ * A magic sign-in token for an existing, active operator with fewer than MAX_OPEN_MAGIC_LINKS
+ * open; undefined (and no token) otherwise. The operator's expired links are deleted first.
+ */
 export async function magicLinkToken(
   db: Db,
   tenantId: string,
@@ -312,7 +322,19 @@ export async function magicLinkToken(
 ): Promise<{ operator: OperatorRow; token: string } | undefined> {
   const op = await findByEmail(db, tenantId, email);
   if (!op || op.removedAt) return undefined;
-  return { operator: op, token: await issueToken(db, op, "magic", MAGIC_TTL_MS, now) };
+  const token = await db.transaction(async (tx) => {
+    // One operator's requests in turn, so concurrent ones cannot pass the count together.
+    await tx.select({ id: operators.id }).from(operators).where(eq(operators.id, op.id)).for("update");
+    const mine = and(eq(operatorTokens.operatorId, op.id), eq(operatorTokens.purpose, "magic"));
+    await tx.delete(operatorTokens).where(and(mine, lte(operatorTokens.expiresAt, new Date(now))));
+    const [open] = await tx
+      .select({ n: count() })
+      .from(operatorTokens)
+      .where(and(mine, isNull(operatorTokens.usedAt)));
+    if ((open?.n ?? 0) >= MAX_OPEN_MAGIC_LINKS) return undefined;
+    return issueToken(tx, op, "magic", MAGIC_TTL_MS, now);
+  });
+  return token === undefined ? undefined : { operator: op, token };
 }
 
 /** Redeems a magic link: a session, or undefined when the link is unknown, used or expired. */

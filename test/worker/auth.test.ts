@@ -194,7 +194,7 @@ describe("key checksums and failed attempts", () => {
     });
     expect(over.status).toBe(429);
     expect(Number(over.headers.get("retry-after"))).toBeGreaterThan(0);
-    expect((await envelope(over)).message).toContain("failed API key or sign-in attempts");
+    expect((await envelope(over)).message).toContain("sign-in attempts or failed API keys");
     // Behind the same address, the known key still works; a valid key nobody used yet would need a
     // Postgres lookup, and the address gets none until the minute is over.
     expect((await send("GET", "/v1/config", key, undefined, { "cf-connecting-ip": ip })).status).toBe(200);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { magicLinkToken } from "../../src/operators/service";
+import { AUTH_FAILURES_PER_MINUTE } from "../../src/auth/throttle";
+import { MAGIC_TTL_MS, MAX_OPEN_MAGIC_LINKS, magicLinkToken } from "../../src/operators/service";
 import { services } from "./experiments/helpers";
 import { admin, call, createKey, createTenant, envelope, query, send, sql, uniqueId } from "./helpers";
 
@@ -294,6 +295,75 @@ describe("operator accounts and console sessions", () => {
 
     await admin("DELETE", `/tenants/${tenant_id}`);
     expect((await consoleSend("GET", "/operator/usage", { cookie })).status).toBe(403);
+  });
+
+  it("magic links asked for in a loop: three open at once per operator, and every ask counts against the address", async () => {
+    const { tenant_id } = await createTenant();
+    const owner = await operator(tenant_id, "owner");
+    const openLinks = async () =>
+      (
+        await query<{ n: number }>(
+          sql`select count(*)::int as n from operator_tokens where operator_id = ${owner.id} and purpose = 'magic'`,
+        )
+      )[0]?.n;
+    // A script on several addresses (so no address limit binds) asks for the owner's link ten times.
+    for (let i = 0; i < 10; i++) {
+      const res = await consoleSend(
+        "POST",
+        "/operator/magic-link",
+        undefined,
+        { tenant_id, email: owner.email },
+        { "cf-connecting-ip": `192.0.2.${i}-${uniqueId("ip")}` },
+      );
+      expect(res.status).toBe(202);
+    }
+    // Three links were made (three emails in production), not ten; the rest were answered alike.
+    expect(await openLinks()).toBe(MAX_OPEN_MAGIC_LINKS);
+    expect(await magicLinkToken(services().dbh.db, tenant_id, owner.email)).toBeUndefined();
+    // Once they expire, they are deleted and a new one can be made.
+    const later = Date.now() + MAGIC_TTL_MS + 1_000;
+    expect(await magicLinkToken(services().dbh.db, tenant_id, owner.email, later)).toBeDefined();
+    expect(await openLinks()).toBe(1);
+
+    // From one address every ask counts, for an account that exists or not: the 21st is refused.
+    const ip = `192.0.2.99-${uniqueId("ip")}`;
+    for (let i = 0; i < AUTH_FAILURES_PER_MINUTE; i++) {
+      const email = i % 2 ? owner.email : `${uniqueId("nobody")}@example.com`;
+      const res = await consoleSend(
+        "POST",
+        "/operator/magic-link",
+        undefined,
+        { tenant_id, email },
+        {
+          "cf-connecting-ip": ip,
+        },
+      );
+      expect(res.status, `ask ${i + 1}`).toBe(202);
+    }
+    const over = await consoleSend(
+      "POST",
+      "/operator/magic-link",
+      undefined,
+      { tenant_id, email: owner.email },
+      {
+        "cf-connecting-ip": ip,
+      },
+    );
+    expect(over.status).toBe(429);
+    expect((await envelope(over)).message).toContain("sign-in attempts");
+    // Password sign-in from that address waits too; another address does not.
+    const signIn = (address: string) =>
+      consoleSend(
+        "POST",
+        "/operator/session",
+        undefined,
+        { tenant_id, email: owner.email, password: PASSWORD },
+        {
+          "cf-connecting-ip": address,
+        },
+      );
+    expect((await signIn(ip)).status).toBe(429);
+    expect((await signIn(`192.0.2.98-${uniqueId("ip")}`)).status).toBe(200);
   });
 
   it("validates invitations: a bad email or role is 400, a duplicate email 409, in the envelope", async () => {

@@ -2,14 +2,15 @@
  * The abuse case of issue #14: one script with a tenant's publishable key, forging an allowed Origin
  * and collecting a fresh visitor token for every conversation, from one address. Per-address windows
  * in the tenant's gate bound it to ADDRESS_CONVERSATIONS_PER_HOUR new conversations and
- * ADDRESS_MESSAGES_PER_MINUTE messages (blocked ones, feedback and ends included), while another
- * address, and the tenant's servers, are not affected.
+ * ADDRESS_MESSAGES_PER_MINUTE messages (blocked ones, feedback and ends included) and twice that in
+ * transcript reads, while another address, and the tenant's servers, are not affected.
  */
 import { describe, expect, it } from "vitest";
 import type { StartedConversation } from "../../../src/api-types";
 import {
   ADDRESS_CONVERSATIONS_PER_HOUR,
   ADDRESS_MESSAGES_PER_MINUTE,
+  ADDRESS_READS_PER_MESSAGE,
 } from "../../../src/chat/address-limits";
 import { admin, createKey, envelope, send, uniqueId } from "../helpers";
 import { chatTenant } from "./helpers";
@@ -142,5 +143,30 @@ describe("per-address limits on publishable-key traffic", () => {
     expect((await start()).status).toBe(429);
     expect((await say("after the change")).status).toBe(200);
     expect((await say("and no more")).status).toBe(429);
+  });
+
+  it("a script reading its own transcript in a loop gets twice the address's messages a minute", async () => {
+    const { pk, key } = await browserTenant({ address_messages_per_minute: 3 });
+    const ip = address();
+    const started = (await (
+      await send("POST", "/v1/conversations", pk, {}, from(ip))
+    ).json()) as StartedConversation;
+    const as = from(ip, started.visitor_token);
+    const path = `/v1/conversations/${started.id}`;
+    expect((await send("POST", `${path}/messages`, pk, { content: "hello" }, as)).status).toBe(200);
+    const reads = 3 * ADDRESS_READS_PER_MESSAGE;
+    for (let i = 0; i < reads; i++)
+      expect((await send("GET", path, pk, undefined, as)).status, `read ${i + 1}`).toBe(200);
+    const over = await send("GET", path, pk, undefined, as);
+    expect(over.status).toBe(429);
+    expect(Number(over.headers.get("retry-after"))).toBeGreaterThan(0);
+    const err = await envelope(over);
+    expect(err.message).toContain("transcript reads from this address");
+    expect(err.details).toMatchObject({ level: "address", limit: reads });
+    // Reads have a window of their own: the address's messages are not spent by them.
+    expect((await send("POST", `${path}/messages`, pk, { content: "still here" }, as)).status).toBe(200);
+    // Another address, and the tenant's server, read on.
+    expect((await send("GET", path, pk, undefined, from(address(), started.visitor_token))).status).toBe(200);
+    expect((await send("GET", path, key, undefined, { "cf-connecting-ip": ip })).status).toBe(200);
   });
 });

@@ -8,6 +8,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { type Conversation, OPERATOR_SOCKET_MS } from "../../../src/chat/conversation-do";
+import { FRAME_CREDIT, FRAME_REFILL_MS, RESUME_COST } from "../../../src/handoff/frame-credit";
 import { issueLiveTicket } from "../../../src/handoff/ticket";
 import { BASE, envelope, send, tampered } from "../helpers";
 import {
@@ -236,5 +237,89 @@ describe("live takeover under attack", () => {
       200,
     );
     expect((await take(bob.session)).status).toBe(200);
+  });
+
+  describe("a socket's frames are limited", () => {
+    /** A conversation held by Anna with `n` operator messages after "Anna joined". */
+    async function heldConversation(n: number) {
+      const t = await widgetTenant();
+      const anna = await operator(t.id, "agent", "Anna");
+      const v = visitor(t.pk);
+      const conv = await v.start();
+      expect((await consoleSend("POST", `/operator/inbox/${conv.id}/takeover`, anna.session)).status).toBe(
+        200,
+      );
+      for (let i = 0; i < n; i++) {
+        const sent = await consoleSend("POST", `/operator/inbox/${conv.id}/messages`, anna.session, {
+          content: `line ${i}`,
+        });
+        expect(sent.status).toBe(201);
+      }
+      return { v, conv, stub: env.CONVERSATION.getByName(`${t.id}:${conv.id}`) };
+    }
+    /** Runs `fn` with the object's clock pinned: the credit refills only when the test moves it. */
+    async function pinned(stub: DurableObjectStub<Conversation>, fn: () => Promise<void>) {
+      await runInDurableObject(stub, (c: Conversation) => c.clock.set(Date.now()));
+      try {
+        await fn();
+      } finally {
+        await runInDurableObject(stub, (c: Conversation) => c.clock.release());
+      }
+    }
+    const resume = JSON.stringify({ type: "resume", after: 0 });
+    const BURST = FRAME_CREDIT / RESUME_COST;
+
+    it("a flood of resumes replays the transcript three times, then the socket is closed", async () => {
+      const { v, conv, stub } = await heldConversation(4);
+      await pinned(stub, async () => {
+        const { live } = await visitorLive(v, conv.id);
+        if (!live) throw new Error("refused");
+        for (let i = 0; i < 200; i++) live.ws.send(resume);
+        await live.until(() => live.closed, "close");
+        expect(live.closeCode).toBe(1008);
+        // Five entries a replay, BURST replays: without the limit, 200 frames asked for 1,000.
+        expect(live.entries()).toHaveLength(5 * BURST);
+        expect(live.frames.filter((f) => f.type === "state")).toHaveLength(BURST);
+        // The limit is the socket's: a new ticket opens a socket that reads.
+        const { live: again } = await visitorLive(v, conv.id);
+        if (!again) throw new Error("refused");
+        again.ws.send(resume);
+        await again.until((f) => f.type === "entry" && f.seq === 5);
+        again.ws.close();
+      });
+    });
+
+    it("frames that are not the protocol's are answered until the credit is spent", async () => {
+      const { v, conv, stub } = await heldConversation(0);
+      await pinned(stub, async () => {
+        const { live } = await visitorLive(v, conv.id);
+        if (!live) throw new Error("refused");
+        // A ping in another spelling reaches the object, as junk does; the exact one does not.
+        for (let i = 0; i < 100; i++) live.ws.send(i % 2 ? "junk" : '{ "type": "ping" }');
+        await live.until(() => live.closed, "close");
+        expect(live.closeCode).toBe(1008);
+        expect(live.frames).toHaveLength(FRAME_CREDIT);
+        expect(live.frames.filter((f) => f.type === "pong")).toHaveLength(FRAME_CREDIT / 2);
+      });
+    });
+
+    it("the credit refills with time: one more resume a third of a minute later", async () => {
+      const { v, conv, stub } = await heldConversation(1);
+      const { live } = await visitorLive(v, conv.id);
+      if (!live) throw new Error("refused");
+      const states = () => live.frames.filter((f) => f.type === "state").length;
+      await pinned(stub, async () => {
+        for (let i = 0; i < BURST; i++) live.ws.send(resume);
+        await live.until(() => states() === BURST, "the burst's states");
+        await runInDurableObject(stub, (c: Conversation) => c.clock.advance(FRAME_REFILL_MS / BURST));
+        live.ws.send(resume);
+        await live.until(() => states() === BURST + 1, "a refilled resume");
+        expect(live.closed).toBe(false);
+        live.ws.send(resume);
+        await live.until(() => live.closed, "close");
+        expect(live.closeCode).toBe(1008);
+        expect(live.entries()).toHaveLength(2 * (BURST + 1));
+      });
+    });
   });
 });

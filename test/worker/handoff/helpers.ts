@@ -85,6 +85,8 @@ export interface Live {
   ws: WebSocket;
   frames: LiveServerFrame[];
   closed: boolean;
+  /** The close frame's code, once closed. */
+  closeCode?: number;
   /** Resolves once a frame matching `pred` arrived (among all received so far). */
   until(pred: (f: LiveServerFrame) => boolean, what?: string): Promise<LiveServerFrame>;
   entries(): Extract<LiveServerFrame, { type: "entry" }>[];
@@ -123,8 +125,10 @@ export async function openLive(
     frames.push(JSON.parse(e.data as string) as LiveServerFrame);
     for (const w of waiters.splice(0)) w();
   });
-  ws.addEventListener("close", () => {
+  ws.addEventListener("close", (e) => {
     live.closed = true;
+    live.closeCode = e.code;
+    for (const w of waiters.splice(0)) w();
   });
   return { live, res };
 }

@@ -8,6 +8,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { type Conversation, PING_FRAME } from "../../../src/chat/conversation-do";
+import { FRAME_CREDIT, RESUME_COST } from "../../../src/handoff/frame-credit";
 import { upstreamRequests } from "../chat/helpers";
 import { send } from "../helpers";
 import { consoleSend, operator, operatorLive, visitor, visitorLive, widgetTenant } from "./helpers";
@@ -207,7 +208,17 @@ describe("live takeover", () => {
     );
     expect(sockets).toEqual(
       expect.arrayContaining([
-        { tags: ["visitor"], attachment: { kind: "visitor", resumed: true, sent: 2 } },
+        // Its frame credit too: one resume spent (src/handoff/frame-credit.ts).
+        {
+          tags: ["visitor"],
+          attachment: {
+            kind: "visitor",
+            resumed: true,
+            sent: 2,
+            credit: expect.closeTo(FRAME_CREDIT - RESUME_COST, 0),
+            creditAt: expect.any(Number),
+          },
+        },
         // The operator's socket has not resumed: nothing is pushed to it until it does.
         {
           tags: ["operator"],
