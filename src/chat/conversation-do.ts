@@ -685,15 +685,15 @@ export class Conversation extends DurableObject<RawEnv> {
 
   /** A client's frame: `resume` (everything after a seq, then live entries) or `ping`; nothing else. */
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    // Frames that arrive after the close below are not answered.
-    if (ws.readyState !== WebSocket.OPEN) return;
     const frame = clientFrame(message);
     const att = ws.deserializeAttachment() as LiveAttachment;
-    if (!spendFrame(att, this.clock.now(), frame?.type === "resume" ? RESUME_COST : 1)) {
+    const paid = spendFrame(att, this.clock.now(), frame?.type === "resume" ? RESUME_COST : 1);
+    ws.serializeAttachment(att);
+    if (!paid) {
+      // Closed, with the rest of its credit forfeit: frames already under way are not answered.
       closeSocket(ws, 1008, "too many frames: reconnect later");
       return;
     }
-    ws.serializeAttachment(att);
     if (!frame) {
       // The socket only listens: messages and notices are written through the REST routes.
       send(ws, {

@@ -18,7 +18,10 @@ export interface FrameCredit {
   creditAt?: number;
 }
 
-/** Spends `cost` of the socket's credit at `now`; false, spending nothing, when it has too little. */
+/**
+ * Spends `cost` of the socket's credit at `now`; false when it has too little, and then the rest is
+ * forfeit, so frames already under way when the socket is closed find none either.
+ */
 export function spendFrame(c: FrameCredit, now: number, cost: number): boolean {
   const since = Math.max(0, now - (c.creditAt ?? now));
   const credit = Math.min(
@@ -26,6 +29,6 @@ export function spendFrame(c: FrameCredit, now: number, cost: number): boolean {
     (c.credit ?? FRAME_CREDIT) + (since * FRAME_CREDIT) / FRAME_REFILL_MS,
   );
   c.creditAt = now;
-  c.credit = credit >= cost ? credit - cost : credit;
+  c.credit = credit >= cost ? credit - cost : 0;
   return credit >= cost;
 }

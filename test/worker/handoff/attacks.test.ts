@@ -303,6 +303,20 @@ describe("live takeover under attack", () => {
       });
     });
 
+    it("a refused frame forfeits the rest of the credit: cheap frames behind it are not answered", async () => {
+      const { v, conv, stub } = await heldConversation(0);
+      await pinned(stub, async () => {
+        const { live } = await visitorLive(v, conv.id);
+        if (!live) throw new Error("refused");
+        // 2 + 2 x 10 spent, 8 left: the third resume is refused, and the junk behind it finds 0.
+        for (const f of ["junk", "junk", resume, resume, resume, ...Array(10).fill("junk")]) live.ws.send(f);
+        await live.until(() => live.closed, "close");
+        expect(live.closeCode).toBe(1008);
+        expect(live.frames.filter((f) => f.type === "error")).toHaveLength(2);
+        expect(live.frames.filter((f) => f.type === "state")).toHaveLength(2);
+      });
+    });
+
     it("the credit refills with time: one more resume a third of a minute later", async () => {
       const { v, conv, stub } = await heldConversation(1);
       const { live } = await visitorLive(v, conv.id);
