@@ -6,7 +6,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { type AppEnv, execCtx, newRouter } from "../app";
-import { clientIp, ipHash } from "../auth/client-ip";
 import { countAttempt, failedAttempt, throttled } from "../auth/throttle";
 import type { Env } from "../env";
 import { AppError } from "../errors";
@@ -14,7 +13,7 @@ import { sendEmail } from "../notify/consumer";
 import { errors, jsonBody, jsonResponse, operatorSecurity } from "../openapi";
 import { TENANT_ID } from "../tenants/schemas";
 import type { TenantScope } from "../tenants/scope";
-import { clearSessionCookie, operatorAuth, sessionToken, setSessionCookie } from "./middleware";
+import { addressOf, clearSessionCookie, operatorAuth, sessionToken, setSessionCookie } from "./middleware";
 import { PASSWORD_MAX, PASSWORD_MIN } from "./password";
 import {
   acceptInvite,
@@ -80,12 +79,6 @@ function sameOriginOnly(c: Context<AppEnv>): void {
   if (origin && origin !== new URL(c.req.url).origin) {
     throw new AppError("FORBIDDEN", "console sessions are only for the console's own origin");
   }
-}
-
-/** The caller's address, hashed, for the failed-attempt throttle shared with API keys. */
-async function addressOf(c: Context<AppEnv>): Promise<string | undefined> {
-  const address = clientIp(c.req.raw.headers);
-  return address === "unknown" ? undefined : ipHash(c.get("svc").env, address);
 }
 
 async function sessionBody(op: Omit<OperatorIdentity, "sessionId">, token: string) {

@@ -366,6 +366,36 @@ describe("operator accounts and console sessions", () => {
     expect((await signIn(`192.0.2.98-${uniqueId("ip")}`)).status).toBe(200);
   });
 
+  it("made-up session cookies count against the address: the 21st from it is refused before any lookup", async () => {
+    const { tenant_id } = await createTenant();
+    const owner = await operator(tenant_id, "owner");
+    const ip = `192.0.2.77-${uniqueId("ip")}`;
+    const from = (address: string) => ({ "cf-connecting-ip": address });
+    const forged = (i: number) => ({
+      cookie: `__Host-chatedge_session=${i % 2 ? "x".repeat(43) : `bad-${i}`}`,
+    });
+    for (let i = 0; i < AUTH_FAILURES_PER_MINUTE; i++) {
+      const res = await consoleSend("GET", "/operator/session", forged(i), undefined, from(ip));
+      expect(res.status, `guess ${i + 1}`).toBe(401);
+    }
+    const over = await consoleSend("GET", "/operator/session", forged(0), undefined, from(ip));
+    expect(over.status).toBe(429);
+    expect(Number(over.headers.get("retry-after"))).toBeGreaterThan(0);
+    // The address waits, a real session included (its cookie would need a lookup too); others do not.
+    expect((await consoleSend("GET", "/operator/session", owner.session, undefined, from(ip))).status).toBe(
+      429,
+    );
+    const elsewhere = from(`192.0.2.78-${uniqueId("ip")}`);
+    expect((await consoleSend("GET", "/operator/session", owner.session, undefined, elsewhere)).status).toBe(
+      200,
+    );
+    expect((await consoleSend("GET", "/operator/session", forged(1), undefined, elsewhere)).status).toBe(401);
+    // No cookie at all is a signed-out console, not a guess: it is not counted.
+    const fresh = from(`192.0.2.79-${uniqueId("ip")}`);
+    for (let i = 0; i < AUTH_FAILURES_PER_MINUTE + 5; i++)
+      expect((await consoleSend("GET", "/operator/session", undefined, undefined, fresh)).status).toBe(401);
+  });
+
   it("validates invitations: a bad email or role is 400, a duplicate email 409, in the envelope", async () => {
     const { tenant_id } = await createTenant();
     const key = await createKey(tenant_id);
