@@ -198,6 +198,32 @@ export function patternProblem(source: string): string | undefined {
  */
 export const MAX_PATTERN_WORK = 128;
 
+/** Why a tenant's patterns together are refused (their work summed over CUSTOM_PATTERN_LIMITS.work), or undefined. */
+export function patternSetProblem(patterns: readonly string[]): string | undefined {
+  const work = patterns.reduce((sum, p) => sum + (Number(patternWork(p)) || 0), 0);
+  return work > CUSTOM_PATTERN_LIMITS.work
+    ? `the patterns together have ${work} ways to match at one position; at most ${CUSTOM_PATTERN_LIMITS.work}`
+    : undefined;
+}
+
+/**
+ * What a write of the tenant's stored patterns would be refused for now: patterns saved before the
+ * work bound are still applied (below), and reads list these so that someone rewrites them.
+ * `pattern` is null for a problem of the patterns together.
+ */
+export function storedPatternsProblems(
+  patterns: readonly string[],
+): { pattern: string | null; problem: string }[] {
+  const out: { pattern: string | null; problem: string }[] = [];
+  for (const pattern of patterns) {
+    const problem = patternProblem(pattern);
+    if (problem) out.push({ pattern, problem });
+  }
+  const together = patternSetProblem(patterns);
+  if (together) out.push({ pattern: null, problem: together });
+  return out;
+}
+
 /**
  * The rules a pattern stored before the work bound (2026-12-07) must still meet to be applied:
  * the redactor keeps applying such a pattern, since skipping it would stop redacting what it

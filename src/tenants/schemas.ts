@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { CUSTOM_PATTERN_LIMITS, patternProblem, patternWork } from "../privacy/redact";
+import { CUSTOM_PATTERN_LIMITS, patternProblem, patternSetProblem } from "../privacy/redact";
 import { TENANT_ID, TenantIdParam } from "./chat-schemas";
 
 // The shapes a chat path's app needs too live in chat-schemas.ts; the admin API gets them here.
@@ -108,12 +108,8 @@ const configFields = {
     )
     .max(CUSTOM_PATTERN_LIMITS.count)
     .superRefine((ps, ctx) => {
-      const work = ps.reduce((sum, p) => sum + (Number(patternWork(p)) || 0), 0);
-      if (work > CUSTOM_PATTERN_LIMITS.work)
-        ctx.addIssue({
-          code: "custom",
-          message: `the patterns together have ${work} ways to match at one position; at most ${CUSTOM_PATTERN_LIMITS.work}`,
-        });
+      const problem = patternSetProblem(ps);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
     }),
   /** Redact visitors' messages before the model provider sees them, not only before storage. */
   redact_before_model: z.boolean(),
@@ -155,6 +151,12 @@ export const Tenant = z
       description:
         "A Turnstile secret key is set: browsers pass the bot check before their first conversation",
     }),
+    redact_pattern_problems: z
+      .array(z.object({ pattern: z.string().nullable(), problem: z.string() }))
+      .openapi({
+        description:
+          "Stored redact_patterns a write would now refuse (saved before the work bound of 2026-12-07; pattern null: the patterns together). They are still applied; rewrite them with bounded repeats",
+      }),
     active: z.boolean(),
     config_version: z.number().int(),
     created_at: z.string(),

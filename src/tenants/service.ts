@@ -3,6 +3,7 @@ import { generateKey, randomToken } from "../auth/keys";
 import type { Db } from "../db/client";
 import { type ApiKeyRow, apiKeys, auditLog, type TenantRow, tenants } from "../db/schema";
 import { AppError } from "../errors";
+import { storedPatternsProblems } from "../privacy/redact";
 import type { TenantCreateInput, TenantPatchInput } from "./schemas";
 
 /** Who did it and under which request, written with every change. */
@@ -110,6 +111,7 @@ export function tenantOut(row: TenantRow) {
     turnstile_enabled: row.turnstileSecretKey !== null,
     retention_days: row.retentionDays,
     redact_patterns: row.redactPatterns,
+    redact_pattern_problems: storedPatternsProblems(row.redactPatterns),
     redact_before_model: row.redactBeforeModel,
     active: row.active,
     config_version: row.configVersion,

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { storedPatternsProblems } from "../../src/privacy/redact";
 import { TenantPatch } from "../../src/tenants/schemas";
+import { storedPatternsNote } from "../../web/console/views/config";
 import { FIELDS } from "../../web/console/views/fields";
 
 const field = (name: string) => {
@@ -59,5 +61,13 @@ describe("the console's configuration fields", () => {
     expect(field("allowed_origins").show(["a", "b"])).toBe("a\nb");
     expect(field("daily_cost_budget_usd").show(null)).toBe("");
     expect(field("pricing_overrides").show({})).toBe("{}");
+  });
+
+  it("say which stored redaction patterns a save of the field would now refuse", () => {
+    expect(storedPatternsNote(storedPatternsProblems(["\\bCUST-\\d{5}\\b"]))).toBeUndefined();
+    const note = storedPatternsNote(storedPatternsProblems(["ACME-\\d+", "\\bCUST-\\d{5}\\b"]));
+    expect(note).toMatch(/^Saved before the current rules and still applied/);
+    expect(note).toContain("ACME-\\d+: unbounded repeats");
+    expect(note).not.toContain("CUST");
   });
 });

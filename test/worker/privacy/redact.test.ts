@@ -180,6 +180,32 @@ describe("redact: tenant patterns", () => {
     expect(redact("order ACME-12345678", r)).toBe("order [redacted]");
   });
 
+  it("lists a tenant's stored patterns that a write would now refuse, on every read", async () => {
+    const t = await createTenant({ redact_patterns: ["\\bCUST-\\d{5}\\b"] });
+    const read = async () =>
+      (
+        (await (await admin("GET", `/tenants/${t.tenant_id}`)).json()) as {
+          redact_pattern_problems: { pattern: string | null; problem: string }[];
+        }
+      ).redact_pattern_problems;
+    expect(await read()).toEqual([]);
+    // Saved before the bound: written behind the API's back, as the rows of that time are.
+    const legacy = ["ACME-\\d+", ...Array.from({ length: 5 }, (_, i) => `${i}\\w{1,128}!`)];
+    await query(
+      sql`update tenants set redact_patterns = ${JSON.stringify(legacy)}::jsonb where id = ${t.tenant_id}`,
+    );
+    expect(await read()).toEqual([
+      { pattern: "ACME-\\d+", problem: expect.stringMatching(/unbounded repeats/) },
+      { pattern: null, problem: expect.stringMatching(/640 ways to match at one position; at most 512/) },
+    ]);
+    // A write of another setting keeps them, and answers them too.
+    const patched = await admin("PATCH", `/tenants/${t.tenant_id}`, { custom_greeting: "hi" });
+    expect(patched.status).toBe(200);
+    expect(
+      ((await patched.json()) as { redact_pattern_problems: unknown[] }).redact_pattern_problems,
+    ).toHaveLength(2);
+  });
+
   // Not linear: each start position in the run retries it (docs/privacy.md, "Tenant patterns").
   it("runs these accepted patterns on 40,000 hostile characters in under a second", () => {
     const r = redactorOf({ redactPatterns: ["(?:ab)+c", "\\d+x"], redactBeforeModel: false });

@@ -21,6 +21,16 @@ function control(f: Field, value: string | boolean): Control {
   return i;
 }
 
+/**
+ * What the redaction patterns' field says when stored patterns break the current rules: they were
+ * saved before the work bound and are still applied, but a save of the field must meet it.
+ */
+export function storedPatternsNote(problems: Tenant["redact_pattern_problems"]): string | undefined {
+  if (problems.length === 0) return undefined;
+  const each = problems.map((p) => (p.pattern === null ? p.problem : `${p.pattern}: ${p.problem}`));
+  return `Saved before the current rules and still applied; rewrite them to save this field: ${each.join("; ")}`;
+}
+
 /** The configuration form: checked in the browser, and the server's refusals shown as it words them. */
 export function configView(api: Api, tenant: Tenant, onSaved: (t: Tenant) => void): HTMLElement {
   const status = el("div", { "aria-live": "polite" });
@@ -44,6 +54,8 @@ export function configView(api: Api, tenant: Tenant, onSaved: (t: Tenant) => voi
     c.msg.textContent = message ?? c.field.help ?? "";
     c.msg.classList.toggle("invalid", Boolean(message));
   };
+  const stored = storedPatternsNote(tenant.redact_pattern_problems);
+  if (stored) mark("redact_patterns", stored);
 
   form.addEventListener("submit", (e) => {
     e.preventDefault();
