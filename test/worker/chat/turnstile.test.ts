@@ -86,6 +86,19 @@ describe("Turnstile bot check on conversation starts", () => {
     expect(res.headers.get("x-visitor-token")).toBeNull();
   });
 
+  it("a script sending junk tokens from one address costs siteverify its hourly starts, then nothing", async () => {
+    const { pk } = await botCheckedTenant(FAILS, { address_conversations_per_hour: 3 });
+    const ip = `198.51.100.9-${uniqueId("ip")}`;
+    const before = (await verifications(FAILS)).length;
+    for (let i = 0; i < 3; i++)
+      expect((await start(pk, { turnstile_token: `junk-${i}` }, browser(ip))).status).toBe(403);
+    expect((await verifications(FAILS)).length - before).toBe(3);
+    // The address's window comes first: past it, no siteverify call is made.
+    for (let i = 0; i < 5; i++)
+      expect((await start(pk, { turnstile_token: `junk-more-${i}` }, browser(ip))).status).toBe(429);
+    expect((await verifications(FAILS)).length - before).toBe(3);
+  });
+
   it("refuses a spent token (timeout-or-duplicate)", async () => {
     const { pk } = await botCheckedTenant(SPENT);
     const res = await start(pk, { turnstile_token: DUMMY_TOKEN }, browser(address()));
