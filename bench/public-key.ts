@@ -6,7 +6,9 @@
  * tenant-wide limits are set far above the per-address ones, so only the address can stop the script.
  * The script is bounded (BENCH_PUBLIC_KEY_SECONDS, 70 s; BENCH_PUBLIC_KEY_REQUESTS, 2,700 requests)
  * and paced evenly over the run so that it spans more than one minute window. Meanwhile a second
- * address behaves like a visitor and must get every answer, and a third tries 200 made-up keys.
+ * address behaves like a visitor and must get every answer, a third tries 200 made-up keys, and a
+ * fourth holds one conversation and reads its transcript in a loop, then floods a live socket with
+ * resume frames (each asks for the transcript again).
  */
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -22,7 +24,11 @@ import type { Bench, BenchRow } from "./types.ts";
 // itself reported in its refusals, which must be the same.
 const ADDRESS_MESSAGES_PER_MINUTE = 30;
 const ADDRESS_CONVERSATIONS_PER_HOUR = 20;
+const ADDRESS_READS_PER_MINUTE = 2 * ADDRESS_MESSAGES_PER_MINUTE;
 const AUTH_FAILURES_PER_MINUTE = 20;
+// src/handoff/frame-credit.ts: a socket's credit, and what a resume costs of it.
+const FRAME_CREDIT = 30;
+const RESUME_COST = 10;
 
 const DURATION_MS = Number(process.env.BENCH_PUBLIC_KEY_SECONDS ?? 70) * 1000;
 const MAX_REQUESTS = Number(process.env.BENCH_PUBLIC_KEY_REQUESTS ?? 2_700);
@@ -31,12 +37,16 @@ const CONCURRENCY = 4;
 const START_EVERY = 5;
 const MADE_UP_KEYS = 200;
 const CONTROL_EVERY_MS = 3_000;
+/** The reader's pace: a transcript read every this many ms. */
+const READ_EVERY_MS = 50;
+const RESUME_FRAMES = 1_000;
 const ORIGIN = "https://shop.bench.example";
 // Documentation addresses (RFC 5737, RFC 3849): the script, a real visitor, a key guesser. Failed
 // key attempts are counted in Redis, which outlives the worker: the guesser is new every run.
 const SCRIPT_IP = "203.0.113.7";
 const CONTROL_IP = "198.51.100.20";
 const GUESSER_IP = `2001:db8:${randomUUID().slice(0, 4)}:${randomUUID().slice(0, 4)}::1`;
+const READER_IP = "192.0.2.33";
 const UPSTREAM_KEY = "sk-bench-upstream";
 const MESSAGE = "hello there, where is my order, it was due on monday and has not come";
 
@@ -168,6 +178,8 @@ export const publicKeyBench: Bench = {
     const control = new Tally();
     const controlStart = new Tally();
     const guesses = new Tally();
+    const reads = new Tally();
+    const reader = { transcriptBytes: 0, entries: 0, frames: 0, closeCode: 0, socket: "" };
     const visitors: { id: string; token: string }[] = [];
     let sentByScript = 0;
     const t0 = performance.now();
@@ -235,7 +247,65 @@ export const publicKeyBench: Bench = {
       realKeyAfter = (await call(GUESSER_IP, "GET", "/v1/config")).status;
     })();
 
-    await Promise.all([script, visitor, guesser]);
+    // A fourth address: one conversation of its own, whose transcript it reads in a loop; then a
+    // live socket, sent RESUME_FRAMES resume frames at once (each would replay the transcript).
+    const readerRun = (async () => {
+      const s = await call(READER_IP, "POST", "/v1/conversations", { body: {} });
+      if (s.status !== 201 || !s.body.id || !s.body.visitor_token) return;
+      const { id, visitor_token: token } = s.body;
+      await call(READER_IP, "POST", `/v1/conversations/${id}/messages`, {
+        token,
+        body: { content: MESSAGE },
+      });
+      while (now() + READ_EVERY_MS < DURATION_MS) {
+        const at = now();
+        const res = await fetch(`${worker.url}/v1/conversations/${id}`, {
+          headers: {
+            authorization: `Bearer ${key}`,
+            origin: ORIGIN,
+            "cf-connecting-ip": READER_IP,
+            "x-visitor-token": token,
+          },
+        });
+        const text = await res.text();
+        if (res.status === 200) reader.transcriptBytes += text.length;
+        reads.add("read", { status: res.status, body: JSON.parse(text) as Answer["body"] }, at, 200);
+        await sleep(Math.max(0, at + READ_EVERY_MS - now()));
+      }
+      const ticket = await fetch(`${worker.url}/v1/conversations/${id}/live`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${key}`,
+          origin: ORIGIN,
+          "cf-connecting-ip": READER_IP,
+          "x-visitor-token": token,
+        },
+      });
+      if (ticket.status !== 200) {
+        reader.socket = `ticket ${ticket.status}`;
+        return;
+      }
+      const { url } = (await ticket.json()) as { url: string };
+      const ws = new WebSocket(url);
+      await new Promise<void>((resolve) => {
+        const done = setTimeout(resolve, 10_000);
+        ws.addEventListener("open", () => {
+          for (let i = 0; i < RESUME_FRAMES; i++) ws.send(JSON.stringify({ type: "resume", after: 0 }));
+        });
+        ws.addEventListener("message", (e) => {
+          reader.frames += 1;
+          if (String(e.data).includes('"type":"entry"')) reader.entries += 1;
+        });
+        ws.addEventListener("close", (e) => {
+          reader.closeCode = e.code;
+          clearTimeout(done);
+          resolve();
+        });
+      });
+      reader.socket = reader.closeCode ? `closed ${reader.closeCode}` : "still open after 10 s";
+    })();
+
+    await Promise.all([script, visitor, guesser, readerRun]);
     const seconds = now() / 1000;
     await worker.stop();
     await fixtures.close();
@@ -290,6 +360,26 @@ export const publicKeyBench: Bench = {
         ADDRESS_MESSAGES_PER_MINUTE * largest,
       ),
       bound(one, "tokens (whole run)", tokens, null),
+      bound(
+        "one visitor reading its transcript",
+        "reads answered, first 60 s",
+        inFirstMinute(reads.okAt),
+        ADDRESS_READS_PER_MINUTE,
+      ),
+      bound(
+        "one visitor reading its transcript",
+        "reads per minute (most in any 60 s)",
+        mostInWindow(byTime(reads.okAt), 60_000),
+        ADDRESS_READS_PER_MINUTE,
+      ),
+      bound("one visitor reading its transcript", "reads refused (429)", reads.refused, null),
+      bound(
+        "one visitor's live socket",
+        `entries sent for ${RESUME_FRAMES} resume frames`,
+        reader.entries,
+        // The transcript (its message and answer) replayed once per resume the credit pays for.
+        2 * (FRAME_CREDIT / RESUME_COST),
+      ),
       {
         name: "another address, same run",
         metric: "messages answered (of sent)",
@@ -307,7 +397,7 @@ export const publicKeyBench: Bench = {
       bound(
         "every address",
         "server errors (5xx; a sound run has 0)",
-        [starts, messages, controlStart, control, guesses].reduce((n, t) => n + t.failed, 0),
+        [starts, messages, controlStart, control, guesses, reads].reduce((n, t) => n + t.failed, 0),
         null,
       ),
     ];
@@ -330,6 +420,7 @@ export const publicKeyBench: Bench = {
         tokensBaseline: "messages limit x the largest answered reply's tokens (the fake LLM counts words)",
         control: { ...controlStart.statuses, ...control.statuses },
         guesser: { ...guesses.statuses, realKeyAfterwards: realKeyAfter },
+        reader: { ...reads.statuses, ...reader, readEveryMs: READ_EVERY_MS, resumeFrames: RESUME_FRAMES },
         timesAre: "when the request was sent, ms into the run",
       },
     };
