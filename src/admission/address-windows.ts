@@ -1,8 +1,9 @@
 /**
  * Exact sliding windows per client address, kept by the tenant's gate beside its other windows:
  * how many messages an address sent in the last minute, how many transcripts it read in the last
- * minute and how many conversations it started in the last hour. They bound what one script with the tenant's publishable key gets, whatever
- * visitor identities it collects. Addresses arrive as keyed hashes (src/auth/client-ip.ts).
+ * minute and how many conversations it started in the last hour. They bound what one script with
+ * the tenant's publishable key gets, whatever visitor identities it collects. Addresses arrive as
+ * keyed hashes (src/auth/client-ip.ts).
  */
 import type { z } from "zod";
 import type { GroupCommit } from "./group-commit";
