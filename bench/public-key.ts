@@ -16,7 +16,7 @@ import pg from "pg";
 import { insertKey, insertTenants } from "../local/seed-tenants.ts";
 import { generateKey } from "../src/auth/keys.ts";
 import { startBenchWorker } from "./analytics-worker.ts";
-import { chatFixtures, round } from "./lib.ts";
+import { chatFixtures, cpuMs, pct, round, workerdPids } from "./lib.ts";
 import type { Bench, BenchRow } from "./types.ts";
 
 // The limits as configured in src/chat/address-limits.ts and src/auth/throttle.ts (those modules do
@@ -88,14 +88,17 @@ class Tally {
   readonly statuses: Record<string, number> = {};
   readonly okAt: number[] = [];
   readonly tokensAt: { at: number; tokens: number }[] = [];
+  /** How long each 429 took, ms. */
+  readonly refusedMs: number[] = [];
   /** The limits the worker named in its refusals. */
   readonly reportedLimits = new Set<number>();
   refused = 0;
   sent = 0;
   failed = 0;
 
-  add(what: string, a: Answer, at: number, ok: number): void {
+  add(what: string, a: Answer, at: number, ok: number, tookMs = 0): void {
     this.sent += 1;
+    if (a.status === 429) this.refusedMs.push(tookMs);
     const level = a.body.error?.details?.level ?? a.body.error?.code ?? "";
     const k = `${what} ${a.status}${level ? ` ${level}` : ""}`;
     this.statuses[k] = (this.statuses[k] ?? 0) + 1;
@@ -132,6 +135,7 @@ export const publicKeyBench: Bench = {
     const fixtures = await chatFixtures("chatedge_bench_public_key");
     const { databaseUrl, fake } = fixtures;
     const key = await seedTenant(databaseUrl);
+    const before = new Set(workerdPids());
     const worker = await startBenchWorker(databaseUrl, {
       consumers: true,
       bindings: {
@@ -182,6 +186,10 @@ export const publicKeyBench: Bench = {
     const reader = { transcriptBytes: 0, entries: 0, frames: 0, closeCode: 0, socket: "" };
     const visitors: { id: string; token: string }[] = [];
     let sentByScript = 0;
+    // The worker's process: its CPU over the run is what every address's requests cost together.
+    const workerd = workerdPids().filter((p) => !before.has(p));
+    const cpu = () => workerd.reduce((n, p) => n + cpuMs(p), 0);
+    const cpu0 = cpu();
     const t0 = performance.now();
     const now = () => performance.now() - t0;
 
@@ -209,7 +217,7 @@ export const publicKeyBench: Bench = {
               token: v.token,
               body: { content: MESSAGE },
             });
-            messages.add("message", a, at, 200);
+            messages.add("message", a, at, 200, now() - at);
           }
         }
       }),
@@ -307,6 +315,7 @@ export const publicKeyBench: Bench = {
 
     await Promise.all([script, visitor, guesser, readerRun]);
     const seconds = now() / 1000;
+    const workerCpuMs = cpu() - cpu0;
     await worker.stop();
     await fixtures.close();
 
@@ -352,6 +361,12 @@ export const publicKeyBench: Bench = {
       bound(one, "messages per minute (most in any 60 s)", messagesPerMinute, ADDRESS_MESSAGES_PER_MINUTE),
       bound(one, "messages answered (whole run)", messages.ok, null),
       bound(one, "messages refused (429)", messages.refused, null),
+      bound(
+        one,
+        "refused message p50 ms (what a refusal costs the worker)",
+        pct(messages.refusedMs, 0.5),
+        null,
+      ),
       bound(one, "tokens, first 60 s", tokensFirstMinute, ADDRESS_MESSAGES_PER_MINUTE * largest),
       bound(
         one,
@@ -394,6 +409,7 @@ export const publicKeyBench: Bench = {
         AUTH_FAILURES_PER_MINUTE,
       ),
       bound("made-up keys, one address", "401 in all (of 200)", guessed401, null),
+      bound("every address", "worker CPU ms, the whole run (workerd)", workerCpuMs, null),
       bound(
         "every address",
         "server errors (5xx; a sound run has 0)",

@@ -22,7 +22,8 @@ export type AddressHit = z.infer<typeof AddressHitSchema>;
 
 export type AddressHitResult =
   | { ok: true; limit: number; remaining: number }
-  | { ok: false; limit: number; remaining: 0; retryAfterSeconds: number };
+  /** `retryAfterMs`: exactly when a slot frees, from the time of the hit. */
+  | { ok: false; limit: number; remaining: 0; retryAfterSeconds: number; retryAfterMs: number };
 
 /**
  * A gate call that counts an address hit, admits, or both (a browser's message): what each part
@@ -76,6 +77,7 @@ export class AddressWindows {
         limit: h.limit,
         remaining: 0,
         retryAfterSeconds: Math.max(1, Math.ceil((leavesAt - now) / 1000)),
+        retryAfterMs: Math.max(0, leavesAt - now),
       };
     }
     this.group.add(() =>

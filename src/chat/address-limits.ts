@@ -5,10 +5,16 @@
  * the tenant's bot.
  */
 import type { Context } from "hono";
-import type { AddressHit, AddressHitResult, AddressKind } from "../admission/address-windows";
+import {
+  type AddressHit,
+  type AddressHitResult,
+  type AddressKind,
+  LONGEST_WINDOW_MS,
+} from "../admission/address-windows";
 import { tenantGate } from "../admission/client";
 import { gateFailure, rateLimitFields } from "../admission/headers";
 import type { AppEnv } from "../app";
+import { IsolateCache } from "../cache/isolate";
 import { AppError } from "../errors";
 
 /**
@@ -47,17 +53,51 @@ export function addressHitOf(c: Context<AppEnv>, kind: AddressKind): AddressHit 
   return { tenantId: tenant.id, address, kind, limit, windowMs: WINDOWS[kind].windowMs };
 }
 
+export type Refused = AddressHitResult & { ok: false };
+
+// The address windows this isolate was told are full, and until when a slot frees: timed from
+// before the gate was asked, so never later than the gate's own answer. A script past its limit is
+// refused here, not by a call to the tenant's gate (which all the tenant's visitors share) for each
+// of its requests. Keyed by the limit too: a tenant that raises it is asked again at once.
+const full = new IsolateCache<number>(10_000, LONGEST_WINDOW_MS);
+const fullKey = (h: AddressHit) => `${h.tenantId}\u0000${h.kind}\u0000${h.limit}\u0000${h.address}`;
+
+/** The refusal this isolate already knows for the hit, while its window is full; else undefined. */
+export function knownRefusal(hit: AddressHit, now = Date.now()): Refused | undefined {
+  const until = full.get(fullKey(hit), now);
+  if (until === undefined || until <= now) return undefined;
+  const ms = until - now;
+  return {
+    ok: false,
+    limit: hit.limit,
+    remaining: 0,
+    retryAfterSeconds: Math.ceil(ms / 1000),
+    retryAfterMs: ms,
+  };
+}
+
+/** Remembers the gate's refusal of a hit it was asked for at `askedAt` (this isolate's clock). */
+export function rememberRefusal(hit: AddressHit, result: Refused, askedAt: number): void {
+  if (result.retryAfterMs > 0) full.set(fullKey(hit), askedAt + result.retryAfterMs, askedAt);
+}
+
 /** Counts one browser message, read or conversation start against its address; throws 429 past the limit. */
 export async function limitAddress(c: Context<AppEnv>, kind: AddressKind): Promise<void> {
   const hit = addressHitOf(c, kind);
   if (!hit) return;
+  const known = knownRefusal(hit);
+  if (known) throw addressRefusal(kind, known);
+  const askedAt = Date.now();
   let result: AddressHitResult;
   try {
     result = await tenantGate(c.get("svc").env, hit.tenantId).hitAddress(hit);
   } catch (err) {
     throw gateFailure(err);
   }
-  if (!result.ok) throw addressRefusal(kind, result);
+  if (!result.ok) {
+    rememberRefusal(hit, result, askedAt);
+    throw addressRefusal(kind, result);
+  }
 }
 
 /** The 429 of an address over its limit, with the address's own policy in the RateLimit fields. */

@@ -20,7 +20,7 @@ import {
 import { redact, redactorOf, redactReply } from "../privacy/redact";
 import type { TenantConfig } from "../tenants/config";
 import { registryRunner, startToolTurn, toolDefinition, toolFrame, toolsOrNone } from "../tools/loop";
-import { addressHitOf, addressRefusal } from "./address-limits";
+import { addressHitOf, addressRefusal, knownRefusal, type Refused, rememberRefusal } from "./address-limits";
 import {
   call,
   conversationAssignments,
@@ -72,11 +72,20 @@ export async function sendMessage(
   // A browser's message counts against its address (blocked and hand-over messages too), and may
   // reach only a conversation its own visitor (or verified user) started.
   const address = addressHitOf(c, "message");
+  // An address this isolate was told is over its limit is refused here, before the knowledge
+  // search, the tools and the calls to the conversation and the tenant's gate.
+  const known = address && knownRefusal(address);
+  if (known) {
+    countRefusal(svc.env, execCtx(c), tenant.id, "address");
+    throw addressRefusal("message", known);
+  }
   const owner = c.get("apiKey").kind === "publishable" ? endUserOf(c, undefined) : undefined;
   // The one round trip before the model: the conversation answers its state and newest history,
   // and asks the tenant's gate itself (the address count; admission, when it can take the message).
   let answer: TurnCallResult | undefined;
+  let askedAt = 0;
   const visit = async (admit?: AdmitInput): Promise<TurnCallResult> => {
+    askedAt = Date.now();
     answer = await call(
       async (): Promise<Outcome<TurnCallResult>> => ({
         ok: true,
@@ -130,7 +139,12 @@ export async function sendMessage(
     userTokens +
     contextTokens(grounding);
   const admitReq = { ...screenReq, inputTokens: estimate, knowledge: knowledgeOf(grounding), grounding };
-  const refusals = { env: svc.env, ctx: execCtx(c), tenantId: tenant.id, addressed: address !== undefined };
+  const refusals = {
+    env: svc.env,
+    ctx: execCtx(c),
+    tenantId: tenant.id,
+    remember: address && ((hit: Refused) => rememberRefusal(address, hit, askedAt)),
+  };
   let turn: AdmittedTurn | undefined;
   if (!blocked && !human) {
     turn = await admitTurn(admitReq, async (m) => {
@@ -343,14 +357,15 @@ export async function sendMessage(
  */
 function verdict(
   r: TurnCallResult,
-  refusals: { env: Env; ctx: ExecutionContext; tenantId: string; addressed: boolean },
+  refusals: { env: Env; ctx: ExecutionContext; tenantId: string; remember?: (hit: Refused) => void },
 ): { conversation: Extract<PrepareResult, { ok: true }>; admission: AdmitResult | undefined } {
   const gate = r.gate;
-  if (refusals.addressed && gate) {
+  if (refusals.remember && gate) {
     if (!gate.reached) throw gateFailure(new Error(gate.error));
     if (!gate.outcome.ok) throw rejectionError(gate.outcome);
     const hit = gate.outcome.value.address;
     if (hit && !hit.ok) {
+      refusals.remember(hit);
       countRefusal(refusals.env, refusals.ctx, refusals.tenantId, "address");
       throw addressRefusal("message", hit);
     }

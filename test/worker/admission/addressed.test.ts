@@ -87,6 +87,7 @@ describe("address windows in memory", () => {
         limit: 3,
         remaining: 0,
         retryAfterSeconds: 30,
+        retryAfterMs: 30_000,
       });
       // Once it left, one slot is free in the instance that saw the later hits only from the table.
       expect(second.hit(hit(tenantId, 3), t0 + 60_001)).toEqual({ ok: true, limit: 3, remaining: 0 });

@@ -5,7 +5,10 @@
  * ADDRESS_MESSAGES_PER_MINUTE messages (blocked ones, feedback and ends included) and twice that in
  * transcript reads, while another address, and the tenant's servers, are not affected.
  */
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { TenantGate } from "../../../src/admission/tenant-gate";
 import type { StartedConversation } from "../../../src/api-types";
 import {
   ADDRESS_CONVERSATIONS_PER_HOUR,
@@ -168,5 +171,37 @@ describe("per-address limits on publishable-key traffic", () => {
     // Another address, and the tenant's server, read on.
     expect((await send("GET", path, pk, undefined, from(address(), started.visitor_token))).status).toBe(200);
     expect((await send("GET", path, key, undefined, { "cf-connecting-ip": ip })).status).toBe(200);
+  });
+
+  it("an address past its window is refused by the worker, without asking the tenant's gate again", async () => {
+    const { pk, id } = await browserTenant({ address_messages_per_minute: 3 });
+    const ip = address();
+    const started = (await (
+      await send("POST", "/v1/conversations", pk, {}, from(ip))
+    ).json()) as StartedConversation;
+    const as = from(ip, started.visitor_token);
+    const path = `/v1/conversations/${started.id}`;
+    const say = (content: string) => send("POST", `${path}/messages`, pk, { content }, as);
+    for (let i = 0; i < 3; i++) expect((await say(`hello ${i}`)).status).toBe(200);
+    expect((await say("one more")).status).toBe(429);
+    for (let i = 0; i < 6; i++) expect((await send("GET", path, pk, undefined, as)).status).toBe(200);
+    expect((await send("GET", path, pk, undefined, as)).status).toBe(429);
+    // The gate's minute passes (its clock only): asked, it would take both again. The worker,
+    // whose minute has not passed, refuses them itself, with the time left on its own clock.
+    const gate = env.TENANT_GATE.getByName(id);
+    await runInDurableObject(gate, (g: TenantGate) => g.clock.advance(61_000));
+    try {
+      const message = await say("and again");
+      expect(message.status).toBe(429);
+      expect(Number(message.headers.get("retry-after"))).toBeGreaterThan(50);
+      expect((await envelope(message)).details).toMatchObject({ level: "address", limit: 3 });
+      expect((await send("GET", path, pk, undefined, as)).status).toBe(429);
+      // A tenant that raises the limit is asked again at once: the gate, past its minute, takes it.
+      expect((await admin("PATCH", `/tenants/${id}`, { address_messages_per_minute: 4 })).status).toBe(200);
+      expect((await say("after the change")).status).toBe(200);
+      expect((await send("GET", path, pk, undefined, as)).status).toBe(200);
+    } finally {
+      await runInDurableObject(gate, (g: TenantGate) => g.clock.release());
+    }
   });
 });
