@@ -39,6 +39,14 @@ const from = (ip: string, token?: string) => ({
   ...(token ? { "x-visitor-token": token } : {}),
 });
 
+/** A visitor on a fresh address with one conversation: its headers and the conversation's path. */
+async function visitorOn(pk: string) {
+  const ip = address();
+  const res = await send("POST", "/v1/conversations", pk, {}, from(ip));
+  const started = (await res.json()) as StartedConversation;
+  return { ip, started, as: from(ip, started.visitor_token), path: `/v1/conversations/${started.id}` };
+}
+
 describe("per-address limits on publishable-key traffic", () => {
   it("a script rotating visitor identities from one address gets the hourly number of new conversations", async () => {
     const { pk, key } = await browserTenant();
@@ -150,12 +158,7 @@ describe("per-address limits on publishable-key traffic", () => {
 
   it("a script reading its own transcript in a loop gets twice the address's messages a minute", async () => {
     const { pk, key } = await browserTenant({ address_messages_per_minute: 3 });
-    const ip = address();
-    const started = (await (
-      await send("POST", "/v1/conversations", pk, {}, from(ip))
-    ).json()) as StartedConversation;
-    const as = from(ip, started.visitor_token);
-    const path = `/v1/conversations/${started.id}`;
+    const { ip, started, as, path } = await visitorOn(pk);
     expect((await send("POST", `${path}/messages`, pk, { content: "hello" }, as)).status).toBe(200);
     const reads = 3 * ADDRESS_READS_PER_MESSAGE;
     for (let i = 0; i < reads; i++)
@@ -175,12 +178,7 @@ describe("per-address limits on publishable-key traffic", () => {
 
   it("an address past its window is refused by the worker, without asking the tenant's gate again", async () => {
     const { pk, id } = await browserTenant({ address_messages_per_minute: 3 });
-    const ip = address();
-    const started = (await (
-      await send("POST", "/v1/conversations", pk, {}, from(ip))
-    ).json()) as StartedConversation;
-    const as = from(ip, started.visitor_token);
-    const path = `/v1/conversations/${started.id}`;
+    const { as, path } = await visitorOn(pk);
     const say = (content: string) => send("POST", `${path}/messages`, pk, { content }, as);
     for (let i = 0; i < 3; i++) expect((await say(`hello ${i}`)).status).toBe(200);
     expect((await say("one more")).status).toBe(429);
