@@ -101,7 +101,7 @@ export async function limitAddress(c: Context<AppEnv>, kind: AddressKind): Promi
 }
 
 /** The 429 of an address over its limit, with the address's own policy in the RateLimit fields. */
-export function addressRefusal(kind: AddressKind, result: AddressHitResult & { ok: false }): AppError {
+export function addressRefusal(kind: AddressKind, result: Refused): AppError {
   const { windowMs, what, policy } = WINDOWS[kind];
   const wait = result.retryAfterSeconds;
   return new AppError("RATE_LIMITED", `too many ${what} from this address; retry in ${wait} s`, {

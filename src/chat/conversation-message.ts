@@ -5,7 +5,6 @@ import { gateFailure, rejectionError } from "../admission/headers";
 import type { AdmitInput, AdmitResult } from "../admission/types";
 import { countRefusal, sendAnalytics } from "../analytics/producer";
 import { type AppEnv, execCtx } from "../app";
-import type { Env } from "../env";
 import { AppError } from "../errors";
 import { type AppliedExperiments, applyAssignment, switchedOnExperiments } from "../experiments/apply";
 import type { AnswerSource } from "../knowledge/chat-schemas";
@@ -72,13 +71,14 @@ export async function sendMessage(
   // A browser's message counts against its address (blocked and hand-over messages too), and may
   // reach only a conversation its own visitor (or verified user) started.
   const address = addressHitOf(c, "message");
+  const refuseAddress = (hit: Refused): never => {
+    countRefusal(svc.env, execCtx(c), tenant.id, "address");
+    throw addressRefusal("message", hit);
+  };
   // An address this isolate was told is over its limit is refused here, before the knowledge
   // search, the tools and the calls to the conversation and the tenant's gate.
   const known = address && knownRefusal(address);
-  if (known) {
-    countRefusal(svc.env, execCtx(c), tenant.id, "address");
-    throw addressRefusal("message", known);
-  }
+  if (known) refuseAddress(known);
   const owner = c.get("apiKey").kind === "publishable" ? endUserOf(c, undefined) : undefined;
   // The one round trip before the model: the conversation answers its state and newest history,
   // and asks the tenant's gate itself (the address count; admission, when it can take the message).
@@ -139,12 +139,13 @@ export async function sendMessage(
     userTokens +
     contextTokens(grounding);
   const admitReq = { ...screenReq, inputTokens: estimate, knowledge: knowledgeOf(grounding), grounding };
-  const refusals = {
-    env: svc.env,
-    ctx: execCtx(c),
-    tenantId: tenant.id,
-    remember: address && ((hit: Refused) => rememberRefusal(address, hit, askedAt)),
-  };
+  // The gate's refusal of the address, remembered for the address's next requests.
+  const refuseGated =
+    address &&
+    ((hit: Refused): never => {
+      rememberRefusal(address, hit, askedAt);
+      return refuseAddress(hit);
+    });
   let turn: AdmittedTurn | undefined;
   if (!blocked && !human) {
     turn = await admitTurn(admitReq, async (m) => {
@@ -153,7 +154,7 @@ export async function sendMessage(
       gateCall.done(
         r.gate?.reached === true && r.gate.outcome.ok && r.gate.outcome.value.admission !== undefined,
       );
-      const { conversation, admission } = verdict(r, refusals);
+      const { conversation, admission } = verdict(r, refuseGated);
       // An operator holds it: the object asked no admission, and no model will be called.
       if (conversation.view.state === "human") throw HELD;
       if (!admission) throw new Error("the conversation did not ask for admission");
@@ -162,12 +163,12 @@ export async function sendMessage(
       if (err === HELD) return undefined;
       // Refused before the conversation was reached (an unknown or unconfigured model): the
       // address still counts, and its refusals and the conversation's come first, as ever.
-      if (!answer) verdict(await visit(), refusals);
+      if (!answer) verdict(await visit(), refuseGated);
       throw err;
     });
   }
   const visited = answer ?? (await visit());
-  const { conversation: p } = verdict(visited, refusals);
+  const { conversation: p } = verdict(visited, refuseGated);
   conversationAssignments.set(convKey, { experiment: p.view.experiment, variant: p.view.variant });
   // The turn holds what was reserved: the new message and the history returned with it.
   const admitted = turn && { ...turn, inputTokens: turn.inputTokens + visited.historyTokens };
@@ -357,18 +358,14 @@ export async function sendMessage(
  */
 function verdict(
   r: TurnCallResult,
-  refusals: { env: Env; ctx: ExecutionContext; tenantId: string; remember?: (hit: Refused) => void },
+  refuseAddress: ((hit: Refused) => never) | undefined,
 ): { conversation: Extract<PrepareResult, { ok: true }>; admission: AdmitResult | undefined } {
   const gate = r.gate;
-  if (refusals.remember && gate) {
+  if (refuseAddress && gate) {
     if (!gate.reached) throw gateFailure(new Error(gate.error));
     if (!gate.outcome.ok) throw rejectionError(gate.outcome);
     const hit = gate.outcome.value.address;
-    if (hit && !hit.ok) {
-      refusals.remember(hit);
-      countRefusal(refusals.env, refusals.ctx, refusals.tenantId, "address");
-      throw addressRefusal("message", hit);
-    }
+    if (hit && !hit.ok) refuseAddress(hit);
   }
   const conversation = r.conversation;
   if (!conversation.ok) {
