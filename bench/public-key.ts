@@ -75,9 +75,13 @@ async function seedTenant(databaseUrl: string): Promise<string> {
 
 interface Answer {
   status: number;
+  /** The body's length, in characters. */
+  length: number;
   body: {
     id?: string;
     visitor_token?: string;
+    /** A live ticket's socket URL. */
+    url?: string;
     usage?: { input_tokens: number; output_tokens: number };
     error?: { code: string; details?: { level?: string; limit?: number } };
   };
@@ -174,7 +178,7 @@ export const publicKeyBench: Bench = {
       } catch {
         // Not JSON (an unexpected failure): the status alone is counted.
       }
-      return { status: res.status, body };
+      return { status: res.status, length: text.length, body };
     };
 
     const starts = new Tally();
@@ -267,34 +271,17 @@ export const publicKeyBench: Bench = {
       });
       while (now() + READ_EVERY_MS < DURATION_MS) {
         const at = now();
-        const res = await fetch(`${worker.url}/v1/conversations/${id}`, {
-          headers: {
-            authorization: `Bearer ${key}`,
-            origin: ORIGIN,
-            "cf-connecting-ip": READER_IP,
-            "x-visitor-token": token,
-          },
-        });
-        const text = await res.text();
-        if (res.status === 200) reader.transcriptBytes += text.length;
-        reads.add("read", { status: res.status, body: JSON.parse(text) as Answer["body"] }, at, 200);
+        const a = await call(READER_IP, "GET", `/v1/conversations/${id}`, { token });
+        if (a.status === 200) reader.transcriptBytes += a.length;
+        reads.add("read", a, at, 200);
         await sleep(Math.max(0, at + READ_EVERY_MS - now()));
       }
-      const ticket = await fetch(`${worker.url}/v1/conversations/${id}/live`, {
-        method: "POST",
-        headers: {
-          authorization: `Bearer ${key}`,
-          origin: ORIGIN,
-          "cf-connecting-ip": READER_IP,
-          "x-visitor-token": token,
-        },
-      });
-      if (ticket.status !== 200) {
+      const ticket = await call(READER_IP, "POST", `/v1/conversations/${id}/live`, { token });
+      if (ticket.status !== 200 || !ticket.body.url) {
         reader.socket = `ticket ${ticket.status}`;
         return;
       }
-      const { url } = (await ticket.json()) as { url: string };
-      const ws = new WebSocket(url);
+      const ws = new WebSocket(ticket.body.url);
       await new Promise<void>((resolve) => {
         const done = setTimeout(resolve, 10_000);
         ws.addEventListener("open", () => {
