@@ -134,22 +134,39 @@ describe.skipIf(!hasChromium && !process.env.CI)("console views", () => {
     });
     expect(await audit.text()).toContain(`${email}`);
 
+    const session = (await context.cookies()).find((c) => c.name === "__Host-chatedge_session")?.value;
+    const asSession = () =>
+      fetch(`${stack.base}/operator/operators`, {
+        headers: { cookie: `__Host-chatedge_session=${session}` },
+      });
+    expect((await asSession()).status).toBe(200);
     await page.getByRole("button", { name: "Sign out", exact: true }).click();
     await page.getByRole("heading", { name: "Operators", level: 2 }).waitFor();
+    // The console shows the sign-in page once the server has ended the session: the cookie is gone
+    // from the browser, and the old cookie, sent by anyone who kept it, opens nothing.
+    expect((await context.cookies()).some((c) => c.name === "__Host-chatedge_session")).toBe(false);
+    expect((await asSession()).status).toBe(401);
     expect(formatViolations(await axeViolations(page)), "sign-in page").toBe("");
-    // The server ends the session too: the old cookie opens nothing. The console sends that
-    // DELETE as it shows the sign-in page, without waiting for it, so its answer may come later.
-    await expect
-      .poll(async () => (await context.cookies()).some((c) => c.name === "__Host-chatedge_session"), {
-        timeout: 5_000,
-      })
-      .toBe(false);
     await page.getByLabel("Workspace (tenant id)").fill("demo");
     await page.getByLabel("Email").fill(email);
     await page.getByLabel("Password", { exact: true }).fill("a long pass phrase");
     await page.getByRole("button", { name: "Log in", exact: true }).click();
     await page.getByText(`Signed in as Olivia Owner <${email}> (owner, demo)`).waitFor();
     expect(errors).toEqual([]);
+
+    // When the DELETE does not get through, the console says so instead of implying the session ended.
+    const second = (await context.cookies()).find((c) => c.name === "__Host-chatedge_session")?.value;
+    await page.route("**/operator/session", (r) =>
+      r.request().method() === "DELETE" ? r.abort() : r.fallback(),
+    );
+    await page.getByRole("button", { name: "Sign out", exact: true }).click();
+    await page.getByText(/the server did not end the session/).waitFor();
+    await page.getByRole("heading", { name: "Operators", level: 2 }).waitFor();
+    const still = await fetch(`${stack.base}/operator/operators`, {
+      headers: { cookie: `__Host-chatedge_session=${second}` },
+    });
+    expect(still.status).toBe(200);
+    expect(formatViolations(await axeViolations(page)), "sign-in page, session not ended").toBe("");
     await page.close();
   }, 120_000);
 

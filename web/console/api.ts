@@ -48,7 +48,12 @@ export class Api {
     return this.send<T>("GET", path);
   }
 
-  async send<T>(method: string, path: string, body?: unknown): Promise<T> {
+  async send<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    init: { keepalive?: boolean } = {},
+  ): Promise<T> {
     const headers: Record<string, string> = {};
     // An operator's session rides in its HttpOnly cookie; writes carry the CSRF token.
     if (this.session.kind !== "operator") headers.Authorization = `Bearer ${this.session.token}`;
@@ -58,6 +63,7 @@ export class Api {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
+      keepalive: init.keepalive,
     });
     if (res.status === 204) return undefined as T;
     if (res.ok) return (await res.json()) as T;

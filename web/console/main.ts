@@ -3,11 +3,12 @@
  * (secret key) or an operator's console session (/operator). Routes live in the URL hash: #/tenants, #/new, #/monitoring,
  * #/t/<id>/<tab>.
  */
+import { ApiError } from "../shared/api-error";
 import { el } from "../shared/dom";
 import { Api } from "./api";
 import { destroyCharts } from "./charts";
 import { loadSession, type Session, saveSession } from "./session";
-import { button, errorBox } from "./ui";
+import { button, errorBox, notice } from "./ui";
 import { createTenantView } from "./views/config";
 import { platformView } from "./views/monitoring";
 import { acceptInviteView, redeemMagicLink, signInView } from "./views/signin";
@@ -16,13 +17,38 @@ import { tenantsView } from "./views/tenants";
 
 const app = document.getElementById("app") ?? document.body;
 
-function signOut(): void {
+/**
+ * Ends the session. An operator's cookie ends on the server too (key and admin sessions live only in
+ * this tab): the console waits for that DELETE before showing the sign-in page, and sends it with
+ * `keepalive`, so it still reaches the server if the tab closes at once.
+ */
+async function signOut(): Promise<void> {
   const s = loadSession();
   saveSession(null);
-  // An operator's cookie ends on the server too (the key and admin sessions live only in this tab).
-  if (s?.kind === "operator") void new Api(s, () => {}).send("DELETE", "/operator/session").catch(() => {});
-  location.hash = "#/signin";
+  let failed: unknown = null;
+  if (s?.kind === "operator") {
+    app.replaceChildren(el("main", { id: "main" }, el("p", { "aria-live": "polite" }, "Signing out…")));
+    try {
+      await new Api(s, () => {}).send("DELETE", "/operator/session", undefined, { keepalive: true });
+    } catch (err) {
+      // A 401 means the session had already ended; anything else leaves it open on the server.
+      if (!(err instanceof ApiError && err.status === 401)) failed = err;
+    }
+  }
+  // pushState, not `location.hash`: a hashchange would draw the page again, after the notice below.
+  history.pushState(null, "", "#/signin");
   route();
+  if (failed !== null) {
+    document
+      .getElementById("main")
+      ?.prepend(
+        errorBox(failed),
+        notice(
+          "Signed out in this tab, but the server did not end the session; it ends on its own within 12 hours. Sign in and out again to end it now.",
+          "info",
+        ),
+      );
+  }
 }
 
 function signedIn(s: Session): void {
@@ -62,7 +88,7 @@ function shell(s: Session, main: HTMLElement): HTMLElement {
         s.kind === "admin" ? el("a", { href: "#/monitoring" }, "Platform monitoring") : null,
       ),
       el("span", { class: "who" }, `Signed in as ${who}`),
-      button("Sign out", signOut),
+      button("Sign out", () => void signOut()),
     ),
     el("main", { id: "main", tabindex: "-1" }, main),
   );
@@ -93,7 +119,7 @@ function route(): void {
     app.replaceChildren(el("main", { id: "main" }, signInView(signedIn)));
     return;
   }
-  const api = new Api(session, signOut);
+  const api = new Api(session, () => void signOut());
   const go = (hash: string) => {
     location.hash = hash;
   };
