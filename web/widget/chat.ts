@@ -134,7 +134,7 @@ export class Chat implements Actions {
     if (!this.#config || this.#conversation) this.view.busy(true);
     try {
       const config =
-        this.#config ?? (await this.#retrying(() => json<PublicConfig>(this.api, "GET", "/v1/config")));
+        this.#config ?? (await this.#retrying(() => json<PublicConfig>(this.api, "GET", "/v1/config"), true));
       this.#config = config;
       this.view.theme(config.widget);
       this.#greeting = config.greeting;
@@ -168,7 +168,7 @@ export class Chat implements Actions {
   async #restore(id: string): Promise<void> {
     let t: Transcript;
     try {
-      t = await this.#retrying(() => json<Transcript>(this.api, "GET", `/v1/conversations/${id}`));
+      t = await this.#retrying(() => json<Transcript>(this.api, "GET", `/v1/conversations/${id}`), true);
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) return this.#forget();
       throw err;
@@ -405,19 +405,47 @@ export class Chat implements Actions {
     return true;
   }
 
-  /** Runs `fn`, retrying with backoff while the network is down. */
-  async #retrying<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn`, retrying with backoff while the network is down. A read (`waitOut`) refused with 429
+   * is tried again once its Retry-After has passed (a minute at most; the address's read window is a
+   * minute long), counting down meanwhile: visitors behind one address share its windows, so a
+   * page's restore can meet a full one through no doing of its own.
+   */
+  async #retrying<T>(fn: () => Promise<T>, waitOut = false): Promise<T> {
     for (let n = 0; ; n++) {
       try {
         const out = await fn();
         if (n > 0) this.view.notice("");
         return out;
       } catch (err) {
+        const wait = err instanceof ApiError && err.status === 429 ? (err.retryAfterSeconds ?? 10) : 0;
+        if (waitOut && wait > 0 && wait <= 60 && n < MAX_RETRIES) {
+          await this.#countDown(Date.now() + wait * 1_000, (left) =>
+            fill(this.#t.busyHere, waitFor(this.#t, left)),
+          );
+          continue;
+        }
         if (!(err instanceof NetworkError) || n >= MAX_RETRIES) throw err;
         this.view.notice(this.#t.offline);
         await backoff(n);
       }
     }
+  }
+
+  /** Shows `say(seconds left)`, second by second, until `until`; then clears the notice. */
+  #countDown(until: number, say: (left: number) => string): Promise<void> {
+    return new Promise((resolve) => {
+      const tick = () => {
+        const left = Math.ceil((until - Date.now()) / 1_000);
+        if (left <= 0) {
+          this.view.notice("");
+          return resolve();
+        }
+        this.view.notice(say(left), "error");
+        setTimeout(tick, Math.min(1_000, until - Date.now()));
+      };
+      tick();
+    });
   }
 
   /** Keeps the composer disabled until Retry-After has passed, counting down. */
@@ -426,18 +454,10 @@ export class Chat implements Actions {
     if (s > 120) return;
     this.#coolUntil = Date.now() + s * 1_000;
     this.view.busy(true);
-    const tick = () => {
-      const left = Math.ceil((this.#coolUntil - Date.now()) / 1_000);
-      if (left <= 0) {
-        this.view.notice("");
-        if (!this.#sending) this.view.busy(false);
-        this.view.focusInput();
-        return;
-      }
-      this.view.notice(explain(err, this.#t, left), "error");
-      setTimeout(tick, 1_000);
-    };
-    tick();
+    void this.#countDown(this.#coolUntil, (left) => explain(err, this.#t, left)).then(() => {
+      if (!this.#sending) this.view.busy(false);
+      this.view.focusInput();
+    });
   }
 
   /** The end button: ask whether the question was answered first. */

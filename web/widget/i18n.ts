@@ -43,6 +43,8 @@ const en = {
   later: "later",
   inWait: "in {0}",
   tooFast: "You're sending messages faster than this chat allows. You can send again in {0}.",
+  /** A read refused because the visitor's network (one address, shared) made too many. */
+  busyHere: "Too many requests from your network. Trying again in {0}.",
   site: "This chat isn't available on this site right now.",
   cantSend: "That message couldn't be sent: {0}",
   down: "The assistant is unavailable right now. Please try again in a moment.",
