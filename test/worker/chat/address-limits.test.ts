@@ -202,4 +202,19 @@ describe("per-address limits on publishable-key traffic", () => {
       await runInDurableObject(gate, (g: TenantGate) => g.clock.release());
     }
   });
+
+  it("an IPv6 /64 is one address: rotating through its addresses gets no new windows", async () => {
+    const { pk } = await browserTenant({ address_conversations_per_hour: 3 });
+    const hex = () => Math.floor(Math.random() * 0xffff).toString(16);
+    const net = `2001:db8:${hex()}:${hex()}`;
+    // Three starts from three addresses of one /64, spelled the ways an address can be.
+    for (const ip of [`${net}::1`, `${net}:0:0:0:2`, `${net.toUpperCase()}:ffff:ffff:ffff:ffff`]) {
+      expect((await send("POST", "/v1/conversations", pk, {}, from(ip))).status, ip).toBe(201);
+    }
+    const over = await send("POST", "/v1/conversations", pk, {}, from(`${net}:1234::beef`));
+    expect(over.status).toBe(429);
+    expect((await envelope(over)).message).toContain("new conversations from this address");
+    // The /64 next to it is another subscriber.
+    expect((await send("POST", "/v1/conversations", pk, {}, from(`${net}1::1`))).status).toBe(201);
+  });
 });
