@@ -32,6 +32,8 @@ const shapes = preloaded(() => import("./conversation-schemas"));
 
 /** Two failed answers in a row hand the conversation to a human. */
 const FAILURES_BEFORE_ESCALATION = 2;
+/** Ratings a conversation records; a repeat of the last one is not counted (docs/chat.md). */
+export const RATINGS_PER_CONVERSATION = 5;
 
 interface Meta {
   conversationId: string;
@@ -54,6 +56,10 @@ interface Meta {
   experiment: string | null;
   variant: string | null;
   csat: number | null;
+  /** Ratings recorded (feedback events sent); absent in conversations stored before the cap: 0. */
+  ratings?: number;
+  /** The comment of the rating recorded last, to tell a repeat of it from a change. */
+  ratedComment?: string | null;
   escalationEmail: string;
   /** How long the transcript outlives the last activity (docs/privacy.md); absent: until the cron's sweep. */
   retentionMs?: number;
@@ -496,7 +502,19 @@ export class Conversation extends DurableObject<RawEnv> {
   ): Promise<ConversationView> {
     const f = parse(shapes.get().FeedbackInput, input);
     const meta = this.#require(tenantId);
+    // The same rating again (a retry, a double click) is already recorded: nothing more is written.
+    const ratings = meta.ratings ?? 0;
+    if (ratings > 0 && meta.csat === f.csat && (meta.ratedComment ?? null) === f.comment) return this.#view();
+    // Each change is an analytics row kept for the retention period, so a conversation takes a few.
+    if (ratings >= RATINGS_PER_CONVERSATION) {
+      throw new ConversationError(
+        "conflict",
+        `this conversation's rating was given ${RATINGS_PER_CONVERSATION} times; it takes no more changes`,
+      );
+    }
     meta.csat = f.csat;
+    meta.ratings = ratings + 1;
+    meta.ratedComment = f.comment;
     this.#save();
     const event: FeedbackEvent = {
       type: "feedback",

@@ -161,6 +161,8 @@ const feedbackRoute = createRoute({
   method: "post",
   path: "/conversations/{id}/feedback",
   summary: "Rate the conversation (CSAT 1-5) with an optional comment",
+  description:
+    "The latest rating counts. The same rating again changes nothing; a conversation records at most 5 ratings, and a change after that is 409.",
   request: {
     params: ConversationParam,
     body: jsonBody(
@@ -169,7 +171,7 @@ const feedbackRoute = createRoute({
   },
   responses: {
     200: jsonResponse(ConversationOut, "The rated conversation"),
-    ...errors(400, 401, 404, 415, 429, 503),
+    ...errors(400, 401, 404, 409, 415, 429, 503),
   },
 });
 

@@ -1,10 +1,10 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { Conversation } from "../../../src/chat/conversation-do";
+import { Conversation, RATINGS_PER_CONVERSATION } from "../../../src/chat/conversation-do";
 import type { TurnInput } from "../../../src/chat/conversation-types";
 import { eventually, present } from "../eventually";
-import { query, send, sql, uniqueId } from "../helpers";
+import { envelope, query, send, sql, uniqueId } from "../helpers";
 import { chatTenant } from "./helpers";
 
 type ConvRow = {
@@ -64,6 +64,39 @@ describe("Conversation object", () => {
       sql`select count(*)::text as n from conversations where conversation_id = ${conv.id}`,
     );
     expect(count[0]?.n).toBe("1");
+  });
+
+  it("records a repeated rating once, and a few changes of it; the latest counts", async () => {
+    const { id, key } = await chatTenant();
+    const conv = (await (await send("POST", "/v1/conversations", key, {})).json()) as { id: string };
+    const rate = (csat: number, comment?: string) =>
+      send("POST", `/v1/conversations/${conv.id}/feedback`, key, { csat, ...(comment ? { comment } : {}) });
+    // A retry or a double click: the same rating twice is one row.
+    expect((await rate(5)).status).toBe(200);
+    expect((await rate(5)).status).toBe(200);
+    // Changes are rows too, up to RATINGS_PER_CONVERSATION in all.
+    const changes = [4, 3, 2, 1].slice(0, RATINGS_PER_CONVERSATION - 1);
+    for (const csat of changes) expect((await rate(csat, "changed my mind")).status).toBe(200);
+    const over = await rate(5, "and again");
+    expect(over.status).toBe(409);
+    expect(await envelope(over)).toMatchObject({
+      code: "CONFLICT",
+      message: `this conversation's rating was given ${RATINGS_PER_CONVERSATION} times; it takes no more changes`,
+    });
+    // The last rating, repeated, is still answered: it changes nothing.
+    const last = await rate(1, "changed my mind");
+    expect(last.status).toBe(200);
+    expect(((await last.json()) as { csat: number }).csat).toBe(1);
+    await send("POST", `/v1/conversations/${conv.id}/end`, key, { resolved: false });
+    await eventually(async () => expect((await summaryOf(id, conv.id)).csat).toBe(1));
+    const rows = () =>
+      query<{ csat: number }>(
+        sql`select csat from feedback where tenant_id = ${id} and conversation_id = ${conv.id} `,
+      );
+    await eventually(async () => expect(await rows()).toHaveLength(RATINGS_PER_CONVERSATION));
+    await new Promise((r) => setTimeout(r, 1_000));
+    // (Sorted: two ratings in one millisecond have no order between them.)
+    expect((await rows()).map((r) => r.csat).sort()).toEqual([5, ...changes].sort());
   });
 
   it("ends an idle conversation unresolved by alarm", async () => {
