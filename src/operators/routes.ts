@@ -191,8 +191,12 @@ export const operatorSessions = newRouter()
   .openapi(signInRoute, async (c) => {
     const ip = await openingAllowed(c);
     const { tenant_id, email, password } = c.req.valid("json");
-    const result = await signIn(c.get("svc").dbh.db, tenant_id, email, password);
+    const svc = c.get("svc");
+    const result = await signIn(svc.dbh.db, svc.cache, tenant_id, email, password);
     if (!result.ok && result.lockedForMs) {
+      // A locked account's attempts count against the address as wrong passwords do.
+      const over = ip ? await countAttempt(svc, ip) : undefined;
+      if (over) throw over;
       const seconds = Math.ceil(result.lockedForMs / 1000);
       throw new AppError("RATE_LIMITED", `too many failed sign-ins for this account; retry in ${seconds} s`, {
         headers: { "Retry-After": String(seconds) },

@@ -6,6 +6,7 @@
  */
 import { and, asc, count, eq, gt, isNull, lte, sql } from "drizzle-orm";
 import { hmacSha256Hex, randomToken, sha256Hex } from "../auth/keys";
+import type { Cache } from "../cache/redis";
 import type { Db } from "../db/client";
 import { type OperatorRow, operatorSessions, operators, operatorTokens } from "../db/schema";
 import { AppError } from "../errors";
@@ -221,19 +222,23 @@ export type SignIn = { ok: true; operator: OperatorRow; token: string } | { ok: 
 
 /**
  * Email and password. A locked account is refused before the password is checked; a wrong
- * password counts towards the lock; every failure looks the same to the caller.
+ * password counts towards the lock; every failure looks the same to the caller, an email that is
+ * no operator's included: it locks after as many failures, for as long (`unknownEmail`), else the
+ * lock itself would tell a prober which emails are operators.
  */
 export async function signIn(
   db: Db,
+  cache: Cache,
   tenantId: string,
   email: string,
   password: string,
   now = Date.now(),
 ): Promise<SignIn> {
   const op = await findByEmail(db, tenantId, email);
-  if (op?.lockedUntil && op.lockedUntil.getTime() > now) {
-    return { ok: false, lockedForMs: op.lockedUntil.getTime() - now };
-  }
+  const lockedUntil = op
+    ? op.lockedUntil?.getTime()
+    : await unknownEmail(cache, tenantId, email).lockedUntil();
+  if (lockedUntil && lockedUntil > now) return { ok: false, lockedForMs: lockedUntil - now };
   const usable = op && !op.removedAt ? op.passwordHash : null;
   if (!(await verifyPassword(password, usable)) || !op) {
     if (op) {
@@ -246,6 +251,8 @@ export async function signIn(
             then ${new Date(now + LOCK_MS).toISOString()}::timestamptz else ${operators.lockedUntil} end`,
         })
         .where(eq(operators.id, op.id));
+    } else {
+      await unknownEmail(cache, tenantId, email).failed(now);
     }
     return { ok: false };
   }
@@ -259,6 +266,33 @@ export async function signIn(
     })
     .where(eq(operators.id, op.id));
   return { ok: true, operator: op, token: await startSession(db, op, now) };
+}
+
+/**
+ * The sign-in failures and lock of an email that is no operator of the tenant, kept in Redis (never
+ * in Postgres: nobody's row) under a hash of the tenant and email, expiring on their own. Without
+ * Redis nothing is counted, and such an email never locks.
+ */
+function unknownEmail(cache: Cache, tenantId: string, email: string) {
+  const key = async (what: string) =>
+    `ce:signin:${what}:${await sha256Hex(`${tenantId}\n${normalEmail(email)}`)}`;
+  return {
+    async lockedUntil(): Promise<number | undefined> {
+      const k = await key("lock");
+      return cache.run(undefined, async (r) => Number(await r.get(k)) || undefined);
+    },
+    async failed(now: number): Promise<void> {
+      const [count, lock] = [await key("failures"), await key("lock")];
+      await cache.run(undefined, async (r) => {
+        const [n] = await r
+          .pipeline()
+          .incr(count)
+          .expire(count, 24 * 3600)
+          .exec<[number, number]>();
+        if (n % SIGN_IN_FAILURES === 0) await r.set(lock, String(now + LOCK_MS), { ex: LOCK_MS / 1000 });
+      });
+    },
+  };
 }
 
 /** Spends a one-use token; the operator it belongs to, or undefined when unknown, used or expired. */

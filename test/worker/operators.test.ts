@@ -158,6 +158,44 @@ describe("operator accounts and console sessions", () => {
     expect(row?.failed_sign_ins).toBe(5);
   });
 
+  it("an unknown email locks as an account does; a locked account's attempts count against the address", async () => {
+    const { tenant_id } = await createTenant();
+    const owner = await operator(tenant_id, "owner");
+    const ip = `192.0.2.77-${uniqueId("ip")}`;
+    const attempt = (email: string, password: string, address = ip) =>
+      consoleSend(
+        "POST",
+        "/operator/session",
+        undefined,
+        { tenant_id, email, password },
+        { "cf-connecting-ip": address },
+      );
+    // Five wrong passwords for the owner and for an email that is nobody's, from other addresses.
+    const nobody = `${uniqueId("nobody")}@example.com`;
+    for (let i = 0; i < 5; i++) {
+      expect((await attempt(owner.email, `nope${i}`, `192.0.2.78-${uniqueId("ip")}`)).status).toBe(401);
+      expect((await attempt(nobody, `nope${i}`, `192.0.2.79-${uniqueId("ip")}`)).status).toBe(401);
+    }
+    // Both are now locked, alike: the same status, message and wait; so the lock tells nothing.
+    const real = await attempt(owner.email, PASSWORD);
+    const made = await attempt(nobody.toUpperCase(), PASSWORD);
+    expect([real.status, made.status]).toEqual([429, 429]);
+    const [a, b] = [await envelope(real), await envelope(made)];
+    expect(a.message.replace(/\d+ s$/, "")).toBe(b.message.replace(/\d+ s$/, ""));
+    expect(a.message).toContain("for this account");
+    for (const r of [real, made]) expect(Number(r.headers.get("retry-after"))).toBeGreaterThan(800);
+    // Attempts on a locked account count against the address: with the two above, the 21st is the
+    // address's 429, and then even another account's right password waits.
+    for (let i = 2; i < AUTH_FAILURES_PER_MINUTE; i++)
+      expect((await attempt(owner.email, PASSWORD)).status).toBe(429);
+    const over = await attempt(owner.email, PASSWORD);
+    expect(over.status).toBe(429);
+    expect((await envelope(over)).message).toContain("from this address");
+    const other = await operator(tenant_id, "agent");
+    expect((await attempt(other.email, PASSWORD)).status).toBe(429);
+    expect((await attempt(other.email, PASSWORD, `192.0.2.80-${uniqueId("ip")}`)).status).toBe(200);
+  });
+
   it("refuses a sign-in posted from another origin (login CSRF)", async () => {
     const { tenant_id } = await createTenant();
     const owner = await operator(tenant_id, "owner");
