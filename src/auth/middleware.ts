@@ -17,15 +17,25 @@ const WWW = { "WWW-Authenticate": 'Bearer realm="chatedge"' };
 const verifiedHashes = new Map<string, string>();
 const VERIFIED_MAX = 1_000;
 
-/** Admin routes: `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time. */
+/**
+ * Admin routes: `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time. A wrong token
+ * counts against the address as a failed API key does; past the limit the address is refused
+ * before any comparison, the right token included, until its minute is over.
+ */
 export const adminAuth = createMiddleware<AppEnv>(async (c, next) => {
+  const svc = c.get("svc");
+  const address = clientIp(c.req.raw.headers);
+  const ip = address === "unknown" ? undefined : await ipHash(svc.env, address);
+  const over = ip ? throttled(ip) : undefined;
+  if (over) throw over;
   const token = bearerToken(c.req.header("authorization"));
   if (!token)
     throw new AppError("UNAUTHORIZED", "missing admin token (Authorization: Bearer <ADMIN_TOKEN>)", {
       headers: WWW,
     });
-  if (!(await secretsEqual(token, c.get("svc").env.ADMIN_TOKEN))) {
-    throw new AppError("UNAUTHORIZED", "invalid admin token", { headers: WWW });
+  if (!(await secretsEqual(token, svc.env.ADMIN_TOKEN))) {
+    const err = new AppError("UNAUTHORIZED", "invalid admin token", { headers: WWW });
+    throw ip ? await failedAttempt(svc, ip, err) : err;
   }
   await next();
 });

@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { AUTH_FAILURES_PER_MINUTE } from "../../src/auth/throttle";
+import { TEST_ADMIN_TOKEN } from "../local-services";
 import { admin, call, createKey, createTenant, envelope, query, send, sql, uniqueId } from "./helpers";
 
 const count = async (table: "tenants" | "audit_log" | "api_keys") =>
@@ -336,6 +338,24 @@ describe("admin: authentication", () => {
       expect((await envelope(res)).code).toBe("UNAUTHORIZED");
     }
     expect(await count("tenants")).toBe(before);
+  });
+
+  it("counts wrong admin tokens against the address: the 21st is refused, and the right token from there waits too", async () => {
+    const ip = `198.51.100.4-${uniqueId("ip")}`;
+    const asAdmin = (token: string, address = ip) =>
+      call("/admin/tenants?limit=1", {
+        headers: { authorization: `Bearer ${token}`, "cf-connecting-ip": address },
+      });
+    for (let i = 0; i < AUTH_FAILURES_PER_MINUTE; i++) {
+      expect((await asAdmin(`guess-${i}-0123456789abcdef`)).status, `guess ${i + 1}`).toBe(401);
+    }
+    const over = await asAdmin("one-more-guess-0123456789");
+    expect(over.status).toBe(429);
+    expect(Number(over.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect((await envelope(over)).message).toContain("from this address");
+    // Refused before the comparison: a right guess from that address would tell nothing.
+    expect((await asAdmin(TEST_ADMIN_TOKEN)).status).toBe(429);
+    expect((await asAdmin(TEST_ADMIN_TOKEN, `198.51.100.5-${uniqueId("ip")}`)).status).toBe(200);
   });
 
   it("does not accept a tenant key as the admin token", async () => {
