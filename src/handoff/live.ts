@@ -6,10 +6,18 @@
  */
 import { Hono } from "hono";
 import type { AppEnv } from "../app";
+import { clientIp, ipHash } from "../auth/client-ip";
+import { failedAttempt, throttled } from "../auth/throttle";
+import { IsolateCache } from "../cache/isolate";
 import { AppError, type ErrorCode } from "../errors";
 import { operatorAuth } from "../operators/middleware";
 import { CONVERSATION_ID } from "./routes";
-import { verifyLiveTicket } from "./ticket";
+import { TICKET_TTL_MS, verifyLiveTicket } from "./ticket";
+
+// Tickets this isolate has seen used (or refused by their conversation), until they expire: a
+// replay is refused here without a call to the conversation's object. The object stays the judge
+// (it spends each ticket once); this only spares it the replays that reach this isolate.
+const spentTickets = new IsolateCache<true>(10_000, TICKET_TTL_MS);
 
 /** The socket's request to the object: only the upgrade and the checked identity. */
 async function forward(
@@ -61,14 +69,35 @@ export const liveRoutes = new Hono<AppEnv>()
   .get("/v1/conversations/:id/live", async (c) => {
     const id = conversationId(c.req.param("id"));
     requireUpgrade(c.req.header("upgrade"));
-    const env = c.get("svc").env;
+    const svc = c.get("svc");
+    const env = svc.env;
+    // A refused ticket counts against the address as a failed key does (src/auth/throttle.ts).
+    const address = clientIp(c.req.raw.headers);
+    const ip = address === "unknown" ? undefined : await ipHash(env, address);
+    const over = ip ? throttled(ip) : undefined;
+    if (over) throw over;
+    const refuse = async (message: string): Promise<never> => {
+      const err = new AppError("UNAUTHORIZED", message);
+      throw ip ? await failedAttempt(svc, ip, err) : err;
+    };
     const claims = await verifyLiveTicket(env, id, c.req.query("ticket"));
-    if (!claims) throw new AppError("UNAUTHORIZED", "missing, invalid or expired live ticket");
-    return forward(env.CONVERSATION.getByName(`${claims.tenantId}:${id}`), c.req.url, {
-      "x-live-tenant": claims.tenantId,
-      "x-live-kind": "visitor",
-      "x-live-user": claims.userId,
-      "x-live-ticket": claims.id,
-      "x-live-expires": String(claims.expiresAt),
-    });
+    if (!claims) return refuse("missing, invalid or expired live ticket");
+    if (spentTickets.get(claims.id)) return refuse("this live ticket was used already: ask for a new one");
+    let socket: Response;
+    try {
+      socket = await forward(env.CONVERSATION.getByName(`${claims.tenantId}:${id}`), c.req.url, {
+        "x-live-tenant": claims.tenantId,
+        "x-live-kind": "visitor",
+        "x-live-user": claims.userId,
+        "x-live-ticket": claims.id,
+        "x-live-expires": String(claims.expiresAt),
+      });
+    } catch (err) {
+      // The object refused the ticket (spent, or not this visitor's): so will it next time.
+      if (!(err instanceof AppError && err.code === "UNAUTHORIZED")) throw err;
+      spentTickets.set(claims.id, true);
+      return refuse(err.message);
+    }
+    spentTickets.set(claims.id, true);
+    return socket;
   });

@@ -7,6 +7,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { AUTH_FAILURES_PER_MINUTE } from "../../../src/auth/throttle";
 import { type Conversation, OPERATOR_SOCKET_MS } from "../../../src/chat/conversation-do";
 import { FRAME_CREDIT, FRAME_REFILL_MS, RESUME_COST } from "../../../src/handoff/frame-credit";
 import { issueLiveTicket } from "../../../src/handoff/ticket";
@@ -143,6 +144,29 @@ describe("live takeover under attack", () => {
     const stranger = visitor(t.pk);
     await stranger.start();
     expect((await stranger.ticket(a.id)).status).toBe(404);
+  });
+
+  it("a spent ticket replayed is refused, and each refusal counts against the address: the 21st is 429", async () => {
+    const t = await widgetTenant();
+    const v = visitor(t.pk);
+    const conv = await v.start();
+    const { url } = (await (await v.ticket(conv.id)).json()) as { url: string };
+    const u = new URL(url);
+    const from = { origin: SITE, "cf-connecting-ip": v.ip };
+    const first = await openLive(`${u.pathname}${u.search}`, from);
+    expect(first.res.status).toBe(101);
+    first.live?.ws.close();
+    for (let i = 0; i < AUTH_FAILURES_PER_MINUTE; i++) {
+      const replay = await openLive(`${u.pathname}${u.search}`, from);
+      expect(replay.res.status, `replay ${i + 1}`).toBe(401);
+    }
+    const over = await openLive(`${u.pathname}${u.search}`, from);
+    expect(over.res.status).toBe(429);
+    expect((await envelope(over.res)).message).toContain("from this address");
+    // Another address's visitor still connects.
+    const other = visitor(t.pk);
+    const theirs = await other.start();
+    expect((await visitorLive(other, theirs.id)).res.status).toBe(101);
   });
 
   it("a ticket signed for another user of the conversation does not open it", async () => {

@@ -77,6 +77,8 @@ export function visitor(pk: string) {
     get token() {
       return token;
     },
+    /** The visitor's address (`CF-Connecting-IP`). */
+    ip,
   };
 }
 
