@@ -8,8 +8,9 @@
  */
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
+import { AUTH_FAILURES_PER_MINUTE } from "../../src/auth/throttle";
 import { operator, type Session, SITE, visitor, widgetTenant } from "./handoff/helpers";
-import { BASE, call, hmacHex, send } from "./helpers";
+import { BASE, call, envelope, hmacHex, send, uniqueId } from "./helpers";
 import { expectHandled, INJECTIONS } from "./hostile-values";
 
 const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -302,5 +303,26 @@ describe("forged and malformed credentials, wherever a client puts them", () => 
       ),
       { numRuns: 60 },
     );
+  });
+
+  it("the console's one-use tokens guessed from one address: the 21st guess is refused before any lookup", async () => {
+    for (const path of ["/operator/magic-link/redeem", "/operator/invitations/accept"]) {
+      const address = `203.0.113.11-${uniqueId("ip")}`;
+      const guess = () =>
+        call(path, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            origin: BASE,
+            "cf-connecting-ip": address,
+          },
+          body: JSON.stringify({ token: "A".repeat(43), password: "correct horse battery staple" }),
+        });
+      for (let i = 0; i < AUTH_FAILURES_PER_MINUTE; i++)
+        expect((await guess()).status, `${path} ${i + 1}`).toBe(401);
+      const over = await guess();
+      expect(over.status, path).toBe(429);
+      expect((await envelope(over)).message).toContain("from this address");
+    }
   });
 });

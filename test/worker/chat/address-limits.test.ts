@@ -2,7 +2,7 @@
  * The abuse case of issue #14: one script with a tenant's publishable key, forging an allowed Origin
  * and collecting a fresh visitor token for every conversation, from one address. Per-address windows
  * in the tenant's gate bound it to ADDRESS_CONVERSATIONS_PER_HOUR new conversations and
- * ADDRESS_MESSAGES_PER_MINUTE messages (blocked ones, feedback and ends included) and twice that in
+ * ADDRESS_MESSAGES_PER_MINUTE messages (blocked ones, live tickets, feedback and ends included) and twice that in
  * transcript reads, while another address, and the tenant's servers, are not affected.
  */
 import { runInDurableObject } from "cloudflare:test";
@@ -72,7 +72,7 @@ describe("per-address limits on publishable-key traffic", () => {
     expect((await send("POST", "/v1/conversations", key, {}, { "cf-connecting-ip": ip })).status).toBe(201);
   });
 
-  it("counts every message of every visitor from one address, blocked ones, feedback and ends included", async () => {
+  it("counts every message of every visitor from one address, blocked ones, tickets, feedback and ends included", async () => {
     const { pk } = await browserTenant({ blocked_topics: ["crypto"] });
     const ip = address();
     const start = async () =>
@@ -92,7 +92,7 @@ describe("per-address limits on publishable-key traffic", () => {
       );
       expect(res.status).toBe(200);
     }
-    for (; sent < ADDRESS_MESSAGES_PER_MINUTE - 2; sent++) {
+    for (; sent < ADDRESS_MESSAGES_PER_MINUTE - 3; sent++) {
       const res = await send(
         "POST",
         `/v1/conversations/${b.id}/messages`,
@@ -103,11 +103,13 @@ describe("per-address limits on publishable-key traffic", () => {
       expect(res.status).toBe(200);
       expect(((await res.json()) as { blocked: boolean }).blocked).toBe(true);
     }
+    // A live ticket (one socket) counts as a message.
+    expect((await send("POST", `/v1/conversations/${b.id}/live`, pk, undefined, bs)).status).toBe(200);
     expect((await send("POST", `/v1/conversations/${b.id}/feedback`, pk, { csat: 1 }, bs)).status).toBe(200);
     expect((await send("POST", `/v1/conversations/${b.id}/end`, pk, { resolved: false }, bs)).status).toBe(
       200,
     );
-    sent += 2;
+    sent += 3;
     expect(sent).toBe(ADDRESS_MESSAGES_PER_MINUTE);
     const over = await send("POST", `/v1/conversations/${a.id}/messages`, pk, { content: "one more" }, as);
     expect(over.status).toBe(429);

@@ -169,6 +169,25 @@ describe("live takeover under attack", () => {
     expect((await visitorLive(other, theirs.id)).res.status).toBe(101);
   });
 
+  it("a conversation holds at most 32 sockets: the 33rd is 429, and a closed one makes room", async () => {
+    const t = await widgetTenant();
+    const v = visitor(t.pk);
+    const conv = await v.start();
+    const open: NonNullable<Awaited<ReturnType<typeof visitorLive>>["live"]>[] = [];
+    for (let i = 0; i < 32; i++) {
+      const s = await visitorLive(v, conv.id);
+      expect(s.res.status, `socket ${i + 1}`).toBe(101);
+      open.push(s.live as NonNullable<typeof s.live>);
+    }
+    const over = await visitorLive(v, conv.id);
+    expect(over.res.status).toBe(429);
+    expect((await envelope(over.res)).message).toBe("too many live connections to this conversation");
+    const closing = open.pop();
+    closing?.ws.close(1000, "bye");
+    await expect.poll(async () => (await visitorLive(v, conv.id)).res.status, { timeout: 5_000 }).toBe(101);
+    for (const s of open) s.ws.close(1000, "bye");
+  });
+
   it("a ticket signed for another user of the conversation does not open it", async () => {
     const t = await widgetTenant();
     const v = visitor(t.pk);
