@@ -235,9 +235,8 @@ export async function signIn(
   now = Date.now(),
 ): Promise<SignIn> {
   const op = await findByEmail(db, tenantId, email);
-  const lockedUntil = op
-    ? op.lockedUntil?.getTime()
-    : await unknownEmail(cache, tenantId, email).lockedUntil();
+  const unknown = op ? undefined : unknownEmail(cache, tenantId, email);
+  const lockedUntil = unknown ? await unknown.lockedUntil() : op?.lockedUntil?.getTime();
   if (lockedUntil && lockedUntil > now) return { ok: false, lockedForMs: lockedUntil - now };
   const usable = op && !op.removedAt ? op.passwordHash : null;
   if (!(await verifyPassword(password, usable)) || !op) {
@@ -252,7 +251,7 @@ export async function signIn(
         })
         .where(eq(operators.id, op.id));
     } else {
-      await unknownEmail(cache, tenantId, email).failed(now);
+      await unknown?.failed(now);
     }
     return { ok: false };
   }
@@ -274,20 +273,22 @@ export async function signIn(
  * Redis nothing is counted, and such an email never locks.
  */
 function unknownEmail(cache: Cache, tenantId: string, email: string) {
-  const key = async (what: string) =>
-    `ce:signin:${what}:${await sha256Hex(`${tenantId}\n${normalEmail(email)}`)}`;
+  const keys = sha256Hex(`${tenantId}\n${normalEmail(email)}`).then((h) => ({
+    failures: `ce:signin:failures:${h}`,
+    lock: `ce:signin:lock:${h}`,
+  }));
   return {
     async lockedUntil(): Promise<number | undefined> {
-      const k = await key("lock");
-      return cache.run(undefined, async (r) => Number(await r.get(k)) || undefined);
+      const { lock } = await keys;
+      return cache.run(undefined, async (r) => Number(await r.get(lock)) || undefined);
     },
     async failed(now: number): Promise<void> {
-      const [count, lock] = [await key("failures"), await key("lock")];
+      const { failures, lock } = await keys;
       await cache.run(undefined, async (r) => {
         const [n] = await r
           .pipeline()
-          .incr(count)
-          .expire(count, 24 * 3600)
+          .incr(failures)
+          .expire(failures, 24 * 3600)
           .exec<[number, number]>();
         if (n % SIGN_IN_FAILURES === 0) await r.set(lock, String(now + LOCK_MS), { ex: LOCK_MS / 1000 });
       });
