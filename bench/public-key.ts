@@ -8,9 +8,11 @@
  * and paced evenly over the run so that it spans more than one minute window. Meanwhile a second
  * address behaves like a visitor and must get every answer, a third tries 200 made-up keys, and a
  * fourth holds one conversation and reads its transcript in a loop, then floods a live socket with
- * resume frames (each asks for the transcript again).
+ * resume frames (each asks for the transcript again). A fifth rates its conversation again and again
+ * (each rating was an analytics row) and replays its spent live ticket.
  */
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
+import { request } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { insertKey, insertTenants } from "../local/seed-tenants.ts";
@@ -29,6 +31,10 @@ const AUTH_FAILURES_PER_MINUTE = 20;
 // src/handoff/frame-credit.ts: a socket's credit, and what a resume costs of it.
 const FRAME_CREDIT = 30;
 const RESUME_COST = 10;
+// src/chat/conversation-do.ts: the ratings a conversation records.
+const RATINGS_PER_CONVERSATION = 5;
+const RATINGS = 100;
+const TICKET_REPLAYS = 100;
 
 const DURATION_MS = Number(process.env.BENCH_PUBLIC_KEY_SECONDS ?? 70) * 1000;
 const MAX_REQUESTS = Number(process.env.BENCH_PUBLIC_KEY_REQUESTS ?? 2_700);
@@ -47,6 +53,8 @@ const SCRIPT_IP = "203.0.113.7";
 const CONTROL_IP = "198.51.100.20";
 const GUESSER_IP = `2001:db8:${randomUUID().slice(0, 4)}:${randomUUID().slice(0, 4)}::1`;
 const READER_IP = "192.0.2.33";
+// Failed tickets count in Redis too (as failed keys do): a new address every run.
+const RATER_IP = `2001:db8:${randomUUID().slice(0, 4)}:${randomUUID().slice(0, 4)}::2`;
 const UPSTREAM_KEY = "sk-bench-upstream";
 const MESSAGE = "hello there, where is my order, it was due on monday and has not come";
 
@@ -133,6 +141,32 @@ function mostInWindow(events: { at: number; w: number }[], windowMs: number): nu
   return best;
 }
 
+/** The status a WebSocket upgrade to `url` gets from `ip` (101, or the refusal's). */
+function upgradeStatus(url: URL, ip: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      headers: {
+        connection: "Upgrade",
+        upgrade: "websocket",
+        "sec-websocket-version": "13",
+        "sec-websocket-key": randomBytes(16).toString("base64"),
+        origin: ORIGIN,
+        "cf-connecting-ip": ip,
+      },
+    });
+    req.on("upgrade", (res, socket) => {
+      socket.destroy();
+      resolve(res.statusCode ?? 101);
+    });
+    req.on("response", (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
 export const publicKeyBench: Bench = {
   name: "public-key",
   async run(log) {
@@ -187,6 +221,8 @@ export const publicKeyBench: Bench = {
     const controlStart = new Tally();
     const guesses = new Tally();
     const reads = new Tally();
+    const ratings = new Tally();
+    const replays = new Tally();
     const reader = { transcriptBytes: 0, entries: 0, frames: 0, closeCode: 0, socket: "" };
     const visitors: { id: string; token: string }[] = [];
     let sentByScript = 0;
@@ -300,7 +336,56 @@ export const publicKeyBench: Bench = {
       reader.socket = reader.closeCode ? `closed ${reader.closeCode}` : "still open after 10 s";
     })();
 
-    await Promise.all([script, visitor, guesser, readerRun]);
+    // A fifth address: one conversation, rated RATINGS times over (1, 2, ... 5, 1 ...: each a
+    // change), then its live ticket used once and replayed TICKET_REPLAYS times.
+    let rated = "";
+    const raterRun = (async () => {
+      await sleep(10_000);
+      const s = await call(RATER_IP, "POST", "/v1/conversations", { body: {} });
+      if (s.status !== 201 || !s.body.id || !s.body.visitor_token) return;
+      const { id, visitor_token: token } = s.body;
+      rated = id;
+      await call(RATER_IP, "POST", `/v1/conversations/${id}/messages`, { token, body: { content: MESSAGE } });
+      const ticket = await call(RATER_IP, "POST", `/v1/conversations/${id}/live`, { token });
+      for (let i = 0; i < RATINGS; i++) {
+        const body = { csat: (i % 5) + 1, comment: `rating ${i}: ${"x".repeat(1_900)}` };
+        ratings.add(
+          "rating",
+          await call(RATER_IP, "POST", `/v1/conversations/${id}/feedback`, { token, body }),
+          now(),
+          200,
+        );
+      }
+      if (!ticket.body.url) return;
+      const ws = new WebSocket(ticket.body.url);
+      await new Promise<void>((resolve) => {
+        ws.addEventListener("open", () => ws.close());
+        ws.addEventListener("close", () => resolve());
+        ws.addEventListener("error", () => resolve());
+      });
+      const url = new URL(ticket.body.url.replace(/^ws/, "http"));
+      for (let i = 0; i < TICKET_REPLAYS; i++) {
+        const status = await upgradeStatus(url, RATER_IP);
+        replays.add("replay", { status, length: 0, body: {} }, now(), 401);
+      }
+    })();
+
+    await Promise.all([script, visitor, guesser, readerRun, raterRun]);
+    // The feedback rows the ratings wrote, once the queue has delivered them (at most 10 s).
+    let feedbackRows = -1;
+    for (let waited = 0; waited < 10_000 && rated; waited += 500) {
+      const client = new pg.Client({ connectionString: databaseUrl });
+      client.on("error", () => {});
+      await client.connect();
+      const n = Number(
+        (await client.query("select count(*)::int as n from feedback where conversation_id = $1", [rated]))
+          .rows[0]?.n,
+      );
+      await client.end();
+      if (n === feedbackRows && n > 0) break;
+      feedbackRows = n;
+      await sleep(500);
+    }
     const seconds = now() / 1000;
     const workerCpuMs = cpu() - cpu0;
     await worker.stop();
@@ -382,6 +467,30 @@ export const publicKeyBench: Bench = {
         // The transcript (its message and answer) replayed once per resume the credit pays for.
         2 * (FRAME_CREDIT / RESUME_COST),
       ),
+      bound(
+        `one visitor rating ${RATINGS} times`,
+        "ratings recorded (200)",
+        ratings.ok,
+        RATINGS_PER_CONVERSATION,
+      ),
+      bound(
+        `one visitor rating ${RATINGS} times`,
+        "feedback rows written (Postgres)",
+        feedbackRows,
+        RATINGS_PER_CONVERSATION,
+      ),
+      bound(
+        `one visitor rating ${RATINGS} times`,
+        "refused (429: the address's messages)",
+        ratings.refused,
+        null,
+      ),
+      bound(
+        `one spent live ticket replayed ${TICKET_REPLAYS} times`,
+        "401 before the 429 throttle",
+        replays.ok,
+        AUTH_FAILURES_PER_MINUTE,
+      ),
       {
         name: "another address, same run",
         metric: "messages answered (of sent)",
@@ -400,7 +509,10 @@ export const publicKeyBench: Bench = {
       bound(
         "every address",
         "server errors (5xx; a sound run has 0)",
-        [starts, messages, controlStart, control, guesses, reads].reduce((n, t) => n + t.failed, 0),
+        [starts, messages, controlStart, control, guesses, reads, ratings, replays].reduce(
+          (n, t) => n + t.failed,
+          0,
+        ),
         null,
       ),
     ];
@@ -424,6 +536,7 @@ export const publicKeyBench: Bench = {
         control: { ...controlStart.statuses, ...control.statuses },
         guesser: { ...guesses.statuses, realKeyAfterwards: realKeyAfter },
         reader: { ...reads.statuses, ...reader, readEveryMs: READ_EVERY_MS, resumeFrames: RESUME_FRAMES },
+        rater: { ...ratings.statuses, feedbackRows, ...replays.statuses },
         timesAre: "when the request was sent, ms into the run",
       },
     };
