@@ -6,7 +6,7 @@ import { findApiKey, freshApiKey, getTenantConfig } from "../tenants/config";
 import { clientIp, ipHash } from "./client-ip";
 import { hashesEqual, secretsEqual } from "./compare";
 import { bearerToken, parseKey, sha256Hex } from "./keys";
-import { failedAttempt, throttled } from "./throttle";
+import { admittedAddress, failedAttempt, throttled } from "./throttle";
 
 const WWW = { "WWW-Authenticate": 'Bearer realm="chatedge"' };
 
@@ -24,18 +24,14 @@ const VERIFIED_MAX = 1_000;
  */
 export const adminAuth = createMiddleware<AppEnv>(async (c, next) => {
   const svc = c.get("svc");
-  const address = clientIp(c.req.raw.headers);
-  const ip = address === "unknown" ? undefined : await ipHash(svc.env, address);
-  const over = ip ? throttled(ip) : undefined;
-  if (over) throw over;
+  const ip = await admittedAddress(svc, c.req.raw.headers);
   const token = bearerToken(c.req.header("authorization"));
   if (!token)
     throw new AppError("UNAUTHORIZED", "missing admin token (Authorization: Bearer <ADMIN_TOKEN>)", {
       headers: WWW,
     });
   if (!(await secretsEqual(token, svc.env.ADMIN_TOKEN))) {
-    const err = new AppError("UNAUTHORIZED", "invalid admin token", { headers: WWW });
-    throw ip ? await failedAttempt(svc, ip, err) : err;
+    throw await failedAttempt(svc, ip, new AppError("UNAUTHORIZED", "invalid admin token", { headers: WWW }));
   }
   await next();
 });
@@ -72,10 +68,9 @@ export const tenantAuth = createMiddleware<AppEnv>(async (c, next) => {
     (hashing ??= address === "unknown" ? Promise.resolve(undefined) : ipHash(svc.env, address));
   const fail = async (message: string): Promise<never> => {
     const ip = await ipOf();
-    const over = ip ? throttled(ip) : undefined;
+    const over = throttled(ip);
     if (over) throw over;
-    const err = new AppError("UNAUTHORIZED", message, { headers: WWW });
-    throw ip ? await failedAttempt(svc, ip, err) : err;
+    throw await failedAttempt(svc, ip, new AppError("UNAUTHORIZED", message, { headers: WWW }));
   };
   const token = bearerToken(c.req.header("authorization"));
   if (!token)
@@ -89,8 +84,7 @@ export const tenantAuth = createMiddleware<AppEnv>(async (c, next) => {
   // then only keys the caches already hold get through, and nothing from it reaches Postgres.
   let record = freshApiKey(svc, parsed.prefix);
   if (!record) {
-    const ip = await ipOf();
-    const over = ip ? throttled(ip) : undefined;
+    const over = throttled(await ipOf());
     record = await findApiKey(svc, parsed.prefix, { cachedOnly: over !== undefined });
   }
   const presentedHash = await presented;

@@ -1,6 +1,7 @@
 import { IsolateCache } from "../cache/isolate";
 import { AppError } from "../errors";
 import type { Services } from "../services";
+import { clientIp, ipHash } from "./client-ip";
 
 /** Failed key attempts one address may make per minute before every attempt from it is refused. */
 export const AUTH_FAILURES_PER_MINUTE = 20;
@@ -24,8 +25,27 @@ function refusal(until: number, now: number): AppError {
   );
 }
 
+/**
+ * The caller's address as this throttle counts it (its keyed hash, src/auth/client-ip.ts);
+ * undefined where nothing reports one (tests that call the worker directly), and then nothing is
+ * counted.
+ */
+export async function addressOf(svc: Services, headers: Headers): Promise<string | undefined> {
+  const address = clientIp(headers);
+  return address === "unknown" ? undefined : ipHash(svc.env, address);
+}
+
+/** `addressOf`, refused at once (the 429 thrown) while the address is over its limit this minute. */
+export async function admittedAddress(svc: Services, headers: Headers): Promise<string | undefined> {
+  const ip = await addressOf(svc, headers);
+  const over = throttled(ip);
+  if (over) throw over;
+  return ip;
+}
+
 /** The 429 for an address over its failed-attempt limit this minute; undefined while it is not. */
-export function throttled(ip: string, now = Date.now()): AppError | undefined {
+export function throttled(ip: string | undefined, now = Date.now()): AppError | undefined {
+  if (ip === undefined) return undefined;
   const until = blocked.get(ip, now);
   return until !== undefined && until > now ? refusal(until, now) : undefined;
 }
@@ -37,7 +57,7 @@ export function throttled(ip: string, now = Date.now()): AppError | undefined {
  * how much of it is still inside the last 60 s. (Whole minutes counted apart let a burst across the
  * turn of a minute make twice the limit's attempts within seconds.)
  */
-export async function failedAttempt(svc: Services, ip: string, err: AppError, now = Date.now()) {
+export async function failedAttempt(svc: Services, ip: string | undefined, err: AppError, now = Date.now()) {
   return (await countAttempt(svc, ip, now)) ?? err;
 }
 
@@ -48,9 +68,10 @@ export async function failedAttempt(svc: Services, ip: string, err: AppError, no
  */
 export async function countAttempt(
   svc: Services,
-  ip: string,
+  ip: string | undefined,
   now = Date.now(),
 ): Promise<AppError | undefined> {
+  if (ip === undefined) return undefined;
   const w = windowOf(now);
   const local = (failures.get(`${ip}:${w}`, now) ?? 0) + 1;
   failures.set(`${ip}:${w}`, local, now);

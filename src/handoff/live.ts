@@ -6,8 +6,7 @@
  */
 import { Hono } from "hono";
 import type { AppEnv } from "../app";
-import { clientIp, ipHash } from "../auth/client-ip";
-import { failedAttempt, throttled } from "../auth/throttle";
+import { admittedAddress, failedAttempt } from "../auth/throttle";
 import { IsolateCache } from "../cache/isolate";
 import { AppError, type ErrorCode } from "../errors";
 import { operatorAuth } from "../operators/middleware";
@@ -72,13 +71,9 @@ export const liveRoutes = new Hono<AppEnv>()
     const svc = c.get("svc");
     const env = svc.env;
     // A refused ticket counts against the address as a failed key does (src/auth/throttle.ts).
-    const address = clientIp(c.req.raw.headers);
-    const ip = address === "unknown" ? undefined : await ipHash(env, address);
-    const over = ip ? throttled(ip) : undefined;
-    if (over) throw over;
+    const ip = await admittedAddress(svc, c.req.raw.headers);
     const refuse = async (message: string): Promise<never> => {
-      const err = new AppError("UNAUTHORIZED", message);
-      throw ip ? await failedAttempt(svc, ip, err) : err;
+      throw await failedAttempt(svc, ip, new AppError("UNAUTHORIZED", message));
     };
     const claims = await verifyLiveTicket(env, id, c.req.query("ticket"));
     if (!claims) return refuse("missing, invalid or expired live ticket");

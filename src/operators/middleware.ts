@@ -8,9 +8,8 @@ import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../app";
-import { clientIp, ipHash } from "../auth/client-ip";
 import { hashesEqual } from "../auth/compare";
-import { failedAttempt, throttled } from "../auth/throttle";
+import { admittedAddress, failedAttempt } from "../auth/throttle";
 import { AppError } from "../errors";
 import { getTenantConfig } from "../tenants/config";
 import { csrfToken, operatorActor, SESSION_TTL_MS, sessionOf } from "./service";
@@ -34,12 +33,6 @@ export function clearSessionCookie(c: Context<AppEnv>): void {
   deleteCookie(c, SESSION_COOKIE, { path: "/", secure: true });
 }
 
-/** The caller's address, hashed, for the failed-attempt throttle shared with API keys. */
-export async function addressOf(c: Context<AppEnv>): Promise<string | undefined> {
-  const address = clientIp(c.req.raw.headers);
-  return address === "unknown" ? undefined : ipHash(c.get("svc").env, address);
-}
-
 /** What `randomToken(43)` makes: anything else is refused without a lookup. */
 const SESSION_TOKEN = /^[A-Za-z0-9]{43}$/;
 
@@ -59,11 +52,9 @@ export const operatorAuth = createMiddleware<AppEnv>(async (c, next) => {
   if (!token) throw signIn;
   // A cookie that is no session counts against its address, as a failed key does: past the limit
   // the address's cookies reach Postgres no more until the minute ends.
-  const ip = await addressOf(c);
-  const over = ip ? throttled(ip) : undefined;
-  if (over) throw over;
+  const ip = await admittedAddress(svc, c.req.raw.headers);
   const op = SESSION_TOKEN.test(token) ? await sessionOf(svc.dbh.db, token) : undefined;
-  if (!op) throw ip ? await failedAttempt(svc, ip, signIn) : signIn;
+  if (!op) throw await failedAttempt(svc, ip, signIn);
   if (!SAFE_METHODS.has(c.req.method)) {
     const presented = c.req.header("x-csrf-token") ?? "";
     if (!hashesEqual(presented, await csrfToken(token))) {

@@ -6,14 +6,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { type AppEnv, execCtx, newRouter } from "../app";
-import { countAttempt, failedAttempt, throttled } from "../auth/throttle";
+import { admittedAddress, countAttempt, failedAttempt } from "../auth/throttle";
 import type { Env } from "../env";
 import { AppError } from "../errors";
 import { sendEmail } from "../notify/consumer";
 import { errors, jsonBody, jsonResponse, operatorSecurity } from "../openapi";
 import { TENANT_ID } from "../tenants/schemas";
 import type { TenantScope } from "../tenants/scope";
-import { addressOf, clearSessionCookie, operatorAuth, sessionToken, setSessionCookie } from "./middleware";
+import { clearSessionCookie, operatorAuth, sessionToken, setSessionCookie } from "./middleware";
 import { PASSWORD_MAX, PASSWORD_MIN } from "./password";
 import {
   acceptInvite,
@@ -168,10 +168,7 @@ const acceptRoute = createRoute({
  */
 async function openingAllowed(c: Context<AppEnv>): Promise<string | undefined> {
   sameOriginOnly(c);
-  const ip = await addressOf(c);
-  const over = ip ? throttled(ip) : undefined;
-  if (over) throw over;
-  return ip;
+  return admittedAddress(c.get("svc"), c.req.raw.headers);
 }
 
 /** Sets the new session's cookie and answers its body. */
@@ -182,8 +179,7 @@ function opened(c: Context<AppEnv>, op: Omit<OperatorIdentity, "sessionId">, tok
 
 /** Counts a failed token or password against the address, then answers the caller's 401 (or 429). */
 async function refuse(c: Context<AppEnv>, ip: string | undefined, message: string): Promise<never> {
-  const err = new AppError("UNAUTHORIZED", message);
-  throw ip ? await failedAttempt(c.get("svc"), ip, err) : err;
+  throw await failedAttempt(c.get("svc"), ip, new AppError("UNAUTHORIZED", message));
 }
 
 /** The session routes under `/operator`; they make the cookie the operator scope then reads. */
@@ -195,7 +191,7 @@ export const operatorSessions = newRouter()
     const result = await signIn(svc.dbh.db, svc.cache, tenant_id, email, password);
     if (!result.ok && result.lockedForMs) {
       // A locked account's attempts count against the address as wrong passwords do.
-      const over = ip ? await countAttempt(svc, ip) : undefined;
+      const over = await countAttempt(svc, ip);
       if (over) throw over;
       const seconds = Math.ceil(result.lockedForMs / 1000);
       throw new AppError("RATE_LIMITED", `too many failed sign-ins for this account; retry in ${seconds} s`, {
@@ -216,7 +212,7 @@ export const operatorSessions = newRouter()
   })
   .openapi(magicLinkRoute, async (c) => {
     const ip = await openingAllowed(c);
-    const over = ip ? await countAttempt(c.get("svc"), ip) : undefined;
+    const over = await countAttempt(c.get("svc"), ip);
     if (over) throw over;
     const { tenant_id, email } = c.req.valid("json");
     const issued = await magicLinkToken(c.get("svc").dbh.db, tenant_id, email);
