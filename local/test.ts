@@ -20,13 +20,22 @@ if (services.status !== 0) {
 type Report = { numPassedTests: number; numFailedTests: number; numPendingTests: number };
 
 /** Runs vitest with `args`; its JSON report goes to `.cache/vitest-report<suffix>.json`. */
-function vitest(args: string[], suffix: string, output: "inherit" | "buffer") {
+function vitest(
+  args: string[],
+  suffix: string,
+  output: "inherit" | "buffer",
+  env: Record<string, string> = {},
+) {
   const report = `${root}.cache/vitest-report${suffix}.json`;
   rmSync(report, { force: true });
   const child = spawn(
     "vitest",
     ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...args],
-    { cwd: root, stdio: output === "inherit" ? "inherit" : ["ignore", "pipe", "pipe"] },
+    {
+      cwd: root,
+      env: { ...process.env, ...env },
+      stdio: output === "inherit" ? "inherit" : ["ignore", "pipe", "pipe"],
+    },
   );
   let text = "";
   child.stdout?.on("data", (d) => (text += d));
@@ -43,16 +52,25 @@ function vitest(args: string[], suffix: string, output: "inherit" | "buffer") {
 }
 
 const extra = process.argv.slice(2);
-// The whole suite, three vitest runs side by side: the worker project (one workerd, one file at a
-// time), the Node and e2e projects, and the browser project (one file at a time). The last two
-// mostly wait on the `npm run dev` stacks they start (test/e2e/stack.ts lets one start at a time);
-// one after the other they were the longer half. The first run's output is printed as it goes,
-// the others' when they end. Any argument: one plain run.
+// The whole suite, four vitest runs side by side:
+// - the worker project in two halves (`--shard`), each in a workerd of its own, with its own
+//   database (test/global-setup.ts makes one per run) and its own Redis database: its files run one
+//   at a time and mostly wait (on Postgres, Redis, timers), so one half used about 40% of a core and
+//   the whole project took as long as the rest of the suite together;
+// - the Node and e2e projects, and the browser project (one file at a time). These mostly wait on
+//   the `npm run dev` stacks they start (test/e2e/stack.ts lets one start at a time).
+// The first run's output is printed as it goes, the others' when they end. Any argument: one plain
+// run.
+const redis = new URL(process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379");
+redis.pathname = "/3"; // 1 and 2 are the e2e and browser stacks' (vitest.config.ts)
 const runs =
   extra.length > 0
     ? [vitest(extra, "", "inherit")]
     : [
-        vitest(["--project", "worker"], "", "inherit"),
+        vitest(["--project", "worker", "--shard=1/2"], "", "inherit"),
+        vitest(["--project", "worker", "--shard=2/2"], "-worker2", "buffer", {
+          TEST_REDIS_URL: redis.toString(),
+        }),
         vitest(["--project", "node", "--project", "e2e"], "-node", "buffer"),
         vitest(["--project", "browser"], "-browser", "buffer"),
       ];
