@@ -116,6 +116,8 @@ const signInRoute = createRoute({
   path: "/session",
   tags,
   summary: "Sign into the console with email and password; sets an HttpOnly session cookie",
+  description:
+    "Five wrong passwords in a row from one address lock the account for that address for 15 minutes; fifty from any addresses lock it for everyone. Both answer 429 with Retry-After, as an email that is no operator's does after as many.",
   request: { body: jsonBody(SignInBody) },
   responses: { 200: jsonResponse(ConsoleSession, "Signed in"), ...errors(400, 401, 403, 415, 429) },
 });
@@ -188,15 +190,20 @@ export const operatorSessions = newRouter()
     const ip = await openingAllowed(c);
     const { tenant_id, email, password } = c.req.valid("json");
     const svc = c.get("svc");
-    const result = await signIn(svc.dbh.db, svc.cache, tenant_id, email, password);
-    if (!result.ok && result.lockedForMs) {
+    const result = await signIn(svc.dbh.db, svc.cache, tenant_id, email, password, ip);
+    if (!result.ok && result.locked) {
       // A locked account's attempts count against the address as wrong passwords do.
       const over = await countAttempt(svc, ip);
       if (over) throw over;
-      const seconds = Math.ceil(result.lockedForMs / 1000);
-      throw new AppError("RATE_LIMITED", `too many failed sign-ins for this account; retry in ${seconds} s`, {
-        headers: { "Retry-After": String(seconds) },
-      });
+      const seconds = Math.ceil(result.locked.ms / 1000);
+      const here = result.locked.scope === "address" ? " from this network" : "";
+      throw new AppError(
+        "RATE_LIMITED",
+        `too many failed sign-ins for this account${here}; retry in ${seconds} s`,
+        {
+          headers: { "Retry-After": String(seconds) },
+        },
+      );
     }
     if (!result.ok) return refuse(c, ip, "email or password is wrong");
     return c.json(await opened(c, result.operator, result.token), 200, noStore);

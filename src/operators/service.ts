@@ -7,6 +7,7 @@
 import { and, asc, count, eq, gt, isNull, lte, sql } from "drizzle-orm";
 import { hmacSha256Hex, randomToken, sha256Hex } from "../auth/keys";
 import type { Cache } from "../cache/redis";
+import type { UpstashRest } from "../cache/upstash";
 import type { Db } from "../db/client";
 import { type OperatorRow, operatorSessions, operators, operatorTokens } from "../db/schema";
 import { AppError } from "../errors";
@@ -28,8 +29,17 @@ export interface OperatorIdentity {
 export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 export const INVITE_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 export const MAGIC_TTL_MS = 15 * 60 * 1000;
-/** Failed sign-ins in a row before the account refuses sign-in for LOCK_MS (then five more tries). */
+/**
+ * Failed sign-ins in a row from one address (an IPv6 address's /64) before the account refuses that
+ * address for LOCK_MS (then five more tries). Other addresses still sign in: a stranger who knows an
+ * operator's email cannot lock the operator out from one address.
+ */
 export const SIGN_IN_FAILURES = 5;
+/**
+ * Failed sign-ins in a row from any addresses before the account refuses everyone for LOCK_MS: the
+ * bound on guessing spread over many addresses (each of which locks after SIGN_IN_FAILURES).
+ */
+export const ACCOUNT_SIGN_IN_FAILURES = 50;
 export const LOCK_MS = 15 * 60 * 1000;
 
 /** The audit log's name for an operator: their id and email, so the entry outlives a rename. */
@@ -218,13 +228,16 @@ async function findByEmail(db: Db, tenantId: string, email: string): Promise<Ope
   return row;
 }
 
-export type SignIn = { ok: true; operator: OperatorRow; token: string } | { ok: false; lockedForMs?: number };
+export type SignIn =
+  | { ok: true; operator: OperatorRow; token: string }
+  | { ok: false; locked?: { ms: number; scope: "account" | "address" } };
 
 /**
- * Email and password. A locked account is refused before the password is checked; a wrong
- * password counts towards the lock; every failure looks the same to the caller, an email that is
- * no operator's included: it locks after as many failures, for as long (`unknownEmail`), else the
- * lock itself would tell a prober which emails are operators.
+ * Email and password, from `address` (the caller's hashed address, src/auth/throttle.ts). A locked
+ * account, or an account locked for this address, is refused before the password is checked; a
+ * wrong password counts towards both locks. Every failure looks the same to the caller, an email
+ * that is no operator's included: it locks after as many failures, for as long, else the lock
+ * itself would tell a prober which emails are operators.
  */
 export async function signIn(
   db: Db,
@@ -232,12 +245,16 @@ export async function signIn(
   tenantId: string,
   email: string,
   password: string,
+  address: string | undefined,
   now = Date.now(),
 ): Promise<SignIn> {
   const op = await findByEmail(db, tenantId, email);
-  const unknown = op ? undefined : unknownEmail(cache, tenantId, email);
-  const lockedUntil = unknown ? await unknown.lockedUntil() : op?.lockedUntil?.getTime();
-  if (lockedUntil && lockedUntil > now) return { ok: false, lockedForMs: lockedUntil - now };
+  const locks = signInLocks(cache, tenantId, email, address ?? "unknown");
+  const held = await locks.held();
+  const account = (op ? op.lockedUntil?.getTime() : held.unknownAccount) ?? 0;
+  const until = Math.max(account, held.address ?? 0);
+  if (until > now)
+    return { ok: false, locked: { ms: until - now, scope: account > now ? "account" : "address" } };
   const usable = op && !op.removedAt ? op.passwordHash : null;
   if (!(await verifyPassword(password, usable)) || !op) {
     if (op) {
@@ -246,13 +263,12 @@ export async function signIn(
         .update(operators)
         .set({
           failedSignIns: sql`${operators.failedSignIns} + 1`,
-          lockedUntil: sql`case when (${operators.failedSignIns} + 1) % ${SIGN_IN_FAILURES} = 0
+          lockedUntil: sql`case when (${operators.failedSignIns} + 1) % ${ACCOUNT_SIGN_IN_FAILURES} = 0
             then ${new Date(now + LOCK_MS).toISOString()}::timestamptz else ${operators.lockedUntil} end`,
         })
         .where(eq(operators.id, op.id));
-    } else {
-      await unknown?.failed(now);
     }
+    await locks.failed(now, { unknownAccount: !op });
     return { ok: false };
   }
   const rehash = !op.passwordHash?.startsWith(`pbkdf2-sha256$${PBKDF2_ITERATIONS}$`);
@@ -264,34 +280,54 @@ export async function signIn(
       ...(rehash ? { passwordHash: await hashPassword(password) } : {}),
     })
     .where(eq(operators.id, op.id));
+  await locks.succeeded();
   return { ok: true, operator: op, token: await startSession(db, op, now) };
 }
 
 /**
- * The sign-in failures and lock of an email that is no operator of the tenant, kept in Redis (never
- * in Postgres: nobody's row) under a hash of the tenant and email, expiring on their own. Without
- * Redis nothing is counted, and such an email never locks.
+ * The sign-in failures and locks kept in Redis, under hashes, expiring on their own: an account's
+ * for one address (every account's), and the account-wide ones of an email that is no operator of
+ * the tenant (never in Postgres: nobody's row; an operator's are its row's). Without Redis nothing
+ * here is counted: an account then locks only after ACCOUNT_SIGN_IN_FAILURES, and an unknown email
+ * never does.
  */
-function unknownEmail(cache: Cache, tenantId: string, email: string) {
-  const keys = sha256Hex(`${tenantId}\n${normalEmail(email)}`).then((h) => ({
-    failures: `ce:signin:failures:${h}`,
-    lock: `ce:signin:lock:${h}`,
+function signInLocks(cache: Cache, tenantId: string, email: string, address: string) {
+  const who = `${tenantId}\n${normalEmail(email)}`;
+  const keys = Promise.all([sha256Hex(who), sha256Hex(`${who}\n${address}`)]).then(([account, here]) => ({
+    accountFailures: `ce:signin:failures:${account}`,
+    accountLock: `ce:signin:lock:${account}`,
+    addressFailures: `ce:signin:addr:failures:${here}`,
+    addressLock: `ce:signin:addr:lock:${here}`,
   }));
-  return {
-    async lockedUntil(): Promise<number | undefined> {
-      const { lock } = await keys;
-      return cache.run(undefined, async (r) => Number(await r.get(lock)) || undefined);
-    },
-    async failed(now: number): Promise<void> {
-      const { failures, lock } = await keys;
-      await cache.run(undefined, async (r) => {
-        const [n] = await r
-          .pipeline()
-          .incr(failures)
-          .expire(failures, 24 * 3600)
-          .exec<[number, number]>();
-        if (n % SIGN_IN_FAILURES === 0) await r.set(lock, String(now + LOCK_MS), { ex: LOCK_MS / 1000 });
+  /** Counts one failure under `failures`; at every `limit`-th, locks `lock` for LOCK_MS. */
+  const count = (r: UpstashRest, failures: string, lock: string, limit: number, now: number) =>
+    r
+      .pipeline()
+      .incr(failures)
+      .expire(failures, 24 * 3600)
+      .exec<[number, number]>()
+      .then(async ([n]) => {
+        if (n % limit === 0) await r.set(lock, String(now + LOCK_MS), { ex: LOCK_MS / 1000 });
       });
+  return {
+    /** When each lock ends (ms since the epoch), where one is set. */
+    async held(): Promise<{ address?: number; unknownAccount?: number }> {
+      const k = await keys;
+      const [address, account] = await cache.run([null, null], (r) => r.mget(k.addressLock, k.accountLock));
+      return { address: Number(address) || undefined, unknownAccount: Number(account) || undefined };
+    },
+    async failed(now: number, opts: { unknownAccount: boolean }): Promise<void> {
+      const k = await keys;
+      await cache.run(undefined, async (r) => {
+        await count(r, k.addressFailures, k.addressLock, SIGN_IN_FAILURES, now);
+        if (opts.unknownAccount)
+          await count(r, k.accountFailures, k.accountLock, ACCOUNT_SIGN_IN_FAILURES, now);
+      });
+    },
+    /** A success starts this address's count again, as it does the account's. */
+    async succeeded(): Promise<void> {
+      const k = await keys;
+      await cache.run(0, (r) => r.del(k.addressFailures));
     },
   };
 }

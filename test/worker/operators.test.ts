@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { AUTH_FAILURES_PER_MINUTE } from "../../src/auth/throttle";
-import { MAGIC_TTL_MS, MAX_OPEN_MAGIC_LINKS, magicLinkToken } from "../../src/operators/service";
+import {
+  ACCOUNT_SIGN_IN_FAILURES,
+  MAGIC_TTL_MS,
+  MAX_OPEN_MAGIC_LINKS,
+  magicLinkToken,
+  SIGN_IN_FAILURES,
+} from "../../src/operators/service";
 import { services } from "./experiments/helpers";
 import { admin, call, createKey, createTenant, envelope, query, send, sql, uniqueId } from "./helpers";
 
@@ -143,7 +149,7 @@ describe("operator accounts and console sessions", () => {
       });
       expect(r.status).toBe(401);
     }
-    // Five failures in a row: even the right password is refused until the lock ends.
+    // Five failures in a row: even the right password is refused here until the lock ends.
     const locked = await consoleSend("POST", "/operator/session", undefined, {
       tenant_id,
       email: owner.email,
@@ -151,49 +157,83 @@ describe("operator accounts and console sessions", () => {
     });
     expect(locked.status).toBe(429);
     expect(Number(locked.headers.get("retry-after"))).toBeGreaterThan(800);
-    // The same email in another tenant is another account, not locked.
+    expect((await envelope(locked)).message).toContain("for this account from this network");
     const [row] = await query<{ failed_sign_ins: number }>(
       sql`select failed_sign_ins from operators where id = ${owner.id}`,
     );
     expect(row?.failed_sign_ins).toBe(5);
+    // The lock is this address's: from another, the operator signs in, and the count starts again.
+    const elsewhere = await consoleSend(
+      "POST",
+      "/operator/session",
+      undefined,
+      { tenant_id, email: owner.email, password: PASSWORD },
+      { "cf-connecting-ip": `192.0.2.76-${uniqueId("ip")}` },
+    );
+    expect(elsewhere.status).toBe(200);
+    const [after] = await query<{ failed_sign_ins: number }>(
+      sql`select failed_sign_ins from operators where id = ${owner.id}`,
+    );
+    expect(after?.failed_sign_ins).toBe(0);
   });
 
-  it("an unknown email locks as an account does; a locked account's attempts count against the address", async () => {
+  it("a stranger's wrong passwords lock an account for their address only; fifty from anywhere lock it; an unknown email locks alike", async () => {
     const { tenant_id } = await createTenant();
     const owner = await operator(tenant_id, "owner");
-    const ip = `192.0.2.77-${uniqueId("ip")}`;
-    const attempt = (email: string, password: string, address = ip) =>
+    const address = () => `192.0.2.78-${uniqueId("ip")}`;
+    const attempt = (email: string, password: string, from: string) =>
       consoleSend(
         "POST",
         "/operator/session",
         undefined,
         { tenant_id, email, password },
-        { "cf-connecting-ip": address },
+        { "cf-connecting-ip": from },
       );
-    // Five wrong passwords for the owner and for an email that is nobody's, from other addresses.
+    // Five wrong passwords from one address, for the owner and for an email that is nobody's.
+    const stranger = address();
     const nobody = `${uniqueId("nobody")}@example.com`;
-    for (let i = 0; i < 5; i++) {
-      expect((await attempt(owner.email, `nope${i}`, `192.0.2.78-${uniqueId("ip")}`)).status).toBe(401);
-      expect((await attempt(nobody, `nope${i}`, `192.0.2.79-${uniqueId("ip")}`)).status).toBe(401);
+    for (let i = 0; i < SIGN_IN_FAILURES; i++) {
+      expect((await attempt(owner.email, `nope${i}`, stranger)).status).toBe(401);
+      expect((await attempt(nobody, `nope${i}`, stranger)).status).toBe(401);
     }
-    // Both are now locked, alike: the same status, message and wait; so the lock tells nothing.
-    const real = await attempt(owner.email, PASSWORD);
-    const made = await attempt(nobody.toUpperCase(), PASSWORD);
+    // Both now refuse that address, alike: the same status, message and wait; so the lock tells nothing.
+    const real = await attempt(owner.email, PASSWORD, stranger);
+    const made = await attempt(nobody.toUpperCase(), PASSWORD, stranger);
     expect([real.status, made.status]).toEqual([429, 429]);
     const [a, b] = [await envelope(real), await envelope(made)];
     expect(a.message.replace(/\d+ s$/, "")).toBe(b.message.replace(/\d+ s$/, ""));
-    expect(a.message).toContain("for this account");
+    expect(a.message).toContain("for this account from this network");
     for (const r of [real, made]) expect(Number(r.headers.get("retry-after"))).toBeGreaterThan(800);
-    // Attempts on a locked account count against the address: with the two above, the 21st is the
-    // address's 429, and then even another account's right password waits.
-    for (let i = 2; i < AUTH_FAILURES_PER_MINUTE; i++)
-      expect((await attempt(owner.email, PASSWORD)).status).toBe(429);
-    const over = await attempt(owner.email, PASSWORD);
+    // Attempts on a locked account count against the address: the 21st is the address's 429, and
+    // then even another account's right password waits there.
+    for (let i = 2 * SIGN_IN_FAILURES + 2; i < AUTH_FAILURES_PER_MINUTE; i++)
+      expect((await attempt(owner.email, PASSWORD, stranger)).status).toBe(429);
+    const over = await attempt(owner.email, PASSWORD, stranger);
     expect(over.status).toBe(429);
     expect((await envelope(over)).message).toContain("from this address");
     const other = await operator(tenant_id, "agent");
-    expect((await attempt(other.email, PASSWORD)).status).toBe(429);
-    expect((await attempt(other.email, PASSWORD, `192.0.2.80-${uniqueId("ip")}`)).status).toBe(200);
+    expect((await attempt(other.email, PASSWORD, stranger)).status).toBe(429);
+    // The stranger did not lock the operator out: from anywhere else they sign in.
+    expect((await attempt(owner.email, PASSWORD, address())).status).toBe(200);
+    // Guessing spread over many addresses, five from each: ACCOUNT_SIGN_IN_FAILURES in a row lock the
+    // account for everyone, and an unknown email alike.
+    const nobody2 = `${uniqueId("nobody")}@example.com`;
+    for (let n = 0; n < ACCOUNT_SIGN_IN_FAILURES / SIGN_IN_FAILURES; n++) {
+      const from = address();
+      for (let i = 0; i < SIGN_IN_FAILURES; i++) {
+        expect((await attempt(other.email, `nope${n}-${i}`, from)).status).toBe(401);
+        expect((await attempt(nobody2, `nope${n}-${i}`, from)).status).toBe(401);
+      }
+    }
+    const fresh = address();
+    const [realAll, madeAll] = [
+      await attempt(other.email, PASSWORD, fresh),
+      await attempt(nobody2, PASSWORD, fresh),
+    ];
+    expect([realAll.status, madeAll.status]).toEqual([429, 429]);
+    const [c, d] = [await envelope(realAll), await envelope(madeAll)];
+    expect(c.message.replace(/\d+ s$/, "")).toBe(d.message.replace(/\d+ s$/, ""));
+    expect(c.message).toMatch(/for this account; retry in \d+ s$/);
   });
 
   it("refuses a sign-in posted from another origin (login CSRF)", async () => {
