@@ -135,6 +135,8 @@ interface LiveAttachment extends FrameCredit {
 
 /** How many live sockets one conversation holds (operators' tabs and the visitor's). */
 const MAX_SOCKETS = 32;
+/** Of which the visitor's: the rest, 24, are the operators'. */
+const MAX_VISITOR_SOCKETS = 8;
 /** How long an operator's socket lives before it must reconnect (and pass the session check again). */
 export const OPERATOR_SOCKET_MS = 10 * 60_000;
 /** At most this many entries in one inbox event; the rest follow in the next. */
@@ -671,6 +673,10 @@ export class Conversation extends DurableObject<RawEnv> {
       if (request.headers.get("x-live-user") !== meta.userId) return liveRefusal(404, "no such conversation");
       if (!this.#spendTicket(ticket, expires)) return liveRefusal(401, "the live ticket is spent or expired");
     } else if (kind !== "operator") return liveRefusal(400, "unknown live client");
+    // The visitor's own sockets (tabs) have a share of their own, so a visitor holding its tickets'
+    // worth of sockets open cannot keep the operators out of the conversation's live view.
+    if (kind === "visitor" && this.ctx.getWebSockets("visitor").length >= MAX_VISITOR_SOCKETS)
+      return liveRefusal(429, "too many live connections from the visitor to this conversation");
     if (this.ctx.getWebSockets().length >= MAX_SOCKETS)
       return liveRefusal(429, "too many live connections to this conversation");
     const pair = new WebSocketPair();
@@ -730,7 +736,7 @@ export class Conversation extends DurableObject<RawEnv> {
     att.sent = Math.max(0, Math.min(frame.after, this.#lastSeq()));
     att.resumed = true;
     ws.serializeAttachment(att);
-    this.#sendState(ws);
+    this.#sendState(ws, att);
     this.#catchUp(ws, att);
   }
 
@@ -752,7 +758,7 @@ export class Conversation extends DurableObject<RawEnv> {
     for (const ws of this.ctx.getWebSockets()) {
       const att = ws.deserializeAttachment() as LiveAttachment | null;
       if (!att?.resumed || this.#expired(ws, att)) continue;
-      if (stateChanged) this.#sendState(ws);
+      if (stateChanged) this.#sendState(ws, att);
       this.#catchUp(ws, att);
     }
   }
@@ -776,15 +782,13 @@ export class Conversation extends DurableObject<RawEnv> {
     ws.serializeAttachment(att);
   }
 
-  #sendState(ws: WebSocket) {
+  #sendState(ws: WebSocket, att: LiveAttachment) {
     const meta = this.#meta;
     if (!meta) return;
-    send(ws, {
-      type: "state",
-      status: inboxStatus(meta.state),
-      holder: meta.holder,
-      version: this.#lastSeq(),
-    });
+    // A visitor is told who holds the conversation by the name the tenant lets it show, not by the
+    // operator's id, which would tell one operator's conversations from another's.
+    const holder = meta.holder && att.kind === "visitor" ? { name: meta.holder.name } : meta.holder;
+    send(ws, { type: "state", status: inboxStatus(meta.state), holder, version: this.#lastSeq() });
   }
 
   /**

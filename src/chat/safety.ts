@@ -90,7 +90,7 @@ export class OutputGuard {
 }
 
 const HUMAN_REQUEST =
-  /\b(talk|speak|chat|connect|transfer|put)\b[^.?!]{0,40}\b(human|person|someone|somebody|agent|representative|operator|staff|support team)\b|\b(real|live|actual)\s+(person|human|agent)\b|\bhuman\s+(agent|support|being)\b|^\s*(agent|human|representative|operator)\s*[.!?]*\s*$/i;
+  /\b(talk|speak|chat|connect|transfer|put)\b[^.?!]{0,40}\b(human|person|someone|somebody|agent|representative|operator|staff|support team)\b|\b(real|live|actual)\s+(person|human|agent)\b|\bhuman\s+(agent|support|being)\b|^\s*(agent|human|representative|operator)[\s.!?]*$/i;
 
 /** True when the visitor asks for a human. */
 export function asksForHuman(text: string): boolean {

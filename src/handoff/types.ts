@@ -61,7 +61,7 @@ export type LiveClientFrame = { type: "resume"; after: number } | { type: "ping"
 /** Frames the conversation object sends on a live socket. */
 export type LiveServerFrame =
   | ({ type: "entry" } & TranscriptEntry)
-  | { type: "state"; status: InboxStatus; holder: Holder | null; version: number }
+  | { type: "state"; status: InboxStatus; holder: Holder | Pick<Holder, "name"> | null; version: number }
   | { type: "pong" }
   | { type: "error"; code: string; message: string };
 

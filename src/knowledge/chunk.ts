@@ -18,7 +18,10 @@ export interface Chunk {
   tokens: number;
 }
 
-const HEADING = /^(#{1,6})\s+(.+?)\s*#*\s*$/;
+/** A Markdown heading line: its level and text (a closing run of `#`s is taken off by `headingText`). */
+const HEADING = /^(#{1,6})[ \t]+(\S.*)$/;
+/** A heading's text is cut to this many characters: every chunk of its section carries it. */
+export const MAX_HEADING_CHARS = 200;
 /** A Markdown code fence: three or more backticks or tildes at the start of a line. */
 const FENCE = /^\s{0,3}(`{3,}|~{3,})/;
 
@@ -51,6 +54,21 @@ function splitLong(text: string): string[] {
   return out;
 }
 
+/**
+ * A heading line's text: without a closing run of `#`s (one that follows a blank, as CommonMark
+ * has it: "C#" keeps its `#`), cut to MAX_HEADING_CHARS. String operations, not a pattern with
+ * runs of blanks on both sides of optional `#`s, which took time growing with the cube of a long
+ * line of blanks.
+ */
+function headingText(raw: string): string {
+  let text = raw.trimEnd();
+  let end = text.length;
+  while (end > 0 && text[end - 1] === "#") end--;
+  if (end < text.length && (end === 0 || text[end - 1] === " " || text[end - 1] === "\t"))
+    text = text.slice(0, end).trimEnd();
+  return text.slice(0, MAX_HEADING_CHARS);
+}
+
 /** The chunks of `text`; with `headings`, Markdown `#` lines open sections. */
 export function chunkText(text: string, headings: boolean): Chunk[] {
   const chunks: Chunk[] = [];
@@ -60,7 +78,10 @@ export function chunkText(text: string, headings: boolean): Chunk[] {
   const flush = () => {
     if (paragraphs.length === 0) return;
     const content = paragraphs.join("\n\n");
-    chunks.push({ heading: path.filter(Boolean).join(" > "), content, tokens: countTextTokens(content) });
+    const heading = path.filter(Boolean).join(" > ");
+    // The heading goes into the prompt with the content, so it counts in the chunk's tokens.
+    const counted = countTextTokens(content) + (heading ? countTextTokens(heading) : 0);
+    chunks.push({ heading, content, tokens: counted });
     paragraphs = [];
     tokens = 0;
   };
@@ -89,7 +110,7 @@ export function chunkText(text: string, headings: boolean): Chunk[] {
       flush();
       const level = (h[1] ?? "#").length;
       path.length = level - 1;
-      path[level - 1] = (h[2] ?? "").trim();
+      path[level - 1] = headingText(h[2] ?? "");
     } else if (line.trim() === "") endBlock();
     else block.push(line);
   }

@@ -16,6 +16,7 @@ import type { Db } from "../db/client";
 import { type KnowledgeSourceRow, knowledgeChunks, knowledgeSources } from "../db/schema";
 import type { Env, RawEnv } from "../env";
 import { errorSummary } from "../errors";
+import { readCapped } from "../http-body";
 import { strictWebhookTargets, webhookTargetProblem } from "../notify/webhook-target";
 import type { Services } from "../services";
 import { type Chunk, chunkText } from "./chunk";
@@ -67,34 +68,11 @@ async function fetchPage(env: Env, start: string): Promise<{ text: string; conte
       await res.body?.cancel();
       throw new SourceProblem(`fetching the page answered ${res.status}`);
     }
-    return { text: await readCapped(res), contentType: res.headers.get("content-type") };
+    const text = await readCapped(res, MAX_FETCH_BYTES);
+    if (text === null) throw new SourceProblem(`the page is larger than ${MAX_FETCH_BYTES} bytes`);
+    return { text, contentType: res.headers.get("content-type") };
   }
   throw new SourceProblem(`more than ${MAX_REDIRECTS} redirects`);
-}
-
-/** The body as text, refusing one longer than MAX_FETCH_BYTES without reading it all. */
-async function readCapped(res: Response): Promise<string> {
-  if (!res.body) return "";
-  const reader = res.body.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_FETCH_BYTES) {
-      await reader.cancel();
-      throw new SourceProblem(`the page is larger than ${MAX_FETCH_BYTES} bytes`);
-    }
-    parts.push(value);
-  }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.byteLength;
-  }
-  return new TextDecoder().decode(all);
 }
 
 /** The chunks of a source's content. */

@@ -7,6 +7,7 @@
 import { z } from "zod";
 import type { AiBinding } from "../chat/providers/workers-ai";
 import type { Env } from "../env";
+import { readCapped } from "../http-body";
 import { strictWebhookTargets, webhookTargetProblem } from "../notify/webhook-target";
 import type { Services } from "../services";
 
@@ -53,7 +54,8 @@ export function modelTag(cfg: EmbeddingConfig): string {
 const OpenAiEmbeddings = z.object({
   data: z
     .array(z.object({ embedding: z.array(z.number()).min(1).max(MAX_DIMENSIONS), index: z.number().int() }))
-    .min(1),
+    .min(1)
+    .max(EMBED_BATCH),
 });
 const WorkersAiEmbeddings = z.object({
   data: z.array(z.array(z.number()).min(1).max(MAX_DIMENSIONS)).min(1),
@@ -103,7 +105,17 @@ async function callOpenAi(
       res.status >= 400 && res.status < 500 && res.status !== 429,
     );
   }
-  const parsed = OpenAiEmbeddings.safeParse(await res.json().catch(() => null));
+  // Bounded like every body the platform reads from a tenant's choice of server: a vector's numbers
+  // as JSON take at most about 25 bytes each.
+  const text = await readCapped(res, 4_096 + input.length * MAX_DIMENSIONS * 25);
+  if (text === null) throw new EmbeddingError("embeddings API answered a body larger than its vectors need");
+  let body: unknown = null;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // As any unexpected body, below.
+  }
+  const parsed = OpenAiEmbeddings.safeParse(body);
   if (!parsed.success) throw new EmbeddingError("embeddings API answered an unexpected body");
   const out: number[][] = [];
   for (const d of parsed.data.data) {

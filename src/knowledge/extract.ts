@@ -43,31 +43,124 @@ export function decodeEntities(text: string): string {
 }
 
 /** Elements whose content is never text a reader sees. */
-const DROPPED = /<(script|style|noscript|template|svg|iframe|object|head)\b[^>]*>[\s\S]*?<\/\1\s*>/gi;
+const DROPPED = new Set(["script", "style", "noscript", "template", "svg", "iframe", "object", "head"]);
 /** Elements that end a line of text. */
-const BLOCK =
-  /<\/?(p|div|section|article|header|footer|main|aside|nav|li|ul|ol|tr|table|blockquote|pre|br|hr|dd|dt|dl|figure|figcaption)\b[^>]*>/gi;
+const BLOCK = new Set([
+  "p",
+  "div",
+  "section",
+  "article",
+  "header",
+  "footer",
+  "main",
+  "aside",
+  "nav",
+  "li",
+  "ul",
+  "ol",
+  "tr",
+  "table",
+  "blockquote",
+  "pre",
+  "br",
+  "hr",
+  "dd",
+  "dt",
+  "dl",
+  "figure",
+  "figcaption",
+]);
+const TAG_NAME = /\/?([a-z][a-z0-9]*)/iy;
+const HEADING_TAG = /^h[1-6]$/;
 
 /** The text of an HTML document, headings kept as `#` lines and blocks as paragraphs. */
 export function htmlToText(html: string): string {
-  let s = html.replace(/<!--[\s\S]*?-->/g, " ").replace(DROPPED, " ");
-  s = s.replace(/<h([1-6])\b[^>]*>([\s\S]*?)<\/h\1\s*>/gi, (_m, level: string, inner: string) => {
-    const text = inner
-      .replace(/<[^>]*>/g, " ")
-      .replace(/\s+/g, " ")
-      .trim();
-    return text ? `\n\n${"#".repeat(Number(level))} ${text}\n\n` : "\n\n";
-  });
-  s = s.replace(/<li\b[^>]*>/gi, "\n- ").replace(BLOCK, "\n\n");
-  // Any other tag, including unclosed or malformed ones, goes; what is left is text.
-  s = s.replace(/<[^>]*>?/g, " ");
-  s = decodeEntities(s);
-  return s
+  return decodeEntities(textOf(html))
     .split("\n")
     .map((l) => l.replace(/[ \t\f\v\r]+/g, " ").trim())
     .join("\n")
     .replace(/\n{3,}/g, "\n\n")
     .trim();
+}
+
+/**
+ * The first match of the global `re` in `s` at or after a position, for positions that only grow:
+ * a match still ahead is answered again without searching, and once none is left none is searched
+ * for. So a page full of unclosed comments or tags costs one scan, not one per tag (the regular
+ * expressions this replaced took time growing with the square of such a page's length).
+ */
+function ahead(s: string, re: RegExp): (pos: number) => [start: number, end: number] | undefined {
+  let found: [number, number] | undefined = [-1, -1];
+  return (pos) => {
+    if (found && found[0] < pos) {
+      re.lastIndex = pos;
+      const m = re.exec(s);
+      found = m ? [m.index, m.index + m[0].length] : undefined;
+    }
+    return found;
+  };
+}
+
+/**
+ * The text of `html`, tags replaced by what they mean for lines, entities not yet decoded. One pass
+ * from left to right; every search starts where the last ended.
+ */
+function textOf(html: string): string {
+  const out: string[] = [];
+  const tagEnd = ahead(html, />/g);
+  const closers = new Map<string, ReturnType<typeof ahead>>();
+  const closerOf = (tag: string) => {
+    let find = closers.get(tag);
+    if (!find) {
+      find = ahead(html, new RegExp(`</${tag}\\s*>`, "gi"));
+      closers.set(tag, find);
+    }
+    return find;
+  };
+  let i = 0;
+  while (i < html.length) {
+    const lt = html.indexOf("<", i);
+    if (lt < 0) {
+      out.push(html.slice(i));
+      break;
+    }
+    out.push(html.slice(i, lt));
+    if (html.startsWith("<!--", lt)) {
+      // A comment that never closes runs to the end, as a browser reads it.
+      const end = html.indexOf("-->", lt + 4);
+      out.push(" ");
+      if (end < 0) break;
+      i = end + 3;
+      continue;
+    }
+    const gt = tagEnd(lt);
+    // Any other tag, including unclosed or malformed ones, goes; one that never closes takes the rest.
+    out.push(" ");
+    if (!gt) break;
+    i = gt[1];
+    TAG_NAME.lastIndex = lt + 1;
+    const name = TAG_NAME.exec(html);
+    if (!name?.[1] || name.index >= gt[0]) continue;
+    const tag = name[1].toLowerCase();
+    if (name[0].startsWith("/")) {
+      if (BLOCK.has(tag)) out.push("\n\n");
+      continue;
+    }
+    if (DROPPED.has(tag) || HEADING_TAG.test(tag)) {
+      const close = closerOf(tag)(i);
+      if (close) {
+        if (HEADING_TAG.test(tag)) {
+          const text = textOf(html.slice(i, close[0])).replace(/\s+/g, " ").trim();
+          out.push(text ? `\n\n${"#".repeat(Number(tag[1]))} ${text}\n\n` : "\n\n");
+        }
+        i = close[1];
+        continue;
+      }
+    }
+    if (tag === "li") out.push("\n- ");
+    else if (BLOCK.has(tag)) out.push("\n\n");
+  }
+  return out.join("");
 }
 
 /** Normalizes text extracted from a PDF: joins hyphenated line breaks and drops form feeds. */

@@ -2,7 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { newRouter } from "../app";
 import { errorSummary } from "../errors";
 import { errors, jsonBody, jsonResponse } from "../openapi";
-import type { TenantScope } from "../tenants/scope";
+import { type TenantScope, urlForReader } from "../tenants/scope";
 import { embeddingProgress, queueEmbedding } from "./reembed";
 import { invalidateKnowledge } from "./retrieve";
 import {
@@ -28,6 +28,8 @@ import {
 } from "./service";
 
 const tags = ["knowledge"];
+/** The same embedding sent again re-queues what lacks a vector at most once in this many seconds. */
+export const REQUEUE_COOLDOWN_S = 15 * 60;
 
 /** A tenant's knowledge: under /v1 (secret key) and /admin/tenants/{id} (admin). */
 export const knowledgeRoutes = (scope: TenantScope) =>
@@ -134,7 +136,9 @@ export const knowledgeRoutes = (scope: TenantScope) =>
         const tenantId = c.get("tenant").id;
         const { settings, embedding } = await readKnowledgeConfig(db, tenantId);
         const embedding_progress = await embeddingProgress(db, tenantId, embedding);
-        return c.json({ ...settings, embedding_progress }, 200);
+        // An embeddings gateway's URL may hold a token: an agent reads its origin only.
+        const shown = { ...settings.embedding, base_url: urlForReader(c, settings.embedding.base_url) };
+        return c.json({ ...settings, embedding: shown, embedding_progress }, 200);
       },
     )
     .openapi(
@@ -151,15 +155,29 @@ export const knowledgeRoutes = (scope: TenantScope) =>
         const svc = c.get("svc");
         const tenantId = c.get("tenant").id;
         const patch = c.req.valid("json");
+        const before = patch.embedding ? (await readKnowledgeConfig(svc.dbh.db, tenantId)).embedding : null;
         const out = await writeSettings(svc.env, svc.dbh.db, c.get("actor"), tenantId, patch);
         await invalidateKnowledge(svc, tenantId);
         if (patch.embedding && patch.embedding.provider !== "none") {
-          // The settings are saved either way; sending the same embedding again queues what is missing.
-          await queueEmbedding(svc.env, svc.dbh.db, tenantId).catch((err: unknown) =>
-            console.error(
-              JSON.stringify({ msg: "knowledge: re-embedding not queued", tenantId, ...errorSummary(err) }),
-            ),
-          );
+          // The settings are saved either way. A new model or key queues what lacks a vector of it;
+          // the same embedding sent again does too (after failures), at most once in
+          // REQUEUE_COOLDOWN_S: each queueing sends every such source to the tenant's URL, so a
+          // loop of the same PATCH would make the platform post to that URL without end.
+          const after = (await readKnowledgeConfig(svc.dbh.db, tenantId)).embedding;
+          const changed = JSON.stringify(before) !== JSON.stringify(after);
+          const due =
+            changed ||
+            (await svc.cache.run(
+              true,
+              async (r) =>
+                (await r.set(`ce:reembed:${tenantId}`, "1", { nx: true, ex: REQUEUE_COOLDOWN_S })) === "OK",
+            ));
+          if (due)
+            await queueEmbedding(svc.env, svc.dbh.db, tenantId).catch((err: unknown) =>
+              console.error(
+                JSON.stringify({ msg: "knowledge: re-embedding not queued", tenantId, ...errorSummary(err) }),
+              ),
+            );
         }
         return c.json(out, 200);
       },

@@ -5,7 +5,7 @@ import { adminAuth } from "../auth/middleware.ts";
 import { AppError } from "../errors.ts";
 import { adminSecurity, errors, jsonBody, jsonResponse } from "../openapi.ts";
 import { TenantIdParam } from "../tenants/schemas.ts";
-import type { TenantScope } from "../tenants/scope.ts";
+import { type TenantScope, urlForReader } from "../tenants/scope.ts";
 import { evaluateAlerts } from "./evaluate.ts";
 import { renderMetrics } from "./prometheus.ts";
 import { AlertSettingsInput, RULE_NAMES } from "./rules.ts";
@@ -273,7 +273,11 @@ export const monitoringRoutes = (scope: TenantScope) =>
         summary: "The tenant's alert rules (defaults with its overrides) and alert webhook",
         responses: { 200: jsonResponse(AlertSettings, "Alert settings") },
       }),
-      async (c) => c.json(await getAlertSettings(c.get("svc").dbh.db, c.get("tenant").id), 200),
+      async (c) => {
+        const settings = await getAlertSettings(c.get("svc").dbh.db, c.get("tenant").id);
+        // A webhook URL is a credential (a Slack hook posts to the channel): an agent reads its origin.
+        return c.json({ ...settings, webhook_url: urlForReader(c, settings.webhook_url) }, 200);
+      },
     )
     .openapi(
       scope.route({

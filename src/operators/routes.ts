@@ -7,8 +7,9 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { type AppEnv, execCtx, newRouter } from "../app";
 import { admittedAddress, countAttempt, failedAttempt } from "../auth/throttle";
+import { openDb } from "../db/client";
 import type { Env } from "../env";
-import { AppError } from "../errors";
+import { AppError, errorSummary } from "../errors";
 import { sendEmail } from "../notify/consumer";
 import { errors, jsonBody, jsonResponse, operatorSecurity } from "../openapi";
 import { TENANT_ID } from "../tenants/schemas";
@@ -98,17 +99,45 @@ function consoleLink(c: Context<AppEnv>, kind: "magic" | "invite", token: string
  * `npm run dev` prints it. Off the request path: the answer takes as long whoever asked.
  */
 function deliverLink(c: Context<AppEnv>, to: string, subject: string, text: string, url: string): void {
+  execCtx(c).waitUntil(sendLink(c.get("svc").env, to, subject, text, url));
+}
+
+async function sendLink(env: Env, to: string, subject: string, text: string, url: string): Promise<void> {
+  if (env.ENVIRONMENT !== "production") {
+    console.log(JSON.stringify({ msg: "console link (development: not emailed)", to, url }));
+    return;
+  }
+  const sent = await sendEmail(env, to, subject, text);
+  if (sent.status !== "sent")
+    console.error(JSON.stringify({ msg: "console link not sent", error: sent.error }));
+}
+
+/**
+ * Makes and sends an operator's magic link, after the answer and with a database pool of its own
+ * (the request's closes with it). Only an operator's email makes a link, in a transaction of
+ * several round trips: done before the answer, the 202 would come later for an operator's email
+ * than for anyone else's, and its timing would tell which emails are operators.
+ */
+async function sendMagicLink(c: Context<AppEnv>, tenantId: string, email: string): Promise<void> {
   const env: Env = c.get("svc").env;
-  const work = (async () => {
-    if (env.ENVIRONMENT !== "production") {
-      console.log(JSON.stringify({ msg: "console link (development: not emailed)", to, url }));
-      return;
-    }
-    const sent = await sendEmail(env, to, subject, text);
-    if (sent.status !== "sent")
-      console.error(JSON.stringify({ msg: "console link not sent", error: sent.error }));
-  })();
-  execCtx(c).waitUntil(work);
+  const dbh = openDb(env);
+  try {
+    const issued = await magicLinkToken(dbh.db, tenantId, email);
+    if (!issued) return;
+    const url = consoleLink(c, "magic", issued.token);
+    const minutes = MAGIC_TTL_MS / 60_000;
+    await sendLink(
+      env,
+      issued.operator.email,
+      "Your chatedge console sign-in link",
+      `Sign in to the ${tenantId} console (valid ${minutes} minutes, once):\n\n${url}\n\nIf you did not ask for it, ignore this email.`,
+      url,
+    );
+  } catch (err) {
+    console.error(JSON.stringify({ msg: "magic link not made", ...errorSummary(err) }));
+  } finally {
+    await dbh.close();
+  }
 }
 
 const signInRoute = createRoute({
@@ -222,18 +251,7 @@ export const operatorSessions = newRouter()
     const over = await countAttempt(c.get("svc"), ip);
     if (over) throw over;
     const { tenant_id, email } = c.req.valid("json");
-    const issued = await magicLinkToken(c.get("svc").dbh.db, tenant_id, email);
-    if (issued) {
-      const url = consoleLink(c, "magic", issued.token);
-      const minutes = MAGIC_TTL_MS / 60_000;
-      deliverLink(
-        c,
-        issued.operator.email,
-        "Your chatedge console sign-in link",
-        `Sign in to the ${tenant_id} console (valid ${minutes} minutes, once):\n\n${url}\n\nIf you did not ask for it, ignore this email.`,
-        url,
-      );
-    }
+    execCtx(c).waitUntil(sendMagicLink(c, tenant_id, email));
     return c.body(null, 202, noStore);
   })
   .openapi(redeemRoute, async (c) => {
@@ -286,10 +304,12 @@ export const operatorRoutes = (scope: TenantScope) =>
         path: "/operators",
         tags: ["operators"],
         summary: "Invite an operator; the invitation link is in this answer only (and emailed in production)",
+        description:
+          "A tenant has at most 200 operators (409 beyond; removed ones do not count) and invites at most 50 a day (429 with Retry-After beyond).",
         request: { body: jsonBody(OperatorInvite) },
         responses: {
           201: jsonResponse(InvitedOperator, "The invited operator"),
-          ...errors(400, 409, 413, 415),
+          ...errors(400, 409, 413, 415, 429),
         },
       }),
       async (c) => {

@@ -11,7 +11,7 @@ import type { UpstashRest } from "../cache/upstash";
 import type { Db } from "../db/client";
 import { type OperatorRow, operatorSessions, operators, operatorTokens } from "../db/schema";
 import { AppError } from "../errors";
-import { type Actor, audit, type Tx } from "../tenants/service";
+import { type Actor, audit, lockTenant, type Tx } from "../tenants/service";
 import { hashPassword, PBKDF2_ITERATIONS, verifyPassword } from "./password";
 
 export type OperatorRole = OperatorRow["role"];
@@ -29,6 +29,11 @@ export interface OperatorIdentity {
 export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 export const INVITE_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 export const MAGIC_TTL_MS = 15 * 60 * 1000;
+/** Operators a tenant has at once (removed ones aside). */
+export const MAX_OPERATORS = 200;
+/** Invitations a tenant sends in INVITE_WINDOW_MS. */
+export const MAX_INVITES_PER_DAY = 50;
+const INVITE_WINDOW_MS = 24 * 60 * 60 * 1000;
 /**
  * Failed sign-ins in a row from one address (an IPv6 address's /64) before the account refuses that
  * address for LOCK_MS (then five more tries). Other addresses still sign in: a stranger who knows an
@@ -117,6 +122,23 @@ export async function inviteOperator(
 ): Promise<{ row: OperatorRow; token: string }> {
   const email = normalEmail(input.email);
   const row = await db.transaction(async (tx) => {
+    // Each invitation is an email from the platform's sender to an address the caller chooses, and
+    // a row kept for the audit log: bounded per tenant, under the tenant's lock so the bounds hold.
+    await lockTenant(tx, tenantId);
+    const since = new Date(now - INVITE_WINDOW_MS);
+    const [n] = await tx
+      .select({
+        live: sql<number>`count(*) filter (where ${operators.removedAt} is null)::int`,
+        recent: sql<number>`count(*) filter (where ${operators.createdAt} > ${since.toISOString()}::timestamptz)::int`,
+      })
+      .from(operators)
+      .where(eq(operators.tenantId, tenantId));
+    if ((n?.live ?? 0) >= MAX_OPERATORS)
+      throw new AppError("CONFLICT", `a tenant has at most ${MAX_OPERATORS} operators; remove one first`);
+    if ((n?.recent ?? 0) >= MAX_INVITES_PER_DAY)
+      throw new AppError("RATE_LIMITED", `a tenant invites at most ${MAX_INVITES_PER_DAY} operators a day`, {
+        headers: { "Retry-After": String(INVITE_WINDOW_MS / 1000) },
+      });
     const [created] = await tx
       .insert(operators)
       .values({ id: crypto.randomUUID(), tenantId, email, name: input.name, role: input.role })
@@ -151,21 +173,19 @@ export async function updateOperator(
 }
 
 async function keepAnOwner(db: Db | Tx, tenantId: string, leaving: string): Promise<void> {
-  const [other] = await db
+  // Every live owner row locked, in one order, before the count: two owners demoting or removing
+  // each other at once would each see the other still there and both go through, leaving none.
+  // The second now waits for the first and then sees it gone.
+  const owners = await db
     .select({ id: operators.id })
     .from(operators)
-    .where(
-      and(
-        eq(operators.tenantId, tenantId),
-        eq(operators.role, "owner"),
-        isNull(operators.removedAt),
-        sql`${operators.id} <> ${leaving}`,
-      ),
-    )
-    .limit(1);
+    .where(and(eq(operators.tenantId, tenantId), eq(operators.role, "owner"), isNull(operators.removedAt)))
+    .orderBy(asc(operators.id))
+    .for("update");
   // The platform admin and the tenant's secret keys can always add another owner; an operator
   // cannot lock everyone else out by demoting or removing the last one.
-  if (!other) throw new AppError("CONFLICT", "the tenant's last owner cannot be removed or made an agent");
+  if (!owners.some((o) => o.id !== leaving))
+    throw new AppError("CONFLICT", "the tenant's last owner cannot be removed or made an agent");
 }
 
 /** Removes an operator: no more sign-in, every session revoked; the row stays for the audit log. */

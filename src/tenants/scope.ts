@@ -6,7 +6,7 @@
  * where the tenant came from.
  */
 import { createRoute, type RouteConfig, z } from "@hono/zod-openapi";
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { App, AppEnv } from "../app";
 import { adminAuth, tenantAuth } from "../auth/middleware";
@@ -15,6 +15,22 @@ import { adminSecurity, errors, operatorSecurity, tenantSecurity } from "../open
 import { operatorAuth, ownersOnly } from "../operators/middleware";
 import { TenantIdParam } from "./chat-schemas";
 import { getTenantConfig } from "./config";
+
+/**
+ * A stored URL as the caller may read it: an operator with the agent role (the console's read-only
+ * one) gets its origin only. Such a URL can be a credential in itself (a Slack webhook's path, a
+ * token in a query string); owners, the tenant's keys and the admin, who may change it, read it whole.
+ */
+export function urlForReader(c: Context<AppEnv>, url: string): string;
+export function urlForReader(c: Context<AppEnv>, url: string | null): string | null;
+export function urlForReader(c: Context<AppEnv>, url: string | null): string | null {
+  if (url === null || c.get("operator")?.role !== "agent") return url;
+  try {
+    return new URL(url).origin;
+  } catch {
+    return "";
+  }
+}
 
 /** Which credential reached the tenant: a secret key, the admin token, or an operator's console session. */
 export type ScopeKind = "key" | "admin" | "operator";

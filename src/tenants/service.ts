@@ -15,6 +15,12 @@ export interface Actor {
 /** A transaction handle, as `db.transaction` passes it. */
 export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
+/** Locks the tenant row: one tenant's writes under a per-tenant limit serialize, so the limit holds. */
+export async function lockTenant(tx: Tx, tenantId: string): Promise<void> {
+  const [t] = await tx.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, tenantId)).for("update");
+  if (!t) throw new AppError("NOT_FOUND", `no tenant ${tenantId}`);
+}
+
 /** Writes an audit entry; call it inside the transaction of the change it records. */
 export async function audit(
   tx: Tx,

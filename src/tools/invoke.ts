@@ -8,6 +8,7 @@
 import { Validator } from "@cfworker/json-schema";
 import { hmacSha256Hex } from "../auth/keys.ts";
 import type { Env } from "../env.ts";
+import { readCapped } from "../http-body.ts";
 import { targetProblem } from "./targets.ts";
 import type { RegisteredTool, ToolFailure, ToolOutcome } from "./types.ts";
 
@@ -36,7 +37,10 @@ export interface ToolRequestBody {
   arguments: Record<string, unknown>;
   tenant: string;
   conversation: string | null;
+  /** The request the call is part of; a caller may choose it (X-Request-Id), and a message's calls share it. */
   request_id: string | null;
+  /** This call's own id, made by the platform: the key a tool with side effects refuses repeats by. */
+  call_id: string;
 }
 
 /**
@@ -96,31 +100,6 @@ function checkArguments(
   }
 }
 
-/** Reads at most `cap` bytes of a body without buffering more; null when the body is longer. */
-async function readCapped(body: ReadableStream<Uint8Array> | null, cap: number): Promise<string | null> {
-  if (!body) return "";
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > cap) {
-      await reader.cancel().catch(() => {});
-      return null;
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    bytes.set(c, at);
-    at += c.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
-}
-
 /** Builds the signed request headers for `body` at `nowMs`. */
 export async function signToolRequest(
   secret: string,
@@ -166,6 +145,7 @@ export async function invokeTool(
     tenant: tool.tenantId,
     conversation: context.conversationId ?? null,
     request_id: context.requestId ?? null,
+    call_id: crypto.randomUUID(),
   };
   const body = JSON.stringify(payload);
   const timer = new AbortController();
@@ -205,12 +185,7 @@ export async function invokeTool(
       await res.body?.cancel().catch(() => {});
       return fail("http_error", ` (HTTP ${res.status})`);
     }
-    const declared = Number(res.headers.get("content-length") ?? "0");
-    if (declared > MAX_TOOL_RESPONSE_BYTES) {
-      await res.body?.cancel().catch(() => {});
-      return fail("too_large");
-    }
-    const text = await readCapped(res.body, MAX_TOOL_RESPONSE_BYTES);
+    const text = await readCapped(res, MAX_TOOL_RESPONSE_BYTES);
     if (text === null) return fail("too_large");
     let parsed: unknown;
     try {

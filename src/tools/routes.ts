@@ -4,9 +4,10 @@
  * drops the request path's cached tool list (src/tools/registry.ts).
  */
 import { z } from "@hono/zod-openapi";
-import { newRouter } from "../app.ts";
+import type { Context } from "hono";
+import { type AppEnv, newRouter } from "../app.ts";
 import { errors, jsonBody, jsonResponse } from "../openapi.ts";
-import type { TenantScope } from "../tenants/scope.ts";
+import { type TenantScope, urlForReader } from "../tenants/scope.ts";
 import { invalidateTools } from "./registry.ts";
 import { Tool, ToolCreate, ToolList, ToolNameParam, ToolPatch, ToolWithSecret } from "./schemas.ts";
 import {
@@ -18,10 +19,17 @@ import {
   toolOut,
   updateTool,
 } from "./service.ts";
+import type { ToolTarget } from "./types.ts";
 
 export const RotatedToolSecret = z
   .object({ name: z.string(), secret: ToolWithSecret.shape.secret })
   .openapi("RotatedToolSecret");
+
+/** A tool as the caller may read it: an agent sees an https target's origin only (`urlForReader`). */
+function readable<T extends { target: ToolTarget }>(c: Context<AppEnv>, tool: T): T {
+  const t = tool.target;
+  return t.kind === "https" ? { ...tool, target: { ...t, url: urlForReader(c, t.url) } } : tool;
+}
 
 /** An answer holding a secret: no cache may keep it. */
 const NO_STORE = { "Cache-Control": "no-store" };
@@ -40,7 +48,7 @@ export const toolRoutes = (scope: TenantScope) =>
       async (c) => {
         const tenant = c.get("tenant");
         const rows = await listTools(c.get("svc").dbh.db, tenant.id);
-        return c.json({ tools: rows.map((r) => toolOut(r, tenant.allowedTools)) }, 200);
+        return c.json({ tools: rows.map((r) => readable(c, toolOut(r, tenant.allowedTools))) }, 200);
       },
     )
     .openapi(
@@ -81,7 +89,7 @@ export const toolRoutes = (scope: TenantScope) =>
       async (c) => {
         const tenant = c.get("tenant");
         const row = await getTool(c.get("svc").dbh.db, tenant.id, c.req.valid("param").name);
-        return c.json(toolOut(row, tenant.allowedTools), 200);
+        return c.json(readable(c, toolOut(row, tenant.allowedTools)), 200);
       },
     )
     .openapi(

@@ -5,10 +5,10 @@
 import { and, asc, count, eq, sql } from "drizzle-orm";
 import { randomToken } from "../auth/keys.ts";
 import type { Db } from "../db/client.ts";
-import { type ToolRow, tenants, tools } from "../db/schema.ts";
+import { type ToolRow, tools } from "../db/schema.ts";
 import type { Env } from "../env.ts";
 import { AppError } from "../errors.ts";
-import { type Actor, audit, type Tx } from "../tenants/service.ts";
+import { type Actor, audit, lockTenant } from "../tenants/service.ts";
 import {
   MAX_TOOLS_PER_TENANT,
   parametersProblem,
@@ -58,12 +58,6 @@ function checkDefinition(
     const problem = targetProblem(d.target, tenantId, env);
     if (problem) refuse(problem.path, problem.message);
   }
-}
-
-/** Locks the tenant row: one tenant's tool writes serialize, so the per-tenant limit holds. */
-async function lockTenant(tx: Tx, tenantId: string): Promise<void> {
-  const [t] = await tx.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, tenantId)).for("update");
-  if (!t) throw new AppError("NOT_FOUND", `no tenant ${tenantId}`);
 }
 
 /** Registers a tool; the answer is the only place its secret is ever shown. */

@@ -1,14 +1,19 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { AUTH_FAILURES_PER_MINUTE } from "../../src/auth/throttle";
+import worker from "../../src/index";
 import {
   ACCOUNT_SIGN_IN_FAILURES,
   MAGIC_TTL_MS,
+  MAX_INVITES_PER_DAY,
   MAX_OPEN_MAGIC_LINKS,
+  MAX_OPERATORS,
   magicLinkToken,
   SIGN_IN_FAILURES,
 } from "../../src/operators/service";
 import { services } from "./experiments/helpers";
-import { admin, call, createKey, createTenant, envelope, query, send, sql, uniqueId } from "./helpers";
+import { admin, BASE, call, createKey, createTenant, envelope, query, send, sql, uniqueId } from "./helpers";
 
 const PASSWORD = "correct horse battery staple";
 
@@ -59,6 +64,14 @@ async function operator(tenantId: string, role: "owner" | "agent", email = `${un
   const cookie = sessionCookie(accepted);
   const body = (await accepted.json()) as SessionBody;
   return { id: op.id, email, token, session: { cookie, csrf: body.csrf_token }, body };
+}
+
+/** An operator's magic links not yet used or expired. */
+async function openMagicLinks(operatorId: string): Promise<number | undefined> {
+  const [row] = await query<{ n: number }>(
+    sql`select count(*)::int as n from operator_tokens where operator_id = ${operatorId} and purpose = 'magic'`,
+  );
+  return row?.n;
 }
 
 describe("operator accounts and console sessions", () => {
@@ -363,6 +376,8 @@ describe("operator accounts and console sessions", () => {
       const res = await consoleSend("POST", "/operator/magic-link", undefined, { tenant_id, email });
       expect(res.status).toBe(202);
     }
+    // The link is made after the answer.
+    await expect.poll(() => openMagicLinks(owner.id), { timeout: 5_000 }).toBe(1);
     const issued = await magicLinkToken(services().dbh.db, tenant_id, owner.email);
     expect(await magicLinkToken(services().dbh.db, tenant_id, "nobody@example.com")).toBeUndefined();
     const token = issued?.token as string;
@@ -378,12 +393,7 @@ describe("operator accounts and console sessions", () => {
   it("magic links asked for in a loop: three open at once per operator, and every ask counts against the address", async () => {
     const { tenant_id } = await createTenant();
     const owner = await operator(tenant_id, "owner");
-    const openLinks = async () =>
-      (
-        await query<{ n: number }>(
-          sql`select count(*)::int as n from operator_tokens where operator_id = ${owner.id} and purpose = 'magic'`,
-        )
-      )[0]?.n;
+    const openLinks = () => openMagicLinks(owner.id);
     // A script on several addresses (so no address limit binds) asks for the owner's link ten times.
     for (let i = 0; i < 10; i++) {
       const res = await consoleSend(
@@ -396,6 +406,9 @@ describe("operator accounts and console sessions", () => {
       expect(res.status).toBe(202);
     }
     // Three links were made (three emails in production), not ten; the rest were answered alike.
+    // They are made after the answers: wait for the three, then for the other seven to find them.
+    await expect.poll(openLinks, { timeout: 5_000 }).toBe(MAX_OPEN_MAGIC_LINKS);
+    await new Promise((r) => setTimeout(r, 1_000));
     expect(await openLinks()).toBe(MAX_OPEN_MAGIC_LINKS);
     expect(await magicLinkToken(services().dbh.db, tenant_id, owner.email)).toBeUndefined();
     // Once they expire, they are deleted and a new one can be made.
@@ -502,5 +515,122 @@ describe("operator accounts and console sessions", () => {
       sql`select count(*)::int as n from operators where tenant_id = ${tenant_id}`,
     );
     expect(count[0]?.n).toBe(1);
+  });
+
+  it("a magic link is made after the answer: the 202 needs no database, whoever's email it names", async () => {
+    const { tenant_id } = await createTenant();
+    const owner = await operator(tenant_id, "owner");
+    // With Postgres out of reach, the answer is the same 202 for an operator's email and anyone's:
+    // nothing before it depends on whether the email is an operator's.
+    const ctx = createExecutionContext();
+    const deadDb = { ...env, DATABASE_URL: "postgres://postgres@127.0.0.1:1/nothing" };
+    for (const email of [owner.email, `${uniqueId("nobody")}@example.com`]) {
+      const res = await worker.fetch(
+        new Request(`${BASE}/operator/magic-link`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ tenant_id, email }),
+        }),
+        deadDb,
+        ctx,
+      );
+      expect(res.status, email).toBe(202);
+    }
+    await waitOnExecutionContext(ctx);
+    expect(await openMagicLinks(owner.id)).toBe(0);
+  });
+
+  it("two owners removing each other at once leave one owner: the second waits for the first and is refused", async () => {
+    const { tenant_id } = await createTenant();
+    const [a, b] = [await operator(tenant_id, "owner"), await operator(tenant_id, "owner")];
+    const [byA, byB] = await Promise.all([
+      consoleSend("DELETE", `/operator/operators/${b.id}`, a.session),
+      consoleSend("DELETE", `/operator/operators/${a.id}`, b.session),
+    ]);
+    // One removal went through (and ended the removed owner's session); the other is 409 or, when
+    // its session was the one removed first, 401.
+    const statuses = [byA.status, byB.status].sort();
+    expect(statuses[0]).toBe(200);
+    expect([401, 409]).toContain(statuses[1]);
+    const owners = await query<{ n: number }>(
+      sql`select count(*)::int as n from operators where tenant_id = ${tenant_id} and role = 'owner' and removed_at is null`,
+    );
+    expect(owners[0]?.n).toBe(1);
+  });
+
+  it("invitations are bounded per tenant: 50 a day (429), 200 operators at once (409)", async () => {
+    const { tenant_id } = await createTenant();
+    const invite = (email = `${uniqueId("inv")}@example.com`) =>
+      admin("POST", `/tenants/${tenant_id}/operators`, { email, name: "Invited", role: "agent" });
+    for (let i = 0; i < MAX_INVITES_PER_DAY; i++)
+      expect((await invite()).status, `invite ${i + 1}`).toBe(201);
+    const over = await invite();
+    expect(over.status).toBe(429);
+    expect(Number(over.headers.get("retry-after"))).toBeGreaterThan(0);
+    const rows = await query<{ n: number }>(
+      sql`select count(*)::int as n from operators where tenant_id = ${tenant_id}`,
+    );
+    expect(rows[0]?.n).toBe(MAX_INVITES_PER_DAY);
+    // A day later (the rows made older), the daily bound has room; the number at once still binds.
+    await query(
+      sql`update operators set created_at = now() - interval '2 days' where tenant_id = ${tenant_id}`,
+    );
+    await query(sql`insert into operators (id, tenant_id, email, name, role, created_at)
+      select gen_random_uuid(), ${tenant_id}, 'bulk-' || g || '@example.com', 'Bulk', 'agent', now() - interval '2 days'
+      from generate_series(1, ${MAX_OPERATORS - MAX_INVITES_PER_DAY - 1}) g`);
+    expect((await invite()).status).toBe(201);
+    const full = await invite();
+    expect(full.status).toBe(409);
+    expect((await envelope(full)).message).toContain(`at most ${MAX_OPERATORS} operators`);
+    // A removed operator makes room.
+    await query(
+      sql`update operators set removed_at = now() where tenant_id = ${tenant_id} and email = 'bulk-1@example.com'`,
+    );
+    expect((await invite()).status).toBe(201);
+  });
+
+  it("an agent reads a stored URL's origin only: the alert webhook, a tool's target, the embeddings gateway", async () => {
+    const { tenant_id } = await createTenant();
+    const owner = await operator(tenant_id, "owner");
+    const agent = await operator(tenant_id, "agent");
+    const hook = "https://hooks.slack.example/services/T000/B000/XXXXSECRET";
+    const target = "https://tools.example.com/orders?key=tok_SECRET";
+    const gateway = "https://gateway.example.com/v1/tok_SECRET";
+    expect((await admin("PUT", `/tenants/${tenant_id}/alert-settings`, { webhook_url: hook })).status).toBe(
+      200,
+    );
+    const tool = {
+      name: "lookup",
+      description: "Looks up an order",
+      parameters: { type: "object", properties: {} },
+      target: { kind: "https", url: target },
+    };
+    expect((await admin("POST", `/tenants/${tenant_id}/tools`, tool)).status).toBe(201);
+    const embedding = { provider: "openai", model: "m", base_url: gateway, api_key: "k" };
+    expect((await admin("PATCH", `/tenants/${tenant_id}/knowledge/settings`, { embedding })).status).toBe(
+      200,
+    );
+    const read = async (session: { cookie: string }) => {
+      const get = async (path: string) => {
+        const res = await consoleSend("GET", path, session);
+        expect(res.status, path).toBe(200);
+        return res.json() as Promise<unknown>;
+      };
+      const [alerts, tools, one, knowledge] = [
+        (await get("/operator/alert-settings")) as { webhook_url: string },
+        (await get("/operator/tools")) as { tools: { target: { url: string } }[] },
+        (await get("/operator/tools/lookup")) as { target: { url: string } },
+        (await get("/operator/knowledge/settings")) as { embedding: { base_url: string } },
+      ];
+      return [alerts.webhook_url, tools.tools[0]?.target.url, one.target.url, knowledge.embedding.base_url];
+    };
+    expect(await read(agent.session)).toEqual([
+      "https://hooks.slack.example",
+      "https://tools.example.com",
+      "https://tools.example.com",
+      "https://gateway.example.com",
+    ]);
+    // Owners, who may change them, read them whole.
+    expect(await read(owner.session)).toEqual([hook, target, target, gateway]);
   });
 });

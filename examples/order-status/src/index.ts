@@ -1,7 +1,7 @@
 /**
  * An example chatedge tool: looks up an order's status in a small fixture (src/orders.json).
  * Copy this folder, replace the lookup with a call to your own order system, and deploy it with
- * wrangler (README.md here). chatedge POSTs `{tool, arguments, tenant, conversation, request_id}`
+ * wrangler (README.md here). chatedge POSTs `{tool, arguments, tenant, conversation, request_id, call_id}`
  * signed with the tool's secret; this worker refuses anything not signed with TOOL_SECRET.
  */
 import orders from "./orders.json";

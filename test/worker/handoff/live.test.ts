@@ -71,10 +71,15 @@ describe("live takeover", () => {
       waiting_since: null,
     });
     await vs.until((f) => f.type === "entry" && f.role === "system" && f.content === "Anna joined", "joined");
-    await vs.until(
+    const visitorState = await vs.until(
       (f) => f.type === "state" && f.status === "human" && f.holder?.name === "Anna",
       "human state",
     );
+    // The visitor sees the name the tenant shows, not the operator's id; the operator's socket has both.
+    expect(visitorState).toMatchObject({ holder: { name: "Anna" } });
+    expect(JSON.stringify(visitorState)).not.toContain(anna.id);
+    const operatorState = await os.until((f) => f.type === "state" && f.status === "human", "operator state");
+    expect(operatorState).toMatchObject({ holder: { operatorId: anna.id, name: "Anna" } });
 
     const sent = await consoleSend("POST", `/operator/inbox/${conv.id}/messages`, anna.session, {
       content: "Hi, I'm Anna. Write to me at anna@shop.example if you prefer.",

@@ -269,6 +269,23 @@ describe("re-embedding when the model changes", () => {
     expect(await embeddingCalls(good)).toBe(1);
   });
 
+  it("the same embedding sent again re-queues what lacks a vector once in the cooldown, not on every PATCH", async () => {
+    const t = await keywordShop();
+    // A key the embeddings API refuses: nothing is ever embedded, so everything always lacks a vector.
+    const bad = `sk-bad-${uniqueId()}`;
+    await setEmbedding(t.key, bad);
+    await eventually(async () => expect(await embeddingCalls(bad)).toBe(1));
+    // Sent again: queued again (a retry after failures), and from then on not within the cooldown.
+    for (let i = 0; i < 4; i++) await setEmbedding(t.key, bad);
+    await eventually(async () => expect(await embeddingCalls(bad)).toBe(2));
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(await embeddingCalls(bad)).toBe(2);
+    // A new key is a change: queued at once.
+    const other = `sk-bad-${uniqueId()}`;
+    await setEmbedding(t.key, other);
+    await eventually(async () => expect(await embeddingCalls(other)).toBe(1));
+  });
+
   it("queues a source again when the model changed while its new version was being embedded", async () => {
     const t = await keywordShop();
     const apiKey = `sk-emb-${uniqueId()}`;

@@ -69,12 +69,14 @@ describe("invokeTool", () => {
     expect(out.content).toContain("HTTP 401");
   });
 
-  it("sends the body the signature covers: tool, arguments, tenant, conversation, request id", async () => {
+  it("sends the body the signature covers: tool, arguments, tenant, conversation, request id, a call id of its own", async () => {
     const before = (await receivedByFaulty()).length;
-    const out = await invokeTool(TEST_ENV, faulty("/ok"), '{"order_id":"42"}', signal(), {
-      conversationId: "conv-9",
-      requestId: "req-7",
-    });
+    const call = () =>
+      invokeTool(TEST_ENV, faulty("/ok"), '{"order_id":"42"}', signal(), {
+        conversationId: "conv-9",
+        requestId: "req-7",
+      });
+    const [out, again] = [await call(), await call()];
     expect(out.ok).toBe(true);
     const sent = {
       tool: "order_status",
@@ -82,10 +84,14 @@ describe("invokeTool", () => {
       tenant: "acme",
       conversation: "conv-9",
       request_id: "req-7",
+      call_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
     };
     expect(JSON.parse(out.content)).toEqual({ echo: sent });
-    const received = await receivedByFaulty();
-    expect(received.slice(before)).toEqual([sent]);
+    const received = (await receivedByFaulty()).slice(before) as { call_id: string }[];
+    expect(received).toEqual([sent, sent]);
+    // Two calls of one request: the same request id, each its own call id (the key to refuse repeats by).
+    expect(received[0]?.call_id).not.toBe(received[1]?.call_id);
+    expect(JSON.parse(again.content).echo.call_id).toBe(received[1]?.call_id);
   });
 
   const argumentCases: [string, string][] = [

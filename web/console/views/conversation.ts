@@ -217,7 +217,11 @@ export function conversationView(
       setItem({
         ...item,
         status: f.status,
-        holder: f.holder ? { operator_id: f.holder.operatorId, name: f.holder.name } : null,
+        // An operator's socket is told the holder's id (a visitor's only the name).
+        holder:
+          f.holder && "operatorId" in f.holder
+            ? { operator_id: f.holder.operatorId, name: f.holder.name }
+            : null,
       });
     } else if (f.type === "error") {
       connection.textContent = `Live updates stopped: ${f.message}`;
