@@ -105,7 +105,9 @@ export function plan(proto: Protocol, body: Json, reqNo: number): Plan {
     const fragments = [args.slice(0, third), args.slice(third, 2 * third), args.slice(2 * third)];
     // Claude usually says something before it calls a tool; OpenAI models usually do not.
     const lead = proto === "anthropic" ? pieces(`Let me use ${tool}.`) : [];
-    const id = proto === "openai" ? `call_fake_${reqNo}` : `toolu_fake_${reqNo}`;
+    // `[[noids]]`: a tool call without an id, as some OpenAI-compatible servers send them.
+    const noIds = (last?.text ?? "").includes("[[noids]]");
+    const id = noIds ? "" : proto === "openai" ? `call_fake_${reqNo}` : `toolu_fake_${reqNo}`;
     return {
       pieces: lead,
       tool: { id, name: tool, args, fragments },
@@ -165,7 +167,11 @@ export function openAiEvents(p: Plan, model: string, id: string, withUsage: bool
     out.push(
       chunk([
         choice({
-          tool_calls: [{ index: 0, id: t.id, type: "function", function: { name: t.name, arguments: "" } }],
+          tool_calls: [
+            t.id
+              ? { index: 0, id: t.id, type: "function", function: { name: t.name, arguments: "" } }
+              : { index: 0, function: { name: t.name, arguments: "" } },
+          ],
         }),
       ]),
     );
@@ -202,7 +208,15 @@ export function openAiCompletion(p: Plan, model: string, id: string): Json {
     refusal: null,
     annotations: [],
     ...(t
-      ? { tool_calls: [{ id: t.id, type: "function", function: { name: t.name, arguments: t.args } }] }
+      ? {
+          tool_calls: [
+            {
+              ...(t.id ? { id: t.id } : {}),
+              type: "function",
+              function: { name: t.name, arguments: t.args },
+            },
+          ],
+        }
       : {}),
   };
   const finish = p.finish === "tool" ? "tool_calls" : p.finish;

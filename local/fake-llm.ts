@@ -16,7 +16,8 @@
  * answers), "cut" (half the stream, then the socket closes), "slow:800" (headers, then 800 ms of
  * silence before the first token), "pace:20" (a stream's events written one at a time, 20 ms apart, as
  * a model sends tokens while it makes them: each reaches the worker in a read of its own; a body
- * that is not streamed is answered as usual). `[[nousage]]` drops OpenAI's usage chunk. Keys starting with
+ * that is not streamed is answered as usual). `[[nousage]]` drops OpenAI's usage chunk; `[[noids]]` sends a tool
+ * call without its id (as some OpenAI-compatible servers do). Keys starting with
  * "sk-bad" or "sk-ant-bad" get a 401 that quotes the key whole (callers must redact it).
  * `POST /v1/embeddings` is the local embedding model (local/embedder.ts); of the faults, only status
  * faults queued for the request's key apply to it.

@@ -39,11 +39,17 @@ export function rateLimitHeaders(r: AdmitResult): Record<string, string> {
   return h;
 }
 
-/** The 429 for a refusal: RATE_LIMITED or BUDGET_EXCEEDED, the level in details, the headers set. */
+/**
+ * The 429 for a refusal: RATE_LIMITED or BUDGET_EXCEEDED, the level in details, the headers set. A
+ * spent budget also says `x-should-retry: false`: it comes back in hours, and OpenAI's clients, which
+ * ignore a Retry-After over a minute, would otherwise try again within seconds.
+ */
 export function refusalError(r: Refused): AppError {
+  const headers = rateLimitHeaders(r);
+  if (r.code === "BUDGET_EXCEEDED") headers["x-should-retry"] = "false";
   return new AppError(r.code, r.message, {
     details: { level: r.level, budget: r.budget, retry_after_seconds: r.retryAfterSeconds },
-    headers: rateLimitHeaders(r),
+    headers,
   });
 }
 

@@ -72,7 +72,18 @@ export type TurnOutput =
   | { type: "text"; delta: string }
   | { type: "tool_call"; index: number; id?: string; name?: string; argumentsDelta: string }
   | { type: "policy"; text: string; topic: string }
-  | { type: "failed"; message: string };
+  | { type: "failed"; message: string; cause?: FailureCause };
+
+/**
+ * Why the model did not answer, for a caller that may be told (the OpenAI route): the provider's
+ * status and whether another attempt could help, and its message (keys redacted). A visitor gets
+ * `message` only.
+ */
+export interface FailureCause {
+  status?: number;
+  retryable: boolean;
+  detail: string;
+}
 
 /** How the turn ended; the route records it (conversation path) after the stream is done. */
 export interface TurnSummary {
@@ -378,6 +389,7 @@ async function* run(
   let finishReason: TurnSummary["finishReason"] = "error";
   let error: string | null = null;
   let timedOut = false;
+  let cause: FailureCause | undefined;
   let outcome: TurnSummary["outcome"] = "error";
   const upstream = runChain(
     chain,
@@ -404,12 +416,18 @@ async function* run(
         if (safe) yield { type: "text", delta: safe };
       } else if (ev.type === "tool_call") {
         firstTokenMs ??= Date.now() - started;
-        const call = calls[ev.index] ?? { id: "", name: "", arguments: "" };
-        calls[ev.index] = call;
-        if (ev.id) call.id = ev.id;
+        let call = calls[ev.index];
+        let out = ev;
+        if (!call) {
+          // A call's id comes with its first delta. One an upstream left out is made here, unique,
+          // so the caller can answer the call and the transcript can pair the two.
+          call = { id: ev.id || toolCallId(), name: "", arguments: "" };
+          calls[ev.index] = call;
+          if (!ev.id) out = { ...ev, id: call.id };
+        }
         if (ev.name) call.name = ev.name;
         call.arguments += ev.argumentsDelta;
-        yield ev;
+        yield out;
       } else if (ev.type === "usage") {
         usage = { inputTokens: ev.inputTokens, outputTokens: ev.outputTokens };
       } else if (ev.type === "done") {
@@ -420,6 +438,7 @@ async function* run(
         model = calledModel(ev.model);
         error = ev.error.message;
         timedOut = ev.error.kind === "timeout";
+        cause = { status: ev.error.status, retryable: ev.error.retryable, detail: ev.error.message };
         outcome = "error";
       }
     }
@@ -430,7 +449,7 @@ async function* run(
     } else {
       const tail = guard.flush();
       if (tail) yield { type: "text", delta: tail };
-      if (outcome === "error") yield { type: "failed", message: visitorMessage(timedOut) };
+      if (outcome === "error") yield { type: "failed", message: visitorMessage(timedOut), cause };
     }
   } finally {
     // Runs on completion, on error and when the client goes away mid-stream: usage is settled
@@ -473,6 +492,11 @@ async function* run(
 }
 
 /** What the visitor reads when the model could not answer; never the upstream's internals. */
+/** An id for a tool call its upstream sent without one, in OpenAI's shape. */
+function toolCallId(): string {
+  return `call_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
+}
+
 function visitorMessage(timedOut: boolean): string {
   return timedOut
     ? "Sorry, the assistant took too long to answer. Please try again."

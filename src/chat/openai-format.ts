@@ -72,7 +72,25 @@ export const ChatCompletionRequest = z
       ])
       .optional(),
     n: z.literal(1).nullable().optional(),
+    // Refused rather than ignored: a client that asks for JSON or log probabilities relies on them.
+    response_format: z
+      .object({
+        type: z.literal("text", {
+          error:
+            "the answer is the tenant's bot's text: response_format json_object and json_schema are not supported",
+        }),
+      })
+      .loose()
+      .nullable()
+      .optional(),
+    logprobs: z.literal(false, { error: "log probabilities are not returned" }).nullable().optional(),
     user: z.string().min(1).max(256).optional(),
+    safety_identifier: z
+      .string()
+      .min(1)
+      .max(256)
+      .optional()
+      .openapi({ description: "The end user, as `user` names them (OpenAI's newer name for it)" }),
   })
   .loose()
   .openapi("ChatCompletionRequest");

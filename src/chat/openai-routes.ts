@@ -146,20 +146,29 @@ openAiChat.openapi(modelsRoute, (c) => {
   const data = allowedModels(c.get("tenant")).map((id) => modelEntry(id, env));
   return c.json({ object: "list" as const, data }, 200);
 });
-openAiChat.openapi(modelRoute, (c) => {
-  const { model } = c.req.valid("param");
+openAiChat.openapi(modelRoute, (c) => modelAnswer(c, c.req.valid("param").model));
+// An id with slashes (`@cf/meta/...`, `groq/...`) as a client that does not percent-encode it sends
+// it: OpenAI's Python client builds `/models/{model}` as it is.
+openAiChat.get("/models/:model{[^/]+/.+}", tenantAuth, secretKeyOnly, (c) =>
+  modelAnswer(c, c.req.param("model")),
+);
+
+function modelAnswer(c: Context<AppEnv>, model: string) {
   if (!allowedModels(c.get("tenant")).includes(model)) throw new ModelNotFound(model);
   return c.json(modelEntry(model, c.get("svc").env), 200);
-});
+}
 openAiChat.openapi(route, async (c) => {
   const body = c.req.valid("json");
   const { system, messages } = toInternal(body);
   if (!messages.some((m) => m.role === "user")) {
-    throw new AppError("VALIDATION_FAILED", "messages must contain at least one user message");
+    throw new AppError("VALIDATION_FAILED", "messages must contain at least one user message", {
+      details: [{ path: "messages", message: "no message has the role user" }],
+    });
   }
   const tools = toolsOf(body);
   checkTools(c.get("tenant"), tools);
-  const userId = endUserOf(c, body.user);
+  // `safety_identifier` is OpenAI's newer name for the end user `user` named.
+  const userId = endUserOf(c, body.user ?? body.safety_identifier);
   // Checked before experiments assign the user: a refused request leaves no trace.
   const pinned = pinnedModel(c.get("tenant"), body.model);
   // The user's experiment variants override the tenant's config, and the caller's temperature
@@ -168,13 +177,16 @@ openAiChat.openapi(route, async (c) => {
   const exp = await applyExperiments(c.get("svc"), c.get("tenant"), userId);
   const abort = new AbortController();
   const rid = c.get("requestId");
+  // The completion's id and its request-scoped conversation are the request id the worker made; a
+  // caller's own X-Request-Id (which proxies forward across many calls) names neither.
+  const turnId = rid === c.req.header("x-request-id") ? crypto.randomUUID() : rid;
   const req: TurnRequest = {
     env: c.get("svc").env,
     ctx: execCtx(c),
     tenant: exp.config,
     userId,
     // Stateless API: a caller that wants the per-conversation cap names its conversation.
-    conversationId: c.req.header("x-conversation-id")?.slice(0, 128) || `${REQUEST_CONVERSATION}${rid}`,
+    conversationId: c.req.header("x-conversation-id")?.slice(0, 128) || `${REQUEST_CONVERSATION}${turnId}`,
     channel: "api",
     turnIndex: messages.filter((m) => m.role === "user").length - 1,
     messages,
@@ -193,7 +205,7 @@ openAiChat.openapi(route, async (c) => {
   };
   const includeUsage = body.stream === true && body.stream_options?.include_usage === true;
   const meta: CompletionMeta = {
-    id: `chatcmpl-${rid}`,
+    id: `chatcmpl-${turnId}`,
     created: Math.floor(Date.now() / 1000),
     model: req.model,
     includeUsage,
@@ -239,15 +251,16 @@ openAiChat.openapi(route, async (c) => {
   meta.model = turn.model;
   if (!body.stream) {
     let text = "";
-    let failed: string | undefined;
+    let failed: FailedOutput | undefined;
     for await (const out of turn.events) {
       if (out.type === "text") text += out.delta;
       else if (out.type === "policy") text += (text ? "\n\n" : "") + out.text;
-      else if (out.type === "failed") failed = out.message;
+      else if (out.type === "failed") failed = out;
     }
     const s = await turn.summary;
-    if (failed && !text && s.toolCalls.length === 0)
-      throw new AppError("UPSTREAM_ERROR", failed, { headers: turn.headers });
+    // A failure after part of an answer (a tool loop's later step) is a failure too: a 200 would
+    // pass the part off as the whole.
+    if (failed) throw failureError(failed, turn.headers);
     meta.model = s.model; // the model that answered: the fallback, when the first one failed
     const finish = finishOf(s);
     const sources = citedSources(text, grounding);
@@ -259,14 +272,37 @@ openAiChat.openapi(route, async (c) => {
     );
   }
 
+  // The status waits for the turn's first output, as OpenAI's does: a model that fails before it
+  // answers is an HTTP error a client can retry, not a 200 with an error inside.
+  let first = await turn.events.next();
+  while (!first.done && first.value.type === "tool") first = await turn.events.next();
+  if (!first.done && first.value.type === "failed") {
+    const failed = first.value;
+    await turn.events.return(undefined); // the turn's own ending: settled and recorded
+    await turn.summary;
+    throw failureError(failed, turn.headers);
+  }
   const frames = (async function* () {
     yield sseFrame(JSON.stringify(chunk(meta, { role: "assistant", content: "" })));
     const text = textFrame(meta);
-    for await (const out of turn.events) {
-      if (out.type === "text") yield text(out.delta);
-      else if (out.type !== "tool") yield frameOf(meta, out, rid);
+    let out = first;
+    let failed = false;
+    try {
+      for (; !out.done; out = await turn.events.next()) {
+        const o = out.value;
+        if (o.type === "text") yield text(o.delta);
+        else if (o.type === "failed") {
+          failed = true;
+          yield frameOf(meta, o, rid);
+        } else if (o.type !== "tool") yield frameOf(meta, o, rid);
+      }
+    } finally {
+      // The client went away mid-stream: end the turn (its upstream call, its settlement) too.
+      if (!out.done) await turn.events.return(undefined);
     }
     const s = await turn.summary;
+    // A stream that failed part-way ends at its error: no finish chunk that would call it whole.
+    if (failed) return;
     meta.model = s.model; // the chunks from here on name the model that answered
     const finish = finishOf(s);
     const sources = citedSources(s.text, grounding);
@@ -308,6 +344,29 @@ const noInvoke: ToolRunner["invoke"] = async (tool) => ({
   latencyMs: 0,
 });
 
+type FailedOutput = Extract<TurnOutput, { type: "failed" }>;
+
+/**
+ * The error for a turn the model did not answer. The provider refusing the request itself (too
+ * long for the model's context, a parameter the model does not take) is the caller's 400, with the
+ * provider's message; anything else is 502. Either way `x-should-retry: false` tells OpenAI's
+ * clients not to try again when another attempt cannot help: the request as it stands, or a failure
+ * the worker already retried and that the provider called final.
+ */
+function failureError(failed: FailedOutput, headers: Record<string, string>): AppError {
+  const cause = failed.cause;
+  const final = cause !== undefined && !cause.retryable;
+  const h = final ? { ...headers, "x-should-retry": "false" } : headers;
+  if (final && cause.status !== undefined && REQUEST_REFUSED.has(cause.status))
+    return new AppError("VALIDATION_FAILED", `the model refused the request: ${cause.detail}`, {
+      headers: h,
+    });
+  return new AppError("UPSTREAM_ERROR", failed.message, { headers: h });
+}
+
+/** Upstream statuses that blame the request itself, not the provider or the tenant's setup. */
+const REQUEST_REFUSED = new Set([400, 413, 422]);
+
 /** OpenAI's finish_reason for a finished turn: blocked output is a content filter stop. */
 function finishOf(s: TurnSummary): string {
   if (s.outcome === "blocked") return "content_filter";
@@ -338,6 +397,7 @@ function frameOf(meta: CompletionMeta, out: TurnOutput, requestId: string): Uint
       const fn: Record<string, string> = { arguments: out.argumentsDelta };
       if (out.name) fn.name = out.name;
       const call: Record<string, unknown> = { index: out.index, function: fn };
+      // The engine gives every call an id on its first delta, and OpenAI's clients need `type` there.
       if (out.id) Object.assign(call, { id: out.id, type: "function" });
       return sseFrame(JSON.stringify(chunk(meta, { tool_calls: [call] })));
     }

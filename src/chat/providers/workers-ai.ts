@@ -64,7 +64,8 @@ function wireUsage(u: WireOutput["usage"]): Usage | undefined {
 /** Workers AI hands tool arguments back as an object; our events carry JSON text. */
 function toolEvent(call: WireToolCall, index: number): StreamEvent {
   const args = typeof call.arguments === "string" ? call.arguments : JSON.stringify(call.arguments ?? {});
-  return { type: "tool_call", index, id: call.id ?? `call_${index}`, name: call.name, argumentsDelta: args };
+  // Without an id of its own, the engine gives the call a unique one.
+  return { type: "tool_call", index, id: call.id, name: call.name, argumentsDelta: args };
 }
 
 /** Workers AI reports no finish reason: tool calls, or a reply that used the whole allowance, tell it. */

@@ -63,7 +63,6 @@ describe("errors on /v1/chat/completions come in OpenAI's shape, wherever they a
     for (const [method, path] of [
       ["POST", "/v1/chat/completions/x"],
       ["GET", "/v1/chat/completions"],
-      ["GET", "/v1/models/gpt-4o/x"],
     ] as const) {
       const res = await send(method, path, undefined, method === "POST" ? HI : undefined);
       expect(res.status, path).toBe(404);
@@ -187,6 +186,13 @@ describe("GET /v1/models", () => {
     );
     expect(slashed.status).toBe(200);
     expect(await slashed.json()).toMatchObject({ id: "@cf/meta/llama-3.1-8b-instruct", object: "model" });
+    // OpenAI's Python client sends it as it is, slashes and all.
+    const raw = await send("GET", "/v1/models/@cf/meta/llama-3.1-8b-instruct", key);
+    expect(raw.status).toBe(200);
+    expect(await raw.json()).toMatchObject({ id: "@cf/meta/llama-3.1-8b-instruct", object: "model" });
+    const rawMissing = await send("GET", "/v1/models/gpt-4o/x", key);
+    expect(rawMissing.status).toBe(404);
+    expect(await openAiErr(rawMissing)).toMatchObject({ type: "not_found_error", code: "model_not_found" });
     // A model that exists elsewhere but not for this key is not found for it: no enumeration of others.
     for (const model of ["gpt-4o", "claude-haiku", "nope"]) {
       const missing = await send("GET", `/v1/models/${model}`, key);
