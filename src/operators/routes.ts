@@ -377,16 +377,22 @@ export const operatorRoutes = (scope: TenantScope) =>
       scope.route({
         method: "delete",
         path: "/operators/{operator_id}/sessions",
+        // An agent may sign itself out everywhere (a cookie left on a shared computer, or stolen),
+        // and no one else.
+        agents: true,
         tags: ["operators"],
-        summary: "Sign an operator out everywhere",
+        summary: "Sign an operator out everywhere (an agent: only itself)",
         request: { params: OperatorIdParam },
         responses: {
           200: jsonResponse(z.object({ revoked: z.number().int() }), "How many live sessions ended"),
-          ...errors(400, 404),
+          ...errors(400, 403, 404),
         },
       }),
       async (c) => {
         const { operator_id } = c.req.valid("param");
+        const op = c.get("operator");
+        if (op && op.role !== "owner" && op.id !== operator_id)
+          throw new AppError("FORBIDDEN", "an agent may sign only itself out everywhere");
         const revoked = await revokeSessions(
           c.get("svc").dbh.db,
           c.get("actor"),

@@ -281,7 +281,7 @@ describe.skipIf(!hasChromium && !process.env.CI)("console views", () => {
     await page.close();
   }, 240_000);
 
-  it("knowledge: an agent reads the sources, settings and questions, with no control to change them", async () => {
+  it("an agent reads the knowledge sources, settings and questions with no control to change them, and signs itself out everywhere", async () => {
     const email = `agent-${Date.now()}@demo.example`;
     const invited = await fetch(`${stack.base}/admin/tenants/demo/operators`, {
       method: "POST",
@@ -311,6 +311,13 @@ describe.skipIf(!hasChromium && !process.env.CI)("console views", () => {
     await page.getByText("API key: not set").waitFor();
     expect(await page.getByLabel("API key", { exact: true }).isVisible()).toBe(false);
     expect(formatViolations(await axeViolations(page)), "knowledge view, agent").toBe("");
+    // The operators list: the agent may sign itself out everywhere, and act on no one else.
+    await page.getByRole("link", { name: "Operators" }).click();
+    await page.getByRole("table", { name: "Operators" }).getByText(email).waitFor();
+    expect(await page.getByRole("button", { name: /^Sign out .* everywhere$/ }).count()).toBe(1);
+    page.once("dialog", (d) => void d.accept());
+    await page.getByRole("button", { name: `Sign out ${email} everywhere` }).click();
+    await page.getByRole("button", { name: "Log in", exact: true }).waitFor();
     expect(errors).toEqual([]);
     await page.close();
   }, 120_000);

@@ -369,6 +369,27 @@ describe("operator accounts and console sessions", () => {
     expect(after.status).toBe(401);
   });
 
+  it("an agent signs itself out everywhere, and no one else", async () => {
+    const { tenant_id } = await createTenant();
+    const owner = await operator(tenant_id, "owner");
+    const agent = await operator(tenant_id, "agent");
+    // A second session of the agent's, as on another computer.
+    const other = await consoleSend("POST", "/operator/session", undefined, {
+      tenant_id,
+      email: agent.email,
+      password: PASSWORD,
+    });
+    const elsewhere = { cookie: sessionCookie(other) };
+    const theirs = await consoleSend("DELETE", `/operator/operators/${owner.id}/sessions`, agent.session);
+    expect(theirs.status).toBe(403);
+    expect((await consoleSend("GET", "/operator/session", owner.session)).status).toBe(200);
+    const mine = await consoleSend("DELETE", `/operator/operators/${agent.id}/sessions`, agent.session);
+    expect(mine.status).toBe(200);
+    expect(await mine.json()).toEqual({ revoked: 2 });
+    for (const s of [agent.session, elsewhere])
+      expect((await consoleSend("GET", "/operator/session", s)).status).toBe(401);
+  });
+
   it("magic links: the same answer whoever asks, one use, and a deactivated tenant's operators are refused", async () => {
     const { tenant_id } = await createTenant();
     const owner = await operator(tenant_id, "owner");

@@ -1,7 +1,7 @@
 /**
  * The tenant's operators (docs/handoff.md): who may sign into the console, with which role.
  * Owners, the tenant's secret key and the admin invite, rename, change roles, remove and sign
- * people out everywhere; agents see the list.
+ * people out everywhere; agents see the list, and may sign themselves out everywhere.
  */
 import type { InvitedOperator, Operator } from "../../../src/api-types";
 import { el } from "../../shared/dom";
@@ -37,8 +37,19 @@ export function operatorsView(api: Api, tenantId: string): HTMLElement {
     );
 
   const actions = (o: Operator) => {
-    if (!manage || o.status === "removed") return "";
+    if (o.status === "removed") return "";
     const at = `${path}/${o.id}`;
+    const signOut = act(
+      `Sign out ${o.email} everywhere`,
+      `End every console session of ${o.email}?`,
+      () => api.send("DELETE", `${at}/sessions`),
+      `${o.email} is signed out everywhere.`,
+    );
+    // An agent may sign itself out everywhere, and change nothing else.
+    if (!manage) {
+      const self = api.session.kind === "operator" && api.session.operatorId === o.id;
+      return self ? el("div", { class: "row-actions" }, signOut) : "";
+    }
     const other = o.role === "owner" ? "agent" : "owner";
     return el(
       "div",
@@ -49,12 +60,7 @@ export function operatorsView(api: Api, tenantId: string): HTMLElement {
         () => api.send("PATCH", at, { role: other }),
         `${o.email} is now ${other === "owner" ? "an owner" : "an agent"}.`,
       ),
-      act(
-        `Sign out ${o.email} everywhere`,
-        `End every console session of ${o.email}?`,
-        () => api.send("DELETE", `${at}/sessions`),
-        `${o.email} is signed out everywhere.`,
-      ),
+      signOut,
       act(
         `Remove ${o.email}`,
         `Remove ${o.email}? They cannot sign in any more; the audit log keeps their name.`,
