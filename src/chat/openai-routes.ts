@@ -16,7 +16,13 @@ import {
 import { jsonBody, jsonResponse, tenantSecurity } from "../openapi";
 import { redact, redactorOf } from "../privacy/redact";
 import { secretKeyOnly } from "../tenants/scope";
-import { registryRunner, startToolTurn, type ToolRunner, toolDefinition } from "../tools/loop";
+import {
+  registryRunner,
+  startToolTurn,
+  type ToolRunner,
+  type ToolTurnSummary,
+  toolDefinition,
+} from "../tools/loop";
 import {
   admitTurn,
   checkTools,
@@ -260,7 +266,7 @@ openAiChat.openapi(route, async (c) => {
     const s = await turn.summary;
     // A failure after part of an answer (a tool loop's later step) is a failure too: a 200 would
     // pass the part off as the whole.
-    if (failed) throw failureError(failed, turn.headers);
+    if (failed) throw failureError(failed, s, turn.headers);
     meta.model = s.model; // the model that answered: the fallback, when the first one failed
     const finish = finishOf(s);
     const sources = citedSources(text, grounding);
@@ -278,9 +284,10 @@ openAiChat.openapi(route, async (c) => {
   while (!first.done && first.value.type === "tool") first = await turn.events.next();
   if (!first.done && first.value.type === "failed") {
     const failed = first.value;
-    await turn.events.return(undefined); // the turn's own ending: settled and recorded
-    await turn.summary;
-    throw failureError(failed, turn.headers);
+    // Run to its end (not `return()`, which would cut a tool loop short of counting the failed
+    // step): settled and recorded as the failure it is.
+    while (!(await turn.events.next()).done);
+    throw failureError(failed, await turn.summary, turn.headers);
   }
   const frames = (async function* () {
     yield sseFrame(JSON.stringify(chunk(meta, { role: "assistant", content: "" })));
@@ -347,25 +354,25 @@ const noInvoke: ToolRunner["invoke"] = async (tool) => ({
 type FailedOutput = Extract<TurnOutput, { type: "failed" }>;
 
 /**
- * The error for a turn the model did not answer. The provider refusing the request itself (too
- * long for the model's context, a parameter the model does not take) is the caller's 400, with the
- * provider's message; anything else is 502. Either way `x-should-retry: false` tells OpenAI's
- * clients not to try again when another attempt cannot help: the request as it stands, or a failure
- * the worker already retried and that the provider called final.
+ * The error for a turn the model did not answer: 502. `x-should-retry: false` tells OpenAI's
+ * clients not to try again when another attempt cannot help or would do harm:
+ * - the provider called its failure final (it refused the request itself: too long for the
+ *   model's context, a parameter the model does not take; or the platform's setup: a key, a model),
+ *   and the worker has tried the fallback already;
+ * - a tool ran on the server: a retry of the request would run it again.
+ * The provider's own message is not passed on: a 400 it answers may be about the request or about
+ * the platform's account with it, which is not the caller's to read.
  */
-function failureError(failed: FailedOutput, headers: Record<string, string>): AppError {
+function failureError(failed: FailedOutput, s: ToolTurnSummary, headers: Record<string, string>): AppError {
   const cause = failed.cause;
   const final = cause !== undefined && !cause.retryable;
-  const h = final ? { ...headers, "x-should-retry": "false" } : headers;
-  if (final && cause.status !== undefined && REQUEST_REFUSED.has(cause.status))
-    return new AppError("VALIDATION_FAILED", `the model refused the request: ${cause.detail}`, {
-      headers: h,
-    });
-  return new AppError("UPSTREAM_ERROR", failed.message, { headers: h });
+  if (!final && s.tools.length === 0) return new AppError("UPSTREAM_ERROR", failed.message, { headers });
+  const refused =
+    final && cause.status !== undefined && cause.status >= 400 && cause.status < 500
+      ? `the model provider refused the request (HTTP ${cause.status}): it may be too long for the model's context or use a parameter the model does not take; retrying it unchanged will not help`
+      : failed.message;
+  return new AppError("UPSTREAM_ERROR", refused, { headers: { ...headers, "x-should-retry": "false" } });
 }
-
-/** Upstream statuses that blame the request itself, not the provider or the tenant's setup. */
-const REQUEST_REFUSED = new Set([400, 413, 422]);
 
 /** OpenAI's finish_reason for a finished turn: blocked output is a content filter stop. */
 function finishOf(s: TurnSummary): string {

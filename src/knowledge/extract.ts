@@ -126,7 +126,14 @@ function textOf(html: string): string {
     }
     out.push(html.slice(i, lt));
     if (html.startsWith("<!--", lt)) {
-      // A comment that never closes runs to the end, as a browser reads it.
+      // `<!-->` and `<!--->` are empty comments; one that never closes runs to the end, as a
+      // browser reads them.
+      const empty = html.startsWith(">", lt + 4) ? lt + 5 : html.startsWith("->", lt + 4) ? lt + 6 : -1;
+      if (empty > 0) {
+        out.push(" ");
+        i = empty;
+        continue;
+      }
       const end = html.indexOf("-->", lt + 4);
       out.push(" ");
       if (end < 0) break;

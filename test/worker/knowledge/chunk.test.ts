@@ -71,6 +71,8 @@ describe("chunking", () => {
       `<h2 onclick="x()">Title &lt;b&gt;</h2><p>a<script>evil()</script>b</p><img src=x onerror=alert(1)><p>c &#x3C;d&#62; &#0; &bogus;</p><!-- <p>hidden</p> --><style>p{}</style><p>e`,
     );
     expect(text).toBe("## Title <b>\n\na b\n\nc <d> &bogus;\n\ne");
+    // Empty comments end where they start; one that never closes runs to the end.
+    expect(htmlToText("a<!-->b<!--->c<!-- d")).toBe("a b c");
   });
 
   it("takes a heading's closing #s off only after a blank, cuts a long heading, and counts it in the chunk's tokens", () => {

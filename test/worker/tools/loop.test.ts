@@ -10,6 +10,7 @@ import { TEST_TOOL_SECRET } from "../../local-services";
 import { completions, FAKE, sseFrames } from "../chat/helpers";
 import { eventually } from "../eventually";
 import { admin, createKey, createTenant, query, send, sql, uniqueId } from "../helpers";
+import { queueFaults } from "../providers/helpers";
 
 const ORDER_TOOL = {
   description: "Looks up an order by its number. Answers its status, carrier and tracking.",
@@ -357,6 +358,32 @@ describe.each(MODELS)("the OpenAI route with server-side tools ($proto)", ({ mod
     expect(turn.tools_used).toEqual(["order_status"]);
     await settledUsage(t.key);
   });
+});
+
+describe("the OpenAI route when the model fails after a tool ran", () => {
+  it.each([false, true])(
+    "is a 502 that says not to retry (a retry would run the tool again), recorded as an error (stream: %s)",
+    async (stream) => {
+      const t = await toolTenant("gpt-4o-mini", [orderTool()], { tool_execution: "server" });
+      const conv = uniqueId("conv");
+      // The first step asks for the tool as usual; the second is refused by the provider, finally.
+      await queueFaults("sk-worker-test", ["slow:1", "400"]);
+      const res = await completions(
+        t.key,
+        { model: "gpt-4o-mini", stream, messages: [{ role: "user", content: "where is my order 1236?" }] },
+        { "x-conversation-id": conv },
+      );
+      expect(res.status).toBe(502);
+      expect(res.headers.get("x-should-retry")).toBe("false");
+      const body = (await res.json()) as { error: { message: string } };
+      expect(body.error.message).toContain("refused the request (HTTP 400)");
+      expect(body.error.message).not.toContain("Injected fault");
+      const turn = await turnOf(t.id, conv);
+      expect(turn.outcome).toBe("error");
+      expect(turn.tools_used).toEqual(["order_status"]);
+      await settledUsage(t.key);
+    },
+  );
 });
 
 describe("the OpenAI route's tool settings", () => {
