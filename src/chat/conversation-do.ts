@@ -671,13 +671,16 @@ export class Conversation extends DurableObject<RawEnv> {
       const ticket = request.headers.get("x-live-ticket") ?? "";
       const expires = Number(request.headers.get("x-live-expires"));
       if (request.headers.get("x-live-user") !== meta.userId) return liveRefusal(404, "no such conversation");
+      // The visitor's own sockets (tabs) have a share of their own, so a visitor holding its
+      // tickets' worth of sockets open cannot keep the operators out of the conversation's live
+      // view. Checked before the ticket is spent: a visitor told to wait keeps its ticket.
+      if (this.ctx.getWebSockets("visitor").length >= MAX_VISITOR_SOCKETS)
+        return liveRefusal(429, "too many live connections from the visitor to this conversation");
+      if (this.ctx.getWebSockets().length >= MAX_SOCKETS)
+        return liveRefusal(429, "too many live connections to this conversation");
       if (!this.#spendTicket(ticket, expires)) return liveRefusal(401, "the live ticket is spent or expired");
     } else if (kind !== "operator") return liveRefusal(400, "unknown live client");
-    // The visitor's own sockets (tabs) have a share of their own, so a visitor holding its tickets'
-    // worth of sockets open cannot keep the operators out of the conversation's live view.
-    if (kind === "visitor" && this.ctx.getWebSockets("visitor").length >= MAX_VISITOR_SOCKETS)
-      return liveRefusal(429, "too many live connections from the visitor to this conversation");
-    if (this.ctx.getWebSockets().length >= MAX_SOCKETS)
+    else if (this.ctx.getWebSockets().length >= MAX_SOCKETS)
       return liveRefusal(429, "too many live connections to this conversation");
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
