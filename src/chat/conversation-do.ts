@@ -666,22 +666,22 @@ export class Conversation extends DurableObject<RawEnv> {
       return liveRefusal(426, "a WebSocket upgrade is expected");
     if (isEnded(meta)) return liveRefusal(409, "conversation has ended");
     const kind = request.headers.get("x-live-kind");
-    if (kind === "visitor") {
-      // The ticket is bound to this conversation's user and spent on first use.
-      const ticket = request.headers.get("x-live-ticket") ?? "";
-      const expires = Number(request.headers.get("x-live-expires"));
-      if (request.headers.get("x-live-user") !== meta.userId) return liveRefusal(404, "no such conversation");
-      // The visitor's own sockets (tabs) have a share of their own, so a visitor holding its
-      // tickets' worth of sockets open cannot keep the operators out of the conversation's live
-      // view. Checked before the ticket is spent: a visitor told to wait keeps its ticket.
-      if (this.ctx.getWebSockets("visitor").length >= MAX_VISITOR_SOCKETS)
-        return liveRefusal(429, "too many live connections from the visitor to this conversation");
-      if (this.ctx.getWebSockets().length >= MAX_SOCKETS)
-        return liveRefusal(429, "too many live connections to this conversation");
-      if (!this.#spendTicket(ticket, expires)) return liveRefusal(401, "the live ticket is spent or expired");
-    } else if (kind !== "operator") return liveRefusal(400, "unknown live client");
-    else if (this.ctx.getWebSockets().length >= MAX_SOCKETS)
+    if (kind !== "visitor" && kind !== "operator") return liveRefusal(400, "unknown live client");
+    const visitor = kind === "visitor";
+    // The ticket is bound to this conversation's user.
+    if (visitor && request.headers.get("x-live-user") !== meta.userId)
+      return liveRefusal(404, "no such conversation");
+    // Room is checked before a visitor's ticket is spent: a visitor told to wait keeps its ticket.
+    // The visitor's own sockets (tabs) have a share of their own, so a visitor holding its tickets'
+    // worth of sockets open cannot keep the operators out of the conversation's live view.
+    if (visitor && this.ctx.getWebSockets("visitor").length >= MAX_VISITOR_SOCKETS)
+      return liveRefusal(429, "too many live connections from the visitor to this conversation");
+    if (this.ctx.getWebSockets().length >= MAX_SOCKETS)
       return liveRefusal(429, "too many live connections to this conversation");
+    // The ticket is spent on first use.
+    const ticket = request.headers.get("x-live-ticket") ?? "";
+    if (visitor && !this.#spendTicket(ticket, Number(request.headers.get("x-live-expires"))))
+      return liveRefusal(401, "the live ticket is spent or expired");
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     // A client's keep-alive is answered by the runtime without waking a hibernated object: a wake

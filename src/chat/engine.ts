@@ -76,13 +76,11 @@ export type TurnOutput =
 
 /**
  * Why the model did not answer, for a caller that may be told (the OpenAI route): the provider's
- * status and whether another attempt could help, and its message (keys redacted). A visitor gets
- * `message` only.
+ * status and whether another attempt could help. A visitor gets `message` only.
  */
 export interface FailureCause {
   status?: number;
   retryable: boolean;
-  detail: string;
 }
 
 /** How the turn ended; the route records it (conversation path) after the stream is done. */
@@ -438,7 +436,7 @@ async function* run(
         model = calledModel(ev.model);
         error = ev.error.message;
         timedOut = ev.error.kind === "timeout";
-        cause = { status: ev.error.status, retryable: ev.error.retryable, detail: ev.error.message };
+        cause = { status: ev.error.status, retryable: ev.error.retryable };
         outcome = "error";
       }
     }
@@ -491,12 +489,12 @@ async function* run(
   }
 }
 
-/** What the visitor reads when the model could not answer; never the upstream's internals. */
 /** An id for a tool call its upstream sent without one, in OpenAI's shape. */
 function toolCallId(): string {
   return `call_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
 }
 
+/** What the visitor reads when the model could not answer; never the upstream's internals. */
 function visitorMessage(timedOut: boolean): string {
   return timedOut
     ? "Sorry, the assistant took too long to answer. Please try again."

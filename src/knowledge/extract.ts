@@ -147,16 +147,17 @@ function textOf(html: string): string {
     i = gt[1];
     TAG_NAME.lastIndex = lt + 1;
     const name = TAG_NAME.exec(html);
-    if (!name?.[1] || name.index >= gt[0]) continue;
+    if (!name?.[1]) continue;
     const tag = name[1].toLowerCase();
     if (name[0].startsWith("/")) {
       if (BLOCK.has(tag)) out.push("\n\n");
       continue;
     }
-    if (DROPPED.has(tag) || HEADING_TAG.test(tag)) {
+    const heading = HEADING_TAG.test(tag);
+    if (heading || DROPPED.has(tag)) {
       const close = closerOf(tag)(i);
       if (close) {
-        if (HEADING_TAG.test(tag)) {
+        if (heading) {
           const text = textOf(html.slice(i, close[0])).replace(/\s+/g, " ").trim();
           out.push(text ? `\n\n${"#".repeat(Number(tag[1]))} ${text}\n\n` : "\n\n");
         }

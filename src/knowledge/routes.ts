@@ -155,18 +155,21 @@ export const knowledgeRoutes = (scope: TenantScope) =>
         const svc = c.get("svc");
         const tenantId = c.get("tenant").id;
         const patch = c.req.valid("json");
-        const before = patch.embedding ? (await readKnowledgeConfig(svc.dbh.db, tenantId)).embedding : null;
-        const out = await writeSettings(svc.env, svc.dbh.db, c.get("actor"), tenantId, patch);
+        const { settings, embeddingChanged } = await writeSettings(
+          svc.env,
+          svc.dbh.db,
+          c.get("actor"),
+          tenantId,
+          patch,
+        );
         await invalidateKnowledge(svc, tenantId);
         if (patch.embedding && patch.embedding.provider !== "none") {
           // The settings are saved either way. A new model or key queues what lacks a vector of it;
           // the same embedding sent again does too (after failures), at most once in
           // REQUEUE_COOLDOWN_S: each queueing sends every such source to the tenant's URL, so a
           // loop of the same PATCH would make the platform post to that URL without end.
-          const after = (await readKnowledgeConfig(svc.dbh.db, tenantId)).embedding;
-          const changed = JSON.stringify(before) !== JSON.stringify(after);
           const due =
-            changed ||
+            embeddingChanged ||
             (await svc.cache.run(
               true,
               async (r) =>
@@ -179,7 +182,7 @@ export const knowledgeRoutes = (scope: TenantScope) =>
               ),
             );
         }
-        return c.json(out, 200);
+        return c.json(settings, 200);
       },
     )
     .openapi(

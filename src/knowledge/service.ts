@@ -290,14 +290,17 @@ function embeddingColumns(env: Env, input: EmbeddingInput) {
   }
 }
 
-/** Changes the given settings, audited (an embedding key is recorded as set, never its value). */
+/**
+ * Changes the given settings, audited (an embedding key is recorded as set, never its value).
+ * Answers them, and whether the embedding model, URL or key is another than before.
+ */
 export async function writeSettings(
   env: Env,
   db: Db,
   who: Actor,
   tenantId: string,
   patch: SettingsPatch,
-): Promise<Settings> {
+): Promise<{ settings: Settings; embeddingChanged: boolean }> {
   const [row] = await db.select().from(knowledgeSettings).where(eq(knowledgeSettings.tenantId, tenantId));
   const current = settingsOf(row);
   const values = {
@@ -322,7 +325,10 @@ export async function writeSettings(
     await audit(tx, who, tenantId, "knowledge.settings.update", tenantId, logged);
     return out;
   });
-  return settingsOf(written);
+  return {
+    settings: settingsOf(written),
+    embeddingChanged: JSON.stringify(embeddingOf(row)) !== JSON.stringify(embeddingOf(written)),
+  };
 }
 
 /** Unanswered questions grouped by their normalized text, most asked first. */
