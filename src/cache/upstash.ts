@@ -3,7 +3,7 @@
  * POSTed to the database's URL (`["SET","k","v","EX","60"]` -> `{"result":"OK"}` or
  * `{"error":"..."}`), a pipeline an array of them POSTed to `/pipeline` (one answer each).
  * @upstash/redis speaks the same protocol with every Redis command and its (de)serialisation:
- * 92 KiB of the worker bundle (17 KiB gzipped) for the nine commands used here. The local bridge
+ * 92 KiB of the worker bundle (17 KiB gzipped) for the few commands used here. The local bridge
  * (local/upstash-bridge.ts) is checked against the official client, and this one against the bridge.
  */
 
@@ -33,13 +33,19 @@ export class Pipeline {
     return this;
   }
 
-  expire(key: string, seconds: number): this {
-    this.#commands.push(["EXPIRE", key, seconds]);
+  /** `nx`: only when the key has no expiry yet. */
+  expire(key: string, seconds: number, opts: { nx?: boolean } = {}): this {
+    this.#commands.push(opts.nx ? ["EXPIRE", key, seconds, "NX"] : ["EXPIRE", key, seconds]);
     return this;
   }
 
   get(key: string): this {
     this.#commands.push(["GET", key]);
+    return this;
+  }
+
+  ttl(key: string): this {
+    this.#commands.push(["TTL", key]);
     return this;
   }
 
@@ -116,6 +122,10 @@ export class UpstashRest {
       opts.count,
     ]);
     return [String(next), keys];
+  }
+
+  expire(key: string, seconds: number): Promise<number> {
+    return this.#command(["EXPIRE", key, seconds]);
   }
 
   /** Seconds the key has left (-1: no expiry, -2: no key). */

@@ -7,7 +7,6 @@
 import { and, asc, count, eq, gt, isNull, lte, sql } from "drizzle-orm";
 import { hmacSha256Hex, randomToken, sha256Hex } from "../auth/keys";
 import type { Cache } from "../cache/redis";
-import type { UpstashRest } from "../cache/upstash";
 import type { Db } from "../db/client";
 import { type OperatorRow, operatorSessions, operators, operatorTokens } from "../db/schema";
 import { AppError } from "../errors";
@@ -253,11 +252,14 @@ export type SignIn =
   | { ok: false; locked?: { ms: number; scope: "account" | "address" } };
 
 /**
- * Email and password, from `address` (the caller's hashed address, src/auth/throttle.ts). A locked
- * account, or an account locked for this address, is refused before the password is checked; a
- * wrong password counts towards both locks. Every failure looks the same to the caller, an email
- * that is no operator's included: it locks after as many failures, for as long, else the lock
- * itself would tell a prober which emails are operators.
+ * Email and password, from `address` (the caller's hashed address, src/auth/throttle.ts). Every
+ * attempt is counted as a failure before its password is checked: first against the account from
+ * this address, then against the account from anywhere. One that makes a count pass its limit is
+ * refused unchecked, so a burst of attempts sent at once meets the same locks as attempts sent one
+ * by one (counted after the check, they all passed before any was counted). A right password then
+ * clears both counts. Every failure looks the same to the caller, an email that is no operator's
+ * included: it locks after as many failures, for as long, else the lock itself would tell a prober
+ * which emails are operators.
  */
 export async function signIn(
   db: Db,
@@ -270,27 +272,19 @@ export async function signIn(
 ): Promise<SignIn> {
   const op = await findByEmail(db, tenantId, email);
   const locks = signInLocks(cache, tenantId, email, address ?? "unknown");
-  const held = await locks.held();
-  const account = (op ? op.lockedUntil?.getTime() : held.unknownAccount) ?? 0;
-  const until = Math.max(account, held.address ?? 0);
-  if (until > now)
-    return { ok: false, locked: { ms: until - now, scope: account > now ? "account" : "address" } };
+  const refused = (until: number, scope: "account" | "address"): SignIn => ({
+    ok: false,
+    locked: { ms: Math.max(until - now, 1000), scope },
+  });
+  // A locked account is refused before the address's count: its attempts lock no address.
+  const accountLock = op ? (op.lockedUntil?.getTime() ?? 0) : await locks.unknownAccountLock(now);
+  if (accountLock > now) return refused(accountLock, "account");
+  const here = await locks.claimAddress(now);
+  if (here !== undefined) return refused(here, "address");
+  const everywhere = op ? await claimAccount(db, op.id, now) : await locks.claimUnknownAccount(now);
+  if (everywhere !== undefined) return refused(everywhere, "account");
   const usable = op && !op.removedAt ? op.passwordHash : null;
-  if (!(await verifyPassword(password, usable)) || !op) {
-    if (op) {
-      // One statement: concurrent failures cannot lose a count.
-      await db
-        .update(operators)
-        .set({
-          failedSignIns: sql`${operators.failedSignIns} + 1`,
-          lockedUntil: sql`case when (${operators.failedSignIns} + 1) % ${ACCOUNT_SIGN_IN_FAILURES} = 0
-            then ${new Date(now + LOCK_MS).toISOString()}::timestamptz else ${operators.lockedUntil} end`,
-        })
-        .where(eq(operators.id, op.id));
-    }
-    await locks.failed(now, { unknownAccount: !op });
-    return { ok: false };
-  }
+  if (!(await verifyPassword(password, usable)) || !op) return { ok: false };
   const rehash = !op.passwordHash?.startsWith(`pbkdf2-sha256$${PBKDF2_ITERATIONS}$`);
   await db
     .update(operators)
@@ -305,49 +299,77 @@ export async function signIn(
 }
 
 /**
- * The sign-in failures and locks kept in Redis, under hashes, expiring on their own: an account's
- * for one address (every account's), and the account-wide ones of an email that is no operator of
- * the tenant (never in Postgres: nobody's row; an operator's are its row's). Without Redis nothing
- * here is counted: an account then locks only after ACCOUNT_SIGN_IN_FAILURES, and an unknown email
- * never does.
+ * Counts an attempt on an operator's account, from anywhere, as a failure (a success clears it):
+ * at every ACCOUNT_SIGN_IN_FAILURES-th the account locks for LOCK_MS. One statement, which takes the
+ * row's lock, so concurrent attempts are counted one after another and none passes a lock another
+ * has just set. Undefined when the attempt may go on; else when the lock ends.
+ */
+async function claimAccount(db: Db, id: string, now: number): Promise<number | undefined> {
+  const open = sql`(${operators.lockedUntil} is null or ${operators.lockedUntil} <= ${new Date(now).toISOString()}::timestamptz)`;
+  const [counted] = await db
+    .update(operators)
+    .set({
+      failedSignIns: sql`${operators.failedSignIns} + 1`,
+      lockedUntil: sql`case when (${operators.failedSignIns} + 1) % ${ACCOUNT_SIGN_IN_FAILURES} = 0
+        then ${new Date(now + LOCK_MS).toISOString()}::timestamptz else ${operators.lockedUntil} end`,
+    })
+    .where(and(eq(operators.id, id), open))
+    .returning({ id: operators.id });
+  if (counted) return undefined;
+  const [row] = await db
+    .select({ lockedUntil: operators.lockedUntil })
+    .from(operators)
+    .where(eq(operators.id, id));
+  return row?.lockedUntil?.getTime() ?? now + LOCK_MS;
+}
+
+/**
+ * The sign-in counts kept in Redis, under hashes, expiring on their own: an account's attempts from
+ * one address (every account's), and the account-wide ones of an email that is no operator of the
+ * tenant (never in Postgres: nobody's row; an operator's are its row's). A count lives a day from its
+ * first attempt; the attempt that reaches its limit makes it live LOCK_MS instead, and while it lives
+ * at the limit or over, it is the lock. Without Redis nothing here is counted: an account then locks
+ * only after ACCOUNT_SIGN_IN_FAILURES, and an unknown email never does.
  */
 function signInLocks(cache: Cache, tenantId: string, email: string, address: string) {
   const who = `${tenantId}\n${normalEmail(email)}`;
   const keys = Promise.all([sha256Hex(who), sha256Hex(`${who}\n${address}`)]).then(([account, here]) => ({
-    accountFailures: `ce:signin:failures:${account}`,
-    accountLock: `ce:signin:lock:${account}`,
-    addressFailures: `ce:signin:addr:failures:${here}`,
-    addressLock: `ce:signin:addr:lock:${here}`,
+    account: `ce:signin:account:${account}`,
+    address: `ce:signin:address:${here}`,
   }));
-  /** Counts one failure under `failures`; at every `limit`-th, locks `lock` for LOCK_MS. */
-  const count = (r: UpstashRest, failures: string, lock: string, limit: number, now: number) =>
-    r
-      .pipeline()
-      .incr(failures)
-      .expire(failures, 24 * 3600)
-      .exec<[number, number]>()
-      .then(async ([n]) => {
-        if (n % limit === 0) await r.set(lock, String(now + LOCK_MS), { ex: LOCK_MS / 1000 });
-      });
+  /** Counts an attempt under `key`; undefined when it may go on, else when the lock ends. */
+  const claim = (key: string, limit: number, now: number) =>
+    cache.run(undefined, async (r): Promise<number | undefined> => {
+      const [n, , ttl] = await r
+        .pipeline()
+        .incr(key)
+        .expire(key, 24 * 3600, { nx: true })
+        .ttl(key)
+        .exec<[number, number, number]>();
+      if (n === limit) await r.expire(key, LOCK_MS / 1000);
+      return n > limit ? now + Math.max(ttl, 1) * 1000 : undefined;
+    });
   return {
-    /** When each lock ends (ms since the epoch), where one is set. */
-    async held(): Promise<{ address?: number; unknownAccount?: number }> {
-      const k = await keys;
-      const [address, account] = await cache.run([null, null], (r) => r.mget(k.addressLock, k.accountLock));
-      return { address: Number(address) || undefined, unknownAccount: Number(account) || undefined };
+    /** Counts an attempt on the account from this address: at SIGN_IN_FAILURES it locks. */
+    async claimAddress(now: number): Promise<number | undefined> {
+      return claim((await keys).address, SIGN_IN_FAILURES, now);
     },
-    async failed(now: number, opts: { unknownAccount: boolean }): Promise<void> {
-      const k = await keys;
-      await cache.run(undefined, async (r) => {
-        await count(r, k.addressFailures, k.addressLock, SIGN_IN_FAILURES, now);
-        if (opts.unknownAccount)
-          await count(r, k.accountFailures, k.accountLock, ACCOUNT_SIGN_IN_FAILURES, now);
-      });
+    /** When an unknown email's account-wide lock ends (0: none), without counting. */
+    async unknownAccountLock(now: number): Promise<number> {
+      const key = (await keys).account;
+      const [n, ttl] = await cache.run<[string | number | null, number]>([0, 0], (r) =>
+        r.pipeline().get(key).ttl(key).exec<[string | number | null, number]>(),
+      );
+      return Number(n) >= ACCOUNT_SIGN_IN_FAILURES ? now + Math.max(ttl, 1) * 1000 : 0;
+    },
+    /** Counts an attempt on an unknown email's account, as an operator's row counts its own. */
+    async claimUnknownAccount(now: number): Promise<number | undefined> {
+      return claim((await keys).account, ACCOUNT_SIGN_IN_FAILURES, now);
     },
     /** A success starts this address's count again, as it does the account's. */
     async succeeded(): Promise<void> {
       const k = await keys;
-      await cache.run(0, (r) => r.del(k.addressFailures));
+      await cache.run(0, (r) => r.del(k.address));
     },
   };
 }
