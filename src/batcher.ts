@@ -8,6 +8,16 @@ import { errorSummary } from "./errors";
  * request created: workerd drops continuations resolved across request contexts, which would lose
  * the batch. Items are plain data, so a batch may hold items of many requests.
  */
+/** Thrown by a write that wrote part of its batch: only `rest` is tried again. */
+export class PartialWrite<T> extends Error {
+  constructor(
+    readonly rest: T[],
+    cause: unknown,
+  ) {
+    super(`${rest.length} items of the batch were not written`, { cause });
+  }
+}
+
 export class Batcher<T> {
   #items: T[] = [];
   #armed = false;
@@ -49,18 +59,21 @@ export class Batcher<T> {
   }
 
   async #writeWithRetries(items: T[]): Promise<void> {
+    let left = items;
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
-        await this.write(items);
+        await this.write(left);
         return;
       } catch (err) {
+        const partial = err instanceof PartialWrite;
+        if (partial) left = err.rest as T[];
         console.error(
           JSON.stringify({
             msg: `${this.opts.name}: batch write failed`,
             attempt,
-            items: items.length,
+            items: left.length,
             // Class and SQLSTATE only: a failed insert's message carries the rows it held.
-            ...errorSummary(err),
+            ...errorSummary(partial ? err.cause : err),
           }),
         );
         if (attempt < 3) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));

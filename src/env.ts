@@ -86,6 +86,8 @@ export const EnvSchema = z.object({
   /** Where notifications are POSTed when email is not configured; signed with NOTIFY_WEBHOOK_SECRET. */
   NOTIFY_WEBHOOK_URL: z.url().optional(),
   NOTIFY_WEBHOOK_SECRET: z.string().min(16).optional(),
+  /** Escalation notices one tenant is sent an hour; past it a conversation waits in the inbox only (src/notify). */
+  ESCALATION_NOTICES_PER_HOUR: intVar(60, 1, 100_000),
   /** The public origin of the console (https://chat.example.com): links in notifications (docs/handoff.md). */
   PUBLIC_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
   ENVIRONMENT: z.enum(["production", "development", "test"]).default("production"),

@@ -23,19 +23,23 @@ type Readiness = z.infer<typeof Ready>;
 export const READY_TTL_MS = 5_000;
 const answers = new Map<string, { at: number; body: Readiness }>();
 
-/** Runs a probe with a deadline; answers how it went and how long it took. */
-async function probe(run: () => Promise<unknown>, timeoutMs: number) {
+const TIMED_OUT = new Error("timed out");
+
+/**
+ * Runs a probe with a deadline; answers how it went and how long it took. The answer needs no
+ * credentials, so a failure says only that it failed or timed out: the driver's message (a host, a
+ * database user) goes to the worker's log.
+ */
+async function probe(name: string, run: () => Promise<unknown>, timeoutMs: number) {
   const started = Date.now();
   try {
-    await Promise.race([
-      run(),
-      new Promise((_, reject) =>
-        setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs),
-      ),
-    ]);
+    await Promise.race([run(), new Promise((_, reject) => setTimeout(() => reject(TIMED_OUT), timeoutMs))]);
     return { ok: true, ms: Date.now() - started };
   } catch (err) {
-    return { ok: false, ms: Date.now() - started, error: err instanceof Error ? err.message : String(err) };
+    const ms = Date.now() - started;
+    if (err === TIMED_OUT) return { ok: false, ms, error: `timed out after ${timeoutMs} ms` };
+    console.error(JSON.stringify({ msg: `readiness: ${name} failed`, error: String(err) }));
+    return { ok: false, ms, error: "unreachable (the worker's log has the error)" };
   }
 }
 
@@ -80,11 +84,15 @@ async function readiness(svc: Services): Promise<Readiness> {
   const checkedAt = new Date().toISOString();
   const configured = svc.env.UPSTASH_REDIS_REST_URL !== undefined;
   const [postgres, redis] = await Promise.all([
-    probe(() => svc.dbh.db.execute(sql`select 1`), 3_000),
+    probe("postgres", () => svc.dbh.db.execute(sql`select 1`), 3_000),
     configured
-      ? probe(async () => {
-          if (!(await svc.cache.ping())) throw new Error("no PONG");
-        }, 1_000)
+      ? probe(
+          "redis",
+          async () => {
+            if (!(await svc.cache.ping())) throw new Error("no PONG");
+          },
+          1_000,
+        )
       : Promise.resolve({ ok: true, ms: 0 }),
   ]);
   // Redis is a cache: without it the platform still serves, so only Postgres decides readiness.

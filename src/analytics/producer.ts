@@ -1,4 +1,4 @@
-import { Batcher } from "../batcher";
+import { Batcher, PartialWrite } from "../batcher";
 import type { RefusalReason } from "../db/schema";
 import type { Env } from "../env";
 import type { AnalyticsEvent, RefusalEvent } from "./events";
@@ -13,10 +13,24 @@ const BATCH_DELAY_MS = 250;
 // Bounded: a batcher holds at most MAX_BATCH events before it sends them.
 const batchers = new WeakMap<object, Batcher<AnalyticsEvent>>();
 
-/** Sends a batch of events as packs (src/analytics/pack.ts): usually one queue message for all. */
-async function sendPacked(queue: Queue, events: readonly AnalyticsEvent[]): Promise<void> {
+/**
+ * Sends a batch of events as packs (src/analytics/pack.ts): usually one queue message for all. A
+ * pack the queue refuses does not hold back the others (they may be other tenants' events); only
+ * its events are tried again.
+ */
+export async function sendPacked(queue: Queue, events: readonly AnalyticsEvent[]): Promise<void> {
+  const rest: AnalyticsEvent[] = [];
+  let cause: unknown;
   // One pack a call: a pack may weigh up to 100 KB, and a sendBatch holds 256 KB in all.
-  for (const body of packEvents(events)) await queue.send(body, { contentType: "json" });
+  for (const body of packEvents(events)) {
+    try {
+      await queue.send(body, { contentType: "json" });
+    } catch (err) {
+      cause ??= err;
+      rest.push(...body.events);
+    }
+  }
+  if (rest.length > 0) throw new PartialWrite(rest, cause);
 }
 
 /**

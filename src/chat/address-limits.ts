@@ -14,6 +14,7 @@ import {
 import { tenantGate } from "../admission/client";
 import { gateFailure, rateLimitFields } from "../admission/headers";
 import type { AppEnv } from "../app";
+import { sha256Hex } from "../auth/keys";
 import { IsolateCache } from "../cache/isolate";
 import { AppError } from "../errors";
 
@@ -37,9 +38,16 @@ const WINDOWS: Record<AddressKind, { windowMs: number; what: string; policy: str
   conversation: { windowMs: 3_600_000, what: "new conversations", policy: "address-conversations" },
 };
 
-/** The address hit a browser's message, transcript read or conversation start counts; none for servers (secret keys). */
-export function addressHitOf(c: Context<AppEnv>, kind: AddressKind): AddressHit | undefined {
-  const address = c.get("clientIp");
+/**
+ * The address hit a browser's message, transcript read or conversation start counts; none for
+ * servers (secret keys). `key` counts it under another key than the client's address, alike.
+ */
+export function addressHitOf(
+  c: Context<AppEnv>,
+  kind: AddressKind,
+  key = c.get("clientIp"),
+): AddressHit | undefined {
+  const address = key;
   if (c.get("apiKey").kind !== "publishable" || !address) return undefined;
   const tenant = c.get("tenant");
   // Configs cached before the settings existed lack them.
@@ -81,12 +89,19 @@ export function rememberRefusal(hit: AddressHit, result: Refused, askedAt: numbe
   if (result.retryAfterMs > 0) full.set(fullKey(hit), askedAt + result.retryAfterMs, askedAt);
 }
 
-/** Counts one browser message, read or conversation start against its address; throws 429 past the limit. */
-export async function limitAddress(c: Context<AppEnv>, kind: AddressKind): Promise<void> {
-  const hit = addressHitOf(c, kind);
+/**
+ * Counts one browser message, read or conversation start against its address; throws 429 past the
+ * limit. `visitor`: against the browser's visitor instead (its token's id), whatever address it
+ * comes from.
+ */
+export async function limitAddress(c: Context<AppEnv>, kind: AddressKind, visitor?: string): Promise<void> {
+  // A visitor's windows live beside the addresses', under a hash of the same shape.
+  const key = visitor === undefined ? undefined : (await sha256Hex(`visitor:${visitor}`)).slice(0, 32);
+  const hit = addressHitOf(c, kind, key);
   if (!hit) return;
+  const refusal = (r: Refused) => addressRefusal(kind, r, visitor === undefined ? "address" : "visitor");
   const known = knownRefusal(hit);
-  if (known) throw addressRefusal(kind, known);
+  if (known) throw refusal(known);
   const askedAt = Date.now();
   let result: AddressHitResult;
   try {
@@ -96,15 +111,24 @@ export async function limitAddress(c: Context<AppEnv>, kind: AddressKind): Promi
   }
   if (!result.ok) {
     rememberRefusal(hit, result, askedAt);
-    throw addressRefusal(kind, result);
+    throw refusal(result);
   }
 }
 
-/** The 429 of an address over its limit, with the address's own policy in the RateLimit fields. */
-export function addressRefusal(kind: AddressKind, result: Refused): AppError {
-  const { windowMs, what, policy } = WINDOWS[kind];
+/**
+ * The 429 of an address (or a visitor, `level`) over its limit, with its own policy in the
+ * RateLimit fields.
+ */
+export function addressRefusal(
+  kind: AddressKind,
+  result: Refused,
+  level: "address" | "visitor" = "address",
+): AppError {
+  const { windowMs, what } = WINDOWS[kind];
+  const policy = level === "address" ? WINDOWS[kind].policy : `visitor-${kind}s`;
   const wait = result.retryAfterSeconds;
-  return new AppError("RATE_LIMITED", `too many ${what} from this address; retry in ${wait} s`, {
+  const from = level === "address" ? "from this address" : "by this visitor";
+  return new AppError("RATE_LIMITED", `too many ${what} ${from}; retry in ${wait} s`, {
     headers: {
       "Retry-After": String(wait),
       // The address's own policy only: this refusal comes before admission, which knows the others.
@@ -118,6 +142,6 @@ export function addressRefusal(kind: AddressKind, result: Refused): AppError {
         },
       ]),
     },
-    details: { level: "address", limit: result.limit, remaining: 0, reset_seconds: wait },
+    details: { level, limit: result.limit, remaining: 0, reset_seconds: wait },
   });
 }

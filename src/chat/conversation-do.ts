@@ -133,6 +133,13 @@ interface LiveAttachment extends FrameCredit {
   until?: number;
 }
 
+/**
+ * The entries (visitor messages, answers, operators' and system notes) at which a conversation
+ * stops taking visitor messages: the next is refused (409) and the visitor starts a new
+ * conversation. It bounds what one conversation keeps in memory and storage, sums on every call
+ * and sends whole to a transcript read, whoever writes to it in a loop.
+ */
+export const MAX_CONVERSATION_ENTRIES = 500;
 /** How many live sockets one conversation holds (operators' tabs and the visitor's). */
 const MAX_SOCKETS = 32;
 /** Of which the visitor's: the rest, 24, are the operators'. */
@@ -141,6 +148,15 @@ const MAX_VISITOR_SOCKETS = 8;
 export const OPERATOR_SOCKET_MS = 10 * 60_000;
 /** At most this many entries in one inbox event; the rest follow in the next. */
 const INBOX_BATCH = 200;
+/**
+ * At most this many characters of entries in one inbox event, and of one entry (the index keeps an
+ * entry's first INBOX_EVENT_CHARS; the transcript keeps it whole). A queue message holds 128 KB:
+ * 24,000 characters are at most 72 KB of UTF-8, and 200 entries' other fields about 20 KB more.
+ */
+const INBOX_EVENT_CHARS = 24_000;
+/** Of an escalation notice's transcript: the newest entries, each cut to NOTICE_ENTRY_CHARS. */
+const NOTICE_TRANSCRIPT_CHARS = 24_000;
+const NOTICE_ENTRY_CHARS = 4_000;
 /**
  * How long a turn's inbox event waits for the next turns': one event then carries them all. Each
  * event costs a queue send here and its ingest in the consumer; a visitor writes several messages
@@ -335,6 +351,8 @@ export class Conversation extends DurableObject<RawEnv> {
     if (!meta || meta.tenantId !== tenantId || (call.owner !== undefined && meta.userId !== call.owner))
       conversation = { ok: false, reason: "not_found" };
     else if (isEnded(meta)) conversation = { ok: false, reason: "ended", view: this.#view() };
+    else if (this.#messages.length >= MAX_CONVERSATION_ENTRIES)
+      conversation = { ok: false, reason: "full", view: this.#view() };
     else {
       const h = this.#history(call.historyBudget);
       historyTokens = h.tokens;
@@ -833,6 +851,8 @@ export class Conversation extends DurableObject<RawEnv> {
     // the next write, not by a write of its own: an object evicted before then sends a few entries
     // again, which the index ignores (entries are keyed by seq).
     this.#markInbox(meta, event);
+    // What did not fit in one event goes in the next, now.
+    if (this.#meta === meta && this.#inboxBehind(meta)) await this.#emitInbox();
   }
 
   /**
@@ -844,7 +864,11 @@ export class Conversation extends DurableObject<RawEnv> {
   #handInbox(): InboxEvent | undefined {
     const meta = this.#meta;
     const event = this.#inboxEvent();
-    if (meta && event) this.#markInbox(meta, event);
+    if (meta && event) {
+      this.#markInbox(meta, event);
+      // What did not fit goes from here, after INBOX_DELAY_MS.
+      if (this.#inboxBehind(meta)) this.#index();
+    }
     return event;
   }
 
@@ -857,7 +881,7 @@ export class Conversation extends DurableObject<RawEnv> {
   #inboxEvent(always = false): InboxEvent | undefined {
     const meta = this.#meta;
     if (!meta) return undefined;
-    const fresh = this.#messages.filter((m) => m.seq > meta.inboxSeq).slice(0, INBOX_BATCH);
+    const fresh = this.#freshEntries(meta);
     if (!always && fresh.length === 0 && meta.inboxSeq > 0) return undefined;
     return {
       type: "inbox",
@@ -879,8 +903,27 @@ export class Conversation extends DurableObject<RawEnv> {
       lastActivityAt: meta.lastActivityAt,
       waitingSince: meta.waitingSince,
       holder: meta.holder,
-      entries: fresh.map(entryOf),
+      entries: fresh,
     };
+  }
+
+  /** The entries the inbox has not had, oldest first, as many as one event carries. */
+  #freshEntries(meta: Meta): TranscriptEntry[] {
+    const out: TranscriptEntry[] = [];
+    let chars = 0;
+    for (const m of this.#messages) {
+      if (m.seq <= meta.inboxSeq) continue;
+      const content = clipped(m.content, INBOX_EVENT_CHARS);
+      if (out.length === INBOX_BATCH || (out.length > 0 && chars + content.length > INBOX_EVENT_CHARS)) break;
+      chars += content.length;
+      out.push({ ...entryOf(m), content });
+    }
+    return out;
+  }
+
+  /** Whether entries are left for a later inbox event (one did not carry them all). */
+  #inboxBehind(meta: Meta): boolean {
+    return (this.#messages.at(-1)?.seq ?? 0) > meta.inboxSeq;
   }
 
   /** Idle timeout: an open or escalated conversation nobody touched ends unresolved. */
@@ -913,9 +956,14 @@ export class Conversation extends DurableObject<RawEnv> {
     return this.#expire(cutoffMs);
   }
 
-  /** Deletes this conversation's whole storage now (a visitor's erasure, a tenant's purge). */
-  async forget(tenantId: string): Promise<boolean> {
+  /**
+   * Deletes this conversation's whole storage now: a tenant's purge, or (`userId`) a visitor's
+   * erasure, which finds its conversations by rows that name the visitor: another user's
+   * conversation is refused.
+   */
+  async forget(tenantId: string, userId?: string): Promise<boolean> {
     if (this.#meta?.tenantId !== tenantId) return false;
+    if (userId !== undefined && this.#meta.userId !== userId) return false;
     await this.#forget();
     return true;
   }
@@ -1050,9 +1098,7 @@ export class Conversation extends DurableObject<RawEnv> {
       reason,
       at: this.clock.now(),
       ...(origin ? { origin } : {}),
-      transcript: this.#messages
-        .filter((x) => x.role !== "system")
-        .map((x) => ({ role: x.role, content: x.content, at: x.at })),
+      ...noticeTranscript(this.#messages),
     };
     await this.env.NOTIFY_QUEUE.send(notice, { contentType: "json" });
   }
@@ -1112,6 +1158,36 @@ function liveRefusal(status: number, message: string): Response {
 }
 
 const ROLES = new Set(["user", "assistant", "operator", "system"]);
+
+/**
+ * An escalation notice's transcript: the newest entries that fit NOTICE_TRANSCRIPT_CHARS, each cut
+ * to NOTICE_ENTRY_CHARS, and how many earlier ones are left out. A queue message holds 128 KB, and
+ * a notice is an email; the console has the whole conversation.
+ */
+function noticeTranscript(
+  messages: readonly StoredMessage[],
+): Pick<EscalationNotice, "transcript" | "omitted"> {
+  const said = messages.filter((x) => x.role !== "system");
+  const transcript: EscalationNotice["transcript"] = [];
+  let chars = 0;
+  for (let i = said.length - 1; i >= 0; i--) {
+    const x = said[i] as StoredMessage;
+    const content = clipped(x.content, NOTICE_ENTRY_CHARS);
+    if (transcript.length > 0 && chars + content.length > NOTICE_TRANSCRIPT_CHARS) break;
+    chars += content.length;
+    transcript.unshift({ role: x.role, content, at: x.at });
+  }
+  const omitted = said.length - transcript.length;
+  return omitted > 0 ? { transcript, omitted } : { transcript };
+}
+
+/** `text` cut to at most `max` characters, marked as cut, never inside a surrogate pair. */
+function clipped(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max - 1;
+  if (/[\uD800-\uDBFF]/.test(text.charAt(end - 1))) end -= 1;
+  return `${text.slice(0, end)}…`;
+}
 
 function entryOf(m: StoredMessage): TranscriptEntry {
   return { seq: m.seq, role: m.role, author: m.author ?? null, content: m.content, at: m.at };

@@ -27,7 +27,7 @@ import {
   type StoredAssignment,
   stubOf,
 } from "./conversation-access";
-import type { Outcome } from "./conversation-do";
+import { MAX_CONVERSATION_ENTRIES, type Outcome } from "./conversation-do";
 import type { ConversationView, PrepareResult, TurnCallResult } from "./conversation-types";
 import {
   type AdmittedTurn,
@@ -39,6 +39,7 @@ import {
 } from "./engine";
 import { endUserOf } from "./identity";
 import type { ChatMessage } from "./providers/types";
+import { abortOnDisconnect, RequestHold } from "./request-hold";
 import { asksForHuman } from "./safety";
 import { frameStream, SSE_HEADERS, sseFrame } from "./sse";
 import { estimateTokens, messageTokens } from "./tokens";
@@ -49,12 +50,26 @@ const HELD = new Error("held by an operator");
 const HUMAN_REPLY =
   "I've passed our conversation to a member of the team; they will get back to you shortly. You can keep writing here in the meantime.";
 
-/** Sends the visitor's next message: history and admission in one call, the model, the record. */
-export async function sendMessage(
+/**
+ * Sends the visitor's next message: history and admission in one call, the model, the record. Held
+ * from before admission until the turn is recorded, whether or not its client stays.
+ */
+export function sendMessage(
   c: Context<AppEnv>,
   id: string,
   content: string,
   stream: boolean,
+): Promise<Response> {
+  const hold = new RequestHold(execCtx(c));
+  return hold.run(() => answerMessage(c, id, content, stream, hold));
+}
+
+async function answerMessage(
+  c: Context<AppEnv>,
+  id: string,
+  content: string,
+  stream: boolean,
+  hold: RequestHold,
 ): Promise<Response> {
   const tenant = c.get("tenant");
   const svc = c.get("svc");
@@ -62,6 +77,7 @@ export async function sendMessage(
   const redactor = redactorOf(tenant);
   const stub = stubOf(c, id);
   const abort = new AbortController();
+  abortOnDisconnect(c, abort);
   const at = Date.now();
   const convKey = `${tenant.id}:${id}`;
   const newMessage: ChatMessage = {
@@ -309,24 +325,26 @@ export async function sendMessage(
     const g = await gather();
     return c.json(g.reply, 200, ready.headers);
   }
-  const frames = (async function* () {
-    const queue: Uint8Array[] = [];
-    let wake: (() => void) | undefined;
-    let finished: Awaited<ReturnType<typeof gather>> | undefined;
-    let failure: unknown;
-    const done = gather((t, event, data) => {
-      queue.push(sseFrame(JSON.stringify(data ?? { text: t }), event));
+  // The turn runs whether or not anyone reads its frames: the client may have gone.
+  const queue: Uint8Array[] = [];
+  let wake: (() => void) | undefined;
+  let finished: Awaited<ReturnType<typeof gather>> | undefined;
+  let failure: unknown;
+  const done = gather((t, event, data) => {
+    queue.push(sseFrame(JSON.stringify(data ?? { text: t }), event));
+    wake?.();
+  }).then(
+    (g) => {
+      finished = g;
       wake?.();
-    }).then(
-      (g) => {
-        finished = g;
-        wake?.();
-      },
-      (err) => {
-        failure = err;
-        wake?.();
-      },
-    );
+    },
+    (err) => {
+      failure = err;
+      wake?.();
+    },
+  );
+  hold.until(done);
+  const frames = (async function* () {
     while (!finished && failure === undefined) {
       if (queue.length === 0) await new Promise<void>((r) => (wake = r));
       while (queue.length) yield queue.shift() as Uint8Array;
@@ -371,6 +389,11 @@ function verdict(
   if (!conversation.ok) {
     if (conversation.reason === "ended")
       throw new AppError("CONFLICT", "conversation has ended; start a new one");
+    if (conversation.reason === "full")
+      throw new AppError(
+        "CONFLICT",
+        `conversation has reached its ${MAX_CONVERSATION_ENTRIES} messages; start a new one`,
+      );
     throw new AppError("NOT_FOUND", "no such conversation");
   }
   if (!gate) return { conversation, admission: undefined };

@@ -15,7 +15,7 @@ import { call, conversationAssignments, ensureOwner, own, stubOf, viewOut } from
 import type { Outcome } from "./conversation-do";
 import { sendMessage } from "./conversation-message";
 import type { PrepareResult } from "./conversation-types";
-import { endUserOf, verifiedUserId, visitorAuth } from "./identity";
+import { endUserOf, identityTag, verifiedUserId, visitorAuth } from "./identity";
 import { requireBotCheck } from "./turnstile";
 import { issueVisitorToken } from "./visitor-token";
 
@@ -199,6 +199,10 @@ export const conversations = newRouter()
     // The address's window first, so a script sending junk tokens gets at most its hourly starts'
     // worth of siteverify calls; then the bot check, before any visitor or conversation exists.
     await limitAddress(c, "conversation");
+    // A returning visitor's starts count on its id too, wherever they come from: a visitor token
+    // (which spares its holder the bot check) shared among many addresses starts as one visitor.
+    const known = c.get("visitor");
+    if (known) await limitAddress(c, "conversation", known.visitorId);
     const verified = await verifiedUserId(c, body);
     await requireBotCheck(c, body.turnstile_token);
     const id = `conv_${randomToken(24)}`;
@@ -206,8 +210,11 @@ export const conversations = newRouter()
     // token names a user only when this start verified it: a claim is never renewed unchecked.
     let visitorToken: string | undefined;
     if (c.get("apiKey").kind === "publishable") {
-      const known = c.get("visitor");
-      const issued = await issueVisitorToken(c.get("svc").env, tenant.id, known?.visitorId, verified);
+      const user =
+        verified === undefined
+          ? undefined
+          : { id: verified, secretTag: await identityTag(tenant.identitySecret ?? "") };
+      const issued = await issueVisitorToken(c.get("svc").env, tenant.id, known?.visitorId, user);
       c.set("visitor", issued.visitor);
       visitorToken = issued.token;
     }

@@ -84,7 +84,7 @@ export interface ConversationView {
 
 export type PrepareResult =
   | { ok: true; view: ConversationView; history: HistoryMessage[] }
-  | { ok: false; reason: "not_found" | "ended"; view?: ConversationView };
+  | { ok: false; reason: "not_found" | "ended" | "full"; view?: ConversationView };
 
 /**
  * A message's one call to its conversation before the model: the object answers its state and
@@ -132,5 +132,8 @@ export interface EscalationNotice {
   to: string;
   reason: string;
   at: number;
+  /** The newest entries, each cut to a few thousand characters. */
   transcript: { role: string; content: string; at: number }[];
+  /** How many earlier entries `transcript` leaves out. */
+  omitted?: number;
 }

@@ -13,10 +13,37 @@ import { verifyVisitorToken } from "./visitor-token";
 export const visitorAuth = createMiddleware<AppEnv>(async (c, next) => {
   if (c.get("apiKey").kind === "publishable") {
     const token = c.req.header("x-visitor-token");
-    c.set("visitor", await verifyVisitorToken(c.get("svc").env, c.get("tenant").id, token));
+    const visitor = await verifyVisitorToken(c.get("svc").env, c.get("tenant").id, token);
+    // A user the tenant's identity secret verified is that user while the secret is the same: a
+    // rotated secret (a leaked one, say) leaves its tokens' holders anonymous visitors.
+    if (visitor?.userId !== undefined) {
+      const secret = c.get("tenant").identitySecret;
+      if (!secret || visitor.secretTag !== (await identityTag(secret))) {
+        visitor.userId = undefined;
+        visitor.secretTag = undefined;
+      }
+    }
+    c.set("visitor", visitor);
   }
   await next();
 });
+
+// Tags by secret, per isolate; bounded by the tenants whose verified users it serves.
+const tags = new Map<string, Promise<string>>();
+
+/**
+ * A tag of an identity secret, carried in the visitor tokens of the users it verified: short, and
+ * telling nothing of the secret (an HMAC under it).
+ */
+export function identityTag(secret: string): Promise<string> {
+  let tag = tags.get(secret);
+  if (!tag) {
+    if (tags.size >= 1_000) tags.clear();
+    tag = hmacSha256Hex(secret, "chatedge visitor token").then((h) => h.slice(0, 16));
+    tags.set(secret, tag);
+  }
+  return tag;
+}
 
 /**
  * The end user a message counts against. Servers (secret keys) name it (`user`), or it defaults to

@@ -46,6 +46,7 @@ import {
   usageChunk,
 } from "./openai-format";
 import { resolveModel } from "./providers/registry";
+import { abortOnDisconnect, RequestHold } from "./request-hold";
 import { frameStream, SSE_HEADERS, sseFrame } from "./sse";
 
 const OpenAiErrorBody = z
@@ -163,8 +164,18 @@ function modelAnswer(c: Context<AppEnv>, model: string) {
   if (!allowedModels(c.get("tenant")).includes(model)) throw new ModelNotFound(model);
   return c.json(modelEntry(model, c.get("svc").env), 200);
 }
-openAiChat.openapi(route, async (c) => {
+// Held from before admission until the turn has settled, whether or not its client stays.
+openAiChat.openapi(route, (c) => {
+  const hold = new RequestHold(execCtx(c));
   const body = c.req.valid("json");
+  return hold.run(() => completions(c, body, hold));
+});
+
+async function completions(
+  c: Context<AppEnv>,
+  body: z.infer<typeof ChatCompletionRequest>,
+  hold: RequestHold,
+) {
   const { system, messages } = toInternal(body);
   if (!messages.some((m) => m.role === "user")) {
     throw new AppError("VALIDATION_FAILED", "messages must contain at least one user message", {
@@ -182,6 +193,7 @@ openAiChat.openapi(route, async (c) => {
   // tenant's (or the variant's) unless the caller names another one the tenant allows.
   const exp = await applyExperiments(c.get("svc"), c.get("tenant"), userId);
   const abort = new AbortController();
+  abortOnDisconnect(c, abort);
   const rid = c.get("requestId");
   // The completion's id and its request-scoped conversation are the request id the worker made; a
   // caller's own X-Request-Id (which proxies forward across many calls) names neither.
@@ -254,6 +266,7 @@ openAiChat.openapi(route, async (c) => {
   // A tenant that runs its tools on the server offers its registered tools; the loop runs them.
   const runner = await serverTools(c, req);
   const turn = startToolTurn(req, await admitTurn(req), req.messages, runner);
+  hold.until(turn.summary);
   meta.model = turn.model;
   if (!body.stream) {
     let text = "";
@@ -323,7 +336,7 @@ openAiChat.openapi(route, async (c) => {
     200,
     { ...SSE_HEADERS, ...turn.headers },
   );
-});
+}
 
 /**
  * The tenant's registered tools when it runs them on the server (`tool_execution: "server"`), put

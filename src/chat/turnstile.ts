@@ -6,7 +6,8 @@
  *
  * A browser that already holds a valid visitor token is not asked again: the platform issues that
  * token only to a browser that passed the check (or started before the check was turned on), so it
- * is the proof. Servers (secret keys) are never asked.
+ * is the proof. Such a token copied to many addresses starts conversations as one visitor: its
+ * starts count on its id (src/chat/address-limits.ts). Servers (secret keys) are never asked.
  */
 import type { Context } from "hono";
 import type { AppEnv } from "../app";

@@ -22,6 +22,8 @@ interface Payload {
   e: number;
   /** The verified user id, for a logged-in user. */
   u?: string;
+  /** With `u`: the tag of the identity secret that verified it (src/chat/identity.ts). */
+  k?: string;
 }
 
 export interface Visitor {
@@ -30,23 +32,28 @@ export interface Visitor {
   expiresAt: number;
   /** The user id the tenant's server signed, when the visitor is a verified logged-in user. */
   userId?: string;
+  /** With `userId`: the tag of the identity secret that verified it. */
+  secretTag?: string;
 }
 
 /**
- * Issues a token for a new visitor of the tenant (or renews a known visitor's); `userId` only when
- * the caller has verified it.
+ * Issues a token for a new visitor of the tenant (or renews a known visitor's); `user` only when
+ * the caller has verified it, with the tag of the identity secret it was verified with.
  */
 export async function issueVisitorToken(
   env: { ADMIN_TOKEN: string },
   tenantId: string,
   visitorId = randomToken(22),
-  userId?: string,
+  user?: { id: string; secretTag: string },
   now = Date.now(),
 ): Promise<{ token: string; visitor: Visitor }> {
   const expiresAt = Math.floor(now / 1000) + VISITOR_TOKEN_TTL_SECONDS;
-  const p: Payload = { t: tenantId, v: visitorId, e: expiresAt, u: userId };
+  const p: Payload = { t: tenantId, v: visitorId, e: expiresAt, u: user?.id, k: user?.secretTag };
   const token = await signToken(env, "visitor token", "vt1", p);
-  return { token, visitor: { tenantId, visitorId, expiresAt, userId } };
+  return {
+    token,
+    visitor: { tenantId, visitorId, expiresAt, userId: user?.id, secretTag: user?.secretTag },
+  };
 }
 
 /** The visitor a token names, if it is genuine, unexpired and for this tenant. */
@@ -60,6 +67,7 @@ export async function verifyVisitorToken(
   if (!p) return undefined;
   if (p.t !== tenantId || typeof p.v !== "string" || typeof p.e !== "number") return undefined;
   if (p.u !== undefined && typeof p.u !== "string") return undefined;
+  if (p.k !== undefined && typeof p.k !== "string") return undefined;
   if (p.e * 1000 <= now) return undefined;
-  return { tenantId: p.t, visitorId: p.v, expiresAt: p.e, userId: p.u };
+  return { tenantId: p.t, visitorId: p.v, expiresAt: p.e, userId: p.u, secretTag: p.k };
 }

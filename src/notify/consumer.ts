@@ -96,6 +96,28 @@ async function recordOutcomes(
     });
 }
 
+/**
+ * How many escalation notices each tenant was sent (or is being sent) in the last hour. A script
+ * that asks for a human in conversation after conversation would otherwise make the platform's
+ * sender mail its words to the tenant's desk as fast as it can start conversations.
+ */
+async function escalationsLastHour(db: Db, tenantIds: string[]): Promise<Map<string, number>> {
+  if (tenantIds.length === 0) return new Map();
+  const rows = await db
+    .select({ tenantId: notifications.tenantId, n: sql<number>`count(*)::int` })
+    .from(notifications)
+    .where(
+      and(
+        inArray(notifications.tenantId, [...new Set(tenantIds)]),
+        eq(notifications.kind, "escalation"),
+        sql`${notifications.createdAt} > now() - interval '1 hour'`,
+        sql`${notifications.status} <> 'skipped'`,
+      ),
+    )
+    .groupBy(notifications.tenantId);
+  return new Map(rows.map((r) => [r.tenantId, Number(r.n)]));
+}
+
 /** Which notices of a batch were already sent (a redelivery must not send them again). */
 async function alreadySent(db: Db, ids: string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set();
@@ -141,12 +163,30 @@ export async function consumeNotifyBatch(
     db,
     valid.map((v) => v.n.tenantId),
   );
+  const fresh = valid.filter(({ n }) => !sent.has(n.id) && !purged.has(n.tenantId));
+  const escalations = await escalationsLastHour(
+    db,
+    fresh.filter(({ n }) => n.type === "escalation").map(({ n }) => n.tenantId),
+  );
   for (const { m, n } of valid) {
     if (sent.has(n.id) || purged.has(n.tenantId)) {
       m.ack();
       continue;
     }
-    outcomes.push({ m, n, o: await deliver(env, n, hooks.get(n.tenantId)), attempts: m.attempts });
+    let o: Outcome;
+    const count = escalations.get(n.tenantId) ?? 0;
+    // A retried notice was counted by its own row already.
+    if (n.type === "escalation" && m.attempts <= 1 && count >= env.ESCALATION_NOTICES_PER_HOUR)
+      o = {
+        status: "skipped",
+        channel: "none",
+        error: `the tenant was sent ${env.ESCALATION_NOTICES_PER_HOUR} escalation notices in the last hour: this conversation waits in the inbox`,
+      };
+    else {
+      if (n.type === "escalation" && m.attempts <= 1) escalations.set(n.tenantId, count + 1);
+      o = await deliver(env, n, hooks.get(n.tenantId));
+    }
+    outcomes.push({ m, n, o, attempts: m.attempts });
   }
   // Failed deliveries that will be retried are recorded too, so the console shows what is pending.
   await recordOutcomes(db, outcomes, env.PUBLIC_BASE_URL);

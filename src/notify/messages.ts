@@ -25,7 +25,10 @@ export const EscalationNotice = z.object({
   to: z.union([z.string().min(3).max(320), z.literal("")]),
   reason: z.string().max(200),
   at: z.number().int().nonnegative(),
+  /** The newest entries, each cut to a few thousand characters (src/chat/conversation-do.ts). */
   transcript: z.array(z.object({ role: z.string(), content: z.string(), at: z.number() })).max(10_000),
+  /** How many earlier entries the transcript leaves out. */
+  omitted: z.number().int().nonnegative().optional(),
   /** The origin of the request that escalated: the console link's base without PUBLIC_BASE_URL. */
   origin: Origin.optional(),
 });
@@ -153,6 +156,7 @@ export function render(n: Notice, publicBaseUrl?: string): { subject: string; te
       `Open it in the console to take it over: ${links[0]}`,
       "",
       "Transcript:",
+      ...(n.omitted ? [`(${n.omitted} earlier messages are not shown here; the console has them all)`] : []),
       ...lines,
     ].join("\n"),
   };

@@ -30,8 +30,15 @@ export function tenantHash(tenantId: string): Promise<string> {
 export const TOMBSTONE_DAYS = 14;
 
 /**
- * The events of a batch whose subject was erased or whose tenant is being or was purged (its
- * tombstone, written when the purge starts): the consumer acks and drops them.
+ * How long after a subject's erasure an event may be dated and still be dropped: an event is dated
+ * by a worker's clock, the tombstone by Postgres's.
+ */
+const CLOCK_SKEW_MS = 60_000;
+
+/**
+ * The events of a batch whose subject was erased (dated before the erasure: the subject's later
+ * visits are new data) or whose tenant is being or was purged (its tombstone, written when the purge
+ * starts: all of them): the consumer acks and drops them.
  */
 export async function erasedAmong(
   db: AnalyticsDb,
@@ -54,10 +61,14 @@ export async function erasedAmong(
     }
     return h;
   };
+  const tenants = new Set<string>();
   const named = await Promise.all(
     events.map((e) =>
       Promise.all([
-        once(JSON.stringify([e.tenantId]), () => tenantHash(e.tenantId)),
+        once(JSON.stringify([e.tenantId]), () => tenantHash(e.tenantId)).then((h) => {
+          tenants.add(h);
+          return h;
+        }),
         // A refusal names no user.
         ...(e.type === "refusal"
           ? []
@@ -71,10 +82,14 @@ export async function erasedAmong(
   const out = new Set<AnalyticsEvent>();
   if (bySubject.size === 0) return out;
   const { rows } = await db.execute(
-    sql`select subject_hash from erasures
+    sql`select subject_hash, (extract(epoch from erased_at) * 1000)::float8 as erased_ms from erasures
       where subject_hash in (select jsonb_array_elements_text(${JSON.stringify([...bySubject.keys()])}::jsonb))`,
   );
-  for (const r of rows) for (const e of bySubject.get(String(r.subject_hash)) ?? []) out.add(e);
+  for (const r of rows) {
+    const hash = String(r.subject_hash);
+    const until = tenants.has(hash) ? Number.POSITIVE_INFINITY : Number(r.erased_ms) + CLOCK_SKEW_MS;
+    for (const e of bySubject.get(hash) ?? []) if (e.at <= until) out.add(e);
+  }
   return out;
 }
 

@@ -147,13 +147,16 @@ export async function purgeTenant(
   // 4. Redis, before the tenants row: once that row is gone this purge cannot be called again.
   if (!svc.cache.available) return progress;
   const redisDone = await svc.cache.run(false, async (r) => {
-    let cursor = "0";
-    do {
-      const [next, keys] = await r.scan(cursor, { match: `ce:*${tenantId}*`, count: 1_000 });
-      cursor = String(next);
-      const mine = keys.filter((k) => isTenantKey(k, tenantId));
-      if (mine.length > 0) progress.redis_keys_deleted += await r.del(...mine);
-    } while (cursor !== "0");
+    // The cache's keys, and the question vectors knowledge search keeps (src/knowledge/embed.ts).
+    for (const match of [`ce:*${tenantId}*`, `kq:${tenantId}:*`]) {
+      let cursor = "0";
+      do {
+        const [next, keys] = await r.scan(cursor, { match, count: 1_000 });
+        cursor = String(next);
+        const mine = keys.filter((k) => isTenantKey(k, tenantId));
+        if (mine.length > 0) progress.redis_keys_deleted += await r.del(...mine);
+      } while (cursor !== "0");
+    }
     return true;
   });
   if (!redisDone) return progress;
@@ -199,7 +202,7 @@ async function conversationBatch(db: SqlExecutor, tenantId: string, limit: numbe
  * also matches ids that merely contain this one (`acme` in `acme-2`): those are left alone.
  */
 export function isTenantKey(key: string, tenantId: string): boolean {
-  if (key.startsWith(`ce:ab:${tenantId}:`)) return true;
+  if (key.startsWith(`ce:ab:${tenantId}:`) || key.startsWith(`kq:${tenantId}:`)) return true;
   const parts = key.split(":");
   if (parts[0] !== "ce" || parts.at(-1) !== tenantId) return false;
   return parts.length === 3 || (parts.length === 4 && parts[1] === "v2");

@@ -172,7 +172,9 @@ export const privacyRoutes = (scope: TenantScope) =>
         const hash = await writeTombstone(db, tenant.id, userId);
         const ids = await conversationIdsOf(db, tenant.id, userId);
         const batch = ids.slice(0, MAX_CONVERSATIONS);
-        const forgotten = await Promise.all(batch.map((id) => stubOf(svc, tenant, id).forget(tenant.id)));
+        const forgotten = await Promise.all(
+          batch.map((id) => stubOf(svc, tenant, id).forget(tenant.id, userId)),
+        );
         const keys = await assignmentKeys(svc, tenant.id, userId);
         const assignments =
           keys.length === 0 ? 0 : await svc.cache.run(0, (r) => r.del(...keys.map((k) => k.key)));

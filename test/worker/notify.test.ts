@@ -8,7 +8,7 @@ import { consumeNotifyBatch } from "../../src/notify/consumer";
 import type { EscalationNotice } from "../../src/notify/messages";
 import { chatTenant, escalatedConversation, FAKE } from "./chat/helpers";
 import { eventually } from "./eventually";
-import { BASE, hmacHex, query, sql } from "./helpers";
+import { BASE, hmacHex, query, send, sql } from "./helpers";
 
 type Row = {
   status: string;
@@ -57,6 +57,65 @@ async function webhookCalls(): Promise<{ raw: string; headers: { signature?: str
 }
 
 describe("notifications", () => {
+  it("a conversation with an answer longer than a queue message holds escalates; its notice and inbox entries are cut to fit", async () => {
+    const { id, key } = await chatTenant({
+      model: "gpt-4o-mini",
+      max_tokens_per_response: 40_000,
+      escalation_email: "desk@shop.example",
+    });
+    const { id: conv } = (await (await send("POST", "/v1/conversations", key, {})).json()) as { id: string };
+    const say = (content: string) => send("POST", `/v1/conversations/${conv}/messages`, key, { content });
+    // 30,000 words: about 150,000 characters, more than one queue message holds (128 KB).
+    const long = await say("tell me everything [[words:30000]]");
+    expect(long.status).toBe(200);
+    const answer = ((await long.json()) as { message: { content: string } }).message.content;
+    expect(answer.length).toBeGreaterThan(128_000);
+    // Before, the notice carried the whole transcript: the queue refused it and the visitor got a 503.
+    expect((await say("let me speak to a human agent")).status).toBe(200);
+    const [row] = await eventually(async () => {
+      const rows = await outbox(id);
+      expect(rows).toHaveLength(1);
+      return rows;
+    });
+    expect(row?.status).toBe("sent");
+    expect(row?.body).toContain("Visitor: tell me everything");
+    expect(row?.body).toContain(`Assistant: ${answer.slice(0, 3_000)}`);
+    expect(row?.body).toContain("Visitor: let me speak to a human agent");
+    expect(row?.body.length).toBeLessThan(30_000);
+    // The inbox's index has every entry, the long one cut; the transcript keeps it whole.
+    const entries = await eventually(async () => {
+      const rows = await query<{ role: string; content: string }>(
+        sql`select role, content from inbox_entries where tenant_id = ${id} and conversation_id = ${conv} order by seq`,
+      );
+      expect(rows.map((r) => r.role)).toEqual(["user", "assistant", "user", "assistant"]);
+      return rows;
+    });
+    expect(entries[1]?.content).toBe(`${answer.slice(0, 23_999)}…`);
+    const transcript = (await (await send("GET", `/v1/conversations/${conv}`, key)).json()) as {
+      messages: { content: string }[];
+    };
+    expect(transcript.messages[1]?.content).toBe(answer);
+  });
+
+  it("sends a tenant at most ESCALATION_NOTICES_PER_HOUR escalation notices an hour; the rest wait in the inbox", async () => {
+    const { id } = await chatTenant();
+    const limited = { ESCALATION_NOTICES_PER_HOUR: "2" };
+    const first = await consume([notice(id), notice(id), notice(id)], limited);
+    expect(first.explicitAcks).toHaveLength(3);
+    const again = await consume([notice(id)], limited);
+    expect(again.explicitAcks).toHaveLength(1);
+    const rows = await outbox(id);
+    expect(rows.map((r) => r.status).sort()).toEqual(["sent", "sent", "skipped", "skipped"]);
+    for (const r of rows.filter((x) => x.status === "skipped"))
+      expect(r.error).toBe(
+        "the tenant was sent 2 escalation notices in the last hour: this conversation waits in the inbox",
+      );
+    // Another tenant's notices are its own.
+    const other = await chatTenant();
+    await consume([notice(other.id)], limited);
+    expect((await outbox(other.id)).map((r) => r.status)).toEqual(["sent"]);
+  });
+
   it("emails the transcript of an escalated conversation to the tenant's escalation address", async () => {
     const { id, key } = await chatTenant({ escalation_email: "desk@shop.example" });
     const conv = await escalatedConversation(key);

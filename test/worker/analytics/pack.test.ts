@@ -7,6 +7,9 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { retryDelaySeconds } from "../../../src/analytics/consumer";
 import { isPack, PACK_MAX_BYTES, packEvents, unpackMessages } from "../../../src/analytics/pack";
+import { sendPacked } from "../../../src/analytics/producer";
+import { PartialWrite } from "../../../src/batcher";
+import { eventually } from "../eventually";
 import { query, sql, uniqueId } from "../helpers";
 import { batchOf, conversationEvent, countRows, deliver, dlqBatch, turnEvent } from "./helpers";
 
@@ -36,6 +39,23 @@ describe("packEvents", () => {
     // An event heavier than a pack may be travels alone.
     const huge = turnEvent(t, { error: "x".repeat(PACK_MAX_BYTES) });
     expect(packEvents([turnEvent(t), huge, turnEvent(t)]).map((p) => p.events.length)).toEqual([1, 1, 1]);
+  });
+});
+
+describe("sendPacked", () => {
+  it("a pack the queue refuses holds back no other: only its events are tried again", async () => {
+    const t = uniqueId("pk");
+    // Over what one queue message holds (128 KB), and so over what a pack may weigh: it goes alone,
+    // between the two others, and the queue refuses it.
+    const huge = turnEvent(t, { error: "x".repeat(130_000) });
+    const [first, last] = [turnEvent(t), turnEvent(t)];
+    expect(packEvents([first, huge, last]).map((p) => p.events)).toEqual([[first], [huge], [last]]);
+    const failure = await sendPacked(env.ANALYTICS_QUEUE, [first, huge, last]).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(PartialWrite);
+    expect((failure as PartialWrite<unknown>).rest).toEqual([huge]);
+    // The pack after the refused one went too (before, the first failure ended the send): the
+    // worker's consumer wrote both events.
+    await eventually(async () => expect(await countRows("turns", t)).toBe(2));
   });
 });
 

@@ -158,6 +158,26 @@ describe("per-address limits on publishable-key traffic", () => {
     expect((await say("and no more")).status).toBe(429);
   });
 
+  it("a visitor token shared among many addresses starts as one visitor: the hourly number, in all", async () => {
+    const { pk } = await browserTenant({ address_conversations_per_hour: 3 });
+    const first = (await (
+      await send("POST", "/v1/conversations", pk, {}, from(address()))
+    ).json()) as StartedConversation;
+    const token = first.visitor_token;
+    // The token (which would spare its holder a bot check) from fresh addresses, each under its own
+    // limit: the visitor's own starts with it (its first start made it) count on its id.
+    for (let i = 0; i < 3; i++)
+      expect((await send("POST", "/v1/conversations", pk, {}, from(address(), token))).status).toBe(201);
+    const over = await send("POST", "/v1/conversations", pk, {}, from(address(), token));
+    expect(over.status).toBe(429);
+    const refused = await envelope(over);
+    expect(refused.message).toMatch(/^too many new conversations by this visitor; retry in \d+ s$/);
+    expect(refused.details).toMatchObject({ level: "visitor", limit: 3 });
+    expect(over.headers.get("ratelimit-policy")).toContain("visitor-conversations");
+    // Without the token, the same address is a new visitor, under its own limit.
+    expect((await send("POST", "/v1/conversations", pk, {}, from(address()))).status).toBe(201);
+  });
+
   it("a script reading its own transcript in a loop gets twice the address's messages a minute", async () => {
     const { pk, key } = await browserTenant({ address_messages_per_minute: 3 });
     const { ip, started, as, path } = await visitorOn(pk);

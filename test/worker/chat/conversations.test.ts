@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { StartedConversation } from "../../../src/api-types";
+import { MAX_CONVERSATION_ENTRIES } from "../../../src/chat/conversation-do";
 import type { ChatMessage } from "../../../src/chat/providers/types";
 import { estimateTokens } from "../../../src/chat/tokens";
 import { eventually } from "../eventually";
@@ -64,6 +65,30 @@ describe("conversation API", () => {
     });
     expect(fb.status).toBe(200);
     expect(((await fb.json()) as { csat: number }).csat).toBe(4);
+  });
+
+  it("takes messages up to its length limit, then refuses them (409) and a new conversation goes on", async () => {
+    const { key } = await chatTenant({ user_rate_limit_per_minute: 100_000, rate_limit_per_minute: 100_000 });
+    const conv = await start(key, { user: "talker" });
+    // Each message adds two entries (it and its answer).
+    const messages = MAX_CONVERSATION_ENTRIES / 2;
+    for (let i = 0; i < messages; i += 10) {
+      const sent = await Promise.all(
+        Array.from({ length: Math.min(10, messages - i) }, (_, j) => say(key, conv.id, `message ${i + j}`)),
+      );
+      expect(sent.map((r) => r.status)).toEqual(sent.map(() => 200));
+    }
+    const over = await say(key, conv.id, "one more");
+    expect(over.status).toBe(409);
+    expect((await envelope(over)).message).toBe(
+      `conversation has reached its ${MAX_CONVERSATION_ENTRIES} messages; start a new one`,
+    );
+    const transcript = (await (await send("GET", `/v1/conversations/${conv.id}`, key)).json()) as {
+      messages: unknown[];
+    };
+    expect(transcript.messages).toHaveLength(MAX_CONVERSATION_ENTRIES);
+    const next = await start(key, { user: "talker" });
+    expect((await say(key, next.id, "hello again")).status).toBe(200);
   });
 
   it("sends the stored history with the next message", async () => {

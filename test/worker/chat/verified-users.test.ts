@@ -147,6 +147,22 @@ describe("verified users", () => {
     expect((await read(pk, deviceA.id, later.token)).status).toBe(404);
   });
 
+  it("a rotated identity secret leaves the users it verified anonymous visitors", async () => {
+    const { key, pk, secret } = await identityTenant();
+    const claim = { user_id: "customer-42", user_hash: await hmacHex(secret, "customer-42") };
+    const mine = await start(pk, claim);
+    expect((await read(pk, mine.id, mine.token)).status).toBe(200);
+    // The tenant rotates the secret (it leaked, say): tokens it verified no longer name the user.
+    const rotated = await send("POST", "/v1/identity-secret", key);
+    const { identity_secret: fresh } = (await rotated.json()) as { identity_secret: string };
+    expect((await read(pk, mine.id, mine.token)).status).toBe(404);
+    // The old secret's hash verifies nobody now; the new one's does, and the user is back.
+    const stale = await send("POST", "/v1/conversations", pk, claim, browser());
+    expect(stale.status).toBe(401);
+    const again = await start(pk, { user_id: "customer-42", user_hash: await hmacHex(fresh, "customer-42") });
+    expect((await read(pk, mine.id, again.token)).status).toBe(200);
+  });
+
   it("refuses a wrong hash and creates nothing", async () => {
     const { pk, secret } = await identityTenant();
     const bodies = [

@@ -107,9 +107,13 @@ describe("a visitor's erasure", () => {
 
   it("removes the user from objects, Postgres and Redis, keeps counts, audits without the id, drops late messages", async () => {
     const t = await populated();
+    // A turn row pairing ann with bob's conversation, as the OpenAI route records one whose server
+    // named that conversation (X-Conversation-Id): the erasure finds it, and must leave bob's alone.
+    await deliver(batchOf([turnEvent(t.id, { userId: "user:ann", conversationId: t.conversations[2] })]));
     const [before] = await query<{ turns: number; conversations: number }>(
       sql`select sum(turns)::int as turns, sum(conversations)::int as conversations from tenant_daily where tenant_id = ${t.id}`,
     );
+    const produced = Date.now();
     const res = await erase(t.key, { user_id: "ann", confirm: "ann" });
     expect(res.status).toBe(200);
     const out = (await res.json()) as {
@@ -119,7 +123,7 @@ describe("a visitor's erasure", () => {
       assignments_deleted: number;
     };
     expect(out.transcripts_deleted).toBe(2);
-    expect(out.rows_deleted).toMatchObject({ turns: 2, conversations: 2, feedback: 2, safety_events: 1 });
+    expect(out.rows_deleted).toMatchObject({ turns: 3, conversations: 2, feedback: 2, safety_events: 1 });
     expect(out.assignments_deleted).toBe(1);
 
     // Durable Objects: the two conversations' storage is empty; bob's is whole.
@@ -167,9 +171,9 @@ describe("a visitor's erasure", () => {
 
     // A message produced before the erasure and delivered after it: dropped, acked, not written.
     const late = [
-      turnEvent(t.id, { userId: "user:ann", conversationId: t.conversations[0] }),
-      feedbackEvent(t.id, { userId: "user:ann", comment: "late" }),
-      turnEvent(t.id, { userId: "user:bob", conversationId: "conv-bob-late" }),
+      turnEvent(t.id, { userId: "user:ann", conversationId: t.conversations[0], at: produced }),
+      feedbackEvent(t.id, { userId: "user:ann", comment: "late", at: produced }),
+      turnEvent(t.id, { userId: "user:bob", conversationId: "conv-bob-late", at: produced }),
     ];
     const result = await deliver(batchOf(late));
     expect(result.explicitAcks).toHaveLength(3);
@@ -185,5 +189,24 @@ describe("a visitor's erasure", () => {
       await send("POST", "/v1/privacy/export", t.key, { user_id: "ann" })
     ).json()) as Export;
     expect(exp).toMatchObject({ conversations: [], turns: [], feedback: [], experiment_assignments: [] });
+
+    // The visitor's later visits are new data: the tombstone drops only what is dated before the
+    // erasure (here ten minutes ago), not what the visitor does afterwards.
+    await query(
+      sql`update erasures set erased_at = now() - interval '10 minutes' where subject_hash = ${out.subject_hash}`,
+    );
+    const again = [
+      turnEvent(t.id, {
+        userId: "user:ann",
+        conversationId: "conv-ann-before",
+        at: Date.now() - 11 * 60_000,
+      }),
+      turnEvent(t.id, { userId: "user:ann", conversationId: "conv-ann-after", at: Date.now() }),
+    ];
+    expect((await deliver(batchOf(again))).explicitAcks).toHaveLength(2);
+    const ann = await query<{ conversation_id: string }>(
+      sql`select conversation_id from turns where tenant_id = ${t.id} and user_id = 'user:ann'`,
+    );
+    expect(ann.map((a) => a.conversation_id)).toEqual(["conv-ann-after"]);
   });
 });

@@ -1,6 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { questionCacheKey } from "../../../src/knowledge/embed";
 import type { EscalationNotice } from "../../../src/notify/messages";
 import { isTenantKey, purgeTenant, tenantHash } from "../../../src/privacy/purge";
 import {
@@ -122,7 +123,14 @@ describe("tenant purge", () => {
     for (const c of t.conversations) {
       expect(await storedRows(env.CONVERSATION.getByName(`${t.id}:${c}`))).toBeGreaterThan(0);
     }
-    expect((await redisKeys(t.id)).length).toBeGreaterThan(0);
+    // A question's cached vector, as the chat path keeps it for a tenant with an embedding model.
+    const vector = await questionCacheKey(
+      t.id,
+      { provider: "workers-ai", model: "@cf/baai/bge-m3" },
+      "parcel?",
+    );
+    await redis().cache.setJson(vector, [0.1, 0.2], 3_600);
+    expect(await redisKeys(t.id)).toContain(vector);
     const otherBefore = await rowsNaming(other.id);
 
     expect((await admin("DELETE", `/tenants/${t.id}`)).status).toBe(200);
@@ -252,5 +260,8 @@ describe("isTenantKey", () => {
     expect(isTenantKey("ce:tools:acme", "acme")).toBe(true);
     expect(isTenantKey("ce:ab:acme-2:tone:s1:user:acme", "acme")).toBe(false);
     expect(isTenantKey("ce:v2:tenant:acme-2", "acme")).toBe(false);
+    // Question vectors (src/knowledge/embed.ts) name the tenant first.
+    expect(isTenantKey("kq:acme:model:question", "acme")).toBe(true);
+    expect(isTenantKey("kq:acme-2:model:question", "acme")).toBe(false);
   });
 });
