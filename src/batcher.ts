@@ -1,14 +1,10 @@
 import { errorSummary } from "./errors";
 
 /**
- * Coalesces small writes made by many requests of one isolate into batched writes, off the
- * response path. The request that adds the first item of a batch owns its flush: it keeps itself
- * alive with `waitUntil` until the timer fires and the batch is written. A request that fills a
- * batch writes it at once, in its own `waitUntil`. No request ever waits on a promise another
- * request created: workerd drops continuations resolved across request contexts, which would lose
- * the batch. Items are plain data, so a batch may hold items of many requests.
+ * Thrown by a write that wrote part of its batch: only `rest` is tried again. A write that turns
+ * its items into others (events from counts) answers the others; the next attempt is given them as
+ * items.
  */
-/** Thrown by a write that wrote part of its batch: only `rest` is tried again. */
 export class PartialWrite<T> extends Error {
   constructor(
     readonly rest: T[],
@@ -18,6 +14,14 @@ export class PartialWrite<T> extends Error {
   }
 }
 
+/**
+ * Coalesces small writes made by many requests of one isolate into batched writes, off the
+ * response path. The request that adds the first item of a batch owns its flush: it keeps itself
+ * alive with `waitUntil` until the timer fires and the batch is written. A request that fills a
+ * batch writes it at once, in its own `waitUntil`. No request ever waits on a promise another
+ * request created: workerd drops continuations resolved across request contexts, which would lose
+ * the batch. Items are plain data, so a batch may hold items of many requests.
+ */
 export class Batcher<T> {
   #items: T[] = [];
   #armed = false;

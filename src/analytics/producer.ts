@@ -57,6 +57,8 @@ interface Refusal {
   tenantId: string;
   reason: RefusalReason;
   at: number;
+  /** How many refusals this one stands for: an event of a flush tried again carries its count. */
+  count?: number;
 }
 
 /** A flush of refusals as events: one per tenant and reason, dated by the first refusal it covers. */
@@ -66,7 +68,7 @@ export function refusalEvents(items: readonly Refusal[]): RefusalEvent[] {
     const key = `${r.tenantId}\u0000${r.reason}`;
     const e = byKey.get(key);
     if (e) {
-      e.count += 1;
+      e.count += r.count ?? 1;
       e.at = Math.min(e.at, r.at);
     } else {
       byKey.set(key, {
@@ -75,7 +77,7 @@ export function refusalEvents(items: readonly Refusal[]): RefusalEvent[] {
         tenantId: r.tenantId,
         reason: r.reason,
         at: r.at,
-        count: 1,
+        count: r.count ?? 1,
       });
     }
   }
@@ -97,7 +99,8 @@ export function countRefusal(env: Env, ctx: ExecutionContext, tenantId: string, 
   let batcher = refusalBatchers.get(queue);
   if (!batcher) {
     batcher = new Batcher<Refusal>(
-      // Packed by size alone: one pack holds every tenant and reason of the flush that fits it.
+      // Packed by size alone: one pack holds every tenant and reason of the flush that fits it. A
+      // pack the queue refused comes back as its events, each with its count (PartialWrite).
       (items) => sendPacked(queue, refusalEvents(items)),
       { maxItems: MAX_REFUSALS, delayMs: REFUSAL_DELAY_MS, name: "refusal counter" },
     );

@@ -150,11 +150,12 @@ export const OPERATOR_SOCKET_MS = 10 * 60_000;
 const INBOX_BATCH = 200;
 /**
  * At most this many characters of entries in one inbox event, and of one entry (the index keeps an
- * entry's first INBOX_EVENT_CHARS; the transcript keeps it whole). A queue message holds 128 KB:
- * 24,000 characters are at most 72 KB of UTF-8, and 200 entries' other fields about 20 KB more.
+ * entry's start; the transcript keeps it whole), counted as JSON writes them (an escape such as
+ * `\u0001` is six). A queue message holds 128 KB: 24,000 such characters are at most 72 KB of
+ * UTF-8, and 200 entries' other fields about 20 KB more.
  */
 const INBOX_EVENT_CHARS = 24_000;
-/** Of an escalation notice's transcript: the newest entries, each cut to NOTICE_ENTRY_CHARS. */
+/** Of an escalation notice's transcript (as JSON counts them): the newest entries, each cut to NOTICE_ENTRY_CHARS. */
 const NOTICE_TRANSCRIPT_CHARS = 24_000;
 const NOTICE_ENTRY_CHARS = 4_000;
 /**
@@ -914,8 +915,9 @@ export class Conversation extends DurableObject<RawEnv> {
     for (const m of this.#messages) {
       if (m.seq <= meta.inboxSeq) continue;
       const content = clipped(m.content, INBOX_EVENT_CHARS);
-      if (out.length === INBOX_BATCH || (out.length > 0 && chars + content.length > INBOX_EVENT_CHARS)) break;
-      chars += content.length;
+      const size = jsonLength(content);
+      if (out.length === INBOX_BATCH || (out.length > 0 && chars + size > INBOX_EVENT_CHARS)) break;
+      chars += size;
       out.push({ ...entryOf(m), content });
     }
     return out;
@@ -1173,20 +1175,35 @@ function noticeTranscript(
   for (let i = said.length - 1; i >= 0; i--) {
     const x = said[i] as StoredMessage;
     const content = clipped(x.content, NOTICE_ENTRY_CHARS);
-    if (transcript.length > 0 && chars + content.length > NOTICE_TRANSCRIPT_CHARS) break;
-    chars += content.length;
+    const size = jsonLength(content);
+    if (transcript.length > 0 && chars + size > NOTICE_TRANSCRIPT_CHARS) break;
+    chars += size;
     transcript.unshift({ role: x.role, content, at: x.at });
   }
   const omitted = said.length - transcript.length;
   return omitted > 0 ? { transcript, omitted } : { transcript };
 }
 
-/** `text` cut to at most `max` characters, marked as cut, never inside a surrogate pair. */
+/** The characters `text` takes inside a JSON string: escapes spelled out. */
+function jsonLength(text: string): number {
+  return JSON.stringify(text).length - 2;
+}
+
+/**
+ * `text` cut to take at most `max` characters as JSON (`jsonLength`), marked as cut, never inside a
+ * surrogate pair.
+ */
 function clipped(text: string, max: number): string {
-  if (text.length <= max) return text;
-  let end = max - 1;
-  if (/[\uD800-\uDBFF]/.test(text.charAt(end - 1))) end -= 1;
-  return `${text.slice(0, end)}…`;
+  if (text.length <= max && jsonLength(text) <= max) return text;
+  let end = Math.min(text.length, max - 1);
+  for (;;) {
+    if (/[\uD800-\uDBFF]/.test(text.charAt(end - 1))) end -= 1;
+    const out = `${text.slice(0, end)}…`;
+    // Each character left out shortens the JSON by one or more: cutting as many as it is over fits.
+    const over = jsonLength(out) - max;
+    if (over <= 0) return out;
+    end -= over;
+  }
 }
 
 function entryOf(m: StoredMessage): TranscriptEntry {

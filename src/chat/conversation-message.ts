@@ -39,7 +39,7 @@ import {
 } from "./engine";
 import { endUserOf } from "./identity";
 import type { ChatMessage } from "./providers/types";
-import { abortOnDisconnect, RequestHold } from "./request-hold";
+import { RequestHold } from "./request-hold";
 import { asksForHuman } from "./safety";
 import { frameStream, SSE_HEADERS, sseFrame } from "./sse";
 import { estimateTokens, messageTokens } from "./tokens";
@@ -77,7 +77,6 @@ async function answerMessage(
   const redactor = redactorOf(tenant);
   const stub = stubOf(c, id);
   const abort = new AbortController();
-  abortOnDisconnect(c, abort);
   const at = Date.now();
   const convKey = `${tenant.id}:${id}`;
   const newMessage: ChatMessage = {

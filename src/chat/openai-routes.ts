@@ -46,7 +46,7 @@ import {
   usageChunk,
 } from "./openai-format";
 import { resolveModel } from "./providers/registry";
-import { abortOnDisconnect, RequestHold } from "./request-hold";
+import { RequestHold } from "./request-hold";
 import { frameStream, SSE_HEADERS, sseFrame } from "./sse";
 
 const OpenAiErrorBody = z
@@ -193,7 +193,6 @@ async function completions(
   // tenant's (or the variant's) unless the caller names another one the tenant allows.
   const exp = await applyExperiments(c.get("svc"), c.get("tenant"), userId);
   const abort = new AbortController();
-  abortOnDisconnect(c, abort);
   const rid = c.get("requestId");
   // The completion's id and its request-scoped conversation are the request id the worker made; a
   // caller's own X-Request-Id (which proxies forward across many calls) names neither.

@@ -2,16 +2,14 @@
  * What a chat message does after its client has gone.
  *
  * Workers end a request's work the moment its client disconnects, all but what `ctx.waitUntil`
- * holds (for up to 30 s more). A message cut off between its admission and its settlement leaves
- * its reservation to the gate's expiry (10 minutes, counted against the tenant's budgets until
- * then) and its turn unrecorded. So a message holds its request open from before admission until
- * the handler has returned and everything it handed on has ended, and the client's leaving aborts
- * the model call (the runtime aborts the incoming request's signal: compatibility flag
- * `enable_request_signal`), which ends the turn at once, settled with what was produced.
+ * holds (for up to 30 s more). A message cut off between its admission and its settlement would
+ * leave its reservation to the gate's expiry (10 minutes, counted against the tenant's budgets
+ * until then) and its turn unrecorded. So a message holds its request open from before admission
+ * until the handler has returned and everything it handed on has ended: the turn runs to its end,
+ * and is settled and recorded as if its client had stayed. (Stopping the model call when the
+ * client leaves would take the compatibility flag `enable_request_signal`, which cost every
+ * request 0.1-0.3 ms of CPU in the benchmark: docs/chat.md, "Twentieth pass".)
  */
-import type { Context } from "hono";
-import type { AppEnv } from "../app";
-
 export class RequestHold {
   #pending = 1;
   #release: () => void = () => {};
@@ -46,20 +44,4 @@ export class RequestHold {
     this.#pending -= 1;
     if (this.#pending === 0) this.#release();
   }
-}
-
-/**
- * Aborts `abort` when the client disconnects (the incoming request's signal; see above), and ends
- * the response's timing there: a response nobody reads would otherwise never end, and the turn's
- * analytics event waits for its end (src/chat/engine.ts).
- */
-export function abortOnDisconnect(c: Context<AppEnv>, abort: AbortController): void {
-  c.req.raw.signal.addEventListener(
-    "abort",
-    () => {
-      c.get("timing").end();
-      abort.abort(new Error("client disconnected"));
-    },
-    { once: true },
-  );
 }

@@ -276,8 +276,10 @@ export async function signIn(
     ok: false,
     locked: { ms: Math.max(until - now, 1000), scope },
   });
-  // A locked account is refused before the address's count: its attempts lock no address.
-  const accountLock = op ? (op.lockedUntil?.getTime() ?? 0) : await locks.unknownAccountLock(now);
+  // An account already locked is refused before the address's count, which its attempts then do
+  // not add to. Redis is asked for every email, an operator's too: the same calls either way.
+  const redisLock = await locks.unknownAccountLock(now);
+  const accountLock = op ? (op.lockedUntil?.getTime() ?? 0) : redisLock;
   if (accountLock > now) return refused(accountLock, "account");
   const here = await locks.claimAddress(now);
   if (here !== undefined) return refused(here, "address");
@@ -346,15 +348,23 @@ function signInLocks(cache: Cache, tenantId: string, email: string, address: str
         .expire(key, 24 * 3600, { nx: true })
         .ttl(key)
         .exec<[number, number, number]>();
-      if (n === limit) await r.expire(key, LOCK_MS / 1000);
-      return n > limit ? now + Math.max(ttl, 1) * 1000 : undefined;
+      const lockS = LOCK_MS / 1000;
+      if (n === limit) await r.expire(key, lockS);
+      if (n <= limit) return undefined;
+      // The attempt that reached the limit shortens the count's life to the lock's; one that comes
+      // before it did (or after it failed) does the same, and is never told to wait longer.
+      if (ttl > lockS) await r.expire(key, lockS);
+      return now + Math.min(Math.max(ttl, 1), lockS) * 1000;
     });
   return {
     /** Counts an attempt on the account from this address: at SIGN_IN_FAILURES it locks. */
     async claimAddress(now: number): Promise<number | undefined> {
       return claim((await keys).address, SIGN_IN_FAILURES, now);
     },
-    /** When an unknown email's account-wide lock ends (0: none), without counting. */
+    /**
+     * When an unknown email's account-wide lock ends (0: none), without counting; asked for every
+     * email, so an operator's sign-in makes the same Redis calls.
+     */
     async unknownAccountLock(now: number): Promise<number> {
       const key = (await keys).account;
       const [n, ttl] = await cache.run<[string | number | null, number]>([0, 0], (r) =>

@@ -97,6 +97,22 @@ describe("notifications", () => {
     expect(transcript.messages[1]?.content).toBe(answer);
   });
 
+  it("a notice of control characters fits a queue message too: its size is counted as JSON writes it", async () => {
+    const { id, key } = await chatTenant({ escalation_email: "desk@shop.example" });
+    const { id: conv } = (await (await send("POST", "/v1/conversations", key, {})).json()) as { id: string };
+    const say = (content: string) => send("POST", `/v1/conversations/${conv}/messages`, key, { content });
+    // Each character is six in JSON (\u0001): 6,000 of them weigh 36 KB in a queue message.
+    for (let i = 0; i < 4; i++) expect((await say(`${i} ${"\u0001".repeat(6_000)}`)).status).toBe(200);
+    expect((await say("let me speak to a human agent")).status).toBe(200);
+    const [row] = await eventually(async () => {
+      const rows = await outbox(id);
+      expect(rows).toHaveLength(1);
+      return rows;
+    });
+    expect(row?.status).toBe("sent");
+    expect(row?.body).toContain("Visitor: let me speak to a human agent");
+  });
+
   it("sends a tenant at most ESCALATION_NOTICES_PER_HOUR escalation notices an hour; the rest wait in the inbox", async () => {
     const { id } = await chatTenant();
     const limited = { ESCALATION_NOTICES_PER_HOUR: "2" };

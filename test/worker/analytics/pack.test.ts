@@ -7,7 +7,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { retryDelaySeconds } from "../../../src/analytics/consumer";
 import { isPack, PACK_MAX_BYTES, packEvents, unpackMessages } from "../../../src/analytics/pack";
-import { sendPacked } from "../../../src/analytics/producer";
+import { refusalEvents, sendPacked } from "../../../src/analytics/producer";
 import { PartialWrite } from "../../../src/batcher";
 import { eventually } from "../eventually";
 import { query, sql, uniqueId } from "../helpers";
@@ -56,6 +56,24 @@ describe("sendPacked", () => {
     // The pack after the refused one went too (before, the first failure ended the send): the
     // worker's consumer wrote both events.
     await eventually(async () => expect(await countRows("turns", t)).toBe(2));
+  });
+
+  it("a refusals' flush tried again keeps its counts: its events come back as the next attempt's items", () => {
+    const t = uniqueId("pk");
+    const refusals = [
+      ...Array.from({ length: 500 }, (_, i) => ({ tenantId: t, reason: "user" as const, at: 1_000 + i })),
+      ...Array.from({ length: 3 }, () => ({ tenantId: t, reason: "tenant" as const, at: 2_000 })),
+    ];
+    const events = refusalEvents(refusals);
+    expect(events.map((e) => [e.reason, e.count, e.at])).toEqual([
+      ["user", 500, 1_000],
+      ["tenant", 3, 2_000],
+    ]);
+    // What a PartialWrite hands back is these events; counted again, they are the same counts.
+    expect(refusalEvents(events).map((e) => [e.reason, e.count, e.at])).toEqual([
+      ["user", 500, 1_000],
+      ["tenant", 3, 2_000],
+    ]);
   });
 });
 
