@@ -51,6 +51,22 @@ async function consume(bodies: unknown[], overrides: Partial<RawEnv> = {}, attem
   return getQueueResult(batch, ctx);
 }
 
+/** A new conversation of a server key, and its visitor's next message. */
+async function conversationWith(key: string) {
+  const { id } = (await (await send("POST", "/v1/conversations", key, {})).json()) as { id: string };
+  return { id, say: (content: string) => send("POST", `/v1/conversations/${id}/messages`, key, { content }) };
+}
+
+/** The tenant's one outbox row, once the consumer has written it. */
+async function onlyNotice(tenantId: string): Promise<Row | undefined> {
+  const rows = await eventually(async () => {
+    const rows = await outbox(tenantId);
+    expect(rows).toHaveLength(1);
+    return rows;
+  });
+  return rows[0];
+}
+
 async function webhookCalls(): Promise<{ raw: string; headers: { signature?: string } }[]> {
   const res = await fetch(`${FAKE}/__requests?key=webhook`);
   return ((await res.json()) as { requests: { raw: string; headers: { signature?: string } }[] }).requests;
@@ -63,8 +79,7 @@ describe("notifications", () => {
       max_tokens_per_response: 40_000,
       escalation_email: "desk@shop.example",
     });
-    const { id: conv } = (await (await send("POST", "/v1/conversations", key, {})).json()) as { id: string };
-    const say = (content: string) => send("POST", `/v1/conversations/${conv}/messages`, key, { content });
+    const { id: conv, say } = await conversationWith(key);
     // 30,000 words: about 150,000 characters, more than one queue message holds (128 KB).
     const long = await say("tell me everything [[words:30000]]");
     expect(long.status).toBe(200);
@@ -72,11 +87,7 @@ describe("notifications", () => {
     expect(answer.length).toBeGreaterThan(128_000);
     // Before, the notice carried the whole transcript: the queue refused it and the visitor got a 503.
     expect((await say("let me speak to a human agent")).status).toBe(200);
-    const [row] = await eventually(async () => {
-      const rows = await outbox(id);
-      expect(rows).toHaveLength(1);
-      return rows;
-    });
+    const row = await onlyNotice(id);
     expect(row?.status).toBe("sent");
     expect(row?.body).toContain("Visitor: tell me everything");
     expect(row?.body).toContain(`Assistant: ${answer.slice(0, 3_000)}`);
@@ -99,16 +110,11 @@ describe("notifications", () => {
 
   it("a notice of control characters fits a queue message too: its size is counted as JSON writes it", async () => {
     const { id, key } = await chatTenant({ escalation_email: "desk@shop.example" });
-    const { id: conv } = (await (await send("POST", "/v1/conversations", key, {})).json()) as { id: string };
-    const say = (content: string) => send("POST", `/v1/conversations/${conv}/messages`, key, { content });
+    const { say } = await conversationWith(key);
     // Each character is six in JSON (\u0001): 6,000 of them weigh 36 KB in a queue message.
     for (let i = 0; i < 4; i++) expect((await say(`${i} ${"\u0001".repeat(6_000)}`)).status).toBe(200);
     expect((await say("let me speak to a human agent")).status).toBe(200);
-    const [row] = await eventually(async () => {
-      const rows = await outbox(id);
-      expect(rows).toHaveLength(1);
-      return rows;
-    });
+    const row = await onlyNotice(id);
     expect(row?.status).toBe("sent");
     expect(row?.body).toContain("Visitor: let me speak to a human agent");
   });
