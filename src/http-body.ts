@@ -23,11 +23,16 @@ export async function readCapped(res: Response, cap: number): Promise<string | n
     }
     parts.push(value);
   }
-  const all = new Uint8Array(size);
+  return new TextDecoder().decode(joined(parts, size));
+}
+
+/** `parts` in one array of `bytes` bytes (their sum). */
+export function joined(parts: readonly Uint8Array[], bytes: number): Uint8Array {
+  const out = new Uint8Array(bytes);
   let at = 0;
   for (const p of parts) {
-    all.set(p, at);
+    out.set(p, at);
     at += p.byteLength;
   }
-  return new TextDecoder().decode(all);
+  return out;
 }

@@ -40,14 +40,13 @@ const WINDOWS: Record<AddressKind, { windowMs: number; what: string; policy: str
 
 /**
  * The address hit a browser's message, transcript read or conversation start counts; none for
- * servers (secret keys). `key` counts it under another key than the client's address, alike.
+ * servers (secret keys). `address` counts it under another key than the client's address, alike.
  */
 export function addressHitOf(
   c: Context<AppEnv>,
   kind: AddressKind,
-  key = c.get("clientIp"),
+  address = c.get("clientIp"),
 ): AddressHit | undefined {
-  const address = key;
   if (c.get("apiKey").kind !== "publishable" || !address) return undefined;
   const tenant = c.get("tenant");
   // Configs cached before the settings existed lack them.

@@ -914,8 +914,7 @@ export class Conversation extends DurableObject<RawEnv> {
     let chars = 0;
     for (const m of this.#messages) {
       if (m.seq <= meta.inboxSeq) continue;
-      const content = clipped(m.content, INBOX_EVENT_CHARS);
-      const size = jsonLength(content);
+      const { text: content, size } = clipped(m.content, INBOX_EVENT_CHARS);
       if (out.length === INBOX_BATCH || (out.length > 0 && chars + size > INBOX_EVENT_CHARS)) break;
       chars += size;
       out.push({ ...entryOf(m), content });
@@ -1174,8 +1173,7 @@ function noticeTranscript(
   let chars = 0;
   for (let i = said.length - 1; i >= 0; i--) {
     const x = said[i] as StoredMessage;
-    const content = clipped(x.content, NOTICE_ENTRY_CHARS);
-    const size = jsonLength(content);
+    const { text: content, size } = clipped(x.content, NOTICE_ENTRY_CHARS);
     if (transcript.length > 0 && chars + size > NOTICE_TRANSCRIPT_CHARS) break;
     chars += size;
     transcript.unshift({ role: x.role, content, at: x.at });
@@ -1191,18 +1189,19 @@ function jsonLength(text: string): number {
 
 /**
  * `text` cut to take at most `max` characters as JSON (`jsonLength`), marked as cut, never inside a
- * surrogate pair.
+ * surrogate pair; with the characters it takes.
  */
-function clipped(text: string, max: number): string {
-  if (text.length <= max && jsonLength(text) <= max) return text;
+function clipped(text: string, max: number): { text: string; size: number } {
+  const whole = text.length <= max ? jsonLength(text) : max + 1;
+  if (whole <= max) return { text, size: whole };
   let end = Math.min(text.length, max - 1);
   for (;;) {
     if (/[\uD800-\uDBFF]/.test(text.charAt(end - 1))) end -= 1;
     const out = `${text.slice(0, end)}…`;
     // Each character left out shortens the JSON by one or more: cutting as many as it is over fits.
-    const over = jsonLength(out) - max;
-    if (over <= 0) return out;
-    end -= over;
+    const size = jsonLength(out);
+    if (size <= max) return { text: out, size };
+    end -= size - max;
   }
 }
 

@@ -15,7 +15,7 @@ import { call, conversationAssignments, ensureOwner, own, stubOf, viewOut } from
 import type { Outcome } from "./conversation-do";
 import { sendMessage } from "./conversation-message";
 import type { PrepareResult } from "./conversation-types";
-import { endUserOf, identityTag, verifiedUserId, visitorAuth } from "./identity";
+import { endUserOf, verifiedUser, visitorAuth } from "./identity";
 import { requireBotCheck } from "./turnstile";
 import { issueVisitorToken } from "./visitor-token";
 
@@ -203,18 +203,14 @@ export const conversations = newRouter()
     // (which spares its holder the bot check) shared among many addresses starts as one visitor.
     const known = c.get("visitor");
     if (known) await limitAddress(c, "conversation", known.visitorId);
-    const verified = await verifiedUserId(c, body);
+    const verified = await verifiedUser(c, body);
     await requireBotCheck(c, body.turnstile_token);
     const id = `conv_${randomToken(24)}`;
     // A browser without a (valid) visitor token is a new visitor: it gets one, and keeps it. The
     // token names a user only when this start verified it: a claim is never renewed unchecked.
     let visitorToken: string | undefined;
     if (c.get("apiKey").kind === "publishable") {
-      const user =
-        verified === undefined
-          ? undefined
-          : { id: verified, secretTag: await identityTag(tenant.identitySecret ?? "") };
-      const issued = await issueVisitorToken(c.get("svc").env, tenant.id, known?.visitorId, user);
+      const issued = await issueVisitorToken(c.get("svc").env, tenant.id, known?.visitorId, verified);
       c.set("visitor", issued.visitor);
       visitorToken = issued.token;
     }

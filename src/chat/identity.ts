@@ -70,12 +70,13 @@ export function endUserOf(c: Context<AppEnv>, given: string | undefined): string
 /**
  * A browser's claim to be a logged-in user of the tenant: `user_id` with `user_hash`, the hex
  * HMAC-SHA256 of the id under the tenant's identity secret, which only the tenant's server knows.
- * Answers the verified id (undefined when nothing is claimed); a wrong hash is 401.
+ * Answers the verified id, with the tag of the secret that verified it (undefined when nothing is
+ * claimed); a wrong hash is 401.
  */
-export async function verifiedUserId(
+export async function verifiedUser(
   c: Context<AppEnv>,
   claim: { user_id?: string | undefined; user_hash?: string | undefined },
-): Promise<string | undefined> {
+): Promise<{ id: string; secretTag: string } | undefined> {
   const { user_id: userId, user_hash: hash } = claim;
   if (userId === undefined && hash === undefined) return undefined;
   const invalid = (path: string, message: string) =>
@@ -102,5 +103,5 @@ export async function verifiedUserId(
       details: [{ path: "user_hash", message: "not the HMAC-SHA256 of user_id under the identity secret" }],
     });
   }
-  return userId;
+  return { id: userId, secretTag: await identityTag(secret) };
 }

@@ -310,10 +310,10 @@ async function completions(
       for (; !out.done; out = await turn.events.next()) {
         const o = out.value;
         if (o.type === "text") yield text(o.delta);
-        else if (o.type === "failed") {
-          failed = true;
+        else if (o.type !== "tool") {
+          failed ||= o.type === "failed";
           yield frameOf(meta, o, rid);
-        } else if (o.type !== "tool") yield frameOf(meta, o, rid);
+        }
       }
     } finally {
       // The client went away mid-stream: end the turn (its upstream call, its settlement) too.

@@ -1,3 +1,4 @@
+import { joined } from "../http-body";
 import type { ResponseTiming } from "../response-timing";
 
 const encoder = new TextEncoder();
@@ -91,14 +92,4 @@ export function frameStream(
     },
   });
   return timing ? timing.timedBy(body) : body;
-}
-
-function joined(parts: Uint8Array[], bytes: number): Uint8Array {
-  const out = new Uint8Array(bytes);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }

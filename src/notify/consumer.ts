@@ -163,27 +163,27 @@ export async function consumeNotifyBatch(
     db,
     valid.map((v) => v.n.tenantId),
   );
-  const fresh = valid.filter(({ n }) => !sent.has(n.id) && !purged.has(n.tenantId));
   const escalations = await escalationsLastHour(
     db,
-    fresh.filter(({ n }) => n.type === "escalation").map(({ n }) => n.tenantId),
+    valid.filter(({ n }) => n.type === "escalation").map(({ n }) => n.tenantId),
   );
   for (const { m, n } of valid) {
     if (sent.has(n.id) || purged.has(n.tenantId)) {
       m.ack();
       continue;
     }
-    let o: Outcome;
+    // A first delivery counts against the tenant's hour; a retried notice was counted by its own row.
+    const counted = n.type === "escalation" && m.attempts <= 1;
     const count = escalations.get(n.tenantId) ?? 0;
-    // A retried notice was counted by its own row already.
-    if (n.type === "escalation" && m.attempts <= 1 && count >= env.ESCALATION_NOTICES_PER_HOUR)
+    let o: Outcome;
+    if (counted && count >= env.ESCALATION_NOTICES_PER_HOUR)
       o = {
         status: "skipped",
         channel: "none",
         error: `the tenant was sent ${env.ESCALATION_NOTICES_PER_HOUR} escalation notices in the last hour: this conversation waits in the inbox`,
       };
     else {
-      if (n.type === "escalation" && m.attempts <= 1) escalations.set(n.tenantId, count + 1);
+      if (counted) escalations.set(n.tenantId, count + 1);
       o = await deliver(env, n, hooks.get(n.tenantId));
     }
     outcomes.push({ m, n, o, attempts: m.attempts });
