@@ -27,13 +27,14 @@ const GENEROUS = {
  * monthly token budget, one small cost caps (daily and per conversation), five are generous.
  * Sizes, for the mock (priced like gpt-4o-mini: $0.15 / $0.60 per million): a message reserves its
  * input bound (the message and the conversation's history as it stands: tens to a few hundred
- * tokens) and max_tokens (200), about $0.00013 for a first message; it then uses 50-200 tokens,
- * at least $0.00003. So 2,000 tokens a month run out after a handful of messages; a $0.00008
- * conversation cap admits a first message only with fewer output tokens and refuses the third
- * message of a conversation whatever the answers were (two cost at least $0.00007, and a message
- * needs room for 16 output tokens); $0.004 a day holds some tens of messages in flight. The user
- * rate (2 a minute) and the monthly budget are refused at any speed: on a loaded machine a visitor
- * may send only two or three messages in the CI run's 15 s, and its tenant a few tens.
+ * tokens) and max_tokens (200), about $0.00013 for a first message; the mock's answer is a sentence
+ * of some tens of tokens. So 2,000 tokens a month run out after a handful of messages; a $0.00004
+ * conversation cap admits a first message with fewer output tokens (it costs $0.00002-0.00003) and
+ * refuses the second whatever the first answer was (it must reserve a larger input and room for 16
+ * output tokens), so any visitor that sends two messages meets it; $0.004 a day holds some tens of
+ * messages in flight. The user rate (2 a minute) and the monthly budget are refused at any speed
+ * too: on a loaded machine a visitor may send only two or three messages in the CI run's 15 s, and
+ * its tenant a few tens.
  */
 export function profileOf(i: number): Profile {
   switch (i % 10) {
@@ -45,7 +46,7 @@ export function profileOf(i: number): Profile {
     case 2:
       return { ...GENEROUS, name: "token-budget", monthlyTokenBudget: 2_000 };
     case 3:
-      return { ...GENEROUS, name: "cost-caps", dailyCostBudgetUsd: 0.004, conversationCostCapUsd: 0.00008 };
+      return { ...GENEROUS, name: "cost-caps", dailyCostBudgetUsd: 0.004, conversationCostCapUsd: 0.00004 };
     default:
       return { ...GENEROUS, name: "generous" };
   }

@@ -27,7 +27,7 @@ describe("load test (CI size)", () => {
     expect(report.load.errors).toMatchObject({ http5xx: 0, network: 0, unexpected4xx: 0 });
     expect(report.load.admitted).toBeGreaterThan(100);
     // The limit checks checked something: these refusals happen at any speed (a 2-per-minute
-    // user limit, a handful of messages' worth of monthly tokens, a cap that refuses a third message).
+    // user limit, a handful of messages' worth of monthly tokens, a cap that refuses a second message).
     expect(Object.keys(report.load.refusalsByLevel)).toEqual(
       expect.arrayContaining(["user", "budget:monthly_tokens", "budget:conversation_cost"]),
     );
