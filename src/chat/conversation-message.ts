@@ -12,6 +12,7 @@ import {
   citedSources,
   contextTokens,
   groundMessage,
+  knowledgeBound,
   knowledgeOf,
   recordUnansweredQuestion,
   saysUnknown,
@@ -33,6 +34,7 @@ import {
   type AdmittedTurn,
   admitTurn,
   recordUnanswered,
+  releaseTurn,
   screenInput,
   type TurnRequest,
   type TurnSummary,
@@ -133,9 +135,10 @@ async function answerMessage(
   const screenReq: TurnRequest = turnRequest(c, base, [newMessage], 0, abort.signal, exp);
   const blocked = screenInput(screenReq);
   const human = !blocked && asksForHuman(content);
-  // The tenant's knowledge (src/knowledge): reference data for the prompt, and when nothing
-  // relevant is found, the instruction to answer the tenant's "I don't know" sentence.
-  const grounding = blocked || human ? undefined : await groundMessage(svc, tenant.id, newMessage.content);
+  // The tenant's knowledge (src/knowledge) is searched once the message is admitted: its address
+  // counted, its conversation found to be its visitor's, its tokens reserved. Admission reserves
+  // the most its block can take; the turn is charged what it was.
+  const knowledgeTokens = blocked || human ? 0 : await knowledgeBound(svc, tenant.id);
   // The conversation API always offers the tenant's tools (src/tools/loop.ts), from the first model
   // call: their definitions are sent, so they are counted before admission (the registry is cached).
   const runner =
@@ -146,14 +149,12 @@ async function answerMessage(
           tenant.id,
         );
   const offered = runner?.tools.length ? runner.tools.map(toolDefinition) : undefined;
-  // The new message, the system prompt and the tools; the object adds what the history it returns
-  // costs, so the reservation holds exactly what is sent, in any isolate.
+  // The new message, the system prompt, the tools and the knowledge block's bound; the object adds
+  // what the history it returns costs, so the reservation holds what is sent, in any isolate.
   const userTokens = messageTokens(newMessage);
   const estimate =
-    estimateTokens([], { system: exp.config.systemPrompt, tools: offered }) +
-    userTokens +
-    contextTokens(grounding);
-  const admitReq = { ...screenReq, inputTokens: estimate, knowledge: knowledgeOf(grounding), grounding };
+    estimateTokens([], { system: exp.config.systemPrompt, tools: offered }) + userTokens + knowledgeTokens;
+  const admitReq = { ...screenReq, inputTokens: estimate };
   // The gate's refusal of the address, remembered for the address's next requests.
   const refuseGated =
     address &&
@@ -185,8 +186,22 @@ async function answerMessage(
   const visited = answer ?? (await visit());
   const { conversation: p } = verdict(visited, refuseGated);
   conversationAssignments.set(convKey, { experiment: p.view.experiment, variant: p.view.variant });
-  // The turn holds what was reserved: the new message and the history returned with it.
-  const admitted = turn && { ...turn, inputTokens: turn.inputTokens + visited.historyTokens };
+  // The knowledge block, for an admitted message its conversation will answer (none when the
+  // tenant's knowledge is off). A search that fails gives the reservation back.
+  const grounding =
+    turn && knowledgeTokens > 0
+      ? await groundMessage(svc, tenant.id, newMessage.content).catch((err: unknown) => {
+          releaseTurn(admitReq, turn);
+          throw err;
+        })
+      : undefined;
+  const knowledge = knowledgeOf(grounding);
+  // The turn holds what is sent: the new message, the history returned with it, the block found.
+  const admitted = turn && {
+    ...turn,
+    system: knowledge ? [turn.system, knowledge].filter(Boolean).join("\n\n") : turn.system,
+    inputTokens: turn.inputTokens - knowledgeTokens + contextTokens(grounding) + visited.historyTokens,
+  };
 
   const record = async (s: TurnSummary | undefined, replyText: string, escalate?: string) => {
     const toolCalls = s?.toolCalls.length ? s.toolCalls : undefined;
@@ -223,6 +238,8 @@ async function answerMessage(
   const { experiment, variant } = p.view;
   const turnReq = {
     ...admitReq,
+    knowledge,
+    grounding,
     userId: p.view.userId,
     turnIndex: p.view.turnCount,
     experiment,

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { embedTexts, questionCacheKey } from "../../../src/knowledge/embed";
-import { DEFAULT_UNKNOWN_ANSWER, groundMessage } from "../../../src/knowledge/retrieve";
+import { DEFAULT_UNKNOWN_ANSWER, groundMessage, knowledgeBound } from "../../../src/knowledge/retrieve";
 import type { Settings } from "../../../src/knowledge/schemas";
 import { searchSemantic } from "../../../src/knowledge/search";
 import { chatTenant, completions } from "../chat/helpers";
-import { query, send, sql, uniqueId } from "../helpers";
+import { createKey, envelope, query, send, sql, uniqueId } from "../helpers";
 import {
   addSource,
   BASE_URL,
@@ -20,8 +20,8 @@ import {
 } from "./helpers";
 
 /** A tenant with the local embedder configured (its own API key) and the shipping policy indexed. */
-async function semanticShop() {
-  const t = await chatTenant();
+async function semanticShop(overrides: Record<string, unknown> = {}) {
+  const t = await chatTenant(overrides);
   const apiKey = `sk-emb-${uniqueId()}`;
   await setEmbedding(t.key, apiKey);
   const source = await addSource(t.key, {
@@ -227,5 +227,103 @@ describe("semantic search", () => {
         "a",
       ]),
     ).rejects.toThrow("AI binding");
+  });
+});
+
+/**
+ * A copied publishable key's view of the search: each question a script sends is an embedding call
+ * and a full-text query the tenant pays for, outside any budget. They run only for a message that
+ * was admitted: its address counted, its conversation its visitor's, its tokens reserved.
+ */
+describe("knowledge searched only for an admitted message", () => {
+  const ORIGIN = "https://shop.example";
+  const from = (ip: string, token?: string) => ({
+    origin: ORIGIN,
+    "cf-connecting-ip": ip,
+    ...(token ? { "x-visitor-token": token } : {}),
+  });
+  async function browserShop(addressMessagesPerMinute: number) {
+    const t = await semanticShop({
+      allowed_origins: [ORIGIN],
+      address_messages_per_minute: addressMessagesPerMinute,
+    });
+    return { ...t, pk: (await createKey(t.id, "publishable")).key };
+  }
+  async function visitor(pk: string) {
+    const ip = `203.0.113.9-${uniqueId("ip")}`;
+    const res = await send("POST", "/v1/conversations", pk, {}, from(ip));
+    expect(res.status).toBe(201);
+    const started = (await res.json()) as { id: string; visitor_token: string };
+    return { ip, id: started.id, as: from(ip, started.visitor_token) };
+  }
+
+  it("embeds nothing for a message to another visitor's conversation or to none", async () => {
+    const shop = await browserShop(30);
+    const ann = await visitor(shop.pk);
+    const bob = await visitor(shop.pk);
+    const before = await embeddingCalls(shop.apiKey);
+    for (const [path, headers] of [
+      [`/v1/conversations/${ann.id}/messages`, bob.as],
+      [`/v1/conversations/${ann.id.slice(0, -6)}Zz0Zz0/messages`, bob.as],
+    ] as const) {
+      const res = await send(
+        "POST",
+        path,
+        shop.pk,
+        { content: `What does shipping cost, ${uniqueId("q")}?` },
+        headers,
+      );
+      expect(res.status).toBe(404);
+    }
+    expect(await embeddingCalls(shop.apiKey)).toBe(before);
+    // Ann's own message is searched, and answered from the knowledge.
+    const own = await send(
+      "POST",
+      `/v1/conversations/${ann.id}/messages`,
+      shop.pk,
+      { content: `${TYPO} (${uniqueId("q")})` },
+      ann.as,
+    );
+    expect(own.status).toBe(200);
+    expect(await embeddingCalls(shop.apiKey)).toBe(before + 1);
+  });
+
+  it("embeds only the admitted messages of a burst from one address", async () => {
+    const shop = await browserShop(3);
+    const v = await visitor(shop.pk);
+    const before = await embeddingCalls(shop.apiKey);
+    const burst = await Promise.all(
+      Array.from({ length: 9 }, (_, i) =>
+        send(
+          "POST",
+          `/v1/conversations/${v.id}/messages`,
+          shop.pk,
+          { content: `Is shipping free for order ${i} ${uniqueId("q")}?` },
+          v.as,
+        ),
+      ),
+    );
+    expect(burst.map((r) => r.status).sort()).toEqual([200, 200, 200, 429, 429, 429, 429, 429, 429]);
+    for (const r of burst.filter((r) => r.status === 429))
+      expect((await envelope(r)).message).toContain("from this address");
+    expect(await embeddingCalls(shop.apiKey)).toBe(before + 3);
+  });
+
+  it("never makes a block larger than what a message reserves for it", async () => {
+    const shop = await semanticShop();
+    const svc = services();
+    try {
+      const bound = await knowledgeBound(svc, shop.id);
+      for (const q of [TYPO, "What does shipping cost?", "Do you sell gift cards?", "x".repeat(3000)]) {
+        const g = await groundMessage(svc, shop.id, q);
+        expect(g.kind).not.toBe("off");
+        expect(g.kind !== "off" && g.tokens).toBeLessThanOrEqual(bound);
+      }
+      // Knowledge switched off: nothing is reserved for it.
+      const off = await chatTenant();
+      expect(await knowledgeBound(svc, off.id)).toBe(0);
+    } finally {
+      await svc.dbh.close();
+    }
   });
 });
