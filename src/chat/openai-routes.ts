@@ -265,7 +265,12 @@ async function completions(
   // A tenant that runs its tools on the server offers its registered tools; the loop runs them.
   const runner = await serverTools(c, req);
   const turn = startToolTurn(req, await admitTurn(req), req.messages, runner);
-  hold.until(turn.summary);
+  // A streamed answer's "I don't know" is listed within the hold, whether or not its client reads
+  // the stream to its end (the handler has returned by then: the listing opens its own pool).
+  const listed = body.stream
+    ? turn.summary.then((s) => (s.outcome === "ok" ? noteUnknown(s.text, true) : undefined))
+    : undefined;
+  hold.until(listed ?? turn.summary);
   meta.model = turn.model;
   if (!body.stream) {
     let text = "";
@@ -325,7 +330,7 @@ async function completions(
     meta.model = s.model; // the chunks from here on name the model that answered
     const finish = finishOf(s);
     const sources = citedSources(s.text, grounding);
-    await noteUnknown(s.text, true); // the handler has returned: its pool is closed
+    await listed; // listed before the stream ends, for a client that reads it to its end
     yield sseFrame(JSON.stringify({ ...chunk(meta, {}, finish), chatedge_sources: sources }));
     if (includeUsage) yield sseFrame(JSON.stringify(usageChunk(meta, s.inputTokens, s.outputTokens)));
     yield sseFrame("[DONE]");
