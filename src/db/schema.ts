@@ -752,6 +752,11 @@ export const operators = pgTable(
     /** Failed sign-ins in a row, and until when sign-in is refused after too many (never in the password check). */
     failedSignIns: integer("failed_sign_ins").notNull().default(0),
     lockedUntil: timestamp("locked_until", { withTimezone: true }),
+    /**
+     * When the failed sign-ins count is forgotten: a day after the first failure of a run, or when
+     * the lock that run reached ends (src/operators/service.ts claimAccount).
+     */
+    failedUntil: timestamp("failed_until", { withTimezone: true }),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     /** Removed operators keep their row (the audit log names them) but cannot sign in. */
     removedAt: timestamp("removed_at", { withTimezone: true }),

@@ -45,6 +45,8 @@ export const SIGN_IN_FAILURES = 5;
  */
 export const ACCOUNT_SIGN_IN_FAILURES = 50;
 export const LOCK_MS = 15 * 60 * 1000;
+/** How long a run of failed sign-ins is remembered from its first failure, on either count. */
+export const SIGN_IN_COUNT_MS = 24 * 60 * 60 * 1000;
 
 /** The audit log's name for an operator: their id and email, so the entry outlives a rename. */
 export function operatorActor(op: Pick<OperatorIdentity, "id" | "email">, requestId: string): Actor {
@@ -293,6 +295,7 @@ export async function signIn(
     .set({
       failedSignIns: 0,
       lockedUntil: null,
+      failedUntil: null,
       ...(rehash ? { passwordHash: await hashPassword(password) } : {}),
     })
     .where(eq(operators.id, op.id));
@@ -302,18 +305,29 @@ export async function signIn(
 
 /**
  * Counts an attempt on an operator's account, from anywhere, as a failure (a success clears it):
- * at every ACCOUNT_SIGN_IN_FAILURES-th the account locks for LOCK_MS. One statement, which takes the
- * row's lock, so concurrent attempts are counted one after another and none passes a lock another
- * has just set. Undefined when the attempt may go on; else when the lock ends.
+ * the ACCOUNT_SIGN_IN_FAILURES-th locks the account for LOCK_MS. The count lives as an unknown
+ * email's does in Redis (signInLocks): a day from the first failure of a run, or until the lock that
+ * run reached ends, and then starts again; a count that lived longer would make the lock tell an
+ * operator's email from one that is nobody's. One statement, which takes the row's lock, so
+ * concurrent attempts are counted one after another and none passes a lock another has just set.
+ * Undefined when the attempt may go on; else when the lock ends.
  */
 async function claimAccount(db: Db, id: string, now: number): Promise<number | undefined> {
-  const open = sql`(${operators.lockedUntil} is null or ${operators.lockedUntil} <= ${new Date(now).toISOString()}::timestamptz)`;
+  const at = sql`${new Date(now).toISOString()}::timestamptz`;
+  const lockEnd = sql`${new Date(now + LOCK_MS).toISOString()}::timestamptz`;
+  const open = sql`(${operators.lockedUntil} is null or ${operators.lockedUntil} <= ${at})`;
+  const forgotten = sql`(${operators.failedUntil} is null or ${operators.failedUntil} <= ${at})`;
+  // Every expression reads the row as it was before this statement.
+  const n = sql`(case when ${forgotten} then 1 else ${operators.failedSignIns} + 1 end)`;
+  const locks = sql`${n} = ${ACCOUNT_SIGN_IN_FAILURES}`;
   const [counted] = await db
     .update(operators)
     .set({
-      failedSignIns: sql`${operators.failedSignIns} + 1`,
-      lockedUntil: sql`case when (${operators.failedSignIns} + 1) % ${ACCOUNT_SIGN_IN_FAILURES} = 0
-        then ${new Date(now + LOCK_MS).toISOString()}::timestamptz else ${operators.lockedUntil} end`,
+      failedSignIns: n,
+      failedUntil: sql`case when ${locks} then ${lockEnd}
+        when ${forgotten} then ${new Date(now + SIGN_IN_COUNT_MS).toISOString()}::timestamptz
+        else ${operators.failedUntil} end`,
+      lockedUntil: sql`case when ${locks} then ${lockEnd} else ${operators.lockedUntil} end`,
     })
     .where(and(eq(operators.id, id), open))
     .returning({ id: operators.id });
@@ -345,7 +359,7 @@ function signInLocks(cache: Cache, tenantId: string, email: string, address: str
       const [n, , ttl] = await r
         .pipeline()
         .incr(key)
-        .expire(key, 24 * 3600, { nx: true })
+        .expire(key, SIGN_IN_COUNT_MS / 1000, { nx: true })
         .ttl(key)
         .exec<[number, number, number]>();
       const lockS = LOCK_MS / 1000;
@@ -419,7 +433,7 @@ export async function acceptInvite(
   if (!op) return undefined;
   const [row] = await db
     .update(operators)
-    .set({ passwordHash: await hashPassword(password), failedSignIns: 0, lockedUntil: null })
+    .set({ passwordHash: await hashPassword(password), failedSignIns: 0, lockedUntil: null, failedUntil: null })
     .where(eq(operators.id, op.id))
     .returning();
   const updated = row ?? op;

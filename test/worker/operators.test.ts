@@ -1,6 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { sha256Hex } from "../../src/auth/keys";
 import { AUTH_FAILURES_PER_MINUTE } from "../../src/auth/throttle";
 import worker from "../../src/index";
 import {
@@ -300,6 +301,40 @@ describe("operator accounts and console sessions", () => {
       for (const r of refused)
         expect((await envelope(r)).message).toMatch(/for this account; retry in \d+ s$/);
     }
+  });
+
+  it("a run of failures is forgotten a day after it began, an operator's as an unknown email's", async () => {
+    const { tenant_id } = await createTenant();
+    const owner = await operator(tenant_id, "owner");
+    const nobody = `${uniqueId("nobody")}@example.com`;
+    // One short of the lock, each from an address of its own.
+    for (let i = 0; i < ACCOUNT_SIGN_IN_FAILURES - 1; i++) {
+      expect((await signInFrom(tenant_id, owner.email, `nope${i}`)).status).toBe(401);
+      expect((await signInFrom(tenant_id, nobody, `nope${i}`)).status).toBe(401);
+    }
+    expect(await failedSignIns(owner.id)).toBe(ACCOUNT_SIGN_IN_FAILURES - 1);
+    // A day on: the row's count and the Redis count end alike (the Redis one is made to end now).
+    await query(sql`update operators set failed_until = now() - interval '1 second' where id = ${owner.id}`);
+    const svc = services();
+    const key = `ce:signin:account:${await sha256Hex(`${tenant_id}\n${nobody}`)}`;
+    expect(await svc.cache.run(0, (r) => r.expire(key, 1))).toBe(1);
+    await new Promise((r) => setTimeout(r, 1_100));
+    // The next failure starts a new run on both: neither locks, and the right password signs in.
+    expect((await signInFrom(tenant_id, owner.email, "nope-again")).status).toBe(401);
+    expect((await signInFrom(tenant_id, nobody, "nope-again")).status).toBe(401);
+    expect(await failedSignIns(owner.id)).toBe(1);
+    expect((await signInFrom(tenant_id, owner.email, PASSWORD)).status).toBe(200);
+    expect((await signInFrom(tenant_id, nobody, PASSWORD)).status).toBe(401);
+    // And a run that reached the lock is forgotten when the lock ends: one failure after it locks nothing.
+    for (let i = 0; i < ACCOUNT_SIGN_IN_FAILURES; i++)
+      expect((await signInFrom(tenant_id, owner.email, `nope${i}`)).status).toBe(401);
+    expect((await signInFrom(tenant_id, owner.email, PASSWORD)).status).toBe(429);
+    await query(
+      sql`update operators set locked_until = now() - interval '1 second', failed_until = now() - interval '1 second' where id = ${owner.id}`,
+    );
+    expect((await signInFrom(tenant_id, owner.email, "nope-after")).status).toBe(401);
+    expect(await failedSignIns(owner.id)).toBe(1);
+    expect((await signInFrom(tenant_id, owner.email, PASSWORD)).status).toBe(200);
   });
 
   it("refuses a sign-in posted from another origin (login CSRF)", async () => {

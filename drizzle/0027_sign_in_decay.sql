@@ -1,0 +1,1 @@
+ALTER TABLE "operators" ADD COLUMN "failed_until" timestamp with time zone;
