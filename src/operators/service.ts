@@ -433,7 +433,12 @@ export async function acceptInvite(
   if (!op) return undefined;
   const [row] = await db
     .update(operators)
-    .set({ passwordHash: await hashPassword(password), failedSignIns: 0, lockedUntil: null, failedUntil: null })
+    .set({
+      passwordHash: await hashPassword(password),
+      failedSignIns: 0,
+      lockedUntil: null,
+      failedUntil: null,
+    })
     .where(eq(operators.id, op.id))
     .returning();
   const updated = row ?? op;
