@@ -30,8 +30,9 @@ const GENEROUS = {
  * tokens) and max_tokens (200), about $0.00013 for a first message; the mock's answer is a sentence
  * of some tens of tokens. So 2,000 tokens a month run out after a handful of messages; a $0.00004
  * conversation cap admits a first message with fewer output tokens (it costs $0.00002-0.00003) and
- * refuses the second whatever the first answer was (it must reserve a larger input and room for 16
- * output tokens), so any visitor that sends two messages meets it; $0.004 a day holds some tens of
+ * refuses the second (it must reserve a larger input and room for 16 output tokens: with the mock's
+ * answer, a sentence of 25-35 tokens, that passes the cap by a few output tokens' worth; an answer
+ * much shorter would let it in), so any visitor that sends two messages meets it; $0.004 a day holds some tens of
  * messages in flight. The user rate (2 a minute) and the monthly budget are refused at any speed
  * too: on a loaded machine a visitor may send only two or three messages in the CI run's 15 s, and
  * its tenant a few tens.

@@ -12,8 +12,8 @@ import {
   citedSources,
   contextTokens,
   groundMessage,
-  knowledgeBound,
   knowledgeOf,
+  planKnowledge,
   recordUnansweredQuestion,
   saysUnknown,
 } from "../knowledge/retrieve";
@@ -138,7 +138,8 @@ async function answerMessage(
   // The tenant's knowledge (src/knowledge) is searched once the message is admitted: its address
   // counted, its conversation found to be its visitor's, its tokens reserved. Admission reserves
   // the most its block can take; the turn is charged what it was.
-  const knowledgeTokens = blocked || human ? 0 : await knowledgeBound(svc, tenant.id);
+  const knowledge = blocked || human ? undefined : await planKnowledge(svc, tenant.id);
+  const knowledgeTokens = knowledge?.bound ?? 0;
   // The conversation API always offers the tenant's tools (src/tools/loop.ts), from the first model
   // call: their definitions are sent, so they are counted before admission (the registry is cached).
   const runner =
@@ -189,17 +190,17 @@ async function answerMessage(
   // The knowledge block, for an admitted message its conversation will answer (none when the
   // tenant's knowledge is off). A search that fails gives the reservation back.
   const grounding =
-    turn && knowledgeTokens > 0
-      ? await groundMessage(svc, tenant.id, newMessage.content).catch((err: unknown) => {
+    turn && knowledge && knowledgeTokens > 0
+      ? await groundMessage(svc, tenant.id, newMessage.content, knowledge).catch((err: unknown) => {
           releaseTurn(admitReq, turn);
           throw err;
         })
       : undefined;
-  const knowledge = knowledgeOf(grounding);
+  const block = knowledgeOf(grounding);
   // The turn holds what is sent: the new message, the history returned with it, the block found.
   const admitted = turn && {
     ...turn,
-    system: knowledge ? [turn.system, knowledge].filter(Boolean).join("\n\n") : turn.system,
+    system: block ? [turn.system, block].filter(Boolean).join("\n\n") : turn.system,
     inputTokens: turn.inputTokens - knowledgeTokens + contextTokens(grounding) + visited.historyTokens,
   };
 
@@ -238,7 +239,7 @@ async function answerMessage(
   const { experiment, variant } = p.view;
   const turnReq = {
     ...admitReq,
-    knowledge,
+    knowledge: block,
     grounding,
     userId: p.view.userId,
     turnIndex: p.view.turnCount,

@@ -171,37 +171,51 @@ function blockBound(state: KnowledgeState): number {
 const bounds = new WeakMap<KnowledgeState, number>();
 
 /**
- * The most tokens the tenant's knowledge block adds to a message's prompt, whatever the message:
- * reserved at admission, so the search runs only for a message already admitted.
+ * The tenant's knowledge as one message sees it: the settings its search will use, and the most
+ * tokens its block can take with them (0 when knowledge is off), which admission reserves before
+ * the search runs. The search takes the same settings, so a change in between cannot make the
+ * block larger than what was reserved.
  */
-export async function knowledgeBound(svc: Services, tenantId: string): Promise<number> {
+export interface KnowledgePlan {
+  bound: number;
+  state: KnowledgeState | undefined;
+}
+
+export async function planKnowledge(svc: Services, tenantId: string): Promise<KnowledgePlan> {
   const state = await states.get(svc, tenantId);
-  if (!state) return 0;
-  let n = bounds.get(state);
-  if (n === undefined) {
-    n = blockBound(state);
-    bounds.set(state, n);
+  if (!state) return { bound: 0, state };
+  let bound = bounds.get(state);
+  if (bound === undefined) {
+    bound = blockBound(state);
+    bounds.set(state, bound);
   }
-  return n;
+  return { bound, state };
 }
 
 /**
  * Retrieval for a visitor's message: off when the tenant switched knowledge off or has no indexed
  * source; `unknown` when no chunk reaches the tenant's minimum score (the model still answers,
- * with its tools: a greeting or an order lookup needs no reference); else the context block. The
- * block never takes more tokens than `knowledgeBound` says.
+ * with its tools: a greeting or an order lookup needs no reference); else the context block. With
+ * a plan, its settings are used, and the block never takes more tokens than its bound.
  */
-export async function groundMessage(svc: Services, tenantId: string, question: string): Promise<Grounding> {
-  const state = await states.get(svc, tenantId);
+export async function groundMessage(
+  svc: Services,
+  tenantId: string,
+  question: string,
+  plan?: KnowledgePlan,
+): Promise<Grounding> {
+  const state = plan ? plan.state : await states.get(svc, tenantId);
   if (!state?.settings.enabled || state.indexedSources === 0 || question.trim() === "")
     return { kind: "off" };
   const { hits, retrieval } = await rankedHits(svc, tenantId, question, state);
   const unknownAnswer = state.settings.unknown_answer_message.trim() || DEFAULT_UNKNOWN_ANSWER;
-  if (hits.length === 0) {
+  const block = hits.length > 0 && contextBlock(hits, state.settings.max_context_tokens, unknownAnswer);
+  // No chunk found, or none that fits (a budget too small for any reference): nothing to cite.
+  if (!block || block.hits.length === 0) {
     const context = unknownContext(unknownAnswer);
     return { kind: "unknown", context, tokens: countTextTokens(context), unknownAnswer, retrieval };
   }
-  return { ...contextBlock(hits, state.settings.max_context_tokens, unknownAnswer), retrieval };
+  return { ...block, retrieval };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { embedTexts, questionCacheKey } from "../../../src/knowledge/embed";
-import { DEFAULT_UNKNOWN_ANSWER, groundMessage, knowledgeBound } from "../../../src/knowledge/retrieve";
+import { DEFAULT_UNKNOWN_ANSWER, groundMessage, planKnowledge } from "../../../src/knowledge/retrieve";
 import type { Settings } from "../../../src/knowledge/schemas";
 import { searchSemantic } from "../../../src/knowledge/search";
 import { chatTenant, completions } from "../chat/helpers";
@@ -309,19 +309,46 @@ describe("knowledge searched only for an admitted message", () => {
     expect(await embeddingCalls(shop.apiKey)).toBe(before + 3);
   });
 
-  it("never makes a block larger than what a message reserves for it", async () => {
+  it("never makes a block larger than what a message reserves for it, and charges the block it made", async () => {
     const shop = await semanticShop();
+    // Far more about shipping than the default 1,500 tokens of references hold.
+    const long = await addSource(shop.key, {
+      type: "markdown",
+      title: "Shipping handbook",
+      content: Array.from(
+        { length: 80 },
+        (_, i) =>
+          `## Shipping zone ${i}\n\n${`Shipping to zone ${i} costs ${i + 3} euros and takes ${i % 9} days. `.repeat(12)}`,
+      ).join("\n\n"),
+    });
+    expect((await settled(shop.key, long.id)).status).toBe("ready");
     const svc = services();
     try {
-      const bound = await knowledgeBound(svc, shop.id);
+      const plan = await planKnowledge(svc, shop.id);
+      expect(plan.bound).toBeGreaterThan(1_500);
       for (const q of [TYPO, "What does shipping cost?", "Do you sell gift cards?", "x".repeat(3000)]) {
-        const g = await groundMessage(svc, shop.id, q);
+        const g = await groundMessage(svc, shop.id, q, plan);
         expect(g.kind).not.toBe("off");
-        expect(g.kind !== "off" && g.tokens).toBeLessThanOrEqual(bound);
+        expect(g.kind !== "off" && g.tokens).toBeLessThanOrEqual(plan.bound);
       }
+      // Settings changed between the reservation and the search: the search keeps the reserved ones.
+      const patched = await send("PATCH", "/v1/knowledge/settings", shop.key, { max_context_tokens: 8_000 });
+      expect(patched.status).toBe(200);
+      expect((await planKnowledge(svc, shop.id)).bound).toBeGreaterThan(8_000);
+      const g = await groundMessage(svc, shop.id, "What does shipping cost?", plan);
+      expect(g.kind !== "off" && g.tokens).toBeGreaterThan(1_000);
+      expect(g.kind !== "off" && g.tokens).toBeLessThanOrEqual(plan.bound);
+      // Without the plan the search takes the new settings: a block past the old bound.
+      const unplanned = await groundMessage(svc, shop.id, "What does shipping cost?");
+      expect(unplanned.kind !== "off" && unplanned.tokens).toBeGreaterThan(plan.bound);
+      // A message is charged the block it was sent, not the bound it reserved.
+      const reply = await converse(shop.key, "What does shipping cost?");
+      expect(reply.sources.length).toBeGreaterThan(0);
+      expect(reply.usage.input_tokens).toBeGreaterThan(unplanned.kind !== "off" ? unplanned.tokens : 0);
+      expect(reply.usage.input_tokens).toBeLessThan((await planKnowledge(svc, shop.id)).bound);
       // Knowledge switched off: nothing is reserved for it.
       const off = await chatTenant();
-      expect(await knowledgeBound(svc, off.id)).toBe(0);
+      expect((await planKnowledge(svc, off.id)).bound).toBe(0);
     } finally {
       await svc.dbh.close();
     }
