@@ -101,6 +101,8 @@ export interface MessageRequest {
   maxTokens?: number;
   /** The reservation of the message this call is a later tool-loop step of (see AdmitInput). */
   continues?: string;
+  /** A message no model answers: counted in the rate windows, no tokens, no budget (see AdmitInput). */
+  unpriced?: true;
 }
 
 interface Pending {
@@ -273,6 +275,7 @@ export function admissionCall(
       global: globalOf(env),
       settle: batch.length > 0 ? batch.map((p) => p.item) : undefined,
       continues: req.continues,
+      unpriced: req.unpriced,
     },
     done: (delivered) => finish(tenant.id, batch, delivered),
   };

@@ -89,6 +89,12 @@ export const AdmitInputSchema = z
      * and cost count in every budget, but the message is already one request in the rate windows.
      */
     continues: z.string().regex(RESERVATION_ID, "not a reservation id").optional(),
+    /**
+     * A message that reaches no model (a blocked topic, a request for a human, a conversation an
+     * operator holds): one request in the user, tenant and global windows like any message, but no
+     * tokens and no budget, and settled at nothing as it is admitted.
+     */
+    unpriced: z.literal(true).optional(),
   })
   .strict();
 
@@ -120,6 +126,7 @@ export function isAdmitRest(raw: unknown): boolean {
     isInt(r.maxTokens, 1, MAX_ANSWER_TOKENS) &&
     (r.ttlMs === undefined || isInt(r.ttlMs, TTL_MS.min, TTL_MS.max)) &&
     (r.continues === undefined || matches(r.continues, RESERVATION_ID)) &&
+    (r.unpriced === undefined || r.unpriced === true) &&
     (r.settle === undefined ||
       (Array.isArray(r.settle) &&
         Object.getPrototypeOf(r.settle) === Array.prototype &&
@@ -140,6 +147,7 @@ const REST_KEYS = new Set([
   "ttlMs",
   "settle",
   "continues",
+  "unpriced",
 ]);
 
 function isPlainObject(v: unknown): v is object {

@@ -320,16 +320,28 @@ export class TenantGate extends DurableObject<RawEnv> {
     const day = localDay(now, cfg.timezone);
     const month = monthOf(day);
     const conv = input.conversationId;
-    const plan = planBudget(
-      {
-        model: input.model,
-        fallbackModel: cfg.fallbackModel,
-        inputTokens: input.inputTokens,
-        maxTokens: input.maxTokens,
-        overrides: cfg.pricingOverrides,
-      },
-      headroom(this.#ledger, cfg, day, conv, input.userId),
-    );
+    // A message no model answers spends no budget: a visitor whose budget is spent can still ask
+    // for a human.
+    const plan = input.unpriced
+      ? {
+          ok: true as const,
+          model: input.model,
+          maxTokens: 0,
+          tokens: 0,
+          nanos: 0,
+          degraded: [],
+          budget: null,
+        }
+      : planBudget(
+          {
+            model: input.model,
+            fallbackModel: cfg.fallbackModel,
+            inputTokens: input.inputTokens,
+            maxTokens: input.maxTokens,
+            overrides: cfg.pricingOverrides,
+          },
+          headroom(this.#ledger, cfg, day, conv, input.userId),
+        );
     if (!plan.ok) {
       const levels = this.#rateLevels(input, now);
       return budgetRefusal(plan.budget, now, cfg, mostConstrained(levels), levels);
@@ -356,13 +368,19 @@ export class TenantGate extends DurableObject<RawEnv> {
       expiresAt: now + (input.ttlMs ?? RESERVATION_TTL_MS),
       lease,
     };
-    this.#group.add(() => this.#store.insertAdmission(r));
-    this.#ledger.reserve(r);
+    if (input.unpriced) {
+      // Closed as it is made: its row carries the timestamp the windows are rebuilt from, and
+      // nothing for the budgets or the usage figures.
+      this.#group.add(() => this.#store.insertUnpriced(r, now));
+    } else {
+      this.#group.add(() => this.#store.insertAdmission(r));
+      this.#ledger.reserve(r);
+      this.#ensureAlarm(r.expiresAt);
+    }
     if (!step) {
       this.#users.of(r.user).push(now);
       this.#tenantWindow.push(now);
     }
-    this.#ensureAlarm(r.expiresAt);
     if (!step) this.#leases.prefetch(input.tenantId, input.global, cfg.rateLimitPerMinute, now);
     const levels = this.#rateLevels(input, now);
     return {

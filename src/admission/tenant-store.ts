@@ -93,6 +93,31 @@ export class TenantStore {
     );
   }
 
+  /**
+   * The row of a message no model answers (AdmitInput.unpriced): settled at nothing as it is made,
+   * with no settle number, so no rollup or restart counts it in the usage figures; its timestamp
+   * counts in the windows like any admission's.
+   */
+  insertUnpriced(r: Reservation, now: number): void {
+    this.sql.exec(
+      `INSERT INTO admissions (seq, tag, ts, user_id, conv_id, model, day, res_tokens, res_nanos, expires_at, lease,
+         state, act_model, act_in, act_out, act_nanos, closed_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, 0, 0, 0, ?)`,
+      r.seq,
+      r.tag,
+      r.ts,
+      r.user,
+      r.conv,
+      r.model,
+      r.day,
+      r.expiresAt,
+      r.lease,
+      SETTLED,
+      r.model,
+      now,
+    );
+  }
+
   findAdmission(seq: number): AdmissionRow | undefined {
     const r = this.sql
       .exec(

@@ -359,14 +359,20 @@ export class Conversation extends DurableObject<RawEnv> {
       historyTokens = h.tokens;
       conversation = { ok: true, view: this.#view(), history: h.history };
     }
-    // A conversation an operator holds calls no model: nothing to admit.
+    // Admission counts the message against the conversation's own user. A message no model will
+    // answer (one the worker says is, or any in a conversation an operator holds) is counted in
+    // the rate windows with no tokens and no budget.
+    const unpriced =
+      call.admit?.unpriced === true || (conversation.ok && conversation.view.state === "human");
     const admit =
-      conversation.ok && call.admit && conversation.view.state !== "human"
-        ? {
-            ...call.admit,
-            userId: conversation.view.userId,
-            inputTokens: call.admit.inputTokens + historyTokens,
-          }
+      conversation.ok && call.admit
+        ? unpriced
+          ? { ...call.admit, userId: conversation.view.userId, inputTokens: 0, unpriced: true as const }
+          : {
+              ...call.admit,
+              userId: conversation.view.userId,
+              inputTokens: call.admit.inputTokens + historyTokens,
+            }
         : undefined;
     if (!admit && !call.address) return { conversation, historyTokens };
     const gate = gateStub(this.env, tenantId);

@@ -1,6 +1,6 @@
 /** One visitor message on the conversation API, from admission to the recorded turn. */
 import type { Context } from "hono";
-import { admissionCall } from "../admission/client";
+import { admissionCall, type MessageRequest } from "../admission/client";
 import { gateFailure, rejectionError } from "../admission/headers";
 import type { AdmitInput, AdmitResult } from "../admission/types";
 import { countRefusal, sendAnalytics } from "../analytics/producer";
@@ -33,6 +33,7 @@ import type { ConversationView, PrepareResult, TurnCallResult } from "./conversa
 import {
   type AdmittedTurn,
   admitTurn,
+  admitUnpriced,
   recordUnanswered,
   releaseTurn,
   screenInput,
@@ -163,25 +164,34 @@ async function answerMessage(
       rememberRefusal(address, hit, askedAt);
       return refuseAddress(hit);
     });
+  // Asks the gate through the conversation's object, with this isolate's queued settlements.
+  const visitGate = async (m: MessageRequest): Promise<AdmitResult> => {
+    const gateCall = admissionCall(svc.env, admitReq.tenant, m);
+    const r = await visit(gateCall.input);
+    gateCall.done(
+      r.gate?.reached === true && r.gate.outcome.ok && r.gate.outcome.value.admission !== undefined,
+    );
+    const { conversation, admission } = verdict(r, refuseGated);
+    if (!admission) throw new Error("the conversation did not ask for admission");
+    // An operator holds it: the object counted the message as one no model answers (refused
+    // like any message), and no model will be called.
+    if (conversation.view.state === "human" && admission.ok) throw HELD;
+    return admission;
+  };
   let turn: AdmittedTurn | undefined;
   if (!blocked && !human) {
-    turn = await admitTurn(admitReq, async (m) => {
-      const gateCall = admissionCall(svc.env, admitReq.tenant, m);
-      const r = await visit(gateCall.input);
-      gateCall.done(
-        r.gate?.reached === true && r.gate.outcome.ok && r.gate.outcome.value.admission !== undefined,
-      );
-      const { conversation, admission } = verdict(r, refuseGated);
-      // An operator holds it: the object asked no admission, and no model will be called.
-      if (conversation.view.state === "human") throw HELD;
-      if (!admission) throw new Error("the conversation did not ask for admission");
-      return admission;
-    }).catch(async (err: unknown) => {
+    turn = await admitTurn(admitReq, visitGate).catch(async (err: unknown) => {
       if (err === HELD) return undefined;
       // Refused before the conversation was reached (an unknown or unconfigured model): the
       // address still counts, and its refusals and the conversation's come first, as ever.
       if (!answer) verdict(await visit(), refuseGated);
       throw err;
+    });
+  } else {
+    // A blocked topic or a request for a human reaches no model, and is one request in every
+    // window all the same.
+    await admitUnpriced(admitReq, visitGate).catch((err: unknown) => {
+      if (err !== HELD) throw err;
     });
   }
   const visited = answer ?? (await visit());

@@ -312,13 +312,45 @@ export async function admitTurn(
     maxTokens,
     continues: req.continues,
   });
-  if (!admitted.ok) {
-    const reason = admitted.level === "budget" ? (admitted.budget ?? "monthly_tokens") : admitted.level;
-    countRefusal(req.env, req.ctx, req.tenant.id, reason);
-    throw refusalError(admitted);
-  }
+  if (!admitted.ok) throw refused(req, admitted);
   const { chain } = resolveChain([admitted.model, req.tenant.fallbackModel], req.env);
   return { admitted, headers: rateLimitHeaders(admitted), chain, system, inputTokens, started };
+}
+
+/** A refused admission, counted in the tenant's analytics, as the error its route answers. */
+function refused(req: TurnRequest, r: Extract<AdmitResult, { ok: false }>): AppError {
+  countRefusal(
+    req.env,
+    req.ctx,
+    req.tenant.id,
+    r.level === "budget" ? (r.budget ?? "monthly_tokens") : r.level,
+  );
+  return refusalError(r);
+}
+
+/**
+ * The admission of a message no model answers (a blocked topic, a request for a human, a
+ * conversation an operator holds): one request in the user, tenant and global windows like any
+ * message, no tokens and no budget, settled as it is admitted.
+ */
+export function unpricedRequest(req: TurnRequest): MessageRequest {
+  return {
+    userId: req.userId,
+    conversationId: req.conversationId,
+    inputTokens: 0,
+    model: req.model,
+    maxTokens: 1,
+    unpriced: true,
+  };
+}
+
+/** Counts a message no model answers in the rate windows; throws the refusal as admitTurn does. */
+export async function admitUnpriced(
+  req: TurnRequest,
+  admit: (m: MessageRequest) => Promise<AdmitResult> = (m) => admitMessage(req.env, req.tenant, m),
+): Promise<void> {
+  const r = await admit(unpricedRequest(req));
+  if (!r.ok) throw refused(req, r);
 }
 
 /** Gives back an admitted turn that will not run (its conversation turned out to be unknown). */

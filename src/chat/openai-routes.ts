@@ -25,6 +25,7 @@ import {
 } from "../tools/loop";
 import {
   admitTurn,
+  admitUnpriced,
   checkTools,
   recordUnanswered,
   screenInput,
@@ -243,6 +244,8 @@ async function completions(
     await recordUnansweredQuestion(c.get("svc"), req.tenant.id, redacted, { ownPool });
   };
   if (blocked) {
+    // Refused by the policy, not the model: still one request in every rate window.
+    await admitUnpriced(req);
     recordUnanswered(req, { outcome: "blocked", topic: blocked.topic });
     const answer = {
       ...completion(meta, blocked.text, [], "content_filter", { inputTokens: 0, outputTokens: 0 }),

@@ -128,6 +128,7 @@ describe("gate input validation", () => {
       maxTokens: [1, 500, 0, 1_000_000, 1_000_001, 2.5, Number.MAX_SAFE_INTEGER + 2],
       ttlMs: [undefined, 1_000, 999, 3_600_000, 3_600_001, 1_500.5],
       continues: [undefined, "rsv_a_00000000", "rsv_a", ""],
+      unpriced: [undefined, true, false, "true", 1],
       settle: [undefined, [], "x", { 0: 1 }],
       config: [config(), undefined],
       global: [{ gate: "g", limitPerMinute: 1 }, null],

@@ -110,6 +110,31 @@ describe("TenantGate rate limits", () => {
     admitted(await gate.admit(input(tenantId, {}, cfg)));
   });
 
+  it("counts a message no model answers in the windows, across a restart, and in no budget or usage figure", async () => {
+    const { tenantId, stub, gate } = await freshGate();
+    // A month's budget of 100 tokens cannot hold a priced message (input 100 + 500 out).
+    const cfg = { userRateLimitPerMinute: 3, monthlyTokenBudget: 100 };
+    const unpriced = () => gate.admit({ ...input(tenantId, {}, cfg), unpriced: true });
+    expect(refused(await gate.admit(input(tenantId, {}, cfg))).level).toBe("budget");
+    const first = admitted(await unpriced());
+    expect(first).toMatchObject({ reservedTokens: 0, reservedCostUsd: 0 });
+    expect(first.rateLimit.remaining).toBe(2);
+    await setClock(stub, T0 + 20_000);
+    admitted(await unpriced());
+    await evictDurableObject(stub);
+    await setClock(stub, T0 + 30_000);
+    admitted(await unpriced());
+    // The window is full of them: the next is refused, priced or not, until the first leaves.
+    expect(refused(await unpriced())).toMatchObject({ level: "user", retryAfterSeconds: 30 });
+    expect(refused(await gate.admit(input(tenantId, {}, cfg))).level).toBe("user");
+    await evictDurableObject(stub);
+    const usage = await gate.usage({ tenantId, days: 1, config: input(tenantId, {}, cfg).config });
+    expect(usage.month).toMatchObject({ tokensUsed: 0, tokensReserved: 0 });
+    expect(usage.daily[0]).toMatchObject({ messages: 0 });
+    expect(usage.window).toMatchObject({ tenantUsed: 3, openReservations: 0 });
+    expect(await rows(stub)).toBe(3);
+  });
+
   it("prunes old admission rows in its alarm once they are settled and out of every window", async () => {
     const { tenantId, stub, gate } = await freshGate();
     const a = admitted(await gate.admit(input(tenantId)));
