@@ -306,7 +306,8 @@ export class TenantGate extends DurableObject<RawEnv> {
     const now = this.#now();
     const cfg = input.config;
     // A tool-loop step of an admitted message: budgets as ever, no second request in any window.
-    const step = input.continues !== undefined && this.#continues(input.continues, input);
+    // A message no model answers is never one: it always takes its place in the windows.
+    const step = !input.unpriced && input.continues !== undefined && this.#continues(input.continues, input);
     const userWindow = step ? 0 : this.#users.count(input.userId, now);
     if (userWindow >= cfg.userRateLimitPerMinute) {
       const ms = this.#users.of(input.userId).msUntilBelow(cfg.userRateLimitPerMinute, now);

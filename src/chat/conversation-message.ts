@@ -172,13 +172,14 @@ async function answerMessage(
       r.gate?.reached === true && r.gate.outcome.ok && r.gate.outcome.value.admission !== undefined,
     );
     const { conversation, admission } = verdict(r, refuseGated);
-    if (!admission) throw new Error("the conversation did not ask for admission");
     // An operator holds it: the object counted the message as one no model answers (refused
     // like any message), and no model will be called.
-    if (conversation.view.state === "human" && admission.ok) throw HELD;
+    if (conversation.view.state === "human" && (admission?.ok ?? true)) throw HELD;
+    if (!admission) throw new Error("the conversation did not ask for admission");
     return admission;
   };
   let turn: AdmittedTurn | undefined;
+  let unpricedHeaders: Record<string, string> | undefined;
   if (!blocked && !human) {
     turn = await admitTurn(admitReq, visitGate).catch(async (err: unknown) => {
       if (err === HELD) return undefined;
@@ -190,8 +191,9 @@ async function answerMessage(
   } else {
     // A blocked topic or a request for a human reaches no model, and is one request in every
     // window all the same.
-    await admitUnpriced(admitReq, visitGate).catch((err: unknown) => {
+    unpricedHeaders = await admitUnpriced(admitReq, visitGate).catch((err: unknown) => {
       if (err !== HELD) throw err;
+      return undefined;
     });
   }
   const visited = answer ?? (await visit());
@@ -292,7 +294,7 @@ async function answerMessage(
       Boolean(blocked),
       undefined,
     );
-    if (!stream) return c.json(reply, 200);
+    if (!stream) return c.json(reply, 200, unpricedHeaders);
     const frames = (async function* () {
       yield sseFrame(JSON.stringify({ text }), blocked ? "policy" : "delta");
       yield sseFrame(JSON.stringify(reply), "done");
@@ -300,7 +302,7 @@ async function answerMessage(
     return c.body(
       frameStream(frames, () => {}),
       200,
-      SSE_HEADERS,
+      { ...SSE_HEADERS, ...unpricedHeaders },
     );
   }
 

@@ -344,13 +344,17 @@ export function unpricedRequest(req: TurnRequest): MessageRequest {
   };
 }
 
-/** Counts a message no model answers in the rate windows; throws the refusal as admitTurn does. */
+/**
+ * Counts a message no model answers in the rate windows; throws the refusal as admitTurn does.
+ * Answers the RateLimit headers of the slot it took.
+ */
 export async function admitUnpriced(
   req: TurnRequest,
   admit: (m: MessageRequest) => Promise<AdmitResult> = (m) => admitMessage(req.env, req.tenant, m),
-): Promise<void> {
+): Promise<Record<string, string>> {
   const r = await admit(unpricedRequest(req));
   if (!r.ok) throw refused(req, r);
+  return rateLimitHeaders(r);
 }
 
 /** Gives back an admitted turn that will not run (its conversation turned out to be unknown). */

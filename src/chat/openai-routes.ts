@@ -245,13 +245,13 @@ async function completions(
   };
   if (blocked) {
     // Refused by the policy, not the model: still one request in every rate window.
-    await admitUnpriced(req);
+    const headers = await admitUnpriced(req);
     recordUnanswered(req, { outcome: "blocked", topic: blocked.topic });
     const answer = {
       ...completion(meta, blocked.text, [], "content_filter", { inputTokens: 0, outputTokens: 0 }),
       chatedge_sources: [],
     };
-    if (!body.stream) return c.json(answer, 200);
+    if (!body.stream) return c.json(answer, 200, headers);
     const frames = (async function* () {
       yield sseFrame(JSON.stringify(chunk(meta, { role: "assistant", content: blocked.text })));
       yield sseFrame(JSON.stringify({ ...chunk(meta, {}, "content_filter"), chatedge_sources: [] }));
@@ -261,7 +261,7 @@ async function completions(
     return c.body(
       frameStream(frames, () => {}, c.get("timing")),
       200,
-      SSE_HEADERS,
+      { ...SSE_HEADERS, ...headers },
     );
   }
 

@@ -128,10 +128,11 @@ describe("TenantGate rate limits", () => {
     expect(refused(await unpriced())).toMatchObject({ level: "user", retryAfterSeconds: 30 });
     expect(refused(await gate.admit(input(tenantId, {}, cfg))).level).toBe("user");
     await evictDurableObject(stub);
+    await setClock(stub, T0 + 30_000);
     const usage = await gate.usage({ tenantId, days: 1, config: input(tenantId, {}, cfg).config });
     expect(usage.month).toMatchObject({ tokensUsed: 0, tokensReserved: 0 });
     expect(usage.daily[0]).toMatchObject({ messages: 0 });
-    expect(usage.window).toMatchObject({ tenantUsed: 3, openReservations: 0 });
+    expect(usage.window).toMatchObject({ tenantUsed: 3, openReservations: 0, activeUsers: 1 });
     expect(await rows(stub)).toBe(3);
   });
 

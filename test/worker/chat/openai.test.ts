@@ -128,7 +128,8 @@ describe("POST /v1/chat/completions", () => {
     expect(body.choices[0]?.finish_reason).toBe("content_filter");
     expect(body.choices[0]?.message.content).toContain("can't help");
     expect(body.usage.total_tokens).toBe(0);
-    expect(res.headers.get("ratelimit-limit")).toBeNull();
+    // No model, no tokens; still one request in the rate windows (docs/admission.md).
+    expect(res.headers.get("ratelimit-limit")).toBe("30");
   });
 
   it("streams a blocked topic's answer with usage: null, then zero usage, when include_usage is set", async () => {

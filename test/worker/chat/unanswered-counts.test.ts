@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Reply } from "../../../src/api-types";
+import { eventually } from "../eventually";
 import { consoleSend, operator, visitor, widgetTenant } from "../handoff/helpers";
 import { envelope, send } from "../helpers";
 import { chatTenant, completions } from "./helpers";
@@ -30,7 +31,11 @@ describe("messages no model answers", () => {
     });
     const a = await start(key);
     const b = await start(key);
-    expect((await say(key, a, "what is the competitor pricing?")).status).toBe(200);
+    const first = await say(key, a, "what is the competitor pricing?");
+    expect(first.status).toBe(200);
+    // It took a place in the window, and says so as any message does.
+    expect(first.headers.get("ratelimit-limit")).not.toBeNull();
+    expect(first.headers.get("ratelimit-remaining")).not.toBeNull();
     expect((await say(key, a, "and the competitor pricing now?")).status).toBe(200);
     expect((await say(key, b, "hello")).status).toBe(200);
     const human = await say(key, b, "can I talk to a human?");
@@ -48,10 +53,13 @@ describe("messages no model answers", () => {
       messages: { role: string }[];
     };
     expect(transcript.messages).toHaveLength(4);
-    // Nothing reserved or spent for the three no model answered.
-    const usage = await usageOf(key);
-    expect(usage.window.open_reservations).toBe(0);
-    expect(usage.month.tokens_reserved).toBe(0);
+    // Nothing left reserved once the one priced message's settlement (sent off its response's
+    // path) has landed: the three no model answered reserved nothing.
+    await eventually(async () => {
+      const usage = await usageOf(key);
+      expect(usage.window.open_reservations).toBe(0);
+      expect(usage.month.tokens_reserved).toBe(0);
+    });
   });
 
   it("count in the user's window on the OpenAI route too: a blocked message is refused past the limit", async () => {
@@ -82,14 +90,17 @@ describe("messages no model answers", () => {
   });
 
   it("count a visitor's messages to an operator who holds the conversation", async () => {
-    const t = await widgetTenant({ user_rate_limit_per_minute: 3 });
+    const t = await widgetTenant({ user_rate_limit_per_minute: 3, blocked_topics: ["competitor pricing"] });
     const anna = await operator(t.id, "owner");
     const v = visitor(t.pk);
     const conv = await v.start();
     expect((await v.say(conv.id, "hello")).status).toBe(200);
     expect((await consoleSend("POST", `/operator/inbox/${conv.id}/takeover`, anna.session)).status).toBe(200);
     expect((await v.say(conv.id, "are you there?")).status).toBe(200);
-    expect((await v.say(conv.id, "hello?")).status).toBe(200);
+    // A blocked topic is still refused by the policy while an operator holds it, and counts too.
+    const blocked = await v.say(conv.id, "what is the competitor pricing?");
+    expect(blocked.status).toBe(200);
+    expect((await blocked.json()) as Reply).toMatchObject({ blocked: true, state: "human" });
     const over = await v.say(conv.id, "anyone?");
     expect(over.status).toBe(429);
     expect((await envelope(over)).details).toMatchObject({ level: "user" });
