@@ -99,22 +99,13 @@ export class TenantStore {
    * counts in the windows like any admission's.
    */
   insertUnpriced(r: Reservation, now: number): void {
+    this.insertAdmission(r);
     this.sql.exec(
-      `INSERT INTO admissions (seq, tag, ts, user_id, conv_id, model, day, res_tokens, res_nanos, expires_at, lease,
-         state, act_model, act_in, act_out, act_nanos, closed_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, 0, 0, 0, ?)`,
-      r.seq,
-      r.tag,
-      r.ts,
-      r.user,
-      r.conv,
-      r.model,
-      r.day,
-      r.expiresAt,
-      r.lease,
+      `UPDATE admissions SET state = ?, act_model = model, act_in = 0, act_out = 0, act_nanos = 0, closed_at = ?
+       WHERE seq = ?`,
       SETTLED,
-      r.model,
       now,
+      r.seq,
     );
   }
 
