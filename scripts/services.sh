@@ -32,6 +32,17 @@ if ! pg_up; then
   wait_for pg_up || { echo "services: PostgreSQL did not come up on 127.0.0.1:5432" >&2; exit 1; }
 fi
 
+# The four test projects run at once, and the CI-size load test alone holds up to a hundred
+# connections through its relay (one per in-flight request, as a Worker's pool does): Debian's
+# default of 100 was exhausted once ("too many clients"). Raised once per machine, with a restart.
+pg_max="$(psql -h 127.0.0.1 -U postgres -Atc 'show max_connections' 2>/dev/null || echo 0)"
+if [ "${pg_max:-0}" -lt 300 ] 2>/dev/null; then
+  echo "services: raising PostgreSQL's max_connections from ${pg_max:-?} to 300 (restart)" >&2
+  psql -h 127.0.0.1 -U postgres -qc "alter system set max_connections = 300" >/dev/null
+  for v in $(ls /etc/postgresql); do as_root pg_ctlcluster --skip-systemctl-redirect "$v" main restart || true; done
+  wait_for pg_up || { echo "services: PostgreSQL did not come back on 127.0.0.1:5432" >&2; exit 1; }
+fi
+
 if ! redis_up; then
   command -v redis-server >/dev/null 2>&1 || { echo "services: installing Redis from Debian's packages" >&2; apt_install redis-server; }
   echo "services: starting Redis" >&2
