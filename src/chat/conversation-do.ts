@@ -366,13 +366,13 @@ export class Conversation extends DurableObject<RawEnv> {
       call.admit?.unpriced === true || (conversation.ok && conversation.view.state === "human");
     const admit =
       conversation.ok && call.admit
-        ? unpriced
-          ? { ...call.admit, userId: conversation.view.userId, inputTokens: 0, unpriced: true as const }
-          : {
-              ...call.admit,
-              userId: conversation.view.userId,
-              inputTokens: call.admit.inputTokens + historyTokens,
-            }
+        ? {
+            ...call.admit,
+            userId: conversation.view.userId,
+            ...(unpriced
+              ? { inputTokens: 0, unpriced: true as const }
+              : { inputTokens: call.admit.inputTokens + historyTokens }),
+          }
         : undefined;
     if (!admit && !call.address) return { conversation, historyTokens };
     const gate = gateStub(this.env, tenantId);

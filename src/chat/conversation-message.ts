@@ -212,7 +212,7 @@ async function answerMessage(
   // The turn holds what is sent: the new message, the history returned with it, the block found.
   const admitted = turn && {
     ...turn,
-    system: block ? [turn.system, block].filter(Boolean).join("\n\n") : turn.system,
+    system: [turn.system, block].filter(Boolean).join("\n\n"),
     inputTokens: turn.inputTokens - knowledgeTokens + contextTokens(grounding) + visited.historyTokens,
   };
 

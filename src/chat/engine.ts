@@ -333,7 +333,7 @@ function refused(req: TurnRequest, r: Extract<AdmitResult, { ok: false }>): AppE
  * conversation an operator holds): one request in the user, tenant and global windows like any
  * message, no tokens and no budget, settled as it is admitted.
  */
-export function unpricedRequest(req: TurnRequest): MessageRequest {
+function unpricedRequest(req: TurnRequest): MessageRequest {
   return {
     userId: req.userId,
     conversationId: req.conversationId,

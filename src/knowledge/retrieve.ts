@@ -96,11 +96,16 @@ function unknownContext(unknownAnswer: string): string {
 /** A reference's title and heading take at most this many tokens of its tag; a longer one is cut. */
 const TITLE_TOKENS = 40;
 
-/** A reference as the model reads it; `<` and `>` of its text made inert. */
-function referencePart(ref: string, h: Hit, content = h.content): string {
+/** A reference's opening tag as the model reads it; its title made inert and cut at TITLE_TOKENS. */
+function referenceTag(ref: string, h: Hit): string {
   const named = truncateToTokens(h.heading ? `${h.title} > ${h.heading}` : h.title, TITLE_TOKENS);
   const title = inert(named.cut ? `${named.text}...` : named.text).replace(/"/g, "'");
-  return `<reference id="${ref}" title="${title}">\n${inert(content)}\n</reference>`;
+  return `<reference id="${ref}" title="${title}">`;
+}
+
+/** A reference as the model reads it; `<` and `>` of its text made inert. */
+function referencePart(tag: string, content: string): string {
+  return `${tag}\n${inert(content)}\n</reference>`;
 }
 
 /** Fewer tokens than this left for a reference's text, and it is not cut to fit but left out. */
@@ -128,11 +133,12 @@ export function contextBlock(
     let tokens = 0;
     for (const h of hits) {
       const ref = refs.get(h.sourceId)?.ref ?? `S${refs.size + 1}`;
-      const tags = countTextTokens(referencePart(ref, h, "")) + 1;
+      const tag = referenceTag(ref, h);
+      const tags = countTextTokens(referencePart(tag, "")) + 1;
       let part: string | undefined;
-      if (tokens + tags + h.tokens <= room) part = referencePart(ref, h);
+      if (tokens + tags + h.tokens <= room) part = referencePart(tag, h.content);
       else if (used.length === 0 && room - tags >= MIN_CUT_TOKENS)
-        part = referencePart(ref, h, truncateToTokens(h.content, room - tags).text);
+        part = referencePart(tag, truncateToTokens(h.content, room - tags).text);
       if (!part) continue;
       if (!refs.has(h.sourceId)) refs.set(h.sourceId, { ref, id: h.sourceId, title: h.title, url: h.url });
       parts.push(part);
@@ -154,16 +160,25 @@ export function contextBlock(
   }
 }
 
+/** Whether messages are searched: knowledge switched on, and some source indexed. */
+function searched(state: KnowledgeState | undefined): state is KnowledgeState {
+  return state?.settings.enabled === true && state.indexedSources > 0;
+}
+
+/** The tenant's "I don't know" sentence, or the platform's. */
+function unknownAnswerOf(state: KnowledgeState): string {
+  return state.settings.unknown_answer_message.trim() || DEFAULT_UNKNOWN_ANSWER;
+}
+
 /**
- * The most tokens a message's knowledge block can take for a tenant whose settings are `settings`
- * (0 when knowledge is off): what the conversation API reserves for it before the search runs.
+ * The most tokens a message's knowledge block can take with `state`'s settings (0 when knowledge
+ * is off): what the conversation API reserves for it before the search runs.
  */
 function blockBound(state: KnowledgeState): number {
-  const { settings } = state;
-  if (!settings.enabled || state.indexedSources === 0) return 0;
-  const unknownAnswer = settings.unknown_answer_message.trim() || DEFAULT_UNKNOWN_ANSWER;
+  if (!searched(state)) return 0;
+  const unknownAnswer = unknownAnswerOf(state);
   return Math.max(
-    countTextTokens(groundedHead(unknownAnswer)) + settings.max_context_tokens,
+    countTextTokens(groundedHead(unknownAnswer)) + state.settings.max_context_tokens,
     countTextTokens(unknownContext(unknownAnswer)),
   );
 }
@@ -205,10 +220,9 @@ export async function groundMessage(
   plan?: KnowledgePlan,
 ): Promise<Grounding> {
   const state = plan ? plan.state : await states.get(svc, tenantId);
-  if (!state?.settings.enabled || state.indexedSources === 0 || question.trim() === "")
-    return { kind: "off" };
+  if (!searched(state) || question.trim() === "") return { kind: "off" };
   const { hits, retrieval } = await rankedHits(svc, tenantId, question, state);
-  const unknownAnswer = state.settings.unknown_answer_message.trim() || DEFAULT_UNKNOWN_ANSWER;
+  const unknownAnswer = unknownAnswerOf(state);
   const block = hits.length > 0 && contextBlock(hits, state.settings.max_context_tokens, unknownAnswer);
   // No chunk found, or none that fits (a budget too small for any reference): nothing to cite.
   if (!block || block.hits.length === 0) {

@@ -47,6 +47,8 @@ export const ACCOUNT_SIGN_IN_FAILURES = 50;
 export const LOCK_MS = 15 * 60 * 1000;
 /** How long a run of failed sign-ins is remembered from its first failure, on either count. */
 export const SIGN_IN_COUNT_MS = 24 * 60 * 60 * 1000;
+/** An operator row's sign-in count and lock, cleared (a right password, a password set). */
+const NO_FAILURES = { failedSignIns: 0, lockedUntil: null, failedUntil: null };
 
 /** The audit log's name for an operator: their id and email, so the entry outlives a rename. */
 export function operatorActor(op: Pick<OperatorIdentity, "id" | "email">, requestId: string): Actor {
@@ -292,12 +294,7 @@ export async function signIn(
   const rehash = !op.passwordHash?.startsWith(`pbkdf2-sha256$${PBKDF2_ITERATIONS}$`);
   await db
     .update(operators)
-    .set({
-      failedSignIns: 0,
-      lockedUntil: null,
-      failedUntil: null,
-      ...(rehash ? { passwordHash: await hashPassword(password) } : {}),
-    })
+    .set({ ...NO_FAILURES, ...(rehash ? { passwordHash: await hashPassword(password) } : {}) })
     .where(eq(operators.id, op.id));
   await locks.succeeded();
   return { ok: true, operator: op, token: await startSession(db, op, now) };
@@ -433,12 +430,7 @@ export async function acceptInvite(
   if (!op) return undefined;
   const [row] = await db
     .update(operators)
-    .set({
-      passwordHash: await hashPassword(password),
-      failedSignIns: 0,
-      lockedUntil: null,
-      failedUntil: null,
-    })
+    .set({ passwordHash: await hashPassword(password), ...NO_FAILURES })
     .where(eq(operators.id, op.id))
     .returning();
   const updated = row ?? op;
