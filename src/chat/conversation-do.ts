@@ -131,6 +131,11 @@ interface LiveAttachment extends FrameCredit {
    * console reconnects through the check, resuming by seq: a revoked session reads no longer.
    */
   until?: number;
+  /**
+   * Operators: the console session the socket was opened under (its id, not its token). When the
+   * session ends the worker tells the object (`closeSessions`), which closes the socket at once.
+   */
+  session?: string;
 }
 
 /**
@@ -693,6 +698,10 @@ export class Conversation extends DurableObject<RawEnv> {
     const kind = request.headers.get("x-live-kind");
     if (kind !== "visitor" && kind !== "operator") return liveRefusal(400, "unknown live client");
     const visitor = kind === "visitor";
+    const session = visitor ? undefined : (request.headers.get("x-live-session") ?? undefined);
+    // A session that ended while its socket's request was on the way here.
+    if (session !== undefined && this.#sessionEnded(session))
+      return liveRefusal(401, "the console session has ended: sign in again");
     // The ticket is bound to this conversation's user.
     if (visitor && request.headers.get("x-live-user") !== meta.userId)
       return liveRefusal(404, "no such conversation");
@@ -719,9 +728,44 @@ export class Conversation extends DurableObject<RawEnv> {
       resumed: false,
       sent: 0,
       ...(kind === "operator" ? { until: this.clock.now() + OPERATOR_SOCKET_MS } : {}),
+      ...(session !== undefined ? { session } : {}),
     };
     server.serializeAttachment(att);
     return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /**
+   * Console sessions that ended (a sign-out, "sign out everywhere", the operator's removal): their
+   * sockets here close now (4003: the console signs in again rather than reconnecting), and a socket
+   * of theirs still on its way is refused, for as long as one could live. Answers how many closed.
+   */
+  closeSessions(tenantId: string, sessionIds: string[]): number {
+    // Not this tenant's, or no conversation: nothing is written (a name alone makes no object's storage).
+    if (this.#meta?.tenantId !== tenantId || sessionIds.length === 0) return 0;
+    const sql = this.#endedSessions();
+    const until = this.clock.now() + OPERATOR_SOCKET_MS;
+    for (const id of sessionIds)
+      sql.exec("insert or replace into ended_sessions (id, until) values (?, ?)", id, until);
+    let closed = 0;
+    for (const ws of this.ctx.getWebSockets("operator")) {
+      const att = ws.deserializeAttachment() as LiveAttachment | null;
+      if (att?.session === undefined || !sessionIds.includes(att.session)) continue;
+      closeSocket(ws, 4003, "the console session has ended: sign in again");
+      closed++;
+    }
+    return closed;
+  }
+
+  #sessionEnded(id: string): boolean {
+    return this.#endedSessions().exec("select 1 from ended_sessions where id = ?", id).toArray().length > 0;
+  }
+
+  /** The table of ended sessions, created on first use, without the ones past a socket's age. */
+  #endedSessions(): SqlStorage {
+    const sql = this.ctx.storage.sql;
+    sql.exec("create table if not exists ended_sessions (id text primary key, until integer not null)");
+    sql.exec("delete from ended_sessions where until <= ?", this.clock.now());
+    return sql;
   }
 
   #spendTicket(id: string, expires: number): boolean {

@@ -782,6 +782,26 @@ export const operatorSessions = pgTable(
   (t) => [index("operator_sessions_operator_idx").on(t.operatorId)],
 );
 
+/**
+ * Which conversations a console session has a live socket into, until when: the socket lives in the
+ * conversation's Durable Object, which cannot see a session end, so ending one (sign-out, "sign out
+ * everywhere", the operator's removal) reads its rows here and closes those sockets at once
+ * (src/handoff/operator-sockets.ts). A row is written, under a lock on its session, before the
+ * socket opens, and ends at the socket's age limit.
+ */
+export const operatorSockets = pgTable(
+  "operator_sockets",
+  {
+    sessionId: text("session_id")
+      .notNull()
+      .references(() => operatorSessions.id),
+    tenantId: text("tenant_id").notNull(),
+    conversationId: text("conversation_id").notNull(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.sessionId, t.conversationId] })],
+);
+
 /** One-use tokens an operator proves an email address with: an invitation or a magic sign-in link. */
 export const operatorTokens = pgTable(
   "operator_tokens",

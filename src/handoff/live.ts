@@ -8,8 +8,10 @@ import { Hono } from "hono";
 import type { AppEnv } from "../app";
 import { admittedAddress, failedAttempt } from "../auth/throttle";
 import { IsolateCache } from "../cache/isolate";
+import { OPERATOR_SOCKET_MS } from "../chat/conversation-do";
 import { AppError, type ErrorCode } from "../errors";
 import { operatorAuth } from "../operators/middleware";
+import { registerOperatorSocket } from "./operator-sockets";
 import { CONVERSATION_ID } from "./routes";
 import { TICKET_TTL_MS, verifyLiveTicket } from "./ticket";
 
@@ -58,10 +60,16 @@ export const liveRoutes = new Hono<AppEnv>()
     const tenant = c.get("tenant");
     const op = c.get("operator");
     if (!op) throw new AppError("UNAUTHORIZED", "no console session: sign in first");
-    return forward(c.get("svc").env.CONVERSATION.getByName(`${tenant.id}:${id}`), c.req.url, {
+    const svc = c.get("svc");
+    // Noted before it opens, so that the session's end finds it (./operator-sockets.ts).
+    const socket = { sessionId: op.sessionId, tenantId: tenant.id, conversationId: id };
+    if (!(await registerOperatorSocket(svc.dbh.db, socket, OPERATOR_SOCKET_MS)))
+      throw new AppError("UNAUTHORIZED", "no console session: sign in first");
+    return forward(svc.env.CONVERSATION.getByName(`${tenant.id}:${id}`), c.req.url, {
       "x-live-tenant": tenant.id,
       "x-live-kind": "operator",
       "x-live-operator": op.id,
+      "x-live-session": op.sessionId,
     });
   })
   /** A visitor's socket: its ticket (POST /v1/conversations/{id}/live) is the only credential. */

@@ -10,6 +10,7 @@ import { admittedAddress, countAttempt, failedAttempt } from "../auth/throttle";
 import { openDb } from "../db/client";
 import type { Env } from "../env";
 import { AppError, errorSummary } from "../errors";
+import { closeOperatorSockets } from "../handoff/operator-sockets";
 import { sendEmail } from "../notify/consumer";
 import { errors, jsonBody, jsonResponse, operatorSecurity } from "../openapi";
 import { TENANT_ID } from "../tenants/schemas";
@@ -242,7 +243,11 @@ export const operatorSessions = newRouter()
     return c.json(await sessionBody(op, sessionToken(c) as string), 200, noStore);
   })
   .openapi(signOutRoute, async (c) => {
-    await endSession(c.get("svc").dbh.db, (c.get("operator") as OperatorIdentity).sessionId);
+    const svc = c.get("svc");
+    await closeOperatorSockets(
+      svc.env,
+      await endSession(svc.dbh.db, (c.get("operator") as OperatorIdentity).sessionId),
+    );
     clearSessionCookie(c);
     return c.body(null, 204, noStore);
   })
@@ -364,12 +369,14 @@ export const operatorRoutes = (scope: TenantScope) =>
       }),
       async (c) => {
         const { operator_id } = c.req.valid("param");
-        const row = await removeOperator(
-          c.get("svc").dbh.db,
+        const svc = c.get("svc");
+        const { row, sockets } = await removeOperator(
+          svc.dbh.db,
           c.get("actor"),
           c.get("tenant").id,
           operator_id,
         );
+        await closeOperatorSockets(svc.env, sockets);
         return c.json(operatorOut(row), 200);
       },
     )
@@ -393,12 +400,14 @@ export const operatorRoutes = (scope: TenantScope) =>
         const op = c.get("operator");
         if (op && op.role !== "owner" && op.id !== operator_id)
           throw new AppError("FORBIDDEN", "an agent may sign only itself out everywhere");
-        const revoked = await revokeSessions(
-          c.get("svc").dbh.db,
+        const svc = c.get("svc");
+        const { revoked, sockets } = await revokeSessions(
+          svc.dbh.db,
           c.get("actor"),
           c.get("tenant").id,
           operator_id,
         );
+        await closeOperatorSockets(svc.env, sockets);
         return c.json({ revoked }, 200);
       },
     );

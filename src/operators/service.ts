@@ -10,6 +10,7 @@ import type { Cache } from "../cache/redis";
 import type { Db } from "../db/client";
 import { type OperatorRow, operatorSessions, operators, operatorTokens } from "../db/schema";
 import { AppError } from "../errors";
+import { type OpenSocket, takeOperatorSockets } from "../handoff/operator-sockets";
 import { type Actor, audit, lockTenant, type Tx } from "../tenants/service";
 import { hashPassword, PBKDF2_ITERATIONS, verifyPassword } from "./password";
 
@@ -191,8 +192,16 @@ async function keepAnOwner(db: Db | Tx, tenantId: string, leaving: string): Prom
     throw new AppError("CONFLICT", "the tenant's last owner cannot be removed or made an agent");
 }
 
-/** Removes an operator: no more sign-in, every session revoked; the row stays for the audit log. */
-export async function removeOperator(db: Db, who: Actor, tenantId: string, id: string): Promise<OperatorRow> {
+/**
+ * Removes an operator: no more sign-in, every session revoked; the row stays for the audit log.
+ * Answers the live sockets the sessions may still hold, for `closeOperatorSockets`.
+ */
+export async function removeOperator(
+  db: Db,
+  who: Actor,
+  tenantId: string,
+  id: string,
+): Promise<{ row: OperatorRow; sockets: OpenSocket[] }> {
   return db.transaction(async (tx) => {
     const current = await operatorOf(tx, tenantId, id);
     if (current.role === "owner" && !current.removedAt) await keepAnOwner(tx, tenantId, id);
@@ -201,17 +210,32 @@ export async function removeOperator(db: Db, who: Actor, tenantId: string, id: s
       .set({ removedAt: sql`coalesce(${operators.removedAt}, now())` })
       .where(and(eq(operators.tenantId, tenantId), eq(operators.id, id)))
       .returning();
-    await tx
+    const ended = await tx
       .update(operatorSessions)
       .set({ revokedAt: sql`now()` })
-      .where(and(eq(operatorSessions.operatorId, id), isNull(operatorSessions.revokedAt)));
+      .where(and(eq(operatorSessions.operatorId, id), isNull(operatorSessions.revokedAt)))
+      .returning({ id: operatorSessions.id });
     await audit(tx, who, tenantId, "operator.remove", id, {});
-    return row as OperatorRow;
+    return {
+      row: row as OperatorRow,
+      sockets: await takeOperatorSockets(
+        tx,
+        ended.map((s) => s.id),
+      ),
+    };
   });
 }
 
-/** Revokes every session of an operator ("sign out everywhere"); answers how many were live. */
-export async function revokeSessions(db: Db, who: Actor, tenantId: string, id: string): Promise<number> {
+/**
+ * Revokes every session of an operator ("sign out everywhere"); answers how many were live, and the
+ * live sockets they may still hold, for `closeOperatorSockets`.
+ */
+export async function revokeSessions(
+  db: Db,
+  who: Actor,
+  tenantId: string,
+  id: string,
+): Promise<{ revoked: number; sockets: OpenSocket[] }> {
   await operatorOf(db, tenantId, id);
   return db.transaction(async (tx) => {
     const revoked = await tx
@@ -226,7 +250,13 @@ export async function revokeSessions(db: Db, who: Actor, tenantId: string, id: s
       )
       .returning({ id: operatorSessions.id });
     await audit(tx, who, tenantId, "operator.sessions.revoke", id, { sessions: revoked.length });
-    return revoked.length;
+    return {
+      revoked: revoked.length,
+      sockets: await takeOperatorSockets(
+        tx,
+        revoked.map((s) => s.id),
+      ),
+    };
   });
 }
 
@@ -513,7 +543,13 @@ export async function sessionOf(
   };
 }
 
-/** Ends one session (sign-out). */
-export async function endSession(db: Db, sessionId: string): Promise<void> {
-  await db.update(operatorSessions).set({ revokedAt: sql`now()` }).where(eq(operatorSessions.id, sessionId));
+/** Ends one session (sign-out); answers the live sockets it may still hold, for `closeOperatorSockets`. */
+export async function endSession(db: Db, sessionId: string): Promise<OpenSocket[]> {
+  return db.transaction(async (tx) => {
+    await tx
+      .update(operatorSessions)
+      .set({ revokedAt: sql`now()` })
+      .where(eq(operatorSessions.id, sessionId));
+    return takeOperatorSockets(tx, [sessionId]);
+  });
 }

@@ -39,9 +39,9 @@ async function tab(): Promise<{ page: Page; errors: string[] }> {
 }
 
 /** Invites an operator of the demo tenant and signs them in through the invitation page. */
-async function signedInOperator(name: string): Promise<{ page: Page; errors: string[] }> {
+async function signedInOperator(name: string): Promise<{ id: string; page: Page; errors: string[] }> {
   const email = `${name.split(" ")[0]?.toLowerCase()}-${Date.now()}@demo.example`;
-  const { invite_url } = await api<{ invite_url: string }>(
+  const { operator, invite_url } = await api<{ operator: { id: string }; invite_url: string }>(
     "POST",
     "/admin/tenants/demo/operators",
     stack.adminToken,
@@ -52,7 +52,7 @@ async function signedInOperator(name: string): Promise<{ page: Page; errors: str
   await t.page.getByLabel("Choose a password (12 characters or more)").fill(PASSWORD);
   await t.page.getByRole("button", { name: "Set password and sign in" }).click();
   await t.page.getByText(`Signed in as ${name}`).waitFor();
-  return t;
+  return { id: operator.id, ...t };
 }
 
 /** The widget's messages as [role, text], in order. */
@@ -220,6 +220,16 @@ describe.skipIf(!hasChromium && !process.env.CI)("human handoff in Chromium", ()
       "user",
       "assistant",
     ]);
+
+    // Anna is signed out everywhere while the conversation is open: its live socket closes at once,
+    // the page says why, and it does not try to reconnect.
+    await o.locator("[data-live=on]").waitFor();
+    await api("DELETE", `/admin/tenants/demo/operators/${operator.id}/sessions`, stack.adminToken);
+    await o.getByText("Your console session has ended").waitFor({ timeout: 5_000 });
+    await o.waitForTimeout(1_500);
+    expect(await o.locator("[data-live]").getAttribute("data-live")).toBe("off");
+    expect(await o.getByText("reconnecting").count()).toBe(0);
+
     expect(visitor.errors).toEqual([]);
     expect(operator.errors).toEqual([]);
     await v.close();

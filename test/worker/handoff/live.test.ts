@@ -227,7 +227,13 @@ describe("live takeover", () => {
         // The operator's socket has not resumed: nothing is pushed to it until it does.
         {
           tags: ["operator"],
-          attachment: { kind: "operator", resumed: false, sent: 0, until: expect.any(Number) },
+          attachment: {
+            kind: "operator",
+            resumed: false,
+            sent: 0,
+            until: expect.any(Number),
+            session: expect.any(String),
+          },
         },
       ]),
     );

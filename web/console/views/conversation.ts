@@ -46,6 +46,9 @@ export function turnLine(t: Turn): string {
   return parts.join(" · ");
 }
 
+/** The close code of a socket whose console session ended (src/chat/conversation-do.ts `closeSessions`). */
+const SESSION_ENDED = 4003;
+
 /** The live socket's URL for a conversation, on the page's own origin. */
 export function liveUrl(origin: string, conversationId: string): string {
   return `${origin.replace(/^http/, "ws")}/operator/inbox/${encodeURIComponent(conversationId)}/live`;
@@ -248,12 +251,17 @@ export function conversationView(
         // A frame this page cannot read is skipped; the next resume fills any gap.
       }
     });
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (e) => {
       const opened = connection.dataset.live === "on";
       socket = undefined;
       connection.dataset.live = "off";
       const ended = item?.status === "resolved" || item?.status === "ended";
       if (!root.isConnected || ended) return;
+      // The console session ended (signed out here or elsewhere, or by an owner): no reconnecting.
+      if (e.code === SESSION_ENDED) {
+        connection.textContent = "Your console session has ended: sign in again to see live updates.";
+        return;
+      }
       if (!opened && ++refused >= 5) {
         connection.textContent = "Live updates are unavailable; reload the page to try again.";
         return;

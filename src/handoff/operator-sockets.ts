@@ -1,0 +1,124 @@
+/**
+ * An operator's live sockets end with the console session they were opened under (docs/handoff.md,
+ * "Live"). A socket lives in its conversation's Durable Object, which cannot see Postgres, so before
+ * it opens the worker writes which session opened it into which conversation (`operator_sockets`),
+ * under a lock on the session's row; whatever ends sessions (sign-out, "sign out everywhere", the
+ * operator's removal) takes those rows in the same transaction and, once it commits, tells each
+ * conversation to close the session's sockets. Either the socket's row is written before the
+ * session ends (and the end finds it) or the session's end is seen by the row's write (and the
+ * socket is refused): the lock leaves no third order.
+ */
+import { inArray, sql } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { operatorSockets } from "../db/schema";
+import type { Env } from "../env";
+import type { Tx } from "../tenants/service";
+
+/** A socket a session may still hold: its conversation, by the object's name. */
+export interface OpenSocket {
+  sessionId: string;
+  tenantId: string;
+  conversationId: string;
+}
+
+/**
+ * How long a row outlives its socket's own age limit (the object's clock and the worker's differ):
+ * past it the object has closed the socket itself.
+ */
+const ROW_MARGIN_MS = 60_000;
+
+/** Conversations told at once when sessions end (each a call to its object). */
+const CLOSE_CONCURRENCY = 8;
+
+/**
+ * Notes the socket the session is about to open into a conversation, for as long as it may live.
+ * False when the session has ended (or is ending: the lock waits for that transaction), and then the
+ * socket must not open. Also clears the session's rows whose sockets are past their age.
+ */
+export async function registerOperatorSocket(
+  db: Db,
+  socket: OpenSocket,
+  socketMs: number,
+  now = Date.now(),
+): Promise<boolean> {
+  const at = new Date(now).toISOString();
+  const expires = new Date(now + socketMs + ROW_MARGIN_MS).toISOString();
+  // One statement, one round trip. `for share` waits for a transaction ending the session, then
+  // reads the row again: an ended session is no longer `live`, and nothing is written.
+  const result = await db.execute<{ ok: number }>(sql`
+    with live as (
+      select id from operator_sessions
+      where id = ${socket.sessionId} and revoked_at is null and expires_at > ${at}::timestamptz
+      for share
+    ), cleared as (
+      delete from operator_sockets
+      where session_id in (select id from live) and conversation_id <> ${socket.conversationId}
+        and expires_at <= ${at}::timestamptz
+    )
+    insert into operator_sockets (session_id, tenant_id, conversation_id, expires_at)
+    select id, ${socket.tenantId}, ${socket.conversationId}, ${expires}::timestamptz from live
+    on conflict (session_id, conversation_id) do update set expires_at = excluded.expires_at
+    returning 1 as ok`);
+  return result.rows.length > 0;
+}
+
+/**
+ * Within the transaction that ends the sessions, after their rows are updated (that update waits for
+ * any socket's registration under way): takes their sockets' rows, and answers the ones that may
+ * still be open, for `closeOperatorSockets` once the transaction commits.
+ */
+export async function takeOperatorSockets(tx: Tx, sessionIds: string[]): Promise<OpenSocket[]> {
+  if (sessionIds.length === 0) return [];
+  const rows = await tx
+    .delete(operatorSockets)
+    .where(inArray(operatorSockets.sessionId, sessionIds))
+    .returning({
+      sessionId: operatorSockets.sessionId,
+      tenantId: operatorSockets.tenantId,
+      conversationId: operatorSockets.conversationId,
+      expiresAt: operatorSockets.expiresAt,
+    });
+  const now = Date.now();
+  return rows
+    .filter((r) => r.expiresAt.getTime() > now)
+    .map(({ sessionId, tenantId, conversationId }) => ({ sessionId, tenantId, conversationId }));
+}
+
+/**
+ * Tells each conversation to close the ended sessions' sockets (and to refuse them from now on).
+ * A conversation that cannot be reached is logged and left: its sockets still close at their age.
+ * Answers how many sockets were closed.
+ */
+export async function closeOperatorSockets(env: Env, sockets: OpenSocket[]): Promise<number> {
+  const byConversation = new Map<string, { tenantId: string; conversationId: string; sessions: string[] }>();
+  for (const s of sockets) {
+    const name = `${s.tenantId}:${s.conversationId}`;
+    const entry = byConversation.get(name) ?? {
+      tenantId: s.tenantId,
+      conversationId: s.conversationId,
+      sessions: [],
+    };
+    entry.sessions.push(s.sessionId);
+    byConversation.set(name, entry);
+  }
+  const queue = [...byConversation.entries()];
+  let closed = 0;
+  const worker = async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) {
+      const [name, { tenantId, sessions }] = next;
+      try {
+        closed += await env.CONVERSATION.getByName(name).closeSessions(tenantId, sessions);
+      } catch (err) {
+        console.error(
+          JSON.stringify({
+            msg: "could not close an ended session's live sockets",
+            conversation: name,
+            error: String(err),
+          }),
+        );
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CLOSE_CONCURRENCY, queue.length) }, worker));
+  return closed;
+}
