@@ -50,6 +50,7 @@ const tenant: TenantConfig = {
   visitorMonthlyTokenShare: 1,
   addressMessagesPerMinute: 30,
   addressConversationsPerHour: 20,
+  conversationsPerMinute: null,
   fallbackModel: "gpt-4o-mini",
   timezone: "UTC",
   pricingOverrides: {},

@@ -11,6 +11,8 @@ import type { AddressHitSchema } from "./schemas";
 import type { AdmitResult } from "./types";
 
 export const ADDRESS_KINDS = ["message", "read", "conversation"] as const;
+/** The key of a window of the whole tenant's browser traffic (no address hash can be it). */
+export const TENANT_WIDE = "*";
 export type AddressKind = (typeof ADDRESS_KINDS)[number];
 
 /** The longest window any kind uses; older hits are pruned. */
@@ -32,6 +34,11 @@ export type AddressHitResult =
 export interface AddressedAdmission {
   address?: AddressHitResult;
   admission?: AdmitResult;
+}
+
+interface Checked {
+  hits: number[];
+  result: AddressHitResult;
 }
 
 /** At most this many addresses' hits are kept in memory; past it the memory starts over. */
@@ -63,23 +70,24 @@ export class AddressWindows {
    * time until its oldest hit in the window leaves. Check and insert run with no await between them.
    */
   hit(h: AddressHit, now: number): AddressHitResult {
-    const hits = this.#hitsOf(h.kind, h.address, now);
-    const from = now - h.windowMs;
-    // Hits are in time order: those in the window are the newest n.
-    let first = hits.length;
-    while (first > 0 && (hits[first - 1] as number) > from) first--;
-    const n = hits.length - first;
-    if (n >= h.limit) {
-      // The hit whose leaving frees a slot: the (n - limit + 1)-th oldest in the window.
-      const leavesAt = (hits[first + n - h.limit] ?? now) + h.windowMs;
-      return {
-        ok: false,
-        limit: h.limit,
-        remaining: 0,
-        retryAfterSeconds: Math.max(1, Math.ceil((leavesAt - now) / 1000)),
-        retryAfterMs: Math.max(0, leavesAt - now),
-      };
-    }
+    const { hits, result } = this.#check(h, now);
+    if (result.ok) this.#count(h, hits, now);
+    return result;
+  }
+
+  /**
+   * Several windows at once (a browser's conversation start: its address, its visitor, the whole
+   * tenant's): each hit is counted only if every one is under its limit, and each answers its own
+   * result, so a refusal names its window. Nothing is counted in a window the request did not pass.
+   */
+  hitAll(hs: readonly AddressHit[], now: number): AddressHitResult[] {
+    const checked = hs.map((h) => this.#check(h, now));
+    if (checked.every((c) => c.result.ok))
+      for (const [i, h] of hs.entries()) this.#count(h, (checked[i] as Checked).hits, now);
+    return checked.map((c) => c.result);
+  }
+
+  #count(h: AddressHit, hits: number[], now: number): void {
     this.group.add(() =>
       this.sql.exec("INSERT INTO address_hits (kind, address, ts) VALUES (?, ?, ?)", h.kind, h.address, now),
     );
@@ -90,13 +98,38 @@ export class AddressWindows {
       for (const [key, list] of this.#recent)
         if ((list.at(-1) ?? 0) <= now - LONGEST_WINDOW_MS) this.#recent.delete(key);
     }
-    return { ok: true, limit: h.limit, remaining: h.limit - n - 1 };
   }
 
-  /** The address's hits of the last LONGEST_WINDOW_MS, oldest first (older ones dropped). */
-  #hitsOf(kind: AddressKind, address: string, now: number): number[] {
+  /** Whether the hit fits its window, with the key's hits (kept in step: a counted hit is pushed). */
+  #check(h: AddressHit, now: number): Checked {
+    const hits = this.#hitsOf(h, now);
+    const from = now - h.windowMs;
+    // Hits are in time order: those in the window are the newest n.
+    let first = hits.length;
+    while (first > 0 && (hits[first - 1] as number) > from) first--;
+    const n = hits.length - first;
+    if (n < h.limit) return { hits, result: { ok: true, limit: h.limit, remaining: h.limit - n - 1 } };
+    // The hit whose leaving frees a slot: the (n - limit + 1)-th oldest in the window.
+    const leavesAt = (hits[first + n - h.limit] ?? now) + h.windowMs;
+    return {
+      hits,
+      result: {
+        ok: false,
+        limit: h.limit,
+        remaining: 0,
+        retryAfterSeconds: Math.max(1, Math.ceil((leavesAt - now) / 1000)),
+        retryAfterMs: Math.max(0, leavesAt - now),
+      },
+    };
+  }
+
+  /**
+   * The key's hits in its window, oldest first (older ones dropped from memory; the table keeps
+   * LONGEST_WINDOW_MS). A key always comes with the same window: its kind's, or the tenant's minute.
+   */
+  #hitsOf({ kind, address, windowMs }: AddressHit, now: number): number[] {
     const key = `${kind}\u0000${address}`;
-    const oldest = now - LONGEST_WINDOW_MS;
+    const oldest = now - windowMs;
     let hits = this.#recent.get(key);
     if (!hits) {
       if (this.#recent.size >= MAX_REMEMBERED) this.#recent.clear();

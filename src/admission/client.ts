@@ -47,6 +47,7 @@ export function tenantGate(env: Pick<Env, "TENANT_GATE">, tenantId: string) {
     settleMany: (items: SettleItem[]) => unwrap(stub.settleMany(items)),
     usage: (query: UsageQuery) => unwrap(stub.usage(query)),
     hitAddress: (hit: AddressHit) => unwrap(stub.hitAddress(hit)),
+    hitAddresses: (hits: AddressHit[]) => unwrap(stub.hitAddresses(hits)),
     /** Resolves once the gate's background lease traffic has finished. */
     drain: () => stub.drain(),
   };

@@ -195,8 +195,8 @@ export const UsageQuerySchema = z
 export const AddressHitSchema = z
   .object({
     tenantId: z.string().min(1).max(63),
-    /** The address's keyed hash. */
-    address: z.string().regex(/^[0-9a-f]{32}$/, "not an address hash"),
+    /** The address's keyed hash, or TENANT_WIDE: the whole tenant's window. */
+    address: z.string().regex(/^(?:[0-9a-f]{32}|\*)$/, "not an address hash"),
     kind: z.enum(ADDRESS_KINDS),
     limit: z.number().int().min(1).max(1_000_000),
     windowMs: z.number().int().min(1_000).max(LONGEST_WINDOW_MS),

@@ -237,6 +237,26 @@ export class TenantGate extends DurableObject<RawEnv> {
     });
   }
 
+  /**
+   * Several windows of one request at once (`AddressWindows.hitAll`): each counted only if all pass.
+   * At most four, all of one tenant.
+   */
+  hitAddresses(raw: AddressHit[]): Promise<GateOutcome<AddressHitResult[]>> {
+    this.#arrive();
+    return guard(async () => {
+      if (!Array.isArray(raw) || raw.length < 1 || raw.length > 4)
+        throw new Rejection<GateErrorCode>("INVALID_INPUT", "address hits: one to four");
+      const hits = raw.map((h) => parseOrThrow(gateShapes.get().AddressHitSchema, h, "address hit"));
+      const tenantId = (hits[0] as AddressHit).tenantId;
+      if (hits.some((h) => h.tenantId !== tenantId))
+        throw new Rejection<GateErrorCode>("INVALID_INPUT", "address hits name different tenants");
+      this.#bind(tenantId);
+      const results = this.#addresses.hitAll(hits, this.#now());
+      await this.#group.committed();
+      return results;
+    });
+  }
+
   /** Tokens used and left this month, cost per day, current window usage. */
   usage(raw: UsageQuery): Promise<GateOutcome<UsageView>> {
     return guard(() => this.#usage(raw));

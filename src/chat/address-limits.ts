@@ -10,6 +10,7 @@ import {
   type AddressHitResult,
   type AddressKind,
   LONGEST_WINDOW_MS,
+  TENANT_WIDE,
 } from "../admission/address-windows";
 import { tenantGate } from "../admission/client";
 import { gateFailure, rateLimitFields } from "../admission/headers";
@@ -88,45 +89,98 @@ export function rememberRefusal(hit: AddressHit, result: Refused, askedAt: numbe
   if (result.retryAfterMs > 0) full.set(fullKey(hit), askedAt + result.retryAfterMs, askedAt);
 }
 
-/**
- * Counts one browser message, read or conversation start against its address; throws 429 past the
- * limit. `visitor`: against the browser's visitor instead (its token's id), whatever address it
- * comes from.
- */
-export async function limitAddress(c: Context<AppEnv>, kind: AddressKind, visitor?: string): Promise<void> {
-  // A visitor's windows live beside the addresses', under a hash of the same shape.
-  const key = visitor === undefined ? undefined : (await sha256Hex(`visitor:${visitor}`)).slice(0, 32);
-  const hit = addressHitOf(c, kind, key);
-  if (!hit) return;
-  const refusal = (r: Refused) => addressRefusal(kind, r, visitor === undefined ? "address" : "visitor");
-  const known = knownRefusal(hit);
-  if (known) throw refusal(known);
-  const askedAt = Date.now();
-  let result: AddressHitResult;
-  try {
-    result = await tenantGate(c.get("svc").env, hit.tenantId).hitAddress(hit);
-  } catch (err) {
-    throw gateFailure(err);
-  }
-  if (!result.ok) {
-    rememberRefusal(hit, result, askedAt);
-    throw refusal(result);
-  }
+/** Counts one browser message or transcript read against its address; throws 429 past the limit. */
+export async function limitAddress(c: Context<AppEnv>, kind: AddressKind): Promise<void> {
+  const hit = addressHitOf(c, kind);
+  if (hit) await hitWindows(c, [{ hit, level: "address" }]);
 }
 
 /**
- * The 429 of an address (or a visitor, `level`) over its limit, with its own policy in the
- * RateLimit fields.
+ * Counts a browser's conversation start, in one call to the gate, in every window it passes
+ * through: its address's hour; a returning visitor's hour, on its token's id from whatever address
+ * (a visitor token, which spares its holder the bot check, shared among many addresses starts as
+ * one visitor); and the whole tenant's minute (`conversations_per_minute`, else
+ * `rate_limit_per_minute`: a conversation is started to send messages), which bounds what scripts
+ * on many addresses get between them. Counted in all or in none; 429 names the first full window.
+ * Servers (secret keys) count in none.
  */
-export function addressRefusal(
-  kind: AddressKind,
-  result: Refused,
-  level: "address" | "visitor" = "address",
-): AppError {
-  const { windowMs, what } = WINDOWS[kind];
-  const policy = level === "address" ? WINDOWS[kind].policy : `visitor-${kind}s`;
+export async function limitStart(c: Context<AppEnv>): Promise<void> {
+  if (c.get("apiKey").kind !== "publishable") return;
+  const tenant = c.get("tenant");
+  const windows: Window[] = [];
+  const address = addressHitOf(c, "conversation");
+  if (address) windows.push({ hit: address, level: "address" });
+  const known = c.get("visitor");
+  const visitor = known && addressHitOf(c, "conversation", await visitorKey(known.visitorId));
+  if (visitor) windows.push({ hit: visitor, level: "visitor" });
+  windows.push({
+    hit: {
+      tenantId: tenant.id,
+      address: TENANT_WIDE,
+      kind: "conversation",
+      // Configs cached before the setting existed lack it.
+      limit: tenant.conversationsPerMinute ?? tenant.rateLimitPerMinute,
+      windowMs: TENANT_STARTS_WINDOW_MS,
+    },
+    level: "tenant",
+  });
+  await hitWindows(c, windows);
+}
+
+/** The tenant-wide window of browser conversation starts. */
+export const TENANT_STARTS_WINDOW_MS = 60_000;
+
+type Level = "address" | "visitor" | "tenant";
+interface Window {
+  hit: AddressHit;
+  level: Level;
+}
+
+/** A visitor's windows live beside the addresses', under a hash of the same shape. */
+async function visitorKey(visitorId: string): Promise<string> {
+  return (await sha256Hex(`visitor:${visitorId}`)).slice(0, 32);
+}
+
+/** Asks the gate for the windows (one call), unless this isolate knows one is full; 429 if one is. */
+async function hitWindows(c: Context<AppEnv>, windows: Window[]): Promise<void> {
+  for (const w of windows) {
+    const known = knownRefusal(w.hit);
+    if (known) throw addressRefusal(w.hit.kind, known, w.level);
+  }
+  const gate = tenantGate(c.get("svc").env, (windows[0] as Window).hit.tenantId);
+  const askedAt = Date.now();
+  let results: AddressHitResult[];
+  try {
+    results =
+      windows.length === 1
+        ? [await gate.hitAddress((windows[0] as Window).hit)]
+        : await gate.hitAddresses(windows.map((w) => w.hit));
+  } catch (err) {
+    throw gateFailure(err);
+  }
+  for (const [i, r] of results.entries()) if (!r.ok) rememberRefusal((windows[i] as Window).hit, r, askedAt);
+  const refused = results.findIndex((r) => !r.ok);
+  if (refused < 0) return;
+  const w = windows[refused] as Window;
+  throw addressRefusal(w.hit.kind, results[refused] as Refused, w.level);
+}
+
+/**
+ * The 429 of an address (or a visitor, or the whole tenant: `level`) over its limit, with its own
+ * policy in the RateLimit fields.
+ */
+export function addressRefusal(kind: AddressKind, result: Refused, level: Level = "address"): AppError {
+  const { what } = WINDOWS[kind];
+  const windowMs = level === "tenant" ? TENANT_STARTS_WINDOW_MS : WINDOWS[kind].windowMs;
+  const policy =
+    level === "address" ? WINDOWS[kind].policy : level === "visitor" ? `visitor-${kind}s` : `tenant-${kind}s`;
   const wait = result.retryAfterSeconds;
-  const from = level === "address" ? "from this address" : "by this visitor";
+  const from =
+    level === "address"
+      ? "from this address"
+      : level === "visitor"
+        ? "by this visitor"
+        : "on this site right now";
   return new AppError("RATE_LIMITED", `too many ${what} ${from}; retry in ${wait} s`, {
     headers: {
       "Retry-After": String(wait),

@@ -10,7 +10,7 @@ import { AnswerSource } from "../knowledge/chat-schemas";
 import { errors, jsonBody, jsonResponse, tenantSecurity } from "../openapi";
 import { redactNullable, redactorOf } from "../privacy/redact";
 import { DAY_MS, retentionDaysOf } from "../privacy/retention";
-import { limitAddress } from "./address-limits";
+import { limitAddress, limitStart } from "./address-limits";
 import { call, conversationAssignments, ensureOwner, own, stubOf, viewOut } from "./conversation-access";
 import type { Outcome } from "./conversation-do";
 import { sendMessage } from "./conversation-message";
@@ -196,13 +196,11 @@ export const conversations = newRouter()
   .openapi(startRoute, async (c) => {
     const body = c.req.valid("json");
     const tenant = c.get("tenant");
-    // The address's window first, so a script sending junk tokens gets at most its hourly starts'
-    // worth of siteverify calls; then the bot check, before any visitor or conversation exists.
-    await limitAddress(c, "conversation");
-    // A returning visitor's starts count on its id too, wherever they come from: a visitor token
-    // (which spares its holder the bot check) shared among many addresses starts as one visitor.
+    // The start's windows first (its address's, a returning visitor's, the whole tenant's), so a
+    // script sending junk tokens gets at most its hourly starts' worth of siteverify calls; then
+    // the bot check, before any visitor or conversation exists.
+    await limitStart(c);
     const known = c.get("visitor");
-    if (known) await limitAddress(c, "conversation", known.visitorId);
     const verified = await verifiedUser(c, body);
     await requireBotCheck(c, body.turnstile_token);
     const id = `conv_${randomToken(24)}`;

@@ -42,6 +42,11 @@ export const tenants = pgTable("tenants", {
   /** Per client address, on publishable-key traffic (src/chat/address-limits.ts). */
   addressMessagesPerMinute: integer("address_messages_per_minute").notNull().default(30),
   addressConversationsPerHour: integer("address_conversations_per_hour").notNull().default(20),
+  /**
+   * New browser conversations per minute, all addresses together (src/chat/address-limits.ts);
+   * null: the tenant's `rate_limit_per_minute`.
+   */
+  conversationsPerMinute: integer("conversations_per_minute"),
   fallbackModel: text("fallback_model"),
   timezone: text("timezone").notNull().default("UTC"),
   pricingOverrides: jsonb("pricing_overrides").$type<PricingOverrides>().notNull().default({}),

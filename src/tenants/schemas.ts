@@ -63,6 +63,8 @@ const configFields = {
   /** Per client address, on publishable-key traffic: messages per minute, new conversations per hour. */
   address_messages_per_minute: z.number().int().min(1).max(100_000),
   address_conversations_per_hour: z.number().int().min(1).max(100_000),
+  /** New browser conversations per minute, all addresses together; null: `rate_limit_per_minute`. */
+  conversations_per_minute: z.number().int().min(1).max(1_000_000).nullable(),
   fallback_model: z.string().regex(MODEL).nullable(),
   /** What an OpenAI-route caller may name besides `model` and `fallback_model`; empty: just those. */
   allowed_models: z.array(z.string().regex(MODEL, "unknown model name format")).max(20),

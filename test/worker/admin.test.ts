@@ -75,6 +75,7 @@ describe("admin: tenants", () => {
       visitor_monthly_token_share: 0.05,
       address_messages_per_minute: 30,
       address_conversations_per_hour: 20,
+      conversations_per_minute: null,
       allowed_tools: [],
       allowed_models: [],
       blocked_topics: [],
@@ -98,14 +99,18 @@ describe("admin: tenants", () => {
     const res = await admin("PATCH", `/tenants/${t.tenant_id}`, {
       visitor_monthly_token_share: 1,
       address_conversations_per_hour: 100_000,
+      conversations_per_minute: 500,
     });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({
       visitor_monthly_token_share: 1,
       address_messages_per_minute: 12,
       address_conversations_per_hour: 100_000,
+      conversations_per_minute: 500,
       config_version: 2,
     });
+    const back = await admin("PATCH", `/tenants/${t.tenant_id}`, { conversations_per_minute: null });
+    expect(await back.json()).toMatchObject({ conversations_per_minute: null, config_version: 3 });
   });
 
   it("pages through tenants in id order and hides inactive ones unless asked", async () => {
@@ -239,6 +244,8 @@ describe("admin: bad input answers 4xx in the envelope and writes nothing", () =
         ["zero address messages per minute", { address_messages_per_minute: 0 }],
         ["fractional address conversations per hour", { address_conversations_per_hour: 2.5 }],
         ["too many address conversations per hour", { address_conversations_per_hour: 100_001 }],
+        ["no new conversations a minute", { conversations_per_minute: 0 }],
+        ["fractional new conversations a minute", { conversations_per_minute: 1.5 }],
       ] as const
     ).map(([what, field]): (typeof cases)[number] => [
       what,

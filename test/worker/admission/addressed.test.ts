@@ -4,7 +4,7 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { type AddressHit, AddressWindows } from "../../../src/admission/address-windows";
+import { type AddressHit, AddressWindows, TENANT_WIDE } from "../../../src/admission/address-windows";
 import { GroupCommit } from "../../../src/admission/group-commit";
 import type { TenantGate } from "../../../src/admission/tenant-gate";
 import { config, freshGate, input } from "./helpers";
@@ -64,6 +64,53 @@ describe("admitAddressed", () => {
       code: "INVALID_INPUT",
     });
     expect((await counts(stub)).admissions).toBe(1);
+  });
+});
+
+describe("hitAddresses", () => {
+  it("counts a request in several windows only when all have room, each answering its own", async () => {
+    const { tenantId, stub } = await freshGate();
+    const tenantWide: AddressHit = { ...hit(tenantId, 3), address: TENANT_WIDE, kind: "conversation" };
+    const start = (address: string) => [
+      { ...hit(tenantId, 1), address, kind: "conversation" as const },
+      tenantWide,
+    ];
+    const a = "a".repeat(32);
+    const ok = await stub.hitAddresses(start(a));
+    expect(ok).toEqual({
+      ok: true,
+      value: [
+        { ok: true, limit: 1, remaining: 0 },
+        { ok: true, limit: 3, remaining: 2 },
+      ],
+    });
+    // The address is full: neither window counts the request.
+    const refused = await stub.hitAddresses(start(a));
+    if (!refused.ok) throw new Error(refused.message);
+    expect(refused.value[0]).toMatchObject({ ok: false, limit: 1 });
+    expect(refused.value[1]).toMatchObject({ ok: true, limit: 3 });
+    expect((await counts(stub)).hits).toBe(2);
+    for (const address of ["b".repeat(32), "c".repeat(32)])
+      expect((await stub.hitAddresses(start(address))).ok).toBe(true);
+    // The tenant's window is full: a fresh address is refused by it, and counted nowhere.
+    const full = await stub.hitAddresses(start("d".repeat(32)));
+    if (!full.ok) throw new Error(full.message);
+    expect(full.value[0]).toEqual({ ok: true, limit: 1, remaining: 0 });
+    expect(full.value[1]).toMatchObject({ ok: false, limit: 3 });
+    expect((await counts(stub)).hits).toBe(6);
+  });
+
+  it("refuses no hits, more than four, another tenant's, or a malformed one, changing nothing", async () => {
+    const { tenantId, stub } = await freshGate();
+    for (const bad of [
+      [],
+      Array.from({ length: 5 }, () => hit(tenantId)),
+      [hit(tenantId), hit("another-tenant")],
+      [hit(tenantId), { ...hit(tenantId), address: "**" }],
+      "not a list",
+    ])
+      expect(await stub.hitAddresses(bad as never)).toMatchObject({ ok: false, code: "INVALID_INPUT" });
+    expect(await counts(stub)).toEqual({ admissions: 0, hits: 0 });
   });
 });
 

@@ -225,6 +225,58 @@ describe("per-address limits on publishable-key traffic", () => {
     }
   });
 
+  it("scripts on many addresses get the tenant's new conversations a minute between them, and servers are not counted", async () => {
+    const { pk, key, id } = await browserTenant({
+      conversations_per_minute: 3,
+      address_conversations_per_hour: 1,
+    });
+    // One address's second start is refused by its own hour, and takes nothing from the tenant's minute.
+    const first = address();
+    expect((await send("POST", "/v1/conversations", pk, {}, from(first))).status).toBe(201);
+    const spent = await send("POST", "/v1/conversations", pk, {}, from(first));
+    expect((await envelope(spent)).details).toMatchObject({ level: "address", limit: 1 });
+    for (let i = 0; i < 2; i++)
+      expect(
+        (await send("POST", "/v1/conversations", pk, {}, from(address()))).status,
+        `start ${i + 2}`,
+      ).toBe(201);
+    // A fourth address, under its own hour: the site's minute is full.
+    const over = await send("POST", "/v1/conversations", pk, {}, from(address()));
+    expect(over.status).toBe(429);
+    const err = await envelope(over);
+    expect(err.message).toMatch(/^too many new conversations on this site right now; retry in \d+ s$/);
+    expect(err.details).toMatchObject({ level: "tenant", limit: 3 });
+    const wait = Number(over.headers.get("retry-after"));
+    expect(wait).toBeGreaterThan(0);
+    expect(wait).toBeLessThanOrEqual(60);
+    expect(over.headers.get("ratelimit-policy")).toContain('"tenant-conversations";q=3;w=60');
+    // The refused address was not counted in its own hour either: once the minute passes it starts.
+    const refusedAddress = address();
+    expect((await send("POST", "/v1/conversations", pk, {}, from(refusedAddress))).status).toBe(429);
+    // The tenant's servers start conversations whatever the browsers did.
+    expect((await send("POST", "/v1/conversations", key, {}, { "cf-connecting-ip": first })).status).toBe(
+      201,
+    );
+    const gate = env.TENANT_GATE.getByName(id);
+    await runInDurableObject(gate, (g: TenantGate) => g.clock.advance(61_000));
+    try {
+      // This isolate remembers the full minute until its own clock passes it: a raised limit asks again.
+      expect((await admin("PATCH", `/tenants/${id}`, { conversations_per_minute: 4 })).status).toBe(200);
+      expect((await send("POST", "/v1/conversations", pk, {}, from(refusedAddress))).status).toBe(201);
+    } finally {
+      await runInDurableObject(gate, (g: TenantGate) => g.clock.release());
+    }
+  });
+
+  it("without its own setting, the tenant's new conversations a minute are its messages a minute", async () => {
+    const { pk } = await browserTenant({ rate_limit_per_minute: 2 });
+    for (let i = 0; i < 2; i++)
+      expect((await send("POST", "/v1/conversations", pk, {}, from(address()))).status).toBe(201);
+    const over = await send("POST", "/v1/conversations", pk, {}, from(address()));
+    expect(over.status).toBe(429);
+    expect((await envelope(over)).details).toMatchObject({ level: "tenant", limit: 2 });
+  });
+
   it("an IPv6 /64 is one address: rotating through its addresses gets no new windows", async () => {
     const { pk } = await browserTenant({ address_conversations_per_hour: 3 });
     const hex = () => Math.floor(Math.random() * 0xffff).toString(16);

@@ -173,6 +173,11 @@ export const FIELDS: Field[] = [
   num("address_conversations_per_hour", "New conversations per hour (per browser address)", 1, 100_000, {
     integer: true,
   }),
+  num("conversations_per_minute", "New conversations per minute (all browsers)", 1, 1_000_000, {
+    integer: true,
+    nullable: true,
+    help: "empty: the tenant's messages per minute",
+  }),
   {
     ...text("timezone", "Time zone", 64, { required: true, help: "IANA name, e.g. Europe/Berlin" }),
     parse(raw) {

@@ -1,0 +1,1 @@
+ALTER TABLE "tenants" ADD COLUMN "conversations_per_minute" integer;
