@@ -7,24 +7,41 @@ const keys = new WeakMap<object, Map<string, Promise<CryptoKey>>>();
 
 export type KeyPurpose = "ip hash" | "visitor token" | "live ticket";
 
-/** The HMAC-SHA256 key for one purpose, once per env object (per isolate). */
-export function derivedKey(env: { ADMIN_TOKEN: string }, purpose: KeyPurpose): Promise<CryptoKey> {
-  let byPurpose = keys.get(env);
-  if (!byPurpose) {
-    byPurpose = new Map();
-    keys.set(env, byPurpose);
+const enc = new TextEncoder();
+const HMAC = { name: "HMAC", hash: "SHA-256" };
+
+/** A key derived for `label`, made once per env object (per isolate). */
+function derived(
+  env: { ADMIN_TOKEN: string },
+  label: string,
+  make: (raw: ArrayBuffer) => Promise<CryptoKey>,
+) {
+  let byLabel = keys.get(env);
+  if (!byLabel) {
+    byLabel = new Map();
+    keys.set(env, byLabel);
   }
-  let key = byPurpose.get(purpose);
+  let key = byLabel.get(label);
   if (!key) {
-    const enc = new TextEncoder();
-    const hmac = { name: "HMAC", hash: "SHA-256" };
     key = crypto.subtle
-      .importKey("raw", enc.encode(env.ADMIN_TOKEN), hmac, false, ["sign"])
-      .then((root) => crypto.subtle.sign("HMAC", root, enc.encode(`chatedge ${purpose} v1`)))
-      .then((raw) => crypto.subtle.importKey("raw", raw, hmac, false, ["sign", "verify"]));
-    byPurpose.set(purpose, key);
+      .importKey("raw", enc.encode(env.ADMIN_TOKEN), HMAC, false, ["sign"])
+      .then((root) => crypto.subtle.sign("HMAC", root, enc.encode(`chatedge ${label} v1`)))
+      .then(make);
+    byLabel.set(label, key);
   }
   return key;
+}
+
+/** The HMAC-SHA256 key for one purpose, once per env object (per isolate). */
+export function derivedKey(env: { ADMIN_TOKEN: string }, purpose: KeyPurpose): Promise<CryptoKey> {
+  return derived(env, purpose, (raw) => crypto.subtle.importKey("raw", raw, HMAC, false, ["sign", "verify"]));
+}
+
+/** The AES-256-GCM key that seals what the platform keeps in Redis (src/cache/seal.ts). */
+export function sealingKey(env: { ADMIN_TOKEN: string }): Promise<CryptoKey> {
+  return derived(env, "redis seal", (raw) =>
+    crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]),
+  );
 }
 
 /** HMAC-SHA256 of text under a key, as bytes. */

@@ -8,6 +8,7 @@ import type { Env } from "../env";
 import { AppError, errorSummary } from "../errors.ts";
 import type { Services } from "../services";
 import { IsolateCache } from "./isolate.ts";
+import { seal, unseal } from "./seal.ts";
 import { cacheStats } from "./stats.ts";
 
 /** A named read-through cache: isolate memory, then Redis, then its loader. */
@@ -52,11 +53,25 @@ interface Stamped<T> {
 const isStamped = <T>(x: unknown): x is Stamped<T> =>
   typeof x === "object" && x !== null && "v" in x && typeof (x as Stamped<T>).freshUntil === "number";
 
+/** A sealed cache's copy in Redis: the value sealed (./seal.ts), its freshness in the clear. */
+interface Sealed {
+  s: string;
+  freshUntil: number;
+}
+
+const isSealed = (x: unknown): x is Sealed =>
+  typeof x === "object" &&
+  x !== null &&
+  typeof (x as Sealed).s === "string" &&
+  typeof (x as Sealed).freshUntil === "number";
+
 /**
  * Declares the cache `name`: its entries live in Redis under `ce:v2:<name>:<id>` as stamped copies
  * (a key of their own, so that an isolate still running the code from before stamping, during a
  * gradual deployment, never reads the new format, nor the reverse); invalidation also deletes the
- * older `ce:<name>:<id>`. Misses are remembered only in the isolate: a new row becomes visible
+ * older `ce:<name>:<id>`. A `sealed` cache (values holding secrets) keeps them under
+ * `ce:v3:<name>:<id>`, sealed (./seal.ts): Redis never holds the value in the clear, and a copy
+ * that does not open is a miss. Misses are remembered only in the isolate: a new row becomes visible
  * everywhere else on its first lookup. When the loader fails, the last copy Redis holds is served
  * even past its freshness (up to REDIS_STALE_TTL_SECONDS): a Postgres outage does not stop what
  * was ever cached.
@@ -65,9 +80,35 @@ export function namedCache<T>(
   name: string,
   maxEntries: number,
   load: (svc: Services, id: string) => Promise<T | undefined>,
+  { sealed = false }: { sealed?: boolean } = {},
 ): NamedCache<T> {
   const legacyKey = (id: string) => `ce:${name}:${id}`;
   const stampedKey = (id: string) => `ce:v2:${name}:${id}`;
+  const sealedKey = (id: string) => `ce:v3:${name}:${id}`;
+  const redisKey = sealed ? sealedKey : stampedKey;
+
+  /** Redis's copy of `id`, opened when sealed; undefined when there is none or it does not open. */
+  async function fromRedis(svc: Services, id: string): Promise<Stamped<T> | undefined> {
+    const key = redisKey(id);
+    const raw = await svc.cache.getJson<unknown>(key);
+    if (!sealed) return isStamped<T>(raw) ? raw : undefined;
+    if (!isSealed(raw)) return undefined;
+    const v = await unseal<T>(svc.env, key, raw.s);
+    return v === undefined ? undefined : { v, freshUntil: raw.freshUntil };
+  }
+
+  async function toRedis(svc: Services, id: string, v: T): Promise<void> {
+    if (!svc.cache.available) return;
+    const key = redisKey(id);
+    const freshUntil = Date.now() + svc.env.REDIS_CACHE_TTL_SECONDS * 1000;
+    await svc.cache.setJson(
+      key,
+      sealed
+        ? ({ s: await seal(svc.env, key, v), freshUntil } satisfies Sealed)
+        : ({ v, freshUntil } satisfies Stamped<T>),
+      Math.max(svc.env.REDIS_STALE_TTL_SECONDS, svc.env.REDIS_CACHE_TTL_SECONDS),
+    );
+  }
 
   // Isolate-wide on purpose (that is the point of the first tier), one memory per env object:
   // workerd hands every request of an isolate the same env, and a fresh env starts empty. Bounded
@@ -85,8 +126,7 @@ export function namedCache<T>(
 
   /** Redis, then the loader; fills the isolate memory with whatever answered. */
   async function lookup(svc: Services, mem: Memory<T>, id: string): Promise<T | undefined> {
-    const raw = await svc.cache.getJson<unknown>(stampedKey(id));
-    const cached = isStamped<T>(raw) ? raw : undefined;
+    const cached = await fromRedis(svc, id);
     if (cached && cached.freshUntil > Date.now()) {
       cacheStats.redis++;
       mem.entries.set(id, { value: cached.v });
@@ -116,17 +156,7 @@ export function namedCache<T>(
       });
     }
     mem.entries.set(id, { value: loaded === undefined ? null : loaded });
-    if (loaded !== undefined) {
-      const stamped: Stamped<T> = {
-        v: loaded,
-        freshUntil: Date.now() + svc.env.REDIS_CACHE_TTL_SECONDS * 1000,
-      };
-      await svc.cache.setJson(
-        stampedKey(id),
-        stamped,
-        Math.max(svc.env.REDIS_STALE_TTL_SECONDS, svc.env.REDIS_CACHE_TTL_SECONDS),
-      );
-    }
+    if (loaded !== undefined) await toRedis(svc, id, loaded);
     return loaded;
   }
 
@@ -180,13 +210,12 @@ export function namedCache<T>(
     async cached(svc, id) {
       const entry = memoryOf(svc.env).entries.peek(id);
       if (entry && entry.age < STALE_MS) return entry.value.value ?? undefined;
-      const raw = await svc.cache.getJson<unknown>(stampedKey(id));
-      return isStamped<T>(raw) ? raw.v : undefined;
+      return (await fromRedis(svc, id))?.v;
     },
 
     async invalidate(svc, id) {
       memories.get(svc.env)?.entries.delete(id);
-      await svc.cache.del(legacyKey(id), stampedKey(id));
+      await svc.cache.del(legacyKey(id), stampedKey(id), sealedKey(id));
     },
   };
 }

@@ -29,17 +29,23 @@ interface KnowledgeState {
 
 // A named cache like the tenant config (isolate -> Redis -> Postgres), so a tenant without
 // knowledge pays no query per message; dropped when settings change or a source is indexed or deleted.
-const states = namedCache<KnowledgeState>("knowledge", 2_000, async (svc, tenantId) => {
-  const db = svc.dbh.db;
-  const [{ settings, embedding }, [indexed]] = await Promise.all([
-    readKnowledgeConfig(db, tenantId),
-    db
-      .select({ n: count() })
-      .from(knowledgeSources)
-      .where(and(eq(knowledgeSources.tenantId, tenantId), isNotNull(knowledgeSources.indexedVersion))),
-  ]);
-  return { settings, embedding, indexedSources: Number(indexed?.n ?? 0) };
-});
+// The embedding settings may hold the tenant's provider key: sealed in Redis.
+const states = namedCache<KnowledgeState>(
+  "knowledge",
+  2_000,
+  async (svc, tenantId) => {
+    const db = svc.dbh.db;
+    const [{ settings, embedding }, [indexed]] = await Promise.all([
+      readKnowledgeConfig(db, tenantId),
+      db
+        .select({ n: count() })
+        .from(knowledgeSources)
+        .where(and(eq(knowledgeSources.tenantId, tenantId), isNotNull(knowledgeSources.indexedVersion))),
+    ]);
+    return { settings, embedding, indexedSources: Number(indexed?.n ?? 0) };
+  },
+  { sealed: true },
+);
 
 /** Drops the tenant's cached knowledge state here and in Redis; called after a change commits. */
 export function invalidateKnowledge(svc: Services, tenantId: string): Promise<void> {

@@ -16,12 +16,18 @@ export interface ApiKeyRecord {
 }
 
 // The request path's named caches (src/cache/tiered.ts): isolate memory, Redis, then Postgres.
-const tenantConfigs = namedCache<TenantConfig>("tenant", 2_000, async (svc, tenantId) => {
-  const [row] = await svc.dbh.db.select().from(tenants).where(eq(tenants.id, tenantId)).limit(1);
-  if (!row) return undefined;
-  const { createdAt: _c, updatedAt: _u, ...config } = row;
-  return config;
-});
+// A config holds the tenant's identity and Turnstile secrets: sealed in Redis.
+const tenantConfigs = namedCache<TenantConfig>(
+  "tenant",
+  2_000,
+  async (svc, tenantId) => {
+    const [row] = await svc.dbh.db.select().from(tenants).where(eq(tenants.id, tenantId)).limit(1);
+    if (!row) return undefined;
+    const { createdAt: _c, updatedAt: _u, ...config } = row;
+    return config;
+  },
+  { sealed: true },
+);
 
 const apiKeyRecords = namedCache<ApiKeyRecord>("key", 10_000, async (svc, prefix) => {
   const [row] = await svc.dbh.db

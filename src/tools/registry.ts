@@ -13,24 +13,30 @@ import type { TenantConfig } from "../tenants/config.ts";
 import type { RegisteredTool } from "./types.ts";
 
 // Bounded like the tenant cache: one entry per tenant, the tool list of a tenant at most 64 tools.
-const enabledTools = namedCache<RegisteredTool[]>("tools", 2_000, async (svc, tenantId) => {
-  const rows = await svc.dbh.db
-    .select()
-    .from(tools)
-    .where(and(eq(tools.tenantId, tenantId), eq(tools.enabled, true)))
-    .orderBy(asc(tools.name));
-  return rows.map((r) => ({
-    id: r.id,
-    tenantId: r.tenantId,
-    name: r.name,
-    description: r.description,
-    parameters: r.parameters,
-    target: r.target,
-    timeoutMs: r.timeoutMs,
-    enabled: r.enabled,
-    secret: r.secret,
-  }));
-});
+// Each tool holds the secret its calls are signed with: sealed in Redis.
+const enabledTools = namedCache<RegisteredTool[]>(
+  "tools",
+  2_000,
+  async (svc, tenantId) => {
+    const rows = await svc.dbh.db
+      .select()
+      .from(tools)
+      .where(and(eq(tools.tenantId, tenantId), eq(tools.enabled, true)))
+      .orderBy(asc(tools.name));
+    return rows.map((r) => ({
+      id: r.id,
+      tenantId: r.tenantId,
+      name: r.name,
+      description: r.description,
+      parameters: r.parameters,
+      target: r.target,
+      timeoutMs: r.timeoutMs,
+      enabled: r.enabled,
+      secret: r.secret,
+    }));
+  },
+  { sealed: true },
+);
 
 /** The tools the tenant's bot may call: registered, enabled, and named in allowed_tools. */
 export async function toolsForTenant(

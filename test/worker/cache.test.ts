@@ -26,6 +26,9 @@ async function callOn(isolateEnv: RawEnv, path: string, key: string) {
 }
 
 /** Calls the worker once from a new isolate with an altered environment. */
+/** Cloudflare's documented test secret that passes any token. */
+const TURNSTILE_SECRET = "1x0000000000000000000000000000000AA";
+
 const callWith = (overrides: Partial<RawEnv>, path: string, key: string) =>
   callOn(anotherIsolate(overrides), path, key);
 
@@ -68,6 +71,28 @@ describe("config resolution: isolate -> Redis -> Postgres", () => {
     await admin("PATCH", `/tenants/${t.tenant_id}`, { name: "Renamed" });
     expect(await newServices(loaded.env).cache.getJson(`ce:tenant:${t.tenant_id}`)).toBeUndefined();
     expect(await newServices(loaded.env).cache.getJson(`ce:v2:tenant:${t.tenant_id}`)).toBeUndefined();
+  });
+
+  it("keeps a tenant's secrets out of Redis in the clear: its config there is sealed", async () => {
+    const t = await createTenant({
+      turnstile_site_key: "1x00000000000000000000AA",
+      turnstile_secret_key: TURNSTILE_SECRET,
+    });
+    const { key } = await createKey(t.tenant_id);
+    const made = await send("POST", "/v1/identity-secret", key);
+    const { identity_secret } = (await made.json()) as { identity_secret: string };
+    // The rotation dropped the cached config; this read puts it back in Redis.
+    expect((await callWith({}, "/v1/config", key)).status).toBe(200);
+    const loaded = loadEnv(env);
+    if (!loaded.ok) throw new Error(loaded.problems.join("; "));
+    const redis = newServices(loaded.env).cache;
+    const sealed = await redis.getJson<{ s: string }>(`ce:v3:tenant:${t.tenant_id}`);
+    expect(typeof sealed?.s).toBe("string");
+    const text = JSON.stringify(sealed);
+    expect(text).not.toContain(identity_secret);
+    expect(text).not.toContain(TURNSTILE_SECRET);
+    expect(text).not.toContain(t.tenant_id);
+    expect(await redis.getJson(`ce:v2:tenant:${t.tenant_id}`)).toBeUndefined();
   });
 
   it("merges concurrent lookups of a cold key into one trip to Postgres", async () => {

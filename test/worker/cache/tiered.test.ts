@@ -19,15 +19,20 @@ function isolate(overrides: Partial<RawEnv> = {}): Services {
 }
 
 /** A named cache whose loader answers from `rows` (or throws while `down`), counting its calls. */
-function fixture(rows: Map<string, string>) {
+function fixture(rows: Map<string, string>, opts: { name?: string; sealed?: boolean } = {}) {
   const state = { loads: 0, down: false };
-  const cache = namedCache<{ text: string }>("unit", 100, async (_svc, id) => {
-    state.loads++;
-    await scheduler.wait(20); // long enough for concurrent lookups to overlap
-    if (state.down) throw new Error("connection refused");
-    const text = rows.get(id);
-    return text === undefined ? undefined : { text };
-  });
+  const cache = namedCache<{ text: string }>(
+    opts.name ?? "unit",
+    100,
+    async (_svc, id) => {
+      state.loads++;
+      await scheduler.wait(20); // long enough for concurrent lookups to overlap
+      if (state.down) throw new Error("connection refused");
+      const text = rows.get(id);
+      return text === undefined ? undefined : { text };
+    },
+    { sealed: opts.sealed },
+  );
   return { cache, state };
 }
 
@@ -116,5 +121,67 @@ describe("named cache: isolate -> Redis -> loader", () => {
     const err = await cache.get(isolate(), uniqueId("never-cached")).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AppError);
     expect(err).toMatchObject({ code: "UNAVAILABLE", status: 503 });
+  });
+
+  it("a sealed cache keeps no value in the clear: another isolate opens it; a copy tampered, moved or sealed under another admin token is a miss", async () => {
+    const [id, other] = [uniqueId("row"), uniqueId("row")];
+    const secret = `whsec_${uniqueId("s")}`;
+    const { cache, state } = fixture(
+      new Map([
+        [id, secret],
+        [other, "the other row"],
+      ]),
+      { name: "unit-sealed", sealed: true },
+    );
+    const a = isolate();
+    expect(await cache.get(a, id)).toEqual({ text: secret });
+    const key = `ce:v3:unit-sealed:${id}`;
+    const raw = await a.cache.getJson<{ s: string; freshUntil: number }>(key);
+    expect(typeof raw?.s).toBe("string");
+    expect(raw?.freshUntil).toBeGreaterThan(Date.now());
+    expect(JSON.stringify(raw)).not.toContain(secret);
+    expect(await a.cache.getJson(`ce:v2:unit-sealed:${id}`)).toBeUndefined();
+
+    // Another isolate opens it from Redis, with no load.
+    const before = { ...cacheStats };
+    expect(await cache.get(isolate(), id)).toEqual({ text: secret });
+    expect(cacheStats.redis).toBe(before.redis + 1);
+    expect(state.loads).toBe(1);
+
+    // Sealed under another admin token: a miss, loaded again.
+    expect(await cache.get(isolate({ ADMIN_TOKEN: "another-admin-token-0123456789" }), id)).toEqual({
+      text: secret,
+    });
+    expect(state.loads).toBe(2);
+
+    // One character of the ciphertext changed: a miss.
+    const s = raw?.s ?? "";
+    const flipped = `${s.slice(0, 20)}${s[20] === "A" ? "B" : "A"}${s.slice(21)}`;
+    await a.cache.setJson(key, { s: flipped, freshUntil: Date.now() + 60_000 }, 60);
+    expect(await cache.get(isolate(), id)).toEqual({ text: secret });
+    expect(state.loads).toBe(3);
+
+    // This row's copy put under another row's key does not open there.
+    const fresh = await a.cache.getJson<{ s: string; freshUntil: number }>(key);
+    await a.cache.setJson(`ce:v3:unit-sealed:${other}`, fresh, 60);
+    expect(await cache.get(isolate(), other)).toEqual({ text: "the other row" });
+    expect(state.loads).toBe(4);
+
+    // A value in the clear where a sealed one belongs is not read either.
+    await a.cache.setJson(key, { v: { text: "planted" }, freshUntil: Date.now() + 60_000 }, 60);
+    expect(await cache.get(isolate(), id)).toEqual({ text: secret });
+    expect(state.loads).toBe(5);
+
+    // Invalidation drops every format.
+    await cache.invalidate(a, id);
+    expect(await a.cache.getJson(key)).toBeUndefined();
+  });
+
+  it("seals a value too long to spread as arguments", async () => {
+    const id = uniqueId("row");
+    const long = "x".repeat(300_000);
+    const { cache } = fixture(new Map([[id, long]]), { name: "unit-sealed", sealed: true });
+    expect(await cache.get(isolate(), id)).toEqual({ text: long });
+    expect(await cache.get(isolate(), id)).toEqual({ text: long });
   });
 });

@@ -257,9 +257,11 @@ describe("isTenantKey", () => {
   it("takes the tenant's keys and leaves an id that merely contains it", () => {
     expect(isTenantKey("ce:ab:acme:tone:s1:user:x", "acme")).toBe(true);
     expect(isTenantKey("ce:v2:tenant:acme", "acme")).toBe(true);
+    expect(isTenantKey("ce:v3:tenant:acme", "acme")).toBe(true);
     expect(isTenantKey("ce:tools:acme", "acme")).toBe(true);
     expect(isTenantKey("ce:ab:acme-2:tone:s1:user:acme", "acme")).toBe(false);
     expect(isTenantKey("ce:v2:tenant:acme-2", "acme")).toBe(false);
+    expect(isTenantKey("ce:v3:tenant:acme-2", "acme")).toBe(false);
     // Question vectors (src/knowledge/embed.ts) name the tenant first.
     expect(isTenantKey("kq:acme:model:question", "acme")).toBe(true);
     expect(isTenantKey("kq:acme-2:model:question", "acme")).toBe(false);
