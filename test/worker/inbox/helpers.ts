@@ -2,7 +2,11 @@ import type { InboxEvent } from "../../../src/analytics/events";
 import { dayTime } from "../analytics/helpers";
 import { query, sql } from "../helpers";
 
-/** An inbox event as a conversation object emits it (docs/handoff.md); `at` moves with `version`. */
+/**
+ * An inbox event as a conversation object emits it (docs/handoff.md); `at` moves with `version`,
+ * from noon yesterday (UTC): always in the past, as an emitted event is (an erasure's tombstone drops
+ * the events from before it; noon today was in the future before 12:00 UTC).
+ */
 export function inboxEvent(tenantId: string, o: Partial<InboxEvent> = {}): InboxEvent {
   const version = o.version ?? 0;
   return {
@@ -12,7 +16,7 @@ export function inboxEvent(tenantId: string, o: Partial<InboxEvent> = {}): Inbox
     conversationId: "c-1",
     userId: "visitor:v-1",
     version,
-    at: dayTime(0, version * 1_000),
+    at: dayTime(1, version * 1_000),
     status: "open",
     channel: "web",
     experiment: null,
@@ -21,8 +25,8 @@ export function inboxEvent(tenantId: string, o: Partial<InboxEvent> = {}): Inbox
     totalCostUsd: 0,
     totalTokens: 0,
     turnCount: 0,
-    startedAt: dayTime(0),
-    lastActivityAt: dayTime(0, version * 1_000),
+    startedAt: dayTime(1),
+    lastActivityAt: dayTime(1, version * 1_000),
     waitingSince: null,
     holder: null,
     entries: [],
@@ -39,7 +43,7 @@ export function entries(from: number, to: number, text = (seq: number) => `messa
       role: seq % 2 === 1 ? "user" : "assistant",
       author: null,
       content: text(seq),
-      at: dayTime(0, seq * 1_000),
+      at: dayTime(1, seq * 1_000),
     });
   return out;
 }
