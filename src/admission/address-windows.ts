@@ -102,15 +102,12 @@ export class AddressWindows {
 
   /** Whether the hit fits its window, with the key's hits (kept in step: a counted hit is pushed). */
   #check(h: AddressHit, now: number): Checked {
+    // Only the window's hits are kept (#hitsOf), oldest first: all of them count.
     const hits = this.#hitsOf(h, now);
-    const from = now - h.windowMs;
-    // Hits are in time order: those in the window are the newest n.
-    let first = hits.length;
-    while (first > 0 && (hits[first - 1] as number) > from) first--;
-    const n = hits.length - first;
+    const n = hits.length;
     if (n < h.limit) return { hits, result: { ok: true, limit: h.limit, remaining: h.limit - n - 1 } };
     // The hit whose leaving frees a slot: the (n - limit + 1)-th oldest in the window.
-    const leavesAt = (hits[first + n - h.limit] ?? now) + h.windowMs;
+    const leavesAt = (hits[n - h.limit] ?? now) + h.windowMs;
     return {
       hits,
       result: {
@@ -125,7 +122,8 @@ export class AddressWindows {
 
   /**
    * The key's hits in its window, oldest first (older ones dropped from memory; the table keeps
-   * LONGEST_WINDOW_MS). A key always comes with the same window: its kind's, or the tenant's minute.
+   * LONGEST_WINDOW_MS). A key always comes with the same window (its kind's: an address's or a
+   * visitor's; the tenant's minute under TENANT_WIDE), so the list cut to it is all that key needs.
    */
   #hitsOf({ kind, address, windowMs }: AddressHit, now: number): number[] {
     const key = `${kind}\u0000${address}`;

@@ -1,8 +1,9 @@
 /**
  * Sealing for what a named cache keeps in Redis when its values hold secrets (a tenant's identity
  * and Turnstile secrets, its tools' signing secrets): AES-256-GCM under a key derived from
- * ADMIN_TOKEN (src/auth/derived-keys.ts), a fresh 96-bit nonce each time, and the Redis key as the
- * additional data, so a sealed value moved to another key does not open. Whoever reads Redis (its
+ * ADMIN_TOKEN (src/auth/derived-keys.ts), a fresh 96-bit nonce each time, and what the caller binds
+ * it to (the Redis key and the copy's freshness) as the additional data, so a sealed value moved to
+ * another key, or stored again as fresh for longer, does not open. Whoever reads Redis (its
  * REST token, a dump, the provider) reads no secret; a value that does not open (tampered, moved,
  * sealed under a rotated admin token) reads as a miss and is loaded again.
  */
@@ -13,7 +14,7 @@ import { sealingKey } from "../auth/derived-keys";
 const NONCE_BYTES = 12;
 const enc = new TextEncoder();
 
-/** `value` as JSON, sealed for `key`: base64url of the nonce and the ciphertext. */
+/** `value` as JSON, sealed for `key` (the text it is bound to): base64url of the nonce and the ciphertext. */
 export async function seal(env: { ADMIN_TOKEN: string }, key: string, value: unknown): Promise<string> {
   const iv = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
   const sealed = await crypto.subtle.encrypt(

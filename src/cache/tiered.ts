@@ -93,7 +93,8 @@ export function namedCache<T>(
     const raw = await svc.cache.getJson<unknown>(key);
     if (!sealed) return isStamped<T>(raw) ? raw : undefined;
     if (!isSealed(raw)) return undefined;
-    const v = await unseal<T>(svc.env, key, raw.s);
+    // Its freshness is sealed in with it: a copy stored again with a later one does not open.
+    const v = await unseal<T>(svc.env, `${key} ${raw.freshUntil}`, raw.s);
     return v === undefined ? undefined : { v, freshUntil: raw.freshUntil };
   }
 
@@ -101,13 +102,17 @@ export function namedCache<T>(
     if (!svc.cache.available) return;
     const key = redisKey(id);
     const freshUntil = Date.now() + svc.env.REDIS_CACHE_TTL_SECONDS * 1000;
-    await svc.cache.setJson(
-      key,
-      sealed
-        ? ({ s: await seal(svc.env, key, v), freshUntil } satisfies Sealed)
-        : ({ v, freshUntil } satisfies Stamped<T>),
-      Math.max(svc.env.REDIS_STALE_TTL_SECONDS, svc.env.REDIS_CACHE_TTL_SECONDS),
-    );
+    const ttl = Math.max(svc.env.REDIS_STALE_TTL_SECONDS, svc.env.REDIS_CACHE_TTL_SECONDS);
+    if (!sealed) {
+      await svc.cache.setJson(key, { v, freshUntil } satisfies Stamped<T>, ttl);
+      return;
+    }
+    const s = await seal(svc.env, `${key} ${freshUntil}`, v);
+    // The copy an earlier deployment kept in the clear goes with the first sealed one.
+    await Promise.all([
+      svc.cache.setJson(key, { s, freshUntil } satisfies Sealed, ttl),
+      svc.cache.del(stampedKey(id)),
+    ]);
   }
 
   // Isolate-wide on purpose (that is the point of the first tier), one memory per env object:

@@ -96,24 +96,40 @@ export async function limitAddress(c: Context<AppEnv>, kind: AddressKind): Promi
 }
 
 /**
- * Counts a browser's conversation start, in one call to the gate, in every window it passes
- * through: its address's hour; a returning visitor's hour, on its token's id from whatever address
- * (a visitor token, which spares its holder the bot check, shared among many addresses starts as
- * one visitor); and the whole tenant's minute (`conversations_per_minute`, else
- * `rate_limit_per_minute`: a conversation is started to send messages), which bounds what scripts
- * on many addresses get between them. Counted in all or in none; 429 names the first full window.
- * Servers (secret keys) count in none.
+ * Counts a browser's conversation start in the windows it passes through: its address's hour; a
+ * returning visitor's hour, on its token's id from whatever address (a visitor token, which spares
+ * its holder the bot check, shared among many addresses starts as one visitor); and, with `site`,
+ * the whole tenant's minute (`siteStartWindow`). One call to the gate, counted in all or in none;
+ * 429 names the first full window. Servers (secret keys) count in none.
  */
-export async function limitStart(c: Context<AppEnv>): Promise<void> {
+export async function limitStart(c: Context<AppEnv>, { site }: { site: boolean }): Promise<void> {
   if (c.get("apiKey").kind !== "publishable") return;
-  const tenant = c.get("tenant");
   const windows: Window[] = [];
   const address = addressHitOf(c, "conversation");
   if (address) windows.push({ hit: address, level: "address" });
   const known = c.get("visitor");
   const visitor = known && addressHitOf(c, "conversation", await visitorKey(known.visitorId));
   if (visitor) windows.push({ hit: visitor, level: "visitor" });
-  windows.push({
+  if (site) windows.push(siteStartWindow(c));
+  if (windows.length > 0) await hitWindows(c, windows);
+}
+
+/**
+ * Counts a browser's conversation start in the whole tenant's minute alone: for a start that had to
+ * pass the bot check first, so that starts with junk tokens take nothing from the site's real visitors.
+ */
+export async function limitSiteStart(c: Context<AppEnv>): Promise<void> {
+  if (c.get("apiKey").kind === "publishable") await hitWindows(c, [siteStartWindow(c)]);
+}
+
+/**
+ * The whole tenant's minute of browser starts (`conversations_per_minute`, else
+ * `rate_limit_per_minute`: a conversation is started to send messages), which bounds what scripts
+ * on many addresses get between them.
+ */
+function siteStartWindow(c: Context<AppEnv>): Window {
+  const tenant = c.get("tenant");
+  return {
     hit: {
       tenantId: tenant.id,
       address: TENANT_WIDE,
@@ -123,8 +139,7 @@ export async function limitStart(c: Context<AppEnv>): Promise<void> {
       windowMs: TENANT_STARTS_WINDOW_MS,
     },
     level: "tenant",
-  });
-  await hitWindows(c, windows);
+  };
 }
 
 /** The tenant-wide window of browser conversation starts. */
@@ -145,7 +160,7 @@ async function visitorKey(visitorId: string): Promise<string> {
 async function hitWindows(c: Context<AppEnv>, windows: Window[]): Promise<void> {
   for (const w of windows) {
     const known = knownRefusal(w.hit);
-    if (known) throw addressRefusal(w.hit.kind, known, w.level);
+    if (known) throw addressRefusal(w.hit, known, w.level);
   }
   const gate = tenantGate(c.get("svc").env, (windows[0] as Window).hit.tenantId);
   const askedAt = Date.now();
@@ -162,16 +177,19 @@ async function hitWindows(c: Context<AppEnv>, windows: Window[]): Promise<void> 
   const refused = results.findIndex((r) => !r.ok);
   if (refused < 0) return;
   const w = windows[refused] as Window;
-  throw addressRefusal(w.hit.kind, results[refused] as Refused, w.level);
+  throw addressRefusal(w.hit, results[refused] as Refused, w.level);
 }
 
 /**
  * The 429 of an address (or a visitor, or the whole tenant: `level`) over its limit, with its own
  * policy in the RateLimit fields.
  */
-export function addressRefusal(kind: AddressKind, result: Refused, level: Level = "address"): AppError {
+export function addressRefusal(
+  { kind, windowMs }: Pick<AddressHit, "kind" | "windowMs">,
+  result: Refused,
+  level: Level = "address",
+): AppError {
   const { what } = WINDOWS[kind];
-  const windowMs = level === "tenant" ? TENANT_STARTS_WINDOW_MS : WINDOWS[kind].windowMs;
   const policy =
     level === "address" ? WINDOWS[kind].policy : level === "visitor" ? `visitor-${kind}s` : `tenant-${kind}s`;
   const wait = result.retryAfterSeconds;

@@ -149,6 +149,8 @@ export const MAX_CONVERSATION_ENTRIES = 500;
 const MAX_SOCKETS = 32;
 /** Of which the visitor's: the rest, 24, are the operators'. */
 const MAX_VISITOR_SOCKETS = 8;
+/** Tries of a queue message sent after its change is stored (`#sendAfterCommit`). */
+const SEND_ATTEMPTS = 3;
 /** How long an operator's socket lives before it must reconnect (and pass the session check again). */
 export const OPERATOR_SOCKET_MS = 10 * 60_000;
 /** At most this many entries in one inbox event; the rest follow in the next. */
@@ -207,6 +209,8 @@ export class Conversation extends DurableObject<RawEnv> {
   #messages: StoredMessage[] = [];
   /** An inbox event is waiting out INBOX_DELAY_MS: entries added meanwhile go with it. */
   #inboxArmed = false;
+  /** Whether the ended sessions' table exists (`closeSessions`); unknown until first asked. */
+  #endedTable: boolean | undefined;
 
   constructor(ctx: DurableObjectState, env: RawEnv) {
     super(ctx, env);
@@ -478,7 +482,12 @@ export class Conversation extends DurableObject<RawEnv> {
     this.#deliver(escalatedNow);
     // The idle alarm is not moved on every turn (a storage write each time): when it fires early
     // it re-arms itself for lastActivityAt + idleTimeoutMs.
-    if (escalatedNow && reason) await this.#notifyEscalation(meta, reason, t.origin);
+    if (escalatedNow && reason) {
+      const notice = this.#escalationNotice(meta, reason, t.origin);
+      this.#sendAfterCommit("escalation notice", () =>
+        this.env.NOTIFY_QUEUE.send(notice, { contentType: "json" }),
+      );
+    }
     if (escalatedNow) this.#index(true);
     return { view: this.#view(), escalatedNow, consecutiveFailures: meta.consecutiveFailures, inbox };
   }
@@ -558,7 +567,7 @@ export class Conversation extends DurableObject<RawEnv> {
       csat: f.csat,
       comment: f.comment,
     };
-    await this.#emit(event);
+    this.#sendAfterCommit("feedback event", () => this.#emit(event));
     this.#index(true);
     return this.#view();
   }
@@ -727,7 +736,7 @@ export class Conversation extends DurableObject<RawEnv> {
       kind,
       resumed: false,
       sent: 0,
-      ...(kind === "operator" ? { until: this.clock.now() + OPERATOR_SOCKET_MS } : {}),
+      ...(kind === "operator" ? { until: operatorSocketEnd(this.clock.now(), request.headers) } : {}),
       ...(session !== undefined ? { session } : {}),
     };
     server.serializeAttachment(att);
@@ -757,7 +766,14 @@ export class Conversation extends DurableObject<RawEnv> {
   }
 
   #sessionEnded(id: string): boolean {
-    return this.#endedSessions().exec("select 1 from ended_sessions where id = ?", id).toArray().length > 0;
+    // Read only where a session's end was ever written: an operator's socket writes nothing.
+    if (!this.#hasEndedSessions()) return false;
+    const rows = this.ctx.storage.sql.exec(
+      "select 1 from ended_sessions where id = ? and until > ?",
+      id,
+      this.clock.now(),
+    );
+    return rows.toArray().length > 0;
   }
 
   /** The table of ended sessions, created on first use, without the ones past a socket's age. */
@@ -765,7 +781,15 @@ export class Conversation extends DurableObject<RawEnv> {
     const sql = this.ctx.storage.sql;
     sql.exec("create table if not exists ended_sessions (id text primary key, until integer not null)");
     sql.exec("delete from ended_sessions where until <= ?", this.clock.now());
+    this.#endedTable = true;
     return sql;
+  }
+
+  #hasEndedSessions(): boolean {
+    this.#endedTable ??=
+      this.ctx.storage.sql.exec("select 1 from sqlite_master where name = 'ended_sessions'").toArray()
+        .length > 0;
+    return this.#endedTable;
   }
 
   #spendTicket(id: string, expires: number): boolean {
@@ -1037,6 +1061,7 @@ export class Conversation extends DurableObject<RawEnv> {
     await this.ctx.storage.deleteAll();
     this.#meta = undefined;
     this.#messages = [];
+    this.#endedTable = undefined;
   }
 
   /** After the end, the only alarm left is the transcript's expiry (none without a retention). */
@@ -1137,9 +1162,34 @@ export class Conversation extends DurableObject<RawEnv> {
     await this.env.ANALYTICS_QUEUE.send(event, { contentType: "json" });
   }
 
-  async #notifyEscalation(m: Meta, reason: string, origin?: string) {
+  /**
+   * Sends a queue message about what is stored already, off the caller's path: a queue that fails
+   * now must not fail the request (its retry would record the turn or the rating again, and pay
+   * again), so it is tried three times over about 3 s and then logged as lost.
+   */
+  #sendAfterCommit(what: string, send: () => Promise<unknown>): void {
+    const conversationId = this.#meta?.conversationId;
+    this.ctx.waitUntil(
+      (async () => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await send();
+            return;
+          } catch (err) {
+            if (attempt >= SEND_ATTEMPTS) {
+              console.error(JSON.stringify({ msg: `${what} not sent`, conversationId, error: String(err) }));
+              return;
+            }
+            await scheduler.wait(attempt * 1_000);
+          }
+        }
+      })(),
+    );
+  }
+
+  #escalationNotice(m: Meta, reason: string, origin?: string): EscalationNotice {
     // Without an escalation email the notice still goes: the consumer sends it to a webhook.
-    const notice: EscalationNotice = {
+    return {
       type: "escalation",
       id: crypto.randomUUID(),
       tenantId: m.tenantId,
@@ -1151,7 +1201,6 @@ export class Conversation extends DurableObject<RawEnv> {
       ...(origin ? { origin } : {}),
       ...noticeTranscript(this.#messages),
     };
-    await this.env.NOTIFY_QUEUE.send(notice, { contentType: "json" });
   }
 }
 
@@ -1165,6 +1214,16 @@ function send(ws: WebSocket, frame: LiveServerFrame) {
   } catch {
     // A socket closing meanwhile: its client resumes by seq when it reconnects.
   }
+}
+
+/**
+ * When an operator's socket opened now must reconnect: at its age limit, or at its session's own
+ * expiry if that comes first (the worker says when, `x-live-session-expires`).
+ */
+function operatorSocketEnd(now: number, headers: Headers): number {
+  const sessionEnds = Number(headers.get("x-live-session-expires"));
+  const byAge = now + OPERATOR_SOCKET_MS;
+  return Number.isFinite(sessionEnds) && sessionEnds > 0 ? Math.min(byAge, sessionEnds) : byAge;
 }
 
 function closeSocket(ws: WebSocket, code: number, reason: string) {

@@ -1,5 +1,6 @@
 /** One visitor message on the conversation API, from admission to the recorded turn. */
 import type { Context } from "hono";
+import type { AddressHit } from "../admission/address-windows";
 import { admissionCall, type MessageRequest } from "../admission/client";
 import { gateFailure, rejectionError } from "../admission/headers";
 import type { AdmitInput, AdmitResult } from "../admission/types";
@@ -19,6 +20,7 @@ import {
 } from "../knowledge/retrieve";
 import { redact, redactorOf, redactReply } from "../privacy/redact";
 import type { TenantConfig } from "../tenants/config";
+import type { ToolCallContext } from "../tools/invoke";
 import { registryRunner, startToolTurn, toolDefinition, toolFrame, toolsOrNone } from "../tools/loop";
 import { addressHitOf, addressRefusal, knownRefusal, type Refused, rememberRefusal } from "./address-limits";
 import {
@@ -89,14 +91,14 @@ async function answerMessage(
   // A browser's message counts against its address (blocked and hand-over messages too), and may
   // reach only a conversation its own visitor (or verified user) started.
   const address = addressHitOf(c, "message");
-  const refuseAddress = (hit: Refused): never => {
+  const refuseAddress = (hit: AddressHit, refused: Refused): never => {
     countRefusal(svc.env, execCtx(c), tenant.id, "address");
-    throw addressRefusal("message", hit);
+    throw addressRefusal(hit, refused);
   };
   // An address this isolate was told is over its limit is refused here, before the knowledge
   // search, the tools and the calls to the conversation and the tenant's gate.
   const known = address && knownRefusal(address);
-  if (known) refuseAddress(known);
+  if (address && known) refuseAddress(address, known);
   const owner = c.get("apiKey").kind === "publishable" ? endUserOf(c, undefined) : undefined;
   // The one round trip before the model: the conversation answers its state and newest history,
   // and asks the tenant's gate itself (the address count; admission, when it can take the message).
@@ -143,13 +145,16 @@ async function answerMessage(
   const knowledgeTokens = knowledge?.bound ?? 0;
   // The conversation API always offers the tenant's tools (src/tools/loop.ts), from the first model
   // call: their definitions are sent, so they are counted before admission (the registry is cached).
+  // Its calls name the conversation's own user, known once the conversation answers (below).
+  const toolContext: ToolCallContext = {
+    conversationId: id,
+    requestId: c.get("requestId"),
+    user: base.userId,
+  };
   const runner =
     blocked || human
       ? undefined
-      : await toolsOrNone(
-          registryRunner(svc, svc.env, { tenant: exp.config, conversationId: id }, c.get("requestId")),
-          tenant.id,
-        );
+      : await toolsOrNone(registryRunner(svc, svc.env, exp.config, toolContext), tenant.id);
   const offered = runner?.tools.length ? runner.tools.map(toolDefinition) : undefined;
   // The new message, the system prompt, the tools and the knowledge block's bound; the object adds
   // what the history it returns costs, so the reservation holds what is sent, in any isolate.
@@ -162,7 +167,7 @@ async function answerMessage(
     address &&
     ((hit: Refused): never => {
       rememberRefusal(address, hit, askedAt);
-      return refuseAddress(hit);
+      return refuseAddress(address, hit);
     });
   // Asks the gate through the conversation's object, with this isolate's queued settlements.
   const visitGate = async (m: MessageRequest): Promise<AdmitResult> => {
@@ -249,6 +254,7 @@ async function answerMessage(
   // Recorded under the conversation's own assignment, also if its experiment stopped meanwhile,
   // at the message's position in the conversation.
   const { experiment, variant } = p.view;
+  toolContext.user = p.view.userId;
   const turnReq = {
     ...admitReq,
     knowledge: block,

@@ -10,13 +10,13 @@ import { AnswerSource } from "../knowledge/chat-schemas";
 import { errors, jsonBody, jsonResponse, tenantSecurity } from "../openapi";
 import { redactNullable, redactorOf } from "../privacy/redact";
 import { DAY_MS, retentionDaysOf } from "../privacy/retention";
-import { limitAddress, limitStart } from "./address-limits";
+import { limitAddress, limitSiteStart, limitStart } from "./address-limits";
 import { call, conversationAssignments, ensureOwner, own, stubOf, viewOut } from "./conversation-access";
 import type { Outcome } from "./conversation-do";
 import { sendMessage } from "./conversation-message";
 import type { PrepareResult } from "./conversation-types";
 import { endUserOf, verifiedUser, visitorAuth } from "./identity";
-import { requireBotCheck } from "./turnstile";
+import { botCheckNeeded, requireBotCheck } from "./turnstile";
 import { issueVisitorToken } from "./visitor-token";
 
 const IDLE_TIMEOUT_MS = 30 * 60_000;
@@ -196,13 +196,16 @@ export const conversations = newRouter()
   .openapi(startRoute, async (c) => {
     const body = c.req.valid("json");
     const tenant = c.get("tenant");
-    // The start's windows first (its address's, a returning visitor's, the whole tenant's), so a
-    // script sending junk tokens gets at most its hourly starts' worth of siteverify calls; then
-    // the bot check, before any visitor or conversation exists.
-    await limitStart(c);
+    // The start's windows first (its address's, a returning visitor's), so a script sending junk
+    // tokens gets at most its hourly starts' worth of siteverify calls; then the bot check, before
+    // any visitor or conversation exists. The whole tenant's minute counts in the same call, unless
+    // there is a bot check to pass: then after it, so junk tokens take none of the site's starts.
+    const checked = botCheckNeeded(c);
+    await limitStart(c, { site: !checked });
     const known = c.get("visitor");
     const verified = await verifiedUser(c, body);
     await requireBotCheck(c, body.turnstile_token);
+    if (checked) await limitSiteStart(c);
     const id = `conv_${randomToken(24)}`;
     // A browser without a (valid) visitor token is a new visitor: it gets one, and keeps it. The
     // token names a user only when this start verified it: a claim is never renewed unchecked.
@@ -281,7 +284,9 @@ export const conversations = newRouter()
     const { id } = c.req.valid("param");
     await limitAddress(c, "message");
     const tenantId = c.get("tenant").id;
-    // Only the conversation's own visitor (or the tenant's server) gets a ticket, bound to its user.
+    // Only the conversation's own visitor (or the tenant's server) gets a ticket, bound to its user:
+    // a browser without a visitor token is refused before the conversation's object is woken.
+    const user = endUserOf(c, undefined);
     const r = await call(
       async (): Promise<Outcome<PrepareResult>> => ({
         ok: true,
@@ -290,7 +295,7 @@ export const conversations = newRouter()
     );
     if (!r.ok && r.reason === "not_found") throw new AppError("NOT_FOUND", "no such conversation");
     const view = r.view as NonNullable<typeof r.view>;
-    own(c, view, endUserOf(c, undefined));
+    own(c, view, user);
     if (!r.ok) throw new AppError("CONFLICT", "conversation has ended; start a new one");
     const { ticket, claims } = await issueLiveTicket(c.get("svc").env, {
       tenantId,

@@ -357,7 +357,11 @@ async function serverTools(c: Context<AppEnv>, req: TurnRequest): Promise<ToolRu
       details: [{ path: "tools", message: "tool_execution is server: the registered tools are offered" }],
     });
   }
-  const runner = await registryRunner(c.get("svc"), c.get("svc").env, req, c.get("requestId"));
+  const runner = await registryRunner(c.get("svc"), c.get("svc").env, req.tenant, {
+    conversationId: req.conversationId,
+    requestId: c.get("requestId"),
+    user: req.userId,
+  });
   if (runner.tools.length > 0) req.tools = runner.tools.map(toolDefinition);
   return runner;
 }

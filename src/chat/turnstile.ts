@@ -31,13 +31,18 @@ function failed(codes: string[]): AppError {
   return new AppError("FORBIDDEN", "bot check failed", { details: { error_codes: codes } });
 }
 
+/** Whether this start must pass the tenant's bot check: a browser with no visitor token, on a tenant with a secret. */
+export function botCheckNeeded(c: Context<AppEnv>): boolean {
+  return !!c.get("tenant").turnstileSecretKey && c.get("apiKey").kind === "publishable" && !c.get("visitor");
+}
+
 /**
  * Refuses a browser's conversation start that has not passed the tenant's bot check: 403 FORBIDDEN
  * "bot check failed" (details.error_codes as siteverify gave them), 503 when siteverify is unreachable.
  */
 export async function requireBotCheck(c: Context<AppEnv>, token: string | undefined): Promise<void> {
   const secret = c.get("tenant").turnstileSecretKey;
-  if (!secret || c.get("apiKey").kind !== "publishable" || c.get("visitor")) return;
+  if (!secret || !botCheckNeeded(c)) return;
   if (!token) throw failed(["missing-input-response"]);
   if (token.length > MAX_TOKEN_LENGTH) throw failed(["invalid-input-response"]);
   const env = c.get("svc").env;

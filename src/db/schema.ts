@@ -938,7 +938,11 @@ export const knowledgeUnanswered = pgTable(
     normalized: text("normalized").notNull(),
     at: timestamp("at", tz).notNull().defaultNow(),
   },
-  (t) => [index("knowledge_unanswered_tenant_idx").on(t.tenantId, t.normalized)],
+  (t) => [
+    index("knowledge_unanswered_tenant_idx").on(t.tenantId, t.normalized),
+    // The retention sweep's (src/privacy/retention.ts): a tenant's questions past its cutoff.
+    index("knowledge_unanswered_tenant_at_idx").on(t.tenantId, t.at),
+  ],
 );
 
 export type KnowledgeSourceRow = typeof knowledgeSources.$inferSelect;

@@ -11,7 +11,7 @@ import { IsolateCache } from "../cache/isolate";
 import { OPERATOR_SOCKET_MS } from "../chat/conversation-do";
 import { AppError, type ErrorCode } from "../errors";
 import { operatorAuth } from "../operators/middleware";
-import { registerOperatorSocket } from "./operator-sockets";
+import { forgetOperatorSocket, MAX_SOCKETS_PER_SESSION, registerOperatorSocket } from "./operator-sockets";
 import { CONVERSATION_ID } from "./routes";
 import { TICKET_TTL_MS, verifyLiveTicket } from "./ticket";
 
@@ -63,14 +63,29 @@ export const liveRoutes = new Hono<AppEnv>()
     const svc = c.get("svc");
     // Noted before it opens, so that the session's end finds it (./operator-sockets.ts).
     const socket = { sessionId: op.sessionId, tenantId: tenant.id, conversationId: id };
-    if (!(await registerOperatorSocket(svc.dbh.db, socket, OPERATOR_SOCKET_MS)))
-      throw new AppError("UNAUTHORIZED", "no console session: sign in first");
-    return forward(svc.env.CONVERSATION.getByName(`${tenant.id}:${id}`), c.req.url, {
-      "x-live-tenant": tenant.id,
-      "x-live-kind": "operator",
-      "x-live-operator": op.id,
-      "x-live-session": op.sessionId,
-    });
+    const registered = await registerOperatorSocket(svc.dbh.db, socket, OPERATOR_SOCKET_MS);
+    if (!registered.ok) {
+      throw registered.reason === "ended"
+        ? new AppError("UNAUTHORIZED", "no console session: sign in first")
+        : new AppError(
+            "RATE_LIMITED",
+            `this session has live connections to ${MAX_SOCKETS_PER_SESSION} conversations already`,
+          );
+    }
+    try {
+      return await forward(svc.env.CONVERSATION.getByName(`${tenant.id}:${id}`), c.req.url, {
+        "x-live-tenant": tenant.id,
+        "x-live-kind": "operator",
+        "x-live-operator": op.id,
+        "x-live-session": op.sessionId,
+        // The socket closes with the session's own expiry if that comes before its age limit.
+        "x-live-session-expires": String(op.sessionExpiresAt),
+      });
+    } catch (err) {
+      // Refused (no such conversation, ended, full): a row of its own would only be swept later.
+      if (registered.inserted) await forgetOperatorSocket(svc.dbh.db, socket);
+      throw err;
+    }
   })
   /** A visitor's socket: its ticket (POST /v1/conversations/{id}/live) is the only credential. */
   .get("/v1/conversations/:id/live", async (c) => {

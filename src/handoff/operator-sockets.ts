@@ -8,7 +8,7 @@
  * session ends (and the end finds it) or the session's end is seen by the row's write (and the
  * socket is refused): the lock leaves no third order.
  */
-import { inArray, sql } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { operatorSockets } from "../db/schema";
 import type { Env } from "../env";
@@ -31,35 +31,78 @@ const ROW_MARGIN_MS = 60_000;
 const CLOSE_CONCURRENCY = 8;
 
 /**
+ * Live sockets one session may hold at once, in as many conversations: a console shows one
+ * conversation a tab. Past it a socket is refused (429) until one of the others ages out.
+ */
+export const MAX_SOCKETS_PER_SESSION = 100;
+
+/**
+ * What registering a socket found: the session has ended (or was ending: the lock waits for that
+ * transaction), and the socket must not open; the session holds MAX_SOCKETS_PER_SESSION already;
+ * or the row is written, `inserted` when there was none for this conversation.
+ */
+export type Registration = { ok: false; reason: "ended" | "full" } | { ok: true; inserted: boolean };
+
+/**
  * Notes the socket the session is about to open into a conversation, for as long as it may live.
- * False when the session has ended (or is ending: the lock waits for that transaction), and then the
- * socket must not open. Also clears the session's rows whose sockets are past their age.
+ * Also clears the session's rows whose sockets are past their age.
  */
 export async function registerOperatorSocket(
   db: Db,
   socket: OpenSocket,
   socketMs: number,
   now = Date.now(),
-): Promise<boolean> {
+): Promise<Registration> {
   const at = new Date(now).toISOString();
   const expires = new Date(now + socketMs + ROW_MARGIN_MS).toISOString();
   // One statement, one round trip. `for share` waits for a transaction ending the session, then
   // reads the row again: an ended session is no longer `live`, and nothing is written.
-  const result = await db.execute<{ ok: number }>(sql`
+  const result = await db.execute<{ live: number; inserted: boolean | null }>(sql`
     with live as (
       select id from operator_sessions
       where id = ${socket.sessionId} and revoked_at is null and expires_at > ${at}::timestamptz
       for share
+    ), others as (
+      select count(*) as n from operator_sockets
+      where session_id = ${socket.sessionId} and conversation_id <> ${socket.conversationId}
+        and expires_at > ${at}::timestamptz
     ), cleared as (
       delete from operator_sockets
       where session_id in (select id from live) and conversation_id <> ${socket.conversationId}
         and expires_at <= ${at}::timestamptz
+    ), written as (
+      insert into operator_sockets (session_id, tenant_id, conversation_id, expires_at)
+      select id, ${socket.tenantId}, ${socket.conversationId}, ${expires}::timestamptz
+      from live, others where others.n < ${MAX_SOCKETS_PER_SESSION}
+      on conflict (session_id, conversation_id) do update set expires_at = excluded.expires_at
+      returning (xmax = 0) as inserted
     )
-    insert into operator_sockets (session_id, tenant_id, conversation_id, expires_at)
-    select id, ${socket.tenantId}, ${socket.conversationId}, ${expires}::timestamptz from live
-    on conflict (session_id, conversation_id) do update set expires_at = excluded.expires_at
-    returning 1 as ok`);
-  return result.rows.length > 0;
+    select (select count(*) from live)::int as live, (select inserted from written) as inserted`);
+  const row = result.rows[0];
+  if (!row?.live) return { ok: false, reason: "ended" };
+  if (row.inserted === null) return { ok: false, reason: "full" };
+  return { ok: true, inserted: row.inserted };
+}
+
+/** Drops a socket's row written for a socket that did not open (and had no row before). */
+export async function forgetOperatorSocket(db: Db, socket: OpenSocket): Promise<void> {
+  await db
+    .delete(operatorSockets)
+    .where(
+      and(
+        eq(operatorSockets.sessionId, socket.sessionId),
+        eq(operatorSockets.conversationId, socket.conversationId),
+      ),
+    );
+}
+
+/** The cron's sweep: rows of sockets past their age, of sessions that ended no other way. */
+export async function pruneOperatorSockets(db: Db, now: number): Promise<number> {
+  const { rows } = await db.execute(sql`
+    delete from operator_sockets where ctid in (
+      select ctid from operator_sockets where expires_at <= ${new Date(now).toISOString()}::timestamptz limit 10000
+    ) returning 1`);
+  return rows.length;
 }
 
 /**

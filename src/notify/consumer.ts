@@ -73,8 +73,9 @@ async function recordOutcomes(
           channel: o.channel,
           recipient: o.recipient ?? recipientOf(n),
           subject,
-          // The outbox keeps what was sent for inspection, not the personal data in it.
-          body: redact(text),
+          // The outbox keeps what was sent for inspection, not the personal data in it; a notice
+          // over the tenant's hour was not sent, and keeps no transcript at all.
+          body: o.status === "skipped" ? "" : redact(text),
           status: o.status,
           attempts,
           error: o.error,

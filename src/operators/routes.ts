@@ -83,7 +83,7 @@ function sameOriginOnly(c: Context<AppEnv>): void {
   }
 }
 
-async function sessionBody(op: Omit<OperatorIdentity, "sessionId">, token: string) {
+async function sessionBody(op: Omit<OperatorIdentity, "sessionId" | "sessionExpiresAt">, token: string) {
   return {
     operator: { id: op.id, tenant_id: op.tenantId, email: op.email, name: op.name, role: op.role },
     csrf_token: await csrfToken(token),
@@ -204,7 +204,11 @@ async function openingAllowed(c: Context<AppEnv>): Promise<string | undefined> {
 }
 
 /** Sets the new session's cookie and answers its body. */
-function opened(c: Context<AppEnv>, op: Omit<OperatorIdentity, "sessionId">, token: string) {
+function opened(
+  c: Context<AppEnv>,
+  op: Omit<OperatorIdentity, "sessionId" | "sessionExpiresAt">,
+  token: string,
+) {
   setSessionCookie(c, token);
   return sessionBody(op, token);
 }

@@ -24,6 +24,8 @@ export interface OperatorIdentity {
   name: string;
   role: OperatorRole;
   sessionId: string;
+  /** Epoch ms at which the session ends by itself. */
+  sessionExpiresAt: number;
 }
 
 export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
@@ -519,7 +521,7 @@ export async function sessionOf(
 ): Promise<OperatorIdentity | undefined> {
   const id = await sha256Hex(token);
   const [row] = await db
-    .select({ op: operators, sessionId: operatorSessions.id })
+    .select({ op: operators, sessionId: operatorSessions.id, sessionExpiresAt: operatorSessions.expiresAt })
     .from(operatorSessions)
     .innerJoin(operators, eq(operators.id, operatorSessions.operatorId))
     .where(
@@ -540,6 +542,7 @@ export async function sessionOf(
     name: op.name,
     role: op.role,
     sessionId: row.sessionId,
+    sessionExpiresAt: row.sessionExpiresAt.getTime(),
   };
 }
 

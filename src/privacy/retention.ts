@@ -40,6 +40,8 @@ const SWEPT = {
   // The inbox (src/inbox): a conversation's row once its last activity is past, each message by its time.
   inbox_conversations: "t.last_activity_at < c.cutoff",
   inbox_entries: "t.at < c.cutoff",
+  // A visitor's question no source answered, kept for the tenant to see what content is missing.
+  knowledge_unanswered: "t.at < c.cutoff",
 } as const;
 
 export type SweptTable = keyof typeof SWEPT;

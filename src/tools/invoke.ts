@@ -25,10 +25,12 @@ const DISPATCH_URL = "https://tool.dispatch.internal/";
 /** What invokeTool needs of the environment; DISPATCHER is the optional dispatch namespace binding. */
 export type ToolEnv = Pick<Env, "ENVIRONMENT"> & { DISPATCHER?: DispatchNamespace };
 
-/** Where the call comes from, sent to the tool in the body (all optional). */
+/** Where the call comes from, sent to the tool in the body (all optional; read at each call). */
 export interface ToolCallContext {
   conversationId?: string;
   requestId?: string;
+  /** The end user the message is from, as the platform established it (`ToolRequestBody.user`). */
+  user?: string;
 }
 
 /** The body a tool receives: the exact bytes the signature covers are this object's JSON text. */
@@ -41,6 +43,12 @@ export interface ToolRequestBody {
   request_id: string | null;
   /** This call's own id, made by the platform: the key a tool with side effects refuses repeats by. */
   call_id: string;
+  /**
+   * Whom the message is from (docs/tools.md): `user:<id>`, a user the tenant established (its
+   * server named them with a secret key, or its page's `user_hash` verified them); `visitor:<id>`,
+   * an anonymous browser visitor; `key:<id>`, a server call that named no user.
+   */
+  user: string | null;
 }
 
 /**
@@ -146,6 +154,7 @@ export async function invokeTool(
     conversation: context.conversationId ?? null,
     request_id: context.requestId ?? null,
     call_id: crypto.randomUUID(),
+    user: context.user ?? null,
   };
   const body = JSON.stringify(payload);
   const timer = new AbortController();

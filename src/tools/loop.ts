@@ -21,7 +21,7 @@ import type { ChatMessage, ToolCall, ToolDefinition } from "../chat/providers/ty
 import { estimateTokens, messageTokens } from "../chat/tokens";
 import { AppError } from "../errors";
 import type { Services } from "../services";
-import { invokeTool, type ToolEnv, toolFailureMessage } from "./invoke";
+import { invokeTool, type ToolCallContext, type ToolEnv, toolFailureMessage } from "./invoke";
 import { toolsForTenant } from "./registry";
 import type { RegisteredTool, ToolFailure, ToolOutcome } from "./types";
 
@@ -74,12 +74,11 @@ export interface ToolTurn {
 export async function registryRunner(
   svc: Services,
   env: ToolEnv,
-  req: Pick<TurnRequest, "tenant" | "conversationId">,
-  requestId?: string,
+  tenant: TurnRequest["tenant"],
+  context: ToolCallContext,
 ): Promise<ToolRunner> {
-  const context = { conversationId: req.conversationId, requestId };
   return {
-    tools: await toolsForTenant(svc, req.tenant),
+    tools: await toolsForTenant(svc, tenant),
     invoke: (tool, args, signal) => invokeTool(env, tool, args, signal, context),
   };
 }

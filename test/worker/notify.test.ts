@@ -128,10 +128,14 @@ describe("notifications", () => {
     expect(again.explicitAcks).toHaveLength(1);
     const rows = await outbox(id);
     expect(rows.map((r) => r.status).sort()).toEqual(["sent", "sent", "skipped", "skipped"]);
-    for (const r of rows.filter((x) => x.status === "skipped"))
+    for (const r of rows.filter((x) => x.status === "skipped")) {
       expect(r.error).toBe(
         "the tenant was sent 2 escalation notices in the last hour: this conversation waits in the inbox",
       );
+      // Not sent, so nothing of the conversation is kept for it.
+      expect(r.body).toBe("");
+    }
+    expect(rows.filter((x) => x.status === "sent").every((r) => r.body.length > 0)).toBe(true);
     // Another tenant's notices are its own.
     const other = await chatTenant();
     await consume([notice(other.id)], limited);

@@ -1,8 +1,10 @@
 /**
  * An example chatedge tool: looks up an order's status in a small fixture (src/orders.json).
  * Copy this folder, replace the lookup with a call to your own order system, and deploy it with
- * wrangler (README.md here). chatedge POSTs `{tool, arguments, tenant, conversation, request_id, call_id}`
- * signed with the tool's secret; this worker refuses anything not signed with TOOL_SECRET.
+ * wrangler (README.md here). chatedge POSTs `{tool, arguments, tenant, conversation, request_id, call_id,
+ * user}` signed with the tool's secret; this worker refuses anything not signed with TOOL_SECRET. Its
+ * orders have no owners; a lookup of someone's account should also check that the order is `user`'s
+ * (a `user:<id>` the tenant established; `visitor:` and `key:` ids name no account).
  */
 import orders from "./orders.json";
 import { verifyRequest } from "./verify";

@@ -161,16 +161,32 @@ describe("named cache: isolate -> Redis -> loader", () => {
     expect(await cache.get(isolate(), id)).toEqual({ text: secret });
     expect(state.loads).toBe(3);
 
+    // The same copy stored again as fresh for longer does not open.
+    const later = await a.cache.getJson<{ s: string; freshUntil: number }>(key);
+    await a.cache.setJson(key, { s: later?.s, freshUntil: (later?.freshUntil ?? 0) + 3_600_000 }, 60);
+    expect(await cache.get(isolate(), id)).toEqual({ text: secret });
+    expect(state.loads).toBe(4);
+
     // This row's copy put under another row's key does not open there.
     const fresh = await a.cache.getJson<{ s: string; freshUntil: number }>(key);
     await a.cache.setJson(`ce:v3:unit-sealed:${other}`, fresh, 60);
     expect(await cache.get(isolate(), other)).toEqual({ text: "the other row" });
-    expect(state.loads).toBe(4);
+    expect(state.loads).toBe(5);
 
     // A value in the clear where a sealed one belongs is not read either.
     await a.cache.setJson(key, { v: { text: "planted" }, freshUntil: Date.now() + 60_000 }, 60);
     expect(await cache.get(isolate(), id)).toEqual({ text: secret });
-    expect(state.loads).toBe(5);
+    expect(state.loads).toBe(6);
+
+    // A copy an earlier deployment kept in the clear goes with the first sealed write.
+    await a.cache.setJson(
+      `ce:v2:unit-sealed:${id}`,
+      { v: { text: secret }, freshUntil: Date.now() + 60_000 },
+      60,
+    );
+    await a.cache.del(key);
+    expect(await cache.get(isolate(), id)).toEqual({ text: secret });
+    expect(await a.cache.getJson(`ce:v2:unit-sealed:${id}`)).toBeUndefined();
 
     // Invalidation drops every format.
     await cache.invalidate(a, id);

@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { Conversation, RATINGS_PER_CONVERSATION } from "../../../src/chat/conversation-do";
 import type { TurnInput } from "../../../src/chat/conversation-types";
+import type { RawEnv } from "../../../src/env";
 import { eventually, present } from "../eventually";
 import { envelope, query, send, sql, uniqueId } from "../helpers";
 import { chatTenant } from "./helpers";
@@ -365,5 +366,55 @@ describe("Conversation object", () => {
       totalCostUsd: live.value.view.totalCostUsd + 0.25,
       version: 8,
     });
+  });
+
+  it("a queue that fails after a turn or a rating is stored does not fail the request: it is retried off the caller's path", async () => {
+    const { id, key } = await chatTenant();
+    const conv = (await (await send("POST", "/v1/conversations", key, { user: "qa" })).json()) as {
+      id: string;
+    };
+    const stub = ns().getByName(`${id}:${conv.id}`);
+    // The object's queues refuse every send for a while (as a queue outage would), then work again.
+    const refused: string[] = [];
+    await runInDurableObject(stub, (c: Conversation) => {
+      const real = (c as unknown as { env: RawEnv }).env;
+      const failing = (name: string) => ({
+        send: async () => {
+          refused.push(name);
+          throw new Error(`${name} unavailable`);
+        },
+      });
+      (c as unknown as { env: RawEnv }).env = {
+        ...real,
+        NOTIFY_QUEUE: failing("notify") as unknown as Queue,
+        ANALYTICS_QUEUE: failing("analytics") as unknown as Queue,
+      };
+      setTimeout(() => {
+        (c as unknown as { env: RawEnv }).env = real;
+      }, 1_500);
+    });
+    // Escalating: the turn is recorded and answered once, though the notice could not go yet.
+    const asked = await send("POST", `/v1/conversations/${conv.id}/messages`, key, {
+      content: "let me speak to a human agent",
+    });
+    expect(asked.status).toBe(200);
+    expect(((await asked.json()) as { state: string }).state).toBe("escalated");
+    const rated = await send("POST", `/v1/conversations/${conv.id}/feedback`, key, { csat: 4 });
+    expect(rated.status).toBe(200);
+    expect(refused).toEqual(expect.arrayContaining(["notify", "analytics"]));
+    const t = await stub.transcript(id);
+    if (!t.ok) throw new Error(t.message);
+    expect(t.value.messages.filter((m) => m.role === "user")).toHaveLength(1);
+    // Sent once the queues are back: the rating reaches the analytics tables.
+    await new Promise((r) => setTimeout(r, 1_600));
+    await send("POST", `/v1/conversations/${conv.id}/end`, key, { resolved: false });
+    const row = await summaryOf(id, conv.id);
+    await eventually(async () => {
+      const [fb] = await query<{ csat: number }>(
+        sql`select csat from feedback where tenant_id = ${id} and conversation_id = ${conv.id}`,
+      );
+      return present(fb, "the rating");
+    });
+    expect(row.escalated).toBe(true);
   });
 });

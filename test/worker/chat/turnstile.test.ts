@@ -99,6 +99,25 @@ describe("Turnstile bot check on conversation starts", () => {
     expect((await verifications(FAILS)).length - before).toBe(3);
   });
 
+  it("starts refused by the bot check take none of the site's new conversations a minute", async () => {
+    const { pk } = await botCheckedTenant(PASSES, { conversations_per_minute: 2 });
+    // A script on many addresses, without a token or with one siteverify refuses.
+    for (let i = 0; i < 3; i++) {
+      expect((await start(pk, {}, browser(`203.0.113.${i + 1}`))).status).toBe(403);
+      expect(
+        (await start(pk, { turnstile_token: "x".repeat(3000) }, browser(`203.0.113.${i + 101}`))).status,
+      ).toBe(403);
+    }
+    // Real visitors still get the site's two.
+    for (let i = 0; i < 2; i++)
+      expect((await start(pk, { turnstile_token: DUMMY_TOKEN }, browser(`192.0.2.${i + 1}`))).status).toBe(
+        201,
+      );
+    const over = await start(pk, { turnstile_token: DUMMY_TOKEN }, browser("192.0.2.99"));
+    expect(over.status).toBe(429);
+    expect((await envelope(over)).details).toMatchObject({ level: "tenant", limit: 2 });
+  });
+
   it("refuses a spent token (timeout-or-duplicate)", async () => {
     const { pk } = await botCheckedTenant(SPENT);
     const res = await start(pk, { turnstile_token: DUMMY_TOKEN }, browser(address()));

@@ -13,8 +13,12 @@ import { type Conversation, OPERATOR_SOCKET_MS } from "../../../src/chat/convers
 import { openDb } from "../../../src/db/client";
 import { operatorSessions } from "../../../src/db/schema";
 import { loadEnv } from "../../../src/env";
-import { registerOperatorSocket } from "../../../src/handoff/operator-sockets";
-import { admin, BASE } from "../helpers";
+import {
+  MAX_SOCKETS_PER_SESSION,
+  pruneOperatorSockets,
+  registerOperatorSocket,
+} from "../../../src/handoff/operator-sockets";
+import { admin, BASE, envelope } from "../helpers";
 import {
   consoleSend,
   type Live,
@@ -151,9 +155,15 @@ describe("an operator's live sockets end with the session", () => {
     const db = testDb();
     const socket = { sessionId: await sessionId(anna.session), tenantId: t.id, conversationId: conv.id };
     try {
-      expect(await registerOperatorSocket(db.db, socket, OPERATOR_SOCKET_MS)).toBe(true);
+      expect(await registerOperatorSocket(db.db, socket, OPERATOR_SOCKET_MS)).toEqual({
+        ok: true,
+        inserted: true,
+      });
       expect((await consoleSend("DELETE", "/operator/session", anna.session)).status).toBe(204);
-      expect(await registerOperatorSocket(db.db, socket, OPERATOR_SOCKET_MS)).toBe(false);
+      expect(await registerOperatorSocket(db.db, socket, OPERATOR_SOCKET_MS)).toEqual({
+        ok: false,
+        reason: "ended",
+      });
     } finally {
       await db.close();
     }
@@ -194,7 +204,7 @@ describe("an operator's live sockets end with the session", () => {
       expect(settled).toBe(false);
       release();
       await end;
-      expect(await registered).toBe(false);
+      expect(await registered).toEqual({ ok: false, reason: "ended" });
     } finally {
       release();
       await Promise.all([ending.close(), opening.close()]);
@@ -217,5 +227,76 @@ describe("an operator's live sockets end with the session", () => {
     } finally {
       await runInDurableObject(stub, (c: Conversation) => c.clock.release());
     }
+  });
+
+  it("a socket its conversation refuses leaves no row; a session holds at most MAX_SOCKETS_PER_SESSION; the cron sweeps aged rows", async () => {
+    const t = await widgetTenant();
+    const anna = await operator(t.id, "agent", "Anna");
+    const conv = await visitor(t.pk).start();
+    const id = await sessionId(anna.session);
+    const db = testDb();
+    const rows = async () =>
+      Number(
+        (await db.db.execute(sql`select count(*)::int as n from operator_sockets where session_id = ${id}`))
+          .rows[0]?.n,
+      );
+    try {
+      // No such conversation: 404, and nothing noted for it.
+      expect((await operatorLive(`conv_${"n".repeat(24)}`, anna.session)).res.status).toBe(404);
+      expect(await rows()).toBe(0);
+
+      const socket = (n: number) => ({ sessionId: id, tenantId: t.id, conversationId: `conv_full_${n}` });
+      for (let n = 0; n < MAX_SOCKETS_PER_SESSION; n++)
+        expect((await registerOperatorSocket(db.db, socket(n), OPERATOR_SOCKET_MS)).ok).toBe(true);
+      expect(
+        await registerOperatorSocket(db.db, socket(MAX_SOCKETS_PER_SESSION), OPERATOR_SOCKET_MS),
+      ).toEqual({
+        ok: false,
+        reason: "full",
+      });
+      // One it holds already is renewed, not counted again.
+      expect(await registerOperatorSocket(db.db, socket(0), OPERATOR_SOCKET_MS)).toEqual({
+        ok: true,
+        inserted: false,
+      });
+      const refused = await operatorLive(conv.id, anna.session);
+      expect(refused.res.status).toBe(429);
+      expect(await envelope(refused.res)).toMatchObject({ code: "RATE_LIMITED" });
+
+      // Rows of sockets past their age are swept (only those: the cron runs beside live sessions).
+      await db.db.execute(
+        sql`update operator_sockets set expires_at = now() - interval '1 minute' where session_id = ${id}`,
+      );
+      expect(await pruneOperatorSockets(db.db, Date.now())).toBeGreaterThanOrEqual(MAX_SOCKETS_PER_SESSION);
+      expect(await rows()).toBe(0);
+      const opened = await watching(conv.id, anna.session);
+      expect(await rows()).toBe(1);
+      opened.ws.close();
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("a socket closes at its session's own expiry when that comes before its age limit", async () => {
+    const t = await widgetTenant();
+    const anna = await operator(t.id, "agent", "Anna");
+    const conv = await visitor(t.pk).start();
+    const id = await sessionId(anna.session);
+    const db = testDb();
+    const ends = Date.now() + 60_000;
+    try {
+      await db.db.execute(
+        sql`update operator_sessions set expires_at = ${new Date(ends).toISOString()}::timestamptz where id = ${id}`,
+      );
+    } finally {
+      await db.close();
+    }
+    const live = await watching(conv.id, anna.session);
+    const stub = env.CONVERSATION.getByName(`${t.id}:${conv.id}`);
+    const until = await runInDurableObject(stub, (_o, state) =>
+      state.getWebSockets("operator").map((ws) => (ws.deserializeAttachment() as { until: number }).until),
+    );
+    expect(until).toEqual([ends]);
+    live.ws.close();
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { embedTexts, questionCacheKey } from "../../../src/knowledge/embed";
+import { embedTexts, questionCacheKey, unpackVector } from "../../../src/knowledge/embed";
 import { DEFAULT_UNKNOWN_ANSWER, groundMessage, planKnowledge } from "../../../src/knowledge/retrieve";
 import type { Settings } from "../../../src/knowledge/schemas";
 import { searchSemantic } from "../../../src/knowledge/search";
@@ -141,6 +141,20 @@ describe("semantic search", () => {
       ]);
       expect(ka).not.toBe(kb);
       expect(ka.startsWith(`kq:${a.id}:`)).toBe(true);
+      // Kept packed (float32 bytes), a quarter of its JSON, and read back as the same float32 values.
+      const packed = await svc.cache.getJson<unknown>(ka);
+      expect(typeof packed).toBe("string");
+      const [model] = await embedTexts(svc.env, { ...cfg, apiKey: a.apiKey }, ["What does shipping cost?"]);
+      const vector = model ?? [];
+      expect(unpackVector(packed)).toEqual(vector.map(Math.fround));
+      // Four bytes a dimension, in base64url: what a model's 17-digit JSON numbers take a quarter of.
+      expect((packed as string).length).toBe(Math.ceil((vector.length * 4 * 4) / 3));
+      // A copy an older version kept as JSON is a miss: the question is embedded again, and packed.
+      await svc.cache.setJson(ka, vector, 60);
+      const again = await embeddingCalls(a.apiKey);
+      await groundMessage(svc, a.id, "What does shipping cost?");
+      expect(await embeddingCalls(a.apiKey)).toBe(again + 1);
+      expect(typeof (await svc.cache.getJson<unknown>(ka))).toBe("string");
     } finally {
       await svc.dbh.close();
     }

@@ -60,6 +60,8 @@ async function seedRows(
     values (${`m-${tenantId}-${tag}`}, 'q', 'invalid', 'e', '{}', ${tenantId}, 1, ${at})`);
   await query(sql`insert into audit_log (tenant_id, actor, action, target, request_id, created_at)
     values (${tenantId}, 'admin', 'tenant.update', ${tenantId}, 'req', ${at})`);
+  await query(sql`insert into knowledge_unanswered (tenant_id, question, normalized, at)
+    values (${tenantId}, 'do you ship to mars?', 'do you ship to mars', ${at})`);
 }
 
 const TABLES = [
@@ -71,6 +73,7 @@ const TABLES = [
   "notifications",
   "dead_letters",
   "audit_log",
+  "knowledge_unanswered",
   "tenant_daily",
 ] as const;
 

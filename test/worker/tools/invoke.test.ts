@@ -69,12 +69,13 @@ describe("invokeTool", () => {
     expect(out.content).toContain("HTTP 401");
   });
 
-  it("sends the body the signature covers: tool, arguments, tenant, conversation, request id, a call id of its own", async () => {
+  it("sends the body the signature covers: tool, arguments, tenant, conversation, request id, a call id of its own, the user", async () => {
     const before = (await receivedByFaulty()).length;
     const call = () =>
       invokeTool(TEST_ENV, faulty("/ok"), '{"order_id":"42"}', signal(), {
         conversationId: "conv-9",
         requestId: "req-7",
+        user: "user:ann",
       });
     const [out, again] = [await call(), await call()];
     expect(out.ok).toBe(true);
@@ -85,6 +86,7 @@ describe("invokeTool", () => {
       conversation: "conv-9",
       request_id: "req-7",
       call_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      user: "user:ann",
     };
     expect(JSON.parse(out.content)).toEqual({ echo: sent });
     const received = (await receivedByFaulty()).slice(before) as { call_id: string }[];

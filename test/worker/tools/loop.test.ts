@@ -413,3 +413,32 @@ describe("the OpenAI route's tool settings", () => {
     }
   });
 });
+
+describe("whom a tool call is for", () => {
+  it("names the conversation's user to the tool: the user a server named, a browser's anonymous visitor", async () => {
+    const origin = "https://shop.example";
+    const t = await toolTenant("gpt-4o-mini", [faulty("/ok")], { allowed_origins: [origin] });
+    const started = await send("POST", "/v1/conversations", t.key, { user: "bob" });
+    const conv = ((await started.json()) as { id: string }).id;
+    const answer = ((await (await ask(t.key, conv, "where is my order 1234?")).json()) as Reply).message
+      .content;
+    // The fake model repeats the tool's answer: the echo of the signed body the tool received.
+    expect(answer).toContain('"user":"user:bob"');
+
+    const pk = (await createKey(t.id, "publishable")).key;
+    const browser = { origin, "cf-connecting-ip": `203.0.113.9-${uniqueId("ip")}` };
+    const visit = (await (await send("POST", "/v1/conversations", pk, {}, browser)).json()) as {
+      id: string;
+      visitor_token: string;
+    };
+    const res = await send(
+      "POST",
+      `/v1/conversations/${visit.id}/messages`,
+      pk,
+      { content: "where is my order 1234?" },
+      { ...browser, "x-visitor-token": visit.visitor_token },
+    );
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as Reply).message.content).toMatch(/"user":"visitor:[^"]+"/);
+  });
+});

@@ -1,0 +1,1 @@
+CREATE INDEX "knowledge_unanswered_tenant_at_idx" ON "knowledge_unanswered" USING btree ("tenant_id","at");
