@@ -70,7 +70,7 @@ const isSealed = (x: unknown): x is Sealed =>
  * (a key of their own, so that an isolate still running the code from before stamping, during a
  * gradual deployment, never reads the new format, nor the reverse); invalidation also deletes the
  * older `ce:<name>:<id>`. A `sealed` cache (values holding secrets) keeps them under
- * `ce:v3:<name>:<id>`, sealed (./seal.ts): Redis never holds the value in the clear, and a copy
+ * `ce:v4:<name>:<id>`, sealed (./seal.ts): Redis never holds the value in the clear, and a copy
  * that does not open is a miss. Misses are remembered only in the isolate: a new row becomes visible
  * everywhere else on its first lookup. When the loader fails, the last copy Redis holds is served
  * even past its freshness (up to REDIS_STALE_TTL_SECONDS): a Postgres outage does not stop what
@@ -84,7 +84,9 @@ export function namedCache<T>(
 ): NamedCache<T> {
   const legacyKey = (id: string) => `ce:${name}:${id}`;
   const stampedKey = (id: string) => `ce:v2:${name}:${id}`;
-  const sealedKey = (id: string) => `ce:v3:${name}:${id}`;
+  // v3 was the first sealed format (its freshness not bound in): neither version opens the other's.
+  const firstSealedKey = (id: string) => `ce:v3:${name}:${id}`;
+  const sealedKey = (id: string) => `ce:v4:${name}:${id}`;
   const redisKey = sealed ? sealedKey : stampedKey;
 
   /** Redis's copy of `id`, opened when sealed; undefined when there is none or it does not open. */
@@ -111,7 +113,7 @@ export function namedCache<T>(
     // The copy an earlier deployment kept in the clear goes with the first sealed one.
     await Promise.all([
       svc.cache.setJson(key, { s, freshUntil } satisfies Sealed, ttl),
-      svc.cache.del(stampedKey(id)),
+      svc.cache.del(stampedKey(id), firstSealedKey(id)),
     ]);
   }
 
@@ -220,7 +222,7 @@ export function namedCache<T>(
 
     async invalidate(svc, id) {
       memories.get(svc.env)?.entries.delete(id);
-      await svc.cache.del(legacyKey(id), stampedKey(id), sealedKey(id));
+      await svc.cache.del(legacyKey(id), stampedKey(id), firstSealedKey(id), sealedKey(id));
     },
   };
 }

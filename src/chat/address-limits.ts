@@ -110,7 +110,14 @@ export async function limitStart(c: Context<AppEnv>, { site }: { site: boolean }
   const known = c.get("visitor");
   const visitor = known && addressHitOf(c, "conversation", await visitorKey(known.visitorId));
   if (visitor) windows.push({ hit: visitor, level: "visitor" });
-  if (site) windows.push(siteStartWindow(c));
+  const siteWindow = siteStartWindow(c);
+  if (site) windows.push(siteWindow);
+  else {
+    // Counted later (after the bot check), but a minute this isolate knows is full refuses now:
+    // no address slot, no siteverify call, no spent Turnstile token for a start that cannot happen.
+    const full = knownRefusal(siteWindow.hit);
+    if (full) throw addressRefusal(siteWindow.hit, full, siteWindow.level);
+  }
   if (windows.length > 0) await hitWindows(c, windows);
 }
 

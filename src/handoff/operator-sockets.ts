@@ -32,16 +32,20 @@ const CLOSE_CONCURRENCY = 8;
 
 /**
  * Live sockets one session may hold at once, in as many conversations: a console shows one
- * conversation a tab. Past it a socket is refused (429) until one of the others ages out.
+ * conversation a tab, and a row outlives its socket until the socket's age (up to 11 minutes), so
+ * this is room for an operator clicking through conversations. Past it a socket is refused (429)
+ * until one of the others ages out. About: two of a session's sockets opening at once may both pass.
  */
-export const MAX_SOCKETS_PER_SESSION = 100;
+export const MAX_SOCKETS_PER_SESSION = 200;
 
 /**
  * What registering a socket found: the session has ended (or was ending: the lock waits for that
  * transaction), and the socket must not open; the session holds MAX_SOCKETS_PER_SESSION already;
  * or the row is written, `inserted` when there was none for this conversation.
  */
-export type Registration = { ok: false; reason: "ended" | "full" } | { ok: true; inserted: boolean };
+export type Registration =
+  | { ok: false; reason: "ended" | "full" }
+  | { ok: true; inserted: boolean; expires: string };
 
 /**
  * Notes the socket the session is about to open into a conversation, for as long as it may live.
@@ -81,19 +85,28 @@ export async function registerOperatorSocket(
   const row = result.rows[0];
   if (!row?.live) return { ok: false, reason: "ended" };
   if (row.inserted === null) return { ok: false, reason: "full" };
-  return { ok: true, inserted: row.inserted };
+  return { ok: true, inserted: row.inserted, expires };
 }
 
-/** Drops a socket's row written for a socket that did not open (and had no row before). */
-export async function forgetOperatorSocket(db: Db, socket: OpenSocket): Promise<void> {
-  await db
-    .delete(operatorSockets)
-    .where(
-      and(
-        eq(operatorSockets.sessionId, socket.sessionId),
-        eq(operatorSockets.conversationId, socket.conversationId),
-      ),
-    );
+/**
+ * Drops the row a registration wrote for a socket that did not open (and had no row before), unless
+ * another socket of the session into the conversation renewed it since (its expiry then differs).
+ * Best effort: a row left behind is swept by the cron.
+ */
+export async function forgetOperatorSocket(db: Db, socket: OpenSocket, expires: string): Promise<void> {
+  try {
+    await db
+      .delete(operatorSockets)
+      .where(
+        and(
+          eq(operatorSockets.sessionId, socket.sessionId),
+          eq(operatorSockets.conversationId, socket.conversationId),
+          eq(operatorSockets.expiresAt, new Date(expires)),
+        ),
+      );
+  } catch (err) {
+    console.error(JSON.stringify({ msg: "operator socket row not dropped", error: String(err) }));
+  }
 }
 
 /** The cron's sweep: rows of sockets past their age, of sessions that ended no other way. */

@@ -19,7 +19,8 @@ import { type Delivery, originOf, postWebhook, type TenantHook, tenantHooks } fr
 /** Deliveries tried before a notice is recorded as failed (matches max_retries + 1 in wrangler.jsonc). */
 export const MAX_ATTEMPTS = 5;
 
-type Outcome = Delivery;
+/** `capped`: not sent because the tenant had its hour's notices: the outbox keeps no body for it. */
+type Outcome = Delivery & { capped?: true };
 
 /** Sends one plain-text email through the `send_email` binding, from EMAIL_FROM. */
 export async function sendEmail(env: Env, to: string, subject: string, text: string): Promise<Outcome> {
@@ -74,8 +75,8 @@ async function recordOutcomes(
           recipient: o.recipient ?? recipientOf(n),
           subject,
           // The outbox keeps what was sent for inspection, not the personal data in it; a notice
-          // over the tenant's hour was not sent, and keeps no transcript at all.
-          body: o.status === "skipped" ? "" : redact(text),
+          // over the tenant's hour was never meant to go, and keeps no transcript at all.
+          body: o.capped ? "" : redact(text),
           status: o.status,
           attempts,
           error: o.error,
@@ -180,6 +181,7 @@ export async function consumeNotifyBatch(
     if (counted && count >= env.ESCALATION_NOTICES_PER_HOUR)
       o = {
         status: "skipped",
+        capped: true,
         channel: "none",
         error: `the tenant was sent ${env.ESCALATION_NOTICES_PER_HOUR} escalation notices in the last hour: this conversation waits in the inbox`,
       };

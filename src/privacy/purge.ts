@@ -205,5 +205,5 @@ export function isTenantKey(key: string, tenantId: string): boolean {
   if (key.startsWith(`ce:ab:${tenantId}:`) || key.startsWith(`kq:${tenantId}:`)) return true;
   const parts = key.split(":");
   if (parts[0] !== "ce" || parts.at(-1) !== tenantId) return false;
-  return parts.length === 3 || (parts.length === 4 && (parts[1] === "v2" || parts[1] === "v3"));
+  return parts.length === 3 || (parts.length === 4 && ["v2", "v3", "v4"].includes(parts[1] as string));
 }

@@ -86,7 +86,7 @@ describe("config resolution: isolate -> Redis -> Postgres", () => {
     const loaded = loadEnv(env);
     if (!loaded.ok) throw new Error(loaded.problems.join("; "));
     const redis = newServices(loaded.env).cache;
-    const sealed = await redis.getJson<{ s: string }>(`ce:v3:tenant:${t.tenant_id}`);
+    const sealed = await redis.getJson<{ s: string }>(`ce:v4:tenant:${t.tenant_id}`);
     expect(typeof sealed?.s).toBe("string");
     const text = JSON.stringify(sealed);
     expect(text).not.toContain(identity_secret);

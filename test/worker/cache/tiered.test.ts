@@ -135,7 +135,7 @@ describe("named cache: isolate -> Redis -> loader", () => {
     );
     const a = isolate();
     expect(await cache.get(a, id)).toEqual({ text: secret });
-    const key = `ce:v3:unit-sealed:${id}`;
+    const key = `ce:v4:unit-sealed:${id}`;
     const raw = await a.cache.getJson<{ s: string; freshUntil: number }>(key);
     expect(typeof raw?.s).toBe("string");
     expect(raw?.freshUntil).toBeGreaterThan(Date.now());
@@ -169,7 +169,7 @@ describe("named cache: isolate -> Redis -> loader", () => {
 
     // This row's copy put under another row's key does not open there.
     const fresh = await a.cache.getJson<{ s: string; freshUntil: number }>(key);
-    await a.cache.setJson(`ce:v3:unit-sealed:${other}`, fresh, 60);
+    await a.cache.setJson(`ce:v4:unit-sealed:${other}`, fresh, 60);
     expect(await cache.get(isolate(), other)).toEqual({ text: "the other row" });
     expect(state.loads).toBe(5);
 

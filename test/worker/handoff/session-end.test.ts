@@ -14,6 +14,7 @@ import { openDb } from "../../../src/db/client";
 import { operatorSessions } from "../../../src/db/schema";
 import { loadEnv } from "../../../src/env";
 import {
+  forgetOperatorSocket,
   MAX_SOCKETS_PER_SESSION,
   pruneOperatorSockets,
   registerOperatorSocket,
@@ -155,7 +156,7 @@ describe("an operator's live sockets end with the session", () => {
     const db = testDb();
     const socket = { sessionId: await sessionId(anna.session), tenantId: t.id, conversationId: conv.id };
     try {
-      expect(await registerOperatorSocket(db.db, socket, OPERATOR_SOCKET_MS)).toEqual({
+      expect(await registerOperatorSocket(db.db, socket, OPERATOR_SOCKET_MS)).toMatchObject({
         ok: true,
         inserted: true,
       });
@@ -254,8 +255,14 @@ describe("an operator's live sockets end with the session", () => {
         ok: false,
         reason: "full",
       });
+      // A failed socket drops only the row it wrote: not one another socket renewed since.
+      const first = await registerOperatorSocket(db.db, socket(1), OPERATOR_SOCKET_MS, Date.now() - 5_000);
+      if (!first.ok) throw new Error("not registered");
+      expect((await registerOperatorSocket(db.db, socket(1), OPERATOR_SOCKET_MS)).ok).toBe(true);
+      await forgetOperatorSocket(db.db, socket(1), first.expires);
+      expect(await rows()).toBe(MAX_SOCKETS_PER_SESSION);
       // One it holds already is renewed, not counted again.
-      expect(await registerOperatorSocket(db.db, socket(0), OPERATOR_SOCKET_MS)).toEqual({
+      expect(await registerOperatorSocket(db.db, socket(0), OPERATOR_SOCKET_MS)).toMatchObject({
         ok: true,
         inserted: false,
       });

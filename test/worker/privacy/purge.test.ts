@@ -258,6 +258,7 @@ describe("isTenantKey", () => {
     expect(isTenantKey("ce:ab:acme:tone:s1:user:x", "acme")).toBe(true);
     expect(isTenantKey("ce:v2:tenant:acme", "acme")).toBe(true);
     expect(isTenantKey("ce:v3:tenant:acme", "acme")).toBe(true);
+    expect(isTenantKey("ce:v4:tenant:acme", "acme")).toBe(true);
     expect(isTenantKey("ce:tools:acme", "acme")).toBe(true);
     expect(isTenantKey("ce:ab:acme-2:tone:s1:user:acme", "acme")).toBe(false);
     expect(isTenantKey("ce:v2:tenant:acme-2", "acme")).toBe(false);
