@@ -116,6 +116,12 @@ describe("Turnstile bot check on conversation starts", () => {
     const over = await start(pk, { turnstile_token: DUMMY_TOKEN }, browser("192.0.2.99"));
     expect(over.status).toBe(429);
     expect((await envelope(over)).details).toMatchObject({ level: "tenant", limit: 2 });
+    // Known full in this isolate: the next is refused before its token is spent on siteverify.
+    const before = (await verifications(PASSES)).length;
+    const next = await start(pk, { turnstile_token: DUMMY_TOKEN }, browser("192.0.2.98"));
+    expect(next.status).toBe(429);
+    expect((await envelope(next)).details).toMatchObject({ level: "tenant" });
+    expect((await verifications(PASSES)).length).toBe(before);
   });
 
   it("refuses a spent token (timeout-or-duplicate)", async () => {
