@@ -149,6 +149,21 @@ function modelEntry(id: string, env: Env) {
  * handler (`errorResponse` in src/app.ts), which knows these paths.
  */
 export const openAiChat = newRouter();
+/**
+ * OpenAI's own rate-limit headers beside the RateLimit fields, for the clients and proxies that
+ * read them (routers, retry middleware): the requests of the most constrained window in force
+ * (user, tenant or global), with its reset as OpenAI writes durations. No `-tokens` pair: the
+ * token budgets here are monthly and daily, not a minute's. Set on answers and refusals alike.
+ */
+openAiChat.use("/chat/completions", async (c, next) => {
+  await next();
+  const h = c.res.headers;
+  const limit = h.get("RateLimit-Limit");
+  if (limit === null) return;
+  h.set("x-ratelimit-limit-requests", limit);
+  h.set("x-ratelimit-remaining-requests", h.get("RateLimit-Remaining") ?? "0");
+  h.set("x-ratelimit-reset-requests", `${h.get("RateLimit-Reset") ?? "0"}s`);
+});
 openAiChat.openapi(modelsRoute, (c) => {
   const env = c.get("svc").env;
   const data = allowedModels(c.get("tenant")).map((id) => modelEntry(id, env));

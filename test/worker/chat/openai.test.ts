@@ -222,6 +222,27 @@ describe("POST /v1/chat/completions", () => {
     expect(other.status).toBe(200);
   });
 
+  it("sends OpenAI's x-ratelimit-*-requests headers beside the RateLimit fields, answered or refused, streamed or not", async () => {
+    const { key } = await chatTenant({ user_rate_limit_per_minute: 2 });
+    const ask = (stream = false) =>
+      completions(key, { model: "mock", user: "carol", stream, messages: [{ role: "user", content: "hi" }] });
+    const first = await ask();
+    expect(first.status).toBe(200);
+    expect(first.headers.get("x-ratelimit-limit-requests")).toBe("2");
+    expect(first.headers.get("x-ratelimit-remaining-requests")).toBe("1");
+    expect(first.headers.get("x-ratelimit-reset-requests")).toBe(`${first.headers.get("ratelimit-reset")}s`);
+    const streamed = await ask(true);
+    expect(streamed.headers.get("x-ratelimit-remaining-requests")).toBe("0");
+    await streamed.text();
+    const refused = await ask();
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("x-ratelimit-remaining-requests")).toBe("0");
+    expect(refused.headers.get("x-ratelimit-reset-requests")).toMatch(/^[1-9]\d*s$/);
+    // The conversation API keeps to the RateLimit fields.
+    const conv = await send("POST", "/v1/conversations", key, { user: "dave" });
+    expect(conv.headers.get("x-ratelimit-limit-requests")).toBeNull();
+  });
+
   it("names the budget that refused a 429: insufficient_quota with the budget as param", async () => {
     const cases: [Record<string, unknown>, string][] = [
       [{ monthly_token_budget: 10 }, "monthly_tokens"],
