@@ -25,8 +25,9 @@ export function rateLimitFields(policies: readonly RatePolicy[]): Record<string,
 
 /**
  * RateLimit-Policy and RateLimit with every level in force, the legacy RateLimit-Limit/-Remaining/
- * -Reset (the most constrained level; kept until 2027-06-30, docs/admission.md), and Retry-After on
- * a refusal.
+ * -Reset (the most constrained level; kept until 2027-06-30, docs/admission.md; the OpenAI route's
+ * x-ratelimit-*-requests are made from them, src/chat/openai-routes.ts, and its test checks both), and
+ * Retry-After on a refusal.
  */
 export function rateLimitHeaders(r: AdmitResult): Record<string, string> {
   const h: Record<string, string> = {

@@ -113,12 +113,20 @@ export async function limitStart(c: Context<AppEnv>, { site }: { site: boolean }
   const siteWindow = siteStartWindow(c);
   if (site) windows.push(siteWindow);
   else {
-    // Counted later (after the bot check), but a minute this isolate knows is full refuses now:
-    // no address slot, no siteverify call, no spent Turnstile token for a start that cannot happen.
-    const full = knownRefusal(siteWindow.hit);
-    if (full) throw addressRefusal(siteWindow.hit, full, siteWindow.level);
+    // Counted later (after the bot check), but a minute this isolate knows is full refuses now (a
+    // full address or visitor first: theirs is the longer wait): no address slot, no siteverify
+    // call, no spent Turnstile token for a start that cannot happen.
+    refuseKnown([...windows, siteWindow]);
   }
   if (windows.length > 0) await hitWindows(c, windows);
+}
+
+/** Refuses with the first of the windows this isolate knows to be full, if any. */
+function refuseKnown(windows: readonly Window[]): void {
+  for (const w of windows) {
+    const known = knownRefusal(w.hit);
+    if (known) throw addressRefusal(w.hit, known, w.level);
+  }
 }
 
 /**
@@ -165,10 +173,7 @@ async function visitorKey(visitorId: string): Promise<string> {
 
 /** Asks the gate for the windows (one call), unless this isolate knows one is full; 429 if one is. */
 async function hitWindows(c: Context<AppEnv>, windows: Window[]): Promise<void> {
-  for (const w of windows) {
-    const known = knownRefusal(w.hit);
-    if (known) throw addressRefusal(w.hit, known, w.level);
-  }
+  refuseKnown(windows);
   const gate = tenantGate(c.get("svc").env, (windows[0] as Window).hit.tenantId);
   const askedAt = Date.now();
   let results: AddressHitResult[];

@@ -198,7 +198,8 @@ async function conversationBatch(db: SqlExecutor, tenantId: string, limit: numbe
 
 /**
  * Whether a Redis key belongs to the tenant: the assignments `ce:ab:<tenant>:...` and the named
- * caches `ce:<name>:<tenant>` and `ce:v2:<name>:<tenant>` (src/cache/tiered.ts). The SCAN pattern
+ * caches `ce:<name>:<tenant>`, `ce:v2:<name>:<tenant>` and the sealed `ce:v3:`/`ce:v4:<name>:<tenant>`
+ * (src/cache/tiered.ts). The SCAN pattern
  * also matches ids that merely contain this one (`acme` in `acme-2`): those are left alone.
  */
 export function isTenantKey(key: string, tenantId: string): boolean {
