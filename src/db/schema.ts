@@ -803,6 +803,8 @@ export const operatorSockets = pgTable(
     tenantId: text("tenant_id").notNull(),
     conversationId: text("conversation_id").notNull(),
     expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+    /** The last registration that wrote the row: a socket refused after it takes back only its own. */
+    registration: text("registration"),
   },
   (t) => [primaryKey({ columns: [t.sessionId, t.conversationId] })],
 );

@@ -83,7 +83,7 @@ export const liveRoutes = new Hono<AppEnv>()
       });
     } catch (err) {
       // Refused (no such conversation, ended, full): a row of its own would only be swept later.
-      if (registered.inserted) await forgetOperatorSocket(svc.dbh.db, socket, registered.expires);
+      if (registered.inserted) await forgetOperatorSocket(svc.dbh.db, socket, registered.registration);
       throw err;
     }
   })

@@ -45,7 +45,7 @@ export const MAX_SOCKETS_PER_SESSION = 200;
  */
 export type Registration =
   | { ok: false; reason: "ended" | "full" }
-  | { ok: true; inserted: boolean; expires: string };
+  | { ok: true; inserted: boolean; registration: string };
 
 /**
  * Notes the socket the session is about to open into a conversation, for as long as it may live.
@@ -59,6 +59,7 @@ export async function registerOperatorSocket(
 ): Promise<Registration> {
   const at = new Date(now).toISOString();
   const expires = new Date(now + socketMs + ROW_MARGIN_MS).toISOString();
+  const registration = crypto.randomUUID();
   // One statement, one round trip. `for share` waits for a transaction ending the session, then
   // reads the row again: an ended session is no longer `live`, and nothing is written.
   const result = await db.execute<{ live: number; inserted: boolean | null }>(sql`
@@ -75,25 +76,26 @@ export async function registerOperatorSocket(
       where session_id in (select id from live) and conversation_id <> ${socket.conversationId}
         and expires_at <= ${at}::timestamptz
     ), written as (
-      insert into operator_sockets (session_id, tenant_id, conversation_id, expires_at)
-      select id, ${socket.tenantId}, ${socket.conversationId}, ${expires}::timestamptz
+      insert into operator_sockets (session_id, tenant_id, conversation_id, expires_at, registration)
+      select id, ${socket.tenantId}, ${socket.conversationId}, ${expires}::timestamptz, ${registration}
       from live, others where others.n < ${MAX_SOCKETS_PER_SESSION}
-      on conflict (session_id, conversation_id) do update set expires_at = excluded.expires_at
+      on conflict (session_id, conversation_id)
+        do update set expires_at = excluded.expires_at, registration = excluded.registration
       returning (xmax = 0) as inserted
     )
     select (select count(*) from live)::int as live, (select inserted from written) as inserted`);
   const row = result.rows[0];
   if (!row?.live) return { ok: false, reason: "ended" };
   if (row.inserted === null) return { ok: false, reason: "full" };
-  return { ok: true, inserted: row.inserted, expires };
+  return { ok: true, inserted: row.inserted, registration };
 }
 
 /**
  * Drops the row a registration wrote for a socket that did not open (and had no row before), unless
- * another socket of the session into the conversation renewed it since (its expiry then differs).
- * Best effort: a row left behind is swept by the cron.
+ * another socket of the session into the conversation renewed it since (its registration then
+ * differs). Best effort: a row left behind is swept by the cron.
  */
-export async function forgetOperatorSocket(db: Db, socket: OpenSocket, expires: string): Promise<void> {
+export async function forgetOperatorSocket(db: Db, socket: OpenSocket, registration: string): Promise<void> {
   try {
     await db
       .delete(operatorSockets)
@@ -101,7 +103,7 @@ export async function forgetOperatorSocket(db: Db, socket: OpenSocket, expires: 
         and(
           eq(operatorSockets.sessionId, socket.sessionId),
           eq(operatorSockets.conversationId, socket.conversationId),
-          eq(operatorSockets.expiresAt, new Date(expires)),
+          eq(operatorSockets.registration, registration),
         ),
       );
   } catch (err) {

@@ -255,11 +255,13 @@ describe("an operator's live sockets end with the session", () => {
         ok: false,
         reason: "full",
       });
-      // A failed socket drops only the row it wrote: not one another socket renewed since.
-      const first = await registerOperatorSocket(db.db, socket(1), OPERATOR_SOCKET_MS, Date.now() - 5_000);
+      // A failed socket drops only the row it wrote: not one another socket renewed since, even in
+      // the same millisecond (the same expiry).
+      const at = Date.now();
+      const first = await registerOperatorSocket(db.db, socket(1), OPERATOR_SOCKET_MS, at);
       if (!first.ok) throw new Error("not registered");
-      expect((await registerOperatorSocket(db.db, socket(1), OPERATOR_SOCKET_MS)).ok).toBe(true);
-      await forgetOperatorSocket(db.db, socket(1), first.expires);
+      expect((await registerOperatorSocket(db.db, socket(1), OPERATOR_SOCKET_MS, at)).ok).toBe(true);
+      await forgetOperatorSocket(db.db, socket(1), first.registration);
       expect(await rows()).toBe(MAX_SOCKETS_PER_SESSION);
       // One it holds already is renewed, not counted again.
       expect(await registerOperatorSocket(db.db, socket(0), OPERATOR_SOCKET_MS)).toMatchObject({

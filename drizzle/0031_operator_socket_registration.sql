@@ -1,0 +1,1 @@
+ALTER TABLE "operator_sockets" ADD COLUMN "registration" text;
