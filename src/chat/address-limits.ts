@@ -161,6 +161,12 @@ function siteStartWindow(c: Context<AppEnv>): Window {
 export const TENANT_STARTS_WINDOW_MS = 60_000;
 
 type Level = "address" | "visitor" | "tenant";
+/** Whose window a refusal names, in its message. */
+const WHOSE: Record<Level, string> = {
+  address: "from this address",
+  visitor: "by this visitor",
+  tenant: "on this site right now",
+};
 interface Window {
   hit: AddressHit;
   level: Level;
@@ -202,16 +208,9 @@ export function addressRefusal(
   level: Level = "address",
 ): AppError {
   const { what } = WINDOWS[kind];
-  const policy =
-    level === "address" ? WINDOWS[kind].policy : level === "visitor" ? `visitor-${kind}s` : `tenant-${kind}s`;
+  const policy = level === "address" ? WINDOWS[kind].policy : `${level}-${kind}s`;
   const wait = result.retryAfterSeconds;
-  const from =
-    level === "address"
-      ? "from this address"
-      : level === "visitor"
-        ? "by this visitor"
-        : "on this site right now";
-  return new AppError("RATE_LIMITED", `too many ${what} ${from}; retry in ${wait} s`, {
+  return new AppError("RATE_LIMITED", `too many ${what} ${WHOSE[level]}; retry in ${wait} s`, {
     headers: {
       "Retry-After": String(wait),
       // The address's own policy only: this refusal comes before admission, which knows the others.

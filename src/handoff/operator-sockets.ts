@@ -148,35 +148,34 @@ export async function takeOperatorSockets(tx: Tx, sessionIds: string[]): Promise
  * Answers how many sockets were closed.
  */
 export async function closeOperatorSockets(env: Env, sockets: OpenSocket[]): Promise<number> {
-  const byConversation = new Map<string, { tenantId: string; conversationId: string; sessions: string[] }>();
+  // Each conversation's object once, with every ended session that had a socket there.
+  const byConversation = new Map<string, { tenantId: string; sessions: string[] }>();
   for (const s of sockets) {
     const name = `${s.tenantId}:${s.conversationId}`;
-    const entry = byConversation.get(name) ?? {
-      tenantId: s.tenantId,
-      conversationId: s.conversationId,
-      sessions: [],
-    };
+    const entry = byConversation.get(name) ?? { tenantId: s.tenantId, sessions: [] };
     entry.sessions.push(s.sessionId);
     byConversation.set(name, entry);
   }
-  const queue = [...byConversation.entries()];
+  const conversations = [...byConversation];
   let closed = 0;
-  const worker = async () => {
-    for (let next = queue.shift(); next; next = queue.shift()) {
-      const [name, { tenantId, sessions }] = next;
-      try {
-        closed += await env.CONVERSATION.getByName(name).closeSessions(tenantId, sessions);
-      } catch (err) {
+  for (let i = 0; i < conversations.length; i += CLOSE_CONCURRENCY) {
+    const batch = conversations.slice(i, i + CLOSE_CONCURRENCY);
+    const answers = await Promise.allSettled(
+      batch.map(([name, { tenantId, sessions }]) =>
+        env.CONVERSATION.getByName(name).closeSessions(tenantId, sessions),
+      ),
+    );
+    for (const [j, a] of answers.entries()) {
+      if (a.status === "fulfilled") closed += a.value;
+      else
         console.error(
           JSON.stringify({
             msg: "could not close an ended session's live sockets",
-            conversation: name,
-            error: String(err),
+            conversation: batch[j]?.[0],
+            error: String(a.reason),
           }),
         );
-      }
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(CLOSE_CONCURRENCY, queue.length) }, worker));
+  }
   return closed;
 }
